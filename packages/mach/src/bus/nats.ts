@@ -1,0 +1,63 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Errno, HurdError } from "../errors.js";
+import type { Bus, BusHandler, BusSubscription } from "./types.js";
+
+/** The bus over a real nats-server (nats.js v3). */
+export class NatsBus implements Bus {
+  readonly kind = "nats" as const;
+  closed = false;
+  private constructor(readonly nc: NatsConnection) {
+    void nc.closed().then(() => {
+      this.closed = true;
+    });
+  }
+
+  /** Connects to `servers` (e.g. "nats://127.0.0.1:4222"). */
+  static async connect(servers: string, name = "hurdmesh"): Promise<NatsBus> {
+    try {
+      const nc = await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      return new NatsBus(nc);
+    } catch (e) {
+      throw new HurdError(Errno.EIO, `cannot reach NATS at ${servers}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  publish(subject: string, data: Uint8Array, reply?: string): void {
+    if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed");
+    this.nc.publish(subject, data, reply ? { reply } : undefined);
+  }
+
+  subscribe(subject: string, handler: BusHandler): BusSubscription {
+    const sub = this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        handler(msg.subject, msg.data, msg.reply || undefined);
+      },
+    });
+    return { unsubscribe: () => sub.unsubscribe() };
+  }
+
+  async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    try {
+      const m = await this.nc.request(subject, data, { timeout: timeoutMs });
+      return m.data;
+    } catch (e) {
+      const err = e as Error;
+      if (/no responders/i.test(err.message) || err.name === "NoRespondersError")
+        throw new HurdError(Errno.MACH_SEND_INVALID_DEST, `nobody listens on ${subject}`, { cause: e });
+      if (/timeout/i.test(err.message) || err.name === "TimeoutError")
+        throw new HurdError(Errno.ETIMEDOUT, `no answer on ${subject} within ${timeoutMs} ms`, { cause: e });
+      throw new HurdError(Errno.EIO, err.message, { cause: e });
+    }
+  }
+
+  flush(): Promise<void> {
+    return this.nc.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.nc.close();
+  }
+}

@@ -1,0 +1,28 @@
+// The bus: the little a kernel and its tasks need from a message transport.
+// Two implementations pass the same suites: NATS (nats.ts) for anything with
+// more than one OS process, and an in-process hub (local.ts) for the embedded
+// default and the fast test runs.
+
+/** Called for each message on a subscription. `data` must not be mutated. */
+export type BusHandler = (subject: string, data: Uint8Array, reply: string | undefined) => void;
+
+export interface BusSubscription {
+  unsubscribe(): void;
+}
+
+export interface Bus {
+  /** "local" or "nats": for tables and traces. */
+  readonly kind: "local" | "nats";
+  publish(subject: string, data: Uint8Array, reply?: string): void;
+  /**
+   * Subjects are dot-separated tokens; `>` as the last token matches one or
+   * more tokens, `*` matches exactly one (NATS rules).
+   */
+  subscribe(subject: string, handler: BusHandler): BusSubscription;
+  /** Publish with a private reply subject and wait for one answer. */
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Resolves once everything published so far has left this connection. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+  readonly closed: boolean;
+}

@@ -1,0 +1,51 @@
+import { Errno, HurdError } from "./errors.js";
+import { methods, type ServiceDef } from "./msgid.js";
+import type { Rights } from "./rights.js";
+import { withRights } from "./rights.js";
+import type { RpcOptions, Task } from "./task.js";
+
+export interface CallOptions extends Omit<RpcOptions, "ports"> {
+  rights?: Rights;
+}
+
+type Methods<D extends ServiceDef> = D["methods"];
+type Req<M> = M extends { requestType: { fromPartial(o: infer P): unknown } } ? P : never;
+type Res<M> = M extends { responseType: { decode(b: Uint8Array): infer R } } ? R : never;
+
+/** A typed client of a port interface: one method per RPC, named as ts-proto names them. */
+export type Client<D extends ServiceDef> = {
+  [K in keyof Methods<D>]: (req: Req<Methods<D>[K]>, o?: CallOptions) => Promise<Res<Methods<D>[K]>>;
+};
+
+/**
+ * Binds a service definition to a send right: `client(task, ProcessDefinition, procPort).getpids({})`.
+ * `port` may be a function, for rights that are replaced over time (reauthentication).
+ */
+export function client<D extends ServiceDef>(task: Task, def: D, port: number | (() => number)): Client<D> {
+  const out: Record<string, unknown> = {};
+  for (const [key, info] of methods(def).byKey) {
+    const m = info.def;
+    out[key] = async (req: object, o: CallOptions = {}) => {
+      const body = m.requestType.encode(m.requestType.fromPartial(req)).finish();
+      const dest = typeof port === "function" ? port() : port;
+      if (info.simple) {
+        task.send({ destination: dest, id: info.msgid, body, ports: o.rights?.ports, traceparent: o.traceparent });
+        return withRights(m.responseType.fromPartial({}), []);
+      }
+      const r = await task.rpc(dest, info.msgid, body, { ...o, ports: o.rights?.ports });
+      if (r.id !== info.msgid + 100) {
+        task.dropRights(r);
+        throw new HurdError(Errno.MIG_REPLY_MISMATCH, `${info.path}: reply id ${r.id}, expected ${info.msgid + 100}`);
+      }
+      let res: object;
+      try {
+        res = m.responseType.decode(r.body);
+      } catch (e) {
+        task.dropRights(r);
+        throw new HurdError(Errno.MIG_TYPE_ERROR, `${info.path}: malformed reply`, { cause: e });
+      }
+      return withRights(res, r.ports);
+    };
+  }
+  return out as Client<D>;
+}

@@ -1,0 +1,435 @@
+import {
+  AttachReply,
+  CallReply,
+  Delivery,
+  MachDefinition,
+  MsgType,
+  NotifyId,
+  PortRight,
+  TaskSpecialPort,
+  Trap,
+  type Message,
+  type MsgPort,
+  type Received,
+  type SendFailed,
+} from "@hurdmesh/proto/hurd/mach/v1/mach";
+import type { Bus, BusSubscription } from "./bus/types.js";
+import { Errno, HurdError } from "./errors.js";
+import { methods } from "./msgid.js";
+
+/** mach/notify.h ids, as the runtime sees them on its ports. */
+export const Notify = {
+  PORT_DELETED: 65,
+  PORT_DESTROYED: 69,
+  NO_SENDERS: 70,
+  SEND_ONCE: 71,
+  DEAD_NAME: 72,
+  NEW_TASK: 4400,
+  TASK_TERMINATED: 4401,
+} as const;
+
+export const MACH_PORT_NULL = 0;
+export const MACH_PORT_DEAD = 0xffffffff;
+
+/** A handler for messages arriving on one receive right. Credit returns when it settles. */
+export type MessageHandler = (m: Received) => void | Promise<void>;
+
+export interface AttachOptions {
+  bus: Bus;
+  /** The kernel's system name (subjects hurd.<system>.…). */
+  system?: string;
+  taskId: number;
+  token: string;
+  /** How many messages the kernel may push before this task returns credit. */
+  window?: number;
+  /** Default deadline of kernel calls and RPCs, ms. */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  resolve(m: Received): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+type MachKey = keyof typeof MachDefinition.methods;
+type Req<K extends MachKey> = Parameters<(typeof MachDefinition.methods)[K]["requestType"]["fromPartial"]>[0];
+type Rep<K extends MachKey> = ReturnType<(typeof MachDefinition.methods)[K]["responseType"]["decode"]>;
+
+const mach = methods(MachDefinition);
+const EMPTY = new Uint8Array(0);
+/** One-way sends number their seq from here, so they never collide with reply names. */
+const ONE_WAY_SEQ = 2 ** 32;
+
+export interface RpcOptions {
+  ports?: MsgPort[];
+  timeoutMs?: number;
+  /** MACH_SEND_TIMEOUT for a full destination queue (default: the RPC's deadline). */
+  sendTimeoutMs?: number;
+  destinationDisposition?: MsgType;
+  traceparent?: string;
+}
+
+/**
+ * A task attached to a kernel: what MIG's runtime and libports are to a Hurd
+ * program. Kernel calls are traps answered by the kernel; messages are sent
+ * through the kernel and arrive on the task's delivery subject, within a
+ * credit window the task controls, so a slow task only ever holds a bounded
+ * backlog.
+ */
+export class Task {
+  readonly id: number;
+  readonly self: number;
+  readonly bootstrap: number;
+  readonly namespaceId: number;
+  readonly system: string;
+  readonly leaseMs: number;
+  readonly window: number;
+  readonly timeoutMs: number;
+  private readonly bus: Bus;
+  private readonly token: string;
+  private readonly trapSubject: string;
+  private readonly handlers = new Map<number, MessageHandler>();
+  private readonly replies = new Map<number, Pending>();
+  private readonly replyPool: number[] = [];
+  private sub: BusSubscription | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private pendingCredit = 0;
+  private sentSinceBeat = false;
+  private oneWaySeq = ONE_WAY_SEQ;
+  private closed = false;
+  /** Messages on ports nobody handles (default: rights released, RPCs answered MIG_BAD_ID). */
+  onUnhandled: (m: Received) => void = (m) => this.refuse(m);
+  /** One-way sends that the kernel could not route. */
+  onSendFailed: (f: SendFailed) => void = () => {};
+
+  private constructor(o: AttachOptions, rep: AttachReply, window: number) {
+    this.bus = o.bus;
+    this.token = o.token;
+    this.id = rep.taskId;
+    this.self = rep.taskSelf;
+    this.bootstrap = rep.bootstrap;
+    this.namespaceId = rep.namespaceId;
+    this.system = rep.system;
+    this.leaseMs = rep.leaseMs;
+    this.window = window;
+    this.timeoutMs = o.timeoutMs ?? 10_000;
+    this.trapSubject = `hurd.${rep.system}.kernel.trap`;
+  }
+
+  /** Attaches as the task `taskId`, proving it with `token`. */
+  static async attach(o: AttachOptions): Promise<Task> {
+    const system = o.system ?? "hurd";
+    const window = o.window ?? 256;
+    // Subscribe before attaching: the kernel starts pushing as soon as it has our credit.
+    const early: Uint8Array[] = [];
+    let task: Task | null = null;
+    const sub = o.bus.subscribe(`hurd.${system}.rcv.${o.taskId}.>`, (_s, d) => {
+      if (task) task.onDelivery(d);
+      else if (early.length < window) early.push(d);
+    });
+    try {
+      const req = MachDefinition.methods.attach.requestType.encode({ taskId: o.taskId, token: o.token, window }).finish();
+      const bytes = await trap(o.bus, `hurd.${system}.kernel.trap`, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, o.timeoutMs ?? 10_000);
+      const rep = AttachReply.decode(bytes);
+      task = new Task({ ...o, system }, rep, window);
+    } catch (e) {
+      sub.unsubscribe();
+      throw e;
+    }
+    task.sub = sub;
+    task.startHeartbeat();
+    for (const d of early) task.onDelivery(d);
+    return task;
+  }
+
+  private startHeartbeat(): void {
+    const every = Math.max(50, Math.floor(this.leaseMs / 3));
+    this.heartbeat = setInterval(() => {
+      if (this.closed) return;
+      if (!this.sentSinceBeat || this.pendingCredit > 0) this.publish(Trap.encode({ task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }).finish());
+      this.sentSinceBeat = false;
+    }, every);
+    this.heartbeat.unref();
+  }
+
+  private takeCredit(): number {
+    const c = this.pendingCredit;
+    this.pendingCredit = 0;
+    return c;
+  }
+
+  private publish(bytes: Uint8Array): void {
+    this.sentSinceBeat = true;
+    this.bus.publish(this.trapSubject, bytes);
+  }
+
+  // ------------------------------------------------------------ kernel calls
+
+  /** A kernel call by its hurd.mach.v1.Mach method name. */
+  async call<K extends MachKey>(key: K, req: Req<K>): Promise<Rep<K>> {
+    if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
+    const info = mach.byKey.get(key)!;
+    const def = info.def;
+    const body = def.requestType.encode(def.requestType.fromPartial(req)).finish();
+    this.sentSinceBeat = true;
+    const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, this.timeoutMs);
+    return def.responseType.decode(bytes) as Rep<K>;
+  }
+
+  async allocate(right: PortRight = PortRight.PORT_RIGHT_RECEIVE): Promise<number> {
+    return (await this.call("portAllocate", { right })).name;
+  }
+  async deallocate(name: number): Promise<void> {
+    await this.call("portDeallocate", { name });
+  }
+  async destroy(name: number): Promise<void> {
+    await this.call("portDestroy", { name });
+  }
+  async modRefs(name: number, right: PortRight, delta: number): Promise<void> {
+    await this.call("portModRefs", { name, right, delta });
+  }
+  async getRefs(name: number, right: PortRight): Promise<number> {
+    return (await this.call("portGetRefs", { name, right })).refs;
+  }
+  async type(name: number): Promise<number> {
+    return (await this.call("portType", { name })).type;
+  }
+  async names(): Promise<{ names: number[]; types: number[] }> {
+    return this.call("portNames", {});
+  }
+  /** Registers a notification; answers the previous send-once right's name (0 if none). */
+  async requestNotification(name: number, variant: NotifyId, notify: number, sync = 0, disposition = MsgType.MSG_TYPE_MAKE_SEND_ONCE): Promise<number> {
+    return (await this.call("portRequestNotification", { name, variant, sync, notify, notifyDisposition: disposition })).previous;
+  }
+  async insertRight(task: number, name: number, right: number, disposition: MsgType): Promise<void> {
+    await this.call("portInsertRight", { task, name, right, disposition });
+  }
+  async extractRight(task: number, name: number, disposition: MsgType): Promise<{ name: number; type: MsgType }> {
+    return this.call("portExtractRight", { task, name, disposition });
+  }
+  async taskCreate(name: string, o: { parent?: number; newNamespace?: boolean } = {}) {
+    return this.call("taskCreate", { name, parent: o.parent ?? 0, newNamespace: o.newNamespace ?? false });
+  }
+  async taskTerminate(task: number): Promise<void> {
+    await this.call("taskTerminate", { task });
+  }
+  async taskInfo(task = 0) {
+    return this.call("taskInfo", { task });
+  }
+  async getSpecialPort(task: number, which: TaskSpecialPort): Promise<number> {
+    return (await this.call("taskGetSpecialPort", { task, which })).port;
+  }
+  async setSpecialPort(task: number, which: TaskSpecialPort, port: number): Promise<void> {
+    await this.call("taskSetSpecialPort", { task, which, port });
+  }
+
+  // ------------------------------------------------------------ messages
+
+  /** Serves messages arriving on the receive right `name`. */
+  receive(name: number, handler: MessageHandler): void {
+    this.handlers.set(name, handler);
+  }
+
+  unreceive(name: number): void {
+    this.handlers.delete(name);
+  }
+
+  /** A one-way send (simpleroutine, notification, reply). Failures go to onSendFailed. */
+  send(m: Partial<Message>): void {
+    if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
+    const msg: Message = {
+      destination: m.destination ?? 0,
+      destinationDisposition: m.destinationDisposition ?? MsgType.MSG_TYPE_UNSPECIFIED,
+      reply: m.reply ?? 0,
+      replyDisposition: m.replyDisposition ?? MsgType.MSG_TYPE_UNSPECIFIED,
+      id: m.id ?? 0,
+      body: m.body ?? EMPTY,
+      ports: m.ports ?? [],
+      timeoutMs: m.timeoutMs ?? 0,
+      seq: m.seq ?? this.oneWaySeq++,
+      traceparent: m.traceparent ?? "",
+      code: m.code ?? 0,
+    };
+    this.publish(Trap.encode({ task: this.id, token: this.token, credit: this.takeCredit(), send: msg }).finish());
+  }
+
+  /**
+   * Sends a request and waits for its reply on a reply port of the runtime's
+   * (MAKE_SEND_ONCE), as a MIG stub does. Rejects with the reply's code, with
+   * MIG_SERVER_DIED if the reply right was destroyed unused, or ETIMEDOUT.
+   */
+  async rpc(destination: number, id: number, body: Uint8Array, o: RpcOptions = {}): Promise<Received> {
+    if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
+    const rp = this.replyPool.pop() ?? (await this.allocate());
+    const timeoutMs = o.timeoutMs ?? this.timeoutMs;
+    return new Promise<Received>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.replies.get(rp) !== p) return;
+        this.replies.delete(rp);
+        // A late reply could still come: this reply port is never reused.
+        this.destroy(rp).catch(() => {});
+        reject(new HurdError(Errno.ETIMEDOUT, `no reply to message ${id} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const p: Pending = { resolve, reject, timer };
+      this.replies.set(rp, p);
+      try {
+        this.send({
+          destination,
+          destinationDisposition: o.destinationDisposition,
+          reply: rp,
+          replyDisposition: MsgType.MSG_TYPE_MAKE_SEND_ONCE,
+          id,
+          body,
+          ports: o.ports,
+          timeoutMs: o.sendTimeoutMs ?? timeoutMs,
+          seq: rp,
+          traceparent: o.traceparent,
+        });
+      } catch (e) {
+        clearTimeout(timer);
+        this.replies.delete(rp);
+        this.replyPool.push(rp);
+        reject(e);
+      }
+    });
+  }
+
+  private onDelivery(data: Uint8Array): void {
+    let d: Delivery;
+    try {
+      d = Delivery.decode(data);
+    } catch {
+      return;
+    }
+    if (d.failed) return this.onFailed(d.failed);
+    const m = d.message;
+    if (!m) return;
+    const p = this.replies.get(m.local);
+    if (p) {
+      this.replies.delete(m.local);
+      clearTimeout(p.timer);
+      this.pendingCredit++;
+      if (m.kernel && m.id === Notify.SEND_ONCE) {
+        // The reply right died unused: the server (or the message) is gone.
+        this.replyPool.push(m.local);
+        p.reject(new HurdError(Errno.MIG_SERVER_DIED, `reply port ${m.local}`));
+        return;
+      }
+      this.replyPool.push(m.local);
+      if (m.code !== 0) p.reject(new HurdError(m.code, m.body.length ? new TextDecoder().decode(m.body) : undefined));
+      else p.resolve(m);
+      this.flushCredit();
+      return;
+    }
+    const h = this.handlers.get(m.local);
+    if (!h) {
+      this.pendingCredit++;
+      this.onUnhandled(m);
+      this.flushCredit();
+      return;
+    }
+    let r: void | Promise<void>;
+    try {
+      r = h(m);
+    } catch {
+      r = undefined;
+    }
+    if (r && typeof (r as Promise<void>).then === "function") {
+      (r as Promise<void>).then(
+        () => this.credited(),
+        () => this.credited(),
+      );
+    } else this.credited();
+  }
+
+  private credited(): void {
+    this.pendingCredit++;
+    this.flushCredit();
+  }
+
+  /** Returns credit on its own trap only when a good part of the window is owed. */
+  private flushCredit(): void {
+    if (this.pendingCredit * 2 >= this.window && !this.closed) {
+      this.publish(Trap.encode({ task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }).finish());
+    }
+  }
+
+  private onFailed(f: SendFailed): void {
+    const p = f.seq < ONE_WAY_SEQ ? this.replies.get(f.seq) : undefined;
+    if (p) {
+      this.replies.delete(f.seq);
+      clearTimeout(p.timer);
+      // The reply port may hold a copied-back send-once right: do not reuse it.
+      this.destroy(f.seq).catch(() => {});
+      if (f.reply && f.reply !== MACH_PORT_DEAD) this.deallocate(f.reply).catch(() => {});
+      p.reject(new HurdError(f.code));
+      return;
+    }
+    this.onSendFailed(f);
+  }
+
+  /** Answers an unserved message as a MIG server does for an unknown id, and drops its rights. */
+  refuse(m: Received, code: number = Errno.MIG_BAD_ID): void {
+    if (this.closed) return;
+    if (m.reply && m.reply !== MACH_PORT_DEAD && !m.kernel) {
+      this.send({
+        destination: m.reply,
+        destinationDisposition: m.replyType === MsgType.MSG_TYPE_MOVE_SEND_ONCE ? MsgType.MSG_TYPE_MOVE_SEND_ONCE : MsgType.MSG_TYPE_MOVE_SEND,
+        id: m.id + 100,
+        code,
+      });
+    }
+    this.dropRights(m);
+  }
+
+  /** Releases every right a message brought (MIG's mach_msg_destroy). */
+  dropRights(m: Received): void {
+    for (const p of m.ports) {
+      if (p.name === 0 || p.name === MACH_PORT_DEAD || p.type === MsgType.MSG_TYPE_PORT_NAME) continue;
+      (p.type === MsgType.MSG_TYPE_MOVE_RECEIVE ? this.destroy(p.name) : this.deallocate(p.name)).catch(() => {});
+    }
+  }
+
+  /** Ends the task: the kernel destroys its space and task port. */
+  async detach(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.call("detach", {});
+    } catch {
+      // Already gone: nothing to undo.
+    }
+    this.shutdown();
+  }
+
+  /**
+   * Stops talking to the kernel without saying goodbye, as a crashed program
+   * would: the kernel terminates the task when its lease runs out.
+   */
+  abandon(): void {
+    this.shutdown();
+  }
+
+  private shutdown(): void {
+    this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.sub?.unsubscribe();
+    for (const p of this.replies.values()) {
+      clearTimeout(p.timer);
+      p.reject(new HurdError(Errno.KERN_INVALID_TASK, "task detached"));
+    }
+    this.replies.clear();
+  }
+
+  get detached(): boolean {
+    return this.closed;
+  }
+}
+
+/** One kernel call over the bus. */
+async function trap(bus: Bus, subject: string, task: number, token: string, credit: number, msgid: number, request: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  const bytes = Trap.encode({ task, token, credit, call: { msgid, request } }).finish();
+  const ans = CallReply.decode(await bus.request(subject, bytes, timeoutMs));
+  if (ans.code !== 0) throw new HurdError(ans.code, ans.detail || undefined);
+  return ans.reply;
+}

@@ -1,0 +1,56 @@
+// Every bound the kernel keeps, in one place, with its default and why.
+
+export interface KernelConfig {
+  /** Names the system; subjects are hurd.<system>.… so kernels can share a NATS. */
+  system: string;
+  /**
+   * Messages a port may hold waiting for its receiver (mach_port_set_qlimit).
+   * Mach's default is 5 with a maximum of 16; a networked receiver needs more
+   * slack to keep a pipeline full, so the default is larger.
+   */
+  qlimit: number;
+  /** The largest qlimit a task may set. */
+  qlimitMax: number;
+  /** Senders that may wait for room on one full port; past it, MACH_SEND_NO_BUFFER. */
+  maxBlockedSenders: number;
+  /** Largest message body (bytes). */
+  maxBodyBytes: number;
+  /** Most rights one message may carry. */
+  maxPortsPerMessage: number;
+  /** Most names one task may hold (KERN_NO_SPACE past it). */
+  maxNamesPerTask: number;
+  /** Most urefs a name may carry (KERN_UREFS_OVERFLOW past it; Mach's MACH_PORT_UREFS_MAX). */
+  maxUrefs: number;
+  /** Most messages the kernel pushes to a task before the task returns credit. */
+  maxWindow: number;
+  /** A task not heard from for this long (ms) is terminated. */
+  leaseMs: number;
+  /** Most tasks alive at once (KERN_RESOURCE_SHORTAGE past it). */
+  maxTasks: number;
+  /** Namespace nesting limit, as Linux's 32 for PID namespaces. */
+  maxNamespaceDepth: number;
+  /** Longest a kernel call may wait on the bus, ms (clients' default deadline). */
+  callTimeoutMs: number;
+}
+
+export const defaultKernelConfig: KernelConfig = {
+  system: "hurd",
+  qlimit: 256,
+  qlimitMax: 65536,
+  maxBlockedSenders: 1024,
+  maxBodyBytes: 4 * 1024 * 1024,
+  maxPortsPerMessage: 1024,
+  maxNamesPerTask: 1 << 20,
+  maxUrefs: 0xffff,
+  maxWindow: 4096,
+  leaseMs: 5000,
+  maxTasks: 2_000_000,
+  maxNamespaceDepth: 32,
+  callTimeoutMs: 10_000,
+};
+
+export function kernelConfig(over: Partial<KernelConfig> = {}): KernelConfig {
+  const c = { ...defaultKernelConfig, ...over };
+  if (!/^[A-Za-z0-9_-]+$/.test(c.system)) throw new Error(`system name ${JSON.stringify(c.system)} must be one NATS token`);
+  return c;
+}

@@ -1,0 +1,31 @@
+// Notification message ids (mach/notify.h, task_notify.defs) and bodies.
+import {
+  DeadNameNotification,
+  NoSendersNotification,
+  PortDeletedNotification,
+  PortDestroyedNotification,
+  NewTaskNotification,
+  TaskTerminatedNotification,
+} from "@hurdmesh/proto/hurd/mach/v1/mach";
+
+export const MACH_NOTIFY_PORT_DELETED = 65;
+export const MACH_NOTIFY_PORT_DESTROYED = 69;
+export const MACH_NOTIFY_NO_SENDERS = 70;
+export const MACH_NOTIFY_SEND_ONCE = 71;
+export const MACH_NOTIFY_DEAD_NAME = 72;
+export const MACH_NOTIFY_NEW_TASK = 4400;
+/** hurdmesh: a task of the registered namespace is gone. */
+export const HURD_NOTIFY_TASK_TERMINATED = 4401;
+
+const EMPTY = new Uint8Array(0);
+
+export const bodies = {
+  portDeleted: (name: number) => PortDeletedNotification.encode({ name }).finish(),
+  portDestroyed: () => PortDestroyedNotification.encode({ rights: 0 }).finish(),
+  noSenders: (mscount: number) => NoSendersNotification.encode({ mscount }).finish(),
+  sendOnce: () => EMPTY,
+  deadName: (name: number) => DeadNameNotification.encode({ name }).finish(),
+  newTask: (taskId: number, parentId: number) =>
+    NewTaskNotification.encode({ task: 0, parent: 1, taskId, parentId }).finish(),
+  taskTerminated: (taskId: number, reason: string) => TaskTerminatedNotification.encode({ taskId, reason }).finish(),
+};

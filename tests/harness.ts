@@ -1,0 +1,76 @@
+// Starts a kernel on a bus of the requested kind and attaches tasks to it.
+// The NATS flavour talks to the real nats-server that `npm test` started
+// (NATS_URL); the local flavour uses the in-process hub.
+import { LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { Kernel, TrapServer, type KernelConfig } from "@hurdmesh/kernel";
+
+export type BusKind = "local" | "nats";
+
+export const busKinds: BusKind[] = process.env.HURD_TEST_BUSES ? (process.env.HURD_TEST_BUSES.split(",") as BusKind[]) : ["local", "nats"];
+
+let systems = 0;
+
+export interface Hurd {
+  kind: BusKind;
+  kernel: Kernel;
+  /** Creates a boot task and attaches to it over its own bus connection. */
+  task(name: string, o?: { hostPriv?: boolean; window?: number; timeoutMs?: number }): Promise<Task & { hostPriv: number }>;
+  /** Attaches to an existing task id with a token (e.g. from taskCreate). */
+  attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number }): Promise<Task>;
+  close(): Promise<void>;
+}
+
+export function natsUrl(): string {
+  const u = process.env.NATS_URL;
+  if (!u) throw new Error("NATS_URL is not set: run the suites with `npm test`, which starts a nats-server");
+  return u;
+}
+
+export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {}): Promise<Hurd> {
+  const system = `t${process.pid}x${++systems}`;
+  const logs: string[] = [];
+  const kernel = new Kernel({ system, ...config }, { log: (l) => logs.push(l) });
+  const hub = new LocalHub();
+  const buses: Bus[] = [];
+  const connect = async (): Promise<Bus> => {
+    const b = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
+    buses.push(b);
+    return b;
+  };
+  const kbus = await connect();
+  const trap = new TrapServer(kernel, kbus);
+  trap.start();
+  await kbus.flush();
+  const tasks: Task[] = [];
+  const attach = async (taskId: number, token: string, o: { window?: number; timeoutMs?: number } = {}) => {
+    const t = await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs ?? 5000 });
+    tasks.push(t);
+    return t;
+  };
+  return {
+    kind,
+    kernel,
+    attach,
+    async task(name, o = {}) {
+      const b = kernel.bootTask({ name, hostPriv: o.hostPriv });
+      const t = (await attach(b.task.id, b.token, o)) as Task & { hostPriv: number };
+      t.hostPriv = b.hostPriv;
+      return t;
+    },
+    async close() {
+      for (const t of tasks) t.abandon();
+      trap.stop();
+      kernel.close();
+      for (const b of buses) await b.close();
+    },
+  };
+}
+
+/** Resolves when `cond` holds, polling; rejects after `ms`. */
+export async function until(cond: () => boolean | Promise<boolean>, ms = 3000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
