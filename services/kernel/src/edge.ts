@@ -1,0 +1,141 @@
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { HurdError, errnoName, grpcStatusOf, methods, Errno } from "@hurdmesh/mach";
+import { AttachRequest, MachDefinition, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { handlers } from "./calls.js";
+import type { Kernel } from "./kernel.js";
+import type { KTask, Sink } from "./task.js";
+import { attachReply } from "./trap.js";
+
+/** Metadata keys a client proves itself with on every call. */
+export const TASK_HEADER = "hurd-task";
+export const TOKEN_HEADER = "hurd-token";
+/** On the Receive stream: how many messages the kernel may push ahead of credit. */
+export const WINDOW_HEADER = "hurd-window";
+
+const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
+
+/** Turns any failure into a gRPC error whose trailer names the Hurd errno. */
+function toStatus(e: unknown): grpc.ServiceError {
+  const he = HurdError.from(e);
+  const md = new grpc.Metadata();
+  md.set("hurd-errno", errnoName(he.code));
+  md.set("hurd-code", String(he.code));
+  return Object.assign(new Error(he.message), { code: grpcStatusOf(he.code), details: he.message, metadata: md }) as grpc.ServiceError;
+}
+
+/**
+ * The kernel's gRPC edge: the Mach interface for clients outside the bus
+ * (the CLI, workloads, other languages). Every call carries the task id and
+ * token in metadata; the Receive stream is the task's delivery subject. The
+ * standard health service and server reflection are served beside it.
+ */
+export class Edge {
+  readonly server = new grpc.Server({ "grpc.max_receive_message_length": 8 * 1024 * 1024 });
+  readonly health = new HealthImplementation({ "": "NOT_SERVING", "hurd.mach.v1.Mach": "NOT_SERVING" });
+  port = 0;
+
+  constructor(private readonly kernel: Kernel) {
+    this.server.addService(EdgeService, this.implementation());
+    this.health.addToServer(this.server);
+    const pkg = protoLoader.loadSync(["hurd/mach/v1/mach.proto"], { includeDirs: [protoRoot], keepCase: false });
+    new ReflectionService(pkg).addToServer(this.server);
+  }
+
+  /** Listens on `address` (host:port; port 0 picks one) and reports SERVING. */
+  async listen(address: string): Promise<number> {
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))),
+    );
+    this.health.setStatus("", "SERVING");
+    this.health.setStatus("hurd.mach.v1.Mach", "SERVING");
+    return this.port;
+  }
+
+  async close(): Promise<void> {
+    this.health.setStatus("", "NOT_SERVING");
+    this.health.setStatus("hurd.mach.v1.Mach", "NOT_SERVING");
+    await new Promise<void>((r) => this.server.tryShutdown(() => r()));
+  }
+
+  private who(md: grpc.Metadata): KTask {
+    const id = Number(md.get(TASK_HEADER)[0] ?? 0);
+    const token = String(md.get(TOKEN_HEADER)[0] ?? "");
+    const t = Number.isSafeInteger(id) ? this.kernel.authenticate(id, token) : null;
+    if (!t) {
+      this.kernel.stats.rejectedTraps++;
+      this.kernel.log(`edge call for task ${md.get(TASK_HEADER)[0]} with a missing or wrong token rejected`);
+      throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
+    }
+    this.kernel.touch(t);
+    return t;
+  }
+
+  private implementation(): grpc.UntypedServiceImplementation {
+    const impl: grpc.UntypedServiceImplementation = {};
+    const k = this.kernel;
+    for (const [key, info] of methods(MachDefinition).byKey) {
+      if (key === "receive" || key === "attach") continue;
+      const h = handlers[key];
+      impl[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        try {
+          const t = this.who(call.metadata);
+          const rep = h ? h(k, t, call.request) : (() => { throw new HurdError(Errno.MIG_BAD_ID, info.path); })();
+          cb(null, info.def.responseType.fromPartial(rep as object));
+        } catch (e) {
+          cb(toStatus(e));
+        }
+      };
+    }
+    impl.attach = (call: grpc.ServerUnaryCall<AttachRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      try {
+        const t = k.authenticate(call.request.taskId, call.request.token);
+        if (!t) throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
+        cb(null, attachReply(k, t));
+      } catch (e) {
+        cb(toStatus(e));
+      }
+    };
+    impl.receive = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      let t: KTask;
+      try {
+        t = this.who(call.metadata);
+      } catch (e) {
+        call.destroy(toStatus(e));
+        return;
+      }
+      // Deliveries are already encoded Delivery messages: write the bytes as they are.
+      const sink: Sink = (bytes) => {
+        (call as unknown as { write(b: Uint8Array): boolean }).write(bytes);
+      };
+      const window = Number(call.metadata.get(WINDOW_HEADER)[0] ?? 256) || 256;
+      k.attach(t, sink, window);
+      // An open stream is a live connection: keep the lease fresh while it lasts.
+      const beat = setInterval(() => k.touch(t), Math.max(50, k.config.leaseMs / 3));
+      beat.unref();
+      const end = () => {
+        clearInterval(beat);
+        k.lostSink(t, sink);
+      };
+      call.on("cancelled", end);
+      call.on("close", end);
+      call.on("error", end);
+    };
+    return impl;
+  }
+}
+
+// The Receive stream writes pre-encoded Delivery bytes (the kernel encodes a
+// delivery once, whichever carrier takes it); every other method uses
+// ts-proto's serializers as generated.
+const EdgeService: grpc.ServiceDefinition = {
+  ...(MachService as unknown as grpc.ServiceDefinition),
+  receive: {
+    ...(MachService.receive as unknown as grpc.MethodDefinition<unknown, unknown>),
+    responseSerialize: (v: unknown) =>
+      Buffer.isBuffer(v) ? v : v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : Buffer.alloc(0),
+  },
+};

@@ -1,0 +1,63 @@
+// hurd-kernel: runs the kernel as its own process, on NATS (--nats) or on an
+// in-process bus (embedded use, mostly for trying it out), with the gRPC edge.
+//
+//   tsx services/kernel/src/main.ts --nats nats://127.0.0.1:4222 --grpc 127.0.0.1:7400 \
+//       --boot proc,auth,init --boot-file /run/hurd/boot.json
+//
+// Boot tasks are created at start; their ids and secret tokens are written
+// (mode 0600) to the boot file, which is how the boot servers learn who they are.
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { LocalHub, NatsBus, type Bus } from "@hurdmesh/mach";
+import { Edge } from "./edge.js";
+import { Kernel } from "./kernel.js";
+import { TrapServer } from "./trap.js";
+
+const { values } = parseArgs({
+  options: {
+    nats: { type: "string", default: process.env.NATS_URL },
+    grpc: { type: "string", default: process.env.HURD_GRPC ?? "127.0.0.1:7400" },
+    system: { type: "string", default: process.env.HURD_SYSTEM ?? "hurd" },
+    boot: { type: "string", default: process.env.HURD_BOOT ?? "" },
+    "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
+    "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
+    help: { type: "boolean", short: "h" },
+  },
+});
+
+if (values.help) {
+  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--lease-ms N]");
+  process.exit(0);
+}
+
+const kernel = new Kernel({ system: values.system!, ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) });
+const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
+const traps = new TrapServer(kernel, bus);
+traps.start();
+await bus.flush();
+
+const boot: Record<string, { taskId: number; token: string; hostPriv: number }> = {};
+for (const name of values.boot!.split(",").filter(Boolean)) {
+  const b = kernel.bootTask({ name, hostPriv: true });
+  boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv };
+}
+if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot }, null, 2), { mode: 0o600 });
+
+const edge = new Edge(kernel);
+const port = await edge.listen(values.grpc!);
+const host = values.grpc!.replace(/:\d+$/, "");
+console.log(`hurd-kernel ${values.system}: bus ${bus.kind}${values.nats ? ` ${values.nats}` : ""}, gRPC edge on ${host}:${port}`);
+
+let stopping = false;
+async function stop(sig: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`hurd-kernel ${values.system}: ${sig}, stopping`);
+  await edge.close();
+  traps.stop();
+  kernel.close();
+  await bus.close();
+  process.exit(0);
+}
+process.on("SIGINT", () => void stop("SIGINT"));
+process.on("SIGTERM", () => void stop("SIGTERM"));
