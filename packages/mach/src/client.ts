@@ -3,6 +3,9 @@ import { methods, type ServiceDef } from "./msgid.js";
 import type { Rights } from "./rights.js";
 import { withRights } from "./rights.js";
 import type { RpcOptions, Task } from "./task.js";
+import { encode } from "./wire.js";
+
+const NO_OPTIONS: CallOptions = Object.freeze({});
 
 export interface CallOptions extends Omit<RpcOptions, "ports"> {
   rights?: Rights;
@@ -25,14 +28,15 @@ export function client<D extends ServiceDef>(task: Task, def: D, port: number | 
   const out: Record<string, unknown> = {};
   for (const [key, info] of methods(def).byKey) {
     const m = info.def;
-    out[key] = async (req: object, o: CallOptions = {}) => {
-      const body = m.requestType.encode(m.requestType.fromPartial(req)).finish();
+    out[key] = async (req: object, o: CallOptions = NO_OPTIONS) => {
+      const body = encode(m.requestType, m.requestType.fromPartial(req));
       const dest = typeof port === "function" ? port() : port;
       if (info.simple) {
         task.send({ destination: dest, id: info.msgid, body, ports: o.rights?.ports, traceparent: o.traceparent });
         return withRights(m.responseType.fromPartial({}), []);
       }
-      const r = await task.rpc(dest, info.msgid, body, { ...o, ports: o.rights?.ports });
+      // CallOptions are RpcOptions but for `rights`: copy only when there are some.
+      const r = await task.rpc(dest, info.msgid, body, o.rights ? { ...o, ports: o.rights.ports } : (o as RpcOptions));
       if (r.id !== info.msgid + 100) {
         task.dropRights(r);
         throw new HurdError(Errno.MIG_REPLY_MISMATCH, `${info.path}: reply id ${r.id}, expected ${info.msgid + 100}`);

@@ -26,6 +26,8 @@ export const Errno = {
   KERN_INVALID_CAPABILITY: 20,
   KERN_RIGHT_EXISTS: 21,
   KERN_INVALID_HOST: 22,
+  /** The task was terminated (gnumach's KERN_TERMINATED is not defined; hurdmesh uses Darwin's 37). */
+  KERN_TERMINATED: 37,
 
   MACH_SEND_INVALID_DATA: 0x10000002,
   MACH_SEND_INVALID_DEST: 0x10000003,
@@ -96,6 +98,7 @@ const descriptions: Partial<Record<ErrnoName, string>> = {
   KERN_INVALID_CAPABILITY: "invalid capability",
   KERN_RESOURCE_SHORTAGE: "resource shortage",
   KERN_NOT_RECEIVER: "not the receiver",
+  KERN_TERMINATED: "task terminated",
   KERN_NAME_EXISTS: "name exists",
   MACH_SEND_INVALID_DEST: "invalid destination port",
   MACH_SEND_TIMED_OUT: "send timed out",

@@ -10,3 +10,4 @@ export { client, type Client, type CallOptions } from "./client.js";
 export { serve, Server, type Context, type Impl, type NotifyHandler } from "./serve.js";
 export { Rights, rightsOf, portAt, withRights } from "./rights.js";
 export { MsgType, PortRight, NotifyId, TaskSpecialPort, type Received, type ReceivedPort, type Message, type MsgPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
+export { EdgeBus } from "./edge-bus.js";

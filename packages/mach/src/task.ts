@@ -14,8 +14,10 @@ import {
   type SendFailed,
 } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { Bus, BusSubscription } from "./bus/types.js";
+import { Deadlines } from "./deadlines.js";
 import { Errno, HurdError } from "./errors.js";
 import { methods } from "./msgid.js";
+import { encode } from "./wire.js";
 
 /** mach/notify.h ids, as the runtime sees them on its ports. */
 export const Notify = {
@@ -46,10 +48,17 @@ export interface AttachOptions {
   timeoutMs?: number;
 }
 
+/** An RPC waiting for its reply, keyed in `replies` by its reply port. */
 interface Pending {
   resolve(m: Received): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout;
+  /** The reply port (also the request's seq). */
+  port: number;
+  /** The request's message id and deadline, for the ETIMEDOUT message. */
+  id: number;
+  timeoutMs: number;
+  /** Handle of its entry in the task's Deadlines. */
+  due: number;
 }
 
 type MachKey = keyof typeof MachDefinition.methods;
@@ -58,6 +67,9 @@ type Rep<K extends MachKey> = ReturnType<(typeof MachDefinition.methods)[K]["res
 
 const mach = methods(MachDefinition);
 const EMPTY = new Uint8Array(0);
+/** Shared by every message without rights: encoders only read it. */
+const NO_PORTS: MsgPort[] = Object.freeze([]) as unknown as MsgPort[];
+const NO_OPTIONS: RpcOptions = Object.freeze({});
 /** One-way sends number their seq from here, so they never collide with reply names. */
 const ONE_WAY_SEQ = 2 ** 32;
 
@@ -91,6 +103,8 @@ export class Task {
   private readonly trapSubject: string;
   private readonly handlers = new Map<number, MessageHandler>();
   private readonly replies = new Map<number, Pending>();
+  /** One coarse timer for every pending RPC's deadline (see deadlines.ts). */
+  private readonly deadlines = new Deadlines<Pending>((p) => this.timedOut(p));
   private readonly replyPool: number[] = [];
   private sub: BusSubscription | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -147,7 +161,7 @@ export class Task {
     const every = Math.max(50, Math.floor(this.leaseMs / 3));
     this.heartbeat = setInterval(() => {
       if (this.closed) return;
-      if (!this.sentSinceBeat || this.pendingCredit > 0) this.publish(Trap.encode({ task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }).finish());
+      if (!this.sentSinceBeat || this.pendingCredit > 0) this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }));
       this.sentSinceBeat = false;
     }, every);
     this.heartbeat.unref();
@@ -171,7 +185,7 @@ export class Task {
     if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
     const info = mach.byKey.get(key)!;
     const def = info.def;
-    const body = def.requestType.encode(def.requestType.fromPartial(req)).finish();
+    const body = encode(def.requestType, def.requestType.fromPartial(req));
     this.sentSinceBeat = true;
     const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, this.timeoutMs);
     return def.responseType.decode(bytes) as Rep<K>;
@@ -238,61 +252,77 @@ export class Task {
   /** A one-way send (simpleroutine, notification, reply). Failures go to onSendFailed. */
   send(m: Partial<Message>): void {
     if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
-    const msg: Message = {
+    this.post({
       destination: m.destination ?? 0,
       destinationDisposition: m.destinationDisposition ?? MsgType.MSG_TYPE_UNSPECIFIED,
       reply: m.reply ?? 0,
       replyDisposition: m.replyDisposition ?? MsgType.MSG_TYPE_UNSPECIFIED,
       id: m.id ?? 0,
       body: m.body ?? EMPTY,
-      ports: m.ports ?? [],
+      ports: m.ports ?? NO_PORTS,
       timeoutMs: m.timeoutMs ?? 0,
       seq: m.seq ?? this.oneWaySeq++,
       traceparent: m.traceparent ?? "",
       code: m.code ?? 0,
-    };
-    this.publish(Trap.encode({ task: this.id, token: this.token, credit: this.takeCredit(), send: msg }).finish());
+    });
+  }
+
+  /** Hands a complete message to the kernel (the send trap). */
+  private post(msg: Message): void {
+    if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
+    this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), send: msg }));
   }
 
   /**
    * Sends a request and waits for its reply on a reply port of the runtime's
    * (MAKE_SEND_ONCE), as a MIG stub does. Rejects with the reply's code, with
-   * MIG_SERVER_DIED if the reply right was destroyed unused, or ETIMEDOUT.
+   * MIG_SERVER_DIED if the reply right was destroyed unused, or ETIMEDOUT
+   * (no earlier than the deadline, at most DEADLINE_GRAIN_MS later).
    */
-  async rpc(destination: number, id: number, body: Uint8Array, o: RpcOptions = {}): Promise<Received> {
-    if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
-    const rp = this.replyPool.pop() ?? (await this.allocate());
+  rpc(destination: number, id: number, body: Uint8Array, o: RpcOptions = NO_OPTIONS): Promise<Received> {
+    // Not an async function: with a pooled reply port (the common case) the
+    // call is sent synchronously, without an extra promise to adopt.
+    if (this.closed) return Promise.reject(new HurdError(Errno.KERN_INVALID_TASK, "task detached"));
+    const rp = this.replyPool.pop();
+    if (rp !== undefined) return this.sendRequest(rp, destination, id, body, o);
+    return this.allocate().then((name) => this.sendRequest(name, destination, id, body, o));
+  }
+
+  private sendRequest(rp: number, destination: number, id: number, body: Uint8Array, o: RpcOptions): Promise<Received> {
     const timeoutMs = o.timeoutMs ?? this.timeoutMs;
     return new Promise<Received>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.replies.get(rp) !== p) return;
-        this.replies.delete(rp);
-        // A late reply could still come: this reply port is never reused.
-        this.destroy(rp).catch(() => {});
-        reject(new HurdError(Errno.ETIMEDOUT, `no reply to message ${id} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const p: Pending = { resolve, reject, timer };
+      const p: Pending = { resolve, reject, port: rp, id, timeoutMs, due: 0 };
+      p.due = this.deadlines.add(p, timeoutMs);
       this.replies.set(rp, p);
       try {
-        this.send({
+        this.post({
           destination,
-          destinationDisposition: o.destinationDisposition,
+          destinationDisposition: o.destinationDisposition ?? MsgType.MSG_TYPE_UNSPECIFIED,
           reply: rp,
           replyDisposition: MsgType.MSG_TYPE_MAKE_SEND_ONCE,
           id,
           body,
-          ports: o.ports,
+          ports: o.ports ?? NO_PORTS,
           timeoutMs: o.sendTimeoutMs ?? timeoutMs,
           seq: rp,
-          traceparent: o.traceparent,
+          traceparent: o.traceparent ?? "",
+          code: 0,
         });
       } catch (e) {
-        clearTimeout(timer);
+        this.deadlines.cancel(p, p.due);
         this.replies.delete(rp);
         this.replyPool.push(rp);
         reject(e);
       }
     });
+  }
+
+  private timedOut(p: Pending): void {
+    if (this.replies.get(p.port) !== p) return;
+    this.replies.delete(p.port);
+    // A late reply could still come: this reply port is never reused.
+    this.destroy(p.port).catch(() => {});
+    p.reject(new HurdError(Errno.ETIMEDOUT, `no reply to message ${p.id} within ${p.timeoutMs} ms`));
   }
 
   private onDelivery(data: Uint8Array): void {
@@ -308,7 +338,7 @@ export class Task {
     const p = this.replies.get(m.local);
     if (p) {
       this.replies.delete(m.local);
-      clearTimeout(p.timer);
+      this.deadlines.cancel(p, p.due);
       this.pendingCredit++;
       if (m.kernel && m.id === Notify.SEND_ONCE) {
         // The reply right died unused: the server (or the message) is gone.
@@ -351,7 +381,7 @@ export class Task {
   /** Returns credit on its own trap only when a good part of the window is owed. */
   private flushCredit(): void {
     if (this.pendingCredit * 2 >= this.window && !this.closed) {
-      this.publish(Trap.encode({ task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }).finish());
+      this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }));
     }
   }
 
@@ -359,7 +389,7 @@ export class Task {
     const p = f.seq < ONE_WAY_SEQ ? this.replies.get(f.seq) : undefined;
     if (p) {
       this.replies.delete(f.seq);
-      clearTimeout(p.timer);
+      this.deadlines.cancel(p, p.due);
       // The reply port may hold a copied-back send-once right: do not reuse it.
       this.destroy(f.seq).catch(() => {});
       if (f.reply && f.reply !== MACH_PORT_DEAD) this.deallocate(f.reply).catch(() => {});
@@ -414,10 +444,8 @@ export class Task {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.sub?.unsubscribe();
-    for (const p of this.replies.values()) {
-      clearTimeout(p.timer);
-      p.reject(new HurdError(Errno.KERN_INVALID_TASK, "task detached"));
-    }
+    this.deadlines.clear();
+    for (const p of this.replies.values()) p.reject(new HurdError(Errno.KERN_INVALID_TASK, "task detached"));
     this.replies.clear();
   }
 
@@ -428,7 +456,7 @@ export class Task {
 
 /** One kernel call over the bus. */
 async function trap(bus: Bus, subject: string, task: number, token: string, credit: number, msgid: number, request: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-  const bytes = Trap.encode({ task, token, credit, call: { msgid, request } }).finish();
+  const bytes = encode(Trap, { task, token, credit, call: { msgid, request } });
   const ans = CallReply.decode(await bus.request(subject, bytes, timeoutMs));
   if (ans.code !== 0) throw new HurdError(ans.code, ans.detail || undefined);
   return ans.reply;

@@ -4,11 +4,11 @@ import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { HurdError, errnoName, grpcStatusOf, methods, Errno } from "@hurdmesh/mach";
-import { AttachRequest, MachDefinition, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { AttachRequest, CallReply, MachDefinition, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { handlers } from "./calls.js";
 import type { Kernel } from "./kernel.js";
 import type { KTask, Sink } from "./task.js";
-import { attachReply } from "./trap.js";
+import { attachReply, handleTrap } from "./trap.js";
 
 /** Metadata keys a client proves itself with on every call. */
 export const TASK_HEADER = "hurd-task";
@@ -58,7 +58,17 @@ export class Edge {
   async close(): Promise<void> {
     this.health.setStatus("", "NOT_SERVING");
     this.health.setStatus("hurd.mach.v1.Mach", "NOT_SERVING");
-    await new Promise<void>((r) => this.server.tryShutdown(() => r()));
+    // Streams of tasks that are gone would hold a graceful shutdown forever.
+    await new Promise<void>((r) => {
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        r();
+      }, 500);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        r();
+      });
+    });
   }
 
   private who(md: grpc.Metadata): KTask {
@@ -78,7 +88,7 @@ export class Edge {
     const impl: grpc.UntypedServiceImplementation = {};
     const k = this.kernel;
     for (const [key, info] of methods(MachDefinition).byKey) {
-      if (key === "receive" || key === "attach") continue;
+      if (key === "receive" || key === "attach" || key === "sendTrap") continue;
       const h = handlers[key];
       impl[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         try {
@@ -98,6 +108,10 @@ export class Edge {
       } catch (e) {
         cb(toStatus(e));
       }
+    };
+    // The runtime's edge transport: bus traps, byte for byte, over gRPC.
+    impl.sendTrap = (call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      handleTrap(k, call.request, (code, reply, detail) => cb(null, { code, reply, detail }), true);
     };
     impl.receive = (call: grpc.ServerWritableStream<unknown, unknown>) => {
       let t: KTask;
@@ -137,5 +151,10 @@ const EdgeService: grpc.ServiceDefinition = {
     ...(MachService.receive as unknown as grpc.MethodDefinition<unknown, unknown>),
     responseSerialize: (v: unknown) =>
       Buffer.isBuffer(v) ? v : v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : Buffer.alloc(0),
+  },
+  sendTrap: {
+    ...(MachService.sendTrap as unknown as grpc.MethodDefinition<unknown, unknown>),
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (v: unknown) => Buffer.from(CallReply.encode(v as CallReply).finish()),
   },
 };

@@ -84,6 +84,10 @@ export class Kernel {
   /** Attached tasks in order of last activity: the lease sweep reads from the front. */
   private readonly leased = new Map<KTask, true>();
   private readonly undo: Undo[] = [];
+  /** Inside deliver: copying out a receive right must not push its queue yet. */
+  private delivering = 0;
+  /** Tasks that were handed a receive right with queued messages during a deliver. */
+  private readonly drainLater = new Set<KTask>();
   private readonly deletedLater: { space: Space; e: Entry; dn: Port }[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
   private logged = 0;
@@ -156,8 +160,14 @@ export class Kernel {
   /** The task with this id if `token` is its secret; null otherwise. */
   authenticate(taskId: number, token: string): KTask | null {
     const t = this.tasks.get(taskId);
-    if (!t || typeof token !== "string" || token.length !== t.token.length) return null;
-    return timingSafeEqual(Buffer.from(token), Buffer.from(t.token)) ? t : null;
+    if (!t || typeof token !== "string") return null;
+    // Compare byte lengths, not string lengths: a token with non-ASCII
+    // characters has more bytes than characters, and timingSafeEqual throws
+    // on buffers of different lengths (which would take the trap server down).
+    const given = Buffer.from(token);
+    const want = Buffer.from(t.token);
+    if (given.length !== want.length) return null;
+    return timingSafeEqual(given, want) ? t : null;
   }
 
   /** Opens delivery to a task: over the bus (sink null) or to a stream. */
@@ -215,15 +225,19 @@ export class Kernel {
 
   taskCreate(caller: KTask, parentName: number, name: string, newNamespace: boolean) {
     const parent = this.taskFromPort(caller, parentName);
+    // Everything that can refuse is checked before anything is made: a
+    // refused call must not leave a namespace, or a task nobody names, behind.
+    this.need(caller.space);
+    if (!parent.ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
     let ns = parent.ns;
     if (newNamespace) {
       if (ns.depth + 1 > this.config.maxNamespaceDepth) throw err("EINVAL", `namespaces nest at most ${this.config.maxNamespaceDepth} deep`);
       const host = new Port(this.config.qlimit);
       ns = new Namespace(parent.ns, host, name);
       host.kobject = { kind: "host", ns };
-      parent.ns.children.add(ns);
     }
     const t = this.createTask(parent, ns, name);
+    if (ns !== parent.ns) parent.ns.children.add(ns);
     const task = this.copyoutRight(caller, R_SEND, this.makeSend(t.self));
     const hostPriv = newNamespace ? this.copyoutRight(caller, R_SEND, this.makeSend(ns.hostPriv)) : 0;
     return { task, taskId: t.id, token: t.token, namespaceId: ns.id, hostPriv };
@@ -232,6 +246,9 @@ export class Kernel {
   /** Ends a task: its space is destroyed, then its task port, so holders see a dead name. */
   terminate(t: KTask, reason: string): void {
     if (!t.active) return;
+    // An attached task hears of its own end (seq 0, KERN_TERMINATED), so its
+    // program can stop instead of sending traps nobody will take.
+    if (t.attached) this.emit(t, Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 } }).finish(), 0);
     t.active = false;
     t.attached = false;
     t.sink = null;
@@ -284,11 +301,7 @@ export class Kernel {
     if (ns.notify?.active && ns.notify.receiver?.active) throw err("KERN_NO_ACCESS", "a proc is already registered for this namespace");
     if (disp !== MsgType.MSG_TYPE_MAKE_SEND && disp !== MsgType.MSG_TYPE_COPY_SEND && disp !== MsgType.MSG_TYPE_MOVE_SEND)
       throw err("KERN_INVALID_VALUE", "notify must travel as a send right");
-    const r = this.copyinOne(caller, notify, disp, "KERN_INVALID_CAPABILITY");
-    if (r.type !== R_SEND) {
-      this.releaseRight(r);
-      throw err("KERN_INVALID_CAPABILITY", "notify port is dead");
-    }
+    const r = this.copyinLive(caller, notify, disp, R_SEND);
     if (ns.notify) this.releaseSend(ns.notify);
     ns.notify = r.port;
   }
@@ -318,6 +331,9 @@ export class Kernel {
       const e = this.lookup(caller.space, name);
       if (!e || !e.port || !(e.bits & (TYPE_SEND | TYPE_RECEIVE))) throw err("KERN_INVALID_RIGHT", `name ${name} holds no send or receive right`);
       port = e.port;
+      // From a receive right alone this is a MAKE_SEND: it counts in mscount,
+      // or the receiver's no-senders bookkeeping would miss a sender.
+      if (!(e.bits & TYPE_SEND)) port.mscount++;
     }
     this.setSpecial(t, which, port);
   }
@@ -602,12 +618,7 @@ export class Kernel {
     if (notify !== 0) {
       if (disp !== MsgType.MSG_TYPE_MAKE_SEND_ONCE && disp !== MsgType.MSG_TYPE_MOVE_SEND_ONCE)
         throw err("KERN_INVALID_VALUE", "notify must travel as a send-once right");
-      const r = this.copyinOne(t, notify, disp, "KERN_INVALID_CAPABILITY");
-      if (r.type !== R_SEND_ONCE) {
-        this.releaseRight(r);
-        throw err("KERN_INVALID_CAPABILITY", "notify port is dead");
-      }
-      so = r.port!;
+      so = this.copyinLive(t, notify, disp, R_SEND_ONCE).port!;
     }
     let prev: Port | null = null;
     const port = e.port;
@@ -656,7 +667,11 @@ export class Kernel {
     const existing = target.space.entries.get(name);
     const sendish = disp === MsgType.MSG_TYPE_COPY_SEND || disp === MsgType.MSG_TYPE_MAKE_SEND || disp === MsgType.MSG_TYPE_MOVE_SEND;
     if (existing) {
-      if (!(sendish && existing.port === port && existing.bits & (TYPE_SEND | TYPE_RECEIVE))) throw err("KERN_NAME_EXISTS", `name ${name} is in use`);
+      // A name may gain a right only to the port it already names: send rights
+      // merge with the send or receive right there, and a receive right joins
+      // the send right (send and receive rights for one port share one name).
+      const merges = existing.port === port && ((sendish && existing.bits & (TYPE_SEND | TYPE_RECEIVE)) || (disp === MsgType.MSG_TYPE_MOVE_RECEIVE && existing.bits & TYPE_SEND));
+      if (!merges) throw err("KERN_NAME_EXISTS", `name ${name} is in use`);
     } else {
       if (port && (sendish || disp === MsgType.MSG_TYPE_MOVE_RECEIVE) && target.space.byPort.has(port))
         throw err("KERN_RIGHT_EXISTS", "the task already names that port");
@@ -936,6 +951,23 @@ export class Kernel {
     }
   }
 
+  /**
+   * A single copyin of a notify right, which must be live and of type `want`.
+   * A dead name is refused before anything is committed, so a refused
+   * request does not eat the caller's dead-name uref.
+   */
+  private copyinLive(t: KTask, name: number, disp: number, want: number): KRight {
+    try {
+      const r = this.copyin(t, name, disp, "KERN_INVALID_CAPABILITY");
+      if (r.type !== want) throw err("KERN_INVALID_CAPABILITY", "notify port is dead");
+      this.commit();
+      return r;
+    } catch (e) {
+      this.rollback();
+      throw e;
+    }
+  }
+
   /** Puts a right into a task's space under a name the kernel picks; returns the name. */
   copyoutRight(t: KTask, type: number, port: Port | null): number {
     const sp = t.space;
@@ -1005,7 +1037,8 @@ export class Kernel {
     } else if (r.type === R_SEND_ONCE) {
       sp.insert(newEntry(name, port, TYPE_SEND_ONCE, 0));
     } else if (r.type === R_RECEIVE) {
-      sp.insert(newEntry(name, port, TYPE_RECEIVE, 0));
+      if (existing) existing.bits |= TYPE_RECEIVE;
+      else sp.insert(newEntry(name, port, TYPE_RECEIVE, 0));
       this.setReceiver(port, t);
     }
   }
@@ -1015,7 +1048,11 @@ export class Kernel {
     if (port.msgcount > 0) {
       port.ready = true;
       t.ready.push(port);
-      if (t.credit > 0) this.drain(t);
+      // Not while a message is being copied out: the queue of a receive right
+      // travelling in that message must not overtake it (the receiver learns
+      // the new name from it). It is drained once the delivery is done.
+      if (this.delivering > 0) this.drainLater.add(t);
+      else if (t.credit > 0) this.drain(t);
     }
   }
 
@@ -1041,7 +1078,10 @@ export class Kernel {
       if (!dest.active) throw err("MACH_SEND_INVALID_DEST", "port is dead");
       let reply: Port | null = null;
       let replyType = 0;
-      if (m.reply !== 0) {
+      if (m.reply === MACH_PORT_DEAD) {
+        // MACH_PORT_DEAD is legal in place of a right: the receiver sees it as the reply.
+        replyType = R_DEAD;
+      } else if (m.reply !== 0) {
         const rd = m.replyDisposition || MsgType.MSG_TYPE_MAKE_SEND_ONCE;
         if (rd === MsgType.MSG_TYPE_MOVE_RECEIVE || rd === MsgType.MSG_TYPE_PORT_NAME) throw err("MACH_SEND_INVALID_REPLY", `reply disposition ${rd}`);
         const r = this.copyin(t, m.reply, rd, "MACH_SEND_INVALID_REPLY");
@@ -1065,6 +1105,7 @@ export class Kernel {
       msg = {
         dest,
         destType: d.type,
+        destMoved: dd === MsgType.MSG_TYPE_MOVE_SEND,
         reply,
         replyType,
         id: m.id,
@@ -1116,8 +1157,12 @@ export class Kernel {
       this.destroyMsg(m);
       return;
     }
-    if (m.destType === R_SEND) this.releaseSend(m.dest);
-    else m.dest.sorights--;
+    // A destination right the sender moved was its own: it goes back with the
+    // rest (Mach's pseudo-receive); one copied or made for the message is released.
+    if (m.destType === R_SEND) {
+      if (m.destMoved) this.copyoutRight(t, R_SEND, m.dest);
+      else this.releaseSend(m.dest);
+    } else m.dest.sorights--;
     let replyName = 0;
     if (m.reply) replyName = this.copyoutRight(t, m.replyType, m.reply);
     if (m.rights) for (const r of m.rights) if (r.type !== R_NAME) this.copyoutRight(t, r.type, r.port);
@@ -1133,7 +1178,11 @@ export class Kernel {
   /** A message from the kernel itself: the only kind that arrives with `kernel` set. */
   private kernelMessage(dest: Port, destType: number, id: number, body: Uint8Array, rights: KRight[] | null): void {
     this.stats.notifications++;
-    const m: KMsg = { dest, destType, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceparent: "" };
+    // A send right the kernel holds (a namespace's notify port) stays the
+    // kernel's: the message carries a copy, released when it is delivered.
+    // A send-once right is consumed by the message, as Mach's are.
+    if (destType === R_SEND) dest.srights++;
+    const m: KMsg = { dest, destType, destMoved: false, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceparent: "" };
     this.enqueue(dest, m);
   }
 
@@ -1169,7 +1218,7 @@ export class Kernel {
     m.reply = null;
     this.destroyMsg(m);
     if (reply && replyType === R_SEND_ONCE) {
-      const r: KMsg = { dest: reply, destType: R_SEND_ONCE, reply: null, replyType: 0, id: m.id + 100, code: Errno.MIG_BAD_ID, body: new Uint8Array(0), rights: null, sender: null, kernel: false, seq: 0, traceparent: m.traceparent };
+      const r: KMsg = { dest: reply, destType: R_SEND_ONCE, destMoved: false, reply: null, replyType: 0, id: m.id + 100, code: Errno.MIG_BAD_ID, body: new Uint8Array(0), rights: null, sender: null, kernel: false, seq: 0, traceparent: m.traceparent };
       this.enqueue(reply, r);
     } else if (reply && replyType === R_SEND) this.releaseSend(reply);
   }
@@ -1219,6 +1268,20 @@ export class Kernel {
 
   /** Copies a message out into the receiver's space and hands it to the task. */
   private deliver(t: KTask, p: Port, m: KMsg): void {
+    this.delivering++;
+    try {
+      this.deliverNow(t, p, m);
+    } finally {
+      this.delivering--;
+    }
+    if (this.delivering === 0 && this.drainLater.size > 0) {
+      const later = [...this.drainLater];
+      this.drainLater.clear();
+      for (const u of later) if (u.active && u.credit > 0) this.drain(u);
+    }
+  }
+
+  private deliverNow(t: KTask, p: Port, m: KMsg): void {
     const local = t.space.byPort.get(p);
     if (!local) {
       this.destroyMsg(m);

@@ -22,6 +22,8 @@ export interface KMsg {
   dest: Port;
   /** R_SEND or R_SEND_ONCE: the right held on dest while in flight. */
   destType: number;
+  /** The sender moved its own destination right (MOVE_SEND): a failed send gives it back. */
+  destMoved: boolean;
   reply: Port | null;
   /** R_SEND, R_SEND_ONCE or R_DEAD (reply was a dead name). */
   replyType: number;

@@ -3,3 +3,4 @@ export { kernelConfig, defaultKernelConfig, type KernelConfig } from "./config.j
 export { TrapServer } from "./trap.js";
 export type { KTask } from "./task.js";
 export type { Namespace } from "./namespace.js";
+export { Edge } from "./edge.js";

@@ -1,5 +1,5 @@
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
-import { AttachRequest, CallReply, MachDefinition, Trap, type AttachReply } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { AttachRequest, CallReply, MachDefinition, TaskSpecialPort, Trap, type AttachReply } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { methods } from "@hurdmesh/mach";
 import { dispatch } from "./calls.js";
 import type { Kernel } from "./kernel.js";
@@ -10,21 +10,95 @@ const ATTACH = methods(MachDefinition).byKey.get("attach")!.msgid;
 /** The reply a task gets when it attaches: what it needs to run. */
 export function attachReply(k: Kernel, t: KTask): AttachReply {
   const self = t.space.byPort.get(t.self);
-  const boot = t.bootstrap ? t.space.byPort.get(t.bootstrap) : undefined;
+  // The bootstrap port is held by the kernel (inherited from the parent or
+  // set by the creator), not necessarily named in the task's space: give the
+  // task a send right to it, as task_get_bootstrap_port would, unless it
+  // already names the port.
+  let bootstrap = 0;
+  if (t.bootstrap) bootstrap = t.space.byPort.get(t.bootstrap)?.name ?? k.taskGetSpecialPort(t, 0, TaskSpecialPort.TASK_BOOTSTRAP_PORT);
   return {
     taskId: t.id,
     taskSelf: self ? self.name : 0,
-    bootstrap: boot ? boot.name : 0,
+    bootstrap,
     namespaceId: t.ns.id,
     system: k.config.system,
     leaseMs: k.config.leaseMs,
   };
 }
 
+/** How a trap's answer goes back: a bus reply subject or a gRPC callback. Absent for one-way traps. */
+export type Answer = ((code: number, bytes: Uint8Array, detail: string) => void) | null;
+
+const NONE = new Uint8Array(0);
+
+/**
+ * One trap, whichever carrier brought it (the bus or the gRPC edge): check
+ * the token, then route the message or run the call. A trap with a bad token
+ * is logged and dropped, never routed. `sinkOf` keeps an edge task's stream
+ * as its delivery path when it attaches through a trap.
+ */
+export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink = false): void {
+  let trap: Trap;
+  try {
+    trap = Trap.decode(data);
+  } catch {
+    k.stats.rejectedTraps++;
+    k.log(`malformed trap (${data.length} bytes) dropped`);
+    answer?.(Errno.MIG_BAD_ARGUMENTS, NONE, "malformed trap");
+    return;
+  }
+  const t = k.authenticate(trap.task, trap.token);
+  if (!t) {
+    k.stats.rejectedTraps++;
+    k.log(`trap for task ${trap.task} with a missing or wrong token rejected`);
+    answer?.(Errno.KERN_INVALID_TASK, NONE, "unknown task or wrong token");
+    return;
+  }
+  if (trap.send) {
+    k.touch(t);
+    if (trap.credit) k.credit(t, trap.credit);
+    try {
+      k.send(t, trap.send);
+      answer?.(0, NONE, "");
+    } catch (e) {
+      const he = HurdError.from(e);
+      k.stats.sendFailures++;
+      if (answer) answer(he.code, NONE, he.message);
+      else k.reportSendFailed(t, trap.send.seq, he.code, 0);
+    }
+    return;
+  }
+  if (trap.call) {
+    try {
+      let out: Uint8Array;
+      if (trap.call.msgid === ATTACH) {
+        let req: AttachRequest;
+        try {
+          req = AttachRequest.decode(trap.call.request);
+        } catch (e) {
+          throw new HurdError(Errno.MIG_BAD_ARGUMENTS, "malformed attach request", { cause: e });
+        }
+        k.attach(t, keepSink ? t.sink : null, req.window);
+        out = MachDefinition.methods.attach.responseType.encode(attachReply(k, t)).finish();
+      } else {
+        k.touch(t);
+        if (trap.credit) k.credit(t, trap.credit);
+        out = dispatch(k, t, trap.call.msgid, trap.call.request);
+      }
+      answer?.(0, out, "");
+    } catch (e) {
+      const he = HurdError.from(e);
+      answer?.(he.code, NONE, he.message);
+    }
+    return;
+  }
+  k.touch(t);
+  if (trap.credit) k.credit(t, trap.credit);
+}
+
 /**
  * The kernel's bus side: every trap arrives on hurd.<system>.kernel.trap,
  * carries the task's id and token, and is routed (sends) or answered (calls).
- * A trap with a bad token is logged and dropped, never routed.
  */
 export class TrapServer {
   private sub: BusSubscription | null = null;
@@ -38,7 +112,9 @@ export class TrapServer {
   }
 
   start(): void {
-    this.sub = this.bus.subscribe(this.subject, (_s, data, reply) => this.onTrap(data, reply));
+    this.sub = this.bus.subscribe(this.subject, (_s, data, reply) =>
+      handleTrap(this.kernel, data, reply ? (code, bytes, detail) => this.answer(reply, code, bytes, detail) : null),
+    );
   }
 
   stop(): void {
@@ -46,63 +122,8 @@ export class TrapServer {
     this.sub = null;
   }
 
-  private answer(reply: string | undefined, code: number, bytes: Uint8Array, detail = ""): void {
-    if (!reply || this.bus.closed) return;
+  private answer(reply: string, code: number, bytes: Uint8Array, detail: string): void {
+    if (this.bus.closed) return;
     this.bus.publish(reply, CallReply.encode({ code, reply: bytes, detail }).finish());
-  }
-
-  private onTrap(data: Uint8Array, reply: string | undefined): void {
-    const k = this.kernel;
-    let trap: Trap;
-    try {
-      trap = Trap.decode(data);
-    } catch {
-      k.stats.rejectedTraps++;
-      k.log(`malformed trap (${data.length} bytes) dropped`);
-      this.answer(reply, Errno.MIG_BAD_ARGUMENTS, new Uint8Array(0), "malformed trap");
-      return;
-    }
-    const t = k.authenticate(trap.task, trap.token);
-    if (!t) {
-      k.stats.rejectedTraps++;
-      k.log(`trap for task ${trap.task} with a missing or wrong token rejected`);
-      this.answer(reply, Errno.KERN_INVALID_TASK, new Uint8Array(0), "unknown task or wrong token");
-      return;
-    }
-    if (trap.send) {
-      k.touch(t);
-      if (trap.credit) k.credit(t, trap.credit);
-      try {
-        k.send(t, trap.send);
-        this.answer(reply, 0, new Uint8Array(0));
-      } catch (e) {
-        const he = HurdError.from(e);
-        k.stats.sendFailures++;
-        if (reply) this.answer(reply, he.code, new Uint8Array(0), he.message);
-        else k.reportSendFailed(t, trap.send.seq, he.code, 0);
-      }
-      return;
-    }
-    if (trap.call) {
-      try {
-        let out: Uint8Array;
-        if (trap.call.msgid === ATTACH) {
-          const req = AttachRequest.decode(trap.call.request);
-          k.attach(t, null, req.window);
-          out = MachDefinition.methods.attach.responseType.encode(attachReply(k, t)).finish();
-        } else {
-          k.touch(t);
-          if (trap.credit) k.credit(t, trap.credit);
-          out = dispatch(k, t, trap.call.msgid, trap.call.request);
-        }
-        this.answer(reply, 0, out);
-      } catch (e) {
-        const he = HurdError.from(e);
-        this.answer(reply, he.code, new Uint8Array(0), he.message);
-      }
-      return;
-    }
-    k.touch(t);
-    if (trap.credit) k.credit(t, trap.credit);
   }
 }

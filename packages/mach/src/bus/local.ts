@@ -1,3 +1,4 @@
+import { Deadlines } from "../deadlines.js";
 import { Errno, HurdError } from "../errors.js";
 import type { Bus, BusHandler, BusSubscription } from "./types.js";
 
@@ -24,12 +25,24 @@ export class LocalHub {
   private readonly tails = new Map<string, Sub[]>();
   private readonly stars: Sub[] = [];
   private nextConn = 1;
+  /**
+   * Subject -> the subscriptions it reaches, in delivery order. The hot
+   * subjects (the kernel's trap subject, each task's delivery subjects) are
+   * few and repeat on every message; matching them afresh cost a slice and a
+   * map lookup per token. Any subscribe or unsubscribe drops the cache; a
+   * delivery iterates a snapshot, so a subscription made by a handler sees
+   * the next message, not the one being delivered (as with NATS).
+   */
+  private readonly routes = new Map<string, Sub[]>();
 
-  // The delivery FIFO as parallel arrays: no object per message.
+  // The delivery FIFO as parallel arrays: no object per message. `qLen` is
+  // the used length: the arrays keep their capacity between drains (setting
+  // `length = 0` would free it, to be reallocated by the next message).
   private qSubject: string[] = [];
   private qData: Uint8Array[] = [];
   private qReply: (string | undefined)[] = [];
   private qHead = 0;
+  private qLen = 0;
   private scheduled = false;
   private readonly drain = () => this.run();
 
@@ -39,9 +52,16 @@ export class LocalHub {
 
   /** @internal */
   enqueue(subject: string, data: Uint8Array, reply: string | undefined): void {
-    this.qSubject.push(subject);
-    this.qData.push(data);
-    this.qReply.push(reply);
+    const i = this.qLen++;
+    if (i < this.qSubject.length) {
+      this.qSubject[i] = subject;
+      this.qData[i] = data;
+      this.qReply[i] = reply;
+    } else {
+      this.qSubject.push(subject);
+      this.qData.push(data);
+      this.qReply.push(reply);
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(this.drain);
@@ -50,47 +70,68 @@ export class LocalHub {
 
   private run(): void {
     // Deliver everything queued, including what handlers publish meanwhile.
-    while (this.qHead < this.qSubject.length) {
+    while (this.qHead < this.qLen) {
       const i = this.qHead++;
       const subject = this.qSubject[i]!;
       const data = this.qData[i]!;
       const reply = this.qReply[i];
+      // Delivered: the queue must not keep the message alive.
+      this.qData[i] = NO_DATA;
       this.deliver(subject, data, reply);
-      if (this.qHead > 4096 && this.qHead * 2 > this.qSubject.length) this.compact();
+      if (this.qHead > 4096 && this.qHead * 2 > this.qLen) this.compact();
     }
-    this.qSubject.length = 0;
-    this.qData.length = 0;
-    this.qReply.length = 0;
     this.qHead = 0;
+    this.qLen = 0;
+    // A burst may have grown the queue far beyond what is usually in flight.
+    if (this.qSubject.length > 4096) this.qSubject.length = this.qData.length = this.qReply.length = 0;
     this.scheduled = false;
   }
 
   private compact(): void {
-    this.qSubject = this.qSubject.slice(this.qHead);
-    this.qData = this.qData.slice(this.qHead);
-    this.qReply = this.qReply.slice(this.qHead);
+    this.qSubject = this.qSubject.slice(this.qHead, this.qLen);
+    this.qData = this.qData.slice(this.qHead, this.qLen);
+    this.qReply = this.qReply.slice(this.qHead, this.qLen);
+    this.qLen -= this.qHead;
     this.qHead = 0;
   }
 
   private deliver(subject: string, data: Uint8Array, reply: string | undefined): void {
+    let subs = this.routes.get(subject);
+    if (!subs) {
+      subs = this.match(subject);
+      // Request inboxes are unique per request: matching them is one lookup,
+      // caching them would only evict the subjects that repeat.
+      if (!subject.startsWith("_INBOX.")) {
+        if (this.routes.size >= ROUTE_CACHE_MAX) this.routes.clear();
+        this.routes.set(subject, subs);
+      }
+    }
+    for (let i = 0; i < subs.length; i++) call(subs[i]!, subject, data, reply);
+  }
+
+  /** Every subscription `subject` reaches: exact, then `prefix.>` longest first, then `*` patterns. */
+  private match(subject: string): Sub[] {
+    const out: Sub[] = [];
     const ex = this.exact.get(subject);
-    if (ex) for (let i = 0; i < ex.length; i++) call(ex[i]!, subject, data, reply);
+    if (ex) out.push(...ex);
     if (this.tails.size > 0) {
       let end = subject.lastIndexOf(".");
       while (end > 0) {
         const subs = this.tails.get(subject.slice(0, end));
-        if (subs) for (let i = 0; i < subs.length; i++) call(subs[i]!, subject, data, reply);
+        if (subs) out.push(...subs);
         end = subject.lastIndexOf(".", end - 1);
       }
     }
     for (let i = 0; i < this.stars.length; i++) {
       const s = this.stars[i]!;
-      if (matches(s.subject, subject)) call(s, subject, data, reply);
+      if (matches(s.subject, subject)) out.push(s);
     }
+    return out;
   }
 
   /** @internal */
   add(sub: Sub): void {
+    this.routes.clear();
     const s = sub.subject;
     if (s.endsWith(".>") && !s.slice(0, -2).split(".").includes("*")) {
       push(this.tails, s.slice(0, -2), sub);
@@ -104,6 +145,7 @@ export class LocalHub {
   /** @internal */
   remove(sub: Sub): void {
     sub.active = false;
+    this.routes.clear();
     const s = sub.subject;
     if (s.endsWith(".>") && !s.slice(0, -2).split(".").includes("*")) pull(this.tails, s.slice(0, -2), sub);
     else {
@@ -113,6 +155,11 @@ export class LocalHub {
     }
   }
 }
+
+const NO_DATA = new Uint8Array(0);
+
+/** Distinct subjects remembered by the routing cache before it starts over. */
+const ROUTE_CACHE_MAX = 4096;
 
 function call(s: Sub, subject: string, data: Uint8Array, reply: string | undefined): void {
   if (!s.active) return;
@@ -155,7 +202,11 @@ export function matches(pattern: string, subject: string): boolean {
 interface Pending {
   resolve(d: Uint8Array): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout;
+  id: number;
+  subject: string;
+  timeoutMs: number;
+  /** Handle of its entry in the connection's Deadlines. */
+  due: number;
 }
 
 /** One client of a LocalHub; behaves as a NATS connection does. */
@@ -165,6 +216,12 @@ export class LocalConnection implements Bus {
   private readonly subs = new Set<Sub>();
   private readonly inbox: string;
   private readonly pending = new Map<number, Pending>();
+  /** One coarse timer for every request's deadline, as Task has for RPCs. */
+  private readonly deadlines = new Deadlines<Pending>((p) => {
+    if (this.pending.get(p.id) !== p) return;
+    this.pending.delete(p.id);
+    p.reject(new HurdError(Errno.ETIMEDOUT, `no answer on ${p.subject} within ${p.timeoutMs} ms`));
+  });
   private nextReq = 1;
   private inboxSub: BusSubscription | null = null;
 
@@ -202,17 +259,15 @@ export class LocalConnection implements Bus {
         const p = this.pending.get(id);
         if (!p) return;
         this.pending.delete(id);
-        clearTimeout(p.timer);
+        this.deadlines.cancel(p, p.due);
         p.resolve(d);
       });
     }
     const id = this.nextReq++;
     return new Promise<Uint8Array>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new HurdError(Errno.ETIMEDOUT, `no answer on ${subject} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      const p: Pending = { resolve, reject, id, subject, timeoutMs, due: 0 };
+      p.due = this.deadlines.add(p, timeoutMs);
+      this.pending.set(id, p);
       this.hub.enqueue(subject, data, `${this.inbox}.${id}`);
     });
   }
@@ -226,10 +281,8 @@ export class LocalConnection implements Bus {
     this.closed = true;
     for (const s of this.subs) this.hub.remove(s);
     this.subs.clear();
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed"));
-    }
+    this.deadlines.clear();
+    for (const p of this.pending.values()) p.reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed"));
     this.pending.clear();
   }
 }

@@ -1,0 +1,166 @@
+// `npm run bench [-- --json] [--duration=MS] [--only=GROUP,...]`
+//
+// One process, one run: starts its own nats-server on a free loopback port
+// (if a selected group needs one), runs the row groups of bench/rows, prints
+// a table (or, with --json, one JSON line per row on stdout, progress and
+// verdicts on stderr) with the ratios against raw NATS and PASS/MISS against
+// the targets, and stops the server. To add rows, add a RowGroup file under
+// rows/ and list it in GROUPS; to add a target, add it to TARGETS.
+import { measureInterleaved, type Row } from "./harness.js";
+import { startNats } from "./nats.js";
+import { kernelLocal, kernelNats, PING } from "./rows/kernel.js";
+import { RAW_NATS as RAW, rawNats } from "./rows/nats.js";
+import type { BenchContext, Opened, RowGroup } from "./rows/types.js";
+
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal];
+const IN_FLIGHT = [1, 64];
+
+
+function find(rows: Row[], name: string, bus: string, inFlight: number): Row | undefined {
+  return rows.find((r) => r.name === name && r.bus === bus && r.in_flight === inFlight);
+}
+
+interface Target {
+  label: string;
+  /** The row the target judges (its verdict is attached to it in --json). */
+  row(rows: Row[]): Row | undefined;
+  /** The measured value, or undefined when its rows were not run. */
+  value(rows: Row[]): number | undefined;
+  limit: number;
+  /** "<=": the value must not exceed the limit; ">=": must reach it. */
+  op: "<=" | ">=";
+  unit: string;
+}
+
+const TARGETS: Target[] = [
+  {
+    label: "brokered NATS p50 / raw NATS p50 (1 in flight)",
+    row: (rows) => find(rows, PING, "nats", 1),
+    value: (rows) => ratio(find(rows, PING, "nats", 1)?.p50_us, find(rows, RAW, "nats", 1)?.p50_us),
+    op: "<=",
+    limit: 2.5,
+    unit: "x",
+  },
+  {
+    label: "brokered NATS calls/s / raw NATS calls/s (64 in flight)",
+    row: (rows) => find(rows, PING, "nats", 64),
+    value: (rows) => ratio(find(rows, PING, "nats", 64)?.calls_per_s, find(rows, RAW, "nats", 64)?.calls_per_s),
+    op: ">=",
+    limit: 0.4,
+    unit: "x",
+  },
+  {
+    label: "in-process brokered p50 (1 in flight)",
+    row: (rows) => find(rows, PING, "local", 1),
+    value: (rows) => find(rows, PING, "local", 1)?.p50_us,
+    op: "<=",
+    limit: 30,
+    unit: "µs",
+  },
+];
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || b === 0 ? undefined : Math.round((a / b) * 100) / 100;
+}
+
+/** Ratios against raw NATS at the same concurrency, added to every non-raw row. */
+function addRatios(rows: Row[]): void {
+  for (const r of rows) {
+    if (r.name === RAW) continue;
+    const raw = find(rows, RAW, "nats", r.in_flight);
+    if (!raw) continue;
+    r.p50_vs_raw = ratio(r.p50_us, raw.p50_us);
+    r.throughput_vs_raw = ratio(r.calls_per_s, raw.calls_per_s);
+  }
+}
+
+function parseArgs(argv: string[]) {
+  const o = { json: false, durationMs: 2500, only: null as string[] | null };
+  for (const a of argv) {
+    if (a === "--json") o.json = true;
+    else if (a.startsWith("--duration=")) o.durationMs = Number(a.slice(11));
+    else if (a.startsWith("--only=")) o.only = a.slice(7).split(",");
+    else if (a === "--help" || a === "-h") {
+      console.log("usage: npm run bench [-- --json] [--duration=MS per row] [--only=" + GROUPS.map((g) => g.name).join(",") + "]");
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (!(o.durationMs > 0)) throw new Error("--duration must be a positive number of ms");
+  return o;
+}
+
+function fmt(v: unknown): string {
+  if (v === undefined || v === null) return "–";
+  if (typeof v === "number") return Number.isInteger(v) ? v.toLocaleString("en-US") : v.toFixed(v < 10 ? 2 : 1);
+  return String(v);
+}
+
+function table(rows: Row[]): string {
+  const head = ["path", "bus", "in flight", "p50 µs", "p99 µs", "calls/s", "p50 / raw", "calls/s / raw", "CPU µs/call", "errors"];
+  const body = rows.map((r) => [r.name, r.bus, r.in_flight, r.p50_us, r.p99_us, r.calls_per_s, r.p50_vs_raw, r.throughput_vs_raw, r.cpu_us_per_call, r.errors].map(fmt));
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => "| " + cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ") + " |";
+  return [line(head), "|" + w.map((n, i) => (i < 2 ? "-".repeat(n + 1) + "-" : "-".repeat(n + 1) + ":")).join("|") + "|", ...body.map(line)].join("\n");
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const log = (l: string) => console.error(`# ${l}`);
+  const groups = GROUPS.filter((g) => !args.only || args.only.includes(g.name));
+  if (groups.length === 0) throw new Error(`no such group: ${args.only?.join(",")}`);
+  const t0 = performance.now();
+  const nats = groups.some((g) => g.needsNats !== false) ? await startNats() : null;
+  if (nats) log(`nats-server on ${nats.url}`);
+  const ctx: BenchContext = { natsUrl: nats?.url ?? "", durationMs: args.durationMs, inFlight: IN_FLIGHT, log };
+  let rows: Row[] = [];
+  const opened: Opened[] = [];
+  try {
+    // Groups that hand over subjects are measured together, interleaved, at
+    // each level; then groups that measure by themselves, one after another.
+    for (const g of groups) if (g.open) opened.push(await g.open(ctx));
+    const subjects = opened.flatMap((o) => o.subjects);
+    if (subjects.length > 0) {
+      for (const n of IN_FLIGHT) {
+        log(`${subjects.length} subjects interleaved, ${n} in flight: ${subjects.map((s) => `${s.name} (${s.bus})`).join(", ")}`);
+        rows.push(...(await measureInterleaved(subjects, n, { durationMs: args.durationMs })));
+      }
+      // Table order: subject by subject, each at every level.
+      rows = subjects.flatMap((s) => rows.filter((r) => r.name === s.name && r.bus === s.bus));
+    }
+    for (const o of opened.splice(0)) await o.close();
+    for (const g of groups) if (g.run && !g.open) rows.push(...(await g.run(ctx)));
+  } finally {
+    for (const o of opened) await o.close().catch(() => {});
+    await nats?.stop();
+  }
+  addRatios(rows);
+  const results = TARGETS.map((t) => {
+    const v = t.value(rows);
+    const pass = v === undefined ? undefined : t.op === "<=" ? v <= t.limit : v >= t.limit;
+    return { ...t, v, pass };
+  });
+  const verdict = (pass: boolean | undefined) => (pass === undefined ? "SKIP" : pass ? "PASS" : "MISS");
+  const lines = results.map((t) => `${verdict(t.pass).padEnd(4)}  ${t.label}: ${fmt(t.v)}${t.unit} (target ${t.op} ${t.limit}${t.unit})`);
+  if (args.json) {
+    // Only rows on stdout; each judged row carries its verdicts.
+    for (const t of results) {
+      const r = t.row(rows);
+      if (r) ((r.targets ??= []) as unknown[]).push({ target: t.label, value: t.v ?? null, op: t.op, limit: t.limit, unit: t.unit, result: verdict(t.pass) });
+    }
+    for (const r of rows) console.log(JSON.stringify(r));
+    for (const l of lines) log(l);
+  } else {
+    console.log(table(rows));
+    console.log("");
+    for (const l of lines) console.log(l);
+    console.log(`\n(${Math.round((performance.now() - t0) / 100) / 10} s, ${args.durationMs} ms per row after warm-up; node ${process.version})`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,77 @@
+// A brokered RPC: hurd.bench.v1.Ping from a client task to a server task,
+// both attached to a kernel, every message routed by the kernel (send right
+// and send-once reply right translated, credit flow control on). Measured on
+// NATS (kernel and each task on their own connection, as separate processes
+// would be) and on the in-process hub.
+import { Kernel, TrapServer } from "@hurdmesh/kernel";
+import { client, LocalHub, MsgType, NatsBus, serve, Task, type Bus } from "@hurdmesh/mach";
+import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
+import type { BenchContext, RowGroup } from "./types.js";
+
+/** The name the client's send right to the server's port gets (any free name). */
+const PING_NAME = 0x1000;
+
+export interface Rig {
+  ping(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+let systems = 0;
+
+/**
+ * Kernel, server and client wired only through Mach calls: the server creates
+ * the client task, inserts a send right to its port into the client's space,
+ * and the client attaches with the token it was given.
+ */
+export async function rig(kind: "local" | "nats", ctx: BenchContext): Promise<Rig> {
+  const system = `bench${process.pid}x${++systems}`;
+  const hub = new LocalHub();
+  const buses: Bus[] = [];
+  const connect = async (): Promise<Bus> => {
+    const b = kind === "local" ? hub.connect() : await NatsBus.connect(ctx.natsUrl, `bench-${kind}`);
+    buses.push(b);
+    return b;
+  };
+  const kernel = new Kernel({ system }, { log: (l) => ctx.log(`kernel: ${l}`) });
+  const kbus = await connect();
+  const trap = new TrapServer(kernel, kbus);
+  trap.start();
+  await kbus.flush();
+  const boot = kernel.bootTask({ name: "bench-server" });
+  const srv = await Task.attach({ bus: await connect(), system, taskId: boot.task.id, token: boot.token });
+  const port = await srv.allocate();
+  serve(srv, PingDefinition, { ping: (req) => ({ payload: req.payload }) }).add(port, {});
+  const child = await srv.taskCreate("bench-client");
+  await srv.insertRight(child.task, PING_NAME, port, MsgType.MSG_TYPE_MAKE_SEND);
+  const cli = await Task.attach({ bus: await connect(), system, taskId: child.taskId, token: child.token });
+  const ping = client(cli, PingDefinition, PING_NAME);
+  const payload = new Uint8Array(16);
+  // One call end to end before measuring: the wiring is right or we stop here.
+  await ping.ping({ payload });
+  return {
+    ping: () => ping.ping({ payload }),
+    async close() {
+      cli.abandon();
+      srv.abandon();
+      trap.stop();
+      kernel.close();
+      for (const b of buses) await b.close();
+    },
+  };
+}
+
+export const PING = "brokered Ping RPC";
+
+function group(kind: "local" | "nats"): RowGroup {
+  return {
+    name: `kernel-${kind}`,
+    needsNats: kind === "nats",
+    async open(ctx) {
+      const r = await rig(kind, ctx);
+      return { subjects: [{ name: PING, bus: kind, call: r.ping }], close: () => r.close() };
+    },
+  };
+}
+
+export const kernelNats = group("nats");
+export const kernelLocal = group("local");

@@ -1,0 +1,91 @@
+// hurd: boot a hurd and use it. Errors print one line and exit non-zero.
+import { Command } from "commander";
+import { HurdError } from "@hurdmesh/mach";
+import { kill, killall } from "./kill.js";
+import { ps, pstree } from "./ps.js";
+import { CliError } from "./session.js";
+import { shutdown } from "./shutdown.js";
+import { spawnCmd } from "./spawn.js";
+import { top } from "./top.js";
+import { up } from "./up.js";
+import { wait } from "./wait.js";
+
+const program = new Command("hurd").description("boot a hurd and drive it").showHelpAfterError();
+const hurdOpt = ["--hurd <name>", "which hurd (its session file under ~/.hurdmesh)", "hurd"] as const;
+let exitCode = 0;
+
+program
+  .command("up")
+  .description("boot a hurd (embedded by default; --nats runs every server as its own process)")
+  .option("--nats <url>", "run on this NATS server, each server its own OS process")
+  .option("--grpc <host:port>", "the kernel's gRPC edge", "127.0.0.1:7400")
+  .option(...hurdOpt)
+  .option("-q, --quiet", "print nothing but errors")
+  .argument("[command...]", "a program pid 1 runs once the hurd is up")
+  .action(async (command: string[], o) => {
+    exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, command: command.length ? command : undefined });
+  });
+program
+  .command("ps")
+  .description("list processes (PID PPID PGID SID UID STAT TIME COMMAND)")
+  .option("-e", "every process (the default: a hurd is small)")
+  .option("-o <columns>", "columns: pid,ppid,pgid,sid,uid,stat,time,serial,task,command")
+  .option("--json", "one JSON object per process")
+  .option(...hurdOpt)
+  .action((o) => ps(o));
+program.command("pstree").description("processes as a tree").option("--json").option(...hurdOpt).action((o) => pstree(o));
+program
+  .command("top")
+  .description("the process table, refreshed")
+  .option("-d, --interval <ms>", "refresh every", "1000")
+  .option("-n, --iterations <n>", "stop after n screens")
+  .option(...hurdOpt)
+  .action((o) => top(o));
+program
+  .command("kill")
+  .description("send a signal to PID, or to process group PGRP given as -PGRP")
+  .option("-s, --signal <sig>", "signal name or number", "TERM")
+  .argument("<target>", "PID or -PGRP")
+  .option(...hurdOpt)
+  .action((t: string, o) => kill(t, o));
+program
+  .command("killall")
+  .description("signal every process called NAME, race-free through process handles")
+  .option("-s, --signal <sig>", "signal name or number", "TERM")
+  .option("--json", "one line per process: pid, serial, result")
+  .argument("<name>")
+  .option(...hurdOpt)
+  .action(async (n: string, o) => {
+    const k = await killall(n, o);
+    if (!o.json) console.log(`${n}: ${k} process${k === 1 ? "" : "es"} signalled`);
+  });
+program
+  .command("wait")
+  .description("wait for PID to end and print how it ended")
+  .argument("<pid>")
+  .option("--json")
+  .option(...hurdOpt)
+  .action(async (p: string, o) => {
+    exitCode = await wait(p, o);
+  });
+program
+  .command("spawn")
+  .description("run a Linux program as a Hurd process and stay with it")
+  .option("--uid <n>", "run it with uid N")
+  .option("-q, --quiet")
+  .argument("<program...>")
+  .option(...hurdOpt)
+  .action(async (argv: string[], o) => {
+    exitCode = await spawnCmd(argv, o);
+  });
+program.command("shutdown").description("shut the hurd down (startup_reboot)").option(...hurdOpt).action((o) => shutdown(o));
+
+try {
+  if (process.argv[2] === "-o" || process.argv[2] === "-e") process.argv.splice(2, 0, "ps");
+  await program.parseAsync(process.argv);
+  process.exit(exitCode);
+} catch (e) {
+  const msg = e instanceof CliError ? e.message : e instanceof HurdError ? `${e.errno}: ${e.message}` : (e as Error).message;
+  console.error(`hurd: ${msg}`);
+  process.exit(1);
+}

@@ -1,0 +1,103 @@
+// How a `hurd` command reaches a running hurd: the session file `hurd up`
+// wrote (edge address and the console's token), then a task of its own,
+// created from the console, that becomes a child process of pid 1 with root
+// ids, attached over the kernel's gRPC edge.
+import { mkdirSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { Process } from "@hurdmesh/libhurd";
+import { EdgeBus, MsgType, Rights, Task, client, portAt } from "@hurdmesh/mach";
+import { MachClient } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
+import * as grpc from "@grpc/grpc-js";
+
+export interface Session {
+  system: string;
+  edge: string;
+  nats?: string;
+  console: { taskId: number; token: string };
+}
+
+/** Names the console (and so every command's task) holds its ports under (init's BOOT_NAMES). */
+export const NAMES = { pid1: 0x101, auth: 0x102, startup: 0x103 } as const;
+
+export function stateDir(): string {
+  return process.env.HURD_STATE_DIR ?? join(homedir(), ".hurdmesh");
+}
+
+export function sessionPath(hurd = "hurd"): string {
+  const d = stateDir();
+  mkdirSync(d, { recursive: true, mode: 0o700 });
+  return join(d, `${hurd}.json`);
+}
+
+export class CliError extends Error {
+  override readonly name = "CliError";
+}
+
+export function readSession(hurd = "hurd"): Session {
+  const p = sessionPath(hurd);
+  try {
+    return JSON.parse(readFileSync(p, "utf8")) as Session;
+  } catch {
+    throw new CliError(`no hurd called ${hurd} is up (no ${p}): start one with \`hurd up\``);
+  }
+}
+
+function unary<T>(c: MachClient, method: string, req: object, md: grpc.Metadata): Promise<T> {
+  return new Promise((resolve, reject) =>
+    (c as unknown as Record<string, Function>)[method]!.call(c, req, md, { deadline: Date.now() + 10_000 }, (e: grpc.ServiceError | null, r: T) =>
+      e ? reject(new CliError(`${e.metadata?.get("hurd-errno")?.[0] ?? "error"}: ${e.details}`)) : resolve(r),
+    ),
+  );
+}
+
+export interface Connected {
+  session: Session;
+  task: Task;
+  me: Process;
+  /** Attaches another new task of the console's (for programs run by spawn). */
+  attach(taskId: number, token: string): Promise<Task>;
+  close(): Promise<void>;
+}
+
+/** Becomes a process of the hurd: a fresh task, child of pid 1, root ids. */
+export async function connect(hurd = "hurd", name = "hurd"): Promise<Connected> {
+  const s = readSession(hurd);
+  const mc = new MachClient(s.edge, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set("hurd-task", String(s.console.taskId));
+  md.set("hurd-token", s.console.token);
+  let created: { task: number; taskId: number; token: string };
+  try {
+    created = await unary(mc, "taskCreate", { parent: 0, name, newNamespace: false }, md);
+    for (const n of [NAMES.pid1, NAMES.auth, NAMES.startup])
+      await unary(mc, "portInsertRight", { task: created.task, name: n, right: n, disposition: MsgType.MSG_TYPE_COPY_SEND }, md);
+    // The console needs no right to the command's task once it has handed the ports over.
+    await unary(mc, "portDeallocate", { name: created.task }, md);
+  } catch (e) {
+    mc.close();
+    if (e instanceof CliError) throw e;
+    throw new CliError(`cannot reach the hurd at ${s.edge}: ${(e as Error).message}`);
+  }
+  mc.close();
+  const attach = async (taskId: number, token: string) => Task.attach({ bus: new EdgeBus(s.edge, taskId, token), system: s.system, taskId, token, timeoutMs: 10_000 });
+  const task = await attach(created.taskId, created.token);
+  // Holding pid 1's process port is acting as pid 1: adopt this task, then take our own port.
+  const pid1 = client(task, ProcessDefinition, NAMES.pid1);
+  const r = new Rights();
+  await pid1.child({ child: r.copySend(task.self) }, { rights: r });
+  const r2 = new Rights();
+  const t2p = await pid1.task2proc({ task: r2.copySend(task.self) }, { rights: r2 });
+  const me = await Process.attach(task, portAt(t2p, t2p.proc), NAMES.auth);
+  await me.setArgs(["hurd", ...process.argv.slice(2)]);
+  return {
+    session: s,
+    task,
+    me,
+    attach,
+    async close() {
+      await me.exit(0).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,97 @@
+// hurd up: boots a hurd. Embedded (default): every server in this process on
+// the in-process bus, the kernel's gRPC edge on a loopback port. With --nats:
+// the kernel, init, proc, auth and pid 1 each run as their own OS process.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Init, InProcessLauncher } from "@hurdmesh/init";
+import { Edge, Kernel, TrapServer } from "@hurdmesh/kernel";
+import { LocalHub, Task } from "@hurdmesh/mach";
+import { sessionPath } from "./session.js";
+
+export interface UpOptions {
+  nats?: string;
+  grpc: string;
+  hurd: string;
+  command?: string[];
+  quiet?: boolean;
+}
+
+export async function up(o: UpOptions): Promise<number> {
+  const t0 = performance.now();
+  const session = sessionPath(o.hurd);
+  const say = (l: string) => !o.quiet && console.log(l);
+  if (o.nats) return upNats(o, session, t0);
+  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`) });
+  const hub = new LocalHub();
+  const traps = new TrapServer(kernel, hub.connect());
+  traps.start();
+  const edge = new Edge(kernel);
+  const port = await edge.listen(o.grpc);
+  const host = o.grpc.replace(/:\d+$/, "");
+  const boot = kernel.bootTask({ name: "init", hostPriv: true });
+  const attach = (taskId: number, token: string) => Task.attach({ bus: hub.connect(), system: o.hurd, taskId, token, window: 1024, timeoutMs: 30_000 });
+  const initTask = await attach(boot.task.id, boot.token);
+  const init = new Init({ task: initTask, hostPriv: boot.hostPriv, launcher: new InProcessLauncher(attach, { command: o.command }), log: (l) => say(`init: ${l}`) });
+  await init.boot();
+  const console_ = await init.makeConsole();
+  writeFileSync(session, JSON.stringify({ system: o.hurd, edge: `${host}:${port}`, console: console_ }, null, 2), { mode: 0o600 });
+  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
+  say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
+  let code: number | null = null;
+  const finish = async (c: number) => {
+    if (code !== null) return;
+    code = c;
+    rmSync(session, { force: true });
+    await edge.close();
+    traps.stop();
+    kernel.close();
+  };
+  process.on("SIGINT", () => void init.reboot());
+  process.on("SIGTERM", () => void init.reboot());
+  const c = await init.halted;
+  await finish(c);
+  say(`hurd ${o.hurd} halted${c ? ` (crash, status ${c})` : ""}`);
+  return c;
+}
+
+async function upNats(o: UpOptions, session: string, t0: number): Promise<number> {
+  const say = (l: string) => !o.quiet && console.log(l);
+  const dir = mkdtempSync(join(tmpdir(), "hurd-up-"));
+  const bootFile = join(dir, "boot.json");
+  const kmain = fileURLToPath(new URL("../../../services/kernel/src/main.ts", import.meta.url));
+  const imain = fileURLToPath(new URL("../../../services/init/src/main.ts", import.meta.url));
+  const kernel = spawn(process.execPath, ["--import", "tsx", kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], { stdio: ["ignore", "pipe", "inherit"] });
+  let kout = "";
+  kernel.stdout!.on("data", (d) => {
+    kout += d;
+    if (!o.quiet) process.stdout.write(d);
+  });
+  for (let i = 0; i < 400 && !(existsSync(bootFile) && /gRPC edge on (\S+)/.test(kout)); i++) await new Promise((r) => setTimeout(r, 50));
+  const m = /gRPC edge on (\S+)/.exec(kout);
+  if (!m) {
+    kernel.kill();
+    throw new Error("the kernel did not start");
+  }
+  const init = spawn(process.execPath, ["--import", "tsx", imain, "--nats", o.nats!, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...(o.command ?? [])], { stdio: ["ignore", "pipe", "inherit"] });
+  let ready!: () => void;
+  const up = new Promise<void>((r) => (ready = r));
+  init.stdout!.on("data", (d) => {
+    if (!o.quiet) process.stdout.write(d);
+    if (String(d).includes("init: ready")) ready();
+  });
+  const exited = new Promise<number>((r) => init.on("exit", (c) => r(c ?? 1)));
+  await Promise.race([up, exited]);
+  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${m[1]} (each server its own process on ${o.nats})`);
+  process.on("SIGINT", () => init.kill("SIGINT"));
+  process.on("SIGTERM", () => init.kill("SIGTERM"));
+  const code = await exited;
+  kernel.kill("SIGTERM");
+  rmSync(session, { force: true });
+  rmSync(dir, { recursive: true, force: true });
+  void readFileSync;
+  say(`hurd ${o.hurd} halted${code ? ` (status ${code})` : ""}`);
+  return code;
+}

@@ -1,0 +1,20 @@
+// hurd wait PID: waits for the process through a handle (not its parent, so
+// it does not reap) and prints how it ended; the exit status is ours.
+import { describeStatus, W } from "@hurdmesh/libhurd";
+import { CliError, connect } from "./session.js";
+
+export async function wait(target: string, o: { hurd?: string; json?: boolean }): Promise<number> {
+  const pid = Number(target);
+  if (!Number.isInteger(pid) || pid <= 0) throw new CliError(`not a pid: ${target}`);
+  const c = await connect(o.hurd, "wait");
+  try {
+    const h = await c.me.open(pid);
+    const r = await h.wait();
+    await h.close();
+    if (o.json) console.log(JSON.stringify({ pid, status: r.status, description: describeStatus(r.status) }));
+    else console.log(`${pid} ${describeStatus(r.status)}`);
+    return W.ifexited(r.status) ? W.exitstatus(r.status) : 128 + W.termsig(r.status);
+  } finally {
+    await c.close();
+  }
+}

@@ -1,0 +1,79 @@
+// Running a real Linux program as a Hurd process: a child task and process
+// are made for it (fork's proc part), it shows in ps with its argv, signals
+// that reach its message port are passed to the Linux process, SIGKILL (a
+// task_terminate) kills it, and how it ends becomes its Hurd exit status.
+import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { Notify, NotifyId, PortRight, type Task } from "@hurdmesh/mach";
+import { CHILD_NAMES, Process } from "./process.js";
+import { fromLinux, signalName, SIG, W } from "./signals.js";
+
+export interface RunOptions {
+  /** Attaches a task by id and token (the same bus or edge as the parent). */
+  attach: (taskId: number, token: string) => Promise<Task>;
+  env?: NodeJS.ProcessEnv;
+  stdio?: StdioOptions;
+  cwd?: string;
+  /** An auth handle (in the parent's space) whose ids the program's process takes. */
+  auth?: number;
+}
+
+export interface Running {
+  pid: number;
+  process: Process;
+  child: ChildProcess;
+  /** Resolves with the Hurd wait status once the program ended and proc knows it. */
+  done: Promise<number>;
+}
+
+const LINUX: Record<number, NodeJS.Signals> = {
+  [SIG.HUP]: "SIGHUP", [SIG.INT]: "SIGINT", [SIG.QUIT]: "SIGQUIT", [SIG.TERM]: "SIGTERM", [SIG.USR1]: "SIGUSR1",
+  [SIG.USR2]: "SIGUSR2", [SIG.STOP]: "SIGSTOP", [SIG.CONT]: "SIGCONT", [SIG.TSTP]: "SIGTSTP", [SIG.ALRM]: "SIGALRM",
+  [SIG.WINCH]: "SIGWINCH", [SIG.KILL]: "SIGKILL", [SIG.ABRT]: "SIGABRT", [SIG.PIPE]: "SIGPIPE",
+};
+
+/** Runs argv as a child process of `parent`. */
+export async function runProgram(parent: Process, argv: string[], o: RunOptions): Promise<Running> {
+  if (argv.length === 0) throw new Error("no program given");
+  const f = await parent.fork(argv[0]!.split("/").pop() || "program");
+  if (o.auth) await parent.task.insertRight(f.task, CHILD_NAMES.auth, o.auth, 19 /* COPY_SEND */).catch(() => {});
+  const task = await o.attach(f.taskId, f.token);
+  const me = await Process.attach(task, CHILD_NAMES.proc, o.auth ? CHILD_NAMES.auth : 0);
+  if (o.auth) await me.reauthenticate(CHILD_NAMES.auth);
+  await me.setArgs(argv, Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`).slice(0, 256));
+  await me.markExec();
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: o.stdio ?? "inherit", env: o.env ?? process.env, cwd: o.cwd });
+  // Every catchable signal goes to the Linux process; its own fate decides ours.
+  for (const [sig, name] of Object.entries(LINUX)) {
+    const n = Number(sig);
+    if (n === SIG.KILL || n === SIG.STOP) continue;
+    me.signal(n, () => {
+      child.kill(name);
+    });
+  }
+  // SIGKILL arrives as task_terminate: the parent watches the task port die.
+  const notify = await parent.task.allocate(PortRight.PORT_RIGHT_RECEIVE);
+  parent.task.receive(notify, (m) => {
+    if (m.kernel && m.id === Notify.DEAD_NAME && child.exitCode === null) child.kill("SIGKILL");
+  });
+  await parent.task.requestNotification(f.task, NotifyId.NOTIFY_DEAD_NAME, notify, 1).catch(() => {});
+  const done = new Promise<number>((resolve) => {
+    const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
+      const status = signal ? W.exitcode(0, fromLinux(signal)) : W.exitcode(code ?? 0, 0);
+      if (!task.detached) {
+        await me.proc.markExit({ status, sigcode: 0 }).catch(() => {});
+        await task.detach();
+      }
+      parent.task.destroy(notify).catch(() => {});
+      resolve(status);
+    };
+    child.on("exit", (code, signal) => void finish(code, signal));
+    child.on("error", (e) => {
+      process.stderr.write(`hurd: cannot run ${argv[0]}: ${e.message}\n`);
+      void finish(127, null);
+    });
+  });
+  return { pid: f.pid, process: me, child, done };
+}
+
+
+export { signalName };

@@ -1,0 +1,79 @@
+// The runtime over the kernel's gRPC edge: a Bus for one task, for programs
+// outside the bus (the CLI, workloads on other machines). Traps travel as
+// the same bytes they would on NATS (Mach/Trap); deliveries arrive on the
+// task's Receive stream. Only the task's own subjects are meaningful here.
+import * as grpc from "@grpc/grpc-js";
+import { CallReply, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import type { Bus, BusHandler, BusSubscription } from "./bus/types.js";
+import { Errno, HurdError } from "./errors.js";
+
+const raw = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+const EdgeClientService: grpc.ServiceDefinition = {
+  sendTrap: { ...(MachService.sendTrap as unknown as grpc.MethodDefinition<unknown, unknown>), requestSerialize: raw, responseDeserialize: (b: Buffer) => b },
+  receive: { ...(MachService.receive as unknown as grpc.MethodDefinition<unknown, unknown>), requestSerialize: () => Buffer.alloc(0), responseDeserialize: (b: Buffer) => b },
+};
+const Ctor = grpc.makeGenericClientConstructor(EdgeClientService, "hurd.mach.v1.Mach");
+
+type EdgeClient = grpc.Client & {
+  sendTrap(b: Uint8Array, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Buffer) => void): void;
+  receive(req: unknown, md: grpc.Metadata): grpc.ClientReadableStream<Buffer>;
+};
+
+export class EdgeBus implements Bus {
+  readonly kind = "nats" as const;
+  closed = false;
+  private readonly c: EdgeClient;
+  private stream: grpc.ClientReadableStream<Buffer> | null = null;
+
+  /** `address` is host:port of the kernel's gRPC edge; the task proves itself on the stream. */
+  constructor(
+    readonly address: string,
+    private readonly taskId: number,
+    private readonly token: string,
+  ) {
+    this.c = new Ctor(address, grpc.credentials.createInsecure()) as unknown as EdgeClient;
+  }
+
+  private md(): grpc.Metadata {
+    const m = new grpc.Metadata();
+    m.set("hurd-task", String(this.taskId));
+    m.set("hurd-token", this.token);
+    return m;
+  }
+
+  publish(_subject: string, data: Uint8Array): void {
+    if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "edge connection closed");
+    this.c.sendTrap(data, this.md(), {}, () => {});
+  }
+
+  subscribe(_subject: string, handler: BusHandler): BusSubscription {
+    const s = this.c.receive({}, this.md());
+    this.stream = s;
+    s.on("data", (b: Buffer) => handler("", b, undefined));
+    s.on("error", () => {});
+    return { unsubscribe: () => s.cancel() };
+  }
+
+  request(_subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, "edge connection closed"));
+    return new Promise((resolve, reject) =>
+      this.c.sendTrap(data, this.md(), { deadline: Date.now() + timeoutMs }, (e, r) => {
+        if (!e) return resolve(r);
+        if (e.code === grpc.status.DEADLINE_EXCEEDED) reject(new HurdError(Errno.ETIMEDOUT, `no answer from the edge at ${this.address}`));
+        else reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, `the kernel's edge at ${this.address}: ${e.details || e.message}`, { cause: e }));
+      }),
+    );
+  }
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stream?.cancel();
+    this.c.close();
+  }
+}
+
+export { CallReply };

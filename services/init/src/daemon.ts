@@ -1,0 +1,38 @@
+// The boot servers as OS processes (started by ProcessLauncher):
+//   node --import tsx daemon.ts auth|proc|runsystem
+// with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
+import { attachFromEnv } from "@hurdmesh/libhurd";
+import { NatsBus, Task } from "@hurdmesh/mach";
+import { bootAuth } from "@hurdmesh/auth/boot";
+import { startProc } from "@hurdmesh/proc";
+import { Runsystem } from "./runsystem.js";
+
+const name = process.argv[2];
+const hostPriv = Number(process.env.HURD_HOST_PRIV ?? 0);
+const command = process.env.HURD_COMMAND ? (JSON.parse(process.env.HURD_COMMAND) as string[]) : undefined;
+const url = process.env.NATS_URL!;
+const system = process.env.HURD_SYSTEM ?? "hurd";
+const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs: 30_000 });
+const attach = async (taskId: number, token: string) => Task.attach({ bus: await NatsBus.connect(url), system, taskId, token });
+switch (name) {
+  case "auth":
+    await bootAuth(task, { hostPriv });
+    break;
+  case "proc":
+    await startProc(task);
+    break;
+  case "runsystem":
+    await Runsystem.start(task, { command, attach });
+    break;
+  default:
+    console.error(`daemon: no boot server called ${name}`);
+    process.exit(2);
+}
+// The hurd ends this task (shutdown or crash): then this process has nothing left to do.
+const poll = setInterval(() => {
+  if (task.detached || bus.closed) process.exit(0);
+}, 500);
+process.on("SIGTERM", () => {
+  clearInterval(poll);
+  void bus.close().then(() => process.exit(0));
+});

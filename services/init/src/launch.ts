@@ -1,0 +1,63 @@
+// Where boot servers run. In one process (the embedded hurd) they attach to
+// the kernel over the in-process bus; with NATS each is its own OS process
+// started with its task id and token in the environment.
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Task } from "@hurdmesh/mach";
+import { bootAuth } from "@hurdmesh/auth/boot";
+import { startProc } from "@hurdmesh/proc";
+import type { Launcher, LaunchPorts } from "./boot.js";
+import { Runsystem } from "./runsystem.js";
+
+/** Runs auth, proc and runsystem in this process. */
+export class InProcessLauncher implements Launcher {
+  readonly started: Record<string, unknown> = {};
+  constructor(
+    private readonly attach: (taskId: number, token: string) => Promise<Task>,
+    private readonly o: { command?: string[] } = {},
+  ) {}
+
+  async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
+    const task = await this.attach(taskId, token);
+    switch (name) {
+      case "auth":
+        this.started.auth = await bootAuth(task, { hostPriv: ports.hostPriv });
+        return;
+      case "proc":
+        this.started.proc = await startProc(task);
+        return;
+      case "runsystem":
+        this.started.runsystem = await Runsystem.start(task, { command: this.o.command, attach: this.attach });
+        return;
+      default:
+        throw new Error(`no boot server called ${name}`);
+    }
+  }
+}
+
+const daemon = fileURLToPath(new URL("./daemon.ts", import.meta.url));
+
+/** Runs each boot server as its own OS process on a NATS bus. */
+export class ProcessLauncher implements Launcher {
+  readonly children: ChildProcess[] = [];
+  constructor(private readonly env: { NATS_URL: string; HURD_SYSTEM: string; command?: string[] }) {}
+
+  async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
+    const child = spawn(process.execPath, ["--import", "tsx", daemon, name], {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: {
+        ...process.env,
+        NATS_URL: this.env.NATS_URL,
+        HURD_SYSTEM: this.env.HURD_SYSTEM,
+        HURD_TASK_ID: String(taskId),
+        HURD_TOKEN: token,
+        HURD_HOST_PRIV: String(ports.hostPriv),
+        HURD_COMMAND: this.env.command ? JSON.stringify(this.env.command) : "",
+      },
+    });
+    this.children.push(child);
+    child.on("exit", (code, sig) => {
+      if (code !== 0) console.error(`init: ${name} (pid ${child.pid}) exited with ${sig ?? code}`);
+    });
+  }
+}

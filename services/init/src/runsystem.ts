@@ -1,0 +1,48 @@
+// pid 1: a small built-in runsystem. It reaps what is orphaned to it (the
+// Hurd's /hurd/init loops waitpid(WAIT_ANY, WNOHANG) on SIGCHLD) and runs
+// the configured user command, if any, as its child.
+import { Process, runProgram, SIG, WNOHANG, describeStatus } from "@hurdmesh/libhurd";
+import type { Task } from "@hurdmesh/mach";
+import { BOOT_NAMES } from "./boot.js";
+
+export interface RunsystemOptions {
+  command?: string[];
+  attach: (taskId: number, token: string) => Promise<Task>;
+  log?: (l: string) => void;
+}
+
+export class Runsystem {
+  reaped = 0;
+  private constructor(readonly p: Process) {}
+
+  static async start(task: Task, o: RunsystemOptions): Promise<Runsystem> {
+    const p = await Process.attach(task, BOOT_NAMES.proc, BOOT_NAMES.auth);
+    const rs = new Runsystem(p);
+    await p.setArgs(["/libexec/runsystem"]);
+    p.signal(SIG.CHLD, () => void rs.reap());
+    // Orphans may have died before we were listening.
+    void rs.reap();
+    if (o.command?.length) {
+      const log = o.log ?? ((l: string) => console.log(`runsystem: ${l}`));
+      const run = await runProgram(p, o.command, { attach: o.attach, auth: BOOT_NAMES.auth });
+      log(`started ${o.command.join(" ")} as pid ${run.pid}`);
+      void run.done.then((s) => log(`${o.command!.join(" ")} (pid ${run.pid}) ${describeStatus(s)}`));
+    }
+    return rs;
+  }
+
+  private reaping = false;
+  async reap(): Promise<void> {
+    if (this.reaping) return;
+    this.reaping = true;
+    try {
+      for (;;) {
+        const w = await this.p.wait(-1, WNOHANG).catch(() => null);
+        if (!w) break;
+        this.reaped++;
+      }
+    } finally {
+      this.reaping = false;
+    }
+  }
+}

@@ -1,0 +1,37 @@
+// Every bound proc keeps, with its default and why.
+
+export interface ProcConfig {
+  /** PIDs run 1..pidMax-1 (Linux's PID_MAX_LIMIT, 4M, by default). */
+  pidMax: number;
+  /** Where allocation wraps to: low pids stay for the boot servers (the Hurd wraps to 100). */
+  pidFloor: number;
+  /** Open process handles one uid may hold (EDQUOT past it): pinning must not exhaust PIDs. */
+  handleQuota: number;
+  /** Waits one process may have pending (EAGAIN past it). */
+  maxWaitersPerProcess: number;
+  /** Callers blocked in proc_getmsgport on one process. */
+  maxMsgportWaiters: number;
+  /** Bytes of argv + envp a process may register. */
+  maxArgsBytes: number;
+  /** Most entries in one proc_getallprocinfo page. */
+  maxPage: number;
+  /** How long proc waits for a message port to accept a signal it relays (handles), ms. */
+  signalTimeoutMs: number;
+  /** Receive rights kept allocated ahead, so a new process port costs no round trip. */
+  portPool: number;
+  /** How long a reauthentication may wait for its completion, ms. */
+  reauthTimeoutMs: number;
+}
+
+export const defaultProcConfig: ProcConfig = {
+  pidMax: 4_194_304,
+  pidFloor: 100,
+  handleQuota: 4096,
+  maxWaitersPerProcess: 64,
+  maxMsgportWaiters: 64,
+  maxArgsBytes: 128 * 1024,
+  maxPage: 4096,
+  signalTimeoutMs: 5000,
+  portPool: 64,
+  reauthTimeoutMs: 10_000,
+};

@@ -1,0 +1,157 @@
+// Process handles (hurdmesh's answer to the seed's "no reliable killall"):
+// a handle is a port of proc's bound to one incarnation of one process. It
+// pins the pid, so the pid cannot be reused while the handle lives, and it
+// can only ever reach the incarnation it was opened on. The last send right
+// going away (no-senders, also when the holder task dies) releases the pin.
+import { Errno, HurdError, NotifyId } from "@hurdmesh/mach";
+import { P, checkOwner, type Proc } from "./proc.js";
+import type { ProcServer } from "./server.js";
+import type { WaitResult } from "./wait.js";
+
+export class Handle {
+  /** The process while it is in the table; null once reaped. */
+  proc: Proc | null;
+  /** The status it ended with, once known (for waits after reaping). */
+  final: WaitResult | null = null;
+  exitWaiters: Array<(r: WaitResult) => void> | null = null;
+  constructor(
+    readonly port: number,
+    readonly pid: number,
+    readonly serial: number,
+    readonly owner: number,
+    p: Proc,
+  ) {
+    this.proc = p;
+  }
+
+  /** The process was reaped: remember how it ended, wake exit waiters. */
+  released(p: Proc): void {
+    this.proc = null;
+    this.final = { status: p.status, sigcode: p.sigcode, rusage: p.rusage ?? undefined, pidStatus: p.pid };
+    for (const w of this.exitWaiters ?? []) w(this.final);
+    this.exitWaiters = null;
+  }
+
+  /** The process died (zombie): waiters that are not its parent learn it now. */
+  died(p: Proc): void {
+    const r: WaitResult = { status: p.status, sigcode: p.sigcode, rusage: p.rusage ?? undefined, pidStatus: p.pid };
+    this.final = r;
+    for (const w of this.exitWaiters ?? []) w(r);
+    this.exitWaiters = null;
+  }
+}
+
+/** Open handles per owner uid (-1: processes with no ids), for the quota. */
+export class HandleTable {
+  readonly byPort = new Map<number, Handle>();
+  private readonly perOwner = new Map<number, number>();
+
+  count(owner: number): number {
+    return this.perOwner.get(owner) ?? 0;
+  }
+
+  add(h: Handle): void {
+    this.byPort.set(h.port, h);
+    this.perOwner.set(h.owner, this.count(h.owner) + 1);
+  }
+
+  remove(h: Handle): void {
+    if (!this.byPort.delete(h.port)) return;
+    const n = this.count(h.owner) - 1;
+    if (n <= 0) this.perOwner.delete(h.owner);
+    else this.perOwner.set(h.owner, n);
+  }
+}
+
+export function ownerOf(p: Proc): number {
+  return p.uids.length ? p.uids[0]! : -1;
+}
+
+/** proc_pid_open: checks ownership and quota, pins the pid, makes the handle port. */
+export async function pidOpen(srv: ProcServer, table: HandleTable, caller: Proc, pid: number, serial: number): Promise<Handle> {
+  const p = srv.byPid.get(pid);
+  if (!p || (serial && p.serial !== serial)) throw new HurdError(Errno.ESRCH, serial ? `pid ${pid} is not incarnation ${serial}` : `no pid ${pid}`);
+  if (!checkOwner(caller, p)) throw new HurdError(Errno.EPERM, `pid ${pid} belongs to someone else`);
+  const owner = ownerOf(caller);
+  if (table.count(owner) >= srv.config.handleQuota) throw new HurdError(Errno.EDQUOT, `uid ${owner} holds ${srv.config.handleQuota} handles`);
+  const port = await srv.newPort();
+  if (p.has(P.REAPED)) {
+    srv.destroyPort(port);
+    throw new HurdError(Errno.ESRCH, `pid ${pid} was reaped meanwhile`);
+  }
+  if (table.count(owner) >= srv.config.handleQuota) {
+    srv.destroyPort(port);
+    throw new HurdError(Errno.EDQUOT, `uid ${owner} holds ${srv.config.handleQuota} handles`);
+  }
+  const h = new Handle(port, p.pid, p.serial, owner, p);
+  srv.pids.pin(p.pid);
+  (p.handles ??= []).push(h);
+  if (p.dead) h.died(p);
+  table.add(h);
+  srv.server.add(port, { kind: "handle", h });
+  // sync 1: fires once the send right made for the reply is gone.
+  await srv.task.requestNotification(port, NotifyId.NOTIFY_NO_SENDERS, port, 1);
+  return h;
+}
+
+/** The last send right to a handle went: unpin, forget. */
+export function closeHandle(srv: ProcServer, table: HandleTable, h: Handle): void {
+  if (!table.byPort.has(h.port)) return;
+  table.remove(h);
+  if (h.proc?.handles) {
+    const i = h.proc.handles.indexOf(h);
+    if (i >= 0) h.proc.handles.splice(i, 1);
+  }
+  h.proc = null;
+  srv.pids.unpin(h.pid);
+  srv.destroyPort(h.port);
+}
+
+type H = import("@hurdmesh/mach").Impl<typeof import("@hurdmesh/proto/hurd/process/v1/process").ProcessDefinition, import("./server.js").PortObject>;
+type Ctx = import("./server.js").Ctx;
+
+function handleOf(ctx: Ctx): Handle {
+  const o = ctx.object;
+  if (o.kind !== "handle") throw new HurdError(Errno.EOPNOTSUPP, "not a process handle");
+  return o.h;
+}
+
+/** The RPCs of process handles (hurdmesh, 24300-24303). */
+export function handleRpcs(srv: ProcServer, table: HandleTable, signal: (p: Proc, signo: number, sigcode: number) => Promise<void>, wait: (w: Proc, pid: number, options: number) => WaitResult | Promise<WaitResult>): H {
+  return {
+    async pidOpen(req, ctx) {
+      const h = await pidOpen(srv, table, srv.caller(ctx), req.pid, req.serial);
+      return { handle: ctx.reply.makeSend(h.port), pid: h.pid, serial: h.serial };
+    },
+
+    /** Signals the handle's incarnation; once it is reaped, ESRCH: never a newer process with the pid. */
+    async handleSignal(req, ctx) {
+      const h = handleOf(ctx);
+      const p = h.proc;
+      if (!p || p.serial !== h.serial) throw new HurdError(Errno.ESRCH, `pid ${h.pid} (incarnation ${h.serial}) is gone`);
+      if (p.dead) return {};
+      await signal(p, req.signal, req.sigcode);
+      return {};
+    },
+
+    /** Waits for the handle's incarnation: its parent reaps as with waitid; anyone else learns how it ended. */
+    async handleWait(req, ctx) {
+      const h = handleOf(ctx);
+      const p = h.proc;
+      // The kernel's sender trailer says which task asks: the parent reaps, as waitid(P_PIDFD) does.
+      if (p && !p.has(P.REAPED) && p.parent && ctx.msg.sender && p.parent.taskId === ctx.msg.sender) {
+        const r = await wait(p.parent, p.pid, req.options || 16);
+        return { status: r.status, sigcode: r.sigcode, rusage: r.rusage, pidStatus: r.pidStatus };
+      }
+      if (h.final) return { ...h.final };
+      if (req.options & 1) throw new HurdError(Errno.EAGAIN, "still running (WNOHANG)");
+      const r = await new Promise<WaitResult>((resolve) => (h.exitWaiters ??= []).push(resolve));
+      return { ...r };
+    },
+
+    handleGetpid(_req, ctx) {
+      const h = handleOf(ctx);
+      return { pid: h.pid, serial: h.serial, alive: !!h.proc && !h.proc.dead };
+    },
+  };
+}

@@ -1,0 +1,88 @@
+// Host-wide state (host.c): privileged ports, standard exec data, uname.
+import { Errno, HurdError, MsgType, type Impl } from "@hurdmesh/mach";
+import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
+import { checkUid } from "./proc.js";
+import type { PortObject, ProcServer } from "./server.js";
+
+type H = Impl<typeof ProcessDefinition, PortObject>;
+
+const MAX_EXECDATA = 64;
+const MAX_VERSIONS = 64;
+const MAX_NOTIFIERS = 64;
+
+export function host(srv: ProcServer): H {
+  let execPorts: number[] | null = null;
+  let execInts: number[] = [];
+  const notifiers: number[] = [];
+  const versions = new Map<string, string>();
+  return {
+    /** proc_getprivports (24004): root only. */
+    getprivports(_req, ctx) {
+      const p = srv.caller(ctx);
+      if (!checkUid(p, 0)) throw new HurdError(Errno.EPERM, "only root gets the privileged ports");
+      return {
+        hostPriv: srv.hostPriv ? ctx.reply.copySend(srv.hostPriv) : 0,
+        deviceMaster: srv.deviceMaster ? ctx.reply.copySend(srv.deviceMaster) : 0,
+      };
+    },
+
+    /** proc_setexecdata (24006): root only; replaces the standard exec data. */
+    setexecdata(req, ctx) {
+      const p = srv.caller(ctx);
+      if (!checkUid(p, 0)) throw new HurdError(Errno.EPERM, "only root sets the exec data");
+      if (req.ports.length > MAX_EXECDATA || req.ints.length > MAX_EXECDATA) throw new HurdError(Errno.E2BIG, `at most ${MAX_EXECDATA} entries`);
+      ctx.keepRights = true;
+      const ports = req.ports.map((i) => {
+        const r = ctx.msg.ports[i];
+        return r && r.type !== MsgType.MSG_TYPE_PORT_NAME ? r.name : 0;
+      });
+      for (const old of execPorts ?? []) srv.drop(old);
+      execPorts = ports;
+      execInts = req.ints.slice();
+      return {};
+    },
+
+    /** proc_getexecdata (24007): anyone; ENOENT before it is set. */
+    getexecdata(_req, ctx) {
+      srv.caller(ctx);
+      if (!execPorts) throw new HurdError(Errno.ENOENT, "no exec data yet");
+      return { ports: execPorts.map((n) => (n && n !== 0xffffffff ? ctx.reply.copySend(n) : ctx.reply.add(0, MsgType.MSG_TYPE_PORT_NAME))), ints: execInts };
+    },
+
+    /**
+     * proc_execdata_notify (24008): the port is kept for an exec server; hurdmesh
+     * has no exec server, so nothing calls exec_setexecdata on it yet.
+     */
+    execdataNotify(req, ctx) {
+      srv.caller(ctx);
+      ctx.keepRights = true;
+      const r = ctx.right(req.notify);
+      if (notifiers.length >= MAX_NOTIFIERS) {
+        srv.drop(r.name);
+        throw new HurdError(Errno.EAGAIN, `${MAX_NOTIFIERS} notifiers registered`);
+      }
+      notifiers.push(r.name);
+      return {};
+    },
+
+    uname(_req, ctx) {
+      srv.caller(ctx);
+      const v = [...versions].map(([n, r]) => `${n} ${r}`).join("; ");
+      return { sysname: "GNU", nodename: "hurdmesh", release: "0.1", version: `hurdmesh${v ? ` (${v})` : ""}`, machine: process.arch };
+    },
+
+    /** proc_register_version (24010): the credential must be host_priv. */
+    registerVersion(req, ctx) {
+      srv.caller(ctx);
+      const cred = ctx.msg.ports[req.credential];
+      // The same port has the same name in one space: comparing names compares ports.
+      const ok = !!cred && srv.hostPriv !== 0 && cred.name === srv.hostPriv;
+      if (cred) srv.drop(cred.name);
+      ctx.keepRights = true;
+      if (!ok) throw new HurdError(Errno.EPERM, "the credential is not the host port");
+      if (!versions.has(req.name) && versions.size >= MAX_VERSIONS) throw new HurdError(Errno.EAGAIN, "too many versions");
+      versions.set(req.name.slice(0, 64), `${req.release.slice(0, 64)} ${req.version.slice(0, 128)}`.trim());
+      return {};
+    },
+  };
+}

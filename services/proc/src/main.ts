@@ -1,0 +1,85 @@
+// Starting proc on a task (the Hurd's proc/main.c): the well-known
+// processes, the handlers of every concern, the namespace's new-task
+// notifications, and the startup handshake (startup_procinit) when the task
+// has a bootstrap port.
+import { client, MsgType, PortRight, Rights, portAt, type Impl, type Task } from "@hurdmesh/mach";
+import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
+import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
+import type { ProcConfig } from "./config.js";
+import { HandleTable, handleRpcs } from "./handles.js";
+import { host } from "./host.js";
+import { info } from "./info.js";
+import { mgt } from "./mgt.js";
+import { msg, signalProcess } from "./msg.js";
+import { onNamespaceNotice, onPortNotice } from "./notify.js";
+import { ns } from "./ns.js";
+import { pgrp } from "./pgrp.js";
+import { reauth } from "./reauth.js";
+import { ProcServer, type PortObject } from "./server.js";
+import { waitid, waits } from "./wait.js";
+
+export interface StartProcOptions {
+  config?: Partial<ProcConfig>;
+  /**
+   * Without a bootstrap (startup) port: the privileged host port and auth
+   * port, as names in proc's space (tests and the embedded boot).
+   */
+  hostPriv?: number;
+  auth?: number;
+  /** Register with startup as an essential task (default: when there is a startup). */
+  essential?: boolean;
+}
+
+export async function startProc(task: Task, o: StartProcOptions = {}): Promise<ProcServer> {
+  const srv = new ProcServer(task, o.config);
+  const handles = new HandleTable();
+  const impl = (srv.server as unknown as { impl: Impl<typeof ProcessDefinition, PortObject> }).impl;
+  Object.assign(
+    impl,
+    mgt(srv),
+    pgrp(srv),
+    info(srv),
+    msg(srv),
+    host(srv),
+    waits(srv),
+    reauth(srv),
+    ns(srv),
+    handleRpcs(
+      srv,
+      handles,
+      (p, s, c) => signalProcess(srv, p, s, c),
+      (w, pid, opts) => waitid(srv, w, pid, opts),
+    ),
+  );
+  srv.server.onNotify = (m, obj) => onPortNotice(srv, handles, m, obj);
+  srv.makeBootProcesses();
+
+  srv.notifyPort = await task.allocate(PortRight.PORT_RIGHT_RECEIVE);
+  task.receive(srv.notifyPort, (m) => onNamespaceNotice(srv, m));
+
+  if (task.bootstrap) {
+    // startup_procinit: hand startup its process port (pid 2); its answer
+    // binds pid 2 and gives proc the auth and host ports.
+    const r = new Rights();
+    const procIdx = r.makeSend(await srv.portOf(srv.startup));
+    const rep = await client(task, StartupDefinition, task.bootstrap).procinit({ proc: procIdx }, { rights: r, timeoutMs: 60_000 });
+    const st = portAt(rep, rep.startupTask);
+    if (st && st !== 0xffffffff) {
+      const ti = await task.taskInfo(st);
+      srv.bindTask(srv.startup, st, ti.taskId);
+    }
+    srv.authPort = portAt(rep, rep.auth);
+    srv.hostPriv = portAt(rep, rep.hostPriv);
+    srv.deviceMaster = portAt(rep, rep.deviceMaster);
+  } else {
+    srv.hostPriv = o.hostPriv ?? 0;
+    srv.authPort = o.auth ?? 0;
+  }
+  if (srv.hostPriv) await task.call("registerNewTaskNotification", { hostPriv: srv.hostPriv, notify: srv.notifyPort, notifyDisposition: MsgType.MSG_TYPE_MAKE_SEND });
+  if (task.bootstrap && o.essential !== false && srv.hostPriv) {
+    // startup_essential_task: proc's death is the crash of this hurd.
+    const e = new Rights();
+    await client(task, StartupDefinition, task.bootstrap).essentialTask({ task: e.copySend(task.self), name: "proc", credential: e.copySend(srv.hostPriv) }, { rights: e });
+  }
+  return srv;
+}

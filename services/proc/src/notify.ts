@@ -1,0 +1,79 @@
+// Notifications (the Hurd's notify handlers and S_mach_notify_new_task).
+// Only messages the kernel marks as its own are believed: the Hurd's proc
+// crashed on forged dead-name notifications (and under rpctrace); here a
+// forged one is counted and dropped.
+import { MsgType, Notify, Rights, type Received } from "@hurdmesh/mach";
+import { NewTaskNotification, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { closeHandle, type HandleTable } from "./handles.js";
+import { processExited } from "./mgt.js";
+import { P, addChild, removeChild } from "./proc.js";
+import type { PortObject, ProcServer } from "./server.js";
+
+/** New-task and task-terminated notices on proc's notify port. */
+export function onNamespaceNotice(srv: ProcServer, m: Received): void {
+  if (!m.kernel) {
+    srv.stats.forgedNotifications++;
+    srv.task.dropRights(m);
+    return;
+  }
+  try {
+    if (m.id === Notify.NEW_TASK) newTask(srv, m);
+    else if (m.id === Notify.TASK_TERMINATED) {
+      const n = TaskTerminatedNotification.decode(m.body);
+      const p = srv.byTaskId.get(n.taskId);
+      if (p) processExited(srv, p);
+    } else srv.task.dropRights(m);
+  } catch {
+    srv.task.dropRights(m);
+  }
+}
+
+/**
+ * mach_notify_new_task: a task of this hurd was created. It gets a process
+ * at once (parent init, no ids, until someone calls proc_child) unless a
+ * member of a task namespace created it: then it is that member's child
+ * and the namespace root hears of it, as proc_make_task_namespace says.
+ */
+function newTask(srv: ProcServer, m: Received): void {
+  const n = NewTaskNotification.decode(m.body);
+  const task = m.ports[n.task];
+  const parent = m.ports[n.parent];
+  if (parent && parent.name !== 0xffffffff) srv.drop(parent.name);
+  if (!task || task.name === 0xffffffff || task.type !== MsgType.MSG_TYPE_MOVE_SEND) return;
+  const known = srv.byTaskId.get(n.taskId);
+  if (known) {
+    if (known.task === task.name) srv.drop(task.name);
+    else srv.bindTask(known, task.name, n.taskId);
+    return;
+  }
+  const p = srv.createProcess(task.name, n.taskId);
+  const creator = srv.byTaskId.get(n.parentId);
+  const root = creator ? (creator.has(P.NSROOT) ? creator : creator.nsRoot) : null;
+  if (creator && root && !root.dead) {
+    removeChild(p);
+    addChild(creator, p);
+    p.flags |= P.PARENTSET;
+    p.uids = creator.uids;
+    p.login = creator.login;
+    p.nsRoot = root;
+    if (creator.pgrp) srv.joinPgrp(p, creator.pgrp);
+    if (root.nsNotify && p.task) {
+      const r = new Rights();
+      const t = r.copySend(p.task);
+      const par = creator.task ? r.copySend(creator.task) : r.add(0, MsgType.MSG_TYPE_PORT_NAME);
+      try {
+        srv.task.send({ destination: root.nsNotify, id: Notify.NEW_TASK, body: NewTaskNotification.encode({ task: t, parent: par, taskId: n.taskId, parentId: n.parentId }).finish(), ports: r.ports });
+      } catch {
+        // The namespace's notify port is gone: the namespace still works.
+      }
+    }
+  }
+}
+
+/** Notifications on proc's served ports: no-senders on handles and on reauthentication ports. */
+export function onPortNotice(srv: ProcServer, handles: HandleTable, m: Received, o: PortObject | undefined): void {
+  srv.task.dropRights(m);
+  if (!o || m.id !== Notify.NO_SENDERS) return;
+  if (o.kind === "handle") closeHandle(srv, handles, o.h);
+  else if (o.kind === "reauth") o.done(false);
+}

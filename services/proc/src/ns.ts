@@ -1,0 +1,30 @@
+// proc_make_task_namespace (24057): the caller becomes the root of a task
+// namespace (the Hurd's boot uses it for subhurds). Kernel-level hurds
+// (subhurds) are the kernel's namespaces; this is the Hurd's own, in-proc one.
+import { Errno, HurdError, MsgType, type Impl } from "@hurdmesh/mach";
+import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
+import { P } from "./proc.js";
+import type { PortObject, ProcServer } from "./server.js";
+
+type H = Impl<typeof ProcessDefinition, PortObject>;
+
+export function ns(srv: ProcServer): H {
+  return {
+    makeTaskNamespace(req, ctx) {
+      const p = srv.caller(ctx);
+      ctx.keepRights = true;
+      const r = ctx.msg.ports[req.notify];
+      if (!r || r.type !== MsgType.MSG_TYPE_MOVE_SEND || r.name === 0xffffffff || r.name === 0) {
+        if (r && r.name && r.name !== 0xffffffff) srv.drop(r.name);
+        throw new HurdError(Errno.EINVAL, "notify must be a live send right");
+      }
+      if (p.has(P.NSROOT)) {
+        srv.drop(r.name);
+        throw new HurdError(Errno.EBUSY, "already a task namespace root");
+      }
+      p.flags |= P.NSROOT;
+      p.nsNotify = r.name;
+      return {};
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// Reauthentication (mgt.c, the 2021 protocol): proc gives the user a fresh
+// process port through auth; the process moves to it when the user calls
+// proc_reauthenticate_complete there, and the old port is destroyed, so
+// stale copies of it cannot inherit the new ids.
+import { Errno, HurdError, MsgType, NotifyId, type Impl } from "@hurdmesh/mach";
+import { serverAuthenticate } from "@hurdmesh/iohelp";
+import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
+import { reassignTo } from "./mgt.js";
+import { P, type Proc } from "./proc.js";
+import type { Ctx, PortObject, ProcServer } from "./server.js";
+import { taskProcess } from "./mgt.js";
+
+type H = Impl<typeof ProcessDefinition, PortObject>;
+
+/** Starts a reauthentication for p; never reports an error (proc_reauthenticate is a simpleroutine). */
+async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvousIndex: number, newTask: number): Promise<void> {
+  ctx.keepRights = true;
+  const r = ctx.msg.ports[rendezvousIndex];
+  const rendezvous = r && r.type === MsgType.MSG_TYPE_MOVE_SEND ? r.name : 0;
+  const abandon = () => {
+    if (newTask) srv.drop(newTask);
+  };
+  if (!rendezvous || rendezvous === 0xffffffff || !srv.authPort) {
+    if (rendezvous) srv.drop(rendezvous);
+    return abandon();
+  }
+  const port = await srv.newPort();
+  let finish!: (ok: boolean) => void;
+  const completed = new Promise<boolean>((res) => (finish = res));
+  const timer = setTimeout(() => finish(false), srv.config.reauthTimeoutMs);
+  const obj: PortObject = { kind: "reauth", p, uids: [], done: (ok) => finish(ok) };
+  srv.server.add(port, obj);
+  try {
+    // If the user drops the new port without completing, no-senders aborts.
+    await srv.task.requestNotification(port, NotifyId.NOTIFY_NO_SENDERS, port, 1);
+    const ids = await serverAuthenticate(srv.task, srv.authPort, rendezvous, port, { timeoutMs: srv.config.reauthTimeoutMs });
+    (obj as { uids: number[] }).uids = [...ids.euids, ...ids.auids];
+  } catch {
+    clearTimeout(timer);
+    srv.destroyPort(port);
+    return abandon();
+  }
+  const ok = await completed;
+  clearTimeout(timer);
+  if (!ok || p.dead) {
+    srv.destroyPort(port);
+    return abandon();
+  }
+  if (newTask) {
+    let stub: Proc;
+    try {
+      stub = await taskProcess(srv, newTask);
+    } catch {
+      srv.destroyPort(port);
+      return;
+    }
+    if (stub === p || p.dead) {
+      srv.destroyPort(port);
+      return;
+    }
+    reassignTo(srv, p, stub);
+  }
+  p.uids = Object.freeze((obj as { uids: number[] }).uids);
+  if (p.port && p.port !== port) srv.destroyPort(p.port);
+  p.port = port;
+  srv.server.add(port, { kind: "proc", p });
+  srv.newids(p);
+}
+
+export function reauth(srv: ProcServer): H {
+  return {
+    /** proc_reauthenticate (24011). */
+    reauthenticate(req, ctx) {
+      const p = srv.caller(ctx);
+      void begin(srv, p, ctx, req.rendezvous, 0);
+      return {};
+    },
+
+    /** proc_reauthenticate_reassign (24063): reauthentication and reassign in one step (exec of a setuid image). */
+    reauthenticateReassign(req, ctx) {
+      const p = srv.caller(ctx);
+      ctx.keepRights = true;
+      const t = ctx.msg.ports[req.newTask];
+      const task = t && t.type === MsgType.MSG_TYPE_MOVE_SEND && t.name !== 0xffffffff ? t.name : 0;
+      if (!task) {
+        const r = ctx.msg.ports[req.rendezvous];
+        if (r) srv.drop(r.name);
+        return {};
+      }
+      void begin(srv, p, ctx, req.rendezvous, task);
+      return {};
+    },
+
+    /** proc_reauthenticate_complete (24064): only on the port auth handed the user. */
+    reauthenticateComplete(_req, ctx) {
+      const o = ctx.object;
+      if (o.kind !== "reauth") throw new HurdError(Errno.EOPNOTSUPP, "not a reauthentication port");
+      if (o.p.has(P.REAPED)) throw new HurdError(Errno.EOPNOTSUPP, "process gone");
+      o.done(true);
+      return {};
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// The in-process hub (packages/mach/src/bus/local.ts): routing (exact,
+// `prefix.>`, `*`), its routing cache kept right across subscribe and
+// unsubscribe, delivery order, and request deadlines.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Errno, HurdError, LocalHub } from "@hurdmesh/mach";
+
+const tick = () => new Promise((r) => setImmediate(r));
+const bytes = (n: number) => new Uint8Array([n]);
+
+describe("LocalHub", () => {
+  it("routes exact, tail and star subscriptions, and keeps per-subject order", async () => {
+    const hub = new LocalHub();
+    const a = hub.connect();
+    const got: string[] = [];
+    a.subscribe("x.y.z", (s, d) => got.push(`exact ${s} ${d[0]}`));
+    a.subscribe("x.>", (s, d) => got.push(`tail ${s} ${d[0]}`));
+    a.subscribe("x.*.z", (s, d) => got.push(`star ${s} ${d[0]}`));
+    const b = hub.connect();
+    for (let i = 0; i < 3; i++) b.publish("x.y.z", bytes(i));
+    b.publish("x.q", bytes(9));
+    b.publish("y.y.z", bytes(8));
+    await tick();
+    assert.deepEqual(got, [
+      "exact x.y.z 0", "tail x.y.z 0", "star x.y.z 0",
+      "exact x.y.z 1", "tail x.y.z 1", "star x.y.z 1",
+      "exact x.y.z 2", "tail x.y.z 2", "star x.y.z 2",
+      "tail x.q 9",
+    ]);
+  });
+
+  it("a subject delivered before sees subscriptions made and dropped after", async () => {
+    const hub = new LocalHub();
+    const c = hub.connect();
+    const got: string[] = [];
+    const s1 = c.subscribe("a.b.c", () => got.push("s1"));
+    c.publish("a.b.c", bytes(1));
+    await tick();
+    const s2 = c.subscribe("a.>", () => got.push("s2"));
+    c.publish("a.b.c", bytes(2));
+    await tick();
+    s1.unsubscribe();
+    c.publish("a.b.c", bytes(3));
+    await tick();
+    s2.unsubscribe();
+    c.publish("a.b.c", bytes(4));
+    await tick();
+    assert.deepEqual(got, ["s1", "s1", "s2", "s2"]);
+  });
+
+  it("a handler that unsubscribes another stops its delivery at once; one that subscribes sees the next message", async () => {
+    const hub = new LocalHub();
+    const c = hub.connect();
+    const got: string[] = [];
+    let n = 0;
+    c.subscribe("m", () => {
+      got.push("first");
+      if (n++ === 0) {
+        second.unsubscribe();
+        c.subscribe("m", () => got.push("added"));
+      }
+    });
+    const second = c.subscribe("m", () => got.push("second"));
+    c.publish("m", bytes(1));
+    await tick();
+    c.publish("m", bytes(2));
+    await tick();
+    assert.deepEqual(got, ["first", "first", "added"]);
+  });
+
+  it("request: answered, ETIMEDOUT no earlier than the deadline, and failed by close", async () => {
+    const hub = new LocalHub();
+    const srv = hub.connect();
+    srv.subscribe("echo", (_s, d, reply) => reply && srv.publish(reply, d));
+    const c = hub.connect();
+    assert.deepEqual([...(await c.request("echo", bytes(5), 1000))], [5]);
+    const t0 = performance.now();
+    await assert.rejects(c.request("nobody", bytes(1), 50), (e: unknown) => e instanceof HurdError && e.code === Errno.ETIMEDOUT);
+    assert.ok(performance.now() - t0 >= 50);
+    const p = c.request("nobody", bytes(1), 60_000);
+    await c.close();
+    await assert.rejects(p, (e: unknown) => e instanceof HurdError && e.code === Errno.MACH_SEND_INVALID_DEST);
+  });
+});
