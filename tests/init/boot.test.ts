@@ -21,9 +21,12 @@ for (const kind of busKinds) {
       assert.equal(byPid.get(1)?.command, "/libexec/runsystem");
       assert.equal(byPid.get(2)?.command, "/hurd/startup");
       assert.equal(byPid.get(3)?.command, "kernel");
-      assert.equal(byPid.get(4)?.command, "proc");
-      const auth = procs.find((p) => p.taskId && p.ppid === 2 && p.pid > 4);
-      assert.ok(auth, `auth is a child of startup: ${JSON.stringify(procs.map((p) => [p.pid, p.ppid, p.command]))}`);
+      assert.equal(byPid.get(4)?.command, "/hurd/proc");
+      const auth = procs.find((p) => p.command === "/hurd/auth");
+      assert.ok(auth, `auth is listed: ${JSON.stringify(procs.map((p) => [p.pid, p.ppid, p.command]))}`);
+      assert.equal(auth.ppid, 2, "auth is a child of startup");
+      assert.equal(byPid.get(4)?.ppid, 2, "proc is a child of startup");
+      assert.equal(byPid.get(2)?.ppid, 1);
       assert.ok(log.some((l) => l.includes("pid 1 started")), log.join("\n"));
     });
   });

@@ -61,6 +61,11 @@ export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = 
   let startupProcPort = 0;
   const procinitDone = new Promise<void>((resolve) => {
     serve(st, StartupDefinition, {
+      // startup_essential_task: proc registers itself; the double only notes it.
+      essentialTask(_req, ctx) {
+        ctx.task.dropRights(ctx.msg);
+        return {};
+      },
       procinit(req, ctx) {
         startupProcPort = ctx.right(req.proc).name;
         resolve();
@@ -234,4 +239,49 @@ export async function bindInit(ph: ProcHurd): Promise<Proc> {
   const NAME = 0x5000;
   await st.task.insertRight(c.task, NAME, portAt(t2p, t2p.proc), MsgType.MSG_TYPE_MOVE_SEND);
   return asProcess(task, NAME, true);
+}
+
+/**
+ * proc's tables agree with each other: every process is where its pid, task
+ * and task id say; parent and child links are mutual; pgrps hold exactly
+ * their members and their orphan counts are right; every pid in use is
+ * pinned. Throws on the first disagreement.
+ */
+export function assertConsistent(srv: ProcServer): void {
+  const REAPED = 1 << 13;
+  const procs = [...srv.byPid.values()];
+  for (const [pid, p] of srv.byPid) {
+    assert.equal(p.pid, pid, `byPid ${pid}`);
+    assert.equal(p.flags & REAPED, 0, `pid ${pid} reaped but listed`);
+    assert.ok(srv.pids.inUse(pid), `pid ${pid} not pinned`);
+    if (p.task) assert.equal(srv.byTask.get(p.task), p, `byTask of pid ${pid}`);
+    if (p.taskId && !p.dead) assert.equal(srv.byTaskId.get(p.taskId), p, `byTaskId of pid ${pid}`);
+    for (const c of p.children()) {
+      assert.equal(c.parent, p, `child ${c.pid} of ${pid}`);
+      assert.equal(srv.byPid.get(c.pid), c, `child ${c.pid} of ${pid} listed`);
+    }
+    if (p.parent) {
+      assert.equal(srv.byPid.get(p.parent.pid), p.parent, `parent of ${pid} listed`);
+      assert.ok([...p.parent.children()].includes(p), `${pid} among its parent's children`);
+    }
+    if (p.pgrp) {
+      assert.equal(srv.pgrps.get(p.pgrp.pgid), p.pgrp, `pgrp of ${pid}`);
+      assert.ok(p.pgrp.members.has(p), `${pid} in its pgrp's members`);
+    }
+  }
+  for (const p of srv.byTask.values()) assert.equal(srv.byPid.get(p.pid), p, `byTask entry ${p.pid} listed`);
+  for (const [pgid, g] of srv.pgrps) {
+    assert.equal(g.pgid, pgid);
+    assert.ok(g.members.size > 0, `pgrp ${pgid} empty but kept`);
+    assert.equal(srv.sessions.get(g.session.sid), g.session, `session of pgrp ${pgid}`);
+    assert.ok(srv.pids.inUse(pgid), `pgid ${pgid} not pinned`);
+    let linked = 0;
+    for (const m of g.members) {
+      assert.equal(m.pgrp, g, `member ${m.pid} of ${pgid}`);
+      assert.ok(procs.includes(m), `member ${m.pid} of ${pgid} listed`);
+      const par = m.parent;
+      if (par && par.pgrp && par.pgrp !== g && par.pgrp.session === g.session) linked++;
+    }
+    assert.equal(g.linked, linked, `pgrp ${pgid} orphan count`);
+  }
 }

@@ -89,8 +89,12 @@ export class Process {
         ctx.keepRights = true;
         const ref = ctx.msg.ports[req.refport];
         const refName = ref && ref.type !== MsgType.MSG_TYPE_PORT_NAME ? ref.name : 0;
-        if (refName && refName !== 0xffffffff) this.task.deallocate(refName).catch(() => {});
-        return this.deliver(req.signal, req.sigcode, refName);
+        // The refport is compared by name (same port, same name), so it is
+        // released only after the comparison.
+        const release = () => {
+          if (refName && refName !== 0xffffffff) this.task.deallocate(refName).catch(() => {});
+        };
+        return this.deliver(req.signal, req.sigcode, refName).finally(release);
       },
       procNewids: (_req, ctx) => {
         this.task.dropRights(ctx.msg);
@@ -115,6 +119,11 @@ export class Process {
     if (signal <= 0 || signal >= NSIG) throw new HurdError(Errno.EINVAL, `signal ${signal}`);
     if (!ref) throw new HurdError(Errno.EPERM, "no reference port");
     const own = ref === this.task.self;
+    if (!own && signal === SIG.CONT && !this.sidport) {
+      // Our session's port, fetched when first needed (glibc's _hurd_sidport).
+      const s = await this.proc.getsidport({});
+      this.sidport = portAt(s, s.sessport);
+    }
     const session = !own && this.sidport !== 0 && ref === this.sidport && signal === SIG.CONT;
     if (!own && !session) throw new HurdError(Errno.EPERM, `the reference port does not allow ${signal}`);
     const h = this.handlers.get(signal);

@@ -42,6 +42,27 @@ export async function runProgram(parent: Process, argv: string[], o: RunOptions)
   await me.setArgs(argv, Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`).slice(0, 256));
   await me.markExec();
   const child = spawn(argv[0]!, argv.slice(1), { stdio: o.stdio ?? "inherit", env: o.env ?? process.env, cwd: o.cwd });
+  let notify = 0;
+  // Listen for the end at once: a short program may be gone before the wiring below is done.
+  const done = new Promise<number>((resolve) => {
+    let finished = false;
+    const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
+      if (finished) return;
+      finished = true;
+      const status = signal ? W.exitcode(0, fromLinux(signal)) : W.exitcode(code ?? 0, 0);
+      if (!task.detached) {
+        await me.proc.markExit({ status, sigcode: 0 }).catch(() => {});
+        await task.detach();
+      }
+      if (notify) parent.task.destroy(notify).catch(() => {});
+      resolve(status);
+    };
+    child.on("exit", (code, signal) => void finish(code, signal));
+    child.on("error", (e) => {
+      process.stderr.write(`hurd: cannot run ${argv[0]}: ${e.message}\n`);
+      void finish(127, null);
+    });
+  });
   // Every catchable signal goes to the Linux process; its own fate decides ours.
   for (const [sig, name] of Object.entries(LINUX)) {
     const n = Number(sig);
@@ -51,27 +72,11 @@ export async function runProgram(parent: Process, argv: string[], o: RunOptions)
     });
   }
   // SIGKILL arrives as task_terminate: the parent watches the task port die.
-  const notify = await parent.task.allocate(PortRight.PORT_RIGHT_RECEIVE);
+  notify = await parent.task.allocate(PortRight.PORT_RIGHT_RECEIVE);
   parent.task.receive(notify, (m) => {
     if (m.kernel && m.id === Notify.DEAD_NAME && child.exitCode === null) child.kill("SIGKILL");
   });
   await parent.task.requestNotification(f.task, NotifyId.NOTIFY_DEAD_NAME, notify, 1).catch(() => {});
-  const done = new Promise<number>((resolve) => {
-    const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
-      const status = signal ? W.exitcode(0, fromLinux(signal)) : W.exitcode(code ?? 0, 0);
-      if (!task.detached) {
-        await me.proc.markExit({ status, sigcode: 0 }).catch(() => {});
-        await task.detach();
-      }
-      parent.task.destroy(notify).catch(() => {});
-      resolve(status);
-    };
-    child.on("exit", (code, signal) => void finish(code, signal));
-    child.on("error", (e) => {
-      process.stderr.write(`hurd: cannot run ${argv[0]}: ${e.message}\n`);
-      void finish(127, null);
-    });
-  });
   return { pid: f.pid, process: me, child, done };
 }
 

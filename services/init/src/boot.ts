@@ -203,6 +203,9 @@ export class Init {
     await task.insertRight(c.task, BOOT_NAMES.proc, pid1, MsgType.MSG_TYPE_MOVE_SEND);
     await task.insertRight(c.task, BOOT_NAMES.auth, b.auth, MsgType.MSG_TYPE_COPY_SEND);
     await task.insertRight(c.task, BOOT_NAMES.startup, await this.startupPort, MsgType.MSG_TYPE_MAKE_SEND);
+    const cp = await this.processPort(proc, c.task);
+    await client(task, ProcessDefinition, cp).setprocargs({ argv: ["console"], envp: [] });
+    await task.deallocate(cp).catch(() => {});
     return { taskId: c.taskId, token: c.token };
   }
 

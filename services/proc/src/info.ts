@@ -50,10 +50,11 @@ function state(srv: ProcServer, p: Proc): number {
 
 const dec = new TextDecoder();
 
+/** The argument vector as ps shows it (NULs as spaces, bounded), or the exe path. */
 function command(p: Proc): string {
   if (p.args && p.args.length) {
-    const end = p.args.indexOf(0);
-    return dec.decode(end < 0 ? p.args : p.args.subarray(0, end));
+    const a = p.args.length > 512 ? p.args.subarray(0, 512) : p.args;
+    return dec.decode(a[a.length - 1] === 0 ? a.subarray(0, a.length - 1) : a).replaceAll("\0", " ");
   }
   return p.exe;
 }

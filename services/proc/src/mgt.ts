@@ -96,7 +96,9 @@ export function processExited(srv: ProcServer, p: Proc): void {
     p.sigcode = -1;
   }
   p.flags |= P.DEAD;
-  p.flags &= ~(P.STOPPED | P.CONTINUED);
+  // A stop already reported (WAITED) must not hide the exit: the Hurd's
+  // process_has_exited clears p_waited too.
+  p.flags &= ~(P.STOPPED | P.CONTINUED | P.WAITED);
   failWaiters(p);
   for (const w of p.msgportWaiters ?? []) w();
   p.msgportWaiters = null;
@@ -155,6 +157,10 @@ export function mgt(srv: ProcServer): H {
       const c = await taskProcess(srv, srv.taskArg(ctx, req.child));
       if (c.has(P.PARENTSET)) throw new HurdError(Errno.EBUSY, `pid ${c.pid} already has a parent`);
       if (c === parent) throw new HurdError(Errno.EINVAL, "a process cannot be its own child");
+      // Two unparented processes could otherwise adopt each other and leave
+      // a cycle that no walk up the tree (login collections, reparenting)
+      // ever leaves; the Hurd's proc_child does not check and loops there.
+      for (let a = parent.parent; a && a !== a.parent; a = a.parent) if (a === c) throw new HurdError(Errno.EINVAL, `pid ${c.pid} is an ancestor of the caller`);
       if (parent.dead) throw new HurdError(Errno.EOPNOTSUPP, "caller died");
       c.flags |= P.PARENTSET;
       srv.reparent(c, parent);
@@ -213,7 +219,10 @@ export function mgt(srv: ProcServer): H {
       p.flags &= ~(P.WAITED | P.CONTINUED);
       p.status = W_STOPCODE(req.signo);
       p.sigcode = req.sigcode;
-      if (p.pgrp && p.pgrp.linked === 0) srv.newlyOrphaned(p.pgrp);
+      // No orphan check here: SIGHUP+SIGCONT are for a pgrp that *becomes*
+      // orphaned with stopped members (POSIX; the Hurd's mark_stop sends
+      // nothing else). Stopping inside an already orphaned pgrp (pgrp 1,
+      // where every unparented task lives) must not hang up all of it.
       alertParent(srv, p, CLD_STOPPED);
       return {};
     },

@@ -34,15 +34,15 @@ export function msg(srv: ProcServer): H {
      */
     async getmsgport(req, ctx) {
       const c = srv.caller(ctx);
-      let p: Proc | undefined = srv.byPid.get(req.pid);
+      const p: Proc | undefined = srv.byPid.get(req.pid);
       if (!p) throw new HurdError(Errno.ESRCH, `no pid ${req.pid}`);
       while (p.has(P.DEADMSG) && !p.dead) {
         const list = (p.msgportWaiters ??= []);
         if (list.length >= srv.config.maxMsgportWaiters) throw new HurdError(Errno.EAGAIN, `${list.length} callers already wait for pid ${req.pid}`);
         await new Promise<void>((r) => list.push(r));
         if (c.dead) throw new HurdError(Errno.EOPNOTSUPP, "the caller died while waiting");
-        p = srv.byPid.get(req.pid);
-        if (!p) throw new HurdError(Errno.ESRCH, `pid ${req.pid} is gone`);
+        // The same process, not whatever has its pid now: it may have been reaped and the pid reused meanwhile.
+        if (p.has(P.REAPED)) throw new HurdError(Errno.ESRCH, `pid ${req.pid} is gone`);
       }
       return { msgport: p.msgport ? ctx.reply.copySend(p.msgport) : 0 };
     },

@@ -2,7 +2,7 @@
 // process port through auth; the process moves to it when the user calls
 // proc_reauthenticate_complete there, and the old port is destroyed, so
 // stale copies of it cannot inherit the new ids.
-import { Errno, HurdError, MsgType, NotifyId, type Impl } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, Notify, NotifyId, type Impl, type Received } from "@hurdmesh/mach";
 import { serverAuthenticate } from "@hurdmesh/iohelp";
 import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { reassignTo } from "./mgt.js";
@@ -11,6 +11,11 @@ import type { Ctx, PortObject, ProcServer } from "./server.js";
 import { taskProcess } from "./mgt.js";
 
 type H = Impl<typeof ProcessDefinition, PortObject>;
+
+/** proc_reauthenticate_complete's id: the one message the new port expects first. */
+const REAUTHENTICATE_COMPLETE = 24064;
+/** Calls a user may queue on the new port behind its completion. */
+const MAX_EARLY = 64;
 
 /** Starts a reauthentication for p; never reports an error (proc_reauthenticate is a simpleroutine). */
 async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvousIndex: number, newTask: number): Promise<void> {
@@ -28,22 +33,55 @@ async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvousIndex: number
   let finish!: (ok: boolean) => void;
   const completed = new Promise<boolean>((res) => (finish = res));
   const timer = setTimeout(() => finish(false), srv.config.reauthTimeoutMs);
-  const obj: PortObject = { kind: "reauth", p, uids: [], done: (ok) => finish(ok) };
-  srv.server.add(port, obj);
+  const obj = { kind: "reauth" as const, p, uids: [] as number[], done: (ok: boolean) => finish(ok) };
+  // Until the process moves to the new port, proc listens on it itself, as
+  // the Hurd's reauthenticating thread does with mach_msg: the completion
+  // (or no-senders) ends the wait. The user goes on using the new port as
+  // soon as it has sent the completion, which may reach proc before auth's
+  // answer does: those calls wait here and are served once the port is the
+  // process's, instead of meeting a port that is not one yet.
+  const early: Array<{ m: Received; settle: () => void }> = [];
+  let isComplete = false;
+  srv.task.receive(port, (m) => {
+    if (m.kernel) {
+      srv.task.dropRights(m);
+      if (m.id === Notify.NO_SENDERS) obj.done(false);
+      return;
+    }
+    if (!isComplete && m.id === REAUTHENTICATE_COMPLETE) {
+      isComplete = true;
+      srv.task.dropRights(m);
+      obj.done(true);
+      return;
+    }
+    if (!isComplete || early.length >= MAX_EARLY) {
+      srv.task.refuse(m, Errno.EOPNOTSUPP);
+      return;
+    }
+    return new Promise<void>((settle) => early.push({ m, settle }));
+  });
+  const fail = () => {
+    clearTimeout(timer);
+    srv.task.unreceive(port);
+    if (!srv.task.detached) srv.task.destroy(port).catch(() => {});
+    for (const e of early.splice(0)) {
+      srv.task.refuse(e.m, Errno.EOPNOTSUPP);
+      e.settle();
+    }
+  };
   try {
     // If the user drops the new port without completing, no-senders aborts.
     await srv.task.requestNotification(port, NotifyId.NOTIFY_NO_SENDERS, port, 1);
     const ids = await serverAuthenticate(srv.task, srv.authPort, rendezvous, port, { timeoutMs: srv.config.reauthTimeoutMs });
-    (obj as { uids: number[] }).uids = [...ids.euids, ...ids.auids];
+    obj.uids = [...ids.euids, ...ids.auids];
   } catch {
-    clearTimeout(timer);
-    srv.destroyPort(port);
+    fail();
     return abandon();
   }
   const ok = await completed;
   clearTimeout(timer);
   if (!ok || p.dead) {
-    srv.destroyPort(port);
+    fail();
     return abandon();
   }
   if (newTask) {
@@ -51,20 +89,20 @@ async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvousIndex: number
     try {
       stub = await taskProcess(srv, newTask);
     } catch {
-      srv.destroyPort(port);
-      return;
+      return fail();
     }
-    if (stub === p || p.dead) {
-      srv.destroyPort(port);
-      return;
-    }
+    // As proc_reassign: the stub must be a fresh task's, not a process with a life of its own.
+    if (stub === p || p.dead || stub.has(P.PARENTSET) || stub.firstChild) return fail();
     reassignTo(srv, p, stub);
   }
-  p.uids = Object.freeze((obj as { uids: number[] }).uids);
+  p.uids = Object.freeze(obj.uids);
   if (p.port && p.port !== port) srv.destroyPort(p.port);
   p.port = port;
   srv.server.add(port, { kind: "proc", p });
   srv.newids(p);
+  // The calls that came in behind the completion, in their order.
+  const dispatch = srv.server as unknown as { dispatch(m: Received): void | Promise<void> };
+  for (const e of early.splice(0)) void Promise.resolve(dispatch.dispatch(e.m)).finally(e.settle);
 }
 
 export function reauth(srv: ProcServer): H {

@@ -123,9 +123,10 @@ export class ProcServer {
   taskArg(ctx: Ctx, index: number): number {
     // From here on the handler owns the right (see taskProcess); the server
     // must not release it a second time if the call then fails.
-    ctx.keepRights = true;
+    // (Until the right is known good, a failure lets the server release the request's rights.)
     const r = ctx.right(index);
     if (r.type !== MsgType.MSG_TYPE_MOVE_SEND || r.name === 0xffffffff) throw new HurdError(Errno.ESRCH, "not a live task port");
+    ctx.keepRights = true;
     return r.name;
   }
 
@@ -215,35 +216,46 @@ export class ProcServer {
   /** Whether p counts toward its pgrp's "not orphaned" total (POSIX: a parent in another pgrp of the session). */
   private links(p: Proc, g: Pgrp): boolean {
     const par = p.parent;
-    return !!par && !par.dead && par.pgrp !== null && par.pgrp !== g && par.pgrp.session === g.session;
+    // Not "and the parent is alive": this must answer the same when a link is
+    // counted and when it is uncounted, and a dying parent's children are
+    // uncounted (reparented) after it is marked dead. A dead process has no
+    // children left, so nothing is counted for a zombie parent.
+    return !!par && par.pgrp !== null && par.pgrp !== g && par.pgrp.session === g.session;
   }
 
   joinPgrp(p: Proc, g: Pgrp): void {
     if (p.pgrp === g) return;
-    if (p.pgrp) this.leavePgrp(p);
-    p.pgrp = g;
-    g.members.add(p);
-    if (this.links(p, g)) g.linked++;
-    this.relinkChildren(p, +1);
+    this.pgrpChange(() => {
+      if (p.pgrp) this.leavePgrp(p);
+      p.pgrp = g;
+      g.members.add(p);
+      if (this.links(p, g)) g.linked++;
+      this.relinkChildren(p, +1);
+    });
   }
 
   leavePgrp(p: Proc): void {
     const g = p.pgrp;
     if (!g) return;
-    this.relinkChildren(p, -1);
-    if (this.links(p, g)) this.unlink(g);
-    g.members.delete(p);
-    p.pgrp = null;
-    if (g.members.size === 0) {
-      this.pgrps.delete(g.pgid);
-      g.session.pgrps.delete(g);
-      this.pids.unpin(g.pgid);
-      if (g.session.pgrps.size === 0) {
-        this.sessions.delete(g.session.sid);
-        if (g.session.sidport) this.destroyPort(g.session.sidport);
-        this.pids.unpin(g.session.sid);
+    this.pgrpChange(() => {
+      this.relinkChildren(p, -1);
+      const linked = this.links(p, g);
+      // p is no member of g by the time g's orphan status is judged: the
+      // process that leaves is not hung up with the group it left.
+      g.members.delete(p);
+      p.pgrp = null;
+      if (linked) this.unlink(g);
+      if (g.members.size === 0) {
+        this.pgrps.delete(g.pgid);
+        g.session.pgrps.delete(g);
+        this.pids.unpin(g.pgid);
+        if (g.session.pgrps.size === 0) {
+          this.sessions.delete(g.session.sid);
+          if (g.session.sidport) this.destroyPort(g.session.sidport);
+          this.pids.unpin(g.session.sid);
+        }
       }
-    }
+    });
   }
 
   /** p's own pgrp changes: its children's links to their pgrps are recounted. */
@@ -256,8 +268,32 @@ export class ProcServer {
     }
   }
 
+  /** Pgrps whose link count fell to 0 during the change in progress. */
+  private maybeOrphaned: Set<Pgrp> | null = null;
+
+  /**
+   * Runs one change of pgrp or parent, then judges orphaning. A move is a
+   * leave then a join (or an unlink then a relink): counts pass through 0 on
+   * the way when a link moves from one member to another, e.g. when a
+   * process joins its parent's pgrp and its own children's links take over.
+   * Only a pgrp still at 0 once the change is complete became orphaned.
+   */
+  private pgrpChange(fn: () => void): void {
+    if (this.maybeOrphaned) return fn();
+    const set = (this.maybeOrphaned = new Set());
+    try {
+      fn();
+    } finally {
+      this.maybeOrphaned = null;
+      for (const g of set) if (g.linked === 0 && g.members.size > 0) this.newlyOrphaned(g);
+    }
+  }
+
   private unlink(g: Pgrp): void {
-    if (--g.linked === 0 && g.members.size > 0) this.newlyOrphaned(g);
+    if (--g.linked === 0 && g.members.size > 0) {
+      if (this.maybeOrphaned) this.maybeOrphaned.add(g);
+      else this.newlyOrphaned(g);
+    }
   }
 
   /**
@@ -283,12 +319,15 @@ export class ProcServer {
 
   /** Moves p under a new parent (reparenting to init or a namespace root). */
   reparent(p: Proc, parent: Proc): void {
-    const g = p.pgrp;
-    if (g && this.links(p, g)) this.unlink(g);
-    removeChild(p);
-    addChild(parent, p);
-    if (g && this.links(p, g)) g.linked++;
+    this.pgrpChange(() => {
+      const g = p.pgrp;
+      if (g && this.links(p, g)) this.unlink(g);
+      removeChild(p);
+      addChild(parent, p);
+      if (g && this.links(p, g)) g.linked++;
+    });
   }
+
 
   // ------------------------------------------------------------ talking to processes
 
@@ -370,7 +409,7 @@ export class ProcServer {
     this.reparent(this.kernelProc, this.startup);
     this.kernelProc.flags |= P.PARENTSET;
     // proc itself waits for startup's proc_child, as in the Hurd.
-    this.self = mk(HURD_PID_PROC, "proc", this.task.self, this.task.id);
+    this.self = mk(HURD_PID_PROC, "/hurd/proc", this.task.self, this.task.id);
     init.args = new TextEncoder().encode("init\0");
   }
 }

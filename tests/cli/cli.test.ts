@@ -1,0 +1,204 @@
+// The `hurd` command driven as a person would, from another process: boot,
+// look, spawn, signal, wait, killall, bad input, shutdown, crash. Embedded
+// and with every server its own OS process on a real nats-server.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { busKinds, natsUrl, until } from "../harness.js";
+
+const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
+
+interface Up {
+  proc: ChildProcess;
+  out: () => string;
+  env: NodeJS.ProcessEnv;
+  exited: Promise<number>;
+}
+
+async function up(args: string[], hurd: string): Promise<Up> {
+  const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-cli-")) };
+  const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", hurd, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number>((r) => proc.on("exit", (c) => r(c ?? 1)));
+  await until(() => / is up in /.test(out) || proc.exitCode !== null, 60000, "hurd up");
+  assert.match(out, / is up in /, out);
+  return { proc, out: () => out, env, exited };
+}
+
+function hurd(u: Up, hurdName: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", main, args[0]!, "--hurd", hurdName, ...args.slice(1)], { env: u.env, encoding: "utf8", timeout: 60000 });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function hurdBg(u: Up, hurdName: string, ...args: string[]): { proc: ChildProcess; err: () => string; done: Promise<number> } {
+  const proc = spawn(process.execPath, ["--import", "tsx", main, args[0]!, "--hurd", hurdName, ...args.slice(1)], { env: u.env, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  proc.stderr!.on("data", (d) => (err += d));
+  proc.stdout!.on("data", (d) => (err += d));
+  return { proc, err: () => err, done: new Promise((r) => proc.on("exit", (c) => r(c ?? 1))) };
+}
+
+/** Parses `hurd ps` output into rows keyed by column name. */
+function table(s: string): Array<Record<string, string>> {
+  const [head, ...rows] = s.trim().split("\n");
+  const cols = head!.trim().split(/\s+/);
+  return rows.map((l) => {
+    const parts = l.trim().split(/\s+/);
+    const r: Record<string, string> = {};
+    cols.forEach((c, i) => (r[c] = i === cols.length - 1 ? parts.slice(i).join(" ") : parts[i]!));
+    return r;
+  });
+}
+
+/** OS processes whose environment names this hurd (what `hurd up --nats` started). */
+function processesOf(system: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const env = readFileSync(`/proc/${d}/environ`, "utf8");
+      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+      if (env.includes(`HURD_SYSTEM=${system}\0`) || cmd.includes(`--system\0${system}\0`)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+describe("hurd command, embedded hurd", () => {
+  let u: Up;
+  const name = `e${process.pid}`;
+  before(async () => {
+    u = await up([], name);
+  });
+  after(() => {
+    u.proc.kill("SIGKILL");
+  });
+
+  it("hurd ps shows pids 1, 2, 3 and 4, proc included, with the servers under startup", () => {
+    const r = hurd(u, name, "ps");
+    assert.equal(r.code, 0, r.stderr);
+    const rows = table(r.stdout);
+    const by = new Map(rows.map((x) => [x.PID, x]));
+    assert.equal(by.get("1")?.COMMAND, "/libexec/runsystem");
+    assert.equal(by.get("2")?.COMMAND, "/hurd/startup");
+    assert.equal(by.get("2")?.PPID, "1");
+    assert.equal(by.get("3")?.COMMAND, "kernel");
+    assert.equal(by.get("4")?.COMMAND, "/hurd/proc");
+    assert.equal(by.get("4")?.PPID, "2");
+    const auth = rows.find((x) => x.COMMAND === "/hurd/auth");
+    assert.equal(auth?.PPID, "2");
+    assert.deepEqual(Object.keys(rows[0]!), ["PID", "PPID", "PGID", "SID", "UID", "STAT", "TIME", "COMMAND"]);
+  });
+
+  it("hurd ps -o and --json give the chosen columns and one object per process", () => {
+    const r = hurd(u, name, "ps", "-o", "pid,command");
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(Object.keys(table(r.stdout)[0]!), ["PID", "COMMAND"]);
+    const j = hurd(u, name, "ps", "--json");
+    const objs = j.stdout.trim().split("\n").map((l) => JSON.parse(l) as { pid: number });
+    assert.ok(objs.some((o) => o.pid === 4));
+  });
+
+  it("spawns a real program, shows its argv, kills it through proc, and wait reports the signal", async () => {
+    const s = hurdBg(u, name, "spawn", "--", "sleep", "30");
+    await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
+    const pid = /is pid (\d+)/.exec(s.err())![1]!;
+    const row = table(hurd(u, name, "ps").stdout).find((x) => x.PID === pid);
+    assert.equal(row?.COMMAND, "sleep 30");
+    const w = hurdBg(u, name, "wait", pid);
+    await new Promise((r) => setTimeout(r, 1500));
+    const k = hurd(u, name, "kill", "-s", "TERM", pid);
+    assert.equal(k.code, 0, k.stderr);
+    assert.equal(await w.done, 128 + 15);
+    assert.match(w.err(), new RegExp(`${pid} killed by SIGTERM`));
+    assert.equal(await s.done, 128 + 15);
+  });
+
+  it("a program's exit status becomes its Hurd exit status", async () => {
+    const s = hurdBg(u, name, "spawn", "--", "sh", "-c", "exit 7");
+    assert.equal(await s.done, 7);
+    assert.match(s.err(), /exited with status 7/);
+  });
+
+  it("killall signals every process of that name through handles, and nothing else", async () => {
+    const a = hurdBg(u, name, "spawn", "--", "sleep", "41");
+    const b = hurdBg(u, name, "spawn", "--", "sleep", "42");
+    const other = hurdBg(u, name, "spawn", "--", "tail", "-f", "/dev/null");
+    await until(() => /is pid/.test(a.err()) && /is pid/.test(b.err()) && /is pid/.test(other.err()), 30000, "spawns");
+    const r = hurd(u, name, "killall", "sleep");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /sleep: 2 processes signalled/);
+    assert.equal(await a.done, 143);
+    assert.equal(await b.done, 143);
+    assert.equal(other.proc.exitCode, null, "tail was not touched");
+    const pid = /is pid (\d+)/.exec(other.err())![1]!;
+    hurd(u, name, "kill", "-s", "KILL", pid);
+    assert.equal(await other.done, 128 + 9);
+  });
+
+  it("bad input gets one clear line and a non-zero status", () => {
+    for (const args of [["kill", "abc"], ["kill", "-s", "NOPE", "5"], ["ps", "-o", "pid,nope"], ["wait", "999999"], ["kill", "999999"]]) {
+      const r = hurd(u, name, ...args);
+      assert.notEqual(r.code, 0, args.join(" "));
+      assert.match(r.stderr.trim(), /^hurd: .+$/, `${args.join(" ")}: ${r.stderr}`);
+    }
+  });
+
+  it("pstree and top show proc and init", () => {
+    const t = hurd(u, name, "pstree");
+    assert.match(t.stdout, /\/libexec\/runsystem\(1\)/);
+    assert.match(t.stdout, /\/hurd\/proc\(4\)/);
+    const top = hurd(u, name, "top", "-n", "1");
+    assert.equal(top.code, 0, top.stderr);
+    assert.match(top.stdout, /processes: \d+ total/);
+    assert.match(top.stdout, /\/hurd\/proc/);
+  });
+
+  it("hurd shutdown halts the hurd cleanly and removes its session", async () => {
+    const r = hurd(u, name, "shutdown");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await u.exited, 0, u.out());
+    assert.match(u.out(), /shutting down: reboot requested/);
+    assert.equal(existsSync(join(u.env.HURD_STATE_DIR!, `${name}.json`)), false);
+    assert.notEqual(hurd(u, name, "ps").code, 0, "nothing answers after shutdown");
+  });
+});
+
+describe("hurd command: an essential server's death crashes the hurd", () => {
+  it("killing proc (pid 4) ends the hurd with a report and a non-zero status", async () => {
+    const name = `c${process.pid}`;
+    const u = await up([], name);
+    try {
+      hurd(u, name, "kill", "-s", "KILL", "4");
+      assert.equal(await u.exited, 1, u.out());
+      assert.match(u.out(), /CRASH: essential server proc/);
+    } finally {
+      u.proc.kill("SIGKILL");
+    }
+  });
+});
+
+describe("hurd up --nats: every server its own OS process", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
+  it("boots, lists pids 1 to 4, and on shutdown leaves no process behind", async () => {
+    const name = `n${process.pid}`;
+    const u = await up(["--nats", natsUrl()], name);
+    try {
+      assert.ok(processesOf(name).length >= 4, `kernel, init, proc, auth, runsystem: ${processesOf(name)}`);
+      const rows = table(hurd(u, name, "ps").stdout);
+      for (const p of ["1", "2", "3", "4"]) assert.ok(rows.some((x) => x.PID === p), `pid ${p}`);
+      assert.equal(hurd(u, name, "shutdown").code, 0);
+      assert.equal(await u.exited, 0, u.out());
+      await until(() => processesOf(name).length === 0, 10000, "every server process to exit");
+    } finally {
+      u.proc.kill("SIGKILL");
+      for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+    }
+  });
+});
