@@ -11,8 +11,11 @@ import { startNats } from "./nats.js";
 import { kernelLocal, kernelNats, PING } from "./rows/kernel.js";
 import { RAW_NATS as RAW, rawNats } from "./rows/nats.js";
 import type { BenchContext, Opened, RowGroup } from "./rows/types.js";
+import { authLocal, authNats } from "./rows/auth.js";
+import { boot } from "./rows/boot.js";
+import { LIFECYCLE, procLifecycle, procScale } from "./rows/proc.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, authNats, authLocal, procScale, boot];
 const IN_FLIGHT = [1, 64];
 
 
@@ -56,6 +59,34 @@ const TARGETS: Target[] = [
     op: "<=",
     limit: 30,
     unit: "µs",
+  },
+  {
+    label: "process lifecycles/s in-process (64 in flight)",
+    row: (rows) => find(rows, LIFECYCLE, "local", 64),
+    value: (rows) => find(rows, LIFECYCLE, "local", 64)?.calls_per_s,
+    op: ">=",
+    limit: 5000,
+    unit: "/s",
+  },
+  {
+    label: "process lifecycles/s on NATS (64 in flight)",
+    row: (rows) => find(rows, LIFECYCLE, "nats", 64),
+    value: (rows) => find(rows, LIFECYCLE, "nats", 64)?.calls_per_s,
+    op: ">=",
+    limit: 2000,
+    unit: "/s",
+  },
+  ...[100_000, 1_000_000].map((n): Target => {
+    const name = `proc memory per live process (${n.toLocaleString("en-US")} processes)`;
+    return { label: name, row: (rows) => rows.find((r) => r.name === name), value: (rows) => rows.find((r) => r.name === name)?.bytes_per_process as number | undefined, op: "<=", limit: 1024, unit: " B" };
+  }),
+  {
+    label: "list procinfo of 100,000 processes",
+    row: (rows) => rows.find((r) => r.name.startsWith("list procinfo of 100")),
+    value: (rows) => rows.find((r) => r.name.startsWith("list procinfo of 100"))?.total_ms as number | undefined,
+    op: "<=",
+    limit: 1000,
+    unit: " ms",
   },
 ];
 

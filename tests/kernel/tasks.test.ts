@@ -111,8 +111,9 @@ for (const kind of busKinds) {
       const dup = (await a.extractRight(0, bTask, MsgType.MSG_TYPE_COPY_SEND)).name;
       assert.equal(dup, bTask, "same port, same name");
       await a.taskTerminate(bTask);
-      assert.equal(b.detached, false, "the runtime has not heard yet");
       assert.equal(h.kernel.tasks.has(b.id), false);
+      // The kernel tells an attached task of its own end (seq 0, KERN_TERMINATED).
+      await until(() => b.detached, 3000, "the task to hear of its own end");
       assert.equal(await a.type(bTask), TYPE_DEAD_NAME);
       assert.equal(await deadRefs(a, bTask), 2, "both urefs survive as dead-name urefs");
       await rejectsWith(b.allocate(), "KERN_INVALID_TASK");

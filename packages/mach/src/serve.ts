@@ -190,7 +190,8 @@ export class Server<D extends ServiceDef, O> {
     if (!m.reply || m.reply === MACH_PORT_DEAD || this.task.detached) return;
     this.task.send({
       destination: m.reply,
-      destinationDisposition: m.replyType === MsgType.MSG_TYPE_MOVE_SEND_ONCE ? MsgType.MSG_TYPE_MOVE_SEND_ONCE : MsgType.MSG_TYPE_COPY_SEND,
+      // The reply right is consumed by the answer, whichever kind it is (MIG moves it).
+      destinationDisposition: m.replyType === MsgType.MSG_TYPE_MOVE_SEND_ONCE ? MsgType.MSG_TYPE_MOVE_SEND_ONCE : MsgType.MSG_TYPE_MOVE_SEND,
       id,
       code,
       body,

@@ -114,6 +114,8 @@ export class Task {
   private closed = false;
   /** Messages on ports nobody handles (default: rights released, RPCs answered MIG_BAD_ID). */
   onUnhandled: (m: Received) => void = (m) => this.refuse(m);
+  /** The kernel ended this task; the Task is detached by then. */
+  onTerminated: () => void = () => {};
   /** One-way sends that the kernel could not route. */
   onSendFailed: (f: SendFailed) => void = () => {};
 
@@ -161,7 +163,16 @@ export class Task {
     const every = Math.max(50, Math.floor(this.leaseMs / 3));
     this.heartbeat = setInterval(() => {
       if (this.closed) return;
-      if (!this.sentSinceBeat || this.pendingCredit > 0) this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }));
+      if (this.bus.closed) {
+        // The connection is gone for good: the kernel will end the task at its lease.
+        this.shutdown();
+        return;
+      }
+      try {
+        if (!this.sentSinceBeat || this.pendingCredit > 0) this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }));
+      } catch {
+        // A failed heartbeat is the same as a missed one: the lease decides.
+      }
       this.sentSinceBeat = false;
     }, every);
     this.heartbeat.unref();
@@ -344,11 +355,15 @@ export class Task {
         // The reply right died unused: the server (or the message) is gone.
         this.replyPool.push(m.local);
         p.reject(new HurdError(Errno.MIG_SERVER_DIED, `reply port ${m.local}`));
+        this.flushCredit();
         return;
       }
       this.replyPool.push(m.local);
-      if (m.code !== 0) p.reject(new HurdError(m.code, m.body.length ? new TextDecoder().decode(m.body) : undefined));
-      else p.resolve(m);
+      if (m.code !== 0) {
+        // An error reply owns nothing: release whatever rights it carried.
+        if (m.ports.length) this.dropRights(m);
+        p.reject(new HurdError(m.code, m.body.length ? new TextDecoder().decode(m.body) : undefined));
+      } else p.resolve(m);
       this.flushCredit();
       return;
     }
@@ -386,6 +401,12 @@ export class Task {
   }
 
   private onFailed(f: SendFailed): void {
+    if (f.seq === 0 && f.code === Errno.KERN_TERMINATED) {
+      // The kernel ended this task (terminated, namespace torn down, lease lost).
+      this.shutdown();
+      this.onTerminated();
+      return;
+    }
     const p = f.seq < ONE_WAY_SEQ ? this.replies.get(f.seq) : undefined;
     if (p) {
       this.replies.delete(f.seq);

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { Errno, HurdError, type ErrnoName, type Bus } from "@hurdmesh/mach";
+import { Errno, HurdError, encode, type ErrnoName, type Bus } from "@hurdmesh/mach";
 import { Delivery, MsgType, NotifyId, PortRight, TaskSpecialPort, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { kernelConfig, type KernelConfig } from "./config.js";
 import { R_DEAD, R_NAME, R_RECEIVE, R_SEND, R_SEND_ONCE, type KMsg, type KRight } from "./message.js";
@@ -84,6 +84,7 @@ export class Kernel {
   /** Attached tasks in order of last activity: the lease sweep reads from the front. */
   private readonly leased = new Map<KTask, true>();
   private readonly undo: Undo[] = [];
+  private readonly scratch = Buffer.alloc(256);
   /** Inside deliver: copying out a receive right must not push its queue yet. */
   private delivering = 0;
   /** Tasks that were handed a receive right with queued messages during a deliver. */
@@ -161,13 +162,16 @@ export class Kernel {
   authenticate(taskId: number, token: string): KTask | null {
     const t = this.tasks.get(taskId);
     if (!t || typeof token !== "string") return null;
-    // Compare byte lengths, not string lengths: a token with non-ASCII
-    // characters has more bytes than characters, and timingSafeEqual throws
-    // on buffers of different lengths (which would take the trap server down).
-    const given = Buffer.from(token);
-    const want = Buffer.from(t.token);
-    if (given.length !== want.length) return null;
-    return timingSafeEqual(given, want) ? t : null;
+    // Tokens are ASCII, so a string of another length cannot match. The bytes
+    // are compared in constant time through a reused scratch buffer (no
+    // allocation per trap); a token with non-ASCII characters writes more or
+    // fewer bytes than its length and fails the byte-length check, since
+    // timingSafeEqual throws on unequal lengths.
+    const want = t.tokenBytes;
+    if (token.length !== want.length) return null;
+    const n = this.scratch.write(token, 0, "utf8");
+    if (n !== want.length) return null;
+    return timingSafeEqual(this.scratch.subarray(0, n), want) ? t : null;
   }
 
   /** Opens delivery to a task: over the bus (sink null) or to a stream. */
@@ -1317,7 +1321,7 @@ export class Kernel {
       traceparent: m.traceparent,
       code: m.code,
     };
-    const bytes = Delivery.encode({ message: rec }).finish();
+    const bytes = encode(Delivery, { message: rec });
     t.credit--;
     t.received++;
     this.stats.delivered++;

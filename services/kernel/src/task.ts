@@ -28,6 +28,7 @@ export class KTask {
   essential = false;
   sent = 0;
   received = 0;
+  readonly tokenBytes: Buffer;
   /** The subject prefix of this task's deliveries. */
   readonly subject: string;
   constructor(
@@ -38,5 +39,6 @@ export class KTask {
     system: string,
   ) {
     this.subject = `hurd.${system}.rcv.${this.id}.`;
+    this.tokenBytes = Buffer.from(token);
   }
 }

@@ -1,0 +1,91 @@
+// proc's rows: process lifecycles per second (create a child task and
+// process, the task ends, the parent waits), on both buses; memory per live
+// process in proc's tables at 100,000 and 1,000,000 processes; and the time
+// `ps` takes to list 100,000 processes through proc_getallprocinfo pages.
+import { Rights } from "@hurdmesh/mach";
+import { WNOHANG } from "@hurdmesh/libhurd";
+import type { Row } from "../harness.js";
+import { bootRig, type Rig } from "../rig.js";
+import type { BenchContext, Opened, RowGroup } from "./types.js";
+
+export const LIFECYCLE = "process lifecycle (fork, exit, wait)";
+
+/** One lifecycle, the way glibc's fork and a killed child go: task_create, proc_child, task_terminate, proc_wait. */
+function lifecycle(r: Rig): () => Promise<unknown> {
+  const p = r.parent;
+  return async () => {
+    const c = await p.task.taskCreate("bench-child");
+    const x = new Rights();
+    await p.proc.child({ child: x.copySend(c.task) }, { rights: x });
+    await p.task.taskTerminate(c.task);
+    p.task.deallocate(c.task).catch(() => {});
+    // Some child of ours has ended (with 64 in flight, not necessarily this one): reap one.
+    await p.wait(-1);
+  };
+}
+
+export const procLifecycle: RowGroup = {
+  name: "proc",
+  async open(ctx: BenchContext): Promise<Opened> {
+    const local = await bootRig("local", ctx.natsUrl, ctx.log);
+    const nats = await bootRig("nats", ctx.natsUrl, ctx.log);
+    return {
+      subjects: [
+        { name: LIFECYCLE, bus: "local", call: lifecycle(local) },
+        { name: LIFECYCLE, bus: "nats", call: lifecycle(nats) },
+      ],
+      async close() {
+        // Reap what the last turns left behind, then stop.
+        for (const r of [local, nats]) while (await r.parent.wait(-1, WNOHANG).catch(() => null));
+        await local.close();
+        await nats.close();
+      },
+    };
+  },
+};
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+export const procScale: RowGroup = {
+  name: "proc-scale",
+  needsNats: false,
+  async run(ctx: BenchContext): Promise<Row[]> {
+    const rows: Row[] = [];
+    const r = await bootRig("local", "", ctx.log);
+    try {
+      const srv = r.proc;
+      if (!(globalThis as { gc?: unknown }).gc) ctx.log("no global.gc (run with --expose-gc): memory rows are rough");
+      let made = 0;
+      for (const target of [100_000, 1_000_000]) {
+        gc();
+        const before = process.memoryUsage().heapUsed;
+        const t0 = performance.now();
+        // Processes as proc holds them (no task: the kernel's side is not proc's memory).
+        for (; made < target; made++) srv.createProcess(0, 0);
+        const took = performance.now() - t0;
+        gc();
+        const per = (process.memoryUsage().heapUsed - before) / (target - (target === 100_000 ? 0 : 100_000));
+        rows.push({ name: `proc memory per live process (${target.toLocaleString("en-US")} processes)`, bus: "-", in_flight: 0, calls: target, p50_us: 0, p99_us: 0, calls_per_s: Math.round(((target - (target === 100_000 ? 0 : 100_000)) / took) * 1000), errors: 0, cpu_us_per_call: 0, bytes_per_process: Math.round(per) });
+        if (target === 100_000) {
+          // ps of 100,000 processes: proc_getallprocinfo pages, one call stream.
+          const t1 = performance.now();
+          let start = 1;
+          let listed = 0;
+          for (;;) {
+            const page = await r.parent.proc.getallprocinfo({ startPid: start, max: 4096, flags: 0 });
+            listed += page.procs.length;
+            if (!page.nextPid) break;
+            start = page.nextPid;
+          }
+          const ms = performance.now() - t1;
+          rows.push({ name: `list procinfo of ${listed.toLocaleString("en-US")} processes`, bus: "local", in_flight: 1, calls: listed, p50_us: 0, p99_us: 0, calls_per_s: Math.round((listed / ms) * 1000), errors: 0, cpu_us_per_call: 0, total_ms: Math.round(ms) });
+        }
+      }
+    } finally {
+      await r.close();
+    }
+    return rows;
+  },
+};
