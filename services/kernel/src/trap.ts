@@ -50,7 +50,9 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
   const t = k.authenticate(trap.task, trap.token);
   if (!t) {
     k.stats.rejectedTraps++;
-    k.log(`trap for task ${trap.task} with a missing or wrong token rejected`);
+    // A task that just ended may still have traps in flight: only a wrong
+    // token for a live task is worth a log line.
+    if (k.tasks.has(trap.task)) k.log(`trap for task ${trap.task} with a missing or wrong token rejected`);
     answer?.(Errno.KERN_INVALID_TASK, NONE, "unknown task or wrong token");
     return;
   }
