@@ -94,6 +94,14 @@ export class Server<D extends ServiceDef, O> {
     this.byId = methods(def).byId;
   }
 
+  /**
+   * Adds handlers: a server split by concern (as the Hurd's proc is) builds
+   * its implementation from several parts. Later parts win for the same RPC.
+   */
+  implement(...parts: Impl<D, O>[]): void {
+    Object.assign(this.impl, ...parts);
+  }
+
   /** Serves `port` (a receive right of this task) as `object`. */
   add(port: number, object: O): void {
     this.objects.set(port, object);

@@ -2,8 +2,7 @@
 // processes, the handlers of every concern, the namespace's new-task
 // notifications, and the startup handshake (startup_procinit) when the task
 // has a bootstrap port.
-import { client, MsgType, PortRight, Rights, portAt, type Impl, type Task } from "@hurdmesh/mach";
-import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
+import { client, MsgType, PortRight, Rights, portAt, type Task } from "@hurdmesh/mach";
 import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import type { ProcConfig } from "./config.js";
 import { HandleTable, handleRpcs } from "./handles.js";
@@ -15,7 +14,7 @@ import { onNamespaceNotice, onPortNotice } from "./notify.js";
 import { ns } from "./ns.js";
 import { pgrp } from "./pgrp.js";
 import { reauth } from "./reauth.js";
-import { ProcServer, type PortObject } from "./server.js";
+import { ProcServer } from "./server.js";
 import { waitid, waits } from "./wait.js";
 
 export interface StartProcOptions {
@@ -33,9 +32,7 @@ export interface StartProcOptions {
 export async function startProc(task: Task, o: StartProcOptions = {}): Promise<ProcServer> {
   const srv = new ProcServer(task, o.config);
   const handles = new HandleTable();
-  const impl = (srv.server as unknown as { impl: Impl<typeof ProcessDefinition, PortObject> }).impl;
-  Object.assign(
-    impl,
+  srv.server.implement(
     mgt(srv),
     pgrp(srv),
     info(srv),
