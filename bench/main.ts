@@ -61,6 +61,14 @@ const TARGETS: Target[] = [
     unit: "µs",
   },
   {
+    label: "auth rendezvous p50 / brokered Ping p50 (NATS, 1 in flight)",
+    row: (rows) => find(rows, "auth rendezvous (full reauth)", "nats", 1),
+    value: (rows) => ratio(find(rows, "auth rendezvous (full reauth)", "nats", 1)?.p50_us, find(rows, PING, "nats", 1)?.p50_us),
+    op: "<=",
+    limit: 3.5,
+    unit: "x",
+  },
+  {
     label: "process lifecycles/s in-process (64 in flight)",
     row: (rows) => find(rows, LIFECYCLE, "local", 64),
     value: (rows) => find(rows, LIFECYCLE, "local", 64)?.calls_per_s,

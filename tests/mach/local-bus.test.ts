@@ -9,6 +9,30 @@ const tick = () => new Promise((r) => setImmediate(r));
 const bytes = (n: number) => new Uint8Array([n]);
 
 describe("LocalHub", () => {
+  it("a message storm does not starve timers (heartbeats and leases keep running)", async () => {
+    const hub = new LocalHub();
+    const c = hub.connect();
+    const data = new Uint8Array(1);
+    let n = 0;
+    let stop = false;
+    // Two subjects bouncing a message forever: delivery never runs dry.
+    c.subscribe("ping", () => {
+      n++;
+      if (!stop) c.publish("pong", data);
+    });
+    c.subscribe("pong", () => {
+      if (!stop) c.publish("ping", data);
+    });
+    c.publish("ping", data);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 20));
+    const late = performance.now() - t0;
+    stop = true;
+    await c.close();
+    assert.ok(n > 1000, `the storm ran (${n} deliveries)`);
+    assert.ok(late < 500, `a 20 ms timer fired after ${Math.round(late)} ms`);
+  });
+
   it("routes exact, tail and star subscriptions, and keeps per-subject order", async () => {
     const hub = new LocalHub();
     const a = hub.connect();

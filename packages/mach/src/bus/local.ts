@@ -2,6 +2,9 @@ import { Deadlines } from "../deadlines.js";
 import { Errno, HurdError } from "../errors.js";
 import type { Bus, BusHandler, BusSubscription } from "./types.js";
 
+/** Messages delivered in one go before the hub yields to timers and I/O. */
+const BURST = 4096;
+
 // Why a hub and connections: tests need to drop one task's connection (lease
 // expiry) while the others keep theirs, exactly as a NATS client can vanish.
 
@@ -44,6 +47,7 @@ export class LocalHub {
   private qHead = 0;
   private qLen = 0;
   private scheduled = false;
+  // ``scheduled`` stays true while a continuation is pending (setImmediate).
   private readonly drain = () => this.run();
 
   connect(): LocalConnection {
@@ -69,8 +73,16 @@ export class LocalHub {
   }
 
   private run(): void {
-    // Deliver everything queued, including what handlers publish meanwhile.
+    // Deliver everything queued, including what handlers publish meanwhile,
+    // but yield to the event loop after a bounded burst: timers (heartbeats,
+    // lease sweeps, deadlines) and I/O must run under sustained load, as they
+    // do between NATS socket reads.
+    let budget = BURST;
     while (this.qHead < this.qLen) {
+      if (--budget === 0) {
+        setImmediate(this.drain);
+        return;
+      }
       const i = this.qHead++;
       const subject = this.qSubject[i]!;
       const data = this.qData[i]!;
