@@ -107,3 +107,29 @@ async function taskPortOf(p: Process, pid: number): Promise<number> {
   const r = await p.proc.pid2task({ pid });
   return portAt(r, r.task);
 }
+
+describe("libhurd attachFromEnv", () => {
+  it("refuses an environment that names no task or no kernel, and a wrong token", async () => {
+    const { attachFromEnv } = await import("@hurdmesh/libhurd");
+    await assert.rejects(attachFromEnv({}), /HURD_TASK_ID and HURD_TOKEN/);
+    await assert.rejects(attachFromEnv({ HURD_TASK_ID: "5", HURD_TOKEN: "x" }), /NATS_URL .* or HURD_EDGE/);
+    const { Kernel, Edge } = await import("@hurdmesh/kernel");
+    const k = new Kernel({ system: `env${process.pid}` }, { log: () => {} });
+    const edge = new Edge(k);
+    const port = await edge.listen("127.0.0.1:0");
+    try {
+      const b = k.bootTask({ name: "env" });
+      await assert.rejects(attachFromEnv({ HURD_TASK_ID: String(b.task.id), HURD_TOKEN: "wrong", HURD_EDGE: `127.0.0.1:${port}`, HURD_SYSTEM: k.config.system }), (e: HurdError) => e.code === Errno.KERN_INVALID_TASK);
+      const env: NodeJS.ProcessEnv = { HURD_TASK_ID: String(b.task.id), HURD_TOKEN: b.token, HURD_EDGE: `127.0.0.1:${port}`, HURD_SYSTEM: k.config.system };
+      const { task, bus } = await attachFromEnv(env);
+      assert.equal(task.id, b.task.id);
+      assert.equal(env.HURD_TOKEN, undefined, "the token is not passed on to children");
+      assert.ok((await task.allocate()) > 0, "kernel calls work over the edge");
+      task.abandon();
+      await bus.close();
+    } finally {
+      await edge.close();
+      k.close();
+    }
+  });
+});

@@ -3,9 +3,10 @@
 //   HURD_SYSTEM     the kernel's system name (default "hurd")
 //   HURD_TASK_ID    the task to attach as
 //   HURD_TOKEN      its secret
-//   NATS_URL        the bus (nats://host:port)
+//   NATS_URL        the bus (nats://host:port), for trusted servers; or
+//   HURD_EDGE       the kernel's gRPC edge (host:port), for everything else
 // HURD_TOKEN is removed from process.env once read, so children do not inherit it.
-import { NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { EdgeBus, NatsBus, Task, type Bus } from "@hurdmesh/mach";
 
 export interface EnvAttach {
   task: Task;
@@ -15,11 +16,10 @@ export interface EnvAttach {
 export async function attachFromEnv(env: NodeJS.ProcessEnv = process.env, o: { window?: number; timeoutMs?: number } = {}): Promise<EnvAttach> {
   const taskId = Number(env.HURD_TASK_ID);
   const token = env.HURD_TOKEN;
-  const url = env.NATS_URL;
   if (!Number.isSafeInteger(taskId) || taskId <= 0 || !token) throw new Error("HURD_TASK_ID and HURD_TOKEN must name the task to attach as");
-  if (!url) throw new Error("NATS_URL must name the bus");
+  if (!env.NATS_URL && !env.HURD_EDGE) throw new Error("NATS_URL (the bus) or HURD_EDGE (the kernel's gRPC edge) must say where the kernel is");
   delete env.HURD_TOKEN;
-  const bus = await NatsBus.connect(url, `hurd-task-${taskId}`);
+  const bus = env.NATS_URL ? await NatsBus.connect(env.NATS_URL, `hurd-task-${taskId}`) : new EdgeBus(env.HURD_EDGE!, taskId, token);
   const task = await Task.attach({ bus, system: env.HURD_SYSTEM ?? "hurd", taskId, token, window: o.window, timeoutMs: o.timeoutMs });
   return { task, bus };
 }
