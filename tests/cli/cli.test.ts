@@ -185,6 +185,25 @@ describe("hurd command: an essential server's death crashes the hurd", () => {
   });
 });
 
+describe("hurd up --reboot-on-crash", () => {
+  it("boots the hurd again after proc dies, and shuts down cleanly after", async () => {
+    const name = `r${process.pid}`;
+    const u = await up(["--reboot-on-crash"], name);
+    try {
+      hurd(u, name, "kill", "-s", "KILL", "4");
+      await until(() => (u.out().match(/ is up in /g) ?? []).length === 2, 30000, "the second boot");
+      assert.match(u.out(), /CRASH: essential server proc/);
+      assert.match(u.out(), /rebooting after the crash/);
+      const rows = table(hurd(u, name, "ps").stdout);
+      assert.ok(rows.some((x) => x.PID === "4" && x.COMMAND === "/hurd/proc"), "a new proc is pid 4");
+      assert.equal(hurd(u, name, "shutdown").code, 0);
+      assert.equal(await u.exited, 0, u.out());
+    } finally {
+      u.proc.kill("SIGKILL");
+    }
+  });
+});
+
 describe("hurd up --nats: every server its own OS process", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
   it("boots, lists pids 1 to 4, and on shutdown leaves no process behind", async () => {
     const name = `n${process.pid}`;

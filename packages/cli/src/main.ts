@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { HurdError } from "@hurdmesh/mach";
 import { kill, killall } from "./kill.js";
 import { ps, pstree } from "./ps.js";
+import { rpctrace } from "./rpctrace.js";
 import { CliError } from "./session.js";
 import { shutdown } from "./shutdown.js";
 import { spawnCmd } from "./spawn.js";
@@ -21,9 +22,10 @@ program
   .option("--grpc <host:port>", "the kernel's gRPC edge", "127.0.0.1:7400")
   .option(...hurdOpt)
   .option("-q, --quiet", "print nothing but errors")
+  .option("--reboot-on-crash", "boot the hurd again when an essential server dies (embedded mode)")
   .argument("[command...]", "a program pid 1 runs once the hurd is up")
   .action(async (command: string[], o) => {
-    exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, command: command.length ? command : undefined });
+    exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, rebootOnCrash: o.rebootOnCrash, command: command.length ? command : undefined });
   });
 program
   .command("ps")
@@ -77,6 +79,23 @@ program
   .option(...hurdOpt)
   .action(async (argv: string[], o) => {
     exitCode = await spawnCmd(argv, o);
+  });
+program
+  .command("rpctrace")
+  .description("a live view of the messages the kernel routes, one line per RPC (as the Hurd's rpctrace)")
+  .option("--pid <n>", "only process N and the processes it creates")
+  .option("--task <t>", "only kernel task T and the tasks it creates")
+  .option("--rpc <name...>", "only these RPCs (full name, method name, or part of it)")
+  .option("--ns <id>", "only this namespace")
+  .option("--json", "one JSON object per message")
+  .option("-t, --timestamps", "prefix lines with the time")
+  .option("-s, --strsize <n>", "cut strings longer than this", "80")
+  .option("-n, --count <n>", "stop after n messages")
+  .option("-q, --quiet")
+  .argument("[program...]", "run PROGRAM as a Hurd process and trace it and its children")
+  .option(...hurdOpt)
+  .action(async (argv: string[], o) => {
+    exitCode = await rpctrace(argv, o);
   });
 program.command("shutdown").description("shut the hurd down (startup_reboot)").option(...hurdOpt).action((o) => shutdown(o));
 

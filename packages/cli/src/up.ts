@@ -17,13 +17,26 @@ export interface UpOptions {
   hurd: string;
   command?: string[];
   quiet?: boolean;
+  /** After an essential server's death, boot the hurd again (embedded mode). */
+  rebootOnCrash?: boolean;
 }
 
 export async function up(o: UpOptions): Promise<number> {
-  const t0 = performance.now();
   const session = sessionPath(o.hurd);
   const say = (l: string) => !o.quiet && console.log(l);
-  if (o.nats) return upNats(o, session, t0);
+  if (o.nats) return upNats(o, session, performance.now());
+  let stopping = false;
+  for (;;) {
+    const r = await upEmbedded(o, session, say, () => stopping, () => (stopping = true));
+    // A crash reboots the hurd only when asked (--reboot-on-crash); a shutdown never does.
+    if (r.code === 0 || !o.rebootOnCrash || stopping) return r.code;
+    say(`hurd ${o.hurd}: rebooting after the crash`);
+  }
+}
+
+/** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
+async function upEmbedded(o: UpOptions, session: string, say: (l: string) => void, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
+  const t0 = performance.now();
   const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`) });
   const hub = new LocalHub();
   const traps = new TrapServer(kernel, hub.connect());
@@ -40,21 +53,22 @@ export async function up(o: UpOptions): Promise<number> {
   writeFileSync(session, JSON.stringify({ system: o.hurd, edge: `${host}:${port}`, console: console_ }, null, 2), { mode: 0o600 });
   say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
   say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
-  let code: number | null = null;
-  const finish = async (c: number) => {
-    if (code !== null) return;
-    code = c;
-    rmSync(session, { force: true });
-    await edge.close();
-    traps.stop();
-    kernel.close();
+  const onSignal = () => {
+    stop();
+    void init.reboot();
   };
-  process.on("SIGINT", () => void init.reboot());
-  process.on("SIGTERM", () => void init.reboot());
-  const c = await init.halted;
-  await finish(c);
-  say(`hurd ${o.hurd} halted${c ? ` (crash, status ${c})` : ""}`);
-  return c;
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const code = await init.halted;
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  rmSync(session, { force: true });
+  await edge.close();
+  traps.stop();
+  kernel.close();
+  void stopping;
+  say(`hurd ${o.hurd} halted${code ? ` (crash, status ${code})` : ""}`);
+  return { code };
 }
 
 async function upNats(o: UpOptions, session: string, t0: number): Promise<number> {

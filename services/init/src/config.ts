@@ -9,8 +9,6 @@ export interface InitConfig {
   dosyncTimeoutMs: number;
   /** Parties that may register for shutdown notices. */
   maxNotifiees: number;
-  /** Whether an essential server's death reboots the hurd (off by default: tests want the crash). */
-  rebootOnCrash: boolean;
 }
 
 export const defaultInitConfig: InitConfig = {
@@ -18,5 +16,4 @@ export const defaultInitConfig: InitConfig = {
   bootReportMs: 5_000,
   dosyncTimeoutMs: 60_000,
   maxNotifiees: 256,
-  rebootOnCrash: false,
 };

@@ -46,7 +46,8 @@ export class Shutdown {
 
   crash(why: string): Promise<void> {
     this.log(`CRASH: ${why}`);
-    return this.halt(this.config.rebootOnCrash ? 0 : 1, why);
+    // Status 1: whoever hosts the hurd decides whether to boot it again (`hurd up --reboot-on-crash`).
+    return this.halt(1, why);
   }
 
   private async halt(code: number, why: string): Promise<void> {
