@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { client, portAt } from "@hurdmesh/mach";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { busKinds, until } from "../harness.js";
-import { Errno, SIG, bootProcHurd, exitProcess, rejectsWith, settle, userProcess, type Proc, type ProcHurd } from "./kit.js";
+import { Errno, SIG, assertConsistent, bindInit, bootProcHurd, exitProcess, reauthenticate, rejectsWith, settle, userProcess, type Proc, type ProcHurd } from "./kit.js";
 
 type Handle = ReturnType<typeof client<typeof ProcessDefinition>> & { name: number; pid: number; serial: number };
 
@@ -56,6 +56,23 @@ for (const kind of busKinds) {
       await rejectsWith(h.handleSignal({ signal: 99, sigcode: 0 }), Errno.EINVAL);
       await exitProcess(t);
       await ph.startup.proc.wait({ pid: t.pid, options: 0 });
+    });
+
+    it("a handle's signal is checked again when sent (as pidfd_send_signal): after its target reauthenticates to ids the opener lacks, EPERM", async () => {
+      const u = await userProcess(ph, ph.startup, [1000], "opener");
+      const x = await userProcess(ph, u, [1000], "x");
+      const h = await open(u, x.pid);
+      await h.handleSignal({ signal: SIG.USR1, sigcode: 0 });
+      const x2 = await reauthenticate(ph, x, [2000]);
+      await rejectsWith(h.handleSignal({ signal: SIG.USR1, sigcode: 0 }), Errno.EPERM);
+      assert.equal((await h.handleGetpid({})).alive, true, "the handle still names it");
+      assert.deepEqual(x.signals, [{ signal: SIG.USR1, sigcode: 0 }]);
+      // Root's handles reach everyone.
+      const hr = await open(ph.startup, x.pid);
+      await hr.handleSignal({ signal: SIG.USR1, sigcode: 0 });
+      assert.equal(x.signals.length, 2);
+      await exitProcess(x2);
+      await exitProcess(u);
     });
 
     it("SIGKILL through a handle terminates the task (glibc's kill does task_terminate); the parent sees death by SIGKILL", async () => {
@@ -114,6 +131,7 @@ for (const kind of busKinds) {
     it("a pid is not reused while a pgrp or session of that id lives on, after its process is reaped (the Hurd's genpid)", async () => {
       const small = await bootProcHurd(kind, { pidMax: 130, pidFloor: 100 });
       try {
+        const init = await bindInit(small);
         const L = await small.spawn(small.startup, "leader");
         await L.proc.setsid({});
         const member = await small.spawn(L, "member");
@@ -123,13 +141,35 @@ for (const kind of busKinds) {
         const seen = new Set<number>();
         for (let i = 0; i < 40; i++) seen.add((await churnOne(small, small.startup)).pid);
         assert.ok(!seen.has(L.pid), `pid ${L.pid} still names a session and a pgrp`);
+        // The member, orphaned, is init's to reap (a zombie would keep the session).
         await exitProcess(member);
-        await small.startup.proc.wait({ pid: member.pid, options: 0 }).catch(() => {});
+        await init.proc.wait({ pid: member.pid, options: 0 });
         let back = false;
         for (let i = 0; i < 70 && !back; i++) back = (await churnOne(small, small.startup)).pid === L.pid;
         assert.ok(back, "free once the session is gone");
       } finally {
         await small.close();
+      }
+    });
+
+    it("an exhausted pid space answers EAGAIN (as Linux's fork) and proc goes on; a freed pid is handed out again", async () => {
+      const tiny = await bootProcHurd(kind, { pidMax: 108, pidFloor: 100 });
+      try {
+        const kids: Proc[] = [];
+        for (let i = 0; i < 8; i++) kids.push(await tiny.spawn(tiny.startup, "fill"));
+        const t = await tiny.startup.task.taskCreate("one-too-many");
+        const { Rights } = await import("@hurdmesh/mach");
+        const r = new Rights();
+        await rejectsWith(tiny.startup.proc.task2pid({ task: r.copySend(t.task) }, { rights: r }), Errno.EAGAIN);
+        assert.equal((await tiny.startup.proc.getpids({})).pid, 2, "proc still answers");
+        await tiny.startup.task.taskTerminate(t.task);
+        await exitProcess(kids[3]!);
+        await tiny.startup.proc.wait({ pid: kids[3]!.pid, options: 0 });
+        const again = await tiny.spawn(tiny.startup, "again");
+        assert.equal(again.pid, kids[3]!.pid);
+        assertConsistent(tiny.proc);
+      } finally {
+        await tiny.close();
       }
     });
 
@@ -242,26 +282,27 @@ for (const kind of busKinds) {
         }
       })();
       // The killall: list, open each target by (pid, serial), signal through the handle.
-      let start = 1;
-      const signalled: number[] = [];
-      do {
-        const page = await ph.startup.proc.getallprocinfo({ startPid: start, max: 4, flags: 0 });
-        for (const pi of page.procs) {
-          if (pi.command !== "victim") continue;
-          try {
-            const h = await open(ph.startup, pi.pid, Number(pi.serial));
-            await h.handleSignal({ signal: SIG.TERM, sigcode: 0 });
-            signalled.push(pi.pid);
-            await ph.startup.task.deallocate(h.name);
-          } catch (e) {
-            assert.equal((e as { code?: number }).code, Errno.ESRCH, "only a vanished target may fail");
+      try {
+        let start = 1;
+        do {
+          const page = await ph.startup.proc.getallprocinfo({ startPid: start, max: 4, flags: 0 });
+          for (const pi of page.procs) {
+            if (pi.command !== "victim") continue;
+            try {
+              const h = await open(ph.startup, pi.pid, Number(pi.serial));
+              await h.handleSignal({ signal: SIG.TERM, sigcode: 0 });
+              await ph.startup.task.deallocate(h.name);
+            } catch (e) {
+              assert.equal((e as { code?: number }).code, Errno.ESRCH, `only a vanished target may fail (pid ${pi.pid}): ${(e as Error).message}`);
+            }
           }
-        }
-        start = page.nextPid;
-      } while (start);
-      churning = false;
-      await churn;
-      await exits;
+          start = page.nextPid;
+        } while (start);
+      } finally {
+        churning = false;
+        await churn;
+        await exits;
+      }
       for (const v of staying) assert.deepEqual(v.signals, [{ signal: SIG.TERM, sigcode: 0 }], `victim ${v.pid} exactly once`);
       for (const v of leaving) assert.ok(v.signals.length <= 1, `leaving victim ${v.pid} at most once`);
       for (const b of bystanders) assert.deepEqual(b.signals, [], `bystander ${b.pid} untouched`);

@@ -25,6 +25,11 @@ export interface Proc {
   pid: number;
   /** Signals that arrived on its message port: [signal, sigcode, refport type]. */
   signals: Array<{ signal: number; sigcode: number }>;
+  /**
+   * Per signal, whether its refport was this task's own task port, which
+   * glibc's signal_allowed takes as authority for any signal.
+   */
+  refIsSelf: boolean[];
   newids: Array<{ ppid: number; pgrp: number; orphaned: boolean }>;
   msgport: number;
 }
@@ -42,7 +47,7 @@ export interface ProcHurd {
    * proc_task2proc, proc_child; the child attaches with its token, gets its
    * process port, and registers a message port that records signals.
    */
-  spawn(parent: Proc, name?: string, o?: { msgport?: boolean }): Promise<Proc & { taskInParent: number }>;
+  spawn(parent: Proc, name?: string, o?: { msgport?: boolean; adopted?: boolean }): Promise<Proc & { taskInParent: number }>;
   close(): Promise<void>;
 }
 
@@ -97,8 +102,11 @@ export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = 
       const r = new Rights();
       const t2p = await parent.proc.task2proc({ task: r.copySend(c.task) }, { rights: r });
       const childProcInParent = portAt(t2p, t2p.proc);
-      const r2 = new Rights();
-      await parent.proc.child({ child: r2.copySend(c.task) }, { rights: r2 });
+      // In a task namespace proc has made it the creator's child already (no proc_child).
+      if (!o.adopted) {
+        const r2 = new Rights();
+        await parent.proc.child({ child: r2.copySend(c.task) }, { rights: r2 });
+      }
       const task = await h.attach(c.taskId, c.token);
       // fork copies the process port into the child.
       const NAME = 0x7000 + (c.taskId % 0x1000);
@@ -117,6 +125,7 @@ export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = 
 export async function asProcess(task: Task, port: number, withMsgport: boolean): Promise<Proc> {
   const proc = client(task, ProcessDefinition, port);
   const signals: Proc["signals"] = [];
+  const refIsSelf: boolean[] = [];
   const newids: Proc["newids"] = [];
   let msgport = 0;
   if (withMsgport) {
@@ -124,6 +133,7 @@ export async function asProcess(task: Task, port: number, withMsgport: boolean):
     serve(task, MsgDefinition, {
       sigPost(req, ctx) {
         signals.push({ signal: req.signal, sigcode: req.sigcode });
+        refIsSelf.push(ctx.msg.ports[req.refport]?.name === task.self);
         ctx.task.dropRights(ctx.msg);
         return {};
       },
@@ -137,7 +147,7 @@ export async function asProcess(task: Task, port: number, withMsgport: boolean):
     await proc.setmsgport({ newmsgport: r.makeSend(msgport) }, { rights: r });
   }
   const { pid } = await proc.getpids({});
-  return { task, port, proc, pid, signals, newids, msgport };
+  return { task, port, proc, pid, signals, refIsSelf, newids, msgport };
 }
 
 export type { Received };
@@ -175,6 +185,9 @@ export async function exitProcess(p: Proc, status = 0, sigcode = 0): Promise<voi
   await p.task.detach();
 }
 
+/** Names the kit chooses for rights it inserts (far above the kernel's own). */
+let insertedNames = 0;
+
 /** An auth handle with these uids, made from the root handle; a send right in startup's space. */
 export async function authHandle(ph: ProcHurd, uids: number[]): Promise<number> {
   const rep = await client(ph.startup.task, AuthDefinition, ph.rootAuth).makeAuth({ euids: uids, auids: uids, egids: [], agids: [], otherHandles: [] });
@@ -192,7 +205,7 @@ export async function reauthenticate(ph: ProcHurd, p: Proc, uids: number[]): Pro
   // Give the process the handle: startup (root) gets its task port from proc.
   const t = await ph.startup.proc.pid2task({ pid: p.pid });
   const task = portAt(t, t.task);
-  const NAME = 0x6000 + (p.task.id % 0x1000);
+  const NAME = 0x40000000 + ++insertedNames;
   await ph.startup.task.insertRight(task, NAME, handle, MsgType.MSG_TYPE_MOVE_SEND);
   await ph.startup.task.deallocate(task);
   const newport = await userReauthenticate(p.task, NAME, (rv) => {
@@ -201,6 +214,9 @@ export async function reauthenticate(ph: ProcHurd, p: Proc, uids: number[]): Pro
   });
   const np = client(p.task, ProcessDefinition, newport);
   await np.reauthenticateComplete({});
+  // The first call on the new port is answered once proc has moved the
+  // process there (it waits behind the completion): the new ids hold from here.
+  await np.getpids({});
   return { ...p, port: newport, proc: np };
 }
 

@@ -4,6 +4,7 @@ import { methods, type MethodInfo, type ServiceDef } from "./msgid.js";
 import { Rights, withRights } from "./rights.js";
 import { MACH_PORT_DEAD, type Task } from "./task.js";
 import { encode } from "./wire.js";
+import { tracingHooks } from "./hooks.js";
 
 /** What a handler knows of the request beyond its body. */
 export interface Context<O> {
@@ -129,7 +130,17 @@ export class Server<D extends ServiceDef, O> {
    * per request); a promise when the handler returns one, settled once the
    * reply is sent.
    */
-  private dispatch(m: Received): void | Promise<void> {
+  /**
+   * Handles one message as if it had just arrived on its port. For servers
+   * that hold messages back while a port changes hands (proc during a
+   * reauthentication) and hand them over afterwards.
+   */
+  dispatch(m: Received): void | Promise<void> {
+    if (tracingHooks.serve !== null && !m.kernel) return tracingHooks.serve(m, this.byId.get(m.id)?.path, () => this.dispatchNow(m));
+    return this.dispatchNow(m);
+  }
+
+  private dispatchNow(m: Received): void | Promise<void> {
     const object = this.objects.get(m.local);
     if (m.kernel) return this.notify(m, object);
     this.stats.requests++;

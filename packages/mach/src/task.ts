@@ -1,3 +1,4 @@
+import { tracingHooks } from "./hooks.js";
 import {
   AttachReply,
   CallReply,
@@ -273,7 +274,7 @@ export class Task {
       ports: m.ports ?? NO_PORTS,
       timeoutMs: m.timeoutMs ?? 0,
       seq: m.seq ?? this.oneWaySeq++,
-      traceparent: m.traceparent ?? "",
+      traceparent: m.traceparent ?? (tracingHooks.current !== null ? tracingHooks.current() : ""),
       code: m.code ?? 0,
     });
   }
@@ -316,7 +317,7 @@ export class Task {
           ports: o.ports ?? NO_PORTS,
           timeoutMs: o.sendTimeoutMs ?? timeoutMs,
           seq: rp,
-          traceparent: o.traceparent ?? "",
+          traceparent: o.traceparent ?? (tracingHooks.current !== null ? tracingHooks.current() : ""),
           code: 0,
         });
       } catch (e) {

@@ -5,6 +5,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { HurdError, errnoName, grpcStatusOf, methods, Errno } from "@hurdmesh/mach";
 import { AttachRequest, CallReply, MachDefinition, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { TraceService, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { handlers } from "./calls.js";
 import type { Kernel } from "./kernel.js";
 import type { KTask, Sink } from "./task.js";
@@ -40,8 +41,9 @@ export class Edge {
 
   constructor(private readonly kernel: Kernel) {
     this.server.addService(EdgeService, this.implementation());
+    this.server.addService(TraceService, { watch: (call: grpc.ServerWritableStream<WatchRequest, TraceBatch>) => this.watch(call) });
     this.health.addToServer(this.server);
-    const pkg = protoLoader.loadSync(["hurd/mach/v1/mach.proto"], { includeDirs: [protoRoot], keepCase: false });
+    const pkg = protoLoader.loadSync(["hurd/mach/v1/mach.proto", "hurd/trace/v1/trace.proto"], { includeDirs: [protoRoot], keepCase: false });
     new ReflectionService(pkg).addToServer(this.server);
   }
 
@@ -82,6 +84,46 @@ export class Edge {
     }
     this.kernel.touch(t);
     return t;
+  }
+
+  /**
+   * hurd.trace.v1.Trace/Watch: the kernel's trace records while the call is
+   * open, for the caller's namespace and those nested in it. A watcher that
+   * cannot keep up loses records (counted in the next batch), never slows routing.
+   */
+  private watch(call: grpc.ServerWritableStream<WatchRequest, TraceBatch>): void {
+    let t: KTask;
+    try {
+      t = this.who(call.metadata);
+    } catch (e) {
+      call.destroy(toStatus(e));
+      return;
+    }
+    const q = call.request;
+    let congested = false;
+    let lost = 0;
+    const stop = this.kernel.trace.watch(
+      { ns: t.ns, tasks: q.tasks, follow: q.follow, bodies: q.bodies, exclude: q.includeSelf ? q.exclude : [t.id, ...q.exclude] },
+      (records, dropped) => {
+        if (congested) {
+          lost += records.length + dropped;
+          return;
+        }
+        congested = !call.write({ records, dropped: dropped + lost });
+        lost = 0;
+      },
+    );
+    call.on("drain", () => (congested = false));
+    // The stream holds the watcher's lease: watching is being connected.
+    const beat = setInterval(() => this.kernel.touch(t), Math.max(50, this.kernel.config.leaseMs / 3));
+    beat.unref();
+    const end = () => {
+      clearInterval(beat);
+      stop();
+    };
+    call.on("cancelled", end);
+    call.on("close", end);
+    call.on("error", end);
   }
 
   private implementation(): grpc.UntypedServiceImplementation {

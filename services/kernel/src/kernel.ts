@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { Errno, HurdError, encode, type ErrnoName, type Bus } from "@hurdmesh/mach";
 import { Delivery, MsgType, NotifyId, PortRight, TaskSpecialPort, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { globalTelemetry, installTracingHooks, setGlobalTelemetry, telemetryFromEnv, TraceHub, type KernelTracer } from "@hurdmesh/telemetry";
 import { kernelConfig, type KernelConfig } from "./config.js";
 import { R_DEAD, R_NAME, R_RECEIVE, R_SEND, R_SEND_ONCE, type KMsg, type KRight } from "./message.js";
 import { Namespace } from "./namespace.js";
@@ -97,6 +98,10 @@ export class Kernel {
   events: KernelEvents;
   /** Counters for tests and the bench. */
   readonly stats = { sent: 0, delivered: 0, notifications: 0, rejectedTraps: 0, sendFailures: 0 };
+  /** Set only while someone watches the trace stream or spans are on: routing checks this one field. */
+  tracer: KernelTracer | null = null;
+  /** Trace watchers and OpenTelemetry (spans on when the OTEL_* environment says so). */
+  readonly trace: TraceHub;
 
   constructor(config: Partial<KernelConfig> = {}, events?: Partial<KernelEvents>) {
     this.config = kernelConfig(config);
@@ -106,6 +111,16 @@ export class Kernel {
     host.kobject = { kind: "host", ns: this.root };
     this.sweepTimer = setInterval(() => this.sweepLeases(), Math.max(50, this.config.leaseMs / 4));
     this.sweepTimer.unref();
+    this.trace = new TraceHub((t) => (this.tracer = t), this.config.system);
+    const tel = telemetryFromEnv("hurd-kernel");
+    if (tel) {
+      this.trace.useTelemetry(tel);
+      // Embedded, the servers run in this process: their handler spans too.
+      if (!globalTelemetry()) {
+        setGlobalTelemetry(tel);
+        installTracingHooks(tel);
+      }
+    }
   }
 
   /** Logs at most 20 lines a second, so a flood of bad traps cannot flood the log. */
@@ -140,7 +155,7 @@ export class Kernel {
   private createTask(parent: KTask | null, ns: Namespace, name: string): KTask {
     if (this.tasks.size >= this.config.maxTasks) throw err("KERN_RESOURCE_SHORTAGE", `${this.config.maxTasks} tasks alive`);
     if (!ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
-    const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), randomBytes(16).toString("base64url"), this.config.system);
+    const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), this.newToken(), this.config.system);
     const self = new Port(this.config.qlimit);
     self.kobject = { kind: "task", task: t };
     t.self = self;
@@ -148,6 +163,7 @@ export class Kernel {
     if (parent?.bootstrap?.active) this.setSpecial(t, TaskSpecialPort.TASK_BOOTSTRAP_PORT, parent.bootstrap);
     this.tasks.set(t.id, t);
     ns.tasks.add(t);
+    if (this.tracer !== null) this.tracer.created(t);
     if (ns.notify?.active) {
       const rights: KRight[] = [
         { type: R_SEND, port: this.makeSend(self), value: 0 },
@@ -155,6 +171,22 @@ export class Kernel {
       ];
       this.kernelMessage(ns.notify, R_SEND, MACH_NOTIFY_NEW_TASK, bodies.newTask(t.id, parent?.id ?? 0), rights);
     }
+    return t;
+  }
+
+  // Task tokens come from a pool of random bytes filled 256 tokens at a
+  // time: one getrandom call per task was a visible cost of task_create.
+  private tokenPool = Buffer.alloc(0);
+  private tokenAt = 0;
+  private newToken(): string {
+    if (this.tokenAt + 16 > this.tokenPool.length) {
+      this.tokenPool = randomBytes(16 * 256);
+      this.tokenAt = 0;
+    }
+    const t = this.tokenPool.toString("base64url", this.tokenAt, this.tokenAt + 16);
+    // Used bytes are wiped: a token never lingers in the pool once handed out.
+    this.tokenPool.fill(0, this.tokenAt, this.tokenAt + 16);
+    this.tokenAt += 16;
     return t;
   }
 
@@ -1135,6 +1167,7 @@ export class Kernel {
           b!.splice(i, 1);
           this.failSend(msg, Errno.MACH_SEND_TIMED_OUT);
         }, m.timeoutMs);
+        if (this.tracer !== null) this.tracer.sent(msg, m);
         (dest.blocked ??= []).push(w);
         t.sent++;
         return;
@@ -1146,6 +1179,7 @@ export class Kernel {
     this.commit();
     t.sent++;
     this.stats.sent++;
+    if (this.tracer !== null) this.tracer.sent(msg, m);
     this.enqueue(msg.dest, msg);
   }
 
@@ -1156,6 +1190,7 @@ export class Kernel {
    */
   private failSend(m: KMsg, code: number): void {
     this.stats.sendFailures++;
+    if (this.tracer !== null) this.tracer.failed(m, code);
     const t = m.sender;
     if (!t || !t.active) {
       this.destroyMsg(m);
@@ -1187,6 +1222,7 @@ export class Kernel {
     // A send-once right is consumed by the message, as Mach's are.
     if (destType === R_SEND) dest.srights++;
     const m: KMsg = { dest, destType, destMoved: false, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceparent: "" };
+    if (this.tracer !== null) this.tracer.sent(m, null);
     this.enqueue(dest, m);
   }
 
@@ -1321,6 +1357,7 @@ export class Kernel {
       traceparent: m.traceparent,
       code: m.code,
     };
+    if (this.tracer !== null) this.tracer.delivered(m, t, rec);
     const bytes = encode(Delivery, { message: rec });
     t.credit--;
     t.received++;

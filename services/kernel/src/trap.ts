@@ -65,6 +65,7 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
     } catch (e) {
       const he = HurdError.from(e);
       k.stats.sendFailures++;
+      if (k.tracer !== null) k.tracer.refused(t, trap.send, he.code);
       if (answer) answer(he.code, NONE, he.message);
       else k.reportSendFailed(t, trap.send.seq, he.code, 0);
     }

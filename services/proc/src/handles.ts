@@ -14,6 +14,13 @@ export class Handle {
   /** The status it ended with, once known (for waits after reaping). */
   final: WaitResult | null = null;
   exitWaiters: Array<(r: WaitResult) => void> | null = null;
+  /**
+   * The opener's ids when it opened the handle. A signal is checked against
+   * them again when it is sent, as pidfd_send_signal checks kill permission
+   * at send time: a process that reauthenticated to ids its opener lacks is
+   * out of the handle's reach (waits and getpid stay allowed).
+   */
+  ids: readonly number[] = [];
   constructor(
     readonly port: number,
     readonly pid: number,
@@ -84,6 +91,7 @@ export async function pidOpen(srv: ProcServer, table: HandleTable, caller: Proc,
     throw new HurdError(Errno.EDQUOT, `uid ${owner} holds ${srv.config.handleQuota} handles`);
   }
   const h = new Handle(port, p.pid, p.serial, owner, p);
+  h.ids = caller.uids;
   srv.pids.pin(p.pid);
   (p.handles ??= []).push(h);
   if (p.dead) h.died(p);
@@ -130,6 +138,7 @@ export function handleRpcs(srv: ProcServer, table: HandleTable, signal: (p: Proc
       const p = h.proc;
       if (!p || p.serial !== h.serial) throw new HurdError(Errno.ESRCH, `pid ${h.pid} (incarnation ${h.serial}) is gone`);
       if (p.dead) return {};
+      if (!h.ids.includes(0) && (p.uids.length === 0 || p.uids.some((u) => !h.ids.includes(u)))) throw new HurdError(Errno.EPERM, `pid ${h.pid} now has ids its handle's opener lacks`);
       await signal(p, req.signal, req.sigcode);
       return {};
     },

@@ -66,5 +66,14 @@ export async function signalProcess(srv: ProcServer, p: Proc, signo: number, sig
     return;
   }
   if (!p.msgport) throw new HurdError(Errno.EPERM, `pid ${p.pid} has no message port for signal ${signo}`);
-  await srv.postSignalAndWait(p, signo, sigcode);
+  try {
+    await srv.postSignalAndWait(p, signo, sigcode);
+  } catch (e) {
+    // A message port that died under the call is a process that is dying:
+    // its task's death notice is on its way. glibc's kill retries on these
+    // codes and ends at ESRCH; so does proc, for the handle's caller.
+    const code = (e as HurdError).code;
+    if (code === Errno.MACH_SEND_INVALID_DEST || code === Errno.MIG_SERVER_DIED) throw new HurdError(Errno.ESRCH, `pid ${p.pid} is dying`);
+    throw e;
+  }
 }

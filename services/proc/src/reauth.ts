@@ -101,8 +101,7 @@ async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvousIndex: number
   srv.server.add(port, { kind: "proc", p });
   srv.newids(p);
   // The calls that came in behind the completion, in their order.
-  const dispatch = srv.server as unknown as { dispatch(m: Received): void | Promise<void> };
-  for (const e of early.splice(0)) void Promise.resolve(dispatch.dispatch(e.m)).finally(e.settle);
+  for (const e of early.splice(0)) void Promise.resolve(srv.server.dispatch(e.m)).finally(e.settle);
 }
 
 export function reauth(srv: ProcServer): H {

@@ -1,17 +1,16 @@
-// proc conformance: who may reach whom. The 2021 reauthentication protocol,
-// the 2021 ownership rule of pid2task/pid2proc (check_owner), task2pid and
-// task2proc, and message ports (getmsgport/setmsgport) through which
-// signals travel.
+// proc conformance: who may reach whom. The 2021 reauthentication protocol
+// (proc_reauthenticate, proc_reauthenticate_reassign,
+// proc_reauthenticate_complete), the 2021 ownership rule of pid2task and
+// pid2proc (check_owner), and task2pid/task2proc/proc2task.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { MsgType, Rights, client, portAt } from "@hurdmesh/mach";
-import { MsgDefinition } from "@hurdmesh/proto/hurd/msg/v1/msg";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { busKinds, until } from "../harness.js";
-import { Errno, SIG, bootProcHurd, exitProcess, reauthenticate, rejectsWith, settle, userProcess, type ProcHurd } from "./kit.js";
+import { Errno, bootProcHurd, exitProcess, reauthenticate, rejectsWith, settle, userProcess, type ProcHurd } from "./kit.js";
 
 for (const kind of busKinds) {
-  describe(`proc ownership, reauthentication and message ports (${kind} bus)`, () => {
+  describe(`proc ownership and reauthentication (${kind} bus)`, () => {
     let ph: ProcHurd;
     before(async () => {
       ph = await bootProcHurd(kind);
@@ -134,44 +133,5 @@ for (const kind of busKinds) {
       await exitProcess(u);
     });
 
-    it("getmsgport: any process gets any other's message port (no check: the refport authorises), ESRCH for unknown; setmsgport answers the old one", async () => {
-      const u = await userProcess(ph, ph.startup, [4242]);
-      const other = await ph.spawn(ph.startup, "target");
-      const m = await u.proc.getmsgport({ pid: other.pid });
-      const msgport = portAt(m, m.msgport);
-      assert.ok(msgport > 0);
-      // A signal sent there arrives (authorisation is the receiver's business).
-      const r = new Rights();
-      await client(u.task, MsgDefinition, msgport).sigPost({ signal: SIG.USR1, sigcode: 0, refport: r.copySend(u.task.self) }, { rights: r });
-      await until(() => other.signals.some((s) => s.signal === SIG.USR1), 3000, "USR1 arrived");
-      await rejectsWith(u.proc.getmsgport({ pid: 99998 }), Errno.ESRCH);
-      // setmsgport answers the previous right.
-      const fresh = await other.task.allocate();
-      const r2 = new Rights();
-      const old = await other.proc.setmsgport({ newmsgport: r2.makeSend(fresh) }, { rights: r2 });
-      assert.equal(portAt(old, old.oldmsgport), other.msgport, "the old msgport comes back (same name: other holds its receive right)");
-      const m2 = await u.proc.getmsgport({ pid: other.pid });
-      assert.notEqual(portAt(m2, m2.msgport), msgport, "the new one is answered now");
-      const info = (await u.proc.getprocinfo({ which: other.pid, flags: 0 })).procinfo!;
-      assert.equal(info.state & 0x10, 0, "not NOMSG");
-      await exitProcess(other);
-      await exitProcess(u);
-      await ph.startup.proc.wait({ pid: other.pid, options: 0 });
-    });
-
-    it("a pending getmsgport fails once the target dies (instead of waiting forever)", async () => {
-      const p = await ph.spawn(ph.startup, "between-images");
-      const pp = await ph.startup.proc.pid2proc({ pid: p.pid });
-      const exec = client(ph.startup.task, ProcessDefinition, portAt(pp, pp.proc));
-      const nt = await ph.startup.task.taskCreate("img2");
-      const r = new Rights();
-      await exec.reassign({ newtask: r.copySend(nt.task) }, { rights: r });
-      const w = ph.startup.proc.getmsgport({ pid: p.pid }).then((m) => `port ${portAt(m, m.msgport)}`, (e: { code?: number }) => e.code);
-      await settle(ph.startup, 3);
-      await ph.startup.task.taskTerminate(nt.task);
-      const outcome = await w;
-      assert.ok(outcome === "port 0" || outcome === Errno.ESRCH, `answered ${outcome}`);
-      await ph.startup.proc.wait({ pid: p.pid, options: 0 });
-    });
   });
 }

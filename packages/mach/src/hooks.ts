@@ -1,0 +1,11 @@
+// Where tracing plugs into the runtime (set by @hurdmesh/telemetry's
+// installTracingHooks). Both are null unless tracing is on, and the runtime
+// checks them with one comparison per message.
+import type { Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
+
+export const tracingHooks: {
+  /** The traceparent of the active span, for messages sent without one. */
+  current: (() => string) | null;
+  /** Runs a request's handling inside a server span (child of the delivery's traceparent). */
+  serve: ((m: Received, method: string | undefined, run: () => void | Promise<void>) => void | Promise<void>) | null;
+} = { current: null, serve: null };

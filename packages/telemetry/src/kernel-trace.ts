@@ -1,0 +1,385 @@
+// The kernel's side of tracing: one record per routed message for those who
+// watch (`hurd rpctrace`), one OpenTelemetry span per routed message when
+// telemetry is on. The kernel calls a KernelTracer only while one is set, so
+// with nobody watching and telemetry off routing pays one null check.
+// Nothing here changes what a task holds or receives, except that with
+// telemetry on a delivery's traceparent names the kernel's span (so the
+// receiver's handler span is its child).
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
+import { errnoName } from "@hurdmesh/mach";
+import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import type { Telemetry } from "./otel.js";
+import { registry, type Registry } from "./registry.js";
+import { formatTraceparent, parseTraceparent } from "./traceparent.js";
+
+// Structural views of the kernel's objects (the kernel imports this package, not the reverse).
+export interface TNs {
+  readonly id: number;
+  readonly parent: TNs | null;
+}
+export interface TTask {
+  readonly id: number;
+  readonly parentId: number;
+  readonly name: string;
+  readonly ns: TNs;
+}
+export interface TRight {
+  type: number;
+  port: object | null;
+  value: number;
+}
+export interface TMsg {
+  dest: object;
+  destType: number;
+  reply: object | null;
+  replyType: number;
+  id: number;
+  code: number;
+  body: Uint8Array;
+  rights: TRight[] | null;
+  sender: TTask | null;
+  kernel: boolean;
+  traceparent: string;
+}
+export interface TWire {
+  destination: number;
+  destinationDisposition: number;
+  reply: number;
+  replyDisposition: number;
+  ports: readonly { name: number; disposition: number }[];
+  id: number;
+  code: number;
+  traceparent: string;
+  body: Uint8Array;
+}
+export interface TReceived {
+  local: number;
+  reply: number;
+  replyType: number;
+  ports: readonly { name: number; type: number }[];
+  traceparent: string;
+}
+
+/** What the kernel tells a tracer. Called only while kernel.tracer is set. */
+export interface KernelTracer {
+  /** A message left its sender (wire: as the sender wrote it) or the kernel (wire null). */
+  sent(m: TMsg, wire: TWire | null): void;
+  /** The message was copied out to `to`; `rec` is what the receiver gets (its traceparent may be set). */
+  delivered(m: TMsg, to: TTask, rec: TReceived): void;
+  /** A sent message could not be delivered (its rights went back to the sender). */
+  failed(m: TMsg, code: number): void;
+  /** The kernel refused a send outright (bad destination, rights, ...). */
+  refused(from: TTask, wire: TWire, code: number): void;
+  /** A task was created (watchers following a task follow its children). */
+  created(t: TTask): void;
+}
+
+/** One routed message, as the trace stream carries it (hurd.trace.v1.TraceRecord). */
+export type { TraceRecord };
+
+export interface WatchFilter {
+  /** Only messages whose tasks live in this namespace or namespaces nested in it. */
+  ns?: TNs | null;
+  /** Only messages to or from these tasks. */
+  tasks?: readonly number[];
+  /** With tasks: also every task they create, and its children. */
+  follow?: boolean;
+  /** Never messages to or from these tasks (the watcher's own). */
+  exclude?: readonly number[];
+  /** Include message bodies (for decoding). */
+  bodies?: boolean;
+  /** Records kept between flushes before they are dropped (default WATCH_BUFFER). */
+  buffer?: number;
+}
+
+export type WatchSink = (records: TraceRecord[], dropped: number) => void;
+
+interface Watcher {
+  ns: TNs | null;
+  tasks: Set<number> | null;
+  follow: boolean;
+  exclude: Set<number>;
+  bodies: boolean;
+  max: number;
+  sink: WatchSink;
+  buf: TraceRecord[];
+  dropped: number;
+}
+
+interface Flight {
+  n: number;
+  ts: number;
+  sname: number;
+  rpc: string | undefined;
+  re: number;
+  reply: boolean;
+  wire: TWire | null;
+  span: Span | null;
+}
+
+const DISP: Record<number, string> = {
+  15: "port-name",
+  16: "move-receive",
+  17: "move-send",
+  18: "move-send-once",
+  19: "copy-send",
+  20: "make-send",
+  21: "make-send-once",
+};
+const ARRIVED: Record<number, string> = { 16: "receive", 17: "send", 18: "send-once", 15: "name" };
+const R_SEND_ONCE = 18;
+const DEAD = 0xffffffff;
+/** Records kept per watcher between flushes: beyond this they are dropped and counted. */
+export const WATCH_BUFFER = 8192;
+const BODY_MAX = 64 * 1024;
+const NO_BODY = new Uint8Array(0);
+
+function blank(n: number, tsMs: number, namespaceId: number, fromTask: number, toTask: number, senderName: number, receiverName: number, msgid: number, bodyLength: number): TraceRecord {
+  return { n, tsMs, namespaceId, fromTask, toTask, senderName, receiverName, msgid, rpc: "", isReply: false, replyTo: 0, code: 0, error: 0, kernel: false, rights: [], body: NO_BODY, bodyLength };
+}
+
+function inNs(ns: TNs, root: TNs): boolean {
+  for (let n: TNs | null = ns; n; n = n.parent) if (n === root) return true;
+  return false;
+}
+
+/**
+ * The kernel's tracer: watchers and OpenTelemetry. `install` is called with
+ * the tracer when the first watcher arrives or telemetry is set, and with
+ * null when neither is left, so the kernel's hot path checks one field.
+ */
+export class TraceHub implements KernelTracer {
+  private readonly flights = new WeakMap<TMsg, Flight>();
+  /** Reply ports (send-once) of delivered requests: the request's record. */
+  private readonly pendingReplies = new WeakMap<object, { n: number; id: number; span: Span | null }>();
+  private readonly watchers = new Set<Watcher>();
+  private telemetry: Telemetry | null = null;
+  private n = 0;
+  private flushing = false;
+  readonly registry: Registry;
+  readonly stats = { records: 0, dropped: 0, spans: 0 };
+
+  constructor(
+    private readonly install: (t: KernelTracer | null) => void,
+    readonly system: string,
+    reg?: Registry,
+  ) {
+    this.registry = reg ?? registry();
+  }
+
+  get active(): boolean {
+    return this.watchers.size > 0 || this.telemetry !== null;
+  }
+
+  get watching(): number {
+    return this.watchers.size;
+  }
+
+  /** Turns OpenTelemetry spans on (or off with null). */
+  useTelemetry(t: Telemetry | null): void {
+    this.telemetry = t;
+    this.install(this.active ? this : null);
+  }
+
+  /** Starts a watch; the returned function ends it. Records arrive in batches, once per turn of the event loop. */
+  watch(f: WatchFilter, sink: WatchSink): () => void {
+    const w: Watcher = {
+      ns: f.ns ?? null,
+      tasks: f.tasks && f.tasks.length ? new Set(f.tasks) : null,
+      follow: !!f.follow,
+      exclude: new Set(f.exclude ?? []),
+      bodies: !!f.bodies,
+      max: Math.max(1, f.buffer ?? WATCH_BUFFER),
+      sink,
+      buf: [],
+      dropped: 0,
+    };
+    this.watchers.add(w);
+    this.install(this);
+    return () => {
+      if (!this.watchers.delete(w)) return;
+      if (!this.active) this.install(null);
+    };
+  }
+
+  // ------------------------------------------------------------ KernelTracer
+
+  sent(m: TMsg, wire: TWire | null): void {
+    let re = 0;
+    let rpc: string | undefined;
+    let reply = false;
+    let parentSpan: Span | null = null;
+    if (m.destType === R_SEND_ONCE && !m.kernel) {
+      const p = this.pendingReplies.get(m.dest);
+      if (p) {
+        this.pendingReplies.delete(m.dest);
+        re = p.n;
+        reply = true;
+        rpc = this.registry.name(p.id);
+        parentSpan = p.span;
+      }
+    }
+    if (!reply) rpc = this.registry.name(m.id, m.kernel) ?? (m.destType === R_SEND_ONCE ? this.registry.name(m.id - 100) : undefined);
+    const fl: Flight = { n: ++this.n, ts: Date.now(), sname: wire ? wire.destination : 0, rpc, re, reply, wire, span: null };
+    const tel = this.telemetry;
+    if (tel !== null) fl.span = this.startSpan(tel, m, fl, parentSpan);
+    this.flights.set(m, fl);
+  }
+
+  delivered(m: TMsg, to: TTask, rec: TReceived): void {
+    let fl = this.flights.get(m);
+    if (!fl) {
+      // Routed without passing sent() (a kernel object's MIG_BAD_ID answer).
+      fl = { n: ++this.n, ts: Date.now(), sname: 0, rpc: this.registry.name(m.id - 100), re: 0, reply: true, wire: null, span: null };
+    } else this.flights.delete(m);
+    if (m.reply && m.replyType === R_SEND_ONCE) this.pendingReplies.set(m.reply, { n: fl.n, id: m.id, span: fl.span });
+    const span = fl.span;
+    if (span !== null) {
+      span.setAttribute("hurd.task.receiver", to.id);
+      span.setAttribute("hurd.port.receiver_name", rec.local);
+      span.setAttribute("hurd.namespace", to.ns.id);
+      span.setAttribute("messaging.destination.name", `hurd.${this.system}.rcv.${to.id}.${rec.local}`);
+      const sc = span.spanContext();
+      rec.traceparent = formatTraceparent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags });
+      span.end();
+    }
+    if (this.watchers.size > 0) this.record(m, fl, to, rec, 0, m.sender, to.ns);
+  }
+
+  failed(m: TMsg, code: number): void {
+    const fl = this.flights.get(m);
+    if (!fl) return;
+    this.flights.delete(m);
+    if (fl.span) {
+      fl.span.setAttribute("hurd.errno", errnoName(code));
+      fl.span.setStatus({ code: SpanStatusCode.ERROR, message: errnoName(code) });
+      fl.span.end();
+    }
+    if (this.watchers.size > 0 && m.sender) this.record(m, fl, null, null, code, m.sender, m.sender.ns);
+  }
+
+  refused(from: TTask, wire: TWire, code: number): void {
+    if (this.watchers.size === 0) return;
+    const rec = blank(++this.n, Date.now(), from.ns.id, from.id, 0, wire.destination, 0, wire.id, wire.body.length);
+    rec.error = code;
+    rec.rpc = this.registry.name(wire.id) ?? "";
+    for (const w of this.watchers) if (this.matches(w, from.id, 0, from.ns)) this.push(w, rec, wire.body);
+  }
+
+  created(t: TTask): void {
+    for (const w of this.watchers) if (w.follow && w.tasks && w.tasks.has(t.parentId)) w.tasks.add(t.id);
+  }
+
+  // ------------------------------------------------------------ records
+
+  private matches(w: Watcher, from: number, to: number, ns: TNs): boolean {
+    if (w.exclude.has(from) || w.exclude.has(to)) return false;
+    if (w.ns && !inNs(ns, w.ns)) return false;
+    if (w.tasks && !w.tasks.has(from) && !w.tasks.has(to)) return false;
+    return true;
+  }
+
+  private record(m: TMsg, fl: Flight, to: TTask | null, rec: TReceived | null, err: number, from: TTask | null, ns: TNs): void {
+    const fromId = from ? from.id : 0;
+    const toId = to ? to.id : 0;
+    let r: TraceRecord | null = null;
+    for (const w of this.watchers) {
+      if (!this.matches(w, fromId, toId, ns)) continue;
+      r ??= this.makeRecord(m, fl, toId, rec, err, fromId, ns);
+      this.push(w, r, m.body);
+    }
+  }
+
+  private makeRecord(m: TMsg, fl: Flight, to: number, rec: TReceived | null, err: number, from: number, ns: TNs): TraceRecord {
+    const r = blank(fl.n, fl.ts, ns.id, from, to, fl.sname, rec ? rec.local : 0, m.id, m.body.length);
+    if (fl.rpc) r.rpc = fl.rpc;
+    if (fl.reply) {
+      r.isReply = true;
+      r.replyTo = fl.re;
+      r.code = m.code;
+    }
+    r.error = err;
+    r.kernel = m.kernel;
+    const rights = r.rights;
+    const wire = fl.wire;
+    if (wire && wire.reply && wire.reply !== DEAD) rights.push(`reply ${DISP[wire.replyDisposition || 21] ?? wire.replyDisposition} ${wire.reply}->${rec ? rec.reply : "?"}`);
+    const n = m.rights ? m.rights.length : 0;
+    for (let i = 0; i < n; i++) {
+      const sp = wire?.ports[i];
+      const rp = rec?.ports[i];
+      const d = sp ? (DISP[sp.disposition] ?? String(sp.disposition)) : rp ? (ARRIVED[rp.type] ?? String(rp.type)) : "?";
+      rights.push(`${d} ${sp ? sp.name : "-"}->${rp ? (rp.name === DEAD ? "dead" : rp.name) : "?"}`);
+    }
+    return r;
+  }
+
+  private push(w: Watcher, r: TraceRecord, body: Uint8Array): void {
+    if (w.buf.length >= w.max) {
+      w.dropped++;
+      this.stats.dropped++;
+      return;
+    }
+    this.stats.records++;
+    w.buf.push(w.bodies && body.length && body.length <= BODY_MAX ? { ...r, body } : r);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    for (const w of this.watchers) {
+      if (w.buf.length === 0 && w.dropped === 0) continue;
+      const recs = w.buf;
+      const dropped = w.dropped;
+      w.buf = [];
+      w.dropped = 0;
+      try {
+        w.sink(recs, dropped);
+      } catch {
+        // A watcher's failure is its own: it never reaches routing.
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ spans
+
+  private startSpan(tel: Telemetry, m: TMsg, fl: Flight, replyOf: Span | null): Span {
+    const p = parseTraceparent(m.traceparent);
+    let ctx = ROOT_CONTEXT;
+    if (p) ctx = trace.setSpanContext(ROOT_CONTEXT, { traceId: p.traceId, spanId: p.spanId, traceFlags: p.flags, isRemote: true });
+    else if (replyOf) ctx = trace.setSpan(ROOT_CONTEXT, replyOf);
+    const name = m.kernel ? (fl.rpc ?? `notify ${m.id}`) : fl.reply ? `${fl.rpc ?? m.id - 100} reply` : (fl.rpc ?? `msgid ${m.id}`);
+    const sender = m.sender;
+    const span = tel.tracer.startSpan(
+      name,
+      {
+        kind: SpanKind.PRODUCER,
+        startTime: fl.ts,
+        attributes: {
+          "rpc.system.name": "hurdmesh",
+          "messaging.system": "hurdmesh",
+          "messaging.operation.type": "send",
+          "hurd.mig.id": m.id,
+          "hurd.task.sender": sender ? sender.id : 0,
+          "hurd.port.sender_name": fl.sname,
+          "hurd.kernel": m.kernel,
+        },
+      },
+      ctx,
+    );
+    this.stats.spans++;
+    if (fl.rpc) span.setAttribute("rpc.method", fl.rpc);
+    if (fl.reply) {
+      span.setAttribute("hurd.reply", true);
+      if (m.code !== 0) {
+        span.setAttribute("hurd.errno", errnoName(m.code));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errnoName(m.code) });
+      }
+    }
+    const wire = fl.wire;
+    if (wire && wire.ports.length) span.setAttribute("hurd.rights", wire.ports.map((p) => `${DISP[p.disposition] ?? p.disposition} ${p.name}`));
+    return span;
+  }
+}

@@ -1,0 +1,49 @@
+// Message ids to names: every service definition of the project (its MIG ids,
+// read by the runtime's methods()), the kernel's notifications, and replies
+// (MIG answers request id N with N + 100).
+import { methods, type MethodInfo, type ServiceDef } from "@hurdmesh/mach";
+import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
+import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
+import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { MsgDefinition } from "@hurdmesh/proto/hurd/msg/v1/msg";
+import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
+import { StartupDefinition, StartupNotifyDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
+
+/** Kernel notifications (notify.defs, task_notify.defs, hurdmesh's 4401). */
+export const NOTIFICATIONS: ReadonlyMap<number, string> = new Map([
+  [65, "mach_notify_port_deleted"],
+  [69, "mach_notify_port_destroyed"],
+  [70, "mach_notify_no_senders"],
+  [71, "mach_notify_send_once"],
+  [72, "mach_notify_dead_name"],
+  [4400, "mach_notify_new_task"],
+  [4401, "hurd_notify_task_terminated"],
+]);
+
+const DEFS: ServiceDef[] = [ProcessDefinition, AuthDefinition, MsgDefinition, StartupDefinition, StartupNotifyDefinition, PingDefinition, MachDefinition];
+
+export class Registry {
+  private readonly byId = new Map<number, MethodInfo>();
+  constructor(defs: readonly ServiceDef[] = DEFS) {
+    for (const d of defs) for (const [id, info] of methods(d).byId) if (!this.byId.has(id)) this.byId.set(id, info);
+  }
+  /** Adds a service (a program's own interface) so its ids get names. */
+  add(def: ServiceDef): void {
+    for (const [id, info] of methods(def).byId) this.byId.set(id, info);
+  }
+  /** The method a request id stands for. */
+  method(id: number): MethodInfo | undefined {
+    return this.byId.get(id);
+  }
+  /** "hurd.process.v1.Process/GetPids" for a request id, or undefined. */
+  name(id: number, kernel = false): string | undefined {
+    if (kernel) return NOTIFICATIONS.get(id);
+    return this.byId.get(id)?.path;
+  }
+}
+
+let shared: Registry | null = null;
+/** The registry of the project's own services. */
+export function registry(): Registry {
+  return (shared ??= new Registry());
+}

@@ -1,0 +1,107 @@
+// The kernel's trace stream and the rpctrace view: records exist only while
+// someone watches, carry both sides' names and the rights moved, and format
+// into rpctrace's lines for a scripted fork–signal–exit–wait.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { SIG } from "@hurdmesh/libhurd";
+import { RpcTraceFormatter, type TraceRecord } from "@hurdmesh/telemetry";
+import { busKinds } from "../harness.js";
+import { sequence, world, type World } from "./kit.js";
+
+for (const kind of busKinds) {
+  describe(`rpctrace view (${kind} bus)`, () => {
+    let w: World;
+    before(async () => {
+      w = await world(kind);
+    });
+    after(async () => w.close());
+
+    it("the kernel traces nothing, and checks one field, while nobody watches", async () => {
+      const k = w.b.h.kernel;
+      assert.equal(k.tracer, null);
+      const stop = k.trace.watch({}, () => {});
+      assert.notEqual(k.tracer, null, "a watcher turns the stream on");
+      stop();
+      assert.equal(k.tracer, null, "and off again when it leaves");
+      await w.init.getpids();
+      assert.equal(k.trace.stats.records, 0);
+    });
+
+    it("prints the expected lines for a scripted fork, signal, exit and wait", async () => {
+      const k = w.b.h.kernel;
+      const records: TraceRecord[] = [];
+      const initTask = w.init.task.id;
+      const stop = k.trace.watch({ tasks: [initTask], follow: true, bodies: true }, (rs) => records.push(...rs));
+      const r = await sequence(w);
+      await new Promise((res) => setImmediate(res));
+      stop();
+      assert.equal(k.tracer, null);
+      const pids = new Map<number, number>([
+        [initTask, w.init.pid],
+        [r.childTask, r.pid],
+      ]);
+      const who = (t: number) => (pids.has(t) ? `task${t}(pid${pids.get(t)})` : `task${t}`);
+      let out = "";
+      const f = new RpcTraceFormatter((s) => (out += s), { who });
+      for (const rec of records) f.push(rec);
+      f.end();
+      const lines = out.trimEnd().split("\n");
+      const I = `task${initTask}\\(pid${w.init.pid}\\)`;
+      const C = `task${r.childTask}\\(pid${r.pid}\\)`;
+      // Each pattern must match a line, in this order (other lines may come between).
+      const want = [
+        new RegExp(`^${I}->hurd\\.process\\.v1\\.Process/Child \\(\\) pn\\{copy-send \\d+->\\d+\\} = 0$`),
+        new RegExp(`^${C}->hurd\\.process\\.v1\\.Process/Getpids \\(\\) = 0 \\{pid: ${r.pid}, ppid: ${w.init.pid}, orphaned: true\\}$`),
+        new RegExp(`^${I}->hurd\\.process\\.v1\\.Process/Getmsgport \\(pid: ${r.pid}\\) = 0 .*pn\\{`),
+        new RegExp(`^${I}->hurd\\.msg\\.v1\\.Msg/SigPost \\(signal: ${SIG.USR1}.*\\) pn\\{copy-send \\d+->\\d+\\} = 0$`),
+        new RegExp(`^${C}->hurd\\.process\\.v1\\.Process/MarkExit \\(status: 1792\\) = 0$`),
+        new RegExp(`^${I}->hurd\\.process\\.v1\\.Process/Waitid \\(pid: ${r.pid}, options: \\d+\\) = 0 \\{status: 1792, .*pidStatus: ${r.pid}\\}$`),
+      ];
+      let at = 0;
+      for (const re of want) {
+        const i = lines.findIndex((l, j) => j >= at && re.test(l));
+        assert.ok(i >= 0, `no line matching ${re} after line ${at} in:\n${out}`);
+        at = i + 1;
+      }
+      // Records carry both sides of every message.
+      const sig = records.find((x) => x.rpc === "hurd.msg.v1.Msg/SigPost" && !x.isReply)!;
+      assert.equal(sig.fromTask, initTask);
+      assert.equal(sig.toTask, r.childTask);
+      assert.ok(sig.senderName > 0 && sig.receiverName > 0);
+      assert.ok(sig.rights.some((x) => x.startsWith("reply make-send-once")));
+      const rep = records.find((x) => x.isReply && x.replyTo === sig.n)!;
+      assert.equal(rep.fromTask, r.childTask);
+      assert.equal(rep.toTask, initTask);
+      assert.equal(rep.code, 0);
+    });
+
+    it("errors print as rpctrace does: the code and its name", async () => {
+      const k = w.b.h.kernel;
+      let out = "";
+      const f = new RpcTraceFormatter((s) => (out += s));
+      const stop = k.trace.watch({ tasks: [w.init.task.id], bodies: true }, (rs) => rs.forEach((x) => f.push(x)));
+      await assert.rejects(w.init.proc.getmsgport({ pid: 99999 }));
+      await new Promise((res) => setImmediate(res));
+      stop();
+      f.end();
+      assert.match(out, /->hurd\.process\.v1\.Process\/Getmsgport \(pid: 99999\) = 0x40000003 \(ESRCH\)/);
+    });
+
+    it("a watcher that falls behind loses records, counted; routing never waits for it", async () => {
+      const k = w.b.h.kernel;
+      let got = 0;
+      let dropped = 0;
+      const stop = k.trace.watch({ buffer: 50 }, (rs, d) => {
+        got += rs.length;
+        dropped += d;
+      });
+      // 100 RPCs at a time make 200 records in a few turns of the loop: more than the buffer holds.
+      for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()));
+      await new Promise((res) => setImmediate(res));
+      stop();
+      assert.ok(got > 0);
+      assert.ok(dropped > 0, "some were dropped");
+      assert.ok(got + dropped >= 2000, `${got} + ${dropped}`);
+    });
+  });
+}

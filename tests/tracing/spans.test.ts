@@ -1,0 +1,158 @@
+// OpenTelemetry spans: one kernel span per routed message, child of the
+// sender's span; the receiving server's span is the kernel span's child.
+// Tracing on and off give the same results; a stalled or absent collector
+// costs bounded memory (spans dropped and counted).
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { context, ROOT_CONTEXT, SpanKind, trace } from "@opentelemetry/api";
+import { InMemorySpanExporter, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { createTelemetry, installTracingHooks, tracingEnabled, type Telemetry } from "@hurdmesh/telemetry";
+import { busKinds } from "../harness.js";
+import { sequence, world, type World } from "./kit.js";
+
+const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+
+for (const kind of busKinds) {
+  describe(`spans (${kind} bus)`, () => {
+    let w: World;
+    before(async () => {
+      w = await world(kind);
+    });
+    after(async () => {
+      installTracingHooks(null);
+      w.b.h.kernel.trace.useTelemetry(null);
+      await w.close();
+    });
+
+    it("tracing is off by default: no endpoint, no spans, no tracer in the kernel", async () => {
+      assert.equal(tracingEnabled({}), false);
+      assert.equal(tracingEnabled({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://localhost:4318" }), true);
+      assert.equal(tracingEnabled({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://localhost:4318", OTEL_SDK_DISABLED: "true" }), false);
+      assert.equal(tracingEnabled({ HURD_TRACE: "1" }), true);
+      assert.equal(w.b.h.kernel.tracer, null);
+    });
+
+    it("fork–signal–wait–exit: kernel spans are children of the caller's span, server spans children of the kernel's", async () => {
+      const exporter = new InMemorySpanExporter();
+      const tel = createTelemetry({ service: "test", exporter, scheduledDelayMillis: 10 });
+      const k = w.b.h.kernel;
+      k.trace.useTelemetry(tel);
+      const off = installTracingHooks(tel);
+      const root = tel.tracer.startSpan("test sequence");
+      const r = await context.with(trace.setSpan(ROOT_CONTEXT, root), () => sequence(w));
+      root.end();
+      off();
+      k.trace.useTelemetry(null);
+      assert.equal(k.tracer, null);
+      await tel.flush();
+      const spans = exporter.getFinishedSpans();
+      const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
+      const rootId = root.spanContext().spanId;
+      const traceId = root.spanContext().traceId;
+      const kernelSpan = (method: string) => spans.find((s) => s.kind === SpanKind.PRODUCER && s.attributes["rpc.method"] === method && !s.attributes["hurd.reply"]);
+
+      for (const m of ["hurd.process.v1.Process/Child", "hurd.msg.v1.Msg/SigPost", "hurd.process.v1.Process/Waitid", "hurd.process.v1.Process/MarkExit"]) {
+        const ks = kernelSpan(m);
+        assert.ok(ks, `a kernel span for ${m}`);
+        assert.equal(ks.spanContext().traceId, traceId, `${m} is in the test's trace`);
+        assert.equal(ks.name, m);
+        assert.equal(ks.attributes["rpc.system.name"], "hurdmesh");
+        assert.equal(ks.attributes["messaging.system"], "hurdmesh");
+        assert.equal(typeof ks.attributes["hurd.mig.id"], "number");
+        assert.ok((ks.attributes["hurd.port.sender_name"] as number) > 0);
+        assert.ok((ks.attributes["hurd.port.receiver_name"] as number) > 0);
+        assert.ok((ks.attributes["hurd.task.receiver"] as number) > 0);
+        assert.equal(typeof ks.attributes["hurd.namespace"], "number");
+        assert.match(String(ks.attributes["messaging.destination.name"]), /^hurd\.[^.]+\.rcv\.\d+\.\d+$/);
+        // The receiving server's span is the kernel span's child.
+        const srv = spans.find((s) => s.kind === SpanKind.SERVER && parentOf(s) === ks.spanContext().spanId);
+        assert.ok(srv, `a server span under the kernel span for ${m}`);
+        assert.equal(srv.name, m);
+      }
+      // Who sent what: init's calls come straight from the test's span.
+      const waitid = kernelSpan("hurd.process.v1.Process/Waitid")!;
+      assert.equal(parentOf(waitid), rootId);
+      assert.equal(waitid.attributes["hurd.task.sender"], w.init.task.id);
+      const sig = kernelSpan("hurd.msg.v1.Msg/SigPost")!;
+      assert.equal(sig.attributes["hurd.task.receiver"], r.childTask);
+      assert.ok((sig.attributes["hurd.rights"] as string[]).some((x) => x.startsWith("copy-send")), "rights moved, with their dispositions");
+      // The reply is a span too, under the request's kernel span.
+      const rep = spans.find((s) => s.attributes["hurd.reply"] === true && s.attributes["rpc.method"] === "hurd.msg.v1.Msg/SigPost");
+      assert.ok(rep);
+      assert.equal(parentOf(rep), sig.spanContext().spanId);
+      // proc's SIGCHLD to init (sent when the kernel says the child's task ended) is traced too.
+      const sigchld = spans.find((s) => s.kind === SpanKind.PRODUCER && s.attributes["rpc.method"] === "hurd.msg.v1.Msg/SigPost" && s.attributes["hurd.task.receiver"] === w.init.task.id);
+      assert.ok(sigchld, "proc's SIGCHLD has its kernel span");
+      // Every parent named in the trace exists (no dangling links) but the root's.
+      for (const s of spans.filter((x) => x.spanContext().traceId === traceId && x !== undefined)) {
+        const p = parentOf(s);
+        if (p && s.spanContext().spanId !== rootId) assert.ok(byId.has(p), `parent of ${s.name} exported`);
+      }
+      assert.equal(tel.dropped, 0);
+      await tel.shutdown();
+    });
+
+    it("errors are recorded: hurd.errno on the reply span", async () => {
+      const exporter = new InMemorySpanExporter();
+      const tel = createTelemetry({ service: "test", exporter, scheduledDelayMillis: 10 });
+      w.b.h.kernel.trace.useTelemetry(tel);
+      await assert.rejects(w.init.proc.getmsgport({ pid: 99999 }));
+      w.b.h.kernel.trace.useTelemetry(null);
+      await tel.flush();
+      const rep = exporter.getFinishedSpans().find((s) => s.attributes["hurd.reply"] === true && s.attributes["rpc.method"] === "hurd.process.v1.Process/Getmsgport");
+      assert.equal(rep?.attributes["hurd.errno"], "ESRCH");
+      assert.equal(rep?.status.code, 2);
+      await tel.shutdown();
+    });
+
+    it("tracing on and off give the same results", async () => {
+      const k = w.b.h.kernel;
+      const offRun = await sequence(w);
+      const tel = createTelemetry({ service: "test", exporter: new InMemorySpanExporter() });
+      k.trace.useTelemetry(tel);
+      const unhook = installTracingHooks(tel);
+      const stop = k.trace.watch({ bodies: true }, () => {});
+      const onRun = await sequence(w);
+      stop();
+      unhook();
+      k.trace.useTelemetry(null);
+      const shape = (x: typeof offRun) => ({ ppid: x.ppid, got: x.got, exited: x.exited, status: x.status });
+      assert.deepEqual(shape(onRun), shape(offRun));
+      assert.equal(onRun.pid, offRun.pid + 1, "pids are handed out the same way");
+      await tel.shutdown();
+    });
+
+    it("a stalled collector costs bounded memory: spans beyond the queue are dropped and counted, delivery goes on", async () => {
+      let exports = 0;
+      const stalled: SpanExporter = { export: () => void exports++, shutdown: async () => {} };
+      const tel = createTelemetry({ service: "test", exporter: stalled, maxQueueSize: 200, maxExportBatchSize: 50, scheduledDelayMillis: 5, exportTimeoutMillis: 60_000 });
+      const k = w.b.h.kernel;
+      k.trace.useTelemetry(tel);
+      for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()));
+      k.trace.useTelemetry(null);
+      assert.ok(tel.queued <= 200, `queued ${tel.queued}`);
+      assert.ok(tel.dropped >= 2000 - 200 - 50, `dropped ${tel.dropped}`);
+      assert.ok(exports >= 1);
+    });
+
+    it("an absent OTLP endpoint (http and grpc) costs bounded memory too", async () => {
+      for (const proto of ["http/json", "grpc"]) {
+        const tel = createTelemetry({
+          service: "test",
+          env: { OTEL_EXPORTER_OTLP_ENDPOINT: proto === "grpc" ? "http://127.0.0.1:9" : "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_PROTOCOL: proto },
+          maxQueueSize: 100,
+          maxExportBatchSize: 20,
+          scheduledDelayMillis: 5,
+          exportTimeoutMillis: 500,
+        });
+        const k = w.b.h.kernel;
+        k.trace.useTelemetry(tel);
+        for (let i = 0; i < 5; i++) await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()));
+        k.trace.useTelemetry(null);
+        assert.ok(tel.queued <= 100, `${proto}: queued ${tel.queued}`);
+        assert.ok(tel.dropped > 0, `${proto}: dropped ${tel.dropped}`);
+        await tel.shutdown().catch(() => {});
+      }
+    });
+  });
+}
