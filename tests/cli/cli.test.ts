@@ -30,13 +30,19 @@ async function up(args: string[], hurd: string): Promise<Up> {
   return { proc, out: () => out, env, exited };
 }
 
+/** The command words, then --hurd, then the rest (options must precede a `--`). */
+function argv(hurdName: string, args: string[]): string[] {
+  const words = args[0] === "subhurd" ? 2 : 1;
+  return [...args.slice(0, words), "--hurd", hurdName, ...args.slice(words)];
+}
+
 function hurd(u: Up, hurdName: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", main, args[0]!, "--hurd", hurdName, ...args.slice(1)], { env: u.env, encoding: "utf8", timeout: 60000 });
+  const r = spawnSync(process.execPath, ["--import", "tsx", main, ...argv(hurdName, args)], { env: u.env, encoding: "utf8", timeout: 60000 });
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
 function hurdBg(u: Up, hurdName: string, ...args: string[]): { proc: ChildProcess; err: () => string; done: Promise<number> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", main, args[0]!, "--hurd", hurdName, ...args.slice(1)], { env: u.env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, ["--import", "tsx", main, ...argv(hurdName, args)], { env: u.env, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   proc.stderr!.on("data", (d) => (err += d));
   proc.stdout!.on("data", (d) => (err += d));
@@ -179,6 +185,41 @@ describe("hurd command: an essential server's death crashes the hurd", () => {
       hurd(u, name, "kill", "-s", "KILL", "4");
       assert.equal(await u.exited, 1, u.out());
       assert.match(u.out(), /CRASH: essential server proc/);
+    } finally {
+      u.proc.kill("SIGKILL");
+    }
+  });
+});
+
+describe("hurd subhurd and Ctrl-C", () => {
+  it("creates nested subhurds, lists them, shows their processes, removes them, and Ctrl-C halts cleanly", async () => {
+    const name = `s${process.pid}`;
+    const u = await up([], name);
+    try {
+      const a = hurd(u, name, "subhurd", "create", "alpha");
+      assert.equal(a.code, 0, a.stderr);
+      const c = hurd(u, name, "subhurd", "create", "beta", "--parent", "alpha");
+      assert.equal(c.code, 0, c.stderr);
+      const ls = hurd(u, name, "subhurd", "ls", "--json").stdout.trim().split("\n").map((l) => JSON.parse(l) as { name: string; parent: string; depth: number });
+      assert.deepEqual(ls.map((x) => [x.name, x.parent, x.depth]), [["alpha", name, 1], ["beta", "alpha", 2]]);
+      // beta is a hurd of its own: its pids start at 1.
+      const inBeta = table(hurd(u, "beta", "ps").stdout);
+      for (const p of ["1", "2", "3", "4"]) assert.ok(inBeta.some((x) => x.PID === p), `pid ${p} in beta`);
+      // The root hurd shows subhurd processes only when asked, with their namespace.
+      const plain = table(hurd(u, name, "ps").stdout);
+      assert.ok(plain.every((x) => !/startup$/.test(x.COMMAND) || x.PID === "2"), "no subhurd process by default");
+      const all = table(hurd(u, name, "ps", "--all-hurds").stdout);
+      assert.ok(Object.keys(all[0]!).includes("NS"));
+      assert.equal(new Set(all.filter((x) => x.NS !== "-").map((x) => x.NS)).size, 2, "alpha's and beta's namespaces");
+      const rm = hurd(u, name, "subhurd", "rm", "alpha");
+      assert.equal(rm.code, 0, rm.stderr);
+      assert.match(rm.stdout, /removed beta, alpha/);
+      assert.equal(hurd(u, name, "subhurd", "ls", "--json").stdout.trim(), "");
+      assert.notEqual(hurd(u, "beta", "ps").code, 0, "beta is gone with its parent");
+      assert.equal(table(hurd(u, name, "ps", "--all-hurds").stdout).filter((x) => x.NS !== "-").length, 0);
+      u.proc.kill("SIGINT");
+      assert.equal(await u.exited, 0, u.out());
+      assert.match(u.out(), /shutting down: reboot requested/);
     } finally {
       u.proc.kill("SIGKILL");
     }

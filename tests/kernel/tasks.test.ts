@@ -227,7 +227,7 @@ for (const kind of busKinds) {
       assert.equal(port.srights, 0);
     });
 
-    it("new-task notifications reach the registered port only for tasks of that namespace", async () => {
+    it("new-task notifications reach a namespace's port for its tasks and its nested hurds' tasks, never a parent's or a sibling's", async () => {
       const a = await h.task("proc-ns");
       const sub = await a.taskCreate("hurd3", { newNamespace: true });
       const n = await a.allocate();
@@ -241,24 +241,30 @@ for (const kind of busKinds) {
       const body = NewTaskNotification.decode(m.body);
       assert.equal(body.taskId, t1.taskId);
       assert.equal(body.parentId, sub.taskId);
+      assert.equal(body.namespaceId, sub.namespaceId);
       assert.equal(m.ports.length, 2);
       assert.equal(m.ports[0]!.name, t1.task, "the task port lands on the name a already has for it");
       assert.equal(m.ports[1]!.name, sub.task);
-      // Tasks of the root hurd and of a nested subhurd are not announced here.
+      // Tasks of the parent (root) hurd and of a sibling subhurd are not announced here.
       await a.taskCreate("in-root");
+      const sibling = await a.taskCreate("sibling", { newNamespace: true });
+      await a.taskCreate("in-sibling", { parent: sibling.task });
+      // A task of a hurd nested in this one is (Linux PID namespaces: visible upward), with its own namespace id.
       const nested = await a.taskCreate("in-subsub", { parent: t1.task, newNamespace: true });
-      await a.taskCreate("in-subsub2", { parent: nested.task });
-      // A second task in the subhurd is: and it is the next message, so nothing came between.
+      const m2 = await nth(box, 2, "nested new-task");
+      assert.equal(NewTaskNotification.decode(m2.body).taskId, nested.taskId);
+      assert.equal(NewTaskNotification.decode(m2.body).namespaceId, nested.namespaceId);
+      // A second task in the subhurd: the next message, so nothing came between.
       const t2 = await a.taskCreate("in-sub-2", { parent: sub.task });
-      const m2 = await nth(box, 2, "second new-task");
-      assert.equal(NewTaskNotification.decode(m2.body).taskId, t2.taskId);
+      const m3 = await nth(box, 3, "second new-task");
+      assert.equal(NewTaskNotification.decode(m3.body).taskId, t2.taskId);
       // Its termination is announced too (task-terminated, 4401).
       await a.taskTerminate(t2.task);
-      const m3 = await nth(box, 3, "task-terminated");
-      assert.equal(m3.id, 4401);
-      assert.equal(TaskTerminatedNotification.decode(m3.body).taskId, t2.taskId);
+      const m4 = await nth(box, 4, "task-terminated");
+      assert.equal(m4.id, 4401);
+      assert.equal(TaskTerminatedNotification.decode(m4.body).taskId, t2.taskId);
       await sleep(20);
-      assert.equal(box.length, 3);
+      assert.equal(box.length, 4);
       assert.ok(box.every((x) => x.kernel));
     });
   });

@@ -67,14 +67,14 @@ for (const kind of busKinds) {
       const handle = portAt(hr, hr.handle);
       const send = (t: Task, dest: number, id: number, body: Uint8Array, ports: Rights["ports"] = []) => t.send({ destination: dest, id, body, ports });
       const victimId = victim.task.id;
-      const terminated = TaskTerminatedNotification.encode({ taskId: victimId, reason: "forged" }).finish();
+      const terminated = TaskTerminatedNotification.encode({ taskId: victimId, reason: "forged", namespaceId: 0 }).finish();
       for (const dest of [forger.port, handle]) {
         send(forger.task, dest, 70, new Uint8Array([8, 1]));
         send(forger.task, dest, 72, new Uint8Array([8, 5]));
         send(forger.task, dest, 4401, terminated);
         const r = new Rights();
         const t = r.copySend(forger.task.self);
-        send(forger.task, dest, 4400, NewTaskNotification.encode({ task: t, parent: t, taskId: forger.task.id, parentId: 1 }).finish(), r.ports);
+        send(forger.task, dest, 4400, NewTaskNotification.encode({ task: t, parent: t, taskId: forger.task.id, parentId: 1, namespaceId: 0 }).finish(), r.ports);
       }
       // startup (root) can even reach proc's own notify port through proc's task port: still not believed.
       const pt = await ph.startup.proc.pid2task({ pid: 4 });
@@ -84,7 +84,7 @@ for (const kind of busKinds) {
       const r = new Rights();
       const nt = await ph.startup.task.taskCreate("fake");
       const t = r.copySend(nt.task);
-      send(ph.startup.task, notify.name, 4400, NewTaskNotification.encode({ task: t, parent: 0, taskId: 999999, parentId: 0 }).finish(), r.ports);
+      send(ph.startup.task, notify.name, 4400, NewTaskNotification.encode({ task: t, parent: 0, taskId: 999999, parentId: 0, namespaceId: 0 }).finish(), r.ports);
       await settle(forger, 4);
       await settle(ph.startup, 4);
       assert.ok(ph.proc.stats.forgedNotifications >= forgedBefore + 2, "counted and dropped");

@@ -125,7 +125,7 @@ for (const kind of busKinds) {
     it("a stalled collector costs bounded memory: spans beyond the queue are dropped and counted, delivery goes on", async () => {
       let exports = 0;
       const stalled: SpanExporter = { export: () => void exports++, shutdown: async () => {} };
-      const tel = createTelemetry({ service: "test", exporter: stalled, maxQueueSize: 200, maxExportBatchSize: 50, scheduledDelayMillis: 5, exportTimeoutMillis: 60_000 });
+      const tel = createTelemetry({ service: "test", exporter: stalled, maxQueueSize: 200, maxExportBatchSize: 50, scheduledDelayMillis: 5, exportTimeoutMillis: 300 });
       const k = w.b.h.kernel;
       k.trace.useTelemetry(tel);
       for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()));
@@ -133,6 +133,7 @@ for (const kind of busKinds) {
       assert.ok(tel.queued <= 200, `queued ${tel.queued}`);
       assert.ok(tel.dropped >= 2000 - 200 - 50, `dropped ${tel.dropped}`);
       assert.ok(exports >= 1);
+      await tel.shutdown().catch(() => {}); // the stalled export times out
     });
 
     it("an absent OTLP endpoint (http and grpc) costs bounded memory too", async () => {

@@ -7,6 +7,7 @@ import { rpctrace } from "./rpctrace.js";
 import { CliError } from "./session.js";
 import { shutdown } from "./shutdown.js";
 import { spawnCmd } from "./spawn.js";
+import { subhurdCreate, subhurdLs, subhurdRm } from "./subhurds.js";
 import { top } from "./top.js";
 import { up } from "./up.js";
 import { wait } from "./wait.js";
@@ -33,6 +34,7 @@ program
   .option("-e", "every process (the default: a hurd is small)")
   .option("-o <columns>", "columns: pid,ppid,pgid,sid,uid,stat,time,serial,task,command")
   .option("--json", "one JSON object per process")
+  .option("--all-hurds", "also the processes of nested subhurds (NS column)")
   .option(...hurdOpt)
   .action((o) => ps(o));
 program.command("pstree").description("processes as a tree").option("--json").option(...hurdOpt).action((o) => pstree(o));
@@ -97,6 +99,21 @@ program
   .action(async (argv: string[], o) => {
     exitCode = await rpctrace(argv, o);
   });
+const sub = program.command("subhurd").description("hurds nested in this one (each with its own proc, auth and init)");
+sub
+  .command("create")
+  .description("boot a subhurd NAME nested in the root hurd or in --parent")
+  .argument("<name>")
+  .option("--parent <name>", "nest it in this subhurd")
+  .option(...hurdOpt)
+  .action((n: string, o) => subhurdCreate(n, o));
+sub.command("ls").description("list the subhurds").option("--json").option(...hurdOpt).action((o) => subhurdLs(o));
+sub
+  .command("rm")
+  .description("shut a subhurd down cleanly (and those nested in it)")
+  .argument("<name>")
+  .option(...hurdOpt)
+  .action((n: string, o) => subhurdRm(n, o));
 program.command("shutdown").description("shut the hurd down (startup_reboot)").option(...hurdOpt).action((o) => shutdown(o));
 
 try {

@@ -15,6 +15,7 @@ const COLUMNS: Record<string, (p: ProcInfo) => string | number> = {
   time: elapsed,
   serial: (p) => p.serial,
   task: (p) => p.taskId || "-",
+  ns: (p) => p.namespaceId || "-",
   command: (p) => p.command || p.exe || "?",
 };
 export const DEFAULT_COLUMNS = "pid,ppid,pgid,sid,uid,stat,time,command";
@@ -23,6 +24,8 @@ export interface PsOptions {
   o?: string;
   json?: boolean;
   hurd?: string;
+  /** Also the processes of subhurds nested in this hurd (with their namespace). */
+  allHurds?: boolean;
 }
 
 export function render(procs: ProcInfo[], cols: string[]): string {
@@ -42,10 +45,10 @@ export function columns(o?: string): string[] {
 }
 
 export async function ps(o: PsOptions): Promise<void> {
-  const cols = columns(o.o);
+  const cols = columns(o.o ?? (o.allHurds ? `${DEFAULT_COLUMNS.replace(",command", "")},ns,command` : undefined));
   const c = await connect(o.hurd, "ps");
   try {
-    const procs = await allProcs(c.me);
+    const procs = (await allProcs(c.me)).filter((p) => o.allHurds || !p.namespaceId);
     if (o.json) for (const p of procs) console.log(JSON.stringify(p));
     else console.log(render(procs, cols));
   } finally {
@@ -56,7 +59,7 @@ export async function ps(o: PsOptions): Promise<void> {
 export async function pstree(o: { hurd?: string; json?: boolean }): Promise<void> {
   const c = await connect(o.hurd, "pstree");
   try {
-    const procs = await allProcs(c.me);
+    const procs = (await allProcs(c.me)).filter((p) => !p.namespaceId);
     if (o.json) {
       for (const p of procs) console.log(JSON.stringify({ pid: p.pid, ppid: p.ppid, command: p.command }));
       return;

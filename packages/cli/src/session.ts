@@ -19,7 +19,7 @@ export interface Session {
 }
 
 /** Names the console (and so every command's task) holds its ports under (init's BOOT_NAMES). */
-export const NAMES = { pid1: 0x101, auth: 0x102, startup: 0x103 } as const;
+export const NAMES = { pid1: 0x101, auth: 0x102, startup: 0x103, subhurds: 0x104 } as const;
 
 export function stateDir(): string {
   return process.env.HURD_STATE_DIR ?? join(homedir(), ".hurdmesh");
@@ -73,6 +73,8 @@ export async function connect(hurd = "hurd", name = "hurd"): Promise<Connected> 
     created = await unary(mc, "taskCreate", { parent: 0, name, newNamespace: false }, md);
     for (const n of [NAMES.pid1, NAMES.auth, NAMES.startup])
       await unary(mc, "portInsertRight", { task: created.task, name: n, right: n, disposition: MsgType.MSG_TYPE_COPY_SEND }, md);
+    // Only the root hurd's console holds the subhurd manager.
+    await unary(mc, "portInsertRight", { task: created.task, name: NAMES.subhurds, right: NAMES.subhurds, disposition: MsgType.MSG_TYPE_COPY_SEND }, md).catch(() => {});
     // The console needs no right to the command's task once it has handed the ports over.
     await unary(mc, "portDeallocate", { name: created.task }, md);
   } catch (e) {

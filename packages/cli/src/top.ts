@@ -12,7 +12,7 @@ export async function top(o: { hurd?: string; interval?: string; iterations?: st
   process.on("SIGINT", () => (stop = true));
   try {
     for (let i = 0; i < n && !stop; i++) {
-      const procs: ProcInfo[] = await allProcs(c.me);
+      const procs: ProcInfo[] = (await allProcs(c.me)).filter((p) => !p.namespaceId);
       const zombies = procs.filter((p) => p.state & 0x100).length;
       const stopped = procs.filter((p) => p.state & 0x1).length;
       const head = `hurd top - ${new Date().toTimeString().slice(0, 8)}  ${c.session.system}  processes: ${procs.length} total, ${stopped} stopped, ${zombies} zombie`;

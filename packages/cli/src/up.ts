@@ -6,9 +6,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Init, InProcessLauncher } from "@hurdmesh/init";
+import { BOOT_NAMES, Init, InProcessLauncher } from "@hurdmesh/init";
 import { Edge, Kernel, TrapServer } from "@hurdmesh/kernel";
-import { LocalHub, Task } from "@hurdmesh/mach";
+import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
+import { serveSubhurds } from "./subhurds.js";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -49,13 +50,15 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   const initTask = await attach(boot.task.id, boot.token);
   const init = new Init({ task: initTask, hostPriv: boot.hostPriv, launcher: new InProcessLauncher(attach, { command: o.command }), log: (l) => say(`init: ${l}`) });
   await init.boot();
-  const console_ = await init.makeConsole();
+  const subhurds = await serveSubhurds(initTask, { root: o.hurd, edge: `${host}:${port}`, attach, say });
+  const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
   writeFileSync(session, JSON.stringify({ system: o.hurd, edge: `${host}:${port}`, console: console_ }, null, 2), { mode: 0o600 });
   say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
   say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
   const onSignal = () => {
     stop();
-    void init.reboot();
+    // Subhurds first, innermost first, each cleanly; then this hurd.
+    void subhurds.removeAll().then(() => init.reboot());
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

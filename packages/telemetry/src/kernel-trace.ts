@@ -133,6 +133,8 @@ const DEAD = 0xffffffff;
 export const WATCH_BUFFER = 8192;
 const BODY_MAX = 64 * 1024;
 const NO_BODY = new Uint8Array(0);
+/** Records sent to a watcher in one batch at most (a full batch is sent at once). */
+const BATCH = 256;
 
 function blank(n: number, tsMs: number, namespaceId: number, fromTask: number, toTask: number, senderName: number, receiverName: number, msgid: number, bodyLength: number): TraceRecord {
   return { n, tsMs, namespaceId, fromTask, toTask, senderName, receiverName, msgid, rpc: "", isReply: false, replyTo: 0, code: 0, error: 0, kernel: false, rights: [], body: NO_BODY, bodyLength };
@@ -321,6 +323,12 @@ export class TraceHub implements KernelTracer {
     }
     this.stats.records++;
     w.buf.push(w.bodies && body.length && body.length <= BODY_MAX ? { ...r, body } : r);
+    // A full batch leaves at once: a loop kept busy by promises (in-process
+    // buses) may not reach setImmediate for a long time.
+    if (w.buf.length >= BATCH) {
+      this.flushOne(w);
+      return;
+    }
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
@@ -329,17 +337,18 @@ export class TraceHub implements KernelTracer {
 
   private flush(): void {
     this.flushing = false;
-    for (const w of this.watchers) {
-      if (w.buf.length === 0 && w.dropped === 0) continue;
-      const recs = w.buf;
-      const dropped = w.dropped;
-      w.buf = [];
-      w.dropped = 0;
-      try {
-        w.sink(recs, dropped);
-      } catch {
-        // A watcher's failure is its own: it never reaches routing.
-      }
+    for (const w of this.watchers) if (w.buf.length > 0 || w.dropped > 0) this.flushOne(w);
+  }
+
+  private flushOne(w: Watcher): void {
+    const recs = w.buf;
+    const dropped = w.dropped;
+    w.buf = [];
+    w.dropped = 0;
+    try {
+      w.sink(recs, dropped);
+    } catch {
+      // A watcher's failure is its own: it never reaches routing.
     }
   }
 

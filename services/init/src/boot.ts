@@ -39,7 +39,7 @@ export interface LaunchPorts {
 }
 
 /** Well-known names init inserts into the spaces of the tasks it launches. */
-export const BOOT_NAMES = { hostPriv: 0x100, proc: 0x101, auth: 0x102, startup: 0x103 } as const;
+export const BOOT_NAMES = { hostPriv: 0x100, proc: 0x101, auth: 0x102, startup: 0x103, subhurds: 0x104 } as const;
 
 /** A console: a task outside every process, for the `hurd` command to act from. */
 export interface Console {
@@ -181,6 +181,7 @@ export class Init {
     await task.insertRight(rs.task, BOOT_NAMES.auth, authHandle, MsgType.MSG_TYPE_COPY_SEND);
     await task.insertRight(rs.task, BOOT_NAMES.hostPriv, hostPriv, MsgType.MSG_TYPE_COPY_SEND);
     await launcher.launch("runsystem", rs.taskId, rs.token, { hostPriv: BOOT_NAMES.hostPriv, proc: BOOT_NAMES.proc, auth: BOOT_NAMES.auth });
+    await this.essentials.watch(rs.task, "runsystem (pid 1)");
     this.booted = { proc: procPort, auth: authHandle, procTask: procT.task, authTask: authT.task, runsystemTask: rs.task };
     this.shutdown.procPort = procPort;
     this.log("pid 1 started: the hurd is up");
@@ -193,7 +194,7 @@ export class Init {
    * root auth handle, and the startup port (for shutdown). Its token is as
    * powerful as root: `hurd up` writes it to a file only its user can read.
    */
-  async makeConsole(): Promise<Console> {
+  async makeConsole(extra: Array<{ name: number; port: number; disposition: MsgType }> = []): Promise<Console> {
     const b = this.booted;
     if (!b) throw new HurdError(Errno.EAGAIN, "the hurd is not up yet");
     const { task } = this.o;
@@ -203,6 +204,7 @@ export class Init {
     await task.insertRight(c.task, BOOT_NAMES.proc, pid1, MsgType.MSG_TYPE_MOVE_SEND);
     await task.insertRight(c.task, BOOT_NAMES.auth, b.auth, MsgType.MSG_TYPE_COPY_SEND);
     await task.insertRight(c.task, BOOT_NAMES.startup, await this.startupPort, MsgType.MSG_TYPE_MAKE_SEND);
+    for (const x of extra) await task.insertRight(c.task, x.name, x.port, x.disposition);
     const cp = await this.processPort(proc, c.task);
     await client(task, ProcessDefinition, cp).setprocargs({ argv: ["console"], envp: [] });
     await task.deallocate(cp).catch(() => {});
@@ -213,7 +215,10 @@ export class Init {
   async reboot(): Promise<number> {
     const { task, hostPriv } = this.o;
     const r = new Rights();
-    await client(task, StartupDefinition, await this.startupPort).reboot({ refport: r.copySend(hostPriv), code: 0 }, { rights: r }).catch(() => {});
+    // init holds the startup port's receive right only: the message makes its own send right.
+    await client(task, StartupDefinition, await this.startupPort)
+      .reboot({ refport: r.copySend(hostPriv), code: 0 }, { rights: r, destinationDisposition: MsgType.MSG_TYPE_MAKE_SEND })
+      .catch((e) => this.log(`startup_reboot failed: ${(e as Error).message}`));
     return this.halted;
   }
 

@@ -35,6 +35,15 @@ export class Essentials {
     });
   }
 
+  /**
+   * Watches a task of init's own as essential (pid 1: as with Linux's PID
+   * namespaces, the death of a hurd's init ends that hurd).
+   */
+  async watch(task: number, name: string): Promise<void> {
+    this.byTask.set(task, name);
+    await this.task.requestNotification(task, NotifyId.NOTIFY_DEAD_NAME, this.notifyPort, 1);
+  }
+
   expect(...names: string[]): void {
     for (const n of names) this.expected.add(n);
   }

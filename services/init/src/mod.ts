@@ -2,3 +2,4 @@ export { Init, BOOT_NAMES, type Console, type Booted, type InitOptions, type Lau
 export { defaultInitConfig, type InitConfig } from "./config.js";
 export { InProcessLauncher, ProcessLauncher } from "./launch.js";
 export { Runsystem } from "./runsystem.js";
+export { bootSubhurd, type Subhurd } from "./subhurd.js";

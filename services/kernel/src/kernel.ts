@@ -164,12 +164,15 @@ export class Kernel {
     this.tasks.set(t.id, t);
     ns.tasks.add(t);
     if (this.tracer !== null) this.tracer.created(t);
-    if (ns.notify?.active) {
+    // The proc of this hurd and of every hurd it is nested in hears of the
+    // task (as Linux PID namespaces: visible upward, never sideways or down).
+    for (let n: Namespace | null = ns; n; n = n.parent) {
+      if (!n.notify?.active) continue;
       const rights: KRight[] = [
         { type: R_SEND, port: this.makeSend(self), value: 0 },
         parent?.active ? { type: R_SEND, port: this.makeSend(parent.self), value: 0 } : { type: R_DEAD, port: null, value: 0 },
       ];
-      this.kernelMessage(ns.notify, R_SEND, MACH_NOTIFY_NEW_TASK, bodies.newTask(t.id, parent?.id ?? 0), rights);
+      this.kernelMessage(n.notify, R_SEND, MACH_NOTIFY_NEW_TASK, bodies.newTask(t.id, parent?.id ?? 0, ns.id), rights);
     }
     return t;
   }
@@ -302,9 +305,8 @@ export class Kernel {
     sp.byPort.clear();
     for (const which of [TaskSpecialPort.TASK_BOOTSTRAP_PORT, TaskSpecialPort.TASK_EXCEPTION_PORT]) this.setSpecial(t, which, null);
     this.destroyPort(t.self);
-    const ns = t.ns;
-    if (ns.notify?.active) {
-      this.kernelMessage(ns.notify, R_SEND, HURD_NOTIFY_TASK_TERMINATED, bodies.taskTerminated(t.id, reason), null);
+    for (let n: Namespace | null = t.ns; n; n = n.parent) {
+      if (n.notify?.active) this.kernelMessage(n.notify, R_SEND, HURD_NOTIFY_TASK_TERMINATED, bodies.taskTerminated(t.id, reason, t.ns.id), null);
     }
   }
 
@@ -1387,6 +1389,13 @@ export class Kernel {
       attached: t.attached,
       createdMs: t.createdMs,
       essential: t.essential,
+      namespacePath: namespacePath(t.ns),
     };
   }
+}
+
+function namespacePath(ns: Namespace): number[] {
+  const path: number[] = [];
+  for (let n: Namespace | null = ns; n; n = n.parent) path.push(n.id);
+  return path.reverse();
 }

@@ -80,7 +80,7 @@ export function procinfo(srv: ProcServer, p: Proc): ProcInfo {
     command: command(p),
     exe: p.exe,
     owned: p.uids.length > 0,
-    namespaceId: 0,
+    namespaceId: p.ns,
     rusage: undefined,
   };
 }
@@ -133,7 +133,6 @@ export function info(srv: ProcServer): H {
             pi.portNames = ti.portNames;
             pi.messagesSent = ti.messagesSent;
             pi.messagesReceived = ti.messagesReceived;
-            pi.namespaceId = ti.namespaceId;
           } catch {
             flags &= ~PI_FETCH_TASKINFO;
           }

@@ -37,8 +37,13 @@ export async function taskProcess(srv: ProcServer, task: number): Promise<Proc> 
     return again;
   }
   if (info.namespaceId !== srv.task.namespaceId) {
-    srv.drop(task);
-    throw new HurdError(Errno.ESRCH, `task ${info.taskId} belongs to another hurd`);
+    // A subhurd of ours is visible (downward, as Linux PID namespaces);
+    // a sibling's or an ancestor's task gets no pid here.
+    if (!info.namespacePath.includes(srv.task.namespaceId)) {
+      srv.drop(task);
+      throw new HurdError(Errno.ESRCH, `task ${info.taskId} belongs to another hurd`);
+    }
+    return nestedProcess(srv, task, info.taskId, info.parentId, info.namespaceId);
   }
   return srv.createProcess(task, info.taskId);
 }
@@ -72,6 +77,28 @@ export function reassignTo(srv: ProcServer, p: Proc, stub: Proc): void {
   p.msgport = 0;
   p.flags |= P.DEADMSG;
   if (stub.args && !p.args) p.args = stub.args;
+}
+
+/**
+ * A process of a hurd nested in this one: it gets a pid here too (one pid
+ * per level, as Linux), under its creator when this proc knows it, but
+ * nobody here adopts it, it is in no group a kill(0) reaches, and it is
+ * reaped as soon as it dies (its own hurd's proc does the waiting).
+ */
+export function nestedProcess(srv: ProcServer, task: number, taskId: number, parentTaskId: number, ns: number): Proc {
+  const p = srv.createProcess(task, taskId);
+  p.ns = ns;
+  p.flags |= P.PARENTSET;
+  const creator = srv.byTaskId.get(parentTaskId);
+  if (creator && !creator.dead && creator !== p) srv.reparent(p, creator);
+  // Its argv lives in its own hurd's proc; here it goes by its kernel task name.
+  srv.task
+    .taskInfo(task)
+    .then((i) => {
+      if (!p.exe) p.exe = i.name;
+    })
+    .catch(() => {});
+  return p;
 }
 
 /** Tells a parent about a child's state change: wakes its waits and sends SIGCHLD. */
@@ -133,7 +160,7 @@ export function processExited(srv: ProcServer, p: Proc): void {
   const parent = p.parent;
   if (parent) recheckWaiters(parent);
   // Namespace members are reaped at once (no zombies in the outer proc), as are orphans of a dead tree.
-  if (p.nsRoot && p.nsRoot !== p) {
+  if ((p.nsRoot && p.nsRoot !== p) || p.ns !== 0) {
     srv.reap(p);
     return;
   }
@@ -155,6 +182,7 @@ export function mgt(srv: ProcServer): H {
     async child(req, ctx) {
       const parent = srv.caller(ctx);
       const c = await taskProcess(srv, srv.taskArg(ctx, req.child));
+      if (c.ns !== 0) throw new HurdError(Errno.EPERM, `pid ${c.pid} runs in a nested hurd`);
       if (c.has(P.PARENTSET)) throw new HurdError(Errno.EBUSY, `pid ${c.pid} already has a parent`);
       if (c === parent) throw new HurdError(Errno.EINVAL, "a process cannot be its own child");
       // Two unparented processes could otherwise adopt each other and leave
@@ -185,6 +213,7 @@ export function mgt(srv: ProcServer): H {
       const p = srv.caller(ctx);
       const stub = await taskProcess(srv, srv.taskArg(ctx, req.newtask));
       if (stub === p) throw new HurdError(Errno.EINVAL, "newtask is the caller's own task");
+      if (stub.ns !== 0) throw new HurdError(Errno.ESRCH, "newtask belongs to another hurd");
       if (stub.has(P.PARENTSET) || stub.firstChild) throw new HurdError(Errno.EINVAL, "newtask already has a process life of its own");
       reassignTo(srv, p, stub);
       return {};

@@ -5,7 +5,7 @@
 import { MsgType, Notify, Rights, type Received } from "@hurdmesh/mach";
 import { NewTaskNotification, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { closeHandle, type HandleTable } from "./handles.js";
-import { processExited } from "./mgt.js";
+import { nestedProcess, processExited } from "./mgt.js";
 import { P, addChild, removeChild } from "./proc.js";
 import type { PortObject, ProcServer } from "./server.js";
 
@@ -46,6 +46,10 @@ function newTask(srv: ProcServer, m: Received): void {
     else srv.bindTask(known, task.name, n.taskId);
     return;
   }
+  if (n.namespaceId && n.namespaceId !== srv.task.namespaceId) {
+    nestedProcess(srv, task.name, n.taskId, n.parentId, n.namespaceId);
+    return;
+  }
   const p = srv.createProcess(task.name, n.taskId);
   const creator = srv.byTaskId.get(n.parentId);
   const root = creator ? (creator.has(P.NSROOT) ? creator : creator.nsRoot) : null;
@@ -62,7 +66,7 @@ function newTask(srv: ProcServer, m: Received): void {
       const t = r.copySend(p.task);
       const par = creator.task ? r.copySend(creator.task) : r.add(0, MsgType.MSG_TYPE_PORT_NAME);
       try {
-        srv.task.send({ destination: root.nsNotify, id: Notify.NEW_TASK, body: NewTaskNotification.encode({ task: t, parent: par, taskId: n.taskId, parentId: n.parentId }).finish(), ports: r.ports });
+        srv.task.send({ destination: root.nsNotify, id: Notify.NEW_TASK, body: NewTaskNotification.encode({ task: t, parent: par, taskId: n.taskId, parentId: n.parentId, namespaceId: n.namespaceId }).finish(), ports: r.ports });
       } catch {
         // The namespace's notify port is gone: the namespace still works.
       }

@@ -97,7 +97,8 @@ export function pgrp(srv: ProcServer): H {
       const g = req.pgrp === 0 ? c.pgrp : srv.pgrps.get(req.pgrp);
       if (!g) throw new HurdError(Errno.ESRCH, `no pgrp ${req.pgrp}`);
       const pids: number[] = [];
-      for (const m of g.members) if (!m.has(P.IMPORTANT) && !m.dead) pids.push(m.pid);
+      // Nested hurds' processes are not reached by a group kill from this one either.
+      for (const m of g.members) if (!m.has(P.IMPORTANT) && !m.dead && m.ns === 0) pids.push(m.pid);
       return { pids };
     },
   };

@@ -90,6 +90,8 @@ export class Proc {
   nsRoot: Proc | null = null;
   nsNotify = 0;
   readonly startMs = Date.now();
+  /** 0 for a process of this hurd; else the id of the nested hurd (subhurd) it runs in. */
+  ns = 0;
   constructor(
     readonly pid: number,
     readonly serial: number,

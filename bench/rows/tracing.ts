@@ -1,0 +1,150 @@
+// Tracing's cost, measured in one run against tracing off: the brokered Ping
+// RPC and the process lifecycle (in-process hub), each with tracing off; on
+// but not sampled (hooks installed, spans not recorded); on with 100 %
+// sampling, every span batched to an exporter that drops them; and with an
+// rpctrace watcher on the kernel's trace stream (records with bodies,
+// encoded as the edge sends them) and spans off. Every tracing row has
+// `overhead`: the fraction of throughput lost against "off" at the same
+// concurrency. Subjects are interleaved, so the ratios share conditions.
+import { AlwaysOffSampler } from "@opentelemetry/sdk-trace-base";
+import { TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import { createTelemetry, installTracingHooks, NoopExporter, type Telemetry } from "@hurdmesh/telemetry";
+import { measureInterleaved, type Row, type Subject } from "../harness.js";
+import { bootRig, type Rig as BootRig } from "../rig.js";
+import { PING } from "./kernel.js";
+import { LIFECYCLE } from "./proc.js";
+import { Kernel, TrapServer } from "@hurdmesh/kernel";
+import { client, LocalHub, MsgType, Rights, serve, Task } from "@hurdmesh/mach";
+import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
+import { WNOHANG } from "@hurdmesh/libhurd";
+import type { BenchContext, RowGroup } from "./types.js";
+
+type Mode = "off" | "on, not sampled" | "on, 100% sampled, batched export" | "rpctrace watcher";
+export const MODES: Mode[] = ["off", "on, not sampled", "on, 100% sampled, batched export", "rpctrace watcher"];
+export const tracingName = (what: string, mode: Mode) => `${what} | tracing ${mode}`;
+
+/** The runtime's hooks are process-wide: each subject installs its own before its calls. */
+let installed: Telemetry | null = null;
+function use(t: Telemetry | null): void {
+  if (installed === t) return;
+  installTracingHooks(t);
+  installed = t;
+}
+
+function telemetryFor(mode: Mode): Telemetry | null {
+  if (mode === "on, not sampled") return createTelemetry({ service: "bench", exporter: new NoopExporter(), sampler: new AlwaysOffSampler() });
+  if (mode === "on, 100% sampled, batched export") return createTelemetry({ service: "bench", exporter: new NoopExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: 200 });
+  return null;
+}
+
+interface PingRig {
+  kernel: Kernel;
+  ping(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+let systems = 0;
+
+/** bench/rows/kernel.ts's Ping rig on the in-process hub, with its kernel at hand. */
+async function pingRig(ctx: BenchContext): Promise<PingRig> {
+  const system = `benchtr${process.pid}x${++systems}`;
+  const hub = new LocalHub();
+  const kernel = new Kernel({ system }, { log: (l) => ctx.log(`kernel: ${l}`) });
+  const kbus = hub.connect();
+  const trap = new TrapServer(kernel, kbus);
+  trap.start();
+  const boot = kernel.bootTask({ name: "bench-server" });
+  const srv = await Task.attach({ bus: hub.connect(), system, taskId: boot.task.id, token: boot.token });
+  const port = await srv.allocate();
+  serve(srv, PingDefinition, { ping: (req) => ({ payload: req.payload }) }).add(port, {});
+  const child = await srv.taskCreate("bench-client");
+  await srv.insertRight(child.task, 0x1000, port, MsgType.MSG_TYPE_MAKE_SEND);
+  const cli = await Task.attach({ bus: hub.connect(), system, taskId: child.taskId, token: child.token });
+  const ping = client(cli, PingDefinition, 0x1000);
+  const payload = new Uint8Array(16);
+  await ping.ping({ payload });
+  return {
+    kernel,
+    ping: () => ping.ping({ payload }),
+    async close() {
+      cli.abandon();
+      srv.abandon();
+      trap.stop();
+      kernel.close();
+    },
+  };
+}
+
+function lifecycle(r: BootRig): () => Promise<unknown> {
+  const p = r.parent;
+  return async () => {
+    const c = await p.task.taskCreate("bench-child");
+    const x = new Rights();
+    await p.proc.child({ child: x.copySend(c.task) }, { rights: x });
+    await p.task.taskTerminate(c.task);
+    p.task.deallocate(c.task).catch(() => {});
+    await p.wait(-1);
+  };
+}
+
+export const tracing: RowGroup = {
+  name: "tracing",
+  needsNats: false,
+  async run(ctx: BenchContext): Promise<Row[]> {
+    const subjects: Subject[] = [];
+    const closers: (() => Promise<void>)[] = [];
+    const tels: Telemetry[] = [];
+    let records = 0;
+    for (const mode of MODES) {
+      const tel = telemetryFor(mode);
+      if (tel) tels.push(tel);
+      const ping = await pingRig(ctx);
+      const life = await bootRig("local", "", ctx.log);
+      closers.push(() => ping.close());
+      closers.push(async () => {
+        while (await life.parent.wait(-1, WNOHANG).catch(() => null));
+        await life.close();
+      });
+      if (tel) for (const k of [life.kernel, ping.kernel]) k.trace.useTelemetry(tel);
+      if (mode === "rpctrace watcher") {
+        // What the edge does for a watcher: records with bodies, encoded in batches.
+        const sink = (rs: Parameters<Parameters<typeof life.kernel.trace.watch>[1]>[0], dropped: number) => {
+          records += rs.length;
+          TraceBatch.encode({ records: rs, dropped }).finish();
+        };
+        for (const k of [life.kernel, ping.kernel]) {
+          const stop = k.trace.watch({ bodies: true }, sink);
+          closers.unshift(async () => {
+            ctx.log(`tracing: watcher saw ${k.trace.stats.records} records (${k.trace.stats.dropped} dropped)`);
+            stop();
+          });
+        }
+      }
+      const lc = lifecycle(life);
+      subjects.push({ name: tracingName(PING, mode), bus: "local", call: () => (use(tel), ping.ping()) });
+      subjects.push({ name: tracingName(LIFECYCLE, mode), bus: "local", call: () => (use(tel), lc()) });
+    }
+    const rows: Row[] = [];
+    try {
+      for (const n of ctx.inFlight) {
+        ctx.log(`tracing: ${subjects.length} subjects interleaved, ${n} in flight`);
+        rows.push(...(await measureInterleaved(subjects, n, { durationMs: ctx.durationMs })));
+      }
+    } finally {
+      use(null);
+      for (const c of closers) await c().catch(() => {});
+      for (const t of tels) await t.shutdown().catch(() => {});
+    }
+    for (const r of rows) {
+      const [what, m] = r.name.split(" | tracing ");
+      r.tracing = m;
+      if (m === "off") continue;
+      const off = rows.find((x) => x.name === tracingName(what!, "off") && x.in_flight === r.in_flight);
+      if (off && off.calls_per_s > 0) r.overhead = Math.round((1 - r.calls_per_s / off.calls_per_s) * 1000) / 1000;
+    }
+    for (const r of rows) if (r.overhead !== undefined) ctx.log(`overhead ${((r.overhead as number) * 100).toFixed(1)} %: ${r.name} (${r.in_flight} in flight)`);
+    const dropped = tels.reduce((a, t) => a + t.dropped, 0);
+    ctx.log(`tracing: ${records} trace records to the watcher; ${dropped} spans dropped by full export queues`);
+    return subjects.flatMap((s) => rows.filter((r) => r.name === s.name));
+  },
+};
