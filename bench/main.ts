@@ -13,10 +13,10 @@ import { RAW_NATS as RAW, rawNats } from "./rows/nats.js";
 import type { BenchContext, Opened, RowGroup } from "./rows/types.js";
 import { authLocal, authNats } from "./rows/auth.js";
 import { boot } from "./rows/boot.js";
-import { LIFECYCLE, procLifecycle, procScale } from "./rows/proc.js";
+import { LIFECYCLE, procLifecycle, procScale, SUBHURD, subhurdLifecycle } from "./rows/proc.js";
 import { tracing, tracingName } from "./rows/tracing.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, authNats, authLocal, procScale, boot, tracing];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing];
 const IN_FLIGHT = [1, 64];
 
 
@@ -85,14 +85,24 @@ const TARGETS: Target[] = [
     limit: 2000,
     unit: "/s",
   },
+  ...[1, 3].map(
+    (d): Target => ({
+      label: `lifecycles/s in a subhurd at depth ${d} / root hurd (64 in flight)`,
+      row: (rows) => find(rows, SUBHURD(d), "local", 64),
+      value: (rows) => ratio(find(rows, SUBHURD(d), "local", 64)?.calls_per_s, find(rows, SUBHURD(0), "local", 64)?.calls_per_s),
+      op: ">=",
+      limit: 0.9,
+      unit: "x",
+    }),
+  ),
   ...[100_000, 1_000_000].map((n): Target => {
     const name = `proc memory per live process (${n.toLocaleString("en-US")} processes)`;
     return { label: name, row: (rows) => rows.find((r) => r.name === name), value: (rows) => rows.find((r) => r.name === name)?.bytes_per_process as number | undefined, op: "<=", limit: 1024, unit: " B" };
   }),
   ...[PING, LIFECYCLE].map((what): Target => {
     const name = tracingName(what, "on, 100% sampled, batched export");
-    const row = (rows: Row[]) => rows.find((r) => r.name === name && r.in_flight === 64);
-    return { label: `tracing overhead, 100% sampling: ${what} (64 in flight)`, row, value: (rows) => row(rows)?.overhead as number | undefined, op: "<=", limit: 0.1, unit: "" };
+    const row = (rows: Row[]) => rows.find((r) => r.name === name && r.bus === "nats" && r.in_flight === 64);
+    return { label: `tracing overhead, 100% sampling: ${what} (NATS, 64 in flight)`, row, value: (rows) => row(rows)?.overhead as number | undefined, op: "<=", limit: 0.1, unit: "" };
   }),
   {
     label: "list procinfo of 100,000 processes",

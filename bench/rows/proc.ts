@@ -3,7 +3,8 @@
 // process in proc's tables at 100,000 and 1,000,000 processes; and the time
 // `ps` takes to list 100,000 processes through proc_getallprocinfo pages.
 import { Rights } from "@hurdmesh/mach";
-import { WNOHANG } from "@hurdmesh/libhurd";
+import { Process, WNOHANG } from "@hurdmesh/libhurd";
+import { bootSubhurd } from "@hurdmesh/init";
 import type { Row } from "../harness.js";
 import { bootRig, type Rig } from "../rig.js";
 import type { BenchContext, Opened, RowGroup } from "./types.js";
@@ -87,5 +88,37 @@ export const procScale: RowGroup = {
       await r.close();
     }
     return rows;
+  },
+};
+
+/**
+ * Process lifecycles inside subhurds at depth 1 and 3 against the root hurd,
+ * in one rig, interleaved: each level's procs hear of nested tasks too, so
+ * this is what nesting costs.
+ */
+export const SUBHURD = (depth: number) => (depth === 0 ? `${LIFECYCLE}, root hurd` : `${LIFECYCLE}, subhurd depth ${depth}`);
+
+export const subhurdLifecycle: RowGroup = {
+  name: "subhurd",
+  needsNats: false,
+  async open(ctx: BenchContext): Promise<Opened> {
+    const r = await bootRig("local", "", ctx.log);
+    const d1 = await bootSubhurd(r.parent.task, "d1", r.attach);
+    const d2 = await bootSubhurd(d1.task, "d2", r.attach);
+    const d3 = await bootSubhurd(d2.task, "d3", r.attach);
+    const as = async (s: typeof d1) => Process.attach(s.task, s.init.booted!.proc, s.init.booted!.auth, { msgport: false });
+    const [p1, p3] = await Promise.all([as(d1), as(d3)]);
+    const rig = (p: Process) => lifecycle({ ...r, parent: p });
+    return {
+      subjects: [
+        { name: SUBHURD(0), bus: "local", call: rig(r.parent) },
+        { name: SUBHURD(1), bus: "local", call: rig(p1) },
+        { name: SUBHURD(3), bus: "local", call: rig(p3) },
+      ],
+      async close() {
+        for (const p of [r.parent, p1, p3]) while (await p.wait(-1, WNOHANG).catch(() => null));
+        await r.close();
+      },
+    };
   },
 };

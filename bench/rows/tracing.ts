@@ -1,5 +1,5 @@
 // Tracing's cost, measured in one run against tracing off: the brokered Ping
-// RPC and the process lifecycle (in-process hub), each with tracing off; on
+// RPC and the process lifecycle (on NATS and on the in-process hub), each with tracing off; on
 // but not sampled (hooks installed, spans not recorded); on with 100 %
 // sampling, every span batched to an exporter that drops them; and with an
 // rpctrace watcher on the kernel's trace stream (records with bodies,
@@ -14,7 +14,7 @@ import { bootRig, type Rig as BootRig } from "../rig.js";
 import { PING } from "./kernel.js";
 import { LIFECYCLE } from "./proc.js";
 import { Kernel, TrapServer } from "@hurdmesh/kernel";
-import { client, LocalHub, MsgType, Rights, serve, Task } from "@hurdmesh/mach";
+import { client, LocalHub, MsgType, NatsBus, Rights, serve, Task, type Bus } from "@hurdmesh/mach";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { WNOHANG } from "@hurdmesh/libhurd";
 import type { BenchContext, RowGroup } from "./types.js";
@@ -46,20 +46,27 @@ interface PingRig {
 let systems = 0;
 
 /** bench/rows/kernel.ts's Ping rig on the in-process hub, with its kernel at hand. */
-async function pingRig(ctx: BenchContext): Promise<PingRig> {
+async function pingRig(kind: "local" | "nats", ctx: BenchContext): Promise<PingRig> {
   const system = `benchtr${process.pid}x${++systems}`;
   const hub = new LocalHub();
+  const buses: Bus[] = [];
+  const connect = async (): Promise<Bus> => {
+    const b = kind === "local" ? hub.connect() : await NatsBus.connect(ctx.natsUrl, `bench-${system}`);
+    buses.push(b);
+    return b;
+  };
   const kernel = new Kernel({ system }, { log: (l) => ctx.log(`kernel: ${l}`) });
-  const kbus = hub.connect();
+  const kbus = await connect();
   const trap = new TrapServer(kernel, kbus);
   trap.start();
+  await kbus.flush();
   const boot = kernel.bootTask({ name: "bench-server" });
-  const srv = await Task.attach({ bus: hub.connect(), system, taskId: boot.task.id, token: boot.token });
+  const srv = await Task.attach({ bus: await connect(), system, taskId: boot.task.id, token: boot.token });
   const port = await srv.allocate();
   serve(srv, PingDefinition, { ping: (req) => ({ payload: req.payload }) }).add(port, {});
   const child = await srv.taskCreate("bench-client");
   await srv.insertRight(child.task, 0x1000, port, MsgType.MSG_TYPE_MAKE_SEND);
-  const cli = await Task.attach({ bus: hub.connect(), system, taskId: child.taskId, token: child.token });
+  const cli = await Task.attach({ bus: await connect(), system, taskId: child.taskId, token: child.token });
   const ping = client(cli, PingDefinition, 0x1000);
   const payload = new Uint8Array(16);
   await ping.ping({ payload });
@@ -71,6 +78,7 @@ async function pingRig(ctx: BenchContext): Promise<PingRig> {
       srv.abandon();
       trap.stop();
       kernel.close();
+      for (const b of buses) await b.close();
     },
   };
 }
@@ -89,17 +97,18 @@ function lifecycle(r: BootRig): () => Promise<unknown> {
 
 export const tracing: RowGroup = {
   name: "tracing",
-  needsNats: false,
+  needsNats: true,
   async run(ctx: BenchContext): Promise<Row[]> {
     const subjects: Subject[] = [];
     const closers: (() => Promise<void>)[] = [];
     const tels: Telemetry[] = [];
     let records = 0;
-    for (const mode of MODES) {
+    const configs = (["local", "nats"] as const).flatMap((kind) => MODES.map((mode) => ({ kind, mode })));
+    for (const { kind, mode } of configs) {
       const tel = telemetryFor(mode);
       if (tel) tels.push(tel);
-      const ping = await pingRig(ctx);
-      const life = await bootRig("local", "", ctx.log);
+      const ping = await pingRig(kind, ctx);
+      const life = await bootRig(kind, ctx.natsUrl, ctx.log);
       closers.push(() => ping.close());
       closers.push(async () => {
         while (await life.parent.wait(-1, WNOHANG).catch(() => null));
@@ -121,8 +130,8 @@ export const tracing: RowGroup = {
         }
       }
       const lc = lifecycle(life);
-      subjects.push({ name: tracingName(PING, mode), bus: "local", call: () => (use(tel), ping.ping()) });
-      subjects.push({ name: tracingName(LIFECYCLE, mode), bus: "local", call: () => (use(tel), lc()) });
+      subjects.push({ name: tracingName(PING, mode), bus: kind, call: () => (use(tel), ping.ping()) });
+      subjects.push({ name: tracingName(LIFECYCLE, mode), bus: kind, call: () => (use(tel), lc()) });
     }
     const rows: Row[] = [];
     try {
@@ -139,12 +148,12 @@ export const tracing: RowGroup = {
       const [what, m] = r.name.split(" | tracing ");
       r.tracing = m;
       if (m === "off") continue;
-      const off = rows.find((x) => x.name === tracingName(what!, "off") && x.in_flight === r.in_flight);
+      const off = rows.find((x) => x.name === tracingName(what!, "off") && x.bus === r.bus && x.in_flight === r.in_flight);
       if (off && off.calls_per_s > 0) r.overhead = Math.round((1 - r.calls_per_s / off.calls_per_s) * 1000) / 1000;
     }
-    for (const r of rows) if (r.overhead !== undefined) ctx.log(`overhead ${((r.overhead as number) * 100).toFixed(1)} %: ${r.name} (${r.in_flight} in flight)`);
+    for (const r of rows) if (r.overhead !== undefined) ctx.log(`overhead ${((r.overhead as number) * 100).toFixed(1)} %: ${r.name} (${r.bus}, ${r.in_flight} in flight)`);
     const dropped = tels.reduce((a, t) => a + t.dropped, 0);
     ctx.log(`tracing: ${records} trace records to the watcher; ${dropped} spans dropped by full export queues`);
-    return subjects.flatMap((s) => rows.filter((r) => r.name === s.name));
+    return subjects.flatMap((s) => rows.filter((r) => r.name === s.name && r.bus === s.bus));
   },
 };

@@ -74,7 +74,7 @@ for (const kind of busKinds) {
         send(forger.task, dest, 4401, terminated);
         const r = new Rights();
         const t = r.copySend(forger.task.self);
-        send(forger.task, dest, 4400, NewTaskNotification.encode({ task: t, parent: t, taskId: forger.task.id, parentId: 1, namespaceId: 0 }).finish(), r.ports);
+        send(forger.task, dest, 4400, NewTaskNotification.encode({ task: t, parent: t, taskId: forger.task.id, parentId: 1, namespaceId: 0, name: "" }).finish(), r.ports);
       }
       // startup (root) can even reach proc's own notify port through proc's task port: still not believed.
       const pt = await ph.startup.proc.pid2task({ pid: 4 });
@@ -84,7 +84,7 @@ for (const kind of busKinds) {
       const r = new Rights();
       const nt = await ph.startup.task.taskCreate("fake");
       const t = r.copySend(nt.task);
-      send(ph.startup.task, notify.name, 4400, NewTaskNotification.encode({ task: t, parent: 0, taskId: 999999, parentId: 0, namespaceId: 0 }).finish(), r.ports);
+      send(ph.startup.task, notify.name, 4400, NewTaskNotification.encode({ task: t, parent: 0, taskId: 999999, parentId: 0, namespaceId: 0, name: "" }).finish(), r.ports);
       await settle(forger, 4);
       await settle(ph.startup, 4);
       assert.ok(ph.proc.stats.forgedNotifications >= forgedBefore + 2, "counted and dropped");

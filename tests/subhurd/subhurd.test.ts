@@ -99,6 +99,16 @@ for (const kind of busKinds) {
       await a.wait(c.pid);
     });
 
+    it("orphans in a subhurd go to the subhurd's pid 1, which reaps them", async () => {
+      const mid = await fork(a, "mid");
+      const orphan = await fork(mid, "orphan");
+      await mid.exit(0);
+      await a.wait(mid.pid);
+      await until(async () => (await procs(a)).find((x) => x.pid === orphan.pid)?.ppid === 1, 3000, "reparenting to the subhurd's pid 1");
+      await orphan.exit(0);
+      await until(async () => !(await procs(a)).some((x) => x.pid === orphan.pid), 3000, "the subhurd's runsystem to reap it");
+    });
+
     it("two subhurds under load at once keep their processes apart", async () => {
       const run = async (p: Process, n: number) => {
         const kids: Process[] = [];

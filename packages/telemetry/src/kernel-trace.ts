@@ -237,10 +237,13 @@ export class TraceHub implements KernelTracer {
     if (m.reply && m.replyType === R_SEND_ONCE) this.pendingReplies.set(m.reply, { n: fl.n, id: m.id, span: fl.span });
     const span = fl.span;
     if (span !== null) {
-      span.setAttribute("hurd.task.receiver", to.id);
-      span.setAttribute("hurd.port.receiver_name", rec.local);
-      span.setAttribute("hurd.namespace", to.ns.id);
-      span.setAttribute("messaging.destination.name", `hurd.${this.system}.rcv.${to.id}.${rec.local}`);
+      if (span.isRecording())
+        span.setAttributes({
+          "hurd.task.receiver": to.id,
+          "hurd.port.receiver_name": rec.local,
+          "hurd.namespace": to.ns.id,
+          "messaging.destination.name": `hurd.${this.system}.rcv.${to.id}.${rec.local}`,
+        });
       const sc = span.spanContext();
       rec.traceparent = formatTraceparent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags });
       span.end();
@@ -361,24 +364,19 @@ export class TraceHub implements KernelTracer {
     else if (replyOf) ctx = trace.setSpan(ROOT_CONTEXT, replyOf);
     const name = m.kernel ? (fl.rpc ?? `notify ${m.id}`) : fl.reply ? `${fl.rpc ?? m.id - 100} reply` : (fl.rpc ?? `msgid ${m.id}`);
     const sender = m.sender;
-    const span = tel.tracer.startSpan(
-      name,
-      {
-        kind: SpanKind.PRODUCER,
-        startTime: fl.ts,
-        attributes: {
-          "rpc.system.name": "hurdmesh",
-          "messaging.system": "hurdmesh",
-          "messaging.operation.type": "send",
-          "hurd.mig.id": m.id,
-          "hurd.task.sender": sender ? sender.id : 0,
-          "hurd.port.sender_name": fl.sname,
-          "hurd.kernel": m.kernel,
-        },
-      },
-      ctx,
-    );
+    const span = tel.tracer.startSpan(name, { kind: SpanKind.PRODUCER, startTime: fl.ts }, ctx);
     this.stats.spans++;
+    // A span the sampler left out records nothing: skip the attributes.
+    if (!span.isRecording()) return span;
+    span.setAttributes({
+      "rpc.system.name": "hurdmesh",
+      "messaging.system": "hurdmesh",
+      "messaging.operation.type": "send",
+      "hurd.mig.id": m.id,
+      "hurd.task.sender": sender ? sender.id : 0,
+      "hurd.port.sender_name": fl.sname,
+      "hurd.kernel": m.kernel,
+    });
     if (fl.rpc) span.setAttribute("rpc.method", fl.rpc);
     if (fl.reply) {
       span.setAttribute("hurd.reply", true);

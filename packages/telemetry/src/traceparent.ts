@@ -14,14 +14,22 @@ const HEX16 = /^[0-9a-f]{16}$/;
 const ZERO32 = "0".repeat(32);
 const ZERO16 = "0".repeat(16);
 
+const V00 = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 /** Parses a traceparent; null when absent or malformed (all-zero ids are invalid). */
 export function parseTraceparent(s: string | undefined | null): TraceParent | null {
   if (!s || s.length < 55) return null;
+  if (s.length === 55 && V00.test(s)) {
+    // The common case, version 00: one test, three slices.
+    const traceId = s.slice(3, 35);
+    const spanId = s.slice(36, 52);
+    if (traceId === ZERO32 || spanId === ZERO16) return null;
+    return { traceId, spanId, flags: parseInt(s.slice(53), 16) };
+  }
   const parts = s.trim().split("-");
   if (parts.length < 4) return null;
   const [v, traceId, spanId, fl] = parts as [string, string, string, string];
-  if (v.length !== 2 || v === "ff" || !/^[0-9a-f]{2}$/.test(v)) return null;
-  if (v === "00" && parts.length !== 4) return null;
+  if (v.length !== 2 || v === "ff" || v === "00" || !/^[0-9a-f]{2}$/.test(v)) return null;
   if (!HEX32.test(traceId) || traceId === ZERO32 || !HEX16.test(spanId) || spanId === ZERO16) return null;
   if (!/^[0-9a-f]{2}$/.test(fl)) return null;
   return { traceId, spanId, flags: parseInt(fl, 16) };

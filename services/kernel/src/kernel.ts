@@ -172,7 +172,7 @@ export class Kernel {
         { type: R_SEND, port: this.makeSend(self), value: 0 },
         parent?.active ? { type: R_SEND, port: this.makeSend(parent.self), value: 0 } : { type: R_DEAD, port: null, value: 0 },
       ];
-      this.kernelMessage(n.notify, R_SEND, MACH_NOTIFY_NEW_TASK, bodies.newTask(t.id, parent?.id ?? 0, ns.id), rights);
+      this.kernelMessage(n.notify, R_SEND, MACH_NOTIFY_NEW_TASK, bodies.newTask(t.id, parent?.id ?? 0, ns.id, t.name), rights);
     }
     return t;
   }

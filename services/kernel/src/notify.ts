@@ -25,7 +25,7 @@ export const bodies = {
   noSenders: (mscount: number) => NoSendersNotification.encode({ mscount }).finish(),
   sendOnce: () => EMPTY,
   deadName: (name: number) => DeadNameNotification.encode({ name }).finish(),
-  newTask: (taskId: number, parentId: number, namespaceId: number) =>
-    NewTaskNotification.encode({ task: 0, parent: 1, taskId, parentId, namespaceId }).finish(),
+  newTask: (taskId: number, parentId: number, namespaceId: number, name: string) =>
+    NewTaskNotification.encode({ task: 0, parent: 1, taskId, parentId, namespaceId, name }).finish(),
   taskTerminated: (taskId: number, reason: string, namespaceId: number) => TaskTerminatedNotification.encode({ taskId, reason, namespaceId }).finish(),
 };

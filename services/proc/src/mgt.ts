@@ -85,19 +85,21 @@ export function reassignTo(srv: ProcServer, p: Proc, stub: Proc): void {
  * nobody here adopts it, it is in no group a kill(0) reaches, and it is
  * reaped as soon as it dies (its own hurd's proc does the waiting).
  */
-export function nestedProcess(srv: ProcServer, task: number, taskId: number, parentTaskId: number, ns: number): Proc {
+export function nestedProcess(srv: ProcServer, task: number, taskId: number, parentTaskId: number, ns: number, name?: string): Proc {
   const p = srv.createProcess(task, taskId);
   p.ns = ns;
   p.flags |= P.PARENTSET;
   const creator = srv.byTaskId.get(parentTaskId);
   if (creator && !creator.dead && creator !== p) srv.reparent(p, creator);
   // Its argv lives in its own hurd's proc; here it goes by its kernel task name.
-  srv.task
-    .taskInfo(task)
-    .then((i) => {
-      if (!p.exe) p.exe = i.name;
-    })
-    .catch(() => {});
+  if (name !== undefined) p.exe = name;
+  else
+    srv.task
+      .taskInfo(task)
+      .then((i) => {
+        if (!p.exe) p.exe = i.name;
+      })
+      .catch(() => {});
   return p;
 }
 

@@ -47,7 +47,7 @@ function newTask(srv: ProcServer, m: Received): void {
     return;
   }
   if (n.namespaceId && n.namespaceId !== srv.task.namespaceId) {
-    nestedProcess(srv, task.name, n.taskId, n.parentId, n.namespaceId);
+    nestedProcess(srv, task.name, n.taskId, n.parentId, n.namespaceId, n.name);
     return;
   }
   const p = srv.createProcess(task.name, n.taskId);
@@ -66,7 +66,7 @@ function newTask(srv: ProcServer, m: Received): void {
       const t = r.copySend(p.task);
       const par = creator.task ? r.copySend(creator.task) : r.add(0, MsgType.MSG_TYPE_PORT_NAME);
       try {
-        srv.task.send({ destination: root.nsNotify, id: Notify.NEW_TASK, body: NewTaskNotification.encode({ task: t, parent: par, taskId: n.taskId, parentId: n.parentId, namespaceId: n.namespaceId }).finish(), ports: r.ports });
+        srv.task.send({ destination: root.nsNotify, id: Notify.NEW_TASK, body: NewTaskNotification.encode({ task: t, parent: par, taskId: n.taskId, parentId: n.parentId, namespaceId: n.namespaceId, name: n.name }).finish(), ports: r.ports });
       } catch {
         // The namespace's notify port is gone: the namespace still works.
       }
