@@ -31,3 +31,46 @@ for (const kind of busKinds) {
     });
   });
 }
+
+describe("init boots whatever order proc and auth come up in", () => {
+  for (const late of ["proc", "auth"]) {
+    it(`${late} late: the other's hand-shake waits for it, then the hurd is up`, async () => {
+      const { Init, InProcessLauncher } = await import("@hurdmesh/init");
+      const { startHurd } = await import("../harness.js");
+      const h = await startHurd("local");
+      try {
+        const initTask = await h.task("init", { hostPriv: true, timeoutMs: 20000 });
+        const inner = new InProcessLauncher((id, token) => h.attach(id, token, { window: 1024, timeoutMs: 20000 }));
+        const order: string[] = [];
+        const launcher = {
+          async launch(name: string, taskId: number, token: string, ports: Parameters<typeof inner.launch>[3]) {
+            if (name === late) await new Promise((r) => setTimeout(r, 400));
+            order.push(name);
+            return inner.launch(name, taskId, token, ports);
+          },
+        };
+        const log: string[] = [];
+        const init = new Init({ task: initTask, hostPriv: initTask.hostPriv, launcher, log: (l) => log.push(l), config: { bootReportMs: 100 } });
+        await init.boot();
+        assert.equal(order[1], late, `started in the order ${order}`);
+        assert.ok(log.some((l) => l.includes(`waiting for`) && l.includes(late)), `boot said what it waited for: ${log.join(" | ")}`);
+        assert.ok(log.some((l) => l.includes("pid 1 started")));
+      } finally {
+        await h.close();
+      }
+    });
+  }
+
+  it("gives up with a clear message when a server never comes", async () => {
+    const { Init } = await import("@hurdmesh/init");
+    const { startHurd } = await import("../harness.js");
+    const h = await startHurd("local");
+    try {
+      const initTask = await h.task("init", { hostPriv: true });
+      const init = new Init({ task: initTask, hostPriv: initTask.hostPriv, launcher: { launch: async () => {} }, log: () => {}, config: { bootTimeoutMs: 300, bootReportMs: 100 } });
+      await assert.rejects(init.boot(), /ETIMEDOUT.*waiting for proc \(startup_procinit\) and auth \(startup_authinit\)/);
+    } finally {
+      await h.close();
+    }
+  });
+});

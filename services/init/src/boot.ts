@@ -265,7 +265,7 @@ export class Init {
     while (!done) {
       const left = this.config.bootTimeoutMs - (Date.now() - start);
       if (left <= 0) throw new HurdError(Errno.ETIMEDOUT, `boot: ${what()} after ${this.config.bootTimeoutMs} ms`);
-      await Promise.race([p, new Promise((r) => setTimeout(r, Math.min(left, this.config.bootReportMs)).unref())]);
+      await Promise.race([p, new Promise((r) => setTimeout(r, Math.min(left, this.config.bootReportMs)))]);
       if (!done) this.log(`${what()} (${Math.round((Date.now() - start) / 1000)} s)`);
     }
   }
