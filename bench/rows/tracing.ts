@@ -103,7 +103,12 @@ export const tracing: RowGroup = {
     const closers: (() => Promise<void>)[] = [];
     const tels: Telemetry[] = [];
     let records = 0;
-    const configs = (["local", "nats"] as const).flatMap((kind) => MODES.map((mode) => ({ kind, mode })));
+    const pings: Subject[] = [];
+    const lifes: Subject[] = [];
+    // In-process subjects run on promises alone and keep timers (the NATS
+    // rigs' heartbeats) waiting: alternate them with NATS subjects, so no
+    // rig goes long without its event loop turn and loses its lease.
+    const configs = MODES.flatMap((mode) => (["local", "nats"] as const).map((kind) => ({ kind, mode })));
     for (const { kind, mode } of configs) {
       const tel = telemetryFor(mode);
       if (tel) tels.push(tel);
@@ -130,9 +135,10 @@ export const tracing: RowGroup = {
         }
       }
       const lc = lifecycle(life);
-      subjects.push({ name: tracingName(PING, mode), bus: kind, call: () => (use(tel), ping.ping()) });
-      subjects.push({ name: tracingName(LIFECYCLE, mode), bus: kind, call: () => (use(tel), lc()) });
+      pings.push({ name: tracingName(PING, mode), bus: kind, call: () => (use(tel), ping.ping()) });
+      lifes.push({ name: tracingName(LIFECYCLE, mode), bus: kind, call: () => (use(tel), lc()) });
     }
+    subjects.push(...pings, ...lifes);
     const rows: Row[] = [];
     try {
       for (const n of ctx.inFlight) {

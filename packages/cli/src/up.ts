@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { BOOT_NAMES, Init, InProcessLauncher } from "@hurdmesh/init";
 import { Edge, Kernel, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
-import { serveSubhurds } from "./subhurds.js";
+import { serveSubhurds } from "@hurdmesh/init";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -50,7 +50,13 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   const initTask = await attach(boot.task.id, boot.token);
   const init = new Init({ task: initTask, hostPriv: boot.hostPriv, launcher: new InProcessLauncher(attach, { command: o.command }), log: (l) => say(`init: ${l}`) });
   await init.boot();
-  const subhurds = await serveSubhurds(initTask, { root: o.hurd, edge: `${host}:${port}`, attach, say });
+  const subhurds = await serveSubhurds(initTask, {
+    root: o.hurd,
+    attach,
+    say,
+    publish: (name, c, parent, system) => writeFileSync(sessionPath(name), JSON.stringify({ system, edge: `${host}:${port}`, console: c, parent }, null, 2), { mode: 0o600 }),
+    unpublish: (name) => rmSync(sessionPath(name), { force: true }),
+  });
   const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
   writeFileSync(session, JSON.stringify({ system: o.hurd, edge: `${host}:${port}`, console: console_ }, null, 2), { mode: 0o600 });
   say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);

@@ -2,11 +2,13 @@
 // the kernel made for it (its id, token and host port in the boot file),
 // boots the hurd with each server its own OS process, writes the session
 // file for the `hurd` command, and shuts the hurd down on SIGINT/SIGTERM.
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { NatsBus, Task } from "@hurdmesh/mach";
-import { Init } from "./boot.js";
+import { MsgType, NatsBus, Task } from "@hurdmesh/mach";
+import { BOOT_NAMES, Init } from "./boot.js";
 import { ProcessLauncher } from "./launch.js";
+import { serveSubhurds } from "./manager.js";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -28,20 +30,43 @@ const task = await Task.attach({ bus, system: boot.system, taskId: me.taskId, to
 const launcher = new ProcessLauncher({ NATS_URL: values.nats, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined });
 const init = new Init({ task, hostPriv: me.hostPriv, launcher });
 await init.boot();
-const console_ = await init.makeConsole();
+// Subhurds: their startup runs here, their auth, proc and pid 1 as OS processes of their own.
+const launchers: ProcessLauncher[] = [];
+const sessionDir = values.session ? dirname(values.session) : null;
+const subhurds = await serveSubhurds(task, {
+  root: boot.system,
+  attach: async (taskId, token) => Task.attach({ bus: await NatsBus.connect(values.nats!, "hurd-subhurd"), system: boot.system, taskId, token, window: 1024, timeoutMs: 30_000 }),
+  launcher: () => {
+    const l = new ProcessLauncher({ NATS_URL: values.nats!, HURD_SYSTEM: boot.system });
+    launchers.push(l);
+    return l;
+  },
+  publish: (name, c, parent, system) => {
+    if (sessionDir) writeFileSync(join(sessionDir, `${name}.json`), JSON.stringify({ system, edge: values.edge, nats: values.nats, console: c, parent }, null, 2), { mode: 0o600 });
+  },
+  unpublish: (name) => {
+    if (sessionDir) rmSync(join(sessionDir, `${name}.json`), { force: true });
+  },
+  say: (l) => console.log(`init: ${l}`),
+});
+const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
 if (values.session) writeFileSync(values.session, JSON.stringify({ system: boot.system, edge: values.edge, nats: values.nats, console: console_ }, null, 2), { mode: 0o600 });
 console.log("init: ready");
 let stopping = false;
+const killAll = () => {
+  for (const l of [launcher, ...launchers]) for (const c of l.children) c.kill("SIGTERM");
+};
 const stop = async () => {
   if (stopping) return;
   stopping = true;
+  await subhurds.removeAll();
   const code = await init.reboot();
-  for (const c of launcher.children) c.kill("SIGTERM");
+  killAll();
   process.exit(code);
 };
 process.on("SIGINT", () => void stop());
 process.on("SIGTERM", () => void stop());
 void init.halted.then((code) => {
-  for (const c of launcher.children) c.kill("SIGTERM");
+  killAll();
   setTimeout(() => process.exit(code), 200);
 });

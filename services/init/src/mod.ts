@@ -3,3 +3,4 @@ export { defaultInitConfig, type InitConfig } from "./config.js";
 export { InProcessLauncher, ProcessLauncher } from "./launch.js";
 export { Runsystem } from "./runsystem.js";
 export { bootSubhurd, type Subhurd } from "./subhurd.js";
+export { serveSubhurds, type ManagerOptions } from "./manager.js";

@@ -1,0 +1,79 @@
+// The subhurd manager (hurd.subhurd.v1.Subhurd) that whatever hosts a hurd
+// serves: `hurd up` in one process, init's own process with --nats. Each
+// subhurd is a kernel namespace nested in its parent's, with its own startup,
+// auth, proc and pid 1; its servers run where the launcher puts them.
+import { Errno, HurdError, PortRight, serve, type Task } from "@hurdmesh/mach";
+import { SubhurdDefinition } from "@hurdmesh/proto/hurd/subhurd/v1/subhurd";
+import type { Console, Launcher } from "./boot.js";
+import { bootSubhurd, type Subhurd } from "./subhurd.js";
+
+export interface ManagerOptions {
+  /** The root hurd's name (subhurds may not take it). */
+  root: string;
+  attach: (id: number, token: string) => Promise<Task>;
+  /** Where a new subhurd's auth, proc and pid 1 run (default: this process). */
+  launcher?: (name: string) => Launcher;
+  /** Publishes a subhurd's console (the session file the `hurd` command reads), and takes it back. */
+  publish(name: string, c: Console, parent: string, system: string): void;
+  unpublish(name: string): void;
+  say: (l: string) => void;
+}
+
+interface Entry {
+  sub: Subhurd;
+  parent: string;
+  depth: number;
+}
+
+/** Serves the manager on a new port of `host` (the root hurd's startup task); answers the port's name. */
+export async function serveSubhurds(host: Task, o: ManagerOptions): Promise<{ port: number; removeAll(): Promise<void> }> {
+  const hurds = new Map<string, Entry>();
+  const port = await host.allocate(PortRight.PORT_RIGHT_RECEIVE);
+  const remove = async (name: string): Promise<string[]> => {
+    const e = hurds.get(name);
+    if (!e) throw new HurdError(Errno.ENOENT, `no subhurd called ${name}`);
+    const gone: string[] = [];
+    for (const [n, x] of hurds) if (x.parent === name) gone.push(...(await remove(n)));
+    hurds.delete(name);
+    // A clean shutdown: dosync to its parties, then its namespace (and anything left nested in it) ends.
+    await e.sub.init.reboot();
+    o.unpublish(name);
+    o.say(`subhurd ${name} removed`);
+    return [...gone, name];
+  };
+  serve(host, SubhurdDefinition, {
+    async create(req) {
+      const name = req.name;
+      if (!/^[A-Za-z][A-Za-z0-9_-]{0,31}$/.test(name)) throw new HurdError(Errno.EINVAL, "a subhurd name is a letter, then up to 31 letters, digits, - or _");
+      if (name === o.root || hurds.has(name)) throw new HurdError(Errno.EEXIST, `a hurd called ${name} exists`);
+      const parent = req.parent && req.parent !== o.root ? hurds.get(req.parent) : null;
+      if (req.parent && req.parent !== o.root && !parent) throw new HurdError(Errno.ENOENT, `no subhurd called ${req.parent}`);
+      const creator = parent ? parent.sub.task : host;
+      const sub = await bootSubhurd(creator, name, o.attach, { log: (l) => o.say(`${name}: ${l}`), launcher: o.launcher?.(name) });
+      hurds.set(name, { sub, parent: parent ? req.parent : o.root, depth: (parent?.depth ?? 0) + 1 });
+      o.publish(name, sub.console, parent ? req.parent : o.root, sub.task.system);
+      void sub.init.halted.then(() => {
+        if (hurds.get(name)?.sub === sub) {
+          hurds.delete(name);
+          o.unpublish(name);
+          o.say(`subhurd ${name} halted`);
+        }
+      });
+      o.say(`subhurd ${name} is up (namespace ${sub.namespaceId}, in ${parent ? req.parent : o.root})`);
+      return { namespaceId: sub.namespaceId, session: name };
+    },
+    list() {
+      return { subhurds: [...hurds].map(([name, e]) => ({ name, parent: e.parent, namespaceId: e.sub.namespaceId, depth: e.depth })) };
+    },
+    async remove(req) {
+      return { removed: await remove(req.name) };
+    },
+  }).add(port, {});
+  return {
+    port,
+    async removeAll() {
+      for (const [n, e] of [...hurds]) if (e.parent === o.root) await remove(n).catch(() => {});
+    },
+  };
+}
+
