@@ -7,18 +7,16 @@ import { Process } from "@hurdmesh/libhurd";
 import { LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
 import type { ProcServer } from "@hurdmesh/proc";
 
-export interface Rig {
+/** A kernel on a bus of its own, for the bench: every task on its own connection (as separate processes would be). */
+export interface KernelRig {
   kernel: Kernel;
-  init: Init;
-  parent: Process;
-  proc: ProcServer;
-  attach(taskId: number, token: string): Promise<Task>;
+  system: string;
+  connect(): Promise<Bus>;
+  attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number }): Promise<Task>;
   close(): Promise<void>;
 }
 
-let n = 0;
-
-export async function bootRig(kind: "local" | "nats", natsUrl: string, log: (l: string) => void = () => {}): Promise<Rig> {
+export async function kernelRig(kind: "local" | "nats", natsUrl: string, log: (l: string) => void = () => {}): Promise<KernelRig> {
   const system = `bench${process.pid}x${++n}`;
   const kernel = new Kernel({ system }, { log });
   const hub = new LocalHub();
@@ -32,23 +30,44 @@ export async function bootRig(kind: "local" | "nats", natsUrl: string, log: (l: 
   const traps = new TrapServer(kernel, kb);
   traps.start();
   await kb.flush();
-  const attach = async (taskId: number, token: string) => Task.attach({ bus: await connect(), system, taskId, token, window: 1024, timeoutMs: 30_000 });
-  const b = kernel.bootTask({ name: "init", hostPriv: true });
-  const initTask = await attach(b.task.id, b.token);
-  const launcher = new InProcessLauncher(attach);
-  const init = new Init({ task: initTask, hostPriv: b.hostPriv, launcher, log });
-  const booted = await init.boot();
-  const parent = await Process.attach(initTask, booted.proc, booted.auth, { msgport: false });
+  const tasks: Task[] = [];
   return {
     kernel,
-    init,
-    parent,
-    proc: launcher.started.proc as ProcServer,
-    attach,
+    system,
+    connect,
+    async attach(taskId, token, o = {}) {
+      const t = await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs });
+      tasks.push(t);
+      return t;
+    },
     async close() {
+      for (const t of tasks) t.abandon();
       traps.stop();
       kernel.close();
       for (const x of buses) await x.close();
     },
   };
+}
+
+export interface Rig {
+  kernel: Kernel;
+  init: Init;
+  parent: Process;
+  proc: ProcServer;
+  attach(taskId: number, token: string): Promise<Task>;
+  close(): Promise<void>;
+}
+
+let n = 0;
+
+export async function bootRig(kind: "local" | "nats", natsUrl: string, log: (l: string) => void = () => {}): Promise<Rig> {
+  const k = await kernelRig(kind, natsUrl, log);
+  const attach = (taskId: number, token: string) => k.attach(taskId, token, { window: 1024, timeoutMs: 30_000 });
+  const b = k.kernel.bootTask({ name: "init", hostPriv: true });
+  const initTask = await attach(b.task.id, b.token);
+  const launcher = new InProcessLauncher(attach);
+  const init = new Init({ task: initTask, hostPriv: b.hostPriv, launcher, log });
+  const booted = await init.boot();
+  const parent = await Process.attach(initTask, booted.proc, booted.auth, { msgport: false });
+  return { kernel: k.kernel, init, parent, proc: launcher.started.proc as ProcServer, attach, close: () => k.close() };
 }

@@ -3,8 +3,8 @@
 // and send-once reply right translated, credit flow control on). Measured on
 // NATS (kernel and each task on their own connection, as separate processes
 // would be) and on the in-process hub.
-import { Kernel, TrapServer } from "@hurdmesh/kernel";
-import { client, LocalHub, MsgType, NatsBus, serve, Task, type Bus } from "@hurdmesh/mach";
+import { client, MsgType, serve } from "@hurdmesh/mach";
+import { kernelRig } from "../rig.js";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import type { BenchContext, RowGroup } from "./types.js";
 
@@ -12,11 +12,11 @@ import type { BenchContext, RowGroup } from "./types.js";
 const PING_NAME = 0x1000;
 
 export interface Rig {
+  /** The kernel, for groups that look inside (tracing). */
+  kernel: import("@hurdmesh/kernel").Kernel;
   ping(): Promise<unknown>;
   close(): Promise<void>;
 }
-
-let systems = 0;
 
 /**
  * Kernel, server and client wired only through Mach calls: the server creates
@@ -24,39 +24,23 @@ let systems = 0;
  * and the client attaches with the token it was given.
  */
 export async function rig(kind: "local" | "nats", ctx: BenchContext): Promise<Rig> {
-  const system = `bench${process.pid}x${++systems}`;
-  const hub = new LocalHub();
-  const buses: Bus[] = [];
-  const connect = async (): Promise<Bus> => {
-    const b = kind === "local" ? hub.connect() : await NatsBus.connect(ctx.natsUrl, `bench-${kind}`);
-    buses.push(b);
-    return b;
-  };
-  const kernel = new Kernel({ system }, { log: (l) => ctx.log(`kernel: ${l}`) });
-  const kbus = await connect();
-  const trap = new TrapServer(kernel, kbus);
-  trap.start();
-  await kbus.flush();
+  const k = await kernelRig(kind, ctx.natsUrl, (l) => ctx.log(`kernel: ${l}`));
+  const kernel = k.kernel;
   const boot = kernel.bootTask({ name: "bench-server" });
-  const srv = await Task.attach({ bus: await connect(), system, taskId: boot.task.id, token: boot.token });
+  const srv = await k.attach(boot.task.id, boot.token);
   const port = await srv.allocate();
   serve(srv, PingDefinition, { ping: (req) => ({ payload: req.payload }) }).add(port, {});
   const child = await srv.taskCreate("bench-client");
   await srv.insertRight(child.task, PING_NAME, port, MsgType.MSG_TYPE_MAKE_SEND);
-  const cli = await Task.attach({ bus: await connect(), system, taskId: child.taskId, token: child.token });
+  const cli = await k.attach(child.taskId, child.token);
   const ping = client(cli, PingDefinition, PING_NAME);
   const payload = new Uint8Array(16);
   // One call end to end before measuring: the wiring is right or we stop here.
   await ping.ping({ payload });
   return {
+    kernel,
     ping: () => ping.ping({ payload }),
-    async close() {
-      cli.abandon();
-      srv.abandon();
-      trap.stop();
-      kernel.close();
-      for (const b of buses) await b.close();
-    },
+    close: () => k.close(),
   };
 }
 

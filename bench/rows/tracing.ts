@@ -11,11 +11,9 @@ import { TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { createTelemetry, installTracingHooks, NoopExporter, type Telemetry } from "@hurdmesh/telemetry";
 import { measureInterleaved, type Row, type Subject } from "../harness.js";
 import { bootRig, type Rig as BootRig } from "../rig.js";
-import { PING } from "./kernel.js";
+import { PING, rig, type Rig } from "./kernel.js";
 import { LIFECYCLE } from "./proc.js";
-import { Kernel, TrapServer } from "@hurdmesh/kernel";
-import { client, LocalHub, MsgType, NatsBus, Rights, serve, Task, type Bus } from "@hurdmesh/mach";
-import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
+import { Rights } from "@hurdmesh/mach";
 import { WNOHANG } from "@hurdmesh/libhurd";
 import type { BenchContext, RowGroup } from "./types.js";
 
@@ -37,51 +35,10 @@ function telemetryFor(mode: Mode): Telemetry | null {
   return null;
 }
 
-interface PingRig {
-  kernel: Kernel;
-  ping(): Promise<unknown>;
-  close(): Promise<void>;
-}
+type PingRig = Rig;
 
-let systems = 0;
-
-/** bench/rows/kernel.ts's Ping rig on the in-process hub, with its kernel at hand. */
-async function pingRig(kind: "local" | "nats", ctx: BenchContext): Promise<PingRig> {
-  const system = `benchtr${process.pid}x${++systems}`;
-  const hub = new LocalHub();
-  const buses: Bus[] = [];
-  const connect = async (): Promise<Bus> => {
-    const b = kind === "local" ? hub.connect() : await NatsBus.connect(ctx.natsUrl, `bench-${system}`);
-    buses.push(b);
-    return b;
-  };
-  const kernel = new Kernel({ system }, { log: (l) => ctx.log(`kernel: ${l}`) });
-  const kbus = await connect();
-  const trap = new TrapServer(kernel, kbus);
-  trap.start();
-  await kbus.flush();
-  const boot = kernel.bootTask({ name: "bench-server" });
-  const srv = await Task.attach({ bus: await connect(), system, taskId: boot.task.id, token: boot.token });
-  const port = await srv.allocate();
-  serve(srv, PingDefinition, { ping: (req) => ({ payload: req.payload }) }).add(port, {});
-  const child = await srv.taskCreate("bench-client");
-  await srv.insertRight(child.task, 0x1000, port, MsgType.MSG_TYPE_MAKE_SEND);
-  const cli = await Task.attach({ bus: await connect(), system, taskId: child.taskId, token: child.token });
-  const ping = client(cli, PingDefinition, 0x1000);
-  const payload = new Uint8Array(16);
-  await ping.ping({ payload });
-  return {
-    kernel,
-    ping: () => ping.ping({ payload }),
-    async close() {
-      cli.abandon();
-      srv.abandon();
-      trap.stop();
-      kernel.close();
-      for (const b of buses) await b.close();
-    },
-  };
-}
+/** bench/rows/kernel.ts's Ping rig, with its kernel at hand. */
+const pingRig = (kind: "local" | "nats", ctx: BenchContext): Promise<PingRig> => rig(kind, ctx);
 
 function lifecycle(r: BootRig): () => Promise<unknown> {
   const p = r.parent;

@@ -56,7 +56,6 @@ export class Process {
   readonly proc: ProcClient;
   pid = 0;
   private readonly handlers = new Map<number, SignalHandler | "ignore">();
-  private msgport = 0;
   private sidport = 0;
   /** Called when a signal's default action ends the process (after proc knows the status). */
   onTerminate: (status: number) => void = () => {};
@@ -106,7 +105,7 @@ export class Process {
     const old = await this.proc.setmsgport({ newmsgport: r.makeSend(port) }, { rights: r });
     const prev = portAt(old, old.oldmsgport);
     if (prev && prev !== 0xffffffff) this.task.deallocate(prev).catch(() => {});
-    this.msgport = port;
+
   }
 
   /**
