@@ -45,7 +45,9 @@ for (const kind of busKinds) {
       const f = new RpcTraceFormatter((s) => (out += s), { who });
       for (const rec of records) f.push(rec);
       f.end();
-      const lines = out.trimEnd().split("\n");
+      // A request whose reply came after other messages ends in ` ...N` and its
+      // reply prints later as `N... = ...` (rpctrace's own convention): join them.
+      const lines = joinInterleaved(out.trimEnd().split("\n"));
       const I = `task${initTask}\\(pid${w.init.pid}\\)`;
       const C = `task${r.childTask}\\(pid${r.pid}\\)`;
       // Each pattern must match a line, in this order (other lines may come between).
@@ -104,4 +106,26 @@ for (const kind of busKinds) {
       assert.ok(got + dropped >= 2000, `${got} + ${dropped}`);
     });
   });
+}
+
+function joinInterleaved(lines: string[]): string[] {
+  const out: string[] = [];
+  const open = new Map<string, number>();
+  for (const l of lines) {
+    const cont = /^(\d+)\.\.\. (.*)$/.exec(l);
+    if (cont && open.has(cont[1]!)) {
+      const i = open.get(cont[1]!)!;
+      out[i] = `${out[i]} ${cont[2]}`;
+      open.delete(cont[1]!);
+      continue;
+    }
+    const start = / \.\.\.(\d+)$/.exec(l);
+    if (start) {
+      open.set(start[1]!, out.length);
+      out.push(l.slice(0, start.index));
+      continue;
+    }
+    out.push(l);
+  }
+  return out;
 }
