@@ -12,7 +12,7 @@ import type { BenchContext, Opened, RowGroup } from "./types.js";
 export const LIFECYCLE = "process lifecycle (fork, exit, wait)";
 
 /** One lifecycle, the way glibc's fork and a killed child go: task_create, proc_child, task_terminate, proc_wait. */
-function lifecycle(r: Rig): () => Promise<unknown> {
+export function lifecycle(r: Rig): () => Promise<unknown> {
   const p = r.parent;
   return async () => {
     const c = await p.task.taskCreate("bench-child");

@@ -10,10 +10,9 @@ import { AlwaysOffSampler } from "@opentelemetry/sdk-trace-base";
 import { TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { createTelemetry, installTracingHooks, NoopExporter, type Telemetry } from "@hurdmesh/telemetry";
 import { measureInterleaved, type Row, type Subject } from "../harness.js";
-import { bootRig, type Rig as BootRig } from "../rig.js";
-import { PING, rig, type Rig } from "./kernel.js";
-import { LIFECYCLE } from "./proc.js";
-import { Rights } from "@hurdmesh/mach";
+import { bootRig } from "../rig.js";
+import { PING, rig } from "./kernel.js";
+import { LIFECYCLE, lifecycle } from "./proc.js";
 import { WNOHANG } from "@hurdmesh/libhurd";
 import type { BenchContext, RowGroup } from "./types.js";
 
@@ -35,22 +34,6 @@ function telemetryFor(mode: Mode): Telemetry | null {
   return null;
 }
 
-type PingRig = Rig;
-
-/** bench/rows/kernel.ts's Ping rig, with its kernel at hand. */
-const pingRig = (kind: "local" | "nats", ctx: BenchContext): Promise<PingRig> => rig(kind, ctx);
-
-function lifecycle(r: BootRig): () => Promise<unknown> {
-  const p = r.parent;
-  return async () => {
-    const c = await p.task.taskCreate("bench-child");
-    const x = new Rights();
-    await p.proc.child({ child: x.copySend(c.task) }, { rights: x });
-    await p.task.taskTerminate(c.task);
-    p.task.deallocate(c.task).catch(() => {});
-    await p.wait(-1);
-  };
-}
 
 export const tracing: RowGroup = {
   name: "tracing",
@@ -69,7 +52,7 @@ export const tracing: RowGroup = {
     for (const { kind, mode } of configs) {
       const tel = telemetryFor(mode);
       if (tel) tels.push(tel);
-      const ping = await pingRig(kind, ctx);
+      const ping = await rig(kind, ctx);
       const life = await bootRig(kind, ctx.natsUrl, ctx.log);
       closers.push(() => ping.close());
       closers.push(async () => {
