@@ -127,6 +127,16 @@ describe("hurd command, embedded hurd", () => {
     assert.equal(await s.done, 128 + 15);
   });
 
+  it("spawn --uid runs the program as a process of that uid (reauthenticated through auth)", async () => {
+    const s = hurdBg(u, name, "spawn", "--uid", "1000", "--", "sleep", "30");
+    await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
+    const pid = /is pid (\d+)/.exec(s.err())![1]!;
+    const row = table(hurd(u, name, "ps").stdout).find((x) => x.PID === pid);
+    assert.equal(row?.UID, "1000");
+    assert.equal(hurd(u, name, "kill", "-s", "KILL", pid).code, 0);
+    assert.equal(await s.done, 128 + 9);
+  });
+
   it("a program's exit status becomes its Hurd exit status", async () => {
     const s = hurdBg(u, name, "spawn", "--", "sh", "-c", "exit 7");
     assert.equal(await s.done, 7);

@@ -3,9 +3,12 @@
 // that reach its message port are passed to the Linux process, SIGKILL (a
 // task_terminate) kills it, and how it ends becomes its Hurd exit status.
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
-import { Notify, NotifyId, PortRight, type Task } from "@hurdmesh/mach";
+import { MsgType, Notify, NotifyId, PortRight, type Task } from "@hurdmesh/mach";
 import { CHILD_NAMES, Process } from "./process.js";
 import { fromLinux, signalName, SIG, W } from "./signals.js";
+
+/** Where the program's own auth handle goes in its task (beside fork's CHILD_NAMES). */
+const PROGRAM_AUTH = 0x110;
 
 export interface RunOptions {
   /** Attaches a task by id and token (the same bus or edge as the parent). */
@@ -35,10 +38,11 @@ const LINUX: Record<number, NodeJS.Signals> = {
 export async function runProgram(parent: Process, argv: string[], o: RunOptions): Promise<Running> {
   if (argv.length === 0) throw new Error("no program given");
   const f = await parent.fork(argv[0]!.split("/").pop() || "program");
-  if (o.auth) await parent.task.insertRight(f.task, CHILD_NAMES.auth, o.auth, 19 /* COPY_SEND */).catch(() => {});
+  // fork gave the child the parent's auth handle; the program's own goes beside it.
+  if (o.auth) await parent.task.insertRight(f.task, PROGRAM_AUTH, o.auth, MsgType.MSG_TYPE_COPY_SEND);
   const task = await o.attach(f.taskId, f.token);
-  const me = await Process.attach(task, CHILD_NAMES.proc, o.auth ? CHILD_NAMES.auth : 0);
-  if (o.auth) await me.reauthenticate(CHILD_NAMES.auth);
+  const me = await Process.attach(task, CHILD_NAMES.proc, o.auth ? PROGRAM_AUTH : CHILD_NAMES.auth);
+  if (o.auth) await me.reauthenticate(PROGRAM_AUTH);
   await me.setArgs(argv, Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`).slice(0, 256));
   await me.markExec();
   const child = spawn(argv[0]!, argv.slice(1), { stdio: o.stdio ?? "inherit", env: o.env ?? process.env, cwd: o.cwd });
