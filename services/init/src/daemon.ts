@@ -5,7 +5,16 @@ import { attachFromEnv } from "@hurdmesh/libhurd";
 import { NatsBus, Task } from "@hurdmesh/mach";
 import { bootAuth } from "@hurdmesh/auth/boot";
 import { startProc } from "@hurdmesh/proc";
+import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
 import { Runsystem } from "./runsystem.js";
+
+// Spans for this server's handlers when the OTEL_* environment asks for them
+// (the kernel makes the per-message spans; these are their children).
+const tel = telemetryFromEnv(`hurd-${process.argv[2]}`);
+if (tel) {
+  setGlobalTelemetry(tel);
+  installTracingHooks(tel);
+}
 
 const name = process.argv[2];
 const hostPriv = Number(process.env.HURD_HOST_PRIV ?? 0);

@@ -6,6 +6,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { MsgType, NatsBus, Task } from "@hurdmesh/mach";
+import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
 import { BOOT_NAMES, Init } from "./boot.js";
 import { ProcessLauncher } from "./launch.js";
 import { serveSubhurds } from "./manager.js";
@@ -19,6 +20,11 @@ const { values, positionals } = parseArgs({
     edge: { type: "string", default: "" },
   },
 });
+const tel = telemetryFromEnv("hurd-init");
+if (tel) {
+  setGlobalTelemetry(tel);
+  installTracingHooks(tel);
+}
 const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as { system: string; tasks: Record<string, { taskId: number; token: string; hostPriv: number }> };
 const me = boot.tasks.init;
 if (!me || !values.nats) {
