@@ -80,8 +80,6 @@ for (const kind of busKinds) {
       // auth_makeauth from the root handle: a uid-1000 handle for `user`.
       const mk = await client(init.task, AuthDefinition, init.authPort).makeAuth({ otherHandles: [], euids: [1000], auids: [1000, 1000], egids: [1000], agids: [1000] });
       const h = portAt(mk, mk.newhandle);
-      const f = await user.task.taskInfo(0);
-      void f;
       const NAME = 0x300;
       await init.task.insertRight(await taskPortOf(init, user.pid), NAME, h, MsgType.MSG_TYPE_MOVE_SEND);
       await user.reauthenticate(NAME);

@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { context, ROOT_CONTEXT, SpanKind, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { createTelemetry, installTracingHooks, tracingEnabled, type Telemetry } from "@hurdmesh/telemetry";
+import { createTelemetry, installTracingHooks, tracingEnabled } from "@hurdmesh/telemetry";
 import { busKinds } from "../harness.js";
 import { sequence, world, type World } from "./kit.js";
 

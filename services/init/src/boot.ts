@@ -8,7 +8,6 @@ import {
   Errno,
   HurdError,
   MsgType,
-  NotifyId,
   PortRight,
   Rights,
   TaskSpecialPort,
@@ -271,4 +270,3 @@ export class Init {
   }
 }
 
-export { NotifyId };

@@ -299,7 +299,7 @@ export class Kernel {
     sp.active = false;
     for (const e of [...sp.entries.values()]) {
       if (!sp.entries.has(e.name)) continue;
-      this.destroyEntry(sp, e, true);
+      this.destroyEntry(sp, e);
     }
     sp.entries.clear();
     sp.byPort.clear();
@@ -470,10 +470,10 @@ export class Kernel {
 
   portDestroy(t: KTask, name: number): void {
     const e = this.entry(t.space, name);
-    this.destroyEntry(t.space, e, false);
+    this.destroyEntry(t.space, e);
   }
 
-  private destroyEntry(sp: Space, e: Entry, dying: boolean): void {
+  private destroyEntry(sp: Space, e: Entry): void {
     const port = e.port;
     const bits = e.bits;
     this.removeEntry(sp, e);
@@ -490,7 +490,6 @@ export class Kernel {
       this.leaveSet(port);
       this.destroyReceive(port);
     }
-    void dying;
   }
 
   private leaveSet(port: Port): void {
@@ -536,7 +535,7 @@ export class Kernel {
           port.receiver = null;
           this.leaveSet(port);
           this.destroyReceive(port);
-        } else this.destroyEntry(sp, e, false);
+        } else this.destroyEntry(sp, e);
         return;
       }
       default:

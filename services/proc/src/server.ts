@@ -418,4 +418,3 @@ export function sigPostBody(signal: number, sigcode: number, refport: number): U
   return MsgDefinition.methods.sigPost.requestType.encode({ signal, sigcode, refport }).finish();
 }
 
-export { removeChild, addChild };
