@@ -3,10 +3,8 @@
 // with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
 import { attachFromEnv } from "@hurdmesh/libhurd";
 import { NatsBus, Task } from "@hurdmesh/mach";
-import { bootAuth } from "@hurdmesh/auth/boot";
-import { startProc } from "@hurdmesh/proc";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
-import { Runsystem } from "./runsystem.js";
+import { startBootServer } from "./launch.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
 // (the kernel makes the per-message spans; these are their children).
@@ -23,19 +21,11 @@ const url = process.env.NATS_URL!;
 const system = process.env.HURD_SYSTEM ?? "hurd";
 const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs: 30_000 });
 const attach = async (taskId: number, token: string) => Task.attach({ bus: await NatsBus.connect(url), system, taskId, token });
-switch (name) {
-  case "auth":
-    await bootAuth(task, { hostPriv });
-    break;
-  case "proc":
-    await startProc(task);
-    break;
-  case "runsystem":
-    await Runsystem.start(task, { command, attach });
-    break;
-  default:
-    console.error(`daemon: no boot server called ${name}`);
-    process.exit(2);
+try {
+  await startBootServer(name!, task, { hostPriv, command, attach });
+} catch (e) {
+  console.error(`daemon ${name}: ${(e as Error).message}`);
+  process.exit(2);
 }
 // The hurd ends this task (shutdown or crash): then this process has nothing left to do.
 const poll = setInterval(() => {

@@ -9,6 +9,23 @@ import { startProc } from "@hurdmesh/proc";
 import type { Launcher, LaunchPorts } from "./boot.js";
 import { Runsystem } from "./runsystem.js";
 
+/**
+ * Starts boot server `name` on its task: the one table of what each boot
+ * server is, whichever launcher (or process) runs it.
+ */
+export async function startBootServer(name: string, task: Task, o: { hostPriv: number; command?: string[]; attach: (taskId: number, token: string) => Promise<Task> }): Promise<unknown> {
+  switch (name) {
+    case "auth":
+      return bootAuth(task, { hostPriv: o.hostPriv });
+    case "proc":
+      return startProc(task);
+    case "runsystem":
+      return Runsystem.start(task, { command: o.command, attach: o.attach });
+    default:
+      throw new Error(`no boot server called ${name}`);
+  }
+}
+
 /** Runs auth, proc and runsystem in this process. */
 export class InProcessLauncher implements Launcher {
   readonly started: Record<string, unknown> = {};
@@ -19,19 +36,7 @@ export class InProcessLauncher implements Launcher {
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
     const task = await this.attach(taskId, token);
-    switch (name) {
-      case "auth":
-        this.started.auth = await bootAuth(task, { hostPriv: ports.hostPriv });
-        return;
-      case "proc":
-        this.started.proc = await startProc(task);
-        return;
-      case "runsystem":
-        this.started.runsystem = await Runsystem.start(task, { command: this.o.command, attach: this.attach });
-        return;
-      default:
-        throw new Error(`no boot server called ${name}`);
-    }
+    this.started[name] = await startBootServer(name, task, { hostPriv: ports.hostPriv, command: this.o.command, attach: this.attach });
   }
 }
 
