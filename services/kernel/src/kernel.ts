@@ -269,12 +269,7 @@ export class Kernel {
     this.need(caller.space);
     if (!parent.ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
     let ns = parent.ns;
-    if (newNamespace) {
-      if (ns.depth + 1 > this.config.maxNamespaceDepth) throw err("EINVAL", `namespaces nest at most ${this.config.maxNamespaceDepth} deep`);
-      const host = new Port(this.config.qlimit);
-      ns = new Namespace(parent.ns, host, name);
-      host.kobject = { kind: "host", ns };
-    }
+    if (newNamespace) ns = this.newNamespace(parent.ns, name);
     const t = this.createTask(parent, ns, name);
     if (ns !== parent.ns) parent.ns.children.add(ns);
     const task = this.copyoutRight(caller, R_SEND, this.makeSend(t.self));
@@ -308,6 +303,34 @@ export class Kernel {
     for (let n: Namespace | null = t.ns; n; n = n.parent) {
       if (n.notify?.active) this.kernelMessage(n.notify, R_SEND, HURD_NOTIFY_TASK_TERMINATED, bodies.taskTerminated(t.id, reason, t.ns.id), null);
     }
+  }
+
+  /** A namespace nested in `parent`, with its own host port; the caller links it in once something lives in it. */
+  newNamespace(parent: Namespace, label: string): Namespace {
+    if (parent.depth + 1 > this.config.maxNamespaceDepth) throw err("EINVAL", `namespaces nest at most ${this.config.maxNamespaceDepth} deep`);
+    const host = new Port(this.config.qlimit);
+    const ns = new Namespace(parent, host, label);
+    host.kobject = { kind: "host", ns };
+    return ns;
+  }
+
+  /**
+   * Ends every task of the root hurd and every namespace nested in it, but
+   * keeps the root namespace and its host port: the state a fresh boot
+   * starts from (boot claims, when the root hurd's startup task dies).
+   */
+  resetRoot(reason: string): number {
+    let n = 0;
+    for (const c of [...this.root.children]) n += this.destroyNamespace(c, reason);
+    for (const t of [...this.root.tasks]) {
+      this.terminate(t, reason);
+      n++;
+    }
+    if (this.root.notify) {
+      this.releaseSend(this.root.notify);
+      this.root.notify = null;
+    }
+    return n;
   }
 
   /** Terminates every task of a namespace and of the namespaces nested in it. */

@@ -6,9 +6,13 @@
 //
 // Boot tasks are created at start; their ids and secret tokens are written
 // (mode 0600) to the boot file, which is how the boot servers learn who they are.
-import { writeFileSync } from "node:fs";
+// In containers, where init cannot read that file, HURD_BOOT_SECRET (or
+// --boot-secret-file) lets an init claim its boot task over the bus instead
+// (boot-claim.ts).
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { LocalHub, NatsBus, type Bus } from "@hurdmesh/mach";
+import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";
 import { TrapServer } from "./trap.js";
@@ -20,13 +24,14 @@ const { values } = parseArgs({
     system: { type: "string", default: process.env.HURD_SYSTEM ?? "hurd" },
     boot: { type: "string", default: process.env.HURD_BOOT ?? "" },
     "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
+    "boot-secret-file": { type: "string", default: process.env.HURD_BOOT_SECRET_FILE },
     "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
-  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--lease-ms N]");
+  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N]\n(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus)");
   process.exit(0);
 }
 
@@ -43,6 +48,12 @@ for (const name of values.boot!.split(",").filter(Boolean)) {
 }
 if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot }, null, 2), { mode: 0o600 });
 
+// The secret comes from the environment or a file, never argv (ps would show it).
+const secret = values["boot-secret-file"] ? readFileSync(values["boot-secret-file"], "utf8").trim() : process.env.HURD_BOOT_SECRET;
+delete process.env.HURD_BOOT_SECRET;
+const claims = secret ? new BootClaims(kernel, bus, secret, { log: (l) => console.log(`hurd-kernel ${values.system}: ${l}`) }) : null;
+claims?.start();
+
 const edge = new Edge(kernel);
 const port = await edge.listen(values.grpc!);
 const host = values.grpc!.replace(/:\d+$/, "");
@@ -54,6 +65,7 @@ async function stop(sig: string): Promise<void> {
   stopping = true;
   console.log(`hurd-kernel ${values.system}: ${sig}, stopping`);
   await edge.close();
+  claims?.stop();
   traps.stop();
   kernel.close();
   await bus.close();

@@ -1,0 +1,103 @@
+// Launching boot servers that run in containers of their own. Init cannot
+// start a process in another container, so each server's container waits on
+// the bus (hurd.<system>.launch.<hurd>.<server>) and init hands it the task
+// it made (id, token, host port name), as the Hurd's boot script hands a
+// server its ports on the command line. Until the container is up nobody
+// answers, and init asks again: containers may start in any order.
+import { Errno, HurdError, type Bus } from "@hurdmesh/mach";
+import type { Launcher, LaunchPorts } from "../boot.js";
+
+export interface LaunchOrder {
+  taskId: number;
+  token: string;
+  hostPriv: number;
+}
+
+type LaunchAnswer = { ok: true } | { errno: number; error: string };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** The subject a hurd's server waits on; "_" is the root hurd (a subhurd's name starts with a letter). */
+export function launchSubject(system: string, hurd: string, server: string): string {
+  return `hurd.${system}.launch.${hurd || "_"}.${server}`;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** init's side: servers named in `remote` are launched over the bus, the rest by `local`. */
+export class BusLauncher implements Launcher {
+  constructor(
+    private readonly bus: Bus,
+    private readonly o: { system: string; hurd: string; remote: string[]; local: Launcher; timeoutMs?: number; log?: (l: string) => void },
+  ) {}
+
+  async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
+    if (!this.o.remote.includes(name)) return this.o.local.launch(name, taskId, token, ports);
+    const subject = launchSubject(this.o.system, this.o.hurd, name);
+    const order = enc.encode(JSON.stringify({ taskId, token, hostPriv: ports.hostPriv } satisfies LaunchOrder));
+    const deadline = Date.now() + (this.o.timeoutMs ?? 120_000);
+    let said = false;
+    for (;;) {
+      try {
+        const a = JSON.parse(dec.decode(await this.bus.request(subject, order, 15_000))) as LaunchAnswer;
+        if ("ok" in a) return;
+        throw new HurdError(a.errno, `${name} refused its launch: ${a.error}`);
+      } catch (e) {
+        const h = HurdError.from(e);
+        // Nobody waits yet (its container is starting): ask again.
+        if (h.code !== Errno.MACH_SEND_INVALID_DEST || Date.now() > deadline) throw h;
+        if (!said) this.o.log?.(`waiting for the ${name} container (${subject})`);
+        said = true;
+        await sleep(250);
+      }
+    }
+  }
+}
+
+/**
+ * A server container's side: waits for one launch order, runs `start` with
+ * it, and answers init. One order only: a server runs one task for its
+ * life, and its container is restarted for the next boot.
+ */
+export function awaitLaunch(bus: Bus, subject: string, start: (o: LaunchOrder) => Promise<void>): Promise<LaunchOrder> {
+  return new Promise((resolve, reject) => {
+    let taken = false;
+    const sub = bus.subscribe(subject, (_s, data, reply) => {
+      if (taken || !reply) return;
+      let order: LaunchOrder;
+      try {
+        order = parseOrder(data);
+      } catch (e) {
+        const h = HurdError.from(e);
+        bus.publish(reply, enc.encode(JSON.stringify({ errno: h.code, error: h.message } satisfies LaunchAnswer)));
+        return;
+      }
+      taken = true;
+      sub.unsubscribe();
+      start(order).then(
+        () => {
+          bus.publish(reply, enc.encode(JSON.stringify({ ok: true } satisfies LaunchAnswer)));
+          resolve(order);
+        },
+        (e) => {
+          const h = HurdError.from(e);
+          bus.publish(reply, enc.encode(JSON.stringify({ errno: h.code, error: h.message } satisfies LaunchAnswer)));
+          reject(h);
+        },
+      );
+    });
+  });
+}
+
+function parseOrder(data: Uint8Array): LaunchOrder {
+  let v: Partial<LaunchOrder> | null;
+  try {
+    v = JSON.parse(dec.decode(data)) as Partial<LaunchOrder> | null;
+  } catch {
+    throw new HurdError(Errno.EINVAL, "a launch order is a JSON object");
+  }
+  if (!v || !Number.isSafeInteger(v.taskId) || !(v.taskId! > 0) || typeof v.token !== "string" || !Number.isSafeInteger(v.hostPriv))
+    throw new HurdError(Errno.EINVAL, "a launch order needs taskId, token and hostPriv");
+  return v as LaunchOrder;
+}

@@ -1,0 +1,218 @@
+// A boot server in a container of its own (docker compose, Kubernetes):
+//
+//   tsx services/init/src/container/main.ts init|proc|auth
+//
+// init claims its boot task from the kernel over the bus (boot-claim.ts in
+// the kernel), boots the hurd, runs pid 1 in its own process, launches proc
+// and auth in their containers (launch.ts), and writes the session file the
+// `hurd` command reads. proc and auth wait for init's launch order. Each
+// serves grpc.health.v1 on HURD_HEALTH_ADDR.
+//
+// Environment: NATS_URL, HURD_SYSTEM (default hurd), HURD_BOOT_SECRET
+// (init), HURD_SUBHURD (a subhurd's name; empty for the root hurd),
+// HURD_PARENT (a subhurd's parent subhurd), HURD_HEALTH_ADDR (default
+// 0.0.0.0:7401), HURD_STATE_DIR (session files), HURD_PUBLIC_EDGE (the
+// kernel's edge as the `hurd` command should dial it), HURD_BOOT_TIMEOUT_MS.
+//
+// A server's task ends with its hurd (shutdown, crash, init gone): then its
+// process exits and the container's restart policy brings it back, waiting
+// for the next boot. SIGTERM: init shuts the hurd down cleanly through
+// startup_reboot; proc and auth end their task, which init sees as an
+// essential server's death, the crash the Hurd would have.
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Errno, HurdError, MsgType, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
+import { BOOT_NAMES, Init, type Console } from "../boot.js";
+import { InProcessLauncher, startBootServer } from "../launch.js";
+import { serveSubhurds } from "../manager.js";
+import { serveHealth, type HealthServer } from "./health.js";
+import { awaitLaunch, BusLauncher, launchSubject } from "./launch.js";
+
+const role = process.argv[2] ?? "";
+if (!["init", "proc", "auth"].includes(role)) {
+  console.error("usage: container/main.ts init|proc|auth (see the file's head for the environment)");
+  process.exit(2);
+}
+const env = process.env;
+const system = env.HURD_SYSTEM || "hurd";
+const hurd = env.HURD_SUBHURD ?? "";
+const who = `hurd-${role}${hurd ? `@${hurd}` : ""}`;
+const say = (l: string) => console.log(`${who}: ${l}`);
+if (!env.NATS_URL) {
+  console.error(`${who}: NATS_URL must say where the bus is`);
+  process.exit(2);
+}
+
+const tel = telemetryFromEnv(`hurd-${role}`);
+if (tel) {
+  setGlobalTelemetry(tel);
+  installTracingHooks(tel);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The bus, once NATS answers: containers start in any order. */
+async function connectBus(): Promise<Bus> {
+  for (let i = 0; ; i++) {
+    try {
+      return await NatsBus.connect(env.NATS_URL!, who);
+    } catch (e) {
+      if (i % 20 === 0) say(`waiting for NATS at ${env.NATS_URL}: ${(e as Error).message}`);
+      await sleep(500);
+    }
+  }
+}
+
+interface Claimed {
+  taskId: number;
+  token: string;
+  hostPriv: number;
+  namespaceId: number;
+}
+
+/** Asks the kernel for this hurd's boot task until it answers (it may not be up yet). */
+async function claimBoot(bus: Bus, secret: string): Promise<Claimed> {
+  const req = new TextEncoder().encode(JSON.stringify({ secret, hurd, parent: env.HURD_PARENT || undefined }));
+  for (let i = 0; ; i++) {
+    try {
+      const a = JSON.parse(new TextDecoder().decode(await bus.request(`hurd.${system}.boot.claim`, req, 5000))) as Claimed | { errno: number; error: string };
+      if ("taskId" in a) return a;
+      // EBUSY: the previous boot's startup has not been seen dead yet. EAGAIN: the parent subhurd is still booting.
+      if (a.errno !== Errno.EBUSY && a.errno !== Errno.EAGAIN) throw new HurdError(a.errno, `the kernel refused the boot claim: ${a.error}`);
+      if (i % 10 === 0) say(`boot claim: ${a.error}; asking again`);
+    } catch (e) {
+      const h = HurdError.from(e);
+      if (h.code !== Errno.MACH_SEND_INVALID_DEST && h.code !== Errno.ETIMEDOUT) throw h;
+      if (i % 10 === 0) say(`waiting for the kernel (hurd.${system}.boot.claim)`);
+    }
+    await sleep(500);
+  }
+}
+
+let health: HealthServer | null = null;
+let task: Task | null = null;
+let exiting = false;
+async function exit(code: number): Promise<never> {
+  if (!exiting) {
+    exiting = true;
+    health?.set("NOT_SERVING");
+    await health?.close();
+  }
+  process.exit(code);
+}
+
+health = await serveHealth(env.HURD_HEALTH_ADDR || "0.0.0.0:7401", [`hurdmesh.${role}`]);
+const bus = await connectBus();
+const attach = (taskId: number, token: string) => Task.attach({ bus, system, taskId, token, window: 1024, timeoutMs: 30_000 });
+
+if (role === "init") await runInit();
+else await runServer();
+
+async function runServer(): Promise<void> {
+  const subject = launchSubject(system, hurd, role);
+  // Ready as soon as it listens: init launches it only once it answers.
+  health!.set("SERVING");
+  say(`waiting for init's launch order on ${subject}`);
+  const order = await awaitLaunch(bus, subject, async (o) => {
+    task = await attach(o.taskId, o.token);
+    await startBootServer(role, task, { hostPriv: o.hostPriv, attach });
+  }).catch((e) => {
+    say(`launch failed: ${(e as Error).message}`);
+    return exit(1);
+  });
+  health!.set("SERVING", `hurdmesh.${role}`);
+  say(`running as task ${order.taskId}`);
+  const poll = setInterval(() => {
+    if (task!.detached || bus.closed) {
+      clearInterval(poll);
+      say("its task ended (the hurd shut down or crashed); exiting for the next boot");
+      void exit(0);
+    }
+  }, 250);
+  const stop = async () => {
+    clearInterval(poll);
+    say("SIGTERM: ending the task");
+    await task!.taskTerminate(0).catch(() => {});
+    await bus.close().catch(() => {});
+    await exit(0);
+  };
+  process.on("SIGTERM", () => void stop());
+  process.on("SIGINT", () => void stop());
+}
+
+async function runInit(): Promise<void> {
+  const secret = env.HURD_BOOT_SECRET;
+  delete env.HURD_BOOT_SECRET;
+  if (!secret) {
+    say("HURD_BOOT_SECRET must hold the kernel's boot secret");
+    return exit(2);
+  }
+  const c = await claimBoot(bus, secret);
+  say(`claimed boot task ${c.taskId} (namespace ${c.namespaceId})`);
+  task = await attach(c.taskId, c.token);
+  const local = new InProcessLauncher(attach);
+  const launcher = new BusLauncher(bus, { system, hurd, remote: ["auth", "proc"], local, log: say });
+  const init = new Init({
+    task,
+    hostPriv: c.hostPriv,
+    launcher,
+    log: say,
+    config: env.HURD_BOOT_TIMEOUT_MS ? { bootTimeoutMs: Number(env.HURD_BOOT_TIMEOUT_MS) } : { bootTimeoutMs: 300_000 },
+  });
+  try {
+    await init.boot();
+  } catch (e) {
+    say(`boot failed: ${(e as Error).message}`);
+    await task.taskTerminate(0).catch(() => {});
+    return exit(1);
+  }
+
+  const stateDir = env.HURD_STATE_DIR || "/var/lib/hurdmesh";
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const edge = env.HURD_PUBLIC_EDGE || "127.0.0.1:7400";
+  // Written whole, then renamed: a `hurd` command never reads half a session.
+  const publish = (name: string, con: Console, extra: object = {}) => {
+    const p = join(stateDir, `${name}.json`);
+    writeFileSync(`${p}.tmp`, JSON.stringify({ system, edge, nats: env.NATS_URL, console: con, ...extra }, null, 2), { mode: 0o600 });
+    renameSync(`${p}.tmp`, p);
+  };
+  const sessionName = hurd || "hurd";
+  // The root hurd also manages subhurds made with `hurd subhurd create` (their servers run in this container).
+  const subhurds = hurd
+    ? null
+    : await serveSubhurds(task, {
+        root: system,
+        attach,
+        publish: (name, con, parent, sys) => publish(name, con, { parent, system: sys }),
+        unpublish: (name) => rmSync(join(stateDir, `${name}.json`), { force: true }),
+        say,
+      });
+  const con = await init.makeConsole(subhurds ? [{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }] : []);
+  publish(sessionName, con, hurd ? { parent: env.HURD_PARENT || system } : {});
+  health!.set("SERVING");
+  health!.set("SERVING", "hurdmesh.init");
+  say(`ready: session ${join(stateDir, `${sessionName}.json`)}`);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    health!.set("NOT_SERVING");
+    say("SIGTERM: shutting the hurd down (startup_reboot)");
+    await subhurds?.removeAll();
+    const code = await init.reboot();
+    rmSync(join(stateDir, `${sessionName}.json`), { force: true });
+    await task!.taskTerminate(0).catch(() => {});
+    await exit(code);
+  };
+  process.on("SIGTERM", () => void stop());
+  process.on("SIGINT", () => void stop());
+  void init.halted.then(async (code) => {
+    if (stopping) return;
+    say(code === 0 ? "the hurd halted" : `the hurd crashed (status ${code}); exiting so the next boot starts clean`);
+    rmSync(join(stateDir, `${sessionName}.json`), { force: true });
+    await task!.taskTerminate(0).catch(() => {});
+    await exit(code === 0 ? 0 : 1);
+  });
+}

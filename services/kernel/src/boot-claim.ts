@@ -1,0 +1,153 @@
+// Boot claims: how an init that runs in its own container (docker compose,
+// Kubernetes) gets its boot task when it cannot read the kernel's boot file.
+// It asks on the bus, on hurd.<system>.boot.claim, with the secret the
+// kernel was started with (HURD_BOOT_SECRET); the kernel makes a fresh boot
+// task holding the host port, in the root namespace for the root hurd or in
+// a new namespace nested in the root's (or in a claimed parent subhurd's)
+// for a subhurd, and answers its id and token.
+//
+// A claim stands for one boot of one hurd. While its task lives, a second
+// claim for the same hurd is EBUSY. When the task ends, its hurd ends with
+// it: a subhurd's namespace is destroyed (as Linux kills a PID namespace
+// whose init dies) and the root hurd's tasks are terminated, so a restarted
+// init boots a clean hurd, as the Hurd reboots when startup dies.
+//
+// The bus is trusted fabric (see README): the secret keeps a confused
+// container, not an attacker on the bus, from taking over a hurd.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import type { Kernel } from "./kernel.js";
+import type { Namespace } from "./namespace.js";
+import type { KTask } from "./task.js";
+
+/** The request an init sends (JSON, like the boot file it replaces). */
+export interface BootClaimRequest {
+  secret: string;
+  /** The subhurd's name; absent or empty for the root hurd. */
+  hurd?: string;
+  /** A subhurd's parent subhurd (claimed before it); absent for the root hurd. */
+  parent?: string;
+  /** The boot task's name (default "startup"). */
+  name?: string;
+}
+
+/** The answer: what the boot file would have said, or an error with its errno. */
+export type BootClaimReply =
+  | { taskId: number; token: string; hostPriv: number; namespaceId: number; system: string }
+  | { errno: number; error: string };
+
+const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+interface Claim {
+  task: KTask;
+  ns: Namespace;
+}
+
+export class BootClaims {
+  private readonly claims = new Map<string, Claim>();
+  private readonly secret: Buffer;
+  private sub: BusSubscription | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly bus: Bus,
+    secret: string,
+    private readonly o: { log?: (l: string) => void; pollMs?: number } = {},
+  ) {
+    if (secret.length < 8) throw new HurdError(Errno.EINVAL, "a boot secret has at least 8 characters");
+    // Compared as digests, so the comparison is constant-time whatever the length asked.
+    this.secret = createHash("sha256").update(secret).digest();
+  }
+
+  get subject(): string {
+    return `hurd.${this.kernel.config.system}.boot.claim`;
+  }
+
+  start(): void {
+    this.sub = this.bus.subscribe(this.subject, (_s, data, reply) => {
+      if (!reply) return;
+      let answer: BootClaimReply;
+      try {
+        answer = this.claim(parse(data));
+      } catch (e) {
+        const h = HurdError.from(e);
+        answer = { errno: h.code, error: h.message };
+      }
+      try {
+        this.bus.publish(reply, enc.encode(JSON.stringify(answer)));
+      } catch {
+        // The bus closed under us: the claimant retries elsewhere.
+      }
+    });
+    // A claim ends with its task; a handful of claims makes polling cheaper than a hook in task death.
+    this.timer = setInterval(() => this.sweep(), this.o.pollMs ?? 250);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    this.sub = null;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Makes the boot task for a claim, or throws the errno the claimant gets. */
+  claim(r: BootClaimRequest): Extract<BootClaimReply, { taskId: number }> {
+    const got = createHash("sha256").update(r.secret).digest();
+    if (!timingSafeEqual(got, this.secret)) throw new HurdError(Errno.EPERM, "wrong boot secret");
+    const hurd = r.hurd ?? "";
+    if (hurd && !NAME.test(hurd)) throw new HurdError(Errno.EINVAL, "a subhurd name is a letter, then up to 31 letters, digits, - or _");
+    if (r.parent && !NAME.test(r.parent)) throw new HurdError(Errno.EINVAL, `bad parent name ${JSON.stringify(r.parent)}`);
+    if (r.parent && !hurd) throw new HurdError(Errno.EINVAL, "the root hurd has no parent");
+    this.sweep();
+    if (this.claims.has(hurd)) throw new HurdError(Errno.EBUSY, `${hurd || "the root hurd"} is booted (its startup task lives)`);
+    let ns = this.kernel.root;
+    if (hurd) {
+      let parent = this.kernel.root;
+      if (r.parent) {
+        const p = this.claims.get(r.parent);
+        // The parent's init may still be starting: the claimant retries.
+        if (!p) throw new HurdError(Errno.EAGAIN, `subhurd ${r.parent} is not booted yet`);
+        parent = p.ns;
+      }
+      ns = this.kernel.newNamespace(parent, hurd);
+    }
+    const b = this.kernel.bootTask({ name: r.name || "startup", hostPriv: true, ns });
+    if (ns !== this.kernel.root) ns.parent!.children.add(ns);
+    this.claims.set(hurd, { task: b.task, ns });
+    this.o.log?.(`boot claim: ${hurd || "root hurd"} booted by task ${b.task.id} (namespace ${ns.id})`);
+    return { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, namespaceId: ns.id, system: this.kernel.config.system };
+  }
+
+  /** Ends the hurd of every claim whose startup task has ended. */
+  private sweep(): void {
+    for (const [hurd, c] of this.claims) {
+      if (c.task.active) continue;
+      this.claims.delete(hurd);
+      if (c.ns === this.kernel.root) {
+        const n = this.kernel.resetRoot(`startup task ${c.task.id} ended`);
+        this.o.log?.(`boot claim: the root hurd's startup ended; ${n} tasks terminated`);
+      } else if (c.ns.active) {
+        const n = this.kernel.destroyNamespace(c.ns, `startup of ${hurd} ended`);
+        this.o.log?.(`boot claim: ${hurd}'s startup ended; ${n} tasks terminated`);
+      }
+    }
+  }
+}
+
+function parse(data: Uint8Array): BootClaimRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(dec.decode(data));
+  } catch {
+    throw new HurdError(Errno.EINVAL, "a boot claim is a JSON object");
+  }
+  const r = v as Partial<BootClaimRequest> | null;
+  if (!r || typeof r !== "object" || typeof r.secret !== "string") throw new HurdError(Errno.EINVAL, "a boot claim needs a secret");
+  for (const k of ["hurd", "parent", "name"] as const)
+    if (r[k] !== undefined && typeof r[k] !== "string") throw new HurdError(Errno.EINVAL, `${k} must be a string`);
+  return r as BootClaimRequest;
+}
