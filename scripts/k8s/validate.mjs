@@ -1,0 +1,476 @@
+#!/usr/bin/env node
+// Offline validation of the Kubernetes manifests in k8s/ (no cluster needed).
+//
+//   node scripts/k8s/validate.mjs [--root DIR] [KUSTOMIZATION_DIR...]
+//
+// For every kustomization under the root (default: the repo's k8s/; every
+// folder whose kustomization.yaml is a Kustomization, not a Component) or
+// the folders named, it runs `kubectl kustomize`, parses the YAML and checks
+// every object:
+//  1. schema: the kubernetes-models class for its apiVersion/kind, .validate()
+//     (types, enums, required fields);
+//  2. unknown fields, which those schemas let through: the object is walked
+//     against the model's TypeScript definitions (generated from the same
+//     OpenAPI spec), and a property the definition does not declare is
+//     rejected; maps (labels, annotations, data, resources.limits, ...) are
+//     index signatures there and take any key;
+//  3. project rules (rules() below).
+// One line per problem, exit 1 if any; exit 2 if kubectl is missing.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseAllDocuments, parse as parseYaml } from "yaml";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const require = createRequire(join(repo, "package.json"));
+
+export class KubectlMissing extends Error {}
+
+/** kubectl's path, or null. */
+export function findKubectl() {
+  const r = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" });
+  return r.error || r.status !== 0 ? null : "kubectl";
+}
+
+const KUBECTL_HELP =
+  "kubectl is not installed (it renders the kustomizations: `kubectl kustomize`). Install kubectl >= 1.27 " +
+  "(Debian/Ubuntu: the pkgs.k8s.io apt repository, https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/; " +
+  "or download the static binary from https://dl.k8s.io/release/v1.32.0/bin/linux/amd64/kubectl into PATH).";
+
+/** Every folder under root holding a kustomization.yaml of kind Kustomization (Components cannot be built alone). */
+export function findKustomizations(root) {
+  const out = [];
+  const walk = (d) => {
+    const f = ["kustomization.yaml", "kustomization.yml", "Kustomization"].map((n) => join(d, n)).find((p) => existsSync(p));
+    if (f) {
+      const k = parseYaml(readFileSync(f, "utf8")) ?? {};
+      if ((k.kind ?? "Kustomization") === "Kustomization") out.push(d);
+    }
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      if (!e.startsWith(".") && statSync(p).isDirectory()) walk(p);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** `kubectl kustomize dir`, parsed: { objects } or { error }. */
+async function render(dir) {
+  const r = await new Promise((done) => {
+    const p = spawn("kubectl", ["kustomize", dir], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
+    p.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+    p.on("error", (error) => done({ error }));
+    p.on("close", (status) => done({ status, stdout, stderr }));
+  });
+  if (r.error) throw new KubectlMissing(KUBECTL_HELP);
+  if (r.status !== 0) return { error: (r.stderr || r.stdout).trim().split("\n").join(" | ") };
+  const docs = parseAllDocuments(r.stdout);
+  const errs = docs.flatMap((d) => d.errors.map((e) => e.message));
+  if (errs.length) return { error: `rendered YAML does not parse: ${errs[0]}` };
+  return { objects: docs.map((d) => d.toJS()).filter((o) => o && typeof o === "object") };
+}
+
+// ---- 1. schemas (kubernetes-models) ---------------------------------------
+
+/** "apps/v1" → "kubernetes-models/apps/v1", "v1" → "kubernetes-models/v1". */
+function modelModule(apiVersion, kind) {
+  return `kubernetes-models/${apiVersion}/${kind}`;
+}
+
+function modelExists(apiVersion, kind) {
+  try {
+    require.resolve(modelModule(apiVersion, kind));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** "/spec/template/spec/containers/0/image" → "spec.template.spec.containers[0].image". */
+export function jsonPath(instancePath) {
+  return (
+    instancePath
+      .split("/")
+      .slice(1)
+      .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
+      .reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), "") || "(object)"
+  );
+}
+
+async function schemaProblems(obj) {
+  const mod = await import(modelModule(obj.apiVersion, obj.kind));
+  const Model = mod[obj.kind];
+  try {
+    new Model(obj).validate();
+    return [];
+  } catch (e) {
+    if (!Array.isArray(e.errors)) return [`(object): ${e.message}`];
+    const seen = new Set();
+    const out = [];
+    for (const err of e.errors) {
+      // IntOrString / Quantity are anyOf(string, integer): ajv reports each branch.
+      const extra = err.keyword === "enum" ? ` (one of ${err.params.allowedValues.join(", ")})` : "";
+      const line = `${jsonPath(err.instancePath)}: ${err.message}${extra}`;
+      if (!seen.has(line)) out.push(line), seen.add(line);
+    }
+    return out;
+  }
+}
+
+// ---- 2. unknown fields (the models' TypeScript definitions) ---------------
+
+const checkers = new Map();
+/** A TypeScript program over the model definitions of the kinds given; returns a field checker (memoized). */
+function fieldChecker(kinds) {
+  const key = kinds.map((k) => k.join("/")).sort().join(",");
+  if (!checkers.has(key)) checkers.set(key, makeFieldChecker(kinds));
+  return checkers.get(key);
+}
+
+function makeFieldChecker(kinds) {
+  const ts = require("typescript");
+  const file = join(repo, "__k8s_models__.ts");
+  // The few global types the definitions use, instead of parsing TypeScript's lib.es5.d.ts.
+  const lib = join(repo, "__k8s_models_lib__.d.ts");
+  const libText =
+    "interface Array<T> { length: number; [n: number]: T } interface ReadonlyArray<T> { readonly length: number; readonly [n: number]: T }\n" +
+    "interface Boolean {} interface Function {} interface CallableFunction extends Function {} interface NewableFunction extends Function {}\n" +
+    "interface IArguments {} interface Number {} interface Object {} interface RegExp {} interface String {} interface Symbol {}\n";
+  const virtual = new Map([[file, () => text], [lib, () => libText]]);
+  const names = kinds.map(([av, k], i) => [`${av}/${k}`, `T${i}`, modelModule(av, k), `I${k}`]);
+  const text = names.map(([, alias, mod, iface]) => `import type { ${iface} as ${alias} } from "${mod}";`).join("\n") +
+    `\nexport interface Roots {\n${names.map(([key, alias]) => `  ${JSON.stringify(key)}: ${alias};`).join("\n")}\n}\n`;
+  const options = {
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    target: ts.ScriptTarget.ES2022,
+    noLib: true,
+    types: [],
+    noEmit: true,
+    skipLibCheck: true,
+  };
+  const host = ts.createCompilerHost(options, true);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (f, lang, ...rest) => (virtual.has(resolve(f)) ? ts.createSourceFile(f, virtual.get(resolve(f))(), lang) : getSourceFile(f, lang, ...rest));
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (f) => virtual.has(resolve(f)) || fileExists(f);
+  const program = ts.createProgram([lib, file], options, host);
+  const src = program.getSourceFile(file);
+  // Only the generated file's imports need checking (a full check of the definitions takes seconds).
+  const diags = [...program.getGlobalDiagnostics(), ...program.getSemanticDiagnostics(src)];
+  if (diags.length) throw new Error(`model definitions do not load: ${ts.flattenDiagnosticMessageText(diags[0].messageText, " ")}`);
+  const checker = program.getTypeChecker();
+  const roots = checker.getTypeAtLocation(src.statements.find((s) => ts.isInterfaceDeclaration(s)).name);
+
+  const F = ts.TypeFlags;
+  const typeOf = (sym) => checker.getTypeOfSymbol(sym);
+  const isArray = (t) => checker.isArrayType(t) || checker.isTupleType(t);
+  const isObjectLike = (t) => !!(t.flags & F.Object) && !isArray(t);
+  /** A type that says nothing about its fields (any, unknown, object, {}): accept whatever is there. */
+  const freeForm = (t) =>
+    !!(t.flags & (F.Any | F.Unknown | F.NonPrimitive)) ||
+    (isObjectLike(t) && checker.getPropertiesOfType(t).length === 0 && checker.getIndexInfosOfType(t).length === 0);
+  const name = (t) => checker.typeToString(t).replace(/^I(?=[A-Z])/, "").replace(/^IoK8s(Api|ApimachineryPkgApis)?/, "");
+
+  function walk(value, type, path, out) {
+    if (value === null || value === undefined) return;
+    type = checker.getNonNullableType(type);
+    const members = type.isUnion() ? type.types : [type];
+    if (members.some(freeForm)) return;
+    if (Array.isArray(value)) {
+      const arr = members.find(isArray);
+      if (!arr) return; // a type mismatch: the schema check reports it
+      const el = checker.getTypeArguments(arr)[0];
+      value.forEach((v, i) => walk(v, el, `${path}[${i}]`, out));
+      return;
+    }
+    if (typeof value !== "object") return;
+    const objs = members.filter(isObjectLike);
+    if (!objs.length) return;
+    for (const [k, v] of Object.entries(value)) {
+      const at = path ? `${path}.${k}` : k;
+      let fieldType;
+      for (const t of objs) {
+        const p = checker.getPropertyOfType(t, k);
+        if (p) {
+          fieldType = typeOf(p);
+          break;
+        }
+        const idx = checker.getIndexInfosOfType(t).find((i) => i.keyType.flags & F.String);
+        if (idx) {
+          fieldType = idx.type;
+          break;
+        }
+      }
+      if (!fieldType) out.push(`${at}: unknown field "${k}" (not in ${objs.map(name).join(" | ")})`);
+      else walk(v, fieldType, at, out);
+    }
+  }
+  return (obj) => {
+    const p = checker.getPropertyOfType(roots, `${obj.apiVersion}/${obj.kind}`);
+    const out = [];
+    walk(obj, typeOf(p), "", out);
+    return out;
+  };
+}
+
+// ---- 3. project rules -----------------------------------------------------
+
+/** Kinds whose definitions are loaded up front; others are added when a render has them. */
+const COMMON_KINDS = [
+  ["v1", "Namespace"], ["v1", "ConfigMap"], ["v1", "Secret"], ["v1", "Service"], ["v1", "ServiceAccount"], ["v1", "Pod"],
+  ["v1", "PersistentVolumeClaim"], ["apps/v1", "Deployment"], ["apps/v1", "StatefulSet"], ["apps/v1", "DaemonSet"],
+  ["batch/v1", "Job"], ["batch/v1", "CronJob"], ["networking.k8s.io/v1", "NetworkPolicy"], ["networking.k8s.io/v1", "Ingress"],
+  ["policy/v1", "PodDisruptionBudget"], ["rbac.authorization.k8s.io/v1", "Role"], ["rbac.authorization.k8s.io/v1", "RoleBinding"],
+];
+
+const HURD_ROLES = { kernel: 7400, init: 7401, proc: 7401, auth: 7401 };
+const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]);
+const RUN_TO_COMPLETION = new Set(["Job", "CronJob"]);
+
+/** The pod template of a workload, or null. */
+function podOf(o) {
+  switch (o.kind) {
+    case "Pod":
+      return { metadata: o.metadata, spec: o.spec, path: "spec" };
+    case "Deployment":
+    case "StatefulSet":
+    case "DaemonSet":
+    case "ReplicaSet":
+    case "Job":
+      return o.spec?.template ? { ...o.spec.template, path: "spec.template.spec" } : null;
+    case "CronJob":
+      return o.spec?.jobTemplate?.spec?.template ? { ...o.spec.jobTemplate.spec.template, path: "spec.jobTemplate.spec.template.spec" } : null;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Rules the schemas cannot express. Per container: resources.requests and
+ * resources.limits with cpu and memory; readiness and liveness probes
+ * (except init containers and Job/CronJob pods, which run to completion, so
+ * a probe is pointless there); runAsNonRoot (pod or container) and not
+ * runAsUser 0. Per hurdmesh pod (label app.kubernetes.io/component kernel,
+ * init, proc or auth): HURD_BOOT_SECRET from a Secret (and key) in its
+ * namespace, gRPC probes on 7400 (kernel) or 7401, one replica that is never
+ * doubled (Deployment strategy Recreate, or a StatefulSet). Every Secret or
+ * ConfigMap a pod references exists in its namespace (unless optional); every
+ * namespaced object's namespace is declared in the same output; every
+ * Service selects a workload in its namespace and names only ports that
+ * workload has.
+ */
+export function rules(objects) {
+  const problems = [];
+  const id = (o) => `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ""}${o.metadata?.name}`;
+  const say = (o, path, msg) => problems.push({ obj: id(o), line: `${path}: ${msg}` });
+  const inNs = (kind, ns) => objects.filter((x) => x.kind === kind && (x.metadata?.namespace ?? "") === ns);
+  const namespaces = new Set(objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata?.name));
+
+  for (const o of objects) {
+    const ns = o.metadata?.namespace ?? "";
+    if (!CLUSTER_SCOPED.has(o.kind)) {
+      if (!ns) say(o, "metadata.namespace", "no namespace (it would land in whatever namespace kubectl is pointed at)");
+      else if (!namespaces.has(ns)) say(o, "metadata.namespace", `namespace ${ns} is not declared by a Namespace object in this kustomization`);
+    }
+    const pod = podOf(o);
+    if (!pod?.spec) continue;
+    const spec = pod.spec;
+    const labels = pod.metadata?.labels ?? {};
+    const role = labels["app.kubernetes.io/component"];
+    const hurd = labels["app.kubernetes.io/part-of"] === "hurdmesh" && role in HURD_ROLES;
+    const secrets = inNs("Secret", ns);
+    const configMaps = inNs("ConfigMap", ns);
+    const has = (list, name, key) => {
+      const x = list.find((s) => s.metadata?.name === name);
+      if (!x) return "missing";
+      if (key !== undefined && !(key in (x.data ?? {})) && !(key in (x.stringData ?? {})) && !(key in (x.binaryData ?? {}))) return "nokey";
+      return "ok";
+    };
+    const ref = (path, kindName, list, r, key) => {
+      if (!r || r.optional) return;
+      const h = has(list, r.name, key);
+      if (h === "missing") say(o, path, `${kindName} ${r.name} does not exist in namespace ${ns || "(none)"}`);
+      else if (h === "nokey") say(o, path, `${kindName} ${r.name} has no key ${key}`);
+    };
+    const podNonRoot = spec.securityContext?.runAsNonRoot;
+    const podUser = spec.securityContext?.runAsUser;
+    const all = [
+      ...(spec.initContainers ?? []).map((c, i) => ({ c, path: `${pod.path}.initContainers[${i}]`, init: true })),
+      ...(spec.containers ?? []).map((c, i) => ({ c, path: `${pod.path}.containers[${i}]`, init: false })),
+    ];
+    for (const { c, path, init } of all) {
+      for (const what of ["requests", "limits"])
+        for (const r of ["cpu", "memory"]) if (c.resources?.[what]?.[r] === undefined) say(o, `${path}.resources.${what}.${r}`, `missing (container ${c.name})`);
+      if (!init && !RUN_TO_COMPLETION.has(o.kind))
+        for (const p of ["readinessProbe", "livenessProbe"]) if (!c[p]) say(o, `${path}.${p}`, `missing (container ${c.name})`);
+      if ((c.securityContext?.runAsNonRoot ?? podNonRoot) !== true)
+        say(o, `${path}.securityContext.runAsNonRoot`, `must be true, here or in ${pod.path}.securityContext (container ${c.name})`);
+      if ((c.securityContext?.runAsUser ?? podUser) === 0) say(o, `${path}.securityContext.runAsUser`, `is 0 (root) (container ${c.name})`);
+      (c.env ?? []).forEach((e, i) => {
+        ref(`${path}.env[${i}].valueFrom.secretKeyRef`, "Secret", secrets, e.valueFrom?.secretKeyRef, e.valueFrom?.secretKeyRef?.key);
+        ref(`${path}.env[${i}].valueFrom.configMapKeyRef`, "ConfigMap", configMaps, e.valueFrom?.configMapKeyRef, e.valueFrom?.configMapKeyRef?.key);
+      });
+      (c.envFrom ?? []).forEach((e, i) => {
+        ref(`${path}.envFrom[${i}].secretRef`, "Secret", secrets, e.secretRef);
+        ref(`${path}.envFrom[${i}].configMapRef`, "ConfigMap", configMaps, e.configMapRef);
+      });
+      if (hurd && !init) {
+        const boot = (c.env ?? []).findIndex((e) => e.name === "HURD_BOOT_SECRET");
+        if (boot < 0) say(o, `${path}.env`, `no HURD_BOOT_SECRET (container ${c.name}): the kernel refuses an init without it`);
+        else if (!c.env[boot].valueFrom?.secretKeyRef) say(o, `${path}.env[${boot}]`, "HURD_BOOT_SECRET must come from a Secret (valueFrom.secretKeyRef), not a literal");
+        const port = HURD_ROLES[role];
+        for (const p of ["readinessProbe", "livenessProbe"]) {
+          const g = c[p]?.grpc;
+          if (c[p] && (!g || g.port !== port || (g.service ?? "") !== ""))
+            say(o, `${path}.${p}`, `must be a gRPC probe on port ${port} (grpc.health.v1, service "") for the ${role}`);
+        }
+      }
+    }
+    (spec.volumes ?? []).forEach((v, i) => {
+      if (v.secret) ref(`${pod.path}.volumes[${i}].secret`, "Secret", secrets, { name: v.secret.secretName, optional: v.secret.optional });
+      if (v.configMap) ref(`${pod.path}.volumes[${i}].configMap`, "ConfigMap", configMaps, v.configMap);
+    });
+    if (hurd) {
+      if (o.kind === "Deployment") {
+        if ((o.spec.replicas ?? 1) !== 1) say(o, "spec.replicas", `must be 1: a hurd ${role} is not replicable`);
+        if (o.spec.strategy?.type !== "Recreate") say(o, "spec.strategy.type", `must be Recreate: a rolling update would run two ${role}s at once`);
+      } else if (o.kind === "StatefulSet") {
+        if ((o.spec.replicas ?? 1) !== 1) say(o, "spec.replicas", `must be 1: a hurd ${role} is not replicable`);
+      } else say(o, "kind", `a hurd ${role} must be a Deployment (Recreate) or a StatefulSet`);
+    }
+  }
+
+  for (const s of objects.filter((o) => o.kind === "Service")) {
+    const ns = s.metadata?.namespace ?? "";
+    const sel = s.spec?.selector;
+    if (s.spec?.type === "ExternalName") continue;
+    if (!sel || !Object.keys(sel).length) {
+      say(s, "spec.selector", "empty: the Service would select no pods (or need hand-made Endpoints)");
+      continue;
+    }
+    const pods = objects
+      .filter((o) => (o.metadata?.namespace ?? "") === ns)
+      .map(podOf)
+      .filter((p) => p && Object.entries(sel).every(([k, v]) => p.metadata?.labels?.[k] === v));
+    if (!pods.length) {
+      say(s, "spec.selector", `${Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(",")} matches no workload in namespace ${ns}`);
+      continue;
+    }
+    (s.spec.ports ?? []).forEach((p, i) => {
+      if (typeof p.targetPort !== "string") return;
+      const named = pods.some((pod) => (pod.spec?.containers ?? []).some((c) => (c.ports ?? []).some((cp) => cp.name === p.targetPort)));
+      if (!named) say(s, `spec.ports[${i}].targetPort`, `no selected container has a port named ${p.targetPort}`);
+    });
+  }
+  return problems;
+}
+
+// ---- driver ---------------------------------------------------------------
+
+/**
+ * Validates the kustomizations in dirs (default: all under root).
+ * Returns { problems: string[], objects: number, dirs: string[] }.
+ */
+export async function validate({ root = join(repo, "k8s"), dirs } = {}) {
+  root = resolve(root);
+  if (!findKubectl()) throw new KubectlMissing(KUBECTL_HELP);
+  dirs = (dirs?.length ? dirs.map((d) => resolve(d)) : findKustomizations(root));
+  const show = (d) => {
+    const r = relative(process.cwd(), d);
+    return r.startsWith("..") ? d : r || ".";
+  };
+  const problems = [];
+  const rendered = [];
+  // kubectl starts slowly and the model definitions take a second to load:
+  // the renders run (all at once) while the checker for the usual kinds is built.
+  const renders = Promise.all(dirs.map(render));
+  let known = COMMON_KINDS.filter(([av, k]) => modelExists(av, k));
+  let fields = fieldChecker(known);
+  for (const [i, r] of (await renders).entries()) {
+    if (r.error) problems.push(`${show(dirs[i])}: kubectl kustomize failed: ${r.error}`);
+    else rendered.push({ dir: dirs[i], objects: r.objects });
+  }
+  const kinds = new Map(known.map(([av, k]) => [`${av}/${k}`, [av, k]]));
+  let more = false;
+  for (const { dir, objects } of rendered)
+    for (const o of objects) {
+      if (typeof o.apiVersion !== "string" || typeof o.kind !== "string") {
+        problems.push(`${show(dir)}: an object without apiVersion/kind: ${JSON.stringify(o).slice(0, 80)}`);
+        continue;
+      }
+      const key = `${o.apiVersion}/${o.kind}`;
+      if (!kinds.has(key)) {
+        const ok = modelExists(o.apiVersion, o.kind);
+        kinds.set(key, ok ? [o.apiVersion, o.kind] : null);
+        more ||= ok;
+      }
+    }
+  if (more) fields = fieldChecker([...kinds.values()].filter(Boolean));
+  let count = 0;
+  for (const { dir, objects } of rendered) {
+    const where = (o) => `${show(dir)}: ${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ""}${o.metadata?.name ?? "(no name)"}`;
+    for (const o of objects) {
+      if (typeof o.apiVersion !== "string" || typeof o.kind !== "string") continue;
+      count++;
+      if (!kinds.get(`${o.apiVersion}/${o.kind}`)) {
+        problems.push(`${where(o)}: no Kubernetes schema for ${o.apiVersion} ${o.kind} (a typo, a removed API version, or a custom resource this validator does not know)`);
+        continue;
+      }
+      for (const l of await schemaProblems(o)) problems.push(`${where(o)}: ${l}`);
+      for (const l of fields(o)) problems.push(`${where(o)}: ${l}`);
+    }
+    for (const p of rules(objects)) problems.push(`${show(dir)}: ${p.obj}: ${p.line}`);
+  }
+  // The top kustomization must deploy every overlay (a copied overlay not listed there would never be applied).
+  const top = join(root, "kustomization.yaml");
+  const overlays = join(root, "overlays");
+  if (existsSync(top) && existsSync(overlays)) {
+    const listed = new Set(((parseYaml(readFileSync(top, "utf8")) ?? {}).resources ?? []).map((r) => resolve(root, r)));
+    for (const e of readdirSync(overlays).sort()) {
+      const d = join(overlays, e);
+      if (statSync(d).isDirectory() && !listed.has(d)) problems.push(`${show(top)}: resources does not list overlays/${e} (add "- overlays/${e}")`);
+    }
+  }
+  return { problems, objects: count, dirs };
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  let root;
+  const dirs = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--root") root = args[++i];
+    else if (args[i] === "-h" || args[i] === "--help") {
+      console.log("usage: node scripts/k8s/validate.mjs [--root K8S_DIR] [KUSTOMIZATION_DIR...]");
+      return 0;
+    } else dirs.push(args[i]);
+  }
+  const t0 = performance.now();
+  let r;
+  try {
+    r = await validate({ root, dirs });
+  } catch (e) {
+    if (e instanceof KubectlMissing) {
+      console.error(`k8s validate: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  for (const p of r.problems) console.error(p);
+  if (r.problems.length) {
+    console.error(`k8s validate: ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} in ${r.dirs.length} kustomizations (${secs}s)`);
+    return 1;
+  }
+  console.log(`k8s validate: ${r.dirs.length} kustomizations, ${r.objects} objects rendered, schemas, unknown fields and project rules all pass (${secs}s)`);
+  return 0;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exit(await main());
