@@ -38,7 +38,11 @@ export class CliError extends Error {
 export function readSession(hurd = "hurd"): Session {
   const p = sessionPath(hurd);
   try {
-    return JSON.parse(readFileSync(p, "utf8")) as Session;
+    const s = JSON.parse(readFileSync(p, "utf8")) as Session;
+    // The edge as seen from here, when it differs from what init wrote
+    // (a container's published port on another address).
+    if (process.env.HURD_EDGE) s.edge = process.env.HURD_EDGE;
+    return s;
   } catch {
     throw new CliError(`no hurd called ${hurd} is up (no ${p}): start one with \`hurd up\``);
   }

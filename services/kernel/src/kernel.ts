@@ -330,6 +330,8 @@ export class Kernel {
       this.releaseSend(this.root.notify);
       this.root.notify = null;
     }
+    // A hurd that terminated its own namespace (a crash) left it inactive: the next boot needs it back.
+    this.root.active = true;
     return n;
   }
 

@@ -208,7 +208,17 @@ async function runInit(): Promise<void> {
   };
   process.on("SIGTERM", () => void stop());
   process.on("SIGINT", () => void stop());
+  // Ended from outside (the parent hurd went, or the kernel restarted): nothing left to run.
+  const poll = setInterval(() => {
+    if (!stopping && (task!.detached || bus.closed)) {
+      clearInterval(poll);
+      say("startup's task ended from outside; exiting for the next boot");
+      rmSync(join(stateDir, `${sessionName}.json`), { force: true });
+      void exit(1);
+    }
+  }, 250);
   void init.halted.then(async (code) => {
+    clearInterval(poll);
     if (stopping) return;
     say(code === 0 ? "the hurd halted" : `the hurd crashed (status ${code}); exiting so the next boot starts clean`);
     rmSync(join(stateDir, `${sessionName}.json`), { force: true });

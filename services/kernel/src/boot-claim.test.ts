@@ -1,0 +1,105 @@
+// Boot claims over a real bus: an init in a container asks the kernel for
+// its boot task with the secret; wrong secrets, junk, a second claim, a
+// subhurd before its parent are refused with their errno; a claim's hurd
+// ends when its startup task ends.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Errno, LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { busKinds, natsUrl, until } from "../../../tests/harness.js";
+import { BootClaims, type BootClaimReply } from "./boot-claim.js";
+import { Kernel } from "./kernel.js";
+import { TrapServer } from "./trap.js";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+let n = 0;
+
+for (const kind of busKinds) {
+  describe(`boot claims (${kind} bus)`, () => {
+    let kernel: Kernel;
+    let kbus: Bus;
+    let cbus: Bus;
+    let claims: BootClaims;
+    let traps: TrapServer;
+    const system = `claim${process.pid}x${++n}`;
+    const ask = async (req: unknown): Promise<BootClaimReply> =>
+      JSON.parse(dec.decode(await cbus.request(`hurd.${system}.boot.claim`, typeof req === "string" ? enc.encode(req) : enc.encode(JSON.stringify(req)), 3000))) as BootClaimReply;
+    const errno = (r: BootClaimReply) => ("errno" in r ? r.errno : 0);
+
+    before(async () => {
+      kernel = new Kernel({ system }, { log: () => {} });
+      const hub = new LocalHub();
+      kbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
+      cbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
+      traps = new TrapServer(kernel, kbus);
+      traps.start();
+      claims = new BootClaims(kernel, kbus, "a-long-secret", { pollMs: 20 });
+      claims.start();
+      await kbus.flush();
+    });
+    after(async () => {
+      claims.stop();
+      traps.stop();
+      kernel.close();
+      await cbus.close();
+      await kbus.close();
+    });
+
+    it("refuses a wrong secret with EPERM and makes no task", async () => {
+      const before = kernel.tasks.size;
+      assert.equal(errno(await ask({ secret: "a-long-secreT" })), Errno.EPERM);
+      assert.equal(kernel.tasks.size, before);
+    });
+
+    it("refuses junk with EINVAL: not JSON, no secret, a bad name, a root hurd with a parent", async () => {
+      assert.equal(errno(await ask("{not json")), Errno.EINVAL);
+      assert.equal(errno(await ask({ hurd: "x" })), Errno.EINVAL);
+      assert.equal(errno(await ask({ secret: "a-long-secret", hurd: "1bad" })), Errno.EINVAL);
+      assert.equal(errno(await ask({ secret: "a-long-secret", hurd: "ok", parent: "no.dots" })), Errno.EINVAL);
+      assert.equal(errno(await ask({ secret: "a-long-secret", parent: "p" })), Errno.EINVAL);
+      assert.equal(errno(await ask({ secret: 42 })), Errno.EINVAL);
+    });
+
+    it("refuses a secret shorter than 8 characters at start", () => {
+      assert.throws(() => new BootClaims(kernel, kbus, "short"), /at least 8/);
+    });
+
+    it("gives the root hurd a boot task with the host port, once while it lives, and a clean hurd after it dies", async () => {
+      const r = await ask({ secret: "a-long-secret" });
+      assert.ok("taskId" in r, JSON.stringify(r));
+      assert.equal(r.namespaceId, kernel.root.id);
+      assert.ok(r.hostPriv > 0);
+      const t = await Task.attach({ bus: cbus, system, taskId: r.taskId, token: r.token, timeoutMs: 3000 });
+      const child = await t.taskCreate("child");
+      assert.equal(errno(await ask({ secret: "a-long-secret" })), Errno.EBUSY);
+      await t.taskTerminate(0).catch(() => {});
+      // The root hurd's tasks end with its startup, then a new claim succeeds.
+      await until(() => !kernel.tasks.has(child.taskId), 3000);
+      const again = await ask({ secret: "a-long-secret" });
+      assert.ok("taskId" in again, JSON.stringify(again));
+      assert.notEqual(again.taskId, r.taskId);
+      kernel.tasks.get(again.taskId)!.active && kernel.terminate(kernel.tasks.get(again.taskId)!, "test done");
+    });
+
+    it("nests a subhurd in its parent's namespace, EAGAIN until the parent is claimed, and destroys it with its startup", async () => {
+      assert.equal(errno(await ask({ secret: "a-long-secret", hurd: "inner", parent: "outer" })), Errno.EAGAIN);
+      const outer = await ask({ secret: "a-long-secret", hurd: "outer" });
+      assert.ok("taskId" in outer);
+      const inner = await ask({ secret: "a-long-secret", hurd: "inner", parent: "outer" });
+      assert.ok("taskId" in inner);
+      const outerNs = kernel.tasks.get(outer.taskId)!.ns;
+      const innerNs = kernel.tasks.get(inner.taskId)!.ns;
+      assert.equal(outerNs.parent, kernel.root);
+      assert.equal(innerNs.parent, outerNs);
+      assert.notEqual(outer.hostPriv, 0);
+      // The outer startup dies: its namespace goes, and the inner one nested in it.
+      kernel.terminate(kernel.tasks.get(outer.taskId)!, "test");
+      await until(() => !kernel.tasks.has(inner.taskId), 3000);
+      assert.equal(innerNs.active, false);
+      assert.equal(outerNs.active, false);
+      // Both names are free again.
+      const fresh = await ask({ secret: "a-long-secret", hurd: "outer" });
+      assert.ok("taskId" in fresh);
+    });
+  });
+}

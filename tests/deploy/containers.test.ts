@@ -1,0 +1,171 @@
+// The container roles (bin/hurdmesh-service.mjs kernel|init|proc|auth), run
+// here as plain OS processes on the real nats-server `npm test` starts:
+// exactly what docker compose and Kubernetes run, minus the containers, so
+// this runs on every machine. Boot in any start order, health, a subhurd,
+// a crash when proc goes (and a fresh boot when the "restart policy" brings
+// the servers back), a clean shutdown on SIGTERM.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { natsUrl, until } from "../harness.js";
+
+const root = new URL("../../", import.meta.url).pathname;
+const service = join(root, "bin/hurdmesh-service.mjs");
+const probe = join(root, "bin/grpc-health.mjs");
+const cli = join(root, "packages/cli/src/main.ts");
+
+interface Role {
+  proc: ChildProcess;
+  out: () => string;
+  exited: Promise<number>;
+}
+
+let healthPorts = 17800 + (process.pid % 500) * 20;
+
+describe("container roles on a real nats-server", () => {
+  const state = mkdtempSync(join(tmpdir(), "hurd-containers-"));
+  const system = `ctr${process.pid}`;
+  const secret = "containers-test-secret";
+  const running: Role[] = [];
+  let edge = "";
+
+  function start(role: string, extra: NodeJS.ProcessEnv = {}): Role & { health: string } {
+    const health = `127.0.0.1:${healthPorts++}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NATS_URL: natsUrl(),
+      HURD_SYSTEM: system,
+      HURD_BOOT_SECRET: secret,
+      HURD_STATE_DIR: state,
+      HURD_HEALTH_ADDR: health,
+      HURD_GRPC: "127.0.0.1:0",
+      HURD_PUBLIC_EDGE: edge || "127.0.0.1:1",
+      ...extra,
+    };
+    for (const k of Object.keys(env)) if (k.startsWith("OTEL_")) delete env[k];
+    const proc = spawn(process.execPath, [service, role], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    proc.stdout!.on("data", (d) => (out += d));
+    proc.stderr!.on("data", (d) => (out += d));
+    const exited = new Promise<number>((r) => proc.on("exit", (c, s) => r(c ?? (s ? 128 : 1))));
+    const r = { proc, out: () => out, exited, health };
+    running.push(r);
+    return r;
+  }
+
+  function hurd(...args: string[]): { code: number; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, ["--import", "tsx", cli, ...args], {
+      env: { ...process.env, HURD_STATE_DIR: state, HURD_EDGE: edge },
+      encoding: "utf8",
+      timeout: 60000,
+    });
+    return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  function healthy(addr: string): boolean {
+    return spawnSync(process.execPath, [probe, addr], { encoding: "utf8", timeout: 10000 }).status === 0;
+  }
+
+  function pids(...args: string[]): Array<{ pid: number; command: string }> {
+    const r = hurd("ps", "--json", ...args);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { pid: number; command: string });
+  }
+
+  let kernel: Role;
+  let initR: Role & { health: string };
+  let procR: Role & { health: string };
+  let authR: Role & { health: string };
+
+  before(async () => {
+    // Servers first and the kernel last: containers start in any order.
+    procR = start("proc");
+    authR = start("auth");
+    await until(() => /waiting for init's launch order/.test(procR.out()) && /waiting for init's launch order/.test(authR.out()), 30000, "proc and auth listening");
+    kernel = start("kernel");
+    await until(() => /gRPC edge on/.test(kernel.out()), 30000, "kernel edge");
+    edge = `127.0.0.1:${/gRPC edge on [\d.]+:(\d+)/.exec(kernel.out())![1]}`;
+    initR = start("init", { HURD_PUBLIC_EDGE: edge });
+    await until(() => /ready: session/.test(initR.out()) || initR.proc.exitCode !== null, 60000, "init ready");
+    assert.match(initR.out(), /ready: session/, initR.out());
+  });
+
+  after(async () => {
+    for (const r of running) if (r.proc.exitCode === null) r.proc.kill("SIGKILL");
+  });
+
+  it("boots the root hurd with pids 1-4 and the servers report SERVING on grpc.health.v1", () => {
+    const ps = pids();
+    const byPid = new Map(ps.map((p) => [p.pid, p.command]));
+    assert.equal(byPid.get(1), "/libexec/runsystem");
+    assert.equal(byPid.get(2), "/hurd/startup");
+    assert.equal(byPid.get(4), "/hurd/proc");
+    assert.ok(byPid.has(3));
+    assert.ok(ps.some((p) => p.command === "/hurd/auth"));
+    for (const r of [initR, procR, authR]) assert.ok(healthy(r.health), `${r.health} healthy`);
+    assert.ok(healthy(edge), "kernel edge healthy");
+  });
+
+  it("the health probe fails (exit 1) where nothing serves", () => {
+    assert.equal(spawnSync(process.execPath, [probe, "127.0.0.1:1"], { encoding: "utf8", timeout: 10000 }).status, 1);
+  });
+
+  it("refuses a role it does not know and an init without the secret", async () => {
+    const bad = spawnSync(process.execPath, [service, "nope"], { encoding: "utf8", timeout: 30000 });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /usage: hurdmesh-service kernel\|init/);
+    const noSecret = start("init", { HURD_BOOT_SECRET: "", HURD_SUBHURD: "nosecret" });
+    assert.equal(await noSecret.exited, 2);
+    assert.match(noSecret.out(), /HURD_BOOT_SECRET must hold/);
+  });
+
+  it("boots a subhurd from its own init, proc and auth: pids from 1, visible in the parent only with --all-hurds", async () => {
+    start("proc", { HURD_SUBHURD: "second" });
+    start("auth", { HURD_SUBHURD: "second" });
+    const sInit = start("init", { HURD_SUBHURD: "second", HURD_PUBLIC_EDGE: edge });
+    await until(() => /ready: session/.test(sInit.out()) || sInit.proc.exitCode !== null, 60000, "subhurd init ready");
+    assert.ok(existsSync(join(state, "second.json")));
+    const inner = pids("--hurd", "second");
+    assert.deepEqual(
+      inner.filter((p) => p.pid <= 4).map((p) => p.pid).sort(),
+      [1, 2, 3, 4],
+    );
+    const rootPlain = pids();
+    const rootAll = pids("--all-hurds");
+    assert.ok(rootAll.length >= rootPlain.length + 4, "the parent sees the subhurd's processes with --all-hurds");
+    // The subhurd's pid 1 is some other pid up here, never 1.
+    assert.equal(rootPlain.filter((p) => p.command === "/libexec/runsystem").length, 1);
+  });
+
+  it("crashes when proc goes (an essential server), and boots again when the servers come back", async () => {
+    procR.proc.kill("SIGTERM");
+    assert.equal(await procR.exited, 0, procR.out());
+    // init sees its essential server die: the hurd crashes, init exits non-zero for its restart policy.
+    assert.equal(await initR.exited, 1, initR.out());
+    assert.match(initR.out(), /CRASH: essential server proc/);
+    // auth's task ended with the hurd: it exits for the next boot.
+    assert.equal(await authR.exited, 0, authR.out());
+    assert.equal(existsSync(join(state, "hurd.json")), false, "the session is withdrawn");
+    // The "restart policy": the same three roles again.
+    procR = start("proc");
+    authR = start("auth");
+    initR = start("init", { HURD_PUBLIC_EDGE: edge });
+    await until(() => /ready: session/.test(initR.out()) || initR.proc.exitCode !== null, 60000, "init ready again");
+    const ps = pids();
+    assert.equal(ps.find((p) => p.pid === 1)?.command, "/libexec/runsystem");
+    assert.equal(ps.find((p) => p.pid === 4)?.command, "/hurd/proc");
+  });
+
+  it("shuts the hurd down cleanly on SIGTERM to init: exit 0, proc and auth end", async () => {
+    initR.proc.kill("SIGTERM");
+    assert.equal(await initR.exited, 0, initR.out());
+    assert.match(initR.out(), /shutting the hurd down/);
+    assert.equal(await procR.exited, 0, procR.out());
+    assert.equal(await authR.exited, 0, authR.out());
+    kernel.proc.kill("SIGTERM");
+    assert.equal(await kernel.exited, 0);
+  });
+});
