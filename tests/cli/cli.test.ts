@@ -119,7 +119,7 @@ describe("hurd command, embedded hurd", () => {
     const row = table(hurd(u, name, "ps").stdout).find((x) => x.PID === pid);
     assert.equal(row?.COMMAND, "sleep 30");
     const w = hurdBg(u, name, "wait", pid);
-    await new Promise((r) => setTimeout(r, 1500));
+    await until(() => /waiting for pid/.test(w.err()), 30000, "wait holds a handle");
     const k = hurd(u, name, "kill", "-s", "TERM", pid);
     assert.equal(k.code, 0, k.stderr);
     assert.equal(await w.done, 128 + 15);

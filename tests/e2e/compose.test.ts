@@ -165,12 +165,14 @@ if (why) {
       const p = spawnProgram("--", "sleep", "300");
       const pid = await p.pid;
       assert.ok(ps().some((x) => x.pid === pid));
-      const waiter = new Promise<{ code: number; out: string }>((resolve) =>
-        execFile(process.execPath, ["--import", "tsx", cli, "wait", String(pid)], { env: { ...process.env, HURD_STATE_DIR: state, HURD_EDGE: edge } }, (e, out) =>
+      let waitErr = "";
+      const waiter = new Promise<{ code: number; out: string }>((resolve) => {
+        const c = execFile(process.execPath, ["--import", "tsx", cli, "wait", String(pid)], { env: { ...process.env, HURD_STATE_DIR: state, HURD_EDGE: edge } }, (e, out) =>
           resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out }),
-        ),
-      );
-      await new Promise((r) => setTimeout(r, 1000));
+        );
+        c.stderr!.on("data", (d) => (waitErr += d));
+      });
+      await until(() => /waiting for pid/.test(waitErr), 60000, "wait holds a handle");
       const k = hurd("kill", "-s", "TERM", String(pid));
       assert.equal(k.code, 0, k.stderr);
       assert.equal(await p.exited, 128 + 15);

@@ -68,6 +68,7 @@ program
   .description("wait for PID to end and print how it ended")
   .argument("<pid>")
   .option("--json")
+  .option("-q, --quiet", "say nothing on stderr while waiting")
   .option(...hurdOpt)
   .action(async (p: string, o) => {
     exitCode = await wait(p, o);

@@ -3,12 +3,14 @@
 import { describeStatus, W } from "@hurdmesh/libhurd";
 import { CliError, connect } from "./session.js";
 
-export async function wait(target: string, o: { hurd?: string; json?: boolean }): Promise<number> {
+export async function wait(target: string, o: { hurd?: string; json?: boolean; quiet?: boolean }): Promise<number> {
   const pid = Number(target);
   if (!Number.isInteger(pid) || pid <= 0) throw new CliError(`not a pid: ${target}`);
   const c = await connect(o.hurd, "wait");
   try {
     const h = await c.me.open(pid);
+    // From here the process cannot end unseen, nor its pid be reused under us: say so, as spawn says its pid.
+    if (!o.quiet) process.stderr.write(`hurd: waiting for pid ${pid}\n`);
     const r = await h.wait();
     await h.close();
     if (o.json) console.log(JSON.stringify({ pid, status: r.status, description: describeStatus(r.status) }));
