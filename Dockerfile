@@ -1,0 +1,56 @@
+# hurdmesh:dev, one image for every service (kernel, proc, auth, init): the
+# command picks the service, e.g. `docker run hurdmesh:dev proc`.
+#
+#   docker build -t hurdmesh:dev .
+#
+# No `# syntax=` line on purpose: it would make BuildKit pull a frontend image.
+# The file works with BuildKit and with the legacy builder.
+#
+# Dependencies: by default `npm ci` runs in the build (it needs the npm
+# registry; its prepare step generates packages/proto/gen with buf). For a
+# machine whose builds cannot reach the registry, scripts/docker/build-images.sh
+# --deps host runs `npm ci` on the host, wraps that node_modules in an image
+# and passes it as DEPS_IMAGE with DEPS=host; the build then only generates code.
+ARG BASE_IMAGE=node:20-bookworm-slim
+ARG DEPS_IMAGE=${BASE_IMAGE}
+
+FROM ${DEPS_IMAGE} AS build
+ARG DEPS=registry
+WORKDIR /opt/hurdmesh
+# manifests first, so that the dependency layer is reused while they don't change
+COPY package.json package-lock.json buf.yaml buf.gen.yaml ./
+COPY proto/ proto/
+COPY packages/cli/package.json packages/cli/
+COPY packages/iohelp/package.json packages/iohelp/
+COPY packages/libhurd/package.json packages/libhurd/
+COPY packages/mach/package.json packages/mach/
+COPY packages/proto/package.json packages/proto/
+COPY packages/telemetry/package.json packages/telemetry/
+COPY services/auth/package.json services/auth/
+COPY services/init/package.json services/init/
+COPY services/kernel/package.json services/kernel/
+COPY services/proc/package.json services/proc/
+RUN if [ "$DEPS" = host ]; then \
+      [ -d node_modules/.bin ] || { echo "DEPS=host: the DEPS_IMAGE has no /opt/hurdmesh/node_modules" >&2; exit 1; }; \
+      npm run gen; \
+    else \
+      npm ci --no-audit --no-fund; \
+    fi
+COPY . .
+
+FROM ${BASE_IMAGE} AS runtime
+ENV NODE_ENV=production HURD_STATE_DIR=/var/lib/hurdmesh
+WORKDIR /opt/hurdmesh
+COPY --from=build /opt/hurdmesh /opt/hurdmesh
+# uid 10001 gets a name and a home (the state folder); written by hand so that
+# it works on Debian-based and busybox-based images alike
+RUN echo 'hurd:x:10001:10001:hurdmesh:/var/lib/hurdmesh:/usr/sbin/nologin' >>/etc/passwd && \
+    echo 'hurd:x:10001:' >>/etc/group && \
+    mkdir -p /var/lib/hurdmesh && chown 10001:10001 /var/lib/hurdmesh && chmod 700 /var/lib/hurdmesh
+USER 10001:10001
+EXPOSE 7400 7401
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=2s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "/opt/hurdmesh/bin/grpc-health.mjs"]
+ENTRYPOINT ["node", "/opt/hurdmesh/bin/hurdmesh-service.mjs"]
+CMD ["kernel"]
