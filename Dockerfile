@@ -39,7 +39,8 @@ RUN if [ "$DEPS" = host ]; then \
 COPY . .
 
 FROM ${BASE_IMAGE} AS runtime
-ENV NODE_ENV=production HURD_STATE_DIR=/var/lib/hurdmesh
+# node_modules/.bin has `hurd`: `docker compose exec kernel hurd ps`
+ENV NODE_ENV=production HURD_STATE_DIR=/var/lib/hurdmesh PATH=/opt/hurdmesh/node_modules/.bin:$PATH
 WORKDIR /opt/hurdmesh
 COPY --from=build /opt/hurdmesh /opt/hurdmesh
 # uid 10001 gets a name and a home (the state folder); written by hand so that

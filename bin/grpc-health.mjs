@@ -2,15 +2,18 @@
 // A gRPC health probe (grpc.health.v1.Health/Check) for Docker's
 // HEALTHCHECK and compose: exit 0 when the server says SERVING.
 //   grpc-health.mjs [HOST:PORT] [SERVICE]
-// The address defaults to HURD_HEALTH_PROBE, else the port of
-// HURD_HEALTH_ADDR (boot servers, 7401) or HURD_GRPC (the kernel, 7400) on
-// 127.0.0.1. Plain JavaScript with grpc-js and no tsx: a probe runs every
-// few seconds and must start fast.
+// Without an address: HURD_HEALTH_PROBE if set, else the boot servers'
+// health port (HURD_HEALTH_ADDR's, default 7401) on 127.0.0.1 and, if
+// nothing listens there, the kernel's edge (HURD_GRPC's port, default 7400):
+// the image's one HEALTHCHECK serves every role. Plain JavaScript with
+// grpc-js and no tsx: a probe runs every few seconds and must start fast.
 import * as grpc from "@grpc/grpc-js";
 
 const port = (a) => a?.match(/:(\d+)$/)?.[1];
-const role = process.env.HURD_GRPC && !process.env.HURD_HEALTH_ADDR ? port(process.env.HURD_GRPC) : port(process.env.HURD_HEALTH_ADDR) ?? "7401";
-const addr = process.argv[2] ?? process.env.HURD_HEALTH_PROBE ?? `127.0.0.1:${role}`;
+const given = process.argv[2] ?? process.env.HURD_HEALTH_PROBE;
+const candidates = given
+  ? [given]
+  : [`127.0.0.1:${port(process.env.HURD_HEALTH_ADDR) ?? "7401"}`, `127.0.0.1:${port(process.env.HURD_GRPC) ?? "7400"}`];
 const service = process.argv[3] ?? "";
 
 // HealthCheckRequest { string service = 1; } and HealthCheckResponse { ServingStatus status = 1; } by hand:
@@ -22,13 +25,25 @@ const encode = (s) => {
 const decode = (b) => (b.length >= 2 && b[0] === 0x08 ? b[1] : 0);
 const STATUS = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
 
-const c = new grpc.Client(addr, grpc.credentials.createInsecure());
-c.makeUnaryRequest("/grpc.health.v1.Health/Check", encode, decode, service, new grpc.Metadata(), { deadline: Date.now() + 2500 }, (err, status) => {
-  c.close();
-  if (err) {
-    console.error(`${addr}: ${err.details || err.message}`);
-    process.exit(1);
-  }
-  console.log(`${addr}${service ? ` ${service}` : ""}: ${STATUS[status] ?? status}`);
-  process.exit(status === 1 ? 0 : 1);
-});
+function check(addr) {
+  return new Promise((resolve) => {
+    const c = new grpc.Client(addr, grpc.credentials.createInsecure());
+    c.makeUnaryRequest("/grpc.health.v1.Health/Check", encode, decode, service, new grpc.Metadata(), { deadline: Date.now() + 2500 }, (err, status) => {
+      c.close();
+      resolve({ addr, err, status });
+    });
+  });
+}
+
+let r;
+for (const addr of candidates) {
+  r = await check(addr);
+  // Only "nothing listens here" moves on to the next candidate.
+  if (!(r.err && r.err.code === grpc.status.UNAVAILABLE)) break;
+}
+if (r.err) {
+  console.error(`${r.addr}: ${r.err.details || r.err.message}`);
+  process.exit(1);
+}
+console.log(`${r.addr}${service ? ` ${service}` : ""}: ${STATUS[r.status] ?? r.status}`);
+process.exit(r.status === 1 ? 0 : 1);

@@ -29,6 +29,8 @@ if (!entry) {
   process.exit(2);
 }
 const [file, keepRole] = entry;
+// In a container the edge must listen beyond loopback to be published.
+if (role === "kernel") process.env.HURD_GRPC ??= "0.0.0.0:7400";
 process.argv = [process.argv[0], `${root}${file}`, ...(keepRole ? [role] : []), ...rest];
 const hook = `${root}packages/telemetry/src/register.mjs`;
 if (process.env.OTEL_EXPORTER_OTLP_ENDPOINT && process.env.OTEL_SDK_DISABLED !== "true" && existsSync(hook)) await import(hook);
