@@ -39,19 +39,21 @@ RUN if [ "$DEPS" = host ]; then \
 COPY . .
 
 FROM ${BASE_IMAGE} AS runtime
-# node_modules/.bin has `hurd`: `docker compose exec kernel hurd ps`
-ENV NODE_ENV=production HURD_STATE_DIR=/var/lib/hurdmesh PATH=/opt/hurdmesh/node_modules/.bin:$PATH
+ENV NODE_ENV=production HURD_STATE_DIR=/var/lib/hurdmesh
 WORKDIR /opt/hurdmesh
 COPY --from=build /opt/hurdmesh /opt/hurdmesh
 # uid 10001 gets a name and a home (the state folder); written by hand so that
 # it works on Debian-based and busybox-based images alike
-RUN echo 'hurd:x:10001:10001:hurdmesh:/var/lib/hurdmesh:/usr/sbin/nologin' >>/etc/passwd && \
+# `hurd` on PATH (`docker compose exec kernel hurd ps`): npm ci ran before the
+# sources were copied, so it could not link the workspace's bin then.
+RUN ln -s /opt/hurdmesh/packages/cli/bin/hurd.mjs /usr/local/bin/hurd && \
+    echo 'hurd:x:10001:10001:hurdmesh:/var/lib/hurdmesh:/usr/sbin/nologin' >>/etc/passwd && \
     echo 'hurd:x:10001:' >>/etc/group && \
     mkdir -p /var/lib/hurdmesh && chown 10001:10001 /var/lib/hurdmesh && chmod 700 /var/lib/hurdmesh
 USER 10001:10001
 EXPOSE 7400 7401
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=2s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=2s --timeout=5s --start-period=120s --retries=5 \
   CMD ["node", "/opt/hurdmesh/bin/grpc-health.mjs"]
 ENTRYPOINT ["node", "/opt/hurdmesh/bin/hurdmesh-service.mjs"]
 CMD ["kernel"]

@@ -5,9 +5,8 @@
 // Without an address: HURD_HEALTH_PROBE if set, else the boot servers'
 // health port (HURD_HEALTH_ADDR's, default 7401) on 127.0.0.1 and, if
 // nothing listens there, the kernel's edge (HURD_GRPC's port, default 7400):
-// the image's one HEALTHCHECK serves every role. Plain JavaScript with
-// grpc-js and no tsx: a probe runs every few seconds and must start fast.
-import * as grpc from "@grpc/grpc-js";
+// the image's one HEALTHCHECK serves every role.
+import { connect } from "node:http2";
 
 const port = (a) => a?.match(/:(\d+)$/)?.[1];
 const given = process.argv[2] ?? process.env.HURD_HEALTH_PROBE;
@@ -16,22 +15,48 @@ const candidates = given
   : [`127.0.0.1:${port(process.env.HURD_HEALTH_ADDR) ?? "7401"}`, `127.0.0.1:${port(process.env.HURD_GRPC) ?? "7400"}`];
 const service = process.argv[3] ?? "";
 
-// HealthCheckRequest { string service = 1; } and HealthCheckResponse { ServingStatus status = 1; } by hand:
-// two fields are not worth a proto loader at every probe.
-const encode = (s) => {
-  const b = Buffer.from(s, "utf8");
-  return b.length ? Buffer.concat([Buffer.from([0x0a, b.length]), b]) : Buffer.alloc(0);
-};
-const decode = (b) => (b.length >= 2 && b[0] === 0x08 ? b[1] : 0);
+// HealthCheckRequest { string service = 1; } and HealthCheckResponse
+// { ServingStatus status = 1; } by hand, in gRPC's length-prefixed framing
+// over node's own HTTP/2: loading grpc-js costs a probe more CPU than the
+// check itself, and a probe runs in every container every few seconds.
 const STATUS = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
+const field = Buffer.from(service, "utf8");
+if (field.length > 127) {
+  console.error("a service name this probe sends is under 128 bytes");
+  process.exit(2);
+}
+const msg = field.length ? Buffer.concat([Buffer.from([0x0a, field.length]), field]) : Buffer.alloc(0);
+const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]);
 
+/** Resolves { addr, refused, err, status }. */
 function check(addr) {
   return new Promise((resolve) => {
-    const c = new grpc.Client(addr, grpc.credentials.createInsecure());
-    c.makeUnaryRequest("/grpc.health.v1.Health/Check", encode, decode, service, new grpc.Metadata(), { deadline: Date.now() + 2500 }, (err, status) => {
-      c.close();
-      resolve({ addr, err, status });
+    const done = (r) => {
+      clearTimeout(timer);
+      session.destroy();
+      resolve({ addr, ...r });
+    };
+    const timer = setTimeout(() => done({ err: "no answer within 2.5 s" }), 2500);
+    const session = connect(`http://${addr}`);
+    const failed = (e) => done({ refused: e.code === "ECONNREFUSED" || /ECONNREFUSED/.test(e.message), err: e.message });
+    session.on("error", failed);
+    const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
+    const chunks = [];
+    // A trailers-only answer (an error) has grpc-status in its headers.
+    let trailers = {};
+    req.on("response", (h) => (trailers = h));
+    req.on("data", (c) => chunks.push(c));
+    req.on("trailers", (t) => (trailers = t));
+    req.on("error", failed);
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const grpcStatus = trailers["grpc-status"] ?? "";
+      if (grpcStatus !== "0") return done({ err: `grpc-status ${grpcStatus || "missing"} ${decodeURIComponent(trailers["grpc-message"] ?? "")}`.trim() });
+      // One frame: 5-byte prefix, then field 1 as a varint (absent means UNKNOWN).
+      const m = body.subarray(5);
+      done({ status: m.length >= 2 && m[0] === 0x08 ? m[1] : 0 });
     });
+    req.end(frame);
   });
 }
 
@@ -39,10 +64,10 @@ let r;
 for (const addr of candidates) {
   r = await check(addr);
   // Only "nothing listens here" moves on to the next candidate.
-  if (!(r.err && r.err.code === grpc.status.UNAVAILABLE)) break;
+  if (!r.refused) break;
 }
 if (r.err) {
-  console.error(`${r.addr}: ${r.err.details || r.err.message}`);
+  console.error(`${r.addr}: ${r.err}`);
   process.exit(1);
 }
 console.log(`${r.addr}${service ? ` ${service}` : ""}: ${STATUS[r.status] ?? r.status}`);

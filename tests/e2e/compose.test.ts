@@ -70,10 +70,20 @@ if (why) {
     };
     /** The session files init wrote in its volume, copied to the host as `docker compose cp` would. */
     async function fetchSessions(): Promise<void> {
-      for (const [svc, name] of [["init-1", "hurd"], ["second-init-1", "second"]]) {
-        const r = await env!.getContainer(svc).exec(["cat", `/var/lib/hurdmesh/${name}.json`]);
-        assert.equal(r.exitCode, 0, `${svc}: ${r.output}`);
-        writeFileSync(join(state, `${name}.json`), r.stdout, { mode: 0o600 });
+      for (const [svc, name] of [["init", "hurd"], ["second-init", "second"]]) {
+        // `compose exec`, not the container object: a restarted init is a new process in the same service.
+        let last = "";
+        await until(
+          async () => {
+            const r = await compose("exec", "-T", svc!, "cat", `/var/lib/hurdmesh/${name}.json`).catch((e: Error & { stderr?: string }) => ({ stdout: "", stderr: e.stderr ?? e.message }));
+            last = r.stderr;
+            if (!r.stdout.trim().startsWith("{")) return false;
+            writeFileSync(join(state, `${name}.json`), r.stdout, { mode: 0o600 });
+            return true;
+          },
+          60_000,
+          `${svc}'s session`,
+        ).catch(() => assert.fail(`no session from ${svc}: ${last}`));
       }
     }
     function spawnProgram(...args: string[]): { child: ChildProcess; pid: Promise<number>; exited: Promise<number> } {
@@ -97,6 +107,15 @@ if (why) {
     }
 
     before(async () => {
+      try {
+        await up();
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    });
+
+    async function up(): Promise<void> {
       if (missing) throw new Error(`HURD_E2E=1 but ${missing}`);
       const { DockerComposeEnvironment, Wait } = await import("testcontainers");
       const free = async () =>
@@ -126,7 +145,7 @@ if (why) {
       edge = `127.0.0.1:${composeEnv.HURD_EDGE_PORT}`;
       sinkUrl = `http://127.0.0.1:${env.getContainer("jaeger-1").getMappedPort(4318)}`;
       await fetchSessions();
-    });
+    }
 
     after(async () => {
       for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
@@ -178,6 +197,9 @@ if (why) {
       assert.equal(await p.exited, 128 + 15);
       const w = await waiter;
       assert.match(w.out, new RegExp(`^${pid} .*(SIGTERM|signal 15)`), w.out);
+      // Another uid: auth makes the handle and the reauthentication rendezvous goes through it.
+      const asUser = hurd("spawn", "--uid", "1000", "--", "id", "-u");
+      assert.equal(asUser.code, 0, asUser.stderr);
     });
 
     test("runs a process in the second hurd, visible above with --all-hurds, isolated from the root's", async () => {
