@@ -6,6 +6,7 @@ import {
   PortDestroyedNotification,
   NewTaskNotification,
   TaskTerminatedNotification,
+  TaskEventsNotification,
 } from "@hurdmesh/proto/hurd/mach/v1/mach";
 
 export const MACH_NOTIFY_PORT_DELETED = 65;
@@ -16,6 +17,25 @@ export const MACH_NOTIFY_DEAD_NAME = 72;
 export const MACH_NOTIFY_NEW_TASK = 4400;
 /** hurdmesh: a task of the registered namespace is gone. */
 export const HURD_NOTIFY_TASK_TERMINATED = 4401;
+/** hurdmesh: tasks of hurds nested in the registered one were created or ended (many per message). */
+export const HURD_NOTIFY_TASK_EVENTS = 4402;
+
+/**
+ * One ancestor's pending TaskEventsNotification: parallel arrays, appended
+ * to per event and emptied (not reallocated) when sent, so an event costs
+ * no object of its own.
+ */
+export interface TaskEvents {
+  kind: number[];
+  taskId: number[];
+  parentId: number[];
+  namespaceId: number[];
+  name: string[];
+}
+
+export function newTaskEvents(): TaskEvents {
+  return { kind: [], taskId: [], parentId: [], namespaceId: [], name: [] };
+}
 
 const EMPTY = new Uint8Array(0);
 
@@ -28,4 +48,10 @@ export const bodies = {
   newTask: (taskId: number, parentId: number, namespaceId: number, name: string) =>
     NewTaskNotification.encode({ task: 0, parent: 1, taskId, parentId, namespaceId, name }).finish(),
   taskTerminated: (taskId: number, reason: string, namespaceId: number) => TaskTerminatedNotification.encode({ taskId, reason, namespaceId }).finish(),
+  /** Encodes the pending events and empties the arrays for reuse. */
+  taskEvents: (e: TaskEvents) => {
+    const b = TaskEventsNotification.encode(e).finish();
+    e.kind.length = e.taskId.length = e.parentId.length = e.namespaceId.length = e.name.length = 0;
+    return b;
+  },
 };
