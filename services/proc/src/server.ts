@@ -307,19 +307,25 @@ export class ProcServer {
    * Only a pgrp still at 0 once the change is complete became orphaned.
    */
   private pgrpChange(fn: () => void): void {
-    if (this.maybeOrphaned) return fn();
-    const set = (this.maybeOrphaned = new Set());
+    if (this.changing) return fn();
+    this.changing = true;
     try {
       fn();
     } finally {
+      this.changing = false;
+      // Made only when a count fell to 0: every process creation and reaping passes here.
+      const set = this.maybeOrphaned;
       this.maybeOrphaned = null;
-      for (const g of set) if (g.linked === 0 && g.members.size > 0) this.newlyOrphaned(g);
+      if (set) for (const g of set) if (g.linked === 0 && g.members.size > 0) this.newlyOrphaned(g);
     }
   }
 
+  /** Inside pgrpChange. */
+  private changing = false;
+
   private unlink(g: Pgrp): void {
     if (--g.linked === 0 && g.members.size > 0) {
-      if (this.maybeOrphaned) this.maybeOrphaned.add(g);
+      if (this.changing) (this.maybeOrphaned ??= new Set()).add(g);
       else this.newlyOrphaned(g);
     }
   }
