@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { Errno, HurdError, encode, type ErrnoName, type Bus } from "@hurdmesh/mach";
+import { clearTaskEvents, Errno, HurdError, encode, newTaskEvents, type ErrnoName, type Bus } from "@hurdmesh/mach";
 import { Delivery, MsgType, NotifyId, PortRight, TaskEvent, TaskSpecialPort, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry, telemetryFromEnv, TraceHub, type KernelTracer } from "@hurdmesh/telemetry";
 import { kernelConfig, type KernelConfig } from "./config.js";
@@ -15,7 +15,6 @@ import {
   MACH_NOTIFY_PORT_DELETED,
   MACH_NOTIFY_PORT_DESTROYED,
   MACH_NOTIFY_SEND_ONCE,
-  newTaskEvents,
 } from "./notify.js";
 import { Port } from "./port.js";
 import {
@@ -231,7 +230,16 @@ export class Kernel {
   private sendEventsOf(n: Namespace): void {
     const e = n.events;
     if (e === null || e.kind.length === 0) return;
-    const body = bodies.taskEvents(e);
+    let body: Uint8Array;
+    try {
+      body = bodies.taskEvents(e);
+    } catch (x) {
+      // Ids are the kernel's own counters, so this cannot happen; if it
+      // does, losing a batch beats failing the task_create that sent it.
+      clearTaskEvents(e);
+      this.log(`nested-task events for namespace ${n.id} dropped: ${(x as Error).message}`);
+      return;
+    }
     // A proc gone meanwhile (or replaced) hears nothing, as a dead port would.
     if (n.notify?.active) this.kernelMessage(n.notify, R_SEND, HURD_NOTIFY_TASK_EVENTS, body, null);
   }

@@ -1,5 +1,5 @@
 import type { Port } from "./port.js";
-import type { TaskEvents } from "./notify.js";
+import type { TaskEvents } from "@hurdmesh/mach";
 import type { KTask } from "./task.js";
 
 let nextNamespaceId = 1;

@@ -1,4 +1,5 @@
 // Notification message ids (mach/notify.h, task_notify.defs) and bodies.
+import { clearTaskEvents, encodeTaskEvents, type TaskEvents } from "@hurdmesh/mach";
 import {
   DeadNameNotification,
   NoSendersNotification,
@@ -6,7 +7,6 @@ import {
   PortDestroyedNotification,
   NewTaskNotification,
   TaskTerminatedNotification,
-  TaskEventsNotification,
 } from "@hurdmesh/proto/hurd/mach/v1/mach";
 
 export const MACH_NOTIFY_PORT_DELETED = 65;
@@ -19,23 +19,6 @@ export const MACH_NOTIFY_NEW_TASK = 4400;
 export const HURD_NOTIFY_TASK_TERMINATED = 4401;
 /** hurdmesh: tasks of hurds nested in the registered one were created or ended (many per message). */
 export const HURD_NOTIFY_TASK_EVENTS = 4402;
-
-/**
- * One ancestor's pending TaskEventsNotification: parallel arrays, appended
- * to per event and emptied (not reallocated) when sent, so an event costs
- * no object of its own.
- */
-export interface TaskEvents {
-  kind: number[];
-  taskId: number[];
-  parentId: number[];
-  namespaceId: number[];
-  name: string[];
-}
-
-export function newTaskEvents(): TaskEvents {
-  return { kind: [], taskId: [], parentId: [], namespaceId: [], name: [] };
-}
 
 const EMPTY = new Uint8Array(0);
 
@@ -50,8 +33,8 @@ export const bodies = {
   taskTerminated: (taskId: number, reason: string, namespaceId: number) => TaskTerminatedNotification.encode({ taskId, reason, namespaceId }).finish(),
   /** Encodes the pending events and empties the arrays for reuse. */
   taskEvents: (e: TaskEvents) => {
-    const b = TaskEventsNotification.encode(e).finish();
-    e.kind.length = e.taskId.length = e.parentId.length = e.namespaceId.length = e.name.length = 0;
+    const b = encodeTaskEvents(e);
+    clearTaskEvents(e);
     return b;
   },
 };

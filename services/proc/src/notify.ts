@@ -2,8 +2,8 @@
 // Only messages the kernel marks as its own are believed: the Hurd's proc
 // crashed on forged dead-name notifications (and under rpctrace); here a
 // forged one is counted and dropped.
-import { MsgType, Notify, Rights, type Received } from "@hurdmesh/mach";
-import { NewTaskNotification, TaskEvent, TaskEventsNotification, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { MsgType, Notify, Rights, decodeTaskEvents, newTaskEvents, type Received, type TaskEvents } from "@hurdmesh/mach";
+import { NewTaskNotification, TaskEvent, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { closeHandle, type HandleTable } from "./handles.js";
 import { nestedProcess, processExited } from "./mgt.js";
 import { P, addChild, removeChild } from "./proc.js";
@@ -29,6 +29,8 @@ export function onNamespaceNotice(srv: ProcServer, m: Received): void {
   }
 }
 
+let scratch: TaskEvents | null = null;
+
 /**
  * What the tasks of hurds nested in this one did, many per message and in
  * the order it happened: each task gets a pid here when it is created and is
@@ -37,7 +39,9 @@ export function onNamespaceNotice(srv: ProcServer, m: Received): void {
  * on such a process, which most never need.
  */
 function taskEvents(srv: ProcServer, m: Received): void {
-  const n = TaskEventsNotification.decode(m.body);
+  // One set of arrays refilled per message: the loop below never waits.
+  const n = (scratch ??= newTaskEvents());
+  decodeTaskEvents(m.body, n);
   const own = srv.task.namespaceId;
   const len = Math.min(n.kind.length, n.taskId.length, n.parentId.length, n.namespaceId.length, n.name.length);
   for (let i = 0; i < len; i++) {
