@@ -33,8 +33,8 @@ export interface KernelConfig {
   callTimeoutMs: number;
   /**
    * Most nested-task events gathered for one ancestor proc before they are
-   * sent (they are sent at the end of the event loop turn anyway): bounds
-   * the kernel's queue and one notification's size.
+   * sent (they are sent anyway once the burst of traps in hand is done):
+   * bounds the kernel's queue and one notification's size.
    */
   maxTaskEventsPerMessage: number;
 }
