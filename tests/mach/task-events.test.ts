@@ -35,6 +35,21 @@ describe("TaskEventsNotification codec", () => {
     }
   });
 
+  it("reads back names that repeat, differ by one byte, or are empty, each as written", () => {
+    const names = ["make", "make", "mako", "", "make", "", "", "ünï", "make", "x".repeat(65), "x".repeat(65), "makf"];
+    const e = newTaskEvents();
+    for (const [i, name] of names.entries()) {
+      e.kind.push(1);
+      e.taskId.push(100 + i);
+      e.parentId.push(1);
+      e.namespaceId.push(2);
+      e.name.push(name);
+    }
+    const back = newTaskEvents();
+    decodeTaskEvents(encodeTaskEvents(e), back);
+    assert.deepEqual(back.name, names);
+  });
+
   it("encodes only the first n entries when asked, and refuses arrays too short or values a uint64 field cannot take", () => {
     const e = sample(10);
     const back = newTaskEvents();

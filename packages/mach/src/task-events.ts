@@ -120,20 +120,30 @@ function asciiLength(s: string): number {
   return s.length;
 }
 
-/** Names up to this long are decoded in JS when ASCII: cheaper than the native call. */
+/** Names up to this long are checked for ASCII (and for a repeat of the last one) in JS. */
 const SHORT_NAME = 64;
 
+/**
+ * The last short ASCII name decoded: a batch is mostly the same few program
+ * names over and over, and handing out the same string again saves an
+ * allocation per event (strings are immutable, so sharing is safe).
+ */
+let lastName = "";
+
 function readName(b: Buffer, start: number, end: number): string {
-  if (end - start <= SHORT_NAME) {
-    let ascii = true;
-    for (let k = start; k < end; k++) if (b[k]! > 0x7f) ascii = false;
-    if (ascii) {
-      let s = "";
-      for (let k = start; k < end; k++) s += String.fromCharCode(b[k]!);
-      return s;
-    }
+  const len = end - start;
+  // Terminated events carry "": it must not evict the name worth keeping.
+  if (len === 0) return "";
+  if (len > SHORT_NAME) return b.toString("utf8", start, end);
+  let same = lastName.length === len;
+  for (let k = 0; k < len; k++) {
+    const c = b[start + k]!;
+    if (c > 0x7f) return b.toString("utf8", start, end);
+    if (same && c !== lastName.charCodeAt(k)) same = false;
   }
-  return b.toString("utf8", start, end);
+  if (same) return lastName;
+  // ASCII: latin1 is the same bytes, and a cheaper native path than UTF-8.
+  return (lastName = b.toString("latin1", start, end));
 }
 
 class Reader {
