@@ -3,7 +3,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { MsgType, NotifyId, type Received } from "@hurdmesh/mach";
-import { DeadNameNotification, NewTaskNotification, NoSendersNotification, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { DeadNameNotification, NewTaskNotification, NoSendersNotification, TaskEvent, TaskEventsNotification, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { busKinds, startHurd, until, type Hurd } from "../harness.js";
 import { child, deadRefs, give, inbox, nth, rejectsWith, sleep, TYPE_DEAD_NAME, TYPE_SEND } from "./kit.js";
 
@@ -249,11 +249,14 @@ for (const kind of busKinds) {
       await a.taskCreate("in-root");
       const sibling = await a.taskCreate("sibling", { newNamespace: true });
       await a.taskCreate("in-sibling", { parent: sibling.task });
-      // A task of a hurd nested in this one is (Linux PID namespaces: visible upward), with its own namespace id.
+      // A task of a hurd nested in this one is (Linux PID namespaces: visible upward), with its own namespace id,
+      // as a task event (4402): by id, without rights.
       const nested = await a.taskCreate("in-subsub", { parent: t1.task, newNamespace: true });
       const m2 = await nth(box, 2, "nested new-task");
-      assert.equal(NewTaskNotification.decode(m2.body).taskId, nested.taskId);
-      assert.equal(NewTaskNotification.decode(m2.body).namespaceId, nested.namespaceId);
+      assert.equal(m2.id, 4402);
+      assert.equal(m2.ports.length, 0);
+      const ev = TaskEventsNotification.decode(m2.body);
+      assert.deepEqual(ev, { kind: [TaskEvent.TASK_EVENT_CREATED], taskId: [nested.taskId], parentId: [t1.taskId], namespaceId: [nested.namespaceId], name: ["in-subsub"] });
       // A second task in the subhurd: the next message, so nothing came between.
       const t2 = await a.taskCreate("in-sub-2", { parent: sub.task });
       const m3 = await nth(box, 3, "second new-task");
@@ -266,6 +269,120 @@ for (const kind of busKinds) {
       await sleep(20);
       assert.equal(box.length, 4);
       assert.ok(box.every((x) => x.kernel));
+    });
+  });
+
+  describe(`kernel nested-task events (${kind} bus)`, () => {
+    let h: Hurd;
+    before(async () => {
+      // A small batch bound, so a burst of tasks spans several messages.
+      h = await startHurd(kind, { maxTaskEventsPerMessage: 8 });
+    });
+    after(async () => {
+      await h.close();
+    });
+
+    /** `a` registered as the proc of a new hurd `sub`, with a hurd `inner` nested in it: what `a` hears of inner's tasks. */
+    async function setup(name: string) {
+      const a = await h.task(name);
+      const sub = await a.taskCreate(`${name}-sub`, { newNamespace: true });
+      const n = await a.allocate();
+      const box = inbox(a, n);
+      await a.call("registerNewTaskNotification", { hostPriv: sub.hostPriv, notify: n, notifyDisposition: MsgType.MSG_TYPE_MAKE_SEND });
+      const inner = await a.taskCreate(`${name}-inner`, { parent: sub.task, newNamespace: true });
+      await nth(box, 1, "the inner hurd's first task");
+      box.length = 0;
+      return { a, sub, inner, box };
+    }
+
+    /** Every event in `box`, flattened in arrival order. */
+    function events(box: Received[]) {
+      const out: { kind: number; taskId: number; parentId: number; namespaceId: number; name: string }[] = [];
+      for (const m of box) {
+        assert.equal(m.id, 4402);
+        assert.equal(m.kernel, true);
+        const e = TaskEventsNotification.decode(m.body);
+        for (let i = 0; i < e.kind.length; i++) out.push({ kind: e.kind[i]!, taskId: e.taskId[i]!, parentId: e.parentId[i]!, namespaceId: e.namespaceId[i]!, name: e.name[i]! });
+      }
+      return out;
+    }
+
+    it("many nested tasks created at once travel in few messages, in order, each at most maxTaskEventsPerMessage long", async () => {
+      const { a, inner, box } = await setup("ev-many");
+      const made = await Promise.all(Array.from({ length: 30 }, (_, i) => a.taskCreate(`many${i}`, { parent: inner.task })));
+      await until(() => events(box).length >= 30, 3000, "30 events");
+      const ev = events(box);
+      assert.equal(ev.length, 30);
+      assert.ok(box.length < 30, `gathered: ${box.length} messages for 30 tasks`);
+      for (const m of box) assert.ok(TaskEventsNotification.decode(m.body).kind.length <= 8);
+      // The kernel created them in call order; the events are in creation order.
+      assert.deepEqual(
+        ev.map((e) => e.taskId),
+        made.map((m) => m.taskId).sort((x, y) => x - y),
+      );
+      for (const e of ev) {
+        assert.equal(e.kind, TaskEvent.TASK_EVENT_CREATED);
+        assert.equal(e.parentId, inner.taskId);
+        assert.equal(e.namespaceId, inner.namespaceId);
+        assert.match(e.name, /^many\d+$/);
+      }
+    });
+
+    it("a nested task's creation always comes before its end, even within one message", async () => {
+      const { a, inner, box } = await setup("ev-order");
+      // Created and terminated in the same burst: both land in one queue.
+      const ts = await Promise.all(Array.from({ length: 5 }, (_, i) => a.taskCreate(`order${i}`, { parent: inner.task })));
+      await Promise.all(ts.map((t) => a.taskTerminate(t.task)));
+      await until(() => events(box).length >= 10, 3000, "10 events");
+      const ev = events(box);
+      for (const t of ts) {
+        const created = ev.findIndex((e) => e.taskId === t.taskId && e.kind === TaskEvent.TASK_EVENT_CREATED);
+        const ended = ev.findIndex((e) => e.taskId === t.taskId && e.kind === TaskEvent.TASK_EVENT_TERMINATED);
+        assert.ok(created >= 0 && ended > created, `task ${t.taskId}: created at ${created}, ended at ${ended}`);
+        assert.equal(ev[ended]!.namespaceId, inner.namespaceId);
+        assert.equal(ev[ended]!.name, "");
+      }
+    });
+
+    it("events queued for a proc that dies are dropped; the hurds above it still hear of everything", async () => {
+      // Two registered levels: `top` is sub's proc, `mid` is inner's; mid dies with events queued for it.
+      const { a: top, inner, box: topBox } = await setup("ev-dead");
+      const { task: mid, port: midPort } = await child(h, top, "ev-dead-mid");
+      const midHost = await give(top, midPort, inner.hostPriv, MsgType.MSG_TYPE_COPY_SEND);
+      const mn = await mid.allocate();
+      const midBox = inbox(mid, mn);
+      await mid.call("registerNewTaskNotification", { hostPriv: midHost, notify: mn, notifyDisposition: MsgType.MSG_TYPE_MAKE_SEND });
+      const deep = await top.taskCreate("ev-dead-deep", { parent: inner.task, newNamespace: true });
+      await nth(midBox, 1, "mid hears of the deeper hurd");
+      await until(() => events(topBox).length >= 1, 3000, "top hears of the deeper hurd");
+      // A burst of deep tasks and mid's death together: mid's queue goes to a dead port.
+      const made = await Promise.all([...Array.from({ length: 12 }, (_, i) => top.taskCreate(`dead${i}`, { parent: deep.task })), top.taskTerminate(midPort).then(() => null)]);
+      const ids = made.filter((m) => m !== null).map((m) => m!.taskId);
+      await until(() => ids.every((id) => events(topBox).some((e) => e.taskId === id)), 3000, "top to hear of all 12");
+      assert.equal(h.kernel.tasks.has(mid.id), false);
+      // The kernel goes on: the next deep task is announced upward as before.
+      const after = await top.taskCreate("dead-after", { parent: deep.task });
+      await until(() => events(topBox).some((e) => e.taskId === after.taskId), 3000, "the next event");
+      assert.ok(events(topBox).every((e) => e.namespaceId !== 0));
+    });
+
+    it("task_for_id answers a task of the host's hurd or a nested one, and nothing else", async () => {
+      const { a, sub, inner } = await setup("tfi");
+      const t = await a.taskCreate("tfi-deep", { parent: inner.task });
+      const other = await a.taskCreate("tfi-other", { newNamespace: true });
+      const sibling = await a.taskCreate("tfi-sibling", { parent: other.task });
+      const name = await a.taskForId(sub.hostPriv, t.taskId);
+      assert.equal(name, t.task, "the task port lands on the name a already has for it");
+      assert.equal((await a.taskInfo(name)).taskId, t.taskId);
+      // Neither an ancestor's task (a itself is of the root hurd) nor a sibling hurd's.
+      await rejectsWith(a.taskForId(sub.hostPriv, a.id), "KERN_INVALID_ARGUMENT");
+      await rejectsWith(a.taskForId(sub.hostPriv, sibling.taskId), "KERN_INVALID_ARGUMENT");
+      await rejectsWith(a.taskForId(sub.hostPriv, 0), "KERN_INVALID_ARGUMENT");
+      await a.taskTerminate(t.task);
+      await rejectsWith(a.taskForId(sub.hostPriv, t.taskId), "KERN_INVALID_ARGUMENT");
+      // Only a host port names a hurd.
+      await rejectsWith(a.taskForId(inner.task, inner.taskId), "KERN_INVALID_HOST");
+      await rejectsWith(a.taskForId(0x7777, inner.taskId), "KERN_INVALID_HOST");
     });
   });
 

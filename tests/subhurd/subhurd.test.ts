@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { bootSubhurd, type Subhurd } from "@hurdmesh/init";
 import { CHILD_NAMES, Process, SIG, WNOHANG } from "@hurdmesh/libhurd";
-import { Errno, HurdError, client } from "@hurdmesh/mach";
+import { Errno, HurdError, client, portAt } from "@hurdmesh/mach";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import type { ProcInfo } from "@hurdmesh/proto/hurd/process/v1/process";
 import { busKinds, until } from "../harness.js";
@@ -71,6 +71,24 @@ for (const kind of busKinds) {
       assert.equal((await procs(bb)).some((x) => x.taskId === tid), false, "never in a sibling");
       await c.exit(0);
       await aa.wait(c.pid);
+    });
+
+    it("an ancestor's proc acts on a nested process it heard of by id only: pid2task, task info, SIGKILL", async () => {
+      const c = await fork(aa, "victim");
+      const tid = c.task.id;
+      const inRoot = (await procs(root)).find((x) => x.taskId === tid);
+      assert.ok(inRoot, "visible in the root hurd");
+      const rep = await root.proc.pid2task({ pid: inRoot.pid });
+      const task = portAt(rep, rep.task);
+      assert.equal((await root.task.taskInfo(task)).taskId, tid, "the root proc fetched the task's port");
+      await root.task.deallocate(task);
+      const pi = await root.proc.getprocinfo({ which: inRoot.pid, flags: 1 });
+      assert.equal(pi.flags & 1, 1, "task info is there too");
+      await root.kill(inRoot.pid, SIG.KILL);
+      const w = await aa.wait(c.pid);
+      assert.ok(w, "its own hurd's proc reports it");
+      await until(async () => !(await procs(root)).some((x) => x.taskId === tid), 3000, "the root proc to reap it");
+      await until(async () => !(await procs(a)).some((x) => x.taskId === tid), 3000, "A's proc to reap it");
     });
 
     it("a subhurd's proc sees nothing of its parent hurd, and a parent adopts nothing of a subhurd", async () => {

@@ -12,4 +12,5 @@ export { Rights, rightsOf, portAt, withRights } from "./rights.js";
 export { MsgType, PortRight, NotifyId, TaskSpecialPort, type Received, type ReceivedPort, type Message, type MsgPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
 export { EdgeBus } from "./edge-bus.js";
 export { encode } from "./wire.js";
+export { clearTaskEvents, decodeTaskEvents, encodeTaskEvents, newTaskEvents, type TaskEvents } from "./task-events.js";
 export { tracingHooks } from "./hooks.js";

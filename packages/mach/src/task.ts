@@ -29,6 +29,8 @@ export const Notify = {
   DEAD_NAME: 72,
   NEW_TASK: 4400,
   TASK_TERMINATED: 4401,
+  /** hurdmesh: tasks of nested hurds were created or ended (many per message). */
+  TASK_EVENTS: 4402,
 } as const;
 
 export const MACH_PORT_NULL = 0;
@@ -239,6 +241,10 @@ export class Task {
   }
   async taskTerminate(task: number): Promise<void> {
     await this.call("taskTerminate", { task });
+  }
+  /** A send right to a task of the host's hurd, or of a hurd nested in it, by id. */
+  async taskForId(hostPriv: number, taskId: number): Promise<number> {
+    return (await this.call("taskForId", { hostPriv, taskId })).task;
   }
   async taskInfo(task = 0) {
     return this.call("taskInfo", { task });

@@ -51,6 +51,7 @@ export const handlers: Record<string, Handler> = {
     k.destroyNamespace(ns, `namespace terminated by task ${t.id}`);
     return EMPTY;
   },
+  taskForId: (k, t, r) => ({ task: k.taskForId(t, r.hostPriv, r.taskId) }),
   detach: (k, t) => (k.terminate(t, "detached"), EMPTY),
   credit: (k, t, r) => (k.credit(t, r.credit), EMPTY),
   msgSend: (k, t, r) => (k.send(t, r), EMPTY),

@@ -31,6 +31,12 @@ export interface KernelConfig {
   maxNamespaceDepth: number;
   /** Longest a kernel call may wait on the bus, ms (clients' default deadline). */
   callTimeoutMs: number;
+  /**
+   * Most nested-task events gathered for one ancestor proc before they are
+   * sent (they are sent anyway once the burst of traps in hand is done):
+   * bounds the kernel's queue and one notification's size.
+   */
+  maxTaskEventsPerMessage: number;
 }
 
 export const defaultKernelConfig: KernelConfig = {
@@ -47,10 +53,12 @@ export const defaultKernelConfig: KernelConfig = {
   maxTasks: 2_000_000,
   maxNamespaceDepth: 32,
   callTimeoutMs: 10_000,
+  maxTaskEventsPerMessage: 512,
 };
 
 export function kernelConfig(over: Partial<KernelConfig> = {}): KernelConfig {
   const c = { ...defaultKernelConfig, ...over };
+  if (!(Number.isInteger(c.maxTaskEventsPerMessage) && c.maxTaskEventsPerMessage >= 1)) throw new Error("maxTaskEventsPerMessage must be a positive integer");
   if (!/^[A-Za-z0-9_-]+$/.test(c.system)) throw new Error(`system name ${JSON.stringify(c.system)} must be one NATS token`);
   return c;
 }

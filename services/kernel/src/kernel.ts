@@ -1,12 +1,13 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { Errno, HurdError, encode, type ErrnoName, type Bus } from "@hurdmesh/mach";
-import { Delivery, MsgType, NotifyId, PortRight, TaskSpecialPort, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { clearTaskEvents, Errno, HurdError, encode, newTaskEvents, type ErrnoName, type Bus } from "@hurdmesh/mach";
+import { Delivery, MsgType, NotifyId, PortRight, TaskEvent, TaskSpecialPort, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry, telemetryFromEnv, TraceHub, type KernelTracer } from "@hurdmesh/telemetry";
 import { kernelConfig, type KernelConfig } from "./config.js";
 import { R_DEAD, R_NAME, R_RECEIVE, R_SEND, R_SEND_ONCE, type KMsg, type KRight } from "./message.js";
 import { Namespace } from "./namespace.js";
 import {
   bodies,
+  HURD_NOTIFY_TASK_EVENTS,
   HURD_NOTIFY_TASK_TERMINATED,
   MACH_NOTIFY_DEAD_NAME,
   MACH_NOTIFY_NEW_TASK,
@@ -92,6 +93,10 @@ export class Kernel {
   private readonly drainLater = new Set<KTask>();
   private readonly deletedLater: { space: Space; e: Entry; dn: Port }[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Namespaces with nested-task events waiting to be sent, and whether their sending is scheduled. */
+  private readonly eventsPending: Namespace[] = [];
+  private eventsScheduled = false;
+  private readonly sendEvents = () => this.sendNestedEvents();
   private logged = 0;
   private logWindow = 0;
   bus: Bus | null = null;
@@ -138,6 +143,9 @@ export class Kernel {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     for (const t of [...this.tasks.values()]) this.terminate(t, "kernel shutdown");
+    // Every proc is gone with its task: nothing is left to tell.
+    for (const n of this.eventsPending) n.events = null;
+    this.eventsPending.length = 0;
   }
 
   // ---------------------------------------------------------------- tasks
@@ -166,15 +174,74 @@ export class Kernel {
     if (this.tracer !== null) this.tracer.created(t);
     // The proc of this hurd and of every hurd it is nested in hears of the
     // task (as Linux PID namespaces: visible upward, never sideways or down).
-    for (let n: Namespace | null = ns; n; n = n.parent) {
-      if (!n.notify?.active) continue;
+    // Its own hurd's proc at once and with the task's port, since it acts on
+    // the task; the ancestors' by id, in bulk (see nestedEvent).
+    if (ns.notify?.active) {
       const rights: KRight[] = [
         { type: R_SEND, port: this.makeSend(self), value: 0 },
         parent?.active ? { type: R_SEND, port: this.makeSend(parent.self), value: 0 } : { type: R_DEAD, port: null, value: 0 },
       ];
-      this.kernelMessage(n.notify, R_SEND, MACH_NOTIFY_NEW_TASK, bodies.newTask(t.id, parent?.id ?? 0, ns.id, t.name), rights);
+      this.kernelMessage(ns.notify, R_SEND, MACH_NOTIFY_NEW_TASK, bodies.newTask(t.id, parent?.id ?? 0, ns.id, t.name), rights);
     }
+    for (let n = ns.parent; n; n = n.parent) this.nestedEvent(n, TaskEvent.TASK_EVENT_CREATED, t.id, parent?.id ?? 0, ns.id, t.name);
     return t;
+  }
+
+  /**
+   * Queues an event of a nested hurd's task for an ancestor hurd's proc.
+   * Every level of nesting would otherwise cost each ancestor two
+   * notifications, two rights and two deallocations per task; gathered,
+   * the ancestors' share of a task's life is a few array entries. The
+   * events of one ancestor stay in one queue in the order they happened
+   * (a task's creation always precedes its end), and the queue is sent when
+   * it is full or once the work in hand is done (a microtask: on the
+   * in-process bus, whose deliveries are microtasks too, that is after the
+   * current burst of traps, before any reply to them is read; a later
+   * macrotask would let whole RPC chains finish before an ancestor heard).
+   */
+  private nestedEvent(n: Namespace, kind: TaskEvent, taskId: number, parentId: number, namespaceId: number, name: string): void {
+    if (!n.notify?.active) return;
+    let e = n.events;
+    if (e === null) e = n.events = newTaskEvents();
+    if (e.kind.length === 0) {
+      this.eventsPending.push(n);
+      if (!this.eventsScheduled) {
+        this.eventsScheduled = true;
+        queueMicrotask(this.sendEvents);
+      }
+    }
+    e.kind.push(kind);
+    e.taskId.push(taskId);
+    e.parentId.push(parentId);
+    e.namespaceId.push(namespaceId);
+    e.name.push(name);
+    if (e.kind.length >= this.config.maxTaskEventsPerMessage) this.sendEventsOf(n);
+  }
+
+  private sendNestedEvents(): void {
+    this.eventsScheduled = false;
+    // Sending ends no task, so no event is queued while this runs. A
+    // namespace listed twice (its queue filled and was sent early) is
+    // simply empty the second time.
+    for (let i = 0; i < this.eventsPending.length; i++) this.sendEventsOf(this.eventsPending[i]!);
+    this.eventsPending.length = 0;
+  }
+
+  private sendEventsOf(n: Namespace): void {
+    const e = n.events;
+    if (e === null || e.kind.length === 0) return;
+    let body: Uint8Array;
+    try {
+      body = bodies.taskEvents(e);
+    } catch (x) {
+      // Ids are the kernel's own counters, so this cannot happen; if it
+      // does, losing a batch beats failing the task_create that sent it.
+      clearTaskEvents(e);
+      this.log(`nested-task events for namespace ${n.id} dropped: ${(x as Error).message}`);
+      return;
+    }
+    // A proc gone meanwhile (or replaced) hears nothing, as a dead port would.
+    if (n.notify?.active) this.kernelMessage(n.notify, R_SEND, HURD_NOTIFY_TASK_EVENTS, body, null);
   }
 
   // Task tokens come from a pool of random bytes filled 256 tokens at a
@@ -300,9 +367,25 @@ export class Kernel {
     sp.byPort.clear();
     for (const which of [TaskSpecialPort.TASK_BOOTSTRAP_PORT, TaskSpecialPort.TASK_EXCEPTION_PORT]) this.setSpecial(t, which, null);
     this.destroyPort(t.self);
-    for (let n: Namespace | null = t.ns; n; n = n.parent) {
-      if (n.notify?.active) this.kernelMessage(n.notify, R_SEND, HURD_NOTIFY_TASK_TERMINATED, bodies.taskTerminated(t.id, reason, t.ns.id), null);
-    }
+    const ns = t.ns;
+    if (ns.notify?.active) this.kernelMessage(ns.notify, R_SEND, HURD_NOTIFY_TASK_TERMINATED, bodies.taskTerminated(t.id, reason, ns.id), null);
+    for (let n = ns.parent; n; n = n.parent) this.nestedEvent(n, TaskEvent.TASK_EVENT_TERMINATED, t.id, 0, ns.id, "");
+  }
+
+  /**
+   * task_for_id: a send right to a live task of the host's hurd or of a hurd
+   * nested in it. Ancestors' procs hear of nested tasks by id only and ask
+   * for a port when they act on one; a task of a sibling or ancestor hurd is
+   * as unknown as a dead one.
+   */
+  taskForId(caller: KTask, hostName: number, taskId: number): number {
+    const ns = this.namespaceFromHost(caller, hostName);
+    const t = this.tasks.get(taskId);
+    let n: Namespace | null = t?.active ? t.ns : null;
+    while (n && n !== ns) n = n.parent;
+    if (!t || !n) throw err("KERN_INVALID_ARGUMENT", `no task ${taskId} in this hurd or one nested in it`);
+    this.need(caller.space);
+    return this.copyoutRight(caller, R_SEND, this.makeSend(t.self));
   }
 
   /** A namespace nested in `parent`, with its own host port; the caller links it in once something lives in it. */

@@ -1,4 +1,5 @@
 import type { Port } from "./port.js";
+import type { TaskEvents } from "@hurdmesh/mach";
 import type { KTask } from "./task.js";
 
 let nextNamespaceId = 1;
@@ -15,6 +16,11 @@ export class Namespace {
   /** The port new-task / task-terminated notifications go to (a send right the kernel holds). */
   notify: Port | null = null;
   active = true;
+  /**
+   * Events of tasks of nested hurds not yet sent to this hurd's proc (see
+   * Kernel.nestedEvent); made on first use, reused after every send.
+   */
+  events: TaskEvents | null = null;
   constructor(
     readonly parent: Namespace | null,
     readonly hostPriv: Port,

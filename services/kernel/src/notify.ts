@@ -1,4 +1,5 @@
 // Notification message ids (mach/notify.h, task_notify.defs) and bodies.
+import { clearTaskEvents, encodeTaskEvents, type TaskEvents } from "@hurdmesh/mach";
 import {
   DeadNameNotification,
   NoSendersNotification,
@@ -16,6 +17,8 @@ export const MACH_NOTIFY_DEAD_NAME = 72;
 export const MACH_NOTIFY_NEW_TASK = 4400;
 /** hurdmesh: a task of the registered namespace is gone. */
 export const HURD_NOTIFY_TASK_TERMINATED = 4401;
+/** hurdmesh: tasks of hurds nested in the registered one were created or ended (many per message). */
+export const HURD_NOTIFY_TASK_EVENTS = 4402;
 
 const EMPTY = new Uint8Array(0);
 
@@ -28,4 +31,10 @@ export const bodies = {
   newTask: (taskId: number, parentId: number, namespaceId: number, name: string) =>
     NewTaskNotification.encode({ task: 0, parent: 1, taskId, parentId, namespaceId, name }).finish(),
   taskTerminated: (taskId: number, reason: string, namespaceId: number) => TaskTerminatedNotification.encode({ taskId, reason, namespaceId }).finish(),
+  /** Encodes the pending events and empties the arrays for reuse. */
+  taskEvents: (e: TaskEvents) => {
+    const b = encodeTaskEvents(e);
+    clearTaskEvents(e);
+    return b;
+  },
 };

@@ -127,9 +127,10 @@ export function info(srv: ProcServer): H {
       const pi = procinfo(srv, p);
       let flags = req.flags & PI_FETCH_TASKINFO;
       if (flags & PI_FETCH_TASKINFO) {
-        if (p.task && !p.dead) {
+        const task = p.dead ? 0 : await srv.taskOf(p);
+        if (task) {
           try {
-            const ti = await srv.task.taskInfo(p.task);
+            const ti = await srv.task.taskInfo(task);
             pi.portNames = ti.portNames;
             pi.messagesSent = ti.messagesSent;
             pi.messagesReceived = ti.messagesReceived;
@@ -222,8 +223,9 @@ export function info(srv: ProcServer): H {
     async getnports(req, ctx) {
       srv.caller(ctx);
       const p = proc(req.pid);
-      if (!p.task || p.dead) throw new HurdError(Errno.ESRCH, `pid ${req.pid} has no task`);
-      return { nports: (await srv.task.taskInfo(p.task)).portNames };
+      const task = p.dead ? 0 : await srv.taskOf(p);
+      if (!task) throw new HurdError(Errno.ESRCH, `pid ${req.pid} has no task`);
+      return { nports: (await srv.task.taskInfo(task)).portNames };
     },
   };
 }

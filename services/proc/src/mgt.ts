@@ -86,11 +86,10 @@ export function reassignTo(srv: ProcServer, p: Proc, stub: Proc): void {
  * reaped as soon as it dies (its own hurd's proc does the waiting).
  */
 export function nestedProcess(srv: ProcServer, task: number, taskId: number, parentTaskId: number, ns: number, name?: string): Proc {
-  const p = srv.createProcess(task, taskId);
+  const creator = parentTaskId ? srv.byTaskId.get(parentTaskId) : undefined;
+  const p = srv.createProcess(task, taskId, undefined, creator && !creator.dead ? creator : undefined);
   p.ns = ns;
   p.flags |= P.PARENTSET;
-  const creator = srv.byTaskId.get(parentTaskId);
-  if (creator && !creator.dead && creator !== p) srv.reparent(p, creator);
   // Its argv lives in its own hurd's proc; here it goes by its kernel task name.
   if (name !== undefined) p.exe = name;
   else
@@ -304,13 +303,14 @@ export function mgt(srv: ProcServer): H {
     },
 
     /** proc_pid2task (24029): zombies answer a null task; needs check_owner. */
-    pid2task(req, ctx) {
+    async pid2task(req, ctx) {
       const c = srv.caller(ctx);
       const p = srv.byPid.get(req.pid);
       if (!p) throw new HurdError(Errno.ESRCH, `no pid ${req.pid}`);
       if (!checkOwner(c, p)) throw new HurdError(Errno.EPERM, `pid ${req.pid} belongs to someone else`);
-      if (p.dead || !p.task) return { task: 0 };
-      return { task: ctx.reply.copySend(p.task) };
+      if (p.dead) return { task: 0 };
+      const task = await srv.taskOf(p);
+      return { task: task ? ctx.reply.copySend(task) : 0 };
     },
 
     async task2pid(req, ctx) {

@@ -59,8 +59,9 @@ export async function signalProcess(srv: ProcServer, p: Proc, signo: number, sig
   if (signo < 0 || signo >= 32) throw new HurdError(Errno.EINVAL, `signal ${signo}`);
   if (signo === 0) return;
   if (signo === 9 || (!p.msgport && (signo === 15 || signo === 2 || signo === 3 || signo === 1))) {
-    if (!p.task) throw new HurdError(Errno.ESRCH, `pid ${p.pid} has no task`);
-    await srv.task.taskTerminate(p.task).catch((e) => {
+    const task = await srv.taskOf(p);
+    if (!task) throw new HurdError(Errno.ESRCH, `pid ${p.pid} has no task`);
+    await srv.task.taskTerminate(task).catch((e) => {
       if (!p.dead) throw e;
     });
     return;

@@ -2,8 +2,8 @@
 // Only messages the kernel marks as its own are believed: the Hurd's proc
 // crashed on forged dead-name notifications (and under rpctrace); here a
 // forged one is counted and dropped.
-import { MsgType, Notify, Rights, type Received } from "@hurdmesh/mach";
-import { NewTaskNotification, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { MsgType, Notify, Rights, decodeTaskEvents, newTaskEvents, type Received, type TaskEvents } from "@hurdmesh/mach";
+import { NewTaskNotification, TaskEvent, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { closeHandle, type HandleTable } from "./handles.js";
 import { nestedProcess, processExited } from "./mgt.js";
 import { P, addChild, removeChild } from "./proc.js";
@@ -18,6 +18,7 @@ export function onNamespaceNotice(srv: ProcServer, m: Received): void {
   }
   try {
     if (m.id === Notify.NEW_TASK) newTask(srv, m);
+    else if (m.id === Notify.TASK_EVENTS) taskEvents(srv, m);
     else if (m.id === Notify.TASK_TERMINATED) {
       const n = TaskTerminatedNotification.decode(m.body);
       const p = srv.byTaskId.get(n.taskId);
@@ -25,6 +26,40 @@ export function onNamespaceNotice(srv: ProcServer, m: Received): void {
     } else srv.task.dropRights(m);
   } catch {
     srv.task.dropRights(m);
+  }
+}
+
+let scratch: TaskEvents | null = null;
+
+/**
+ * What the tasks of hurds nested in this one did, many per message and in
+ * the order it happened: each task gets a pid here when it is created and is
+ * reaped when it ends (its own hurd's proc does the waiting). No task right
+ * comes along; ProcServer.taskOf asks the kernel for one if proc ever acts
+ * on such a process, which most never need.
+ */
+function taskEvents(srv: ProcServer, m: Received): void {
+  // One set of arrays refilled per message: the loop below never waits.
+  const n = (scratch ??= newTaskEvents());
+  decodeTaskEvents(m.body, n);
+  const own = srv.task.namespaceId;
+  const len = Math.min(n.kind.length, n.taskId.length, n.parentId.length, n.namespaceId.length, n.name.length);
+  for (let i = 0; i < len; i++) {
+    const taskId = n.taskId[i]!;
+    const ns = n.namespaceId[i]!;
+    // Only nested hurds' tasks travel this way; this hurd's own come with their ports.
+    if (taskId === 0 || ns === 0 || ns === own) continue;
+    try {
+      if (n.kind[i] === TaskEvent.TASK_EVENT_CREATED) {
+        if (!srv.byTaskId.has(taskId)) nestedProcess(srv, 0, taskId, n.parentId[i]!, ns, n.name[i]!);
+      } else if (n.kind[i] === TaskEvent.TASK_EVENT_TERMINATED) {
+        const p = srv.byTaskId.get(taskId);
+        if (p && p.ns === ns) processExited(srv, p);
+      }
+    } catch {
+      // No pid left for it (EAGAIN): the rest of the batch still counts.
+      srv.stats.nestedDropped++;
+    }
   }
 }
 

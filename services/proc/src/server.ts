@@ -53,7 +53,7 @@ export class ProcServer {
   startup!: Proc;
   kernelProc!: Proc;
   self!: Proc;
-  readonly stats = { created: 0, reaped: 0, forgedNotifications: 0, signalsSent: 0, signalFailures: 0 };
+  readonly stats = { created: 0, reaped: 0, forgedNotifications: 0, signalsSent: 0, signalFailures: 0, nestedDropped: 0 };
 
   constructor(
     readonly task: Task,
@@ -136,8 +136,12 @@ export class ProcServer {
     return ++this.serials;
   }
 
-  /** A process for a task proc has just heard of (parent: init, no ids, as the Hurd does). */
-  createProcess(task: number, taskId: number, pid?: number): Proc {
+  /**
+   * A process for a task proc has just heard of (parent: init unless given,
+   * no ids, as the Hurd does). The parent is linked before the process joins
+   * init's pgrp, so its pgrp's orphan count is right at once.
+   */
+  createProcess(task: number, taskId: number, pid?: number, parent?: Proc): Proc {
     const n = pid ?? this.pids.alloc();
     if (pid !== undefined) this.pids.take(pid);
     const p = new Proc(n, this.nextSerial(), this.init ? this.init.login : this.rootLogin);
@@ -147,11 +151,35 @@ export class ProcServer {
     if (task) this.byTask.set(task, p);
     if (taskId) this.byTaskId.set(taskId, p);
     if (this.init && this.init !== p) {
-      addChild(this.init, p);
+      addChild(parent ?? this.init, p);
       this.joinPgrp(p, this.init.pgrp!);
     }
     this.stats.created++;
     return p;
+  }
+
+  /**
+   * p's task right. A process of a nested hurd that proc heard of by id only
+   * (TaskEventsNotification) gets one from the kernel the first time proc
+   * acts on its task; 0 when there is none (dead, or no host port to ask with).
+   */
+  async taskOf(p: Proc): Promise<number> {
+    if (p.task || p.ns === 0 || !p.taskId || !this.hostPriv || p.dead || this.task.detached) return p.task;
+    let name: number;
+    try {
+      name = await this.task.taskForId(this.hostPriv, p.taskId);
+    } catch {
+      // The task ended meanwhile: its event is on its way.
+      return p.task;
+    }
+    // Bound meanwhile (another caller, or a right someone passed) or gone:
+    // the kernel gave one more uref of the same name, or a right no one keeps.
+    if (p.task || p.dead) {
+      this.drop(name);
+      return p.task;
+    }
+    this.bindTask(p, name, p.taskId);
+    return name;
   }
 
   bindTask(p: Proc, task: number, taskId: number): void {
@@ -279,19 +307,25 @@ export class ProcServer {
    * Only a pgrp still at 0 once the change is complete became orphaned.
    */
   private pgrpChange(fn: () => void): void {
-    if (this.maybeOrphaned) return fn();
-    const set = (this.maybeOrphaned = new Set());
+    if (this.changing) return fn();
+    this.changing = true;
     try {
       fn();
     } finally {
+      this.changing = false;
+      // Made only when a count fell to 0: every process creation and reaping passes here.
+      const set = this.maybeOrphaned;
       this.maybeOrphaned = null;
-      for (const g of set) if (g.linked === 0 && g.members.size > 0) this.newlyOrphaned(g);
+      if (set) for (const g of set) if (g.linked === 0 && g.members.size > 0) this.newlyOrphaned(g);
     }
   }
 
+  /** Inside pgrpChange. */
+  private changing = false;
+
   private unlink(g: Pgrp): void {
     if (--g.linked === 0 && g.members.size > 0) {
-      if (this.maybeOrphaned) this.maybeOrphaned.add(g);
+      if (this.changing) (this.maybeOrphaned ??= new Set()).add(g);
       else this.newlyOrphaned(g);
     }
   }

@@ -118,7 +118,8 @@ export function recheckWaiters(p: Proc): void {
   for (let i = p.waiters.length - 1; i >= 0; i--) {
     const x = p.waiters[i]!;
     let any = false;
-    for (let c: Proc | null = p.firstChild; c; c = c.nextSibling) if (matches(p, c, x.pid)) any = true;
+    // One match is enough: this runs at every child's exit, for every pending wait.
+    for (let c: Proc | null = p.firstChild; c && !any; c = c.nextSibling) if (matches(p, c, x.pid)) any = true;
     if (!any && x.pid !== 0) {
       p.waiters.splice(i, 1);
       x.reject(new HurdError(Errno.ECHILD, `no child matches ${x.pid}`));
