@@ -89,6 +89,13 @@ for (const kind of busKinds) {
       // proc's SIGCHLD to init (sent when the kernel says the child's task ended) is traced too.
       const sigchld = spans.find((s) => s.kind === SpanKind.PRODUCER && s.attributes["rpc.method"] === "hurd.msg.v1.Msg/SigPost" && s.attributes["hurd.task.receiver"] === w.init.task.id);
       assert.ok(sigchld, "proc's SIGCHLD has its kernel span");
+      // The child's exit (a kernel call, its trace context in a bus header or
+      // gRPC metadata) ends its task; the kernel's notification to proc starts
+      // its own trace, linked to the call that caused it.
+      const died = spans.find((s) => s.name === "hurd_notify_task_terminated" && s.links.some((l) => l.context.traceId === traceId));
+      assert.ok(died, "the task-terminated notification links to the exit that caused it");
+      assert.notEqual(died.spanContext().traceId, traceId, "a notification is a trace of its own");
+      assert.equal(died.links[0]!.attributes?.["hurd.link"], "cause");
       // Every parent named in the trace exists (no dangling links) but the root's.
       for (const s of spans.filter((x) => x.spanContext().traceId === traceId && x !== undefined)) {
         const p = parentOf(s);

@@ -17,6 +17,9 @@ import type { Telemetry } from "./otel.js";
 import { registry, type Registry } from "./registry.js";
 import { LightSpan, UNSAMPLED, type LightTracer } from "./light.js";
 import { constKV, keyBytes, type Writer } from "./otlp.js";
+import { parseTraceparent } from "./traceparent.js";
+
+const CAUSE = Object.freeze({ "hurd.link": "cause" });
 
 // Structural views of the kernel's objects (the kernel imports this package, not the reverse).
 export interface TNs {
@@ -78,6 +81,12 @@ export interface KernelTracer {
   refused(from: TTask, wire: TWire, code: number): void;
   /** A task was created (watchers following a task follow its children). */
   created(t: TTask): void;
+  /**
+   * The traceparent of what the kernel is doing now (the trap it handles),
+   * set by the trap path around each trap: notifications the kernel sends
+   * meanwhile link to it ("" when nothing traced is the cause).
+   */
+  cause: string;
 }
 
 /** One routed message, as the trace stream carries it (hurd.trace.v1.TraceRecord). */
@@ -266,6 +275,7 @@ export class TraceHub implements KernelTracer {
   private flushing = false;
   readonly registry: Registry;
   readonly stats = { records: 0, dropped: 0, spans: 0 };
+  cause = "";
 
   constructor(
     private readonly install: (t: KernelTracer | null) => void,
@@ -493,7 +503,14 @@ export class TraceHub implements KernelTracer {
       rights = [];
       for (const p of wire.ports) rights.push(`${DISP[p.disposition] ?? p.disposition} ${p.name}`);
     }
-    fl.span = new KernelSpan(lt, name, parent, this.system, m.id, sender ? sender.id : 0, fl.sname, m.kernel, fl.rpc, rights);
+    const span = (fl.span = new KernelSpan(lt, name, parent, this.system, m.id, sender ? sender.id : 0, fl.sname, m.kernel, fl.rpc, rights));
     this.stats.spans++;
+    // A notification starts its own trace, linked to its cause: the span of
+    // the trap that made the kernel send it (task_terminate, the message or
+    // deallocation that released the last send right, ...).
+    if (m.kernel && this.cause.length !== 0) {
+      const c = parseTraceparent(this.cause);
+      if (c !== null) span.links = [{ context: { traceId: c.traceId, spanId: c.spanId, traceFlags: c.flags, isRemote: true }, attributes: CAUSE }];
+    }
   }
 }

@@ -19,6 +19,12 @@ export const WINDOW_HEADER = "hurd-window";
 
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
 
+/** The W3C traceparent a caller sent as gRPC metadata ("" when none). */
+function traceparentOf(md: grpc.Metadata): string {
+  const v = md.get("traceparent")[0];
+  return typeof v === "string" ? v : "";
+}
+
 /** Turns any failure into a gRPC error whose trailer names the Hurd errno. */
 function toStatus(e: unknown): grpc.ServiceError {
   const he = HurdError.from(e);
@@ -133,12 +139,17 @@ export class Edge {
       if (key === "receive" || key === "attach" || key === "sendTrap") continue;
       const h = handlers[key];
       impl[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        // The caller's W3C trace context (gRPC metadata) is the cause of what the call makes the kernel do.
+        const tracer = k.tracer;
+        if (tracer !== null) tracer.cause = traceparentOf(call.metadata);
         try {
           const t = this.who(call.metadata);
           const rep = h ? h(k, t, call.request) : (() => { throw new HurdError(Errno.MIG_BAD_ID, info.path); })();
           cb(null, info.def.responseType.fromPartial(rep as object));
         } catch (e) {
           cb(toStatus(e));
+        } finally {
+          if (tracer !== null) tracer.cause = "";
         }
       };
     }
@@ -153,7 +164,7 @@ export class Edge {
     };
     // The runtime's edge transport: bus traps, byte for byte, over gRPC.
     impl.sendTrap = (call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      handleTrap(k, call.request, (code, reply, detail) => cb(null, { code, reply, detail }), true);
+      handleTrap(k, call.request, (code, reply, detail) => cb(null, { code, reply, detail }), true, k.tracer !== null ? traceparentOf(call.metadata) : undefined);
     };
     impl.receive = (call: grpc.ServerWritableStream<unknown, unknown>) => {
       let t: KTask;
