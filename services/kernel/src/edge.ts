@@ -102,14 +102,25 @@ export class Edge {
     try {
       t = this.who(call.metadata);
     } catch (e) {
-      call.destroy(toStatus(e));
+      // grpc-js ends a server stream with a status when it emits 'error' (destroy() ends it without one).
+      call.emit("error", toStatus(e));
       return;
     }
     const q = call.request;
+    // Watching needs host_priv: a trace shows every message's rights and
+    // contents. The watch covers the namespace of that host port.
+    let ns: KTask["ns"];
+    try {
+      if (!q.hostPriv) throw new HurdError(Errno.KERN_NO_ACCESS, "watching the trace stream needs a host_priv send right (host_priv in WatchRequest)");
+      ns = this.kernel.namespaceFromHost(t, q.hostPriv);
+    } catch (e) {
+      call.emit("error", toStatus(e));
+      return;
+    }
     let congested = false;
     let lost = 0;
     const stop = this.kernel.trace.watch(
-      { ns: t.ns, tasks: q.tasks, follow: q.follow, bodies: q.bodies, exclude: q.includeSelf ? q.exclude : [t.id, ...q.exclude] },
+      { ns, tasks: q.tasks, follow: q.follow, bodies: q.bodies, exclude: q.includeSelf ? q.exclude : [t.id, ...q.exclude] },
       (records, dropped) => {
         if (congested) {
           lost += records.length + dropped;
