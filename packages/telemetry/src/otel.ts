@@ -5,6 +5,7 @@
 // queue is bounded (OTEL_BSP_MAX_QUEUE_SIZE, default 2048): a stalled or
 // absent collector costs at most that many spans of memory, and every span
 // that did not fit is counted in `dropped`.
+import { fileURLToPath } from "node:url";
 import { ROOT_CONTEXT, SpanKind, trace, type Tracer } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -193,6 +194,22 @@ export function telemetryFromEnv(service: string, env: NodeJS.ProcessEnv = proce
 let global: Telemetry | null = null;
 export function setGlobalTelemetry(t: Telemetry | null): void {
   global = t;
+  // The gRPC instrumentation register.mjs left (started with --import): its spans go to this telemetry.
+  const g = (globalThis as Record<symbol, unknown>)[GRPC_INSTRUMENTATION] as { setTracerProvider(p: unknown): void } | undefined;
+  if (g && t) g.setTracerProvider(t.provider);
+}
+
+const GRPC_INSTRUMENTATION = Symbol.for("hurdmesh.telemetry.grpcInstrumentation");
+
+/** The file to load with `node --import` before grpc-js (register.mjs: the gRPC instrumentation when tracing is on). */
+export const REGISTER_FILE = fileURLToPath(new URL("./register.mjs", import.meta.url));
+
+/**
+ * `node` arguments that start a hurdmesh program under tsx: with tracing on
+ * in `env`, register.mjs comes first, so grpc-js is instrumented.
+ */
+export function nodeImports(env: NodeJS.ProcessEnv = process.env): string[] {
+  return tracingEnabled(env) ? ["--import", REGISTER_FILE, "--import", "tsx"] : ["--import", "tsx"];
 }
 export function globalTelemetry(): Telemetry | null {
   return global;
