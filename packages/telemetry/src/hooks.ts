@@ -14,7 +14,7 @@
 import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { tracingHooks, type Received } from "@hurdmesh/mach";
-import { LightSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
+import { LightSpan, PlainSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
 import type { Telemetry } from "./otel.js";
 import { constKV, keyBytes, type Writer } from "./otlp.js";
 import { formatTraceparent } from "./traceparent.js";
@@ -76,9 +76,52 @@ export interface HookOptions {
   asyncContext?: boolean;
 }
 
+/**
+ * The context of a long sequence with no handler around it (a boot): what
+ * this process sends outside handlers goes under it. Set only while such a
+ * sequence runs; handlers' own spans still win inside them.
+ */
+let ambient = "";
+
 /** The traceparent a message sent now would carry ("" when there is none). */
 export function currentTraceparent(): string {
-  return active.length !== 0 ? active : otelCurrent();
+  return active.length !== 0 ? active : ambient.length !== 0 ? ambient : otelCurrent();
+}
+
+/**
+ * Spans for a sequence of steps (init's boot): one root span, one child per
+ * phase; while a phase runs, messages and kernel calls this process sends
+ * outside handlers are its children. Nothing (and no cost) without telemetry.
+ */
+export class StepTrace {
+  private readonly root: PlainSpan | null;
+  private phaseSpan: PlainSpan | null = null;
+  constructor(
+    private readonly tel: Telemetry | null,
+    name: string,
+    attributes: Attributes = {},
+  ) {
+    this.root = tel && tel.light.sampleRoot(name) ? new PlainSpan(tel.light, name, SpanKind.INTERNAL, null, attributes) : null;
+    if (this.root) ambient = this.root.traceparent;
+  }
+  /** Ends the current phase and starts `name`. */
+  phase(name: string): void {
+    this.phaseSpan?.end();
+    if (!this.root || !this.tel) return;
+    this.phaseSpan = new PlainSpan(this.tel.light, name, SpanKind.INTERNAL, { traceId: this.root.traceId, spanId: this.root.spanId }, {});
+    ambient = this.phaseSpan.traceparent;
+  }
+  end(error?: unknown): void {
+    this.phaseSpan?.end();
+    this.phaseSpan = null;
+    if (!this.root) return;
+    if (error) this.root.fail(errText(error));
+    this.root.end();
+    if (ambient.length !== 0) ambient = "";
+  }
+  get traceparent(): string {
+    return this.root ? this.root.traceparent : "";
+  }
 }
 
 /** Turns the runtime's hooks on for `tel` (null turns them off). Returns a function that turns them off. */
