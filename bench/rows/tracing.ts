@@ -1,14 +1,15 @@
 // Tracing's cost, measured in one run against tracing off: the brokered Ping
 // RPC and the process lifecycle (on NATS and on the in-process hub), each with tracing off; on
 // but not sampled (hooks installed, spans not recorded); on with 100 %
-// sampling, every span batched to an exporter that drops them; and with an
+// sampling, every span batched to an exporter that serializes each batch as
+// OTLP/protobuf (the wire format's CPU cost, without a collector); and with an
 // rpctrace watcher on the kernel's trace stream (records with bodies,
 // encoded as the edge sends them) and spans off. Every tracing row has
 // `overhead`: the fraction of throughput lost against "off" at the same
 // concurrency. Subjects are interleaved, so the ratios share conditions.
 import { AlwaysOffSampler } from "@opentelemetry/sdk-trace-base";
 import { TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { createTelemetry, installTracingHooks, NoopExporter, type Telemetry } from "@hurdmesh/telemetry";
+import { createTelemetry, installTracingHooks, NoopExporter, SerializingExporter, type Telemetry } from "@hurdmesh/telemetry";
 import { measureInterleaved, type Row, type Subject } from "../harness.js";
 import { bootRig } from "../rig.js";
 import { PING, rig } from "./kernel.js";
@@ -30,7 +31,7 @@ function use(t: Telemetry | null): void {
 
 function telemetryFor(mode: Mode): Telemetry | null {
   if (mode === "on, not sampled") return createTelemetry({ service: "bench", exporter: new NoopExporter(), sampler: new AlwaysOffSampler() });
-  if (mode === "on, 100% sampled, batched export") return createTelemetry({ service: "bench", exporter: new NoopExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: 200 });
+  if (mode === "on, 100% sampled, batched export") return createTelemetry({ service: "bench", exporter: new SerializingExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: 200 });
   return null;
 }
 

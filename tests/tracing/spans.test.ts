@@ -1,9 +1,12 @@
-// OpenTelemetry spans: one kernel span per routed message, child of the
-// sender's span; the receiving server's span is the kernel span's child.
+// OpenTelemetry spans: one kernel span per routed request or one-way
+// message, child of the sender's span, ended when its reply is delivered
+// (the reply's code is on it); the receiving server's span is its child.
 // Tracing on and off give the same results; a stalled or absent collector
 // costs bounded memory (spans dropped and counted).
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { context, ROOT_CONTEXT, SpanKind, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { createTelemetry, installTracingHooks, tracingEnabled } from "@hurdmesh/telemetry";
@@ -37,7 +40,8 @@ for (const kind of busKinds) {
       const tel = createTelemetry({ service: "test", exporter, scheduledDelayMillis: 10 });
       const k = w.b.h.kernel;
       k.trace.useTelemetry(tel);
-      const off = installTracingHooks(tel);
+      // The test's own span reaches init's calls across awaits: async context on.
+      const off = installTracingHooks(tel, { asyncContext: true });
       const root = tel.tracer.startSpan("test sequence");
       const r = await context.with(trace.setSpan(ROOT_CONTEXT, root), () => sequence(w));
       root.end();
@@ -49,7 +53,7 @@ for (const kind of busKinds) {
       const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
       const rootId = root.spanContext().spanId;
       const traceId = root.spanContext().traceId;
-      const kernelSpan = (method: string) => spans.find((s) => s.kind === SpanKind.PRODUCER && s.attributes["rpc.method"] === method && !s.attributes["hurd.reply"]);
+      const kernelSpan = (method: string) => spans.find((s) => s.kind === SpanKind.PRODUCER && s.attributes["rpc.method"] === method);
 
       for (const m of ["hurd.process.v1.Process/Child", "hurd.msg.v1.Msg/SigPost", "hurd.process.v1.Process/Waitid", "hurd.process.v1.Process/MarkExit"]) {
         const ks = kernelSpan(m);
@@ -76,13 +80,22 @@ for (const kind of busKinds) {
       const sig = kernelSpan("hurd.msg.v1.Msg/SigPost")!;
       assert.equal(sig.attributes["hurd.task.receiver"], r.childTask);
       assert.ok((sig.attributes["hurd.rights"] as string[]).some((x) => x.startsWith("copy-send")), "rights moved, with their dispositions");
-      // The reply is a span too, under the request's kernel span.
-      const rep = spans.find((s) => s.attributes["hurd.reply"] === true && s.attributes["rpc.method"] === "hurd.msg.v1.Msg/SigPost");
-      assert.ok(rep);
-      assert.equal(parentOf(rep), sig.spanContext().spanId);
+      // The reply makes no span: its code is on the request's span, which ends once the reply is delivered.
+      assert.equal(sig.attributes["hurd.reply.code"], 0);
+      assert.equal(spans.filter((s) => s.attributes["hurd.reply"] !== undefined).length, 0);
+      const sigSrv = spans.find((s) => s.kind === SpanKind.SERVER && parentOf(s) === sig.spanContext().spanId)!;
+      const ns = (t: readonly [number, number]) => t[0] * 1e9 + t[1];
+      assert.ok(ns(sigSrv.startTime) >= ns(sig.startTime), "the handling starts within the request's span");
       // proc's SIGCHLD to init (sent when the kernel says the child's task ended) is traced too.
       const sigchld = spans.find((s) => s.kind === SpanKind.PRODUCER && s.attributes["rpc.method"] === "hurd.msg.v1.Msg/SigPost" && s.attributes["hurd.task.receiver"] === w.init.task.id);
       assert.ok(sigchld, "proc's SIGCHLD has its kernel span");
+      // The child's exit (a kernel call, its trace context in a bus header or
+      // gRPC metadata) ends its task; the kernel's notification to proc starts
+      // its own trace, linked to the call that caused it.
+      const died = spans.find((s) => s.name === "hurd_notify_task_terminated" && s.links.some((l) => l.context.traceId === traceId));
+      assert.ok(died, "the task-terminated notification links to the exit that caused it");
+      assert.notEqual(died.spanContext().traceId, traceId, "a notification is a trace of its own");
+      assert.equal(died.links[0]!.attributes?.["hurd.link"], "cause");
       // Every parent named in the trace exists (no dangling links) but the root's.
       for (const s of spans.filter((x) => x.spanContext().traceId === traceId && x !== undefined)) {
         const p = parentOf(s);
@@ -92,14 +105,14 @@ for (const kind of busKinds) {
       await tel.shutdown();
     });
 
-    it("errors are recorded: hurd.errno on the reply span", async () => {
+    it("errors are recorded: the reply's hurd.errno on the request's span", async () => {
       const exporter = new InMemorySpanExporter();
       const tel = createTelemetry({ service: "test", exporter, scheduledDelayMillis: 10 });
       w.b.h.kernel.trace.useTelemetry(tel);
       await assert.rejects(w.init.proc.getmsgport({ pid: 99999 }));
       w.b.h.kernel.trace.useTelemetry(null);
       await tel.flush();
-      const rep = exporter.getFinishedSpans().find((s) => s.attributes["hurd.reply"] === true && s.attributes["rpc.method"] === "hurd.process.v1.Process/Getmsgport");
+      const rep = exporter.getFinishedSpans().find((s) => s.kind === SpanKind.PRODUCER && s.attributes["rpc.method"] === "hurd.process.v1.Process/Getmsgport");
       assert.equal(rep?.attributes["hurd.errno"], "ESRCH");
       assert.equal(rep?.status.code, 2);
       await tel.shutdown();
@@ -128,33 +141,57 @@ for (const kind of busKinds) {
       const tel = createTelemetry({ service: "test", exporter: stalled, maxQueueSize: 200, maxExportBatchSize: 50, scheduledDelayMillis: 5, exportTimeoutMillis: 300 });
       const k = w.b.h.kernel;
       k.trace.useTelemetry(tel);
-      for (let i = 0; i < 10; i++) await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()));
+      for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()));
       k.trace.useTelemetry(null);
       assert.ok(tel.queued <= 200, `queued ${tel.queued}`);
-      // 4000 spans (request and reply per RPC): each stalled export holds at most a batch of 50, the queue 200; the rest is dropped.
+      // 2000 kernel spans (one per RPC): each stalled export holds at most a batch of 50, the queue 200; the rest is dropped.
       assert.ok(tel.dropped > 1000, `dropped ${tel.dropped}`);
       assert.ok(tel.dropped + tel.queued + exports * 50 >= 2000, `dropped ${tel.dropped}, queued ${tel.queued}, exports ${exports}`);
       assert.ok(exports >= 1);
       await tel.shutdown().catch(() => {}); // the stalled export times out
     });
 
-    it("an absent OTLP endpoint (http and grpc) costs bounded memory too", async () => {
-      for (const proto of ["http/json", "grpc"]) {
-        const tel = createTelemetry({
-          service: "test",
-          env: { OTEL_EXPORTER_OTLP_ENDPOINT: proto === "grpc" ? "http://127.0.0.1:9" : "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_PROTOCOL: proto },
-          maxQueueSize: 100,
-          maxExportBatchSize: 20,
-          scheduledDelayMillis: 5,
-          exportTimeoutMillis: 500,
-        });
-        const k = w.b.h.kernel;
-        k.trace.useTelemetry(tel);
-        for (let i = 0; i < 5; i++) await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()));
-        k.trace.useTelemetry(null);
-        assert.ok(tel.queued <= 100, `${proto}: queued ${tel.queued}`);
-        assert.ok(tel.dropped > 0, `${proto}: dropped ${tel.dropped}`);
-        await tel.shutdown().catch(() => {});
+    it("an absent or stalled OTLP endpoint (http/protobuf, http/json, grpc) costs bounded memory; delivery goes on", async () => {
+      // A collector that accepts connections and never answers.
+      const sockets = new Set<import("node:net").Socket>();
+      const stalled = createServer(() => {});
+      stalled.on("connection", (c) => sockets.add(c));
+      await new Promise<void>((r) => stalled.listen(0, "127.0.0.1", r));
+      const stalledUrl = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}`;
+      const cases = [
+        ["absent", "http/protobuf", "http://127.0.0.1:9"],
+        ["absent", "http/json", "http://127.0.0.1:9"],
+        ["absent", "grpc", "http://127.0.0.1:9"],
+        ["stalled", "http/protobuf", stalledUrl],
+      ] as const;
+      try {
+        for (const [how, proto, endpoint] of cases) {
+          const tel = createTelemetry({
+            service: "test",
+            env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: proto },
+            maxQueueSize: 100,
+            maxExportBatchSize: 20,
+            scheduledDelayMillis: 5,
+            exportTimeoutMillis: 500,
+          });
+          const k = w.b.h.kernel;
+          k.trace.useTelemetry(tel);
+          let most = 0;
+          const probe = setInterval(() => (most = Math.max(most, tel.queued)), 1);
+          let done = 0;
+          for (let i = 0; i < 20; i++) done += (await Promise.all(Array.from({ length: 100 }, () => w.init.getpids()))).length;
+          clearInterval(probe);
+          k.trace.useTelemetry(null);
+          const what = `${how} ${proto}`;
+          assert.equal(done, 2000, `${what}: every RPC answered`);
+          assert.ok(most <= 100 && tel.queued <= 100, `${what}: queued at most ${most}`);
+          // A stalled export holds its batch until the timeout: the queue fills and the rest is dropped, counted.
+          if (how === "stalled") assert.ok(tel.dropped > 0, `${what}: dropped ${tel.dropped}`);
+          await tel.shutdown().catch(() => {});
+        }
+      } finally {
+        for (const c of sockets) c.destroy();
+        stalled.close();
       }
     });
   });

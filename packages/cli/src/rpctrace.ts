@@ -5,6 +5,7 @@
 // interposed: the kernel publishes its trace stream (hurd.trace.v1.Trace/Watch
 // on its gRPC edge) only while this watches, and no task's ports change.
 import * as grpc from "@grpc/grpc-js";
+import { portAt } from "@hurdmesh/mach";
 import { runProgram, W, describeStatus } from "@hurdmesh/libhurd";
 import { TraceClient, type TraceBatch, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { RpcTraceFormatter } from "@hurdmesh/telemetry";
@@ -111,11 +112,21 @@ export async function rpctrace(argv: string[], o: RpctraceOptions): Promise<numb
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((r) => (finish = r));
 
+  // The kernel shows its trace stream to holders of host_priv only: root
+  // gets it from proc, as `hurd shutdown` does; this task then watches.
+  let hostPriv: number;
+  try {
+    const priv = await c.me.proc.getprivports({});
+    hostPriv = portAt(priv, priv.hostPriv);
+  } catch (e) {
+    await c.close();
+    throw new CliError(`rpctrace needs the host_priv port (root): ${(e as Error).message}`);
+  }
   const tc = new TraceClient(c.session.edge, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();
-  md.set("hurd-task", String(c.session.console.taskId));
-  md.set("hurd-token", c.session.console.token);
-  const stream = tc.watch({ tasks, follow, bodies: true, includeSelf: false, exclude: [c.task.id] }, md);
+  md.set("hurd-task", String(c.task.id));
+  md.set("hurd-token", c.token);
+  const stream = tc.watch({ tasks, follow, bodies: true, includeSelf: false, exclude: [c.task.id], hostPriv }, md);
   const ready = new Promise<void>((resolve) => {
     stream.on("metadata", () => resolve());
     setTimeout(resolve, 300).unref();

@@ -59,6 +59,8 @@ function unary<T>(c: MachClient, method: string, req: object, md: grpc.Metadata)
 export interface Connected {
   session: Session;
   task: Task;
+  /** The command task's token (to call the kernel's edge as this task). */
+  token: string;
   me: Process;
   /** Attaches another new task of the console's (for programs run by spawn). */
   attach(taskId: number, token: string): Promise<Task>;
@@ -100,6 +102,7 @@ export async function connect(hurd = "hurd", name = "hurd"): Promise<Connected> 
   return {
     session: s,
     task,
+    token: created.token,
     me,
     attach,
     async close() {

@@ -10,6 +10,7 @@ import { BOOT_NAMES, Init, InProcessLauncher } from "@hurdmesh/init";
 import { Edge, Kernel, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
 import { serveSubhurds } from "@hurdmesh/init";
+import { nodeImports } from "@hurdmesh/telemetry";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -86,7 +87,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
   const bootFile = join(dir, "boot.json");
   const kmain = fileURLToPath(new URL("../../../services/kernel/src/main.ts", import.meta.url));
   const imain = fileURLToPath(new URL("../../../services/init/src/main.ts", import.meta.url));
-  const kernel = spawn(process.execPath, ["--import", "tsx", kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], { stdio: ["ignore", "pipe", "inherit"] });
+  const kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], { stdio: ["ignore", "pipe", "inherit"] });
   let kout = "";
   kernel.stdout!.on("data", (d) => {
     kout += d;
@@ -98,7 +99,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     kernel.kill();
     throw new Error("the kernel did not start");
   }
-  const init = spawn(process.execPath, ["--import", "tsx", imain, "--nats", o.nats!, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...(o.command ?? [])], { stdio: ["ignore", "pipe", "inherit"] });
+  const init = spawn(process.execPath, [...nodeImports(), imain, "--nats", o.nats!, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...(o.command ?? [])], { stdio: ["ignore", "pipe", "inherit"] });
   let ready!: () => void;
   const up = new Promise<void>((r) => (ready = r));
   init.stdout!.on("data", (d) => {

@@ -35,16 +35,18 @@ export class EdgeBus implements Bus {
     this.c = new Ctor(address, grpc.credentials.createInsecure()) as unknown as EdgeClient;
   }
 
-  private md(): grpc.Metadata {
+  private md(traceparent?: string): grpc.Metadata {
     const m = new grpc.Metadata();
     m.set("hurd-task", String(this.taskId));
     m.set("hurd-token", this.token);
+    // W3C trace context as gRPC metadata, as OTel's gRPC propagation sends it.
+    if (traceparent) m.set("traceparent", traceparent);
     return m;
   }
 
-  publish(_subject: string, data: Uint8Array): void {
+  publish(_subject: string, data: Uint8Array, _reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "edge connection closed");
-    this.c.sendTrap(data, this.md(), {}, () => {});
+    this.c.sendTrap(data, this.md(traceparent), {}, () => {});
   }
 
   subscribe(_subject: string, handler: BusHandler): BusSubscription {
@@ -55,10 +57,10 @@ export class EdgeBus implements Bus {
     return { unsubscribe: () => s.cancel() };
   }
 
-  request(_subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  request(_subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, "edge connection closed"));
     return new Promise((resolve, reject) =>
-      this.c.sendTrap(data, this.md(), { deadline: Date.now() + timeoutMs }, (e, r) => {
+      this.c.sendTrap(data, this.md(traceparent), { deadline: Date.now() + timeoutMs }, (e, r) => {
         if (!e) return resolve(r);
         if (e.code === grpc.status.DEADLINE_EXCEEDED) reject(new HurdError(Errno.ETIMEDOUT, `no answer from the edge at ${this.address}`));
         else reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, `the kernel's edge at ${this.address}: ${e.details || e.message}`, { cause: e }));

@@ -149,7 +149,7 @@ export class Task {
     });
     try {
       const req = MachDefinition.methods.attach.requestType.encode({ taskId: o.taskId, token: o.token, window }).finish();
-      const bytes = await trap(o.bus, `hurd.${system}.kernel.trap`, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, o.timeoutMs ?? 10_000);
+      const bytes = await trap(o.bus, `hurd.${system}.kernel.trap`, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, o.timeoutMs ?? 10_000, "");
       const rep = AttachReply.decode(bytes);
       task = new Task({ ...o, system }, rep, window);
     } catch (e) {
@@ -201,7 +201,11 @@ export class Task {
     const def = info.def;
     const body = encode(def.requestType, def.requestType.fromPartial(req));
     this.sentSinceBeat = true;
-    const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, this.timeoutMs);
+    // A kernel call has no message to carry its trace context: it goes as a
+    // bus header (NATS) or gRPC metadata, so what the call causes (a task's
+    // death, notifications) links back to the caller's span.
+    const tp = tracingHooks.current !== null ? tracingHooks.current() : "";
+    const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, this.timeoutMs, tp);
     return def.responseType.decode(bytes) as Rep<K>;
   }
 
@@ -483,9 +487,9 @@ export class Task {
 }
 
 /** One kernel call over the bus. */
-async function trap(bus: Bus, subject: string, task: number, token: string, credit: number, msgid: number, request: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+async function trap(bus: Bus, subject: string, task: number, token: string, credit: number, msgid: number, request: Uint8Array, timeoutMs: number, traceparent: string): Promise<Uint8Array> {
   const bytes = encode(Trap, { task, token, credit, call: { msgid, request } });
-  const ans = CallReply.decode(await bus.request(subject, bytes, timeoutMs));
+  const ans = CallReply.decode(await bus.request(subject, bytes, timeoutMs, traceparent || undefined));
   if (ans.code !== 0) throw new HurdError(ans.code, ans.detail || undefined);
   return ans.reply;
 }

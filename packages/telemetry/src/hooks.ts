@@ -1,70 +1,173 @@
 // Spans in every program that serves ports: a SERVER span per request,
-// child of the delivery's traceparent (the kernel's span for that message),
-// active while the handler runs so the messages it sends carry it.
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
+// child of the delivery's traceparent (the kernel's span for that message).
+//
+// The handler's span is the active context only while the handler runs
+// synchronously: messages it sends before its first await carry it. No
+// AsyncLocalStorage by default: on Node 20 it installs promise hooks that
+// tax every promise in the process (a third of a brokered RPC's throughput
+// at the last measurement), traced or not. Handlers that send after an
+// await and want their calls under their span pass it explicitly
+// (`{ traceparent }` from the request, see Context.traceparent), or the
+// program opts in to async propagation with `asyncContext` (or
+// HURD_TRACE_ASYNC_CONTEXT=1), which installs OTel's AsyncLocalStorage
+// context manager and runs each handler inside its span's context.
+import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { tracingHooks, type Received } from "@hurdmesh/mach";
+import { LightSpan, PlainSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
 import type { Telemetry } from "./otel.js";
-import { formatTraceparent, parseTraceparent } from "./traceparent.js";
+import { constKV, keyBytes, type Writer } from "./otlp.js";
+import { formatTraceparent } from "./traceparent.js";
 
 let manager: AsyncLocalStorageContextManager | null = null;
+/** The traceparent of the handler running synchronously now ("" outside handlers). */
+let active = "";
 
-function end(span: Span, failed: unknown): void {
-  if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: failed instanceof Error ? failed.message : String(failed) });
-  span.end();
+const KV_RPC_SYSTEM = constKV("rpc.system.name", "hurdmesh");
+const K_METHOD = keyBytes("rpc.method");
+
+/** A request's handling in its server; attributes become an object only at export. */
+class ServerSpan extends LightSpan {
+  constructor(
+    lt: LightTracer,
+    name: string,
+    parent: Parent | null,
+    private readonly method: string | undefined,
+    private readonly migId: number,
+  ) {
+    super(lt, name, SpanKind.SERVER, parent);
+  }
+  // The kernel's span above this one names the ports, tasks and MIG id;
+  // repeating them here would only add to every export's serialization.
+  override writeAttributes(w: Writer): void {
+    w.kv(KV_RPC_SYSTEM);
+    w.kvString(K_METHOD, this.method ?? String(this.migId));
+  }
+  protected override attrs(): Attributes {
+    return { "rpc.system.name": "hurdmesh", "rpc.method": this.method ?? String(this.migId) };
+  }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Runs `run` with `tp` as the active context for the messages it sends synchronously. */
+function within(tp: string, run: () => void | Promise<void>): void | Promise<void> {
+  const prev = active;
+  active = tp;
+  try {
+    return run();
+  } finally {
+    active = prev;
+  }
+}
+
+/** The traceparent of the OTel API's active span, for programs that run a context manager. */
+function otelCurrent(): string {
+  const s = trace.getSpan(context.active());
+  if (!s) return "";
+  const sc = s.spanContext();
+  return formatTraceparent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags });
+}
+
+export interface HookOptions {
+  /** Propagate the handler's span across awaits (AsyncLocalStorage; costly on Node 20). */
+  asyncContext?: boolean;
+}
+
+/**
+ * The context of a long sequence with no handler around it (a boot): what
+ * this process sends outside handlers goes under it. Set only while such a
+ * sequence runs; handlers' own spans still win inside them.
+ */
+let ambient = "";
+
+/** The traceparent a message sent now would carry ("" when there is none). */
+export function currentTraceparent(): string {
+  return active.length !== 0 ? active : ambient.length !== 0 ? ambient : otelCurrent();
+}
+
+/**
+ * Spans for a sequence of steps (init's boot): one root span, one child per
+ * phase; while a phase runs, messages and kernel calls this process sends
+ * outside handlers are its children. Nothing (and no cost) without telemetry.
+ */
+export class StepTrace {
+  private readonly root: PlainSpan | null;
+  private phaseSpan: PlainSpan | null = null;
+  constructor(
+    private readonly tel: Telemetry | null,
+    name: string,
+    attributes: Attributes = {},
+  ) {
+    this.root = tel && tel.light.sampleRoot(name) ? new PlainSpan(tel.light, name, SpanKind.INTERNAL, null, attributes) : null;
+    if (this.root) ambient = this.root.traceparent;
+  }
+  /** Ends the current phase and starts `name`. */
+  phase(name: string): void {
+    this.phaseSpan?.end();
+    if (!this.root || !this.tel) return;
+    this.phaseSpan = new PlainSpan(this.tel.light, name, SpanKind.INTERNAL, { traceId: this.root.traceId, spanId: this.root.spanId }, {});
+    ambient = this.phaseSpan.traceparent;
+  }
+  end(error?: unknown): void {
+    this.phaseSpan?.end();
+    this.phaseSpan = null;
+    if (!this.root) return;
+    if (error) this.root.fail(errText(error));
+    this.root.end();
+    if (ambient.length !== 0) ambient = "";
+  }
+  get traceparent(): string {
+    return this.root ? this.root.traceparent : "";
+  }
 }
 
 /** Turns the runtime's hooks on for `tel` (null turns them off). Returns a function that turns them off. */
-export function installTracingHooks(tel: Telemetry | null): () => void {
+export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}): () => void {
   if (!tel) {
     tracingHooks.current = null;
     tracingHooks.serve = null;
     return () => {};
   }
-  if (!manager) {
+  const asyncContext = o.asyncContext ?? process.env.HURD_TRACE_ASYNC_CONTEXT === "1";
+  if (asyncContext && !manager) {
     manager = new AsyncLocalStorageContextManager();
     manager.enable();
     context.setGlobalContextManager(manager);
   }
-  tracingHooks.current = () => {
-    const s = trace.getSpan(context.active());
-    if (!s) return "";
-    const sc = s.spanContext();
-    return formatTraceparent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags });
-  };
+  const lt = tel.light;
+  tracingHooks.current = currentTraceparent;
   tracingHooks.serve = (m: Received, method: string | undefined, run: () => void | Promise<void>) => {
-    const p = parseTraceparent(m.traceparent);
-    const parent = p ? trace.setSpanContext(ROOT_CONTEXT, { traceId: p.traceId, spanId: p.spanId, traceFlags: p.flags, isRemote: true }) : ROOT_CONTEXT;
-    const span = tel.tracer.startSpan(
-      method ?? `msgid ${m.id}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          "rpc.system.name": "hurdmesh",
-          "rpc.method": method ?? String(m.id),
-          "hurd.mig.id": m.id,
-          "hurd.port.receiver_name": m.local,
-          "hurd.task.sender": Number(m.sender),
-        },
-      },
-      parent,
-    );
+    const name = method ?? `msgid ${m.id}`;
+    const parent = lt.parent(m.traceparent);
+    // Unsampled: no span, but the decision travels on with what the handler sends.
+    if (parent === UNSAMPLED) return within(m.traceparent, run);
+    if (parent === null && !lt.sampleRoot(name)) return within(lt.unsampledContext(), run);
+    const span = new ServerSpan(lt, name, parent, method, m.id);
     let r: void | Promise<void>;
+    const prev = active;
+    active = span.traceparent;
     try {
-      r = context.with(trace.setSpan(parent, span), run);
+      r = asyncContext ? context.with(trace.setSpanContext(ROOT_CONTEXT, span.spanContext()), run) : run();
     } catch (e) {
-      end(span, e);
+      span.fail(errText(e));
+      span.end();
       throw e;
+    } finally {
+      active = prev;
     }
     if (r && typeof (r as Promise<void>).then === "function")
       return (r as Promise<void>).then(
-        () => end(span, null),
+        () => span.end(),
         (e) => {
-          end(span, e);
+          span.fail(errText(e));
+          span.end();
           throw e;
         },
       );
-    end(span, null);
+    span.end();
     return r;
   };
   return () => {

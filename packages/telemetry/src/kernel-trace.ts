@@ -5,12 +5,21 @@
 // Nothing here changes what a task holds or receives, except that with
 // telemetry on a delivery's traceparent names the kernel's span (so the
 // receiver's handler span is its child).
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
+//
+// Spans per RPC: one here, from the request's send until its reply is
+// delivered (the reply's code and errno go on it), and the server's handler
+// span under it. A reply makes no span of its own: that halves the kernel's
+// spans and keeps the span tree the shape a person reads (call, handling).
+import { SpanKind, type Attributes } from "@opentelemetry/api";
 import { errnoName } from "@hurdmesh/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Telemetry } from "./otel.js";
 import { registry, type Registry } from "./registry.js";
-import { formatTraceparent, parseTraceparent } from "./traceparent.js";
+import { LightSpan, UNSAMPLED, type LightTracer } from "./light.js";
+import { constKV, keyBytes, type Writer } from "./otlp.js";
+import { parseTraceparent } from "./traceparent.js";
+
+const CAUSE = Object.freeze({ "hurd.link": "cause" });
 
 // Structural views of the kernel's objects (the kernel imports this package, not the reverse).
 export interface TNs {
@@ -72,6 +81,12 @@ export interface KernelTracer {
   refused(from: TTask, wire: TWire, code: number): void;
   /** A task was created (watchers following a task follow its children). */
   created(t: TTask): void;
+  /**
+   * The traceparent of what the kernel is doing now (the trap it handles),
+   * set by the trap path around each trap: notifications the kernel sends
+   * meanwhile link to it ("" when nothing traced is the cause).
+   */
+  cause: string;
 }
 
 /** One routed message, as the trace stream carries it (hurd.trace.v1.TraceRecord). */
@@ -114,7 +129,107 @@ interface Flight {
   re: number;
   reply: boolean;
   wire: TWire | null;
-  span: Span | null;
+  /** A request's or one-way message's span; for a reply, its request's span (ended when the reply is delivered). */
+  span: KernelSpan | null;
+  /** With telemetry on, an unsampled message that starts a trace: the context it carries on. */
+  tp: string;
+}
+
+/** What a pending request's reply port remembers. */
+interface PendingReply {
+  n: number;
+  id: number;
+  span: KernelSpan | null;
+}
+
+// The kernel span's attributes, encoded once (see writeAttributes).
+const KV_RPC_SYSTEM = constKV("rpc.system.name", "hurdmesh");
+const KV_MESSAGING_SYSTEM = constKV("messaging.system", "hurdmesh");
+const KV_OP_SEND = constKV("messaging.operation.type", "send");
+const KV_KERNEL = constKV("hurd.kernel", true);
+const K_MIG_ID = keyBytes("hurd.mig.id");
+const K_SENDER = keyBytes("hurd.task.sender");
+const K_SENDER_NAME = keyBytes("hurd.port.sender_name");
+const K_METHOD = keyBytes("rpc.method");
+const K_RIGHTS = keyBytes("hurd.rights");
+const K_RECEIVER = keyBytes("hurd.task.receiver");
+const K_RECEIVER_NAME = keyBytes("hurd.port.receiver_name");
+const K_NAMESPACE = keyBytes("hurd.namespace");
+const K_DESTINATION = keyBytes("messaging.destination.name");
+const K_REPLY_CODE = keyBytes("hurd.reply.code");
+const K_ERRNO = keyBytes("hurd.errno");
+
+/**
+ * The kernel's span for one routed message. Its attributes are kept as
+ * fields and become an attribute object only when the exporter reads them.
+ */
+class KernelSpan extends LightSpan {
+  receiver = 0;
+  receiverName = 0;
+  ns = -1;
+  replied = false;
+  code = 0;
+  constructor(
+    lt: LightTracer,
+    name: string,
+    parent: { traceId: string; spanId: string } | null,
+    private readonly system: string,
+    private readonly migId: number,
+    private readonly sender: number,
+    private readonly senderName: number,
+    private readonly kernel: boolean,
+    private readonly rpc: string | undefined,
+    private readonly rights: string[] | null,
+  ) {
+    super(lt, name, SpanKind.PRODUCER, parent);
+  }
+  override writeAttributes(w: Writer): void {
+    w.kv(KV_RPC_SYSTEM);
+    w.kv(KV_MESSAGING_SYSTEM);
+    w.kv(KV_OP_SEND);
+    w.kvInt(K_MIG_ID, this.migId);
+    w.kvInt(K_SENDER, this.sender);
+    w.kvInt(K_SENDER_NAME, this.senderName);
+    if (this.kernel) w.kv(KV_KERNEL);
+    if (this.rpc) w.kvString(K_METHOD, this.rpc);
+    if (this.rights) w.kvAny(K_RIGHTS, this.rights);
+    if (this.receiver !== 0) {
+      w.kvInt(K_RECEIVER, this.receiver);
+      w.kvInt(K_RECEIVER_NAME, this.receiverName);
+      w.kvInt(K_NAMESPACE, this.ns);
+      w.kvString(K_DESTINATION, `hurd.${this.system}.rcv.${this.receiver}.${this.receiverName}`);
+    }
+    if (this.replied) {
+      w.kvInt(K_REPLY_CODE, this.code);
+      if (this.code !== 0) w.kvString(K_ERRNO, errnoName(this.code));
+    }
+  }
+  protected override attrs(): Attributes {
+    const a: Attributes = {
+      "rpc.system.name": "hurdmesh",
+      "messaging.system": "hurdmesh",
+      "messaging.operation.type": "send",
+      "hurd.mig.id": this.migId,
+      "hurd.task.sender": this.sender,
+      "hurd.port.sender_name": this.senderName,
+    };
+    // Every attribute is paid for again in each export's serialization:
+    // the usual values are left out (hurd.kernel false, no reply code).
+    if (this.kernel) a["hurd.kernel"] = true;
+    if (this.rpc) a["rpc.method"] = this.rpc;
+    if (this.rights) a["hurd.rights"] = this.rights;
+    if (this.receiver !== 0) {
+      a["hurd.task.receiver"] = this.receiver;
+      a["hurd.port.receiver_name"] = this.receiverName;
+      a["hurd.namespace"] = this.ns;
+      a["messaging.destination.name"] = `hurd.${this.system}.rcv.${this.receiver}.${this.receiverName}`;
+    }
+    if (this.replied) {
+      a["hurd.reply.code"] = this.code;
+      if (this.code !== 0) a["hurd.errno"] = errnoName(this.code);
+    }
+    return a;
+  }
 }
 
 const DISP: Record<number, string> = {
@@ -153,13 +268,14 @@ function inNs(ns: TNs, root: TNs): boolean {
 export class TraceHub implements KernelTracer {
   private readonly flights = new WeakMap<TMsg, Flight>();
   /** Reply ports (send-once) of delivered requests: the request's record. */
-  private readonly pendingReplies = new WeakMap<object, { n: number; id: number; span: Span | null }>();
+  private readonly pendingReplies = new WeakMap<object, PendingReply>();
   private readonly watchers = new Set<Watcher>();
   private telemetry: Telemetry | null = null;
   private n = 0;
   private flushing = false;
   readonly registry: Registry;
   readonly stats = { records: 0, dropped: 0, spans: 0 };
+  cause = "";
 
   constructor(
     private readonly install: (t: KernelTracer | null) => void,
@@ -210,21 +326,31 @@ export class TraceHub implements KernelTracer {
     let re = 0;
     let rpc: string | undefined;
     let reply = false;
-    let parentSpan: Span | null = null;
-    if (m.destType === R_SEND_ONCE && !m.kernel) {
+    let span: KernelSpan | null = null;
+    if (m.destType === R_SEND_ONCE) {
       const p = this.pendingReplies.get(m.dest);
       if (p) {
         this.pendingReplies.delete(m.dest);
-        re = p.n;
-        reply = true;
-        rpc = this.registry.name(p.id);
-        parentSpan = p.span;
+        if (m.kernel) {
+          // The reply right died unused (the kernel's send-once
+          // notification): the request is over, unanswered.
+          if (p.span !== null) {
+            p.span.fail("reply right destroyed (MIG_SERVER_DIED)");
+            p.span.end();
+          }
+        } else {
+          re = p.n;
+          reply = true;
+          rpc = this.registry.name(p.id);
+          span = p.span;
+        }
       }
     }
     if (!reply) rpc = this.registry.name(m.id, m.kernel) ?? (m.destType === R_SEND_ONCE ? this.registry.name(m.id - 100) : undefined);
-    const fl: Flight = { n: ++this.n, ts: Date.now(), sname: wire ? wire.destination : 0, rpc, re, reply, wire, span: null };
+    // ts is for watchers' records only (spans keep their own clock).
+    const fl: Flight = { n: ++this.n, ts: this.watchers.size > 0 ? Date.now() : 0, sname: wire ? wire.destination : 0, rpc, re, reply, wire, span, tp: "" };
     const tel = this.telemetry;
-    if (tel !== null) fl.span = this.startSpan(tel, m, fl, parentSpan);
+    if (tel !== null && !reply) this.startSpan(tel.light, m, fl);
     this.flights.set(m, fl);
   }
 
@@ -232,22 +358,25 @@ export class TraceHub implements KernelTracer {
     let fl = this.flights.get(m);
     if (!fl) {
       // Routed without passing sent() (a kernel object's MIG_BAD_ID answer).
-      fl = { n: ++this.n, ts: Date.now(), sname: 0, rpc: this.registry.name(m.id - 100), re: 0, reply: true, wire: null, span: null };
+      fl = { n: ++this.n, ts: Date.now(), sname: 0, rpc: this.registry.name(m.id - 100), re: 0, reply: true, wire: null, span: null, tp: "" };
     } else this.flights.delete(m);
-    if (m.reply && m.replyType === R_SEND_ONCE) this.pendingReplies.set(m.reply, { n: fl.n, id: m.id, span: fl.span });
     const span = fl.span;
+    const awaitsReply = m.reply !== null && m.replyType === R_SEND_ONCE;
+    if (awaitsReply) this.pendingReplies.set(m.reply!, { n: fl.n, id: m.id, span });
     if (span !== null) {
-      if (span.isRecording())
-        span.setAttributes({
-          "hurd.task.receiver": to.id,
-          "hurd.port.receiver_name": rec.local,
-          "hurd.namespace": to.ns.id,
-          "messaging.destination.name": `hurd.${this.system}.rcv.${to.id}.${rec.local}`,
-        });
-      const sc = span.spanContext();
-      rec.traceparent = formatTraceparent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags });
-      span.end();
-    }
+      if (fl.reply) {
+        span.replied = true;
+        span.code = m.code;
+        if (m.code !== 0) span.fail(errnoName(m.code));
+        span.end();
+      } else {
+        span.receiver = to.id;
+        span.receiverName = rec.local;
+        span.ns = to.ns.id;
+        rec.traceparent = span.traceparent;
+        if (!awaitsReply) span.end();
+      }
+    } else if (fl.tp.length !== 0) rec.traceparent = fl.tp;
     if (this.watchers.size > 0) this.record(m, fl, to, rec, 0, m.sender, to.ns);
   }
 
@@ -255,10 +384,12 @@ export class TraceHub implements KernelTracer {
     const fl = this.flights.get(m);
     if (!fl) return;
     this.flights.delete(m);
-    if (fl.span) {
-      fl.span.setAttribute("hurd.errno", errnoName(code));
-      fl.span.setStatus({ code: SpanStatusCode.ERROR, message: errnoName(code) });
-      fl.span.end();
+    const span = fl.span;
+    if (span !== null) {
+      if (fl.reply) span.replied = true;
+      span.code = code;
+      span.fail(errnoName(code));
+      span.end();
     }
     if (this.watchers.size > 0 && m.sender) this.record(m, fl, null, null, code, m.sender, m.sender.ns);
   }
@@ -357,36 +488,29 @@ export class TraceHub implements KernelTracer {
 
   // ------------------------------------------------------------ spans
 
-  private startSpan(tel: Telemetry, m: TMsg, fl: Flight, replyOf: Span | null): Span {
-    const p = parseTraceparent(m.traceparent);
-    let ctx = ROOT_CONTEXT;
-    if (p) ctx = trace.setSpanContext(ROOT_CONTEXT, { traceId: p.traceId, spanId: p.spanId, traceFlags: p.flags, isRemote: true });
-    else if (replyOf) ctx = trace.setSpan(ROOT_CONTEXT, replyOf);
-    const name = m.kernel ? (fl.rpc ?? `notify ${m.id}`) : fl.reply ? `${fl.rpc ?? m.id - 100} reply` : (fl.rpc ?? `msgid ${m.id}`);
-    const sender = m.sender;
-    const span = tel.tracer.startSpan(name, { kind: SpanKind.PRODUCER, startTime: fl.ts }, ctx);
-    this.stats.spans++;
-    // A span the sampler left out records nothing: skip the attributes.
-    if (!span.isRecording()) return span;
-    span.setAttributes({
-      "rpc.system.name": "hurdmesh",
-      "messaging.system": "hurdmesh",
-      "messaging.operation.type": "send",
-      "hurd.mig.id": m.id,
-      "hurd.task.sender": sender ? sender.id : 0,
-      "hurd.port.sender_name": fl.sname,
-      "hurd.kernel": m.kernel,
-    });
-    if (fl.rpc) span.setAttribute("rpc.method", fl.rpc);
-    if (fl.reply) {
-      span.setAttribute("hurd.reply", true);
-      if (m.code !== 0) {
-        span.setAttribute("hurd.errno", errnoName(m.code));
-        span.setStatus({ code: SpanStatusCode.ERROR, message: errnoName(m.code) });
-      }
+  private startSpan(lt: LightTracer, m: TMsg, fl: Flight): void {
+    const name = m.kernel ? (fl.rpc ?? `notify ${m.id}`) : (fl.rpc ?? `msgid ${m.id}`);
+    const parent = lt.parent(m.traceparent);
+    if (parent === UNSAMPLED) return;
+    if (parent === null && !lt.sampleRoot(name)) {
+      fl.tp = lt.unsampledContext();
+      return;
     }
+    const sender = m.sender;
     const wire = fl.wire;
-    if (wire && wire.ports.length) span.setAttribute("hurd.rights", wire.ports.map((p) => `${DISP[p.disposition] ?? p.disposition} ${p.name}`));
-    return span;
+    let rights: string[] | null = null;
+    if (wire !== null && wire.ports.length !== 0) {
+      rights = [];
+      for (const p of wire.ports) rights.push(`${DISP[p.disposition] ?? p.disposition} ${p.name}`);
+    }
+    const span = (fl.span = new KernelSpan(lt, name, parent, this.system, m.id, sender ? sender.id : 0, fl.sname, m.kernel, fl.rpc, rights));
+    this.stats.spans++;
+    // A notification starts its own trace, linked to its cause: the span of
+    // the trap that made the kernel send it (task_terminate, the message or
+    // deallocation that released the last send right, ...).
+    if (m.kernel && this.cause.length !== 0) {
+      const c = parseTraceparent(this.cause);
+      if (c !== null) span.links = [{ context: { traceId: c.traceId, spanId: c.spanId, traceFlags: c.flags, isRemote: true }, attributes: CAUSE }];
+    }
   }
 }

@@ -5,10 +5,13 @@
 // queue is bounded (OTEL_BSP_MAX_QUEUE_SIZE, default 2048): a stalled or
 // absent collector costs at most that many spans of memory, and every span
 // that did not fit is counted in `dropped`.
-import { trace, type Tracer } from "@opentelemetry/api";
+import { fileURLToPath } from "node:url";
+import { ROOT_CONTEXT, SpanKind, trace, type Tracer } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type Sampler, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, SamplingDecision, TraceIdRatioBasedSampler, type ReadableSpan, type Sampler, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { LightTracer, newLightTraceId } from "./light.js";
+import { encodeSpans, OtlpHttpExporter } from "./otlp.js";
 
 export interface TelemetryOptions {
   /** service.name (OTEL_SERVICE_NAME wins when set). */
@@ -27,6 +30,8 @@ export interface Telemetry {
   readonly tracer: Tracer;
   readonly provider: BasicTracerProvider;
   readonly processor: CountingBatchSpanProcessor;
+  /** The hot path's spans (kernel routing, request handlers): same processor, resource and sampling. */
+  readonly light: LightTracer;
   /** Spans dropped because the export queue was full. */
   readonly dropped: number;
   /** Spans currently queued for export. */
@@ -70,16 +75,38 @@ export class NoopExporter implements SpanExporter {
   async shutdown(): Promise<void> {}
 }
 
+/**
+ * Serializes every batch as the OTLP/protobuf exporter puts it on the
+ * wire (encodeSpans), then throws the bytes away (HURD_TRACE=serialize, the bench): the
+ * export's CPU cost without a collector.
+ */
+export class SerializingExporter implements SpanExporter {
+  exported = 0;
+  bytes = 0;
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    const b = encodeSpans(spans);
+    this.bytes += b ? b.length : 0;
+    this.exported += spans.length;
+    done({ code: ExportResultCode.SUCCESS });
+  }
+  async shutdown(): Promise<void> {}
+}
+
 /** The OTLP exporter the environment names, loaded only when first needed. */
 class LazyOtlpExporter implements SpanExporter {
   private real: Promise<SpanExporter> | null = null;
   constructor(private readonly env: NodeJS.ProcessEnv) {}
   private load(): Promise<SpanExporter> {
-    const proto = (this.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? this.env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/json").toLowerCase();
+    // http/protobuf (the OTLP default) goes through hurdmesh's own encoder
+    // (otlp.ts: a fraction of the SDK serializer's cost per span); grpc and
+    // http/json through the OTel exporters.
+    const proto = (this.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? this.env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/protobuf").toLowerCase();
     return (this.real ??=
       proto === "grpc"
         ? import("@opentelemetry/exporter-trace-otlp-grpc").then((m) => new m.OTLPTraceExporter() as SpanExporter)
-        : import("@opentelemetry/exporter-trace-otlp-http").then((m) => new m.OTLPTraceExporter() as SpanExporter));
+        : proto === "http/json"
+          ? import("@opentelemetry/exporter-trace-otlp-http").then((m) => new m.OTLPTraceExporter() as SpanExporter)
+          : Promise.resolve(new OtlpHttpExporter(this.env)));
   }
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
     this.load().then(
@@ -95,6 +122,28 @@ class LazyOtlpExporter implements SpanExporter {
   }
 }
 
+/**
+ * Whether a new trace is sampled: `sampler` when given, else the standard
+ * OTEL_TRACES_SAMPLER (always_on, always_off, traceidratio and their
+ * parentbased_ forms: children always follow their parent here).
+ */
+const NEVER = (): boolean => false;
+
+function rootSampler(sampler: Sampler | undefined, env: NodeJS.ProcessEnv): (name: string) => boolean {
+  // The sampler sees a fresh random trace id (the span's own is made once it is sampled).
+  if (sampler instanceof AlwaysOnSampler) return () => true;
+  if (sampler instanceof AlwaysOffSampler) return NEVER;
+  if (sampler) return (name) => sampler.shouldSample(ROOT_CONTEXT, newLightTraceId(), name, SpanKind.INTERNAL, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  const kind = (env.OTEL_TRACES_SAMPLER ?? "parentbased_always_on").toLowerCase();
+  if (kind === "always_off" || kind === "parentbased_always_off") return NEVER;
+  if (kind === "traceidratio" || kind === "parentbased_traceidratio") {
+    const r = Number(env.OTEL_TRACES_SAMPLER_ARG ?? "1");
+    const s = new TraceIdRatioBasedSampler(Number.isFinite(r) ? Math.min(1, Math.max(0, r)) : 1);
+    return () => s.shouldSample(ROOT_CONTEXT, newLightTraceId()).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  }
+  return () => true;
+}
+
 function num(v: string | undefined, d: number): number {
   const n = Number(v);
   return Number.isFinite(n) && n > 0 ? n : d;
@@ -104,7 +153,7 @@ function num(v: string | undefined, d: number): number {
 export function createTelemetry(o: TelemetryOptions): Telemetry {
   const env = o.env ?? process.env;
   const h = (env.HURD_TRACE ?? "").toLowerCase();
-  const exporter = o.exporter ?? (h === "noop" ? new NoopExporter() : new LazyOtlpExporter(env));
+  const exporter = o.exporter ?? (h === "noop" ? new NoopExporter() : h === "serialize" ? new SerializingExporter() : new LazyOtlpExporter(env));
   const processor = new CountingBatchSpanProcessor(exporter, {
     maxQueueSize: o.maxQueueSize ?? num(env.OTEL_BSP_MAX_QUEUE_SIZE, 2048),
     maxExportBatchSize: o.maxExportBatchSize ?? num(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512),
@@ -117,10 +166,14 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
     ...(o.sampler ? { sampler: o.sampler } : {}),
   });
   const tracer = provider.getTracer("@hurdmesh/telemetry", "0.1.0");
+  const resource = resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || o.service, "service.namespace": "hurdmesh" });
+  const sampleRoot = rootSampler(o.sampler, env);
+  const light = new LightTracer(processor, resource, { name: "@hurdmesh/telemetry", version: "0.1.0" }, sampleRoot, sampleRoot === NEVER);
   return {
     tracer,
     provider,
     processor,
+    light,
     get dropped() {
       return processor.dropped;
     },
@@ -141,6 +194,22 @@ export function telemetryFromEnv(service: string, env: NodeJS.ProcessEnv = proce
 let global: Telemetry | null = null;
 export function setGlobalTelemetry(t: Telemetry | null): void {
   global = t;
+  // The gRPC instrumentation register.mjs left (started with --import): its spans go to this telemetry.
+  const g = (globalThis as Record<symbol, unknown>)[GRPC_INSTRUMENTATION] as { setTracerProvider(p: unknown): void } | undefined;
+  if (g && t) g.setTracerProvider(t.provider);
+}
+
+const GRPC_INSTRUMENTATION = Symbol.for("hurdmesh.telemetry.grpcInstrumentation");
+
+/** The file to load with `node --import` before grpc-js (register.mjs: the gRPC instrumentation when tracing is on). */
+export const REGISTER_FILE = fileURLToPath(new URL("./register.mjs", import.meta.url));
+
+/**
+ * `node` arguments that start a hurdmesh program under tsx: with tracing on
+ * in `env`, register.mjs comes first, so grpc-js is instrumented.
+ */
+export function nodeImports(env: NodeJS.ProcessEnv = process.env): string[] {
+  return tracingEnabled(env) ? ["--import", REGISTER_FILE, "--import", "tsx"] : ["--import", "tsx"];
 }
 export function globalTelemetry(): Telemetry | null {
   return global;

@@ -15,6 +15,7 @@ import {
   serve,
   type Task,
 } from "@hurdmesh/mach";
+import { globalTelemetry, StepTrace } from "@hurdmesh/telemetry";
 import { MsgDefinition } from "@hurdmesh/proto/hurd/msg/v1/msg";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
@@ -95,9 +96,26 @@ export class Init {
     return this.shutdown.halted;
   }
 
-  /** Boots the hurd: proc and auth, their wiring, their essential check-in, then pid 1. */
+  /**
+   * Boots the hurd: proc and auth, their wiring, their essential check-in,
+   * then pid 1. With telemetry on it is one trace: a root span "hurd boot"
+   * with a span per phase, every message and kernel call of the boot under them.
+   */
   async boot(): Promise<Booted> {
+    const steps = new StepTrace(globalTelemetry(), "hurd boot", { "hurd.system": this.o.task.system });
+    try {
+      const b = await this.bootSteps(steps);
+      steps.end();
+      return b;
+    } catch (e) {
+      steps.end(e);
+      throw e;
+    }
+  }
+
+  private async bootSteps(steps: StepTrace): Promise<Booted> {
     const { task, hostPriv, launcher } = this.o;
+    steps.phase("start core servers (proc, auth)");
     const startupPort = await this.startupPort;
     await this.essentials.start();
     serve(task, StartupDefinition, {
@@ -144,6 +162,7 @@ export class Init {
     await this.waitFor(this.both, () => `waiting for ${!this.procinit ? "proc (startup_procinit)" : ""}${!this.procinit && !this.authinit ? " and " : ""}${!this.authinit ? "auth (startup_authinit)" : ""}`);
 
     // launch_core_servers: answer proc first, then wire everything through proc.
+    steps.phase("wire proc and auth");
     const procPort = this.procinit!.port;
     const authHandle = this.authinit!.auth;
     const proc = client(task, ProcessDefinition, procPort);
@@ -168,10 +187,12 @@ export class Init {
     const mp = new Rights();
     await proc.setmsgport({ newmsgport: mp.makeSend(msgport) }, { rights: mp });
 
+    steps.phase("essential tasks check in");
     await this.waitFor(this.essentials.allIn, () => `waiting for startup_essential_task from ${this.essentials.missing().join(", ")}`);
     this.log("core servers up: auth, proc");
 
     // pid 1: a task of init's, bound with proc_set_init_task.
+    steps.phase("start pid 1 (runsystem)");
     const rs = await task.taskCreate("runsystem");
     const t = new Rights();
     await proc.setInitTask({ task: t.copySend(rs.task) }, { rights: t });

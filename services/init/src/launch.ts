@@ -8,6 +8,7 @@ import { bootAuth } from "@hurdmesh/auth/boot";
 import { startProc } from "@hurdmesh/proc";
 import type { Launcher, LaunchPorts } from "./boot.js";
 import { Runsystem } from "./runsystem.js";
+import { nodeImports } from "@hurdmesh/telemetry";
 
 /**
  * Starts boot server `name` on its task: the one table of what each boot
@@ -48,7 +49,7 @@ export class ProcessLauncher implements Launcher {
   constructor(private readonly env: { NATS_URL: string; HURD_SYSTEM: string; command?: string[] }) {}
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
-    const child = spawn(process.execPath, ["--import", "tsx", daemon, name], {
+    const child = spawn(process.execPath, [...nodeImports(), daemon, name], {
       stdio: ["ignore", "inherit", "inherit"],
       env: {
         ...process.env,

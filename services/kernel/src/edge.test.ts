@@ -12,6 +12,7 @@ import { service as HealthService } from "grpc-health-check";
 import { NatsBus, Task, client, serve, Rights, Errno, MsgType, PortRight } from "@hurdmesh/mach";
 import { Delivery, MachClient, type Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
+import { TraceClient, WatchRequest, type TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { busKinds, natsUrl, startHurd, until, type Hurd } from "../../../tests/harness.js";
 import { Edge, TASK_HEADER, TOKEN_HEADER } from "./edge.js";
 
@@ -66,6 +67,35 @@ for (const kind of busKinds) {
       });
       assert.equal(h.kernel.stats.rejectedTraps, before + 1);
       assert.equal(b.task.space.entries.size, 1, "nothing was allocated");
+    });
+
+    it("shows the trace stream only to a holder of host_priv", async () => {
+      const tc = new TraceClient(`127.0.0.1:${edge.port}`, grpc.credentials.createInsecure());
+      const first = (req: Partial<WatchRequest>, meta: grpc.Metadata) =>
+        new Promise<TraceBatch | grpc.ServiceError>((resolve) => {
+          const st = tc.watch(WatchRequest.fromPartial({ includeSelf: true, ...req }), meta);
+          st.on("data", (b: TraceBatch) => {
+            resolve(b);
+            st.cancel();
+          });
+          st.on("error", (e: grpc.ServiceError) => resolve(e));
+        });
+      const plain = h.kernel.bootTask({ name: "edge-nopriv" });
+      const refused = await first({}, md(plain.task.id, plain.token));
+      assert.equal((refused as grpc.ServiceError).code, grpc.status.PERMISSION_DENIED);
+      assert.equal((refused as grpc.ServiceError).metadata.get("hurd-errno")[0], "KERN_NO_ACCESS");
+      // A name that is not a host port is no better.
+      const notHost = await first({ hostPriv: 0x7777 }, md(plain.task.id, plain.token));
+      assert.equal((notHost as grpc.ServiceError).metadata.get("hurd-errno")[0], "KERN_INVALID_HOST");
+      assert.equal(h.kernel.trace.watching, 0, "a refused watcher costs routing nothing");
+      const priv = h.kernel.bootTask({ name: "edge-priv", hostPriv: true });
+      const t = await h.attach(priv.task.id, priv.token);
+      const got = first({ hostPriv: priv.hostPriv }, md(priv.task.id, priv.token));
+      await until(() => h.kernel.trace.watching === 1, 5000, "watch registered");
+      await t.allocate().then((n) => t.send({ destination: n, destinationDisposition: MsgType.MSG_TYPE_MAKE_SEND, id: 7 }));
+      const b = (await got) as TraceBatch;
+      assert.ok(b.records.length >= 1);
+      tc.close();
     });
 
     it("maps a kernel error to a gRPC status with the errno in a trailer", async () => {

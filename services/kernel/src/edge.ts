@@ -19,6 +19,12 @@ export const WINDOW_HEADER = "hurd-window";
 
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
 
+/** The W3C traceparent a caller sent as gRPC metadata ("" when none). */
+function traceparentOf(md: grpc.Metadata): string {
+  const v = md.get("traceparent")[0];
+  return typeof v === "string" ? v : "";
+}
+
 /** Turns any failure into a gRPC error whose trailer names the Hurd errno. */
 function toStatus(e: unknown): grpc.ServiceError {
   const he = HurdError.from(e);
@@ -96,14 +102,25 @@ export class Edge {
     try {
       t = this.who(call.metadata);
     } catch (e) {
-      call.destroy(toStatus(e));
+      // grpc-js ends a server stream with a status when it emits 'error' (destroy() ends it without one).
+      call.emit("error", toStatus(e));
       return;
     }
     const q = call.request;
+    // Watching needs host_priv: a trace shows every message's rights and
+    // contents. The watch covers the namespace of that host port.
+    let ns: KTask["ns"];
+    try {
+      if (!q.hostPriv) throw new HurdError(Errno.KERN_NO_ACCESS, "watching the trace stream needs a host_priv send right (host_priv in WatchRequest)");
+      ns = this.kernel.namespaceFromHost(t, q.hostPriv);
+    } catch (e) {
+      call.emit("error", toStatus(e));
+      return;
+    }
     let congested = false;
     let lost = 0;
     const stop = this.kernel.trace.watch(
-      { ns: t.ns, tasks: q.tasks, follow: q.follow, bodies: q.bodies, exclude: q.includeSelf ? q.exclude : [t.id, ...q.exclude] },
+      { ns, tasks: q.tasks, follow: q.follow, bodies: q.bodies, exclude: q.includeSelf ? q.exclude : [t.id, ...q.exclude] },
       (records, dropped) => {
         if (congested) {
           lost += records.length + dropped;
@@ -133,12 +150,17 @@ export class Edge {
       if (key === "receive" || key === "attach" || key === "sendTrap") continue;
       const h = handlers[key];
       impl[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        // The caller's W3C trace context (gRPC metadata) is the cause of what the call makes the kernel do.
+        const tracer = k.tracer;
+        if (tracer !== null) tracer.cause = traceparentOf(call.metadata);
         try {
           const t = this.who(call.metadata);
           const rep = h ? h(k, t, call.request) : (() => { throw new HurdError(Errno.MIG_BAD_ID, info.path); })();
           cb(null, info.def.responseType.fromPartial(rep as object));
         } catch (e) {
           cb(toStatus(e));
+        } finally {
+          if (tracer !== null) tracer.cause = "";
         }
       };
     }
@@ -153,7 +175,7 @@ export class Edge {
     };
     // The runtime's edge transport: bus traps, byte for byte, over gRPC.
     impl.sendTrap = (call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      handleTrap(k, call.request, (code, reply, detail) => cb(null, { code, reply, detail }), true);
+      handleTrap(k, call.request, (code, reply, detail) => cb(null, { code, reply, detail }), true, k.tracer !== null ? traceparentOf(call.metadata) : undefined);
     };
     impl.receive = (call: grpc.ServerWritableStream<unknown, unknown>) => {
       let t: KTask;

@@ -37,7 +37,7 @@ const NONE = new Uint8Array(0);
  * is logged and dropped, never routed. `sinkOf` keeps an edge task's stream
  * as its delivery path when it attaches through a trap.
  */
-export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink = false): void {
+export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink = false, traceparent?: string): void {
   let trap: Trap;
   try {
     trap = Trap.decode(data);
@@ -56,6 +56,19 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
     answer?.(Errno.KERN_INVALID_TASK, NONE, "unknown task or wrong token");
     return;
   }
+  // What this trap makes the kernel do on its own (notifications: a task's
+  // death, the last send right gone) links to the span that caused it: the
+  // message's traceparent, or a kernel call's bus header / gRPC metadata.
+  const tracer = k.tracer;
+  if (tracer !== null) tracer.cause = trap.send ? trap.send.traceparent : (traceparent ?? "");
+  try {
+    runTrap(k, t, trap, answer, keepSink);
+  } finally {
+    if (tracer !== null) tracer.cause = "";
+  }
+}
+
+function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: boolean): void {
   if (trap.send) {
     k.touch(t);
     if (trap.credit) k.credit(t, trap.credit);
@@ -115,8 +128,8 @@ export class TrapServer {
   }
 
   start(): void {
-    this.sub = this.bus.subscribe(this.subject, (_s, data, reply) =>
-      handleTrap(this.kernel, data, reply ? (code, bytes, detail) => this.answer(reply, code, bytes, detail) : null),
+    this.sub = this.bus.subscribe(this.subject, (_s, data, reply, traceparent) =>
+      handleTrap(this.kernel, data, reply ? (code, bytes, detail) => this.answer(reply, code, bytes, detail) : null, false, traceparent),
     );
   }
 

@@ -44,6 +44,7 @@ export class LocalHub {
   private qSubject: string[] = [];
   private qData: Uint8Array[] = [];
   private qReply: (string | undefined)[] = [];
+  private qTrace: (string | undefined)[] = [];
   private qHead = 0;
   private qLen = 0;
   private scheduled = false;
@@ -55,16 +56,18 @@ export class LocalHub {
   }
 
   /** @internal */
-  enqueue(subject: string, data: Uint8Array, reply: string | undefined): void {
+  enqueue(subject: string, data: Uint8Array, reply: string | undefined, traceparent?: string): void {
     const i = this.qLen++;
     if (i < this.qSubject.length) {
       this.qSubject[i] = subject;
       this.qData[i] = data;
       this.qReply[i] = reply;
+      this.qTrace[i] = traceparent;
     } else {
       this.qSubject.push(subject);
       this.qData.push(data);
       this.qReply.push(reply);
+      this.qTrace.push(traceparent);
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -87,15 +90,16 @@ export class LocalHub {
       const subject = this.qSubject[i]!;
       const data = this.qData[i]!;
       const reply = this.qReply[i];
+      const tp = this.qTrace[i];
       // Delivered: the queue must not keep the message alive.
       this.qData[i] = NO_DATA;
-      this.deliver(subject, data, reply);
+      this.deliver(subject, data, reply, tp);
       if (this.qHead > 4096 && this.qHead * 2 > this.qLen) this.compact();
     }
     this.qHead = 0;
     this.qLen = 0;
     // A burst may have grown the queue far beyond what is usually in flight.
-    if (this.qSubject.length > 4096) this.qSubject.length = this.qData.length = this.qReply.length = 0;
+    if (this.qSubject.length > 4096) this.qSubject.length = this.qData.length = this.qReply.length = this.qTrace.length = 0;
     this.scheduled = false;
   }
 
@@ -103,11 +107,12 @@ export class LocalHub {
     this.qSubject = this.qSubject.slice(this.qHead, this.qLen);
     this.qData = this.qData.slice(this.qHead, this.qLen);
     this.qReply = this.qReply.slice(this.qHead, this.qLen);
+    this.qTrace = this.qTrace.slice(this.qHead, this.qLen);
     this.qLen -= this.qHead;
     this.qHead = 0;
   }
 
-  private deliver(subject: string, data: Uint8Array, reply: string | undefined): void {
+  private deliver(subject: string, data: Uint8Array, reply: string | undefined, tp: string | undefined): void {
     let subs = this.routes.get(subject);
     if (!subs) {
       subs = this.match(subject);
@@ -118,7 +123,7 @@ export class LocalHub {
         this.routes.set(subject, subs);
       }
     }
-    for (let i = 0; i < subs.length; i++) call(subs[i]!, subject, data, reply);
+    for (let i = 0; i < subs.length; i++) call(subs[i]!, subject, data, reply, tp);
   }
 
   /** Every subscription `subject` reaches: exact, then `prefix.>` longest first, then `*` patterns. */
@@ -173,10 +178,10 @@ const NO_DATA = new Uint8Array(0);
 /** Distinct subjects remembered by the routing cache before it starts over. */
 const ROUTE_CACHE_MAX = 4096;
 
-function call(s: Sub, subject: string, data: Uint8Array, reply: string | undefined): void {
+function call(s: Sub, subject: string, data: Uint8Array, reply: string | undefined, tp: string | undefined): void {
   if (!s.active) return;
   try {
-    s.handler(subject, data, reply);
+    s.handler(subject, data, reply, tp);
   } catch (e) {
     // A subscriber's bug must not stop delivery to everyone else.
     queueMicrotask(() => {
@@ -244,9 +249,9 @@ export class LocalConnection implements Bus {
     this.inbox = `_INBOX.local${id}`;
   }
 
-  publish(subject: string, data: Uint8Array, reply?: string): void {
+  publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed");
-    this.hub.enqueue(subject, data, reply);
+    this.hub.enqueue(subject, data, reply, traceparent);
   }
 
   subscribe(subject: string, handler: BusHandler): BusSubscription {
@@ -263,7 +268,7 @@ export class LocalConnection implements Bus {
     };
   }
 
-  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed"));
     if (!this.inboxSub) {
       this.inboxSub = this.subscribe(`${this.inbox}.>`, (s, d) => {
@@ -280,7 +285,7 @@ export class LocalConnection implements Bus {
       const p: Pending = { resolve, reject, id, subject, timeoutMs, due: 0 };
       p.due = this.deadlines.add(p, timeoutMs);
       this.pending.set(id, p);
-      this.hub.enqueue(subject, data, `${this.inbox}.${id}`);
+      this.hub.enqueue(subject, data, `${this.inbox}.${id}`, traceparent);
     });
   }
 

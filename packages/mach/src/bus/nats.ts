@@ -1,6 +1,14 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
 import type { Bus, BusHandler, BusSubscription } from "./types.js";
+
+/** W3C trace context as a NATS header (messages without one carry no headers at all). */
+const TRACEPARENT = "traceparent";
+function traceHeaders(tp: string): MsgHdrs {
+  const h = headers();
+  h.set(TRACEPARENT, tp);
+  return h;
+}
 
 /** The bus over a real nats-server (nats.js v3). */
 export class NatsBus implements Bus {
@@ -26,24 +34,26 @@ export class NatsBus implements Bus {
     }
   }
 
-  publish(subject: string, data: Uint8Array, reply?: string): void {
+  publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed");
-    this.nc.publish(subject, data, reply ? { reply } : undefined);
+    if (traceparent) this.nc.publish(subject, data, reply ? { reply, headers: traceHeaders(traceparent) } : { headers: traceHeaders(traceparent) });
+    else this.nc.publish(subject, data, reply ? { reply } : undefined);
   }
 
   subscribe(subject: string, handler: BusHandler): BusSubscription {
     const sub = this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
-        handler(msg.subject, msg.data, msg.reply || undefined);
+        // Headers are parsed only when a message has some (traced kernel calls).
+        handler(msg.subject, msg.data, msg.reply || undefined, msg.headers ? msg.headers.get(TRACEPARENT) || undefined : undefined);
       },
     });
     return { unsubscribe: () => sub.unsubscribe() };
   }
 
-  async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  async request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
     try {
-      const m = await this.nc.request(subject, data, { timeout: timeoutMs });
+      const m = await this.nc.request(subject, data, traceparent ? { timeout: timeoutMs, headers: traceHeaders(traceparent) } : { timeout: timeoutMs });
       return m.data;
     } catch (e) {
       const err = e as Error;

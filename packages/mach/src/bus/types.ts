@@ -3,8 +3,13 @@
 // more than one OS process, and an in-process hub (local.ts) for the embedded
 // default and the fast test runs.
 
-/** Called for each message on a subscription. `data` must not be mutated. */
-export type BusHandler = (subject: string, data: Uint8Array, reply: string | undefined) => void;
+/**
+ * Called for each message on a subscription. `data` must not be mutated.
+ * `traceparent`: the W3C trace context the publisher gave (a NATS header,
+ * gRPC metadata on the edge), for messages with no traceparent of their own
+ * inside (kernel calls); undefined when there is none.
+ */
+export type BusHandler = (subject: string, data: Uint8Array, reply: string | undefined, traceparent?: string) => void;
 
 export interface BusSubscription {
   unsubscribe(): void;
@@ -13,14 +18,14 @@ export interface BusSubscription {
 export interface Bus {
   /** "local" or "nats": for tables and traces. */
   readonly kind: "local" | "nats";
-  publish(subject: string, data: Uint8Array, reply?: string): void;
+  publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void;
   /**
    * Subjects are dot-separated tokens; `>` as the last token matches one or
    * more tokens, `*` matches exactly one (NATS rules).
    */
   subscribe(subject: string, handler: BusHandler): BusSubscription;
   /** Publish with a private reply subject and wait for one answer. */
-  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array>;
   /** Resolves once everything published so far has left this connection. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -1,0 +1,466 @@
+// OTLP/protobuf for the spans the hot path makes, and an exporter that
+// posts it (OTLP over HTTP, application/x-protobuf).
+//
+// Why not the SDK's serializer: it is general, and at 100 % sampling its
+// cost per span (two passes over every span, each reading every getter;
+// every attribute key UTF-8 encoded again per span) was a quarter of a
+// brokered RPC's CPU. Here a batch is encoded in one pass into one growing
+// buffer; attribute keys, the resource and the scope are encoded once per
+// process; ids go from hex straight to bytes. Spans that are not
+// LightSpans (the SDK tracer's, e.g. a test's root span) are encoded by the
+// SDK's serializer and appended: concatenated ExportTraceServiceRequest
+// messages are one message (repeated fields concatenate).
+//
+// Message layout (opentelemetry/proto/collector/trace/v1, trace/v1, common/v1):
+//   ExportTraceServiceRequest { 1: repeated ResourceSpans }
+//   ResourceSpans { 1: Resource, 2: repeated ScopeSpans }
+//   Resource { 1: repeated KeyValue attributes }
+//   ScopeSpans { 1: InstrumentationScope { 1: name, 2: version }, 2: repeated Span }
+//   Span { 1 trace_id, 2 span_id, 4 parent_span_id, 5 name, 6 kind, 7/8 start/end fixed64 ns,
+//          9 attributes, 13 links, 15 status { 2 message, 3 code }, 16 flags fixed32 }
+//   KeyValue { 1 key, 2 AnyValue { 1 string, 2 bool, 3 int64, 4 double, 5 ArrayValue { 1 repeated AnyValue } } }
+//   Link { 1 trace_id, 2 span_id, 4 attributes, 6 flags }
+import type { Attributes, AttributeValue, Link } from "@opentelemetry/api";
+import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
+import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
+import type { Resource } from "@opentelemetry/resources";
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { LightSpan } from "./light.js";
+
+const LD = 2;
+const VARINT = 0;
+const I64 = 1;
+const I32 = 5;
+
+/** A growing protobuf buffer. Nested messages reserve one length byte and move their body when it needs more. */
+export class Writer {
+  buf = Buffer.allocUnsafe(64 * 1024);
+  pos = 0;
+  private readonly f64 = new Float64Array(1);
+  private readonly f64b = new Uint8Array(this.f64.buffer);
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const b = Buffer.allocUnsafe(size);
+    this.buf.copy(b, 0, 0, this.pos);
+    this.buf = b;
+  }
+  byte(b: number): void {
+    this.room(1);
+    this.buf[this.pos++] = b;
+  }
+  varint(v: number): void {
+    this.room(10);
+    if (v < 0) {
+      // int64 two's complement: ten bytes.
+      let lo = v >>> 0;
+      let hi = Math.floor(v / 4294967296) >>> 0;
+      for (let i = 0; i < 9; i++) {
+        this.buf[this.pos++] = (lo & 0x7f) | 0x80;
+        lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+        hi >>>= 7;
+      }
+      this.buf[this.pos++] = 1;
+      return;
+    }
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+  }
+  tag(field: number, wire: number): void {
+    // Fields from 16 on (Span.flags) take two bytes.
+    if (field < 16) this.byte((field << 3) | wire);
+    else this.varint((field << 3) | wire);
+  }
+  raw(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  // Strings and ids are written by Buffer's native codecs: the ids and
+  // many values are concatenations, which a charCodeAt loop would flatten
+  // one character at a time.
+  /** A length-delimited UTF-8 string. */
+  string(s: string): void {
+    const n = Buffer.byteLength(s, "utf8");
+    this.varint(n);
+    this.room(n);
+    this.pos += this.buf.write(s, this.pos, n, "utf8");
+  }
+  /** `hex` (16 or 32 hex digits) as a length-delimited bytes field. */
+  hexBytes(hex: string): void {
+    const n = hex.length >> 1;
+    this.byte(n);
+    this.room(n);
+    this.pos += this.buf.write(hex, this.pos, n, "hex");
+  }
+  fixed32(v: number): void {
+    this.room(4);
+    this.buf[this.pos++] = v & 0xff;
+    this.buf[this.pos++] = (v >>> 8) & 0xff;
+    this.buf[this.pos++] = (v >>> 16) & 0xff;
+    this.buf[this.pos++] = (v >>> 24) & 0xff;
+  }
+  /** Nanoseconds since the epoch (`ms`, fractional) as fixed64, exact to the microsecond. */
+  fixed64Nanos(ms: number): void {
+    const us = Math.round(ms * 1000);
+    // ns = us * 1000, split in 32-bit halves without leaving the safe integers.
+    const lo = (us % 4294967296) * 1000;
+    const hi = Math.floor(us / 4294967296) * 1000 + Math.floor(lo / 4294967296);
+    this.fixed32(lo % 4294967296);
+    this.fixed32(hi);
+  }
+  double(v: number): void {
+    this.f64[0] = v;
+    this.raw(this.f64b);
+  }
+  /** Starts a nested message: returns where its length byte is. */
+  open(): number {
+    this.byte(0);
+    return this.pos;
+  }
+  /** Ends the nested message opened at `start`, writing its length (moving the body if it takes more than a byte). */
+  close(start: number): void {
+    const len = this.pos - start;
+    if (len < 0x80) {
+      this.buf[start - 1] = len;
+      return;
+    }
+    let extra = 0;
+    for (let v = len >>> 7; v > 0; v >>>= 7) extra++;
+    this.room(extra);
+    this.buf.copyWithin(start + extra, start, this.pos);
+    let p = start - 1;
+    let v = len;
+    while (v >= 0x80) {
+      this.buf[p++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    this.buf[p] = v;
+    this.pos += extra;
+  }
+  take(): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.buf, 0, this.pos);
+  }
+
+  // ------------------------------------------------ KeyValues, for LightSpan.writeAttributes
+
+  /** A KeyValue made ahead (constKV). */
+  kv(b: Uint8Array): void {
+    this.raw(b);
+  }
+  kvString(key: Uint8Array, v: string): void {
+    this.tag(9, LD);
+    const kv = this.open();
+    this.raw(key);
+    this.tag(2, LD);
+    const av = this.open();
+    this.tag(1, LD);
+    this.string(v);
+    this.close(av);
+    this.close(kv);
+  }
+  kvInt(key: Uint8Array, v: number): void {
+    this.tag(9, LD);
+    const kv = this.open();
+    this.raw(key);
+    this.tag(2, LD);
+    const av = this.open();
+    this.tag(3, VARINT);
+    this.varint(v);
+    this.close(av);
+    this.close(kv);
+  }
+  kvAny(key: Uint8Array, v: AttributeValue): void {
+    this.tag(9, LD);
+    const kv = this.open();
+    this.raw(key);
+    this.tag(2, LD);
+    const av = this.open();
+    anyValue(this, v);
+    this.close(av);
+    this.close(kv);
+  }
+}
+
+
+/** Attribute keys, encoded once: field 1 of a KeyValue with its length. */
+const keys = new Map<string, Uint8Array>();
+const KEYS_MAX = 4096;
+export function keyBytes(k: string): Uint8Array {
+  let b = keys.get(k);
+  if (b === undefined) {
+    const w = new Writer();
+    w.tag(1, LD);
+    w.string(k);
+    b = w.take();
+    if (keys.size < KEYS_MAX) keys.set(k, b);
+  }
+  return b;
+}
+
+function anyValue(w: Writer, v: AttributeValue): void {
+  switch (typeof v) {
+    case "string":
+      w.tag(1, LD);
+      w.string(v);
+      return;
+    case "boolean":
+      w.tag(2, VARINT);
+      w.byte(v ? 1 : 0);
+      return;
+    case "number":
+      if (Number.isInteger(v) && Math.abs(v) < 2 ** 63) {
+        w.tag(3, VARINT);
+        w.varint(v);
+      } else {
+        w.tag(4, I64);
+        w.double(v);
+      }
+      return;
+  }
+  if (Array.isArray(v)) {
+    w.tag(5, LD);
+    const arr = w.open();
+    for (const x of v) {
+      if (x === null || x === undefined) continue;
+      w.tag(1, LD);
+      const s = w.open();
+      anyValue(w, x as AttributeValue);
+      w.close(s);
+    }
+    w.close(arr);
+  }
+}
+
+function attributes(w: Writer, field: number, a: Attributes): void {
+  for (const k in a) {
+    const v = a[k];
+    if (v === undefined || v === null) continue;
+    w.tag(field, LD);
+    const kv = w.open();
+    w.raw(keyBytes(k));
+    w.tag(2, LD);
+    const av = w.open();
+    anyValue(w, v);
+    w.close(av);
+    w.close(kv);
+  }
+}
+
+function link(w: Writer, l: Link): void {
+  w.tag(13, LD);
+  const s = w.open();
+  w.tag(1, LD);
+  w.hexBytes(l.context.traceId);
+  w.tag(2, LD);
+  w.hexBytes(l.context.spanId);
+  if (l.attributes) attributes(w, 4, l.attributes);
+  w.tag(6, I32);
+  w.fixed32((l.context.traceFlags & 0xff) | 0x100 | (l.context.isRemote ? 0x200 : 0));
+  w.close(s);
+}
+
+function span(w: Writer, sp: LightSpan): void {
+  w.tag(2, LD);
+  const s = w.open();
+  w.tag(1, LD);
+  w.hexBytes(sp.traceId);
+  w.tag(2, LD);
+  w.hexBytes(sp.spanId);
+  if (sp.parentId.length !== 0) {
+    w.tag(4, LD);
+    w.hexBytes(sp.parentId);
+  }
+  w.tag(5, LD);
+  w.string(sp.name);
+  w.tag(6, VARINT);
+  w.byte(sp.kind + 1);
+  w.tag(7, I64);
+  w.fixed64Nanos(sp.startMs);
+  w.tag(8, I64);
+  w.fixed64Nanos(sp.endMs);
+  if (sp.writeAttributes !== undefined && !sp.hasExtra) sp.writeAttributes(w);
+  else attributes(w, 9, sp.attributes);
+  for (const l of sp.links) link(w, l);
+  const st = sp.status;
+  if (st.code !== 0 || st.message) {
+    w.tag(15, LD);
+    const ss = w.open();
+    if (st.message) {
+      w.tag(2, LD);
+      w.string(st.message);
+    }
+    if (st.code !== 0) {
+      w.tag(3, VARINT);
+      w.byte(st.code);
+    }
+    w.close(ss);
+  }
+  // flags: the sampled bit, and "the parent's remoteness is known" (it is: remote when there is one).
+  w.tag(16, I32);
+  w.fixed32(0x101 | (sp.parentId.length !== 0 ? 0x200 : 0));
+  w.close(s);
+}
+
+/** Resource and scope, encoded once per pair. */
+const heads = new WeakMap<Resource, Map<string, { resource: Uint8Array; scope: Uint8Array }>>();
+function head(sp: LightSpan): { resource: Uint8Array; scope: Uint8Array } {
+  let byScope = heads.get(sp.resource);
+  if (!byScope) heads.set(sp.resource, (byScope = new Map()));
+  const sc = sp.instrumentationScope;
+  const key = `${sc.name}@${sc.version ?? ""}`;
+  let h = byScope.get(key);
+  if (!h) {
+    const w = new Writer();
+    w.tag(1, LD);
+    const r = w.open();
+    attributes(w, 1, sp.resource.attributes);
+    w.close(r);
+    const resource = w.take();
+    const v = new Writer();
+    v.tag(1, LD);
+    const s = v.open();
+    v.tag(1, LD);
+    v.string(sc.name);
+    if (sc.version) {
+      v.tag(2, LD);
+      v.string(sc.version);
+    }
+    v.close(s);
+    h = { resource, scope: v.take() };
+    byScope.set(key, h);
+  }
+  return h;
+}
+
+/** A whole span attribute (field 9 KeyValue), encoded once, for constant attributes. */
+export function constKV(key: string, v: AttributeValue): Uint8Array {
+  const w = new Writer();
+  w.kvAny(keyBytes(key), v);
+  return w.take();
+}
+
+let shared: Writer | null = null;
+
+/** One ExportTraceServiceRequest (OTLP/protobuf) for `spans`. */
+export function encodeSpans(spans: readonly ReadableSpan[]): Uint8Array {
+  const w = (shared ??= new Writer());
+  w.pos = 0;
+  let others: ReadableSpan[] | null = null;
+  // Light spans of one resource and scope go in one ResourceSpans (the usual
+  // batch has one); a batch that mixes them gets one ResourceSpans per run.
+  let i = 0;
+  while (i < spans.length) {
+    const first = spans[i]!;
+    if (!(first instanceof LightSpan)) {
+      (others ??= []).push(first);
+      i++;
+      continue;
+    }
+    const h = head(first);
+    w.tag(1, LD);
+    const rs = w.open();
+    w.raw(h.resource);
+    w.tag(2, LD);
+    const ss = w.open();
+    w.raw(h.scope);
+    for (; i < spans.length; i++) {
+      const sp = spans[i]!;
+      if (!(sp instanceof LightSpan)) {
+        (others ??= []).push(sp);
+        continue;
+      }
+      if (sp.resource !== first.resource || sp.instrumentationScope !== first.instrumentationScope) break;
+      span(w, sp);
+    }
+    w.close(ss);
+    w.close(rs);
+  }
+  let out = w.take();
+  if (others !== null) {
+    const more = ProtobufTraceSerializer.serializeRequest(others);
+    if (more && more.length) {
+      const both = new Uint8Array(out.length + more.length);
+      both.set(out);
+      both.set(more, out.length);
+      out = both;
+    }
+  }
+  // A batch far above the usual size leaves its buffer to the collector.
+  if (w.buf.length > 4 * 1024 * 1024) shared = null;
+  return out;
+}
+
+/**
+ * OTLP over HTTP with protobuf bodies (the OTLP default protocol), to
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT +
+ * /v1/traces, with OTEL_EXPORTER_OTLP[_TRACES]_HEADERS. One request per
+ * batch; a failed or timed-out request drops its batch (the processor's
+ * queue stays bounded; its spans are counted in `failed`).
+ */
+export class OtlpHttpExporter implements SpanExporter {
+  readonly url: string;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+  private inflight = new Set<Promise<void>>();
+  exported = 0;
+  failed = 0;
+  constructor(env: NodeJS.ProcessEnv) {
+    const t = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+    const base = env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "http://localhost:4318";
+    this.url = t || `${base.replace(/\/+$/, "")}/v1/traces`;
+    this.headers = { "content-type": "application/x-protobuf", ...parseHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), ...parseHeaders(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) };
+    const to = Number(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? env.OTEL_EXPORTER_OTLP_TIMEOUT ?? 10000);
+    this.timeoutMs = Number.isFinite(to) && to > 0 ? to : 10000;
+  }
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    let body: Uint8Array;
+    try {
+      body = encodeSpans(spans);
+    } catch (error) {
+      this.failed += spans.length;
+      done({ code: ExportResultCode.FAILED, error: error as Error });
+      return;
+    }
+    const p = fetch(this.url, { method: "POST", headers: this.headers, body, signal: AbortSignal.timeout(this.timeoutMs) }).then(
+      async (res) => {
+        await res.arrayBuffer().catch(() => null);
+        if (res.ok) {
+          this.exported += spans.length;
+          done({ code: ExportResultCode.SUCCESS });
+        } else {
+          this.failed += spans.length;
+          done({ code: ExportResultCode.FAILED, error: new Error(`OTLP ${this.url}: HTTP ${res.status}`) });
+        }
+      },
+      (error: Error) => {
+        this.failed += spans.length;
+        done({ code: ExportResultCode.FAILED, error });
+      },
+    );
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+  async forceFlush(): Promise<void> {
+    await Promise.all([...this.inflight]);
+  }
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+  }
+}
+
+function parseHeaders(s: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!s) return out;
+  for (const part of s.split(",")) {
+    const i = part.indexOf("=");
+    if (i <= 0) continue;
+    out[decodeURIComponent(part.slice(0, i).trim()).toLowerCase()] = decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return out;
+}
