@@ -225,7 +225,7 @@ if (why) {
       assert.equal(await outer.exited, 128 + 9);
     });
 
-    test("spans reached the tracing backend from kernel, init, proc and auth", async () => {
+    test("spans reached the tracing backend from kernel, init, proc and auth, and the boot is one trace", async () => {
       const services = ["hurd-kernel", "hurd-init", "hurd-proc", "hurd-auth"];
       const seen = new Set<string>();
       await until(
@@ -240,6 +240,14 @@ if (why) {
         60_000,
         `spans from ${services.join(", ")}`,
       ).catch(() => assert.fail(`spans only from ${[...seen].join(", ") || "nobody"}`));
+      // The boot is one trace: init's root span, with the boot's RPCs in the same trace.
+      const boots = (await (await fetch(`${sinkUrl}/api/spans?service=hurd-init&name=hurd%20boot`)).json()) as Array<{ traceId: string; parentSpanId: string }>;
+      assert.ok(boots.length >= 1, "a hurd boot span");
+      const boot = boots.find((b) => !b.parentSpanId)!;
+      assert.ok(boot, "the boot span is a trace's root");
+      const inTrace = (await (await fetch(`${sinkUrl}/api/spans?trace=${boot.traceId}&limit=5000`)).json()) as Array<{ service: string }>;
+      const inBoot = new Set(inTrace.map((x) => x.service));
+      for (const s of ["hurd-init", "hurd-kernel", "hurd-proc"]) assert.ok(inBoot.has(s), `the boot trace has spans from ${s} (has ${[...inBoot].join(", ")})`);
     });
 
     test("stopping proc's container crashes the hurd; starting it again boots a fresh one", async () => {
