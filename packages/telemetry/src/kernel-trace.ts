@@ -49,6 +49,8 @@ export interface TMsg {
   sender: TTask | null;
   kernel: boolean;
   traceparent: string;
+  /** The tracer's own field: a message's Flight while in flight (kept on the message, not in a map). */
+  trace: unknown;
 }
 export interface TWire {
   destination: number;
@@ -266,7 +268,6 @@ function inNs(ns: TNs, root: TNs): boolean {
  * null when neither is left, so the kernel's hot path checks one field.
  */
 export class TraceHub implements KernelTracer {
-  private readonly flights = new WeakMap<TMsg, Flight>();
   /** Reply ports (send-once) of delivered requests: the request's record. */
   private readonly pendingReplies = new WeakMap<object, PendingReply>();
   private readonly watchers = new Set<Watcher>();
@@ -351,15 +352,15 @@ export class TraceHub implements KernelTracer {
     const fl: Flight = { n: ++this.n, ts: this.watchers.size > 0 ? Date.now() : 0, sname: wire ? wire.destination : 0, rpc, re, reply, wire, span, tp: "" };
     const tel = this.telemetry;
     if (tel !== null && !reply) this.startSpan(tel.light, m, fl);
-    this.flights.set(m, fl);
+    m.trace = fl;
   }
 
   delivered(m: TMsg, to: TTask, rec: TReceived): void {
-    let fl = this.flights.get(m);
+    let fl = m.trace as Flight | null;
     if (!fl) {
       // Routed without passing sent() (a kernel object's MIG_BAD_ID answer).
       fl = { n: ++this.n, ts: Date.now(), sname: 0, rpc: this.registry.name(m.id - 100), re: 0, reply: true, wire: null, span: null, tp: "" };
-    } else this.flights.delete(m);
+    } else m.trace = null;
     const span = fl.span;
     const awaitsReply = m.reply !== null && m.replyType === R_SEND_ONCE;
     if (awaitsReply) this.pendingReplies.set(m.reply!, { n: fl.n, id: m.id, span });
@@ -381,9 +382,9 @@ export class TraceHub implements KernelTracer {
   }
 
   failed(m: TMsg, code: number): void {
-    const fl = this.flights.get(m);
+    const fl = m.trace as Flight | null;
     if (!fl) return;
-    this.flights.delete(m);
+    m.trace = null;
     const span = fl.span;
     if (span !== null) {
       if (fl.reply) span.replied = true;

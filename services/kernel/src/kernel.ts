@@ -1261,6 +1261,7 @@ export class Kernel {
         kernel: false,
         seq: m.seq,
         traceparent: m.traceparent,
+        trace: null,
       };
       if (d.type === R_SEND && !dest.kobject && dest.msgcount >= dest.qlimit) {
         // A full queue: wait for room up to the sender's timeout (send-once
@@ -1330,7 +1331,7 @@ export class Kernel {
     // kernel's: the message carries a copy, released when it is delivered.
     // A send-once right is consumed by the message, as Mach's are.
     if (destType === R_SEND) dest.srights++;
-    const m: KMsg = { dest, destType, destMoved: false, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceparent: "" };
+    const m: KMsg = { dest, destType, destMoved: false, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceparent: "", trace: null };
     if (this.tracer !== null) this.tracer.sent(m, null);
     this.enqueue(dest, m);
   }
@@ -1367,7 +1368,7 @@ export class Kernel {
     m.reply = null;
     this.destroyMsg(m);
     if (reply && replyType === R_SEND_ONCE) {
-      const r: KMsg = { dest: reply, destType: R_SEND_ONCE, destMoved: false, reply: null, replyType: 0, id: m.id + 100, code: Errno.MIG_BAD_ID, body: new Uint8Array(0), rights: null, sender: null, kernel: false, seq: 0, traceparent: m.traceparent };
+      const r: KMsg = { dest: reply, destType: R_SEND_ONCE, destMoved: false, reply: null, replyType: 0, id: m.id + 100, code: Errno.MIG_BAD_ID, body: new Uint8Array(0), rights: null, sender: null, kernel: false, seq: 0, traceparent: m.traceparent, trace: null };
       this.enqueue(reply, r);
     } else if (reply && replyType === R_SEND) this.releaseSend(reply);
   }

@@ -36,4 +36,6 @@ export interface KMsg {
   kernel: boolean;
   seq: number;
   traceparent: string;
+  /** The kernel tracer's bookkeeping while the message is in flight (null untraced). */
+  trace: unknown;
 }
