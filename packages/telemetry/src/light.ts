@@ -86,7 +86,8 @@ export class LightTracer {
   parent(traceparent: string): Parent | null {
     if (traceparent.length !== 0) {
       const p = parseTraceparent(traceparent);
-      if (p !== null) return p.flags & 1 ? { traceId: p.traceId, spanId: p.spanId } : UNSAMPLED;
+      // The parsed context is a Parent as it is (no copy per span).
+      if (p !== null) return p.flags & 1 ? p : UNSAMPLED;
     }
     return null;
   }

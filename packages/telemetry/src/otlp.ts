@@ -32,6 +32,13 @@ const VARINT = 0;
 const I64 = 1;
 const I32 = 5;
 
+/** Hex digit values by char code (255: not a hex digit). */
+const UNHEX = new Uint8Array(65536).fill(255);
+for (let i = 0; i < 16; i++) {
+  UNHEX["0123456789abcdef".charCodeAt(i)] = i;
+  UNHEX["0123456789ABCDEF".charCodeAt(i)] = i;
+}
+
 /** A growing protobuf buffer. Nested messages reserve one length byte and move their body when it needs more. */
 export class Writer {
   buf = Buffer.allocUnsafe(64 * 1024);
@@ -81,22 +88,53 @@ export class Writer {
     this.buf.set(b, this.pos);
     this.pos += b.length;
   }
-  // Strings and ids are written by Buffer's native codecs: the ids and
-  // many values are concatenations, which a charCodeAt loop would flatten
-  // one character at a time.
+  // Short strings and ids are written by a JS loop: each of Buffer's
+  // native codecs is a call into C++ that costs more than the copy of a
+  // span name or a 16-digit id. Longer or non-ASCII strings go native.
   /** A length-delimited UTF-8 string. */
   string(s: string): void {
-    const n = Buffer.byteLength(s, "utf8");
-    this.varint(n);
-    this.room(n);
-    this.pos += this.buf.write(s, this.pos, n, "utf8");
+    const n = s.length;
+    if (n < 0x80) {
+      this.room(n + 1);
+      const b = this.buf;
+      let p = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[p++] = c;
+      }
+      if (i === n) {
+        b[this.pos] = n;
+        this.pos = p;
+        return;
+      }
+    }
+    const len = Buffer.byteLength(s, "utf8");
+    this.varint(len);
+    this.room(len);
+    this.pos += this.buf.write(s, this.pos, len, "utf8");
   }
-  /** `hex` (16 or 32 hex digits) as a length-delimited bytes field. */
+  /** `hex` (16 or 32 lowercase hex digits) as a length-delimited bytes field. */
   hexBytes(hex: string): void {
     const n = hex.length >> 1;
-    this.byte(n);
-    this.room(n);
-    this.pos += this.buf.write(hex, this.pos, n, "hex");
+    this.room(n + 1);
+    const b = this.buf;
+    let p = this.pos;
+    b[p++] = n;
+    for (let i = 0; i < hex.length; i += 2) {
+      const hi = UNHEX[hex.charCodeAt(i)]!;
+      const lo = UNHEX[hex.charCodeAt(i + 1)]!;
+      if ((hi | lo) > 15) {
+        // Not lowercase hex (a foreign span's id): Buffer's decoder decides.
+        b[this.pos] = n;
+        this.pos++;
+        this.pos += b.write(hex, this.pos, n, "hex");
+        return;
+      }
+      b[p++] = (hi << 4) | lo;
+    }
+    this.pos = p;
   }
   fixed32(v: number): void {
     this.room(4);

@@ -24,7 +24,10 @@ export function parseTraceparent(s: string | undefined | null): TraceParent | nu
     const traceId = s.slice(3, 35);
     const spanId = s.slice(36, 52);
     if (traceId === ZERO32 || spanId === ZERO16) return null;
-    return { traceId, spanId, flags: parseInt(s.slice(53), 16) };
+    // Flags: two hex digits the test above checked ("01" in nearly every message).
+    const f1 = s.charCodeAt(53);
+    const f2 = s.charCodeAt(54);
+    return { traceId, spanId, flags: ((f1 > 57 ? f1 - 87 : f1 - 48) << 4) | (f2 > 57 ? f2 - 87 : f2 - 48) };
   }
   const parts = s.trim().split("-");
   if (parts.length < 4) return null;
