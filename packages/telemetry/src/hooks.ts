@@ -22,6 +22,12 @@ import { formatTraceparent } from "./traceparent.js";
 let manager: AsyncLocalStorageContextManager | null = null;
 /** The traceparent of the handler running synchronously now ("" outside handlers). */
 let active = "";
+/**
+ * The handler span running synchronously now (null outside handlers): its
+ * traceparent is made only if the handler sends something (most answer and
+ * return, and their reply carries the request's context).
+ */
+let activeSpan: LightSpan | null = null;
 
 const KV_RPC_SYSTEM = constKV("rpc.system.name", "hurdmesh");
 const K_METHOD = keyBytes("rpc.method");
@@ -55,11 +61,14 @@ function errText(e: unknown): string {
 /** Runs `run` with `tp` as the active context for the messages it sends synchronously. */
 function within(tp: string, run: () => void | Promise<void>): void | Promise<void> {
   const prev = active;
+  const prevSpan = activeSpan;
   active = tp;
+  activeSpan = null;
   try {
     return run();
   } finally {
     active = prev;
+    activeSpan = prevSpan;
   }
 }
 
@@ -85,7 +94,7 @@ let ambient = "";
 
 /** The traceparent a message sent now would carry ("" when there is none). */
 export function currentTraceparent(): string {
-  return active.length !== 0 ? active : ambient.length !== 0 ? ambient : otelCurrent();
+  return activeSpan !== null ? activeSpan.traceparent : active.length !== 0 ? active : ambient.length !== 0 ? ambient : otelCurrent();
 }
 
 /**
@@ -148,7 +157,9 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
     const span = new ServerSpan(lt, name, parent, method, m.id);
     let r: void | Promise<void>;
     const prev = active;
-    active = span.traceparent;
+    const prevSpan = activeSpan;
+    active = "";
+    activeSpan = span;
     try {
       r = asyncContext ? context.with(trace.setSpanContext(ROOT_CONTEXT, span.spanContext()), run) : run();
     } catch (e) {
@@ -157,6 +168,7 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
       throw e;
     } finally {
       active = prev;
+      activeSpan = prevSpan;
     }
     if (r && typeof (r as Promise<void>).then === "function")
       return (r as Promise<void>).then(
