@@ -3,7 +3,7 @@
 // exactly what docker compose and Kubernetes run, minus the containers, so
 // this runs on every machine. Boot in any start order, health, a subhurd,
 // a crash when proc goes (and a fresh boot when the "restart policy" brings
-// the servers back), a clean shutdown on SIGTERM.
+// the servers back), a kernel restart, a clean shutdown on SIGTERM.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -157,6 +157,24 @@ describe("container roles on a real nats-server", () => {
     const ps = pids();
     assert.equal(ps.find((p) => p.pid === 1)?.command, "/libexec/runsystem");
     assert.equal(ps.find((p) => p.pid === 4)?.command, "/hurd/proc");
+  });
+
+  it("notices a restarted kernel (it knows none of the old tasks): the servers exit, and boot again on the new kernel", async () => {
+    kernel.proc.kill("SIGKILL");
+    await kernel.exited;
+    kernel = start("kernel");
+    await until(() => /gRPC edge on/.test(kernel.out()), 30000, "kernel edge");
+    edge = `127.0.0.1:${/gRPC edge on [\d.]+:(\d+)/.exec(kernel.out())![1]}`;
+    // A kernel call answers KERN_INVALID_TASK now: init exits non-zero, proc and auth for the next boot.
+    assert.equal(await initR.exited, 1, initR.out());
+    assert.match(initR.out(), /startup's task ended from outside/);
+    assert.equal(await procR.exited, 0, procR.out());
+    assert.equal(await authR.exited, 0, authR.out());
+    procR = start("proc");
+    authR = start("auth");
+    initR = start("init", { HURD_PUBLIC_EDGE: edge });
+    await until(() => /ready: session/.test(initR.out()) || initR.proc.exitCode !== null, 60000, "init ready on the new kernel");
+    assert.equal(pids().find((p) => p.pid === 4)?.command, "/hurd/proc");
   });
 
   it("shuts the hurd down cleanly on SIGTERM to init: exit 0, proc and auth end", async () => {

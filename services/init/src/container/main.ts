@@ -90,6 +90,35 @@ async function claimBoot(bus: Bus, secret: string): Promise<Claimed> {
   }
 }
 
+/**
+ * Calls `gone` once when this container's task is no more: the kernel said
+ * so (KERN_TERMINATED), or a kernel call answers KERN_INVALID_TASK. The
+ * call matters when the kernel itself restarted: a new kernel knows no old
+ * task and cannot tell it, and without asking the server would report
+ * healthy for a hurd that is gone.
+ */
+function watchTask(t: Task, gone: () => void): () => void {
+  let done = false;
+  const end = () => {
+    if (done) return;
+    done = true;
+    clearInterval(timer);
+    gone();
+  };
+  t.onTerminated = end;
+  const timer = setInterval(() => {
+    if (t.detached) return end();
+    t.taskInfo(0).catch((e) => {
+      // A slow or absent kernel (ETIMEDOUT) is not a verdict: ask again.
+      if (t.detached || HurdError.from(e).code === Errno.KERN_INVALID_TASK) end();
+    });
+  }, 2000);
+  return () => {
+    done = true;
+    clearInterval(timer);
+  };
+}
+
 let health: HealthServer | null = null;
 let task: Task | null = null;
 let exiting = false;
@@ -123,15 +152,12 @@ async function runServer(): Promise<void> {
   });
   health!.set("SERVING", `hurdmesh.${role}`);
   say(`running as task ${order.taskId}`);
-  const poll = setInterval(() => {
-    if (task!.detached || bus.closed) {
-      clearInterval(poll);
-      say("its task ended (the hurd shut down or crashed); exiting for the next boot");
-      void exit(0);
-    }
-  }, 250);
+  const unwatch = watchTask(task!, () => {
+    say("its task ended (the hurd shut down or crashed); exiting for the next boot");
+    void exit(0);
+  });
   const stop = async () => {
-    clearInterval(poll);
+    unwatch();
     say("SIGTERM: ending the task");
     await task!.taskTerminate(0).catch(() => {});
     await bus.close().catch(() => {});
@@ -209,16 +235,14 @@ async function runInit(): Promise<void> {
   process.on("SIGTERM", () => void stop());
   process.on("SIGINT", () => void stop());
   // Ended from outside (the parent hurd went, or the kernel restarted): nothing left to run.
-  const poll = setInterval(() => {
-    if (!stopping && (task!.detached || bus.closed)) {
-      clearInterval(poll);
-      say("startup's task ended from outside; exiting for the next boot");
-      rmSync(join(stateDir, `${sessionName}.json`), { force: true });
-      void exit(1);
-    }
-  }, 250);
+  const unwatch = watchTask(task, () => {
+    if (stopping) return;
+    say("startup's task ended from outside; exiting for the next boot");
+    rmSync(join(stateDir, `${sessionName}.json`), { force: true });
+    void exit(1);
+  });
   void init.halted.then(async (code) => {
-    clearInterval(poll);
+    unwatch();
     if (stopping) return;
     say(code === 0 ? "the hurd halted" : `the hurd crashed (status ${code}); exiting so the next boot starts clean`);
     rmSync(join(stateDir, `${sessionName}.json`), { force: true });
