@@ -98,11 +98,25 @@ describe("LocalHub", () => {
     srv.subscribe("echo", (_s, d, reply) => reply && srv.publish(reply, d));
     const c = hub.connect();
     assert.deepEqual([...(await c.request("echo", bytes(5), 1000))], [5]);
+    // A subscriber that never answers: the deadline decides.
+    srv.subscribe("silent", () => {});
     const t0 = performance.now();
-    await assert.rejects(c.request("nobody", bytes(1), 50), (e: unknown) => e instanceof HurdError && e.code === Errno.ETIMEDOUT);
+    await assert.rejects(c.request("silent", bytes(1), 50), (e: unknown) => e instanceof HurdError && e.code === Errno.ETIMEDOUT);
     assert.ok(performance.now() - t0 >= 50);
-    const p = c.request("nobody", bytes(1), 60_000);
+    const p = c.request("silent", bytes(1), 60_000);
     await c.close();
     await assert.rejects(p, (e: unknown) => e instanceof HurdError && e.code === Errno.MACH_SEND_INVALID_DEST);
+  });
+
+  it("request: nobody subscribed is MACH_SEND_INVALID_DEST at once, as NATS's no responders", async () => {
+    const hub = new LocalHub();
+    const c = hub.connect();
+    const t0 = performance.now();
+    await assert.rejects(c.request("nobody", bytes(1), 5000), (e: unknown) => e instanceof HurdError && e.code === Errno.MACH_SEND_INVALID_DEST);
+    assert.ok(performance.now() - t0 < 1000);
+    // Once someone listens, the same subject answers.
+    const srv = hub.connect();
+    srv.subscribe("nobody", (_s, d, reply) => reply && srv.publish(reply, d));
+    assert.deepEqual([...(await c.request("nobody", bytes(7), 1000))], [7]);
   });
 });

@@ -124,6 +124,9 @@ export class LocalHub {
       }
     }
     for (let i = 0; i < subs.length; i++) call(subs[i]!, subject, data, reply, tp);
+    // NATS answers a request nobody subscribes to with "no responders" at
+    // once; so does the hub, so that both buses fail the same way.
+    if (subs.length === 0 && reply !== undefined && reply.startsWith("_INBOX.local")) this.deliver(reply, NO_RESPONDERS, undefined, undefined);
   }
 
   /** Every subscription `subject` reaches: exact, then `prefix.>` longest first, then `*` patterns. */
@@ -174,6 +177,8 @@ export class LocalHub {
 }
 
 const NO_DATA = new Uint8Array(0);
+/** The hub's "no responders" answer, told apart by identity, never by content. */
+const NO_RESPONDERS = new Uint8Array(0);
 
 /** Distinct subjects remembered by the routing cache before it starts over. */
 const ROUTE_CACHE_MAX = 4096;
@@ -277,7 +282,8 @@ export class LocalConnection implements Bus {
         if (!p) return;
         this.pending.delete(id);
         this.deadlines.cancel(p, p.due);
-        p.resolve(d);
+        if (d === NO_RESPONDERS) p.reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, `nobody listens on ${p.subject}`));
+        else p.resolve(d);
       });
     }
     const id = this.nextReq++;
