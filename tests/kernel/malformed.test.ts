@@ -98,7 +98,7 @@ for (const kind of busKinds) {
       const s = await scene("rawtok");
       const before = await state(s);
       const rejected = h.kernel.stats.rejectedTraps;
-      const send = { destination: s.qs, destinationDisposition: MsgType.MSG_TYPE_COPY_SEND, reply: 0, replyDisposition: 0, id: 66, body: new Uint8Array(0), ports: [{ name: s.p, disposition: MsgType.MSG_TYPE_MAKE_SEND }], timeoutMs: 0, seq: 1, traceparent: "", code: 0 };
+      const send = { destination: s.qs, destinationDisposition: MsgType.MSG_TYPE_COPY_SEND, reply: 0, replyDisposition: 0, id: 66, body: new Uint8Array(0), ports: [{ name: s.p, disposition: MsgType.MSG_TYPE_MAKE_SEND }], timeoutMs: 0, seq: 1, traceContext: new Uint8Array(0), code: 0 };
       const bad = Trap.encode(Trap.fromPartial({ task: s.a.id, token: "x".repeat(tokenOf(s.a).length), credit: 5, send })).finish();
       const ans = await rawTrap(bad);
       assert.equal(ans.code, Errno.KERN_INVALID_TASK);

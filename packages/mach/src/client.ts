@@ -32,7 +32,7 @@ export function client<D extends ServiceDef>(task: Task, def: D, port: number | 
       const body = encode(m.requestType, m.requestType.fromPartial(req));
       const dest = typeof port === "function" ? port() : port;
       if (info.simple) {
-        task.send({ destination: dest, id: info.msgid, body, ports: o.rights?.ports, traceparent: o.traceparent });
+        task.send({ destination: dest, id: info.msgid, body, ports: o.rights?.ports, traceContext: o.traceContext });
         return withRights(m.responseType.fromPartial({}), []);
       }
       // CallOptions are RpcOptions but for `rights`: copy only when there are some.

@@ -14,3 +14,4 @@ export { EdgeBus } from "./edge-bus.js";
 export { encode } from "./wire.js";
 export { clearTaskEvents, decodeTaskEvents, encodeTaskEvents, newTaskEvents, type TaskEvents } from "./task-events.js";
 export { tracingHooks } from "./hooks.js";
+export { TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT, NO_TRACE_CONTEXT, isTraceContext, isSampled, traceparentOf, traceContextOf, hexOf } from "./trace-context.js";

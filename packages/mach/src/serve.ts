@@ -5,6 +5,7 @@ import { Rights, withRights } from "./rights.js";
 import { MACH_PORT_DEAD, type Task } from "./task.js";
 import { encode } from "./wire.js";
 import { tracingHooks } from "./hooks.js";
+import { NO_TRACE_CONTEXT } from "./trace-context.js";
 
 /** What a handler knows of the request beyond its body. */
 export interface Context<O> {
@@ -215,7 +216,8 @@ export class Server<D extends ServiceDef, O> {
       code,
       body,
       ports,
-      traceparent: m.traceparent,
+      // A reply carries no context: the kernel knows its request by the reply right.
+      traceContext: NO_TRACE_CONTEXT,
     });
   }
 }

@@ -1,4 +1,5 @@
 import { tracingHooks } from "./hooks.js";
+import { NO_TRACE_CONTEXT, traceparentOf } from "./trace-context.js";
 import {
   AttachReply,
   CallReply,
@@ -82,7 +83,8 @@ export interface RpcOptions {
   /** MACH_SEND_TIMEOUT for a full destination queue (default: the RPC's deadline). */
   sendTimeoutMs?: number;
   destinationDisposition?: MsgType;
-  traceparent?: string;
+  /** The trace context to send (binary, trace-context.ts); default: the active span's. */
+  traceContext?: Uint8Array;
 }
 
 /**
@@ -204,7 +206,8 @@ export class Task {
     // A kernel call has no message to carry its trace context: it goes as a
     // bus header (NATS) or gRPC metadata, so what the call causes (a task's
     // death, notifications) links back to the caller's span.
-    const tp = tracingHooks.current !== null ? tracingHooks.current() : "";
+    // A kernel call is not a message: its context rides as a text traceparent header.
+    const tp = tracingHooks.current !== null ? traceparentOf(tracingHooks.current()) : "";
     const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, this.timeoutMs, tp);
     return def.responseType.decode(bytes) as Rep<K>;
   }
@@ -284,7 +287,7 @@ export class Task {
       ports: m.ports ?? NO_PORTS,
       timeoutMs: m.timeoutMs ?? 0,
       seq: m.seq ?? this.oneWaySeq++,
-      traceparent: m.traceparent ?? (tracingHooks.current !== null ? tracingHooks.current() : ""),
+      traceContext: m.traceContext ?? (tracingHooks.current !== null ? tracingHooks.current() : NO_TRACE_CONTEXT),
       code: m.code ?? 0,
     });
   }
@@ -327,7 +330,7 @@ export class Task {
           ports: o.ports ?? NO_PORTS,
           timeoutMs: o.sendTimeoutMs ?? timeoutMs,
           seq: rp,
-          traceparent: o.traceparent ?? (tracingHooks.current !== null ? tracingHooks.current() : ""),
+          traceContext: o.traceContext ?? (tracingHooks.current !== null ? tracingHooks.current() : NO_TRACE_CONTEXT),
           code: 0,
         });
       } catch (e) {

@@ -13,15 +13,15 @@
 // context manager and runs each handler inside its span's context.
 import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { tracingHooks, type Received } from "@hurdmesh/mach";
+import { NO_TRACE_CONTEXT, traceContextOf, traceparentOf, tracingHooks, type Received } from "@hurdmesh/mach";
 import { LightSpan, PlainSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
 import type { Telemetry } from "./otel.js";
 import { constKV, keyBytes, type Writer } from "./otlp.js";
 import { formatTraceparent } from "./traceparent.js";
 
 let manager: AsyncLocalStorageContextManager | null = null;
-/** The traceparent of the handler running synchronously now ("" outside handlers). */
-let active = "";
+/** The trace context of the handler running synchronously now (empty outside handlers, or an unsampled one). */
+let active: Uint8Array = NO_TRACE_CONTEXT;
 /**
  * The handler span running synchronously now (null outside handlers): its
  * traceparent is made only if the handler sends something (most answer and
@@ -59,7 +59,7 @@ function errText(e: unknown): string {
 }
 
 /** Runs `run` with `tp` as the active context for the messages it sends synchronously. */
-function within(tp: string, run: () => void | Promise<void>): void | Promise<void> {
+function within(tp: Uint8Array, run: () => void | Promise<void>): void | Promise<void> {
   const prev = active;
   const prevSpan = activeSpan;
   active = tp;
@@ -72,12 +72,12 @@ function within(tp: string, run: () => void | Promise<void>): void | Promise<voi
   }
 }
 
-/** The traceparent of the OTel API's active span, for programs that run a context manager. */
-function otelCurrent(): string {
+/** The context of the OTel API's active span, for programs that run a context manager. */
+function otelCurrent(): Uint8Array {
   const s = trace.getSpan(context.active());
-  if (!s) return "";
+  if (!s) return NO_TRACE_CONTEXT;
   const sc = s.spanContext();
-  return formatTraceparent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags });
+  return traceContextOf(formatTraceparent({ traceId: sc.traceId, spanId: sc.spanId, flags: sc.traceFlags }));
 }
 
 export interface HookOptions {
@@ -90,11 +90,16 @@ export interface HookOptions {
  * this process sends outside handlers goes under it. Set only while such a
  * sequence runs; handlers' own spans still win inside them.
  */
-let ambient = "";
+let ambient: Uint8Array = NO_TRACE_CONTEXT;
 
-/** The traceparent a message sent now would carry ("" when there is none). */
+/** The binary trace context a message sent now would carry (empty when there is none). */
+export function currentTraceContext(): Uint8Array {
+  return activeSpan !== null ? activeSpan.context : active.length !== 0 ? active : ambient.length !== 0 ? ambient : otelCurrent();
+}
+
+/** The same as a text traceparent ("" when there is none), for headers and other programs. */
 export function currentTraceparent(): string {
-  return activeSpan !== null ? activeSpan.traceparent : active.length !== 0 ? active : ambient.length !== 0 ? ambient : otelCurrent();
+  return traceparentOf(currentTraceContext());
 }
 
 /**
@@ -111,14 +116,14 @@ export class StepTrace {
     attributes: Attributes = {},
   ) {
     this.root = tel && tel.light.sampleRoot(name) ? new PlainSpan(tel.light, name, SpanKind.INTERNAL, null, attributes) : null;
-    if (this.root) ambient = this.root.traceparent;
+    if (this.root) ambient = this.root.context;
   }
   /** Ends the current phase and starts `name`. */
   phase(name: string): void {
     this.phaseSpan?.end();
     if (!this.root || !this.tel) return;
-    this.phaseSpan = new PlainSpan(this.tel.light, name, SpanKind.INTERNAL, { traceId: this.root.traceId, spanId: this.root.spanId }, {});
-    ambient = this.phaseSpan.traceparent;
+    this.phaseSpan = new PlainSpan(this.tel.light, name, SpanKind.INTERNAL, this.root.context, {});
+    ambient = this.phaseSpan.context;
   }
   end(error?: unknown): void {
     this.phaseSpan?.end();
@@ -126,10 +131,10 @@ export class StepTrace {
     if (!this.root) return;
     if (error) this.root.fail(errText(error));
     this.root.end();
-    if (ambient.length !== 0) ambient = "";
+    if (ambient.length !== 0) ambient = NO_TRACE_CONTEXT;
   }
   get traceparent(): string {
-    return this.root ? this.root.traceparent : "";
+    return this.root ? traceparentOf(this.root.context) : "";
   }
 }
 
@@ -147,18 +152,18 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
     context.setGlobalContextManager(manager);
   }
   const lt = tel.light;
-  tracingHooks.current = currentTraceparent;
+  tracingHooks.current = currentTraceContext;
   tracingHooks.serve = (m: Received, method: string | undefined, run: () => void | Promise<void>) => {
     const name = method ?? `msgid ${m.id}`;
-    const parent = lt.parent(m.traceparent);
+    const parent = lt.parent(m.traceContext);
     // Unsampled: no span, but the decision travels on with what the handler sends.
-    if (parent === UNSAMPLED) return within(m.traceparent, run);
+    if (parent === UNSAMPLED) return within(m.traceContext, run);
     if (parent === null && !lt.sampleRoot(name)) return within(lt.unsampledContext(), run);
     const span = new ServerSpan(lt, name, parent, method, m.id);
     let r: void | Promise<void>;
     const prev = active;
     const prevSpan = activeSpan;
-    active = "";
+    active = NO_TRACE_CONTEXT;
     activeSpan = span;
     try {
       r = asyncContext ? context.with(trace.setSpanContext(ROOT_CONTEXT, span.spanContext()), run) : run();

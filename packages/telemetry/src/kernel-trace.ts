@@ -11,13 +11,12 @@
 // span under it. A reply makes no span of its own: that halves the kernel's
 // spans and keeps the span tree the shape a person reads (call, handling).
 import { SpanKind, type Attributes } from "@opentelemetry/api";
-import { errnoName } from "@hurdmesh/mach";
+import { errnoName, hexOf, isTraceContext, NO_TRACE_CONTEXT } from "@hurdmesh/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Telemetry } from "./otel.js";
 import { registry, type Registry } from "./registry.js";
-import { LightSpan, UNSAMPLED, type LightTracer } from "./light.js";
+import { LightSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
 import { constKV, keyBytes, type Writer } from "./otlp.js";
-import { parseTraceparent } from "./traceparent.js";
 
 const CAUSE = Object.freeze({ "hurd.link": "cause" });
 
@@ -48,7 +47,8 @@ export interface TMsg {
   rights: TRight[] | null;
   sender: TTask | null;
   kernel: boolean;
-  traceparent: string;
+  /** Binary W3C trace context (empty: none). */
+  traceContext: Uint8Array;
   /** The tracer's own field: a message's Flight while in flight (kept on the message, not in a map). */
   trace: unknown;
 }
@@ -60,7 +60,7 @@ export interface TWire {
   ports: readonly { name: number; disposition: number }[];
   id: number;
   code: number;
-  traceparent: string;
+  traceContext: Uint8Array;
   body: Uint8Array;
 }
 export interface TReceived {
@@ -68,14 +68,14 @@ export interface TReceived {
   reply: number;
   replyType: number;
   ports: readonly { name: number; type: number }[];
-  traceparent: string;
+  traceContext: Uint8Array;
 }
 
 /** What the kernel tells a tracer. Called only while kernel.tracer is set. */
 export interface KernelTracer {
   /** A message left its sender (wire: as the sender wrote it) or the kernel (wire null). */
   sent(m: TMsg, wire: TWire | null): void;
-  /** The message was copied out to `to`; `rec` is what the receiver gets (its traceparent may be set). */
+  /** The message was copied out to `to`; `rec` is what the receiver gets (its trace context may be set). */
   delivered(m: TMsg, to: TTask, rec: TReceived): void;
   /** A sent message could not be delivered (its rights went back to the sender). */
   failed(m: TMsg, code: number): void;
@@ -84,11 +84,11 @@ export interface KernelTracer {
   /** A task was created (watchers following a task follow its children). */
   created(t: TTask): void;
   /**
-   * The traceparent of what the kernel is doing now (the trap it handles),
-   * set by the trap path around each trap: notifications the kernel sends
-   * meanwhile link to it ("" when nothing traced is the cause).
+   * The trace context of what the kernel is doing now (the trap it
+   * handles), set by the trap path around each trap: notifications the
+   * kernel sends meanwhile link to it (empty when nothing traced is the cause).
    */
-  cause: string;
+  cause: Uint8Array;
 }
 
 /** One routed message, as the trace stream carries it (hurd.trace.v1.TraceRecord). */
@@ -134,7 +134,7 @@ interface Flight {
   /** A request's or one-way message's span; for a reply, its request's span (ended when the reply is delivered). */
   span: KernelSpan | null;
   /** With telemetry on, an unsampled message that starts a trace: the context it carries on. */
-  tp: string;
+  tp: Uint8Array;
 }
 
 /** What a pending request's reply port remembers. */
@@ -174,7 +174,7 @@ class KernelSpan extends LightSpan {
   constructor(
     lt: LightTracer,
     name: string,
-    parent: { traceId: string; spanId: string } | null,
+    parent: Parent | null,
     private readonly system: string,
     private readonly migId: number,
     private readonly sender: number,
@@ -276,7 +276,7 @@ export class TraceHub implements KernelTracer {
   private flushing = false;
   readonly registry: Registry;
   readonly stats = { records: 0, dropped: 0, spans: 0 };
-  cause = "";
+  cause: Uint8Array = NO_TRACE_CONTEXT;
 
   constructor(
     private readonly install: (t: KernelTracer | null) => void,
@@ -349,7 +349,7 @@ export class TraceHub implements KernelTracer {
     }
     if (!reply) rpc = this.registry.name(m.id, m.kernel) ?? (m.destType === R_SEND_ONCE ? this.registry.name(m.id - 100) : undefined);
     // ts is for watchers' records only (spans keep their own clock).
-    const fl: Flight = { n: ++this.n, ts: this.watchers.size > 0 ? Date.now() : 0, sname: wire ? wire.destination : 0, rpc, re, reply, wire, span, tp: "" };
+    const fl: Flight = { n: ++this.n, ts: this.watchers.size > 0 ? Date.now() : 0, sname: wire ? wire.destination : 0, rpc, re, reply, wire, span, tp: NO_TRACE_CONTEXT };
     const tel = this.telemetry;
     if (tel !== null && !reply) this.startSpan(tel.light, m, fl);
     m.trace = fl;
@@ -359,7 +359,7 @@ export class TraceHub implements KernelTracer {
     let fl = m.trace as Flight | null;
     if (!fl) {
       // Routed without passing sent() (a kernel object's MIG_BAD_ID answer).
-      fl = { n: ++this.n, ts: Date.now(), sname: 0, rpc: this.registry.name(m.id - 100), re: 0, reply: true, wire: null, span: null, tp: "" };
+      fl = { n: ++this.n, ts: Date.now(), sname: 0, rpc: this.registry.name(m.id - 100), re: 0, reply: true, wire: null, span: null, tp: NO_TRACE_CONTEXT };
     } else m.trace = null;
     const span = fl.span;
     const awaitsReply = m.reply !== null && m.replyType === R_SEND_ONCE;
@@ -374,10 +374,10 @@ export class TraceHub implements KernelTracer {
         span.receiver = to.id;
         span.receiverName = rec.local;
         span.ns = to.ns.id;
-        rec.traceparent = span.traceparent;
+        rec.traceContext = span.context;
         if (!awaitsReply) span.end();
       }
-    } else if (fl.tp.length !== 0) rec.traceparent = fl.tp;
+    } else if (fl.tp.length !== 0) rec.traceContext = fl.tp;
     if (this.watchers.size > 0) this.record(m, fl, to, rec, 0, m.sender, to.ns);
   }
 
@@ -491,7 +491,7 @@ export class TraceHub implements KernelTracer {
 
   private startSpan(lt: LightTracer, m: TMsg, fl: Flight): void {
     const name = m.kernel ? (fl.rpc ?? `notify ${m.id}`) : (fl.rpc ?? `msgid ${m.id}`);
-    const parent = lt.parent(m.traceparent);
+    const parent = lt.parent(m.traceContext);
     if (parent === UNSAMPLED) return;
     if (parent === null && !lt.sampleRoot(name)) {
       fl.tp = lt.unsampledContext();
@@ -509,9 +509,8 @@ export class TraceHub implements KernelTracer {
     // A notification starts its own trace, linked to its cause: the span of
     // the trap that made the kernel send it (task_terminate, the message or
     // deallocation that released the last send right, ...).
-    if (m.kernel && this.cause.length !== 0) {
-      const c = parseTraceparent(this.cause);
-      if (c !== null) span.links = [{ context: { traceId: c.traceId, spanId: c.spanId, traceFlags: c.flags, isRemote: true }, attributes: CAUSE }];
-    }
+    const c = this.cause;
+    if (m.kernel && c.length !== 0 && isTraceContext(c))
+      span.links = [{ context: { traceId: hexOf(c, 0, 16), spanId: hexOf(c, 16, 24), traceFlags: c[24]!, isRemote: true }, attributes: CAUSE }];
   }
 }

@@ -18,37 +18,55 @@ import { SpanKind, SpanStatusCode, type Attributes, type HrTime, type Link, type
 import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-base";
-import { parseTraceparent } from "./traceparent.js";
+import { hexOf, isSampled, isTraceContext, NO_TRACE_CONTEXT, TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT } from "@hurdmesh/mach";
 
 const ORIGIN = performance.timeOrigin;
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
 const NO_EVENTS: TimedEvent[] = Object.freeze([]) as unknown as TimedEvent[];
 const UNSET: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
 
-// Ids. A span id is a random 32-bit prefix (new per process and whenever
-// the counter wraps) and a counter: unique in this process, and across
-// processes unless two draw the same prefix, and cheap (the crypto-backed
-// pool this replaced cost more than the rest of a span). Trace ids add 64
-// more random bits on the left, so they differ between processes. Math.random
-// is what the SDK's own RandomIdGenerator uses: ids must be unique, not secret.
-// Number#toString(16) is a slow runtime call in V8: a byte table instead.
-const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-const hex8 = (x: number): string => HEX2[x >>> 24]! + HEX2[(x >>> 16) & 255]! + HEX2[(x >>> 8) & 255]! + HEX2[x & 255]!;
-const rand8 = (): string => hex8((Math.random() * 4294967296) >>> 0);
-let prefix = rand8();
+// Ids, as bytes. A span id is a random 32-bit prefix (new per process and
+// whenever the counter wraps) and a counter: unique in this process, and
+// across processes unless two draw the same prefix, and cheap (the
+// crypto-backed pool this replaced cost more than the rest of a span). A
+// trace id is 64 random bits and a span id. Math.random is what the SDK's
+// own RandomIdGenerator uses: ids must be unique, not secret. Ids are made
+// and kept as bytes because bytes is what both the wire (trace_context) and
+// OTLP carry; hex is made only for an SDK exporter or a text header.
+const rand32 = (): number => (Math.random() * 4294967296) >>> 0;
+let prefix = rand32();
 let counter = 0;
-function spanId(): string {
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 255;
+  b[at + 2] = (v >>> 8) & 255;
+  b[at + 3] = v & 255;
+}
+/** Writes a new span id (8 bytes) at `at`. */
+function putSpanId(b: Uint8Array, at: number): void {
   if (++counter > 0xffffffff) {
     counter = 1;
-    prefix = rand8();
+    prefix = rand32();
   }
-  return prefix + hex8(counter);
+  put32(b, at, prefix);
+  put32(b, at + 4, counter);
 }
-function hex(n: 16 | 32): string {
-  return n === 16 ? spanId() : rand8() + rand8() + spanId();
+/** Writes a new trace id (16 bytes) at `at`. */
+function putTraceId(b: Uint8Array, at: number): void {
+  put32(b, at, rand32() || 1);
+  put32(b, at + 4, rand32());
+  putSpanId(b, at + 8);
 }
-export const newLightSpanId = (): string => hex(16);
-export const newLightTraceId = (): string => hex(32);
+export const newLightSpanId = (): string => {
+  const b = new Uint8Array(8);
+  putSpanId(b, 0);
+  return hexOf(b, 0, 8);
+};
+export const newLightTraceId = (): string => {
+  const b = new Uint8Array(16);
+  putTraceId(b, 0);
+  return hexOf(b, 0, 16);
+};
 
 function hr(rel: number): HrTime {
   const ms = ORIGIN + rel;
@@ -56,10 +74,15 @@ function hr(rel: number): HrTime {
   return [s, Math.round((ms - s * 1000) * 1e6)];
 }
 
-/** Where LightSpans go: the telemetry's processor, resource and scope, and its root sampling. */
+/** Where ended LightSpans go: encoded at once for hurdmesh's own OTLP exporter, or queued as objects for any other. */
+export interface LightSink {
+  add(span: LightSpan): void;
+}
+
+/** Where LightSpans go: the telemetry's sink, resource and scope, and its root sampling. */
 export class LightTracer {
   constructor(
-    readonly processor: SpanProcessor,
+    readonly sink: LightSink,
     readonly resource: Resource,
     readonly scope: InstrumentationScope,
     /** Whether a new trace (a span with no parent) is sampled. */
@@ -67,55 +90,53 @@ export class LightTracer {
     /**
      * The root sampler never samples (always_off): an unsampled new trace
      * then carries no context at all. Telling the next hop "not sampled"
-     * would cost a traceparent in every message (encoded, decoded, parsed:
-     * a tenth of a brokered RPC) to get the answer it would reach anyway.
+     * would cost a context in every message to get the answer it would
+     * reach anyway.
      */
     readonly neverSampled = false,
   ) {}
 
-  /** The context an unsampled new trace carries on ("" when it need carry none). */
-  unsampledContext(): string {
-    return this.neverSampled ? "" : unsampledRoot();
+  /** The context an unsampled new trace carries on (empty when it need carry none). */
+  unsampledContext(): Uint8Array {
+    return this.neverSampled ? NO_TRACE_CONTEXT : UNSAMPLED_CONTEXT;
   }
 
   /**
-   * The parent of a span about to start under `traceparent`: null for a
-   * root (then ask sampleRoot), the parsed parent when it is sampled,
-   * `UNSAMPLED` when it is not (then make no span).
+   * The parent of a span about to start under context `c` (binary, as
+   * messages carry it): null for a root (then ask sampleRoot), `c` itself
+   * when it is sampled, `UNSAMPLED` when it is not (then make no span).
    */
-  parent(traceparent: string): Parent | null {
-    if (traceparent.length !== 0) {
-      const p = parseTraceparent(traceparent);
-      // The parsed context is a Parent as it is (no copy per span).
-      if (p !== null) return p.flags & 1 ? p : UNSAMPLED;
-    }
-    return null;
+  parent(c: Uint8Array): Parent | null {
+    if (c.length === 0 || !isTraceContext(c)) return null;
+    return isSampled(c) ? c : UNSAMPLED;
   }
 }
 
-export interface Parent {
-  traceId: string;
-  spanId: string;
-}
+/** A sampled parent context: 25 bytes, trace id, span id, flags (trace-context.ts in @hurdmesh/mach). */
+export type Parent = Uint8Array;
 /** The parent was not sampled: no span, its context goes on as is. */
-export const UNSAMPLED: Parent = Object.freeze({ traceId: "", spanId: "" });
+export const UNSAMPLED: Parent = new Uint8Array(TRACE_CONTEXT_BYTES);
+
+/** Layout of a LightSpan's id bytes: its own context (sendable as is), then its parent's span id. */
+const CTX_END = TRACE_CONTEXT_BYTES;
+const PARENT_AT = CTX_END;
+const ID_BYTES = CTX_END + 8;
 
 /**
  * A span as the exporters read it. Subclasses keep their attributes as
  * fields and build the attribute object in `attrs()` (called at export).
  */
 export class LightSpan implements ReadableSpan {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentId: string;
+  /** trace id [0,16), span id [16,24), flags [24], parent span id [25,33) (zero for a root). */
+  readonly ids: Uint8Array;
+  readonly hasParent: boolean;
   readonly startRel: number;
   endRel = 0;
   status: SpanStatus = UNSET;
   links: Link[] = NO_LINKS;
-  private tp: string | null = null;
+  private ctx: Uint8Array | null = null;
   private extra: Attributes | null = null;
-  // What the exporter reads, built once: the OTLP serializer reads each
-  // span twice (size estimate, then write) and parentSpanContext four times.
+  // What an SDK exporter reads, built once.
   private a: Attributes | null = null;
   private sc: SpanContext | null = null;
   private psc: SpanContext | null | undefined = undefined;
@@ -127,10 +148,34 @@ export class LightSpan implements ReadableSpan {
     parent: Parent | null,
     startRel = performance.now(),
   ) {
-    this.traceId = parent !== null ? parent.traceId : hex(32);
-    this.parentId = parent !== null ? parent.spanId : "";
-    this.spanId = hex(16);
+    const b = (this.ids = new Uint8Array(ID_BYTES));
+    if (parent !== null) {
+      for (let i = 0; i < 16; i++) b[i] = parent[i]!;
+      for (let i = 0; i < 8; i++) b[PARENT_AT + i] = parent[16 + i]!;
+      this.hasParent = true;
+    } else {
+      putTraceId(b, 0);
+      this.hasParent = false;
+    }
+    putSpanId(b, 16);
+    b[TRACE_FLAGS_AT] = 1;
     this.startRel = startRel;
+  }
+
+  /** This span's binary trace context (sampled), for the messages it causes. */
+  get context(): Uint8Array {
+    return (this.ctx ??= this.ids.subarray(0, CTX_END));
+  }
+
+  get traceId(): string {
+    return hexOf(this.ids, 0, 16);
+  }
+  get spanId(): string {
+    return hexOf(this.ids, 16, 24);
+  }
+  /** The parent's span id in hex ("" for a root). */
+  get parentId(): string {
+    return this.hasParent ? hexOf(this.ids, PARENT_AT, ID_BYTES) : "";
   }
 
   /** Start and end, ms since the epoch (fractional). */
@@ -139,11 +184,6 @@ export class LightSpan implements ReadableSpan {
   }
   get endMs(): number {
     return ORIGIN + this.endRel;
-  }
-
-  /** This span's W3C traceparent (sampled), for the messages it causes. */
-  get traceparent(): string {
-    return (this.tp ??= `00-${this.traceId}-${this.spanId}-01`);
   }
 
   /** Attributes were set beyond the subclass's own (writeAttributes does not know them). */
@@ -162,7 +202,7 @@ export class LightSpan implements ReadableSpan {
   end(): void {
     if (this.endRel !== 0) return;
     this.endRel = performance.now();
-    this.lt.processor.onEnd(this);
+    this.lt.sink.add(this);
   }
 
   /**
@@ -183,7 +223,7 @@ export class LightSpan implements ReadableSpan {
     return (this.sc ??= { traceId: this.traceId, spanId: this.spanId, traceFlags: 1 });
   }
   get parentSpanContext(): SpanContext | undefined {
-    if (this.psc === undefined) this.psc = this.parentId ? { traceId: this.traceId, spanId: this.parentId, traceFlags: 1, isRemote: true } : null;
+    if (this.psc === undefined) this.psc = this.hasParent ? { traceId: this.traceId, spanId: this.parentId, traceFlags: 1, isRemote: true } : null;
     return this.psc ?? undefined;
   }
   /** Read only once the span has ended (by exporters): built on first read. */
@@ -228,6 +268,14 @@ export class LightSpan implements ReadableSpan {
   }
 }
 
+/** Queues ended spans as objects on an SDK SpanProcessor (exporters other than hurdmesh's own OTLP). */
+export class ProcessorSink implements LightSink {
+  constructor(private readonly processor: SpanProcessor) {}
+  add(span: LightSpan): void {
+    this.processor.onEnd(span);
+  }
+}
+
 /** A span with a plain attribute object (rare spans: boot steps, notifications). */
 export class PlainSpan extends LightSpan {
   constructor(lt: LightTracer, name: string, kind: SpanKind, parent: Parent | null, private readonly given: Attributes) {
@@ -244,7 +292,13 @@ export class PlainSpan extends LightSpan {
  * never exported and mean nothing to anyone, so one valid pair per process
  * serves them all and costs nothing per message.
  */
-const UNSAMPLED_TP = `00-${hex(32)}-${hex(16)}-00`;
-export function unsampledRoot(): string {
-  return UNSAMPLED_TP;
+const UNSAMPLED_CONTEXT: Uint8Array = (() => {
+  const b = new Uint8Array(TRACE_CONTEXT_BYTES);
+  putTraceId(b, 0);
+  putSpanId(b, 16);
+  b[TRACE_FLAGS_AT] = 0;
+  return b;
+})();
+export function unsampledRoot(): Uint8Array {
+  return UNSAMPLED_CONTEXT;
 }

@@ -10,8 +10,8 @@ import { ROOT_CONTEXT, SpanKind, trace, type Tracer } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, SamplingDecision, TraceIdRatioBasedSampler, type ReadableSpan, type Sampler, type SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { LightTracer, newLightTraceId } from "./light.js";
-import { encodeSpans, OtlpHttpExporter } from "./otlp.js";
+import { LightTracer, newLightTraceId, ProcessorSink } from "./light.js";
+import { encodeSpans, headFor, isEncodedExporter, OtlpBatchSink, OtlpHttpExporter } from "./otlp.js";
 
 export interface TelemetryOptions {
   /** service.name (OTEL_SERVICE_NAME wins when set). */
@@ -89,6 +89,12 @@ export class SerializingExporter implements SpanExporter {
     this.exported += spans.length;
     done({ code: ExportResultCode.SUCCESS });
   }
+  /** Light spans arrive encoded as they ended (OtlpBatchSink): the same bytes OtlpHttpExporter posts. */
+  sendEncoded(body: Uint8Array, spans: number, done: (r: ExportResult) => void): void {
+    this.bytes += body.length;
+    this.exported += spans;
+    done({ code: ExportResultCode.SUCCESS });
+  }
   async shutdown(): Promise<void> {}
 }
 
@@ -98,15 +104,12 @@ class LazyOtlpExporter implements SpanExporter {
   constructor(private readonly env: NodeJS.ProcessEnv) {}
   private load(): Promise<SpanExporter> {
     // http/protobuf (the OTLP default) goes through hurdmesh's own encoder
-    // (otlp.ts: a fraction of the SDK serializer's cost per span); grpc and
-    // http/json through the OTel exporters.
+    // and is not lazy (createTelemetry); grpc and http/json through the OTel exporters.
     const proto = (this.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? this.env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/protobuf").toLowerCase();
     return (this.real ??=
       proto === "grpc"
         ? import("@opentelemetry/exporter-trace-otlp-grpc").then((m) => new m.OTLPTraceExporter() as SpanExporter)
-        : proto === "http/json"
-          ? import("@opentelemetry/exporter-trace-otlp-http").then((m) => new m.OTLPTraceExporter() as SpanExporter)
-          : Promise.resolve(new OtlpHttpExporter(this.env)));
+        : import("@opentelemetry/exporter-trace-otlp-http").then((m) => new m.OTLPTraceExporter() as SpanExporter));
   }
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
     this.load().then(
@@ -153,13 +156,17 @@ function num(v: string | undefined, d: number): number {
 export function createTelemetry(o: TelemetryOptions): Telemetry {
   const env = o.env ?? process.env;
   const h = (env.HURD_TRACE ?? "").toLowerCase();
-  const exporter = o.exporter ?? (h === "noop" ? new NoopExporter() : h === "serialize" ? new SerializingExporter() : new LazyOtlpExporter(env));
-  const processor = new CountingBatchSpanProcessor(exporter, {
+  const proto = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/protobuf").toLowerCase();
+  const exporter =
+    o.exporter ??
+    (h === "noop" ? new NoopExporter() : h === "serialize" ? new SerializingExporter() : proto === "grpc" || proto === "http/json" ? new LazyOtlpExporter(env) : new OtlpHttpExporter(env));
+  const cfg = {
     maxQueueSize: o.maxQueueSize ?? num(env.OTEL_BSP_MAX_QUEUE_SIZE, 2048),
     maxExportBatchSize: o.maxExportBatchSize ?? num(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512),
     scheduledDelayMillis: o.scheduledDelayMillis ?? num(env.OTEL_BSP_SCHEDULE_DELAY, 1000),
     exportTimeoutMillis: o.exportTimeoutMillis ?? num(env.OTEL_BSP_EXPORT_TIMEOUT, 10000),
-  });
+  };
+  const processor = new CountingBatchSpanProcessor(exporter, cfg);
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || o.service, "service.namespace": "hurdmesh" }),
     spanProcessors: [processor],
@@ -168,20 +175,30 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
   const tracer = provider.getTracer("@hurdmesh/telemetry", "0.1.0");
   const resource = resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || o.service, "service.namespace": "hurdmesh" });
   const sampleRoot = rootSampler(o.sampler, env);
-  const light = new LightTracer(processor, resource, { name: "@hurdmesh/telemetry", version: "0.1.0" }, sampleRoot, sampleRoot === NEVER);
+  const scope = { name: "@hurdmesh/telemetry", version: "0.1.0" };
+  // The hot path's spans: encoded as they end when the exporter takes
+  // bytes (hurdmesh's OTLP/protobuf), else queued as objects beside the
+  // SDK's spans. Both queues have the same bounds and count their drops.
+  const direct = isEncodedExporter(exporter) ? new OtlpBatchSink(exporter, headFor(resource, scope), cfg.maxQueueSize, cfg.maxExportBatchSize, cfg.scheduledDelayMillis) : null;
+  const light = new LightTracer(direct ?? new ProcessorSink(processor), resource, scope, sampleRoot, sampleRoot === NEVER);
   return {
     tracer,
     provider,
     processor,
     light,
     get dropped() {
-      return processor.dropped;
+      return processor.dropped + (direct ? direct.dropped : 0);
     },
     get queued() {
-      return processor.queued;
+      return processor.queued + (direct ? direct.queued : 0);
     },
-    flush: () => provider.forceFlush(),
-    shutdown: () => provider.shutdown(),
+    flush: async () => {
+      await Promise.all([provider.forceFlush(), direct?.flush()]);
+    },
+    shutdown: async () => {
+      await direct?.flush();
+      await provider.shutdown();
+    },
   };
 }
 

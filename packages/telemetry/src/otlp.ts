@@ -23,9 +23,10 @@
 import type { Attributes, AttributeValue, Link } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
+import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { LightSpan } from "./light.js";
+import { LightSpan, type LightSink } from "./light.js";
 
 const LD = 2;
 const VARINT = 0;
@@ -114,6 +115,15 @@ export class Writer {
     this.varint(len);
     this.room(len);
     this.pos += this.buf.write(s, this.pos, len, "utf8");
+  }
+  /** `b[from, from + n)` as a length-delimited bytes field (n < 128: ids). */
+  idBytes(b: Uint8Array, from: number, n: number): void {
+    this.room(n + 1);
+    const o = this.buf;
+    let p = this.pos;
+    o[p++] = n;
+    for (let i = 0; i < n; i++) o[p++] = b[from + i]!;
+    this.pos = p;
   }
   /** `hex` (16 or 32 lowercase hex digits) as a length-delimited bytes field. */
   hexBytes(hex: string): void {
@@ -303,16 +313,18 @@ function link(w: Writer, l: Link): void {
   w.close(s);
 }
 
-function span(w: Writer, sp: LightSpan): void {
+/** One Span (field 2 of ScopeSpans) for `sp`. */
+export function encodeSpan(w: Writer, sp: LightSpan): void {
+  const ids = sp.ids;
   w.tag(2, LD);
   const s = w.open();
   w.tag(1, LD);
-  w.hexBytes(sp.traceId);
+  w.idBytes(ids, 0, 16);
   w.tag(2, LD);
-  w.hexBytes(sp.spanId);
-  if (sp.parentId.length !== 0) {
+  w.idBytes(ids, 16, 8);
+  if (sp.hasParent) {
     w.tag(4, LD);
-    w.hexBytes(sp.parentId);
+    w.idBytes(ids, 25, 8);
   }
   w.tag(5, LD);
   w.string(sp.name);
@@ -341,25 +353,31 @@ function span(w: Writer, sp: LightSpan): void {
   }
   // flags: the sampled bit, and "the parent's remoteness is known" (it is: remote when there is one).
   w.tag(16, I32);
-  w.fixed32(0x101 | (sp.parentId.length !== 0 ? 0x200 : 0));
+  w.fixed32(0x101 | (sp.hasParent ? 0x200 : 0));
   w.close(s);
 }
 
-/** Resource and scope, encoded once per pair. */
-const heads = new WeakMap<Resource, Map<string, { resource: Uint8Array; scope: Uint8Array }>>();
-function head(sp: LightSpan): { resource: Uint8Array; scope: Uint8Array } {
-  let byScope = heads.get(sp.resource);
-  if (!byScope) heads.set(sp.resource, (byScope = new Map()));
-  const sc = sp.instrumentationScope;
+/** Resource (field 1 of ResourceSpans) and scope (field 1 of ScopeSpans), encoded once per pair. */
+export interface Head {
+  resource: Uint8Array;
+  scope: Uint8Array;
+}
+const heads = new WeakMap<Resource, Map<string, Head>>();
+function head(sp: LightSpan): Head {
+  return headFor(sp.resource, sp.instrumentationScope);
+}
+export function headFor(resource: Resource, sc: InstrumentationScope): Head {
+  let byScope = heads.get(resource);
+  if (!byScope) heads.set(resource, (byScope = new Map()));
   const key = `${sc.name}@${sc.version ?? ""}`;
   let h = byScope.get(key);
   if (!h) {
     const w = new Writer();
     w.tag(1, LD);
     const r = w.open();
-    attributes(w, 1, sp.resource.attributes);
+    attributes(w, 1, resource.attributes);
     w.close(r);
-    const resource = w.take();
+    const res = w.take();
     const v = new Writer();
     v.tag(1, LD);
     const s = v.open();
@@ -370,7 +388,7 @@ function head(sp: LightSpan): { resource: Uint8Array; scope: Uint8Array } {
       v.string(sc.version);
     }
     v.close(s);
-    h = { resource, scope: v.take() };
+    h = { resource: res, scope: v.take() };
     byScope.set(key, h);
   }
   return h;
@@ -414,7 +432,7 @@ export function encodeSpans(spans: readonly ReadableSpan[]): Uint8Array {
         continue;
       }
       if (sp.resource !== first.resource || sp.instrumentationScope !== first.instrumentationScope) break;
-      span(w, sp);
+      encodeSpan(w, sp);
     }
     w.close(ss);
     w.close(rs);
@@ -441,7 +459,7 @@ export function encodeSpans(spans: readonly ReadableSpan[]): Uint8Array {
  * batch; a failed or timed-out request drops its batch (the processor's
  * queue stays bounded; its spans are counted in `failed`).
  */
-export class OtlpHttpExporter implements SpanExporter {
+export class OtlpHttpExporter implements SpanExporter, EncodedExporter {
   readonly url: string;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
@@ -465,19 +483,25 @@ export class OtlpHttpExporter implements SpanExporter {
       done({ code: ExportResultCode.FAILED, error: error as Error });
       return;
     }
+    this.post(body, spans.length, done);
+  }
+  sendEncoded(body: Uint8Array, spans: number, done: (r: ExportResult) => void): void {
+    this.post(body, spans, done);
+  }
+  private post(body: Uint8Array, spans: number, done: (r: ExportResult) => void): void {
     const p = fetch(this.url, { method: "POST", headers: this.headers, body, signal: AbortSignal.timeout(this.timeoutMs) }).then(
       async (res) => {
         await res.arrayBuffer().catch(() => null);
         if (res.ok) {
-          this.exported += spans.length;
+          this.exported += spans;
           done({ code: ExportResultCode.SUCCESS });
         } else {
-          this.failed += spans.length;
+          this.failed += spans;
           done({ code: ExportResultCode.FAILED, error: new Error(`OTLP ${this.url}: HTTP ${res.status}`) });
         }
       },
       (error: Error) => {
-        this.failed += spans.length;
+        this.failed += spans;
         done({ code: ExportResultCode.FAILED, error });
       },
     );
@@ -501,4 +525,152 @@ function parseHeaders(s: string | undefined): Record<string, string> {
     out[decodeURIComponent(part.slice(0, i).trim()).toLowerCase()] = decodeURIComponent(part.slice(i + 1).trim());
   }
   return out;
+}
+
+/**
+ * An exporter that takes spans already encoded (one ExportTraceServiceRequest
+ * per call): hurdmesh's own OTLP exporters. With one of these, LightSpans are
+ * encoded as they end (OtlpBatchSink) and never queued as objects.
+ */
+export interface EncodedExporter {
+  sendEncoded(body: Uint8Array, spans: number, done: (r: ExportResult) => void): void;
+}
+export function isEncodedExporter(e: unknown): e is EncodedExporter {
+  return typeof (e as EncodedExporter | null)?.sendEncoded === "function";
+}
+
+function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Spans encoded as they end, into batches of at most `maxBatch`, for an
+ * EncodedExporter: a span object lives only until its end, so nothing the
+ * hot path makes survives to be promoted and collected later, and what
+ * waits for export is bytes. The same bounds as a BatchSpanProcessor: at
+ * most `maxQueue` spans wait (beyond that they are dropped and counted),
+ * one batch is in flight at a time, a batch leaves when full or
+ * `delayMs` after its first span.
+ */
+export class OtlpBatchSink implements LightSink {
+  dropped = 0;
+  private readonly w = new Writer();
+  private n = 0;
+  private readonly sealed: { body: Uint8Array; n: number }[] = [];
+  private sealedSpans = 0;
+  private sending = false;
+  private timer: NodeJS.Timeout | null = null;
+  private idle: (() => void)[] = [];
+  constructor(
+    private readonly exporter: EncodedExporter,
+    private readonly head: Head,
+    private readonly maxQueue: number,
+    private readonly maxBatch: number,
+    private readonly delayMs: number,
+  ) {}
+
+  /** Spans waiting for export (not counting the batch in flight). */
+  get queued(): number {
+    return this.sealedSpans + this.n;
+  }
+
+  add(sp: LightSpan): void {
+    if (this.sealedSpans + this.n >= this.maxQueue) {
+      this.dropped++;
+      return;
+    }
+    const at = this.w.pos;
+    try {
+      encodeSpan(this.w, sp);
+    } catch {
+      // A span that cannot be encoded (an attribute the encoder refuses) is lost, never the batch.
+      this.w.pos = at;
+      this.dropped++;
+      return;
+    }
+    if (++this.n >= this.maxBatch) this.seal();
+    else if (this.timer === null) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.seal();
+      }, this.delayMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Closes the open batch: the request around its spans, queued for the exporter. */
+  private seal(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.n === 0) return;
+    const { resource, scope } = this.head;
+    const spans = this.w.pos;
+    const ss = scope.length + spans;
+    const rs = resource.length + 1 + varintSize(ss) + ss;
+    const body = new Uint8Array(1 + varintSize(rs) + rs);
+    let p = 0;
+    const varint = (v: number) => {
+      while (v >= 0x80) {
+        body[p++] = (v & 0x7f) | 0x80;
+        v >>>= 7;
+      }
+      body[p++] = v;
+    };
+    body[p++] = (1 << 3) | LD;
+    varint(rs);
+    body.set(resource, p);
+    p += resource.length;
+    body[p++] = (2 << 3) | LD;
+    varint(ss);
+    body.set(scope, p);
+    p += scope.length;
+    body.set(this.w.buf.subarray(0, spans), p);
+    this.sealed.push({ body, n: this.n });
+    this.sealedSpans += this.n;
+    this.n = 0;
+    this.w.pos = 0;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.sending) return;
+    const next = this.sealed.shift();
+    if (next === undefined) {
+      const idle = this.idle;
+      this.idle = [];
+      for (const f of idle) f();
+      return;
+    }
+    this.sealedSpans -= next.n;
+    this.sending = true;
+    let called = false;
+    const done = () => {
+      if (called) return;
+      called = true;
+      this.sending = false;
+      this.pump();
+    };
+    try {
+      this.exporter.sendEncoded(next.body, next.n, done);
+    } catch {
+      done();
+    }
+  }
+
+  /** Sends everything queued; resolves when the exporter has answered for all of it. */
+  flush(): Promise<void> {
+    this.seal();
+    if (!this.sending && this.sealed.length === 0) return Promise.resolve();
+    return new Promise((r) => {
+      this.idle.push(r);
+      this.pump();
+    });
+  }
 }

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { clearTaskEvents, Errno, HurdError, encode, newTaskEvents, type ErrnoName, type Bus } from "@hurdmesh/mach";
+import { clearTaskEvents, Errno, HurdError, encode, newTaskEvents, NO_TRACE_CONTEXT, type ErrnoName, type Bus } from "@hurdmesh/mach";
 import { Delivery, MsgType, NotifyId, PortRight, TaskEvent, TaskSpecialPort, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry, telemetryFromEnv, TraceHub, type KernelTracer } from "@hurdmesh/telemetry";
 import { kernelConfig, type KernelConfig } from "./config.js";
@@ -1260,7 +1260,7 @@ export class Kernel {
         sender: t,
         kernel: false,
         seq: m.seq,
-        traceparent: m.traceparent,
+        traceContext: m.traceContext,
         trace: null,
       };
       if (d.type === R_SEND && !dest.kobject && dest.msgcount >= dest.qlimit) {
@@ -1331,7 +1331,7 @@ export class Kernel {
     // kernel's: the message carries a copy, released when it is delivered.
     // A send-once right is consumed by the message, as Mach's are.
     if (destType === R_SEND) dest.srights++;
-    const m: KMsg = { dest, destType, destMoved: false, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceparent: "", trace: null };
+    const m: KMsg = { dest, destType, destMoved: false, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceContext: NO_TRACE_CONTEXT, trace: null };
     if (this.tracer !== null) this.tracer.sent(m, null);
     this.enqueue(dest, m);
   }
@@ -1368,7 +1368,7 @@ export class Kernel {
     m.reply = null;
     this.destroyMsg(m);
     if (reply && replyType === R_SEND_ONCE) {
-      const r: KMsg = { dest: reply, destType: R_SEND_ONCE, destMoved: false, reply: null, replyType: 0, id: m.id + 100, code: Errno.MIG_BAD_ID, body: new Uint8Array(0), rights: null, sender: null, kernel: false, seq: 0, traceparent: m.traceparent, trace: null };
+      const r: KMsg = { dest: reply, destType: R_SEND_ONCE, destMoved: false, reply: null, replyType: 0, id: m.id + 100, code: Errno.MIG_BAD_ID, body: new Uint8Array(0), rights: null, sender: null, kernel: false, seq: 0, traceContext: NO_TRACE_CONTEXT, trace: null };
       this.enqueue(reply, r);
     } else if (reply && replyType === R_SEND) this.releaseSend(reply);
   }
@@ -1464,7 +1464,7 @@ export class Kernel {
       kernel: m.kernel,
       sender: m.sender ? m.sender.id : 0,
       seqno: p.seqno,
-      traceparent: m.traceparent,
+      traceContext: m.traceContext,
       code: m.code,
     };
     if (this.tracer !== null) this.tracer.delivered(m, t, rec);

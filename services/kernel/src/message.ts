@@ -35,7 +35,8 @@ export interface KMsg {
   /** Set only for notifications the kernel generates. */
   kernel: boolean;
   seq: number;
-  traceparent: string;
+  /** Binary W3C trace context (empty: none). */
+  traceContext: Uint8Array;
   /** The kernel tracer's bookkeeping while the message is in flight (null untraced). */
   trace: unknown;
 }
