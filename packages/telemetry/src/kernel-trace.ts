@@ -16,7 +16,7 @@ import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Telemetry } from "./otel.js";
 import { registry, type Registry } from "./registry.js";
 import { LightSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
-import { constKV, keyBytes, type Writer } from "./otlp.js";
+import { constKV, keyBytes, utf8Of, type Writer } from "./otlp.js";
 
 const CAUSE = Object.freeze({ "hurd.link": "cause" });
 
@@ -145,9 +145,8 @@ interface PendingReply {
 }
 
 // The kernel span's attributes, encoded once (see writeAttributes).
-const KV_RPC_SYSTEM = constKV("rpc.system.name", "hurdmesh");
-const KV_MESSAGING_SYSTEM = constKV("messaging.system", "hurdmesh");
-const KV_OP_SEND = constKV("messaging.operation.type", "send");
+// The three constant attributes of every kernel span, as one run of bytes.
+const KV_CONSTANT = Buffer.concat([constKV("rpc.system.name", "hurdmesh"), constKV("messaging.system", "hurdmesh"), constKV("messaging.operation.type", "send")]);
 const KV_KERNEL = constKV("hurd.kernel", true);
 const K_MIG_ID = keyBytes("hurd.mig.id");
 const K_SENDER = keyBytes("hurd.task.sender");
@@ -175,7 +174,8 @@ class KernelSpan extends LightSpan {
     lt: LightTracer,
     name: string,
     parent: Parent | null,
-    private readonly system: string,
+    /** "hurd.<system>.rcv." in UTF-8: the receiving port's subject is this, task, ".", name. */
+    private readonly rcvPrefix: Uint8Array,
     private readonly migId: number,
     private readonly sender: number,
     private readonly senderName: number,
@@ -186,9 +186,7 @@ class KernelSpan extends LightSpan {
     super(lt, name, SpanKind.PRODUCER, parent);
   }
   override writeAttributes(w: Writer): void {
-    w.kv(KV_RPC_SYSTEM);
-    w.kv(KV_MESSAGING_SYSTEM);
-    w.kv(KV_OP_SEND);
+    w.kv(KV_CONSTANT);
     w.kvInt(K_MIG_ID, this.migId);
     w.kvInt(K_SENDER, this.sender);
     w.kvInt(K_SENDER_NAME, this.senderName);
@@ -199,7 +197,7 @@ class KernelSpan extends LightSpan {
       w.kvInt(K_RECEIVER, this.receiver);
       w.kvInt(K_RECEIVER_NAME, this.receiverName);
       w.kvInt(K_NAMESPACE, this.ns);
-      w.kvString(K_DESTINATION, `hurd.${this.system}.rcv.${this.receiver}.${this.receiverName}`);
+      w.kvSubject(K_DESTINATION, this.rcvPrefix, this.receiver, this.receiverName);
     }
     if (this.replied) {
       w.kvInt(K_REPLY_CODE, this.code);
@@ -224,7 +222,7 @@ class KernelSpan extends LightSpan {
       a["hurd.task.receiver"] = this.receiver;
       a["hurd.port.receiver_name"] = this.receiverName;
       a["hurd.namespace"] = this.ns;
-      a["messaging.destination.name"] = `hurd.${this.system}.rcv.${this.receiver}.${this.receiverName}`;
+      a["messaging.destination.name"] = `${Buffer.from(this.rcvPrefix).toString("utf8")}${this.receiver}.${this.receiverName}`;
     }
     if (this.replied) {
       a["hurd.reply.code"] = this.code;
@@ -277,6 +275,7 @@ export class TraceHub implements KernelTracer {
   readonly registry: Registry;
   readonly stats = { records: 0, dropped: 0, spans: 0 };
   cause: Uint8Array = NO_TRACE_CONTEXT;
+  private readonly rcvPrefix: Uint8Array;
 
   constructor(
     private readonly install: (t: KernelTracer | null) => void,
@@ -284,6 +283,7 @@ export class TraceHub implements KernelTracer {
     reg?: Registry,
   ) {
     this.registry = reg ?? registry();
+    this.rcvPrefix = utf8Of(`hurd.${system}.rcv.`);
   }
 
   get active(): boolean {
@@ -504,7 +504,7 @@ export class TraceHub implements KernelTracer {
       rights = [];
       for (const p of wire.ports) rights.push(`${DISP[p.disposition] ?? p.disposition} ${p.name}`);
     }
-    const span = (fl.span = new KernelSpan(lt, name, parent, this.system, m.id, sender ? sender.id : 0, fl.sname, m.kernel, fl.rpc, rights));
+    const span = (fl.span = new KernelSpan(lt, name, parent, this.rcvPrefix, m.id, sender ? sender.id : 0, fl.sname, m.kernel, fl.rpc, rights));
     this.stats.spans++;
     // A notification starts its own trace, linked to its cause: the span of
     // the trap that made the kernel send it (task_terminate, the message or

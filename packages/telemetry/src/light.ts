@@ -117,24 +117,24 @@ export type Parent = Uint8Array;
 /** The parent was not sampled: no span, its context goes on as is. */
 export const UNSAMPLED: Parent = new Uint8Array(TRACE_CONTEXT_BYTES);
 
-/** Layout of a LightSpan's id bytes: its own context (sendable as is), then its parent's span id. */
-const CTX_END = TRACE_CONTEXT_BYTES;
-const PARENT_AT = CTX_END;
-const ID_BYTES = CTX_END + 8;
 
 /**
  * A span as the exporters read it. Subclasses keep their attributes as
  * fields and build the attribute object in `attrs()` (called at export).
  */
 export class LightSpan implements ReadableSpan {
-  /** trace id [0,16), span id [16,24), flags [24], parent span id [25,33) (zero for a root). */
+  /** This span's own context, as messages carry it: trace id [0,16), span id [16,24), flags [24]. */
   readonly ids: Uint8Array;
-  readonly hasParent: boolean;
+  /**
+   * The parent's context (its span id at [16,24)), null for a root. Kept by
+   * reference, not copied: a span lives until its end, and a message's
+   * context is a view of that message's own bytes, which nothing reuses.
+   */
+  readonly parentCtx: Uint8Array | null;
   readonly startRel: number;
   endRel = 0;
   status: SpanStatus = UNSET;
   links: Link[] = NO_LINKS;
-  private ctx: Uint8Array | null = null;
   private extra: Attributes | null = null;
   // What an SDK exporter reads, built once.
   private a: Attributes | null = null;
@@ -148,15 +148,10 @@ export class LightSpan implements ReadableSpan {
     parent: Parent | null,
     startRel = performance.now(),
   ) {
-    const b = (this.ids = new Uint8Array(ID_BYTES));
-    if (parent !== null) {
-      for (let i = 0; i < 16; i++) b[i] = parent[i]!;
-      for (let i = 0; i < 8; i++) b[PARENT_AT + i] = parent[16 + i]!;
-      this.hasParent = true;
-    } else {
-      putTraceId(b, 0);
-      this.hasParent = false;
-    }
+    const b = (this.ids = new Uint8Array(TRACE_CONTEXT_BYTES));
+    if (parent !== null) for (let i = 0; i < 16; i++) b[i] = parent[i]!;
+    else putTraceId(b, 0);
+    this.parentCtx = parent;
     putSpanId(b, 16);
     b[TRACE_FLAGS_AT] = 1;
     this.startRel = startRel;
@@ -164,7 +159,10 @@ export class LightSpan implements ReadableSpan {
 
   /** This span's binary trace context (sampled), for the messages it causes. */
   get context(): Uint8Array {
-    return (this.ctx ??= this.ids.subarray(0, CTX_END));
+    return this.ids;
+  }
+  get hasParent(): boolean {
+    return this.parentCtx !== null;
   }
 
   get traceId(): string {
@@ -175,7 +173,7 @@ export class LightSpan implements ReadableSpan {
   }
   /** The parent's span id in hex ("" for a root). */
   get parentId(): string {
-    return this.hasParent ? hexOf(this.ids, PARENT_AT, ID_BYTES) : "";
+    return this.parentCtx !== null ? hexOf(this.parentCtx, 16, 24) : "";
   }
 
   /** Start and end, ms since the epoch (fractional). */

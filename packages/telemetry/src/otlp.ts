@@ -201,7 +201,60 @@ export class Writer {
   kv(b: Uint8Array): void {
     this.raw(b);
   }
+  /**
+   * A string attribute whose value is one of few (method names, errno
+   * names): its UTF-8 is made once per distinct value. With a short key and
+   * value every length fits a byte, and the KeyValue is written straight.
+   */
   kvString(key: Uint8Array, v: string): void {
+    const b = utf8Of(v);
+    const av = 2 + b.length;
+    const kv = key.length + 2 + av;
+    if (b.length >= 0x80 || kv >= 0x80) return this.kvStringSlow(key, v);
+    this.room(kv + 2);
+    const o = this.buf;
+    let p = this.pos;
+    o[p++] = 0x4a; // field 9, LD
+    o[p++] = kv;
+    o.set(key, p);
+    p += key.length;
+    o[p++] = 0x12; // AnyValue, LD
+    o[p++] = av;
+    o[p++] = 0x0a; // string_value, LD
+    o[p++] = b.length;
+    o.set(b, p);
+    this.pos = p + b.length;
+  }
+  /**
+   * `<prefix><a>.<b>` as a string attribute, digits written in place (the
+   * kernel's per-port subject: one distinct value per port, not worth a cache).
+   */
+  kvSubject(key: Uint8Array, prefix: Uint8Array, a: number, b: number): void {
+    const da = digits(a);
+    const db = digits(b);
+    const n = prefix.length + da + 1 + db;
+    const av = 2 + n;
+    const kv = key.length + 2 + av;
+    if (n >= 0x80 || kv >= 0x80 || a < 0 || b < 0) return this.kvStringSlow(key, `${new TextDecoder().decode(prefix)}${a}.${b}`);
+    this.room(kv + 2);
+    const o = this.buf;
+    let p = this.pos;
+    o[p++] = 0x4a;
+    o[p++] = kv;
+    o.set(key, p);
+    p += key.length;
+    o[p++] = 0x12;
+    o[p++] = av;
+    o[p++] = 0x0a;
+    o[p++] = n;
+    o.set(prefix, p);
+    p += prefix.length;
+    p = putDigits(o, p, a, da);
+    o[p++] = 0x2e; // .
+    this.pos = putDigits(o, p, b, db);
+  }
+  /** A string attribute, the general way. */
+  kvStringSlow(key: Uint8Array, v: string): void {
     this.tag(9, LD);
     const kv = this.open();
     this.raw(key);
@@ -212,7 +265,32 @@ export class Writer {
     this.close(av);
     this.close(kv);
   }
+  /** An int attribute; a small non-negative one (ids, names, codes) is written straight. */
   kvInt(key: Uint8Array, v: number): void {
+    if (v >= 0 && v < 0x10000000) {
+      const vl = v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : 4;
+      const av = 1 + vl;
+      const kv = key.length + 2 + av;
+      if (kv < 0x80) {
+        this.room(kv + 2);
+        const o = this.buf;
+        let p = this.pos;
+        o[p++] = 0x4a;
+        o[p++] = kv;
+        o.set(key, p);
+        p += key.length;
+        o[p++] = 0x12;
+        o[p++] = av;
+        o[p++] = 0x18; // int_value, varint
+        while (v >= 0x80) {
+          o[p++] = (v & 0x7f) | 0x80;
+          v >>>= 7;
+        }
+        o[p++] = v;
+        this.pos = p;
+        return;
+      }
+    }
     this.tag(9, LD);
     const kv = this.open();
     this.raw(key);
@@ -235,6 +313,35 @@ export class Writer {
   }
 }
 
+
+function digits(v: number): number {
+  let n = 1;
+  while (v >= 10) {
+    v = Math.floor(v / 10);
+    n++;
+  }
+  return n;
+}
+function putDigits(o: Uint8Array, p: number, v: number, n: number): number {
+  for (let i = p + n - 1; i >= p; i--) {
+    o[i] = 48 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+  return p + n;
+}
+
+/** UTF-8 of strings that recur (span names, methods, errno names), made once; bounded. */
+const utf8s = new Map<string, Uint8Array>();
+const UTF8S_MAX = 4096;
+const utf8enc = new TextEncoder();
+export function utf8Of(s: string): Uint8Array {
+  let b = utf8s.get(s);
+  if (b === undefined) {
+    b = utf8enc.encode(s);
+    if (utf8s.size < UTF8S_MAX) utf8s.set(s, b);
+  }
+  return b;
+}
 
 /** Attribute keys, encoded once: field 1 of a KeyValue with its length. */
 const keys = new Map<string, Uint8Array>();
@@ -322,12 +429,15 @@ export function encodeSpan(w: Writer, sp: LightSpan): void {
   w.idBytes(ids, 0, 16);
   w.tag(2, LD);
   w.idBytes(ids, 16, 8);
-  if (sp.hasParent) {
+  const parent = sp.parentCtx;
+  if (parent !== null) {
     w.tag(4, LD);
-    w.idBytes(ids, 25, 8);
+    w.idBytes(parent, 16, 8);
   }
   w.tag(5, LD);
-  w.string(sp.name);
+  const name = utf8Of(sp.name);
+  w.varint(name.length);
+  w.raw(name);
   w.tag(6, VARINT);
   w.byte(sp.kind + 1);
   w.tag(7, I64);
@@ -614,7 +724,7 @@ export class OtlpBatchSink implements LightSink {
     const spans = this.w.pos;
     const ss = scope.length + spans;
     const rs = resource.length + 1 + varintSize(ss) + ss;
-    const body = new Uint8Array(1 + varintSize(rs) + rs);
+    const body = Buffer.allocUnsafe(1 + varintSize(rs) + rs);
     let p = 0;
     const varint = (v: number) => {
       while (v >= 0x80) {
