@@ -9,7 +9,8 @@ import protobuf from "protobufjs";
 import { SpanKind } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { createTelemetry, encodeSpans, installTracingHooks, OtlpHttpExporter, PlainSpan } from "@hurdmesh/telemetry";
+import { createTelemetry, encodeSpans, installTracingHooks, NameBytes, NameTable, OtlpHttpExporter, PlainSpan, RecordChunk, RecordSink, encodeRecord, type LightSink, type LightSpan } from "@hurdmesh/telemetry";
+import { Writer } from "../../packages/telemetry/src/otlp-writer.js";
 import { sequence, world, type World } from "./kit.js";
 
 // The parts of opentelemetry-proto the exporters write.
@@ -127,4 +128,74 @@ describe("OTLP encoding (local bus)", () => {
     assert.ok(spans.some((s) => s.span.name === "hurd.process.v1.Process/Getpids"));
     assert.equal(exporter.exported, spans.length);
   });
+
+  for (const thread of [true, false])
+    it(`span records exported ${thread ? "by the export worker" : "on the calling thread"} are what encodeSpans makes of the same spans`, async () => {
+      const bodies: Buffer[] = [];
+      const srv = createServer((req, res) => {
+        const parts: Buffer[] = [];
+        req.on("data", (c: Buffer) => parts.push(c));
+        req.on("end", () => {
+          bodies.push(Buffer.concat(parts));
+          res.writeHead(200).end();
+        });
+      });
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      const exporter = new OtlpHttpExporter({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(srv.address() as AddressInfo).port}` });
+      const tel = createTelemetry({ service: "records", exporter, scheduledDelayMillis: 10, maxExportBatchSize: 7, exportThread: thread });
+      // Every span the sink takes is also kept as the object it was.
+      const lt = tel.light as unknown as { sink: LightSink };
+      const sink = lt.sink as RecordSink;
+      assert.ok(sink instanceof RecordSink);
+      assert.equal(sink.threaded, thread);
+      const seen: LightSpan[] = [];
+      lt.sink = { add: (s) => (seen.push(s), sink.add(s)) };
+      w.b.h.kernel.trace.useTelemetry(tel);
+      const off = installTracingHooks(tel);
+      await sequence(w);
+      await assert.rejects(w.init.proc.getmsgport({ pid: 99999 }));
+      const odd = new PlainSpan(tel.light, "odd — ünïcode", SpanKind.INTERNAL, null, { "k.ü": "värde", big: 2 ** 40, list: [1, 2] });
+      odd.setAttribute("extra", true);
+      odd.links = [{ context: { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: 1, isRemote: true }, attributes: { why: "cause" } }];
+      odd.end();
+      off();
+      w.b.h.kernel.trace.useTelemetry(null);
+      await tel.flush();
+      await tel.shutdown();
+      srv.close();
+      assert.ok(seen.length > 20, `${seen.length} spans`);
+      assert.ok(bodies.length >= Math.ceil(seen.length / 7), `${bodies.length} requests of at most 7 spans`);
+      assert.deepEqual(bodies.flatMap((b) => flatten(b)).sort((a, b) => ((a.span.spanId as string) < (b.span.spanId as string) ? -1 : 1)), flatten(encodeSpans(seen)));
+      assert.equal(exporter.exported, seen.length);
+      assert.equal(tel.dropped, 0);
+    });
+
+  it("a span whose name has no number (the name table is full) carries its name in its record's tail", async () => {
+    const tel = createTelemetry({ service: "names", exporter: new InMemorySpanExporter() });
+    const spans = ["first", "second", "third"].map((n) => new PlainSpan(tel.light, n, SpanKind.INTERNAL, null, { n }));
+    for (const s of spans) s.end();
+    const names = new NameTable(1);
+    const c = new RecordChunk(4);
+    for (const s of spans) s.toRecord(c, names);
+    const bytes = new NameBytes();
+    bytes.add(names.takeFresh());
+    const wr = new Writer();
+    for (let i = 0; i < c.n; i++) encodeRecord(wr, c, i, bytes);
+    // The records, wrapped as encodeSpans wraps spans, decode to the same spans.
+    const whole = encodeSpans(spans);
+    const body = flatten(whole).map((f) => f.span.name);
+    assert.deepEqual(body.sort(), ["first", "second", "third"]);
+    const scopeSpans = Buffer.concat([Buffer.from([0x0a, 0x00]), Buffer.from(wr.buf.subarray(0, wr.pos))]);
+    const resourceSpans = Buffer.concat([Buffer.from([0x12]), varint(scopeSpans.length), scopeSpans]);
+    const direct = OTLP.decode(Buffer.concat([Buffer.from([0x0a]), varint(resourceSpans.length), resourceSpans])) as unknown as { resourceSpans: { scopeSpans: { spans: { name: string }[] }[] }[] };
+    assert.deepEqual(direct.resourceSpans[0]!.scopeSpans[0]!.spans.map((s) => s.name).sort(), ["first", "second", "third"]);
+    await tel.shutdown();
+  });
 });
+
+function varint(v: number): Buffer {
+  const out: number[] = [];
+  for (; v >= 0x80; v >>>= 7) out.push((v & 0x7f) | 0x80);
+  out.push(v);
+  return Buffer.from(out);
+}

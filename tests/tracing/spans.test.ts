@@ -118,6 +118,30 @@ for (const kind of busKinds) {
       await tel.shutdown();
     });
 
+    it("a malformed trace context in a message is no context: the message is routed and its kernel span starts a trace", async () => {
+      const exporter = new InMemorySpanExporter();
+      const tel = createTelemetry({ service: "test", exporter, scheduledDelayMillis: 10 });
+      const k = w.b.h.kernel;
+      k.trace.useTelemetry(tel);
+      const zeroIds = new Uint8Array(25);
+      zeroIds[24] = 1;
+      const long = new Uint8Array(40).fill(7);
+      for (const traceContext of [new Uint8Array(7), zeroIds, long]) {
+        const r = await w.init.proc.getpids({}, { traceContext });
+        assert.ok(r.pid > 0);
+      }
+      k.trace.useTelemetry(null);
+      await tel.flush();
+      const gets = exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.PRODUCER && s.attributes["rpc.method"] === "hurd.process.v1.Process/Getpids");
+      assert.equal(gets.length, 3);
+      for (const s of gets) {
+        assert.equal(s.parentSpanContext, undefined, "a root");
+        assert.match(s.spanContext().traceId, /^[0-9a-f]{32}$/);
+        assert.notEqual(s.spanContext().traceId, "0".repeat(32));
+      }
+      await tel.shutdown();
+    });
+
     it("tracing on and off give the same results", async () => {
       const k = w.b.h.kernel;
       const offRun = await sequence(w);

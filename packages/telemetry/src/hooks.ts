@@ -16,7 +16,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { NO_TRACE_CONTEXT, traceContextOf, traceparentOf, tracingHooks, type Received } from "@hurdmesh/mach";
 import { LightSpan, PlainSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
 import type { Telemetry } from "./otel.js";
-import { constKV, keyBytes, type Writer } from "./otlp.js";
+import { putServerFields, REC_SERVER, type NameTable } from "./records.js";
 import { formatTraceparent } from "./traceparent.js";
 
 let manager: AsyncLocalStorageContextManager | null = null;
@@ -28,9 +28,6 @@ let active: Uint8Array = NO_TRACE_CONTEXT;
  * return, and their reply carries the request's context).
  */
 let activeSpan: LightSpan | null = null;
-
-const KV_RPC_SYSTEM = constKV("rpc.system.name", "hurdmesh");
-const K_METHOD = keyBytes("rpc.method");
 
 /** A request's handling in its server; attributes become an object only at export. */
 class ServerSpan extends LightSpan {
@@ -45,9 +42,9 @@ class ServerSpan extends LightSpan {
   }
   // The kernel's span above this one names the ports, tasks and MIG id;
   // repeating them here would only add to every export's serialization.
-  override writeAttributes(w: Writer): void {
-    w.kv(KV_RPC_SYSTEM);
-    w.kvString(K_METHOD, this.method ?? String(this.migId));
+  protected override recordFields(i32: Int32Array, wi: number, names: NameTable): number {
+    putServerFields(i32, wi, names.id(this.method ?? String(this.migId)));
+    return REC_SERVER;
   }
   protected override attrs(): Attributes {
     return { "rpc.system.name": "hurdmesh", "rpc.method": this.method ?? String(this.migId) };

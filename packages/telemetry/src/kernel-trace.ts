@@ -3,7 +3,7 @@
 // telemetry is on. The kernel calls a KernelTracer only while one is set, so
 // with nobody watching and telemetry off routing pays one null check.
 // Nothing here changes what a task holds or receives, except that with
-// telemetry on a delivery's traceparent names the kernel's span (so the
+// telemetry on a delivery's trace context names the kernel's span (so the
 // receiver's handler span is its child).
 //
 // Spans per RPC: one here, from the request's send until its reply is
@@ -16,7 +16,8 @@ import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Telemetry } from "./otel.js";
 import { registry, type Registry } from "./registry.js";
 import { LightSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
-import { constKV, keyBytes, utf8Of, type Writer } from "./otlp.js";
+import { keyBytes, type Writer } from "./otlp-writer.js";
+import { K_DELIVERED, K_NOTIFY, K_REPLIED, putKernelFields, REC_KERNEL, type NameTable } from "./records.js";
 
 const CAUSE = Object.freeze({ "hurd.link": "cause" });
 
@@ -36,10 +37,14 @@ export interface TRight {
   port: object | null;
   value: number;
 }
+/** A port as the tracer sees it: the field it keeps a delivered request's note in. */
+export interface TPort {
+  tracePending: unknown;
+}
 export interface TMsg {
-  dest: object;
+  dest: TPort;
   destType: number;
-  reply: object | null;
+  reply: TPort | null;
   replyType: number;
   id: number;
   code: number;
@@ -144,21 +149,7 @@ interface PendingReply {
   span: KernelSpan | null;
 }
 
-// The kernel span's attributes, encoded once (see writeAttributes).
-// The three constant attributes of every kernel span, as one run of bytes.
-const KV_CONSTANT = Buffer.concat([constKV("rpc.system.name", "hurdmesh"), constKV("messaging.system", "hurdmesh"), constKV("messaging.operation.type", "send")]);
-const KV_KERNEL = constKV("hurd.kernel", true);
-const K_MIG_ID = keyBytes("hurd.mig.id");
-const K_SENDER = keyBytes("hurd.task.sender");
-const K_SENDER_NAME = keyBytes("hurd.port.sender_name");
-const K_METHOD = keyBytes("rpc.method");
 const K_RIGHTS = keyBytes("hurd.rights");
-const K_RECEIVER = keyBytes("hurd.task.receiver");
-const K_RECEIVER_NAME = keyBytes("hurd.port.receiver_name");
-const K_NAMESPACE = keyBytes("hurd.namespace");
-const K_DESTINATION = keyBytes("messaging.destination.name");
-const K_REPLY_CODE = keyBytes("hurd.reply.code");
-const K_ERRNO = keyBytes("hurd.errno");
 
 /**
  * The kernel's span for one routed message. Its attributes are kept as
@@ -174,8 +165,8 @@ class KernelSpan extends LightSpan {
     lt: LightTracer,
     name: string,
     parent: Parent | null,
-    /** "hurd.<system>.rcv." in UTF-8: the receiving port's subject is this, task, ".", name. */
-    private readonly rcvPrefix: Uint8Array,
+    /** "hurd.<system>.rcv.": the receiving port's subject is this, task, ".", name. */
+    private readonly rcvPrefix: string,
     private readonly migId: number,
     private readonly sender: number,
     private readonly senderName: number,
@@ -185,24 +176,17 @@ class KernelSpan extends LightSpan {
   ) {
     super(lt, name, SpanKind.PRODUCER, parent);
   }
-  override writeAttributes(w: Writer): void {
-    w.kv(KV_CONSTANT);
-    w.kvInt(K_MIG_ID, this.migId);
-    w.kvInt(K_SENDER, this.sender);
-    w.kvInt(K_SENDER_NAME, this.senderName);
-    if (this.kernel) w.kv(KV_KERNEL);
-    if (this.rpc) w.kvString(K_METHOD, this.rpc);
+  // The record carries the numbers (records.ts writes the attributes from
+  // them); the rights moved, rare and of any length, go in the tail.
+  protected override recordFields(i32: Int32Array, wi: number, names: NameTable): number {
+    putKernelFields(i32, wi, this.rpc ? names.id(this.rpc) : 0, this.migId, this.sender, this.senderName, this.receiver, this.receiverName, this.ns, this.code, names.id(this.rcvPrefix));
+    return REC_KERNEL | (this.kernel ? K_NOTIFY : 0) | (this.receiver !== 0 ? K_DELIVERED : 0) | (this.replied ? K_REPLIED : 0);
+  }
+  protected override needsTail(): boolean {
+    return this.rights !== null;
+  }
+  protected override tailAttributes(w: Writer): void {
     if (this.rights) w.kvAny(K_RIGHTS, this.rights);
-    if (this.receiver !== 0) {
-      w.kvInt(K_RECEIVER, this.receiver);
-      w.kvInt(K_RECEIVER_NAME, this.receiverName);
-      w.kvInt(K_NAMESPACE, this.ns);
-      w.kvSubject(K_DESTINATION, this.rcvPrefix, this.receiver, this.receiverName);
-    }
-    if (this.replied) {
-      w.kvInt(K_REPLY_CODE, this.code);
-      if (this.code !== 0) w.kvString(K_ERRNO, errnoName(this.code));
-    }
   }
   protected override attrs(): Attributes {
     const a: Attributes = {
@@ -222,7 +206,7 @@ class KernelSpan extends LightSpan {
       a["hurd.task.receiver"] = this.receiver;
       a["hurd.port.receiver_name"] = this.receiverName;
       a["hurd.namespace"] = this.ns;
-      a["messaging.destination.name"] = `${Buffer.from(this.rcvPrefix).toString("utf8")}${this.receiver}.${this.receiverName}`;
+      a["messaging.destination.name"] = `${this.rcvPrefix}${this.receiver}.${this.receiverName}`;
     }
     if (this.replied) {
       a["hurd.reply.code"] = this.code;
@@ -266,8 +250,6 @@ function inNs(ns: TNs, root: TNs): boolean {
  * null when neither is left, so the kernel's hot path checks one field.
  */
 export class TraceHub implements KernelTracer {
-  /** Reply ports (send-once) of delivered requests: the request's record. */
-  private readonly pendingReplies = new WeakMap<object, PendingReply>();
   private readonly watchers = new Set<Watcher>();
   private telemetry: Telemetry | null = null;
   private n = 0;
@@ -275,7 +257,7 @@ export class TraceHub implements KernelTracer {
   readonly registry: Registry;
   readonly stats = { records: 0, dropped: 0, spans: 0 };
   cause: Uint8Array = NO_TRACE_CONTEXT;
-  private readonly rcvPrefix: Uint8Array;
+  private readonly rcvPrefix: string;
 
   constructor(
     private readonly install: (t: KernelTracer | null) => void,
@@ -283,7 +265,7 @@ export class TraceHub implements KernelTracer {
     reg?: Registry,
   ) {
     this.registry = reg ?? registry();
-    this.rcvPrefix = utf8Of(`hurd.${system}.rcv.`);
+    this.rcvPrefix = `hurd.${system}.rcv.`;
   }
 
   get active(): boolean {
@@ -329,9 +311,9 @@ export class TraceHub implements KernelTracer {
     let reply = false;
     let span: KernelSpan | null = null;
     if (m.destType === R_SEND_ONCE) {
-      const p = this.pendingReplies.get(m.dest);
-      if (p) {
-        this.pendingReplies.delete(m.dest);
+      const p = m.dest.tracePending as PendingReply | null;
+      if (p !== null) {
+        m.dest.tracePending = null;
         if (m.kernel) {
           // The reply right died unused (the kernel's send-once
           // notification): the request is over, unanswered.
@@ -363,7 +345,7 @@ export class TraceHub implements KernelTracer {
     } else m.trace = null;
     const span = fl.span;
     const awaitsReply = m.reply !== null && m.replyType === R_SEND_ONCE;
-    if (awaitsReply) this.pendingReplies.set(m.reply!, { n: fl.n, id: m.id, span });
+    if (awaitsReply) m.reply!.tracePending = { n: fl.n, id: m.id, span } satisfies PendingReply;
     if (span !== null) {
       if (fl.reply) {
         span.replied = true;

@@ -2,14 +2,18 @@
 //
 // The SDK's Span does per span what a message router cannot afford at
 // 100 % sampling: a context object per start, hrtime conversions, attribute
-// sanitizing on every setAttribute, ids formatted per call, span
-// limits. A LightSpan keeps only raw fields (ids from a counter, times as
-// performance.now() numbers, attributes as the subclass's own fields) and
-// turns them into the ReadableSpan the exporters
-// want only when they read it — at export, off the delivery path, in
-// batches. Ended spans go straight to the telemetry's (bounded, counting)
-// BatchSpanProcessor, so they are exported, dropped and counted exactly as
-// SDK spans are.
+// sanitizing on every setAttribute, ids formatted per call, span limits. A
+// LightSpan keeps raw fields only: its ids as the 25 bytes of a binary
+// trace context (what messages carry, so a child's context needs no
+// formatting), its parent's context by reference, times as performance.now()
+// numbers, attributes as the subclass's own fields.
+//
+// Where an ended span goes is the telemetry's LightSink: with hurdmesh's
+// own OTLP exporters a RecordSink (record-sink.ts), which writes it as a
+// fixed record and lets the export worker encode it — the object dies
+// young; with any other exporter the SDK's BatchSpanProcessor, which reads
+// it as the ReadableSpan it also is. Both queues are bounded and count what
+// they drop.
 //
 // Sampling is parent-based, as the SDK's default: a child follows its
 // parent's sampled flag; a root asks the telemetry's root sampler. An
@@ -19,6 +23,8 @@ import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-base";
 import { hexOf, isSampled, isTraceContext, NO_TRACE_CONTEXT, TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT } from "@hurdmesh/mach";
+import { attributes, LD, link, status as writeStatus, Writer } from "./otlp-writer.js";
+import { putRecord, REC_PLAIN, type NameTable, type RecordChunk } from "./records.js";
 
 const ORIGIN = performance.timeOrigin;
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
@@ -203,16 +209,51 @@ export class LightSpan implements ReadableSpan {
     this.lt.sink.add(this);
   }
 
-  /**
-   * Encodes the span's attributes straight into the OTLP buffer (field 9
-   * KeyValues), skipping the attribute object; subclasses on the hot path
-   * set it. Must write what attrs() returns.
-   */
-  writeAttributes?(w: import("./otlp.js").Writer): void;
-
-  /** The span's own attributes (subclasses). */
+  /** The span's own attributes (subclasses), for SDK exporters; records carry the same (records.ts). */
   protected attrs(): Attributes {
     return {};
+  }
+
+  /**
+   * Writes the fixed attributes of the span's record type into record word
+   * `wi` and returns the type and its flags (records.ts). A plain span has
+   * none: its attributes go in the tail.
+   */
+  protected recordFields(_i32: Int32Array, _wi: number, _names: NameTable): number {
+    return REC_PLAIN;
+  }
+  /** Whether the span has attributes of its own beyond its record fields (written by tailAttributes). */
+  protected needsTail(): boolean {
+    return false;
+  }
+  protected tailAttributes(_w: Writer): void {}
+
+  /** Writes the span as the next record of `c` (which has room). */
+  toRecord(c: RecordChunk, names: NameTable): void {
+    const nameId = names.id(this.name);
+    const plain = this.recordFields === LightSpan.prototype.recordFields;
+    const tail =
+      nameId === 0 || plain || this.extra !== null || this.links !== NO_LINKS || this.status !== UNSET || this.needsTail() ? this.tail(nameId === 0, plain) : null;
+    const wi = putRecord(c, this.kind, nameId, this.ids, this.parentCtx, ORIGIN + this.startRel, ORIGIN + this.endRel, tail);
+    if (!plain) c.i32[wi] |= this.recordFields(c.i32, wi, names);
+  }
+
+  /** The rare parts, encoded now as Span fields: the name when it has no number, attributes, links, status. */
+  private tail(withName: boolean, plain: boolean): Uint8Array {
+    const w = (tailWriter ??= new Writer());
+    w.pos = 0;
+    if (withName) {
+      w.tag(5, LD);
+      w.string(this.name);
+    }
+    if (plain) attributes(w, 9, this.attributes);
+    else {
+      if (this.extra !== null) attributes(w, 9, this.extra);
+      this.tailAttributes(w);
+    }
+    for (const l of this.links) link(w, l);
+    writeStatus(w, this.status);
+    return w.take();
   }
 
   // ------------------------------------------------------------ ReadableSpan
@@ -265,6 +306,8 @@ export class LightSpan implements ReadableSpan {
     return 0;
   }
 }
+
+let tailWriter: Writer | null = null;
 
 /** Queues ended spans as objects on an SDK SpanProcessor (exporters other than hurdmesh's own OTLP). */
 export class ProcessorSink implements LightSink {

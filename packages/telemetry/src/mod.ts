@@ -5,4 +5,6 @@ export { RpcTraceFormatter, show, errorText, type FormatOptions } from "./format
 export { createTelemetry, telemetryFromEnv, tracingEnabled, CountingBatchSpanProcessor, NoopExporter, SerializingExporter, setGlobalTelemetry, globalTelemetry, nodeImports, REGISTER_FILE, type Telemetry, type TelemetryOptions } from "./otel.js";
 export { installTracingHooks, currentTraceparent, currentTraceContext, StepTrace, type HookOptions } from "./hooks.js";
 export { LightSpan, LightTracer, PlainSpan, ProcessorSink, UNSAMPLED, unsampledRoot, newLightSpanId, newLightTraceId, type Parent, type LightSink } from "./light.js";
-export { encodeSpans, encodeSpan, OtlpHttpExporter, OtlpBatchSink, isEncodedExporter, type EncodedExporter } from "./otlp.js";
+export { encodeSpans, encodeSpan, OtlpHttpExporter, isEncodedExporter, type EncodedExporter, type ExporterConfig } from "./otlp.js";
+export { RecordSink, type RecordSinkOptions } from "./record-sink.js";
+export { NameTable, NameBytes, RecordChunk, encodeRecord, REC_BYTES } from "./records.js";

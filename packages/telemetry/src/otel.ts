@@ -11,7 +11,8 @@ import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, SamplingDecision, TraceIdRatioBasedSampler, type ReadableSpan, type Sampler, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { LightTracer, newLightTraceId, ProcessorSink } from "./light.js";
-import { encodeSpans, headFor, isEncodedExporter, OtlpBatchSink, OtlpHttpExporter } from "./otlp.js";
+import { encodeSpans, headFor, isEncodedExporter, OtlpHttpExporter, type ExporterConfig } from "./otlp.js";
+import { RecordSink } from "./record-sink.js";
 
 export interface TelemetryOptions {
   /** service.name (OTEL_SERVICE_NAME wins when set). */
@@ -23,6 +24,12 @@ export interface TelemetryOptions {
   maxExportBatchSize?: number;
   scheduledDelayMillis?: number;
   exportTimeoutMillis?: number;
+  /**
+   * Encode and send hot-path spans on a worker thread (default: yes, unless
+   * HURD_TRACE_EXPORT_THREAD=0). Only for hurdmesh's own OTLP exporters;
+   * any other exporter gets span objects through a BatchSpanProcessor.
+   */
+  exportThread?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -89,13 +96,16 @@ export class SerializingExporter implements SpanExporter {
     this.exported += spans.length;
     done({ code: ExportResultCode.SUCCESS });
   }
-  /** Light spans arrive encoded as they ended (OtlpBatchSink): the same bytes OtlpHttpExporter posts. */
+  /** Light spans arrive as records encoded in batches (record-sink.ts): the same bytes OtlpHttpExporter posts. */
   sendEncoded(body: Uint8Array, spans: number, done: (r: ExportResult) => void): void {
     this.bytes += body.length;
     this.exported += spans;
     done({ code: ExportResultCode.SUCCESS });
   }
   async shutdown(): Promise<void> {}
+  workerConfig(): ExporterConfig {
+    return { kind: "serialize" };
+  }
 }
 
 /** The OTLP exporter the environment names, loaded only when first needed. */
@@ -159,7 +169,13 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
   const proto = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/protobuf").toLowerCase();
   const exporter =
     o.exporter ??
-    (h === "noop" ? new NoopExporter() : h === "serialize" ? new SerializingExporter() : proto === "grpc" || proto === "http/json" ? new LazyOtlpExporter(env) : new OtlpHttpExporter(env));
+    (h === "noop"
+      ? new NoopExporter()
+      : h === "serialize"
+        ? new SerializingExporter()
+        : proto === "grpc" || proto === "http/json"
+          ? new LazyOtlpExporter(env)
+          : new OtlpHttpExporter(env, o.exportTimeoutMillis ? { timeoutMs: o.exportTimeoutMillis } : {}));
   const cfg = {
     maxQueueSize: o.maxQueueSize ?? num(env.OTEL_BSP_MAX_QUEUE_SIZE, 2048),
     maxExportBatchSize: o.maxExportBatchSize ?? num(env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512),
@@ -179,7 +195,10 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
   // The hot path's spans: encoded as they end when the exporter takes
   // bytes (hurdmesh's OTLP/protobuf), else queued as objects beside the
   // SDK's spans. Both queues have the same bounds and count their drops.
-  const direct = isEncodedExporter(exporter) ? new OtlpBatchSink(exporter, headFor(resource, scope), cfg.maxQueueSize, cfg.maxExportBatchSize, cfg.scheduledDelayMillis) : null;
+  const thread = o.exportThread ?? env.HURD_TRACE_EXPORT_THREAD !== "0";
+  const direct = isEncodedExporter(exporter)
+    ? new RecordSink(exporter, headFor(resource, scope), { maxQueue: cfg.maxQueueSize, maxBatch: cfg.maxExportBatchSize, delayMs: cfg.scheduledDelayMillis, thread })
+    : null;
   const light = new LightTracer(direct ?? new ProcessorSink(processor), resource, scope, sampleRoot, sampleRoot === NEVER);
   return {
     tracer,
@@ -196,7 +215,7 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
       await Promise.all([provider.forceFlush(), direct?.flush()]);
     },
     shutdown: async () => {
-      await direct?.flush();
+      await direct?.shutdown();
       await provider.shutdown();
     },
   };

@@ -44,6 +44,12 @@ export class Port {
   dnrequests: Set<Entry> | null = null;
   /** The port set the receive right is a member of. */
   pset: Entry | null = null;
+  /**
+   * The kernel tracer's note on a send-once reply port whose request was
+   * delivered (which request, its span): a field, not a map, because every
+   * traced RPC sets it and its reply reads it.
+   */
+  tracePending: unknown = null;
 
   constructor(qlimit: number) {
     this.qlimit = qlimit;
