@@ -128,8 +128,15 @@ interface Watcher {
   dropped: number;
 }
 
+/**
+ * One message in flight. A delivered request's Flight stays on its reply
+ * port (the port's tracePending) until the reply comes: one object per
+ * request, whatever the kernel does with it.
+ */
 interface Flight {
   n: number;
+  /** The message id (for a pending request: what its reply answers). */
+  id: number;
   ts: number;
   sname: number;
   rpc: string | undefined;
@@ -142,12 +149,6 @@ interface Flight {
   tp: Uint8Array;
 }
 
-/** What a pending request's reply port remembers. */
-interface PendingReply {
-  n: number;
-  id: number;
-  span: KernelSpan | null;
-}
 
 const K_RIGHTS = keyBytes("hurd.rights");
 
@@ -311,7 +312,7 @@ export class TraceHub implements KernelTracer {
     let reply = false;
     let span: KernelSpan | null = null;
     if (m.destType === R_SEND_ONCE) {
-      const p = m.dest.tracePending as PendingReply | null;
+      const p = m.dest.tracePending as Flight | null;
       if (p !== null) {
         m.dest.tracePending = null;
         if (m.kernel) {
@@ -324,14 +325,14 @@ export class TraceHub implements KernelTracer {
         } else {
           re = p.n;
           reply = true;
-          rpc = this.registry.name(p.id);
+          rpc = p.rpc ?? this.registry.name(p.id);
           span = p.span;
         }
       }
     }
     if (!reply) rpc = this.registry.name(m.id, m.kernel) ?? (m.destType === R_SEND_ONCE ? this.registry.name(m.id - 100) : undefined);
     // ts is for watchers' records only (spans keep their own clock).
-    const fl: Flight = { n: ++this.n, ts: this.watchers.size > 0 ? Date.now() : 0, sname: wire ? wire.destination : 0, rpc, re, reply, wire, span, tp: NO_TRACE_CONTEXT };
+    const fl: Flight = { n: ++this.n, id: m.id, ts: this.watchers.size > 0 ? Date.now() : 0, sname: wire ? wire.destination : 0, rpc, re, reply, wire, span, tp: NO_TRACE_CONTEXT };
     const tel = this.telemetry;
     if (tel !== null && !reply) this.startSpan(tel.light, m, fl);
     m.trace = fl;
@@ -341,11 +342,11 @@ export class TraceHub implements KernelTracer {
     let fl = m.trace as Flight | null;
     if (!fl) {
       // Routed without passing sent() (a kernel object's MIG_BAD_ID answer).
-      fl = { n: ++this.n, ts: Date.now(), sname: 0, rpc: this.registry.name(m.id - 100), re: 0, reply: true, wire: null, span: null, tp: NO_TRACE_CONTEXT };
+      fl = { n: ++this.n, id: m.id, ts: Date.now(), sname: 0, rpc: this.registry.name(m.id - 100), re: 0, reply: true, wire: null, span: null, tp: NO_TRACE_CONTEXT };
     } else m.trace = null;
     const span = fl.span;
     const awaitsReply = m.reply !== null && m.replyType === R_SEND_ONCE;
-    if (awaitsReply) m.reply!.tracePending = { n: fl.n, id: m.id, span } satisfies PendingReply;
+    if (awaitsReply) m.reply!.tracePending = fl;
     if (span !== null) {
       if (fl.reply) {
         span.replied = true;
@@ -361,6 +362,8 @@ export class TraceHub implements KernelTracer {
       }
     } else if (fl.tp.length !== 0) rec.traceContext = fl.tp;
     if (this.watchers.size > 0) this.record(m, fl, to, rec, 0, m.sender, to.ns);
+    // The request's Flight waits on its reply port: it keeps no body meanwhile.
+    fl.wire = null;
   }
 
   failed(m: TMsg, code: number): void {
