@@ -6,3 +6,4 @@ export { createTelemetry, telemetryFromEnv, tracingEnabled, CountingBatchSpanPro
 export { installTracingHooks, currentTraceparent, StepTrace, type HookOptions } from "./hooks.js";
 export { LightSpan, LightTracer, PlainSpan, UNSAMPLED, unsampledRoot, newLightSpanId, newLightTraceId, type Parent } from "./light.js";
 export { encodeSpans, OtlpHttpExporter } from "./otlp.js";
+export { watchTraceOnBus, traceSubjects, TRACE_LEASE, type BusTraceWatch, type BusWatchOptions, type TaskCredentials } from "./bus-watch.js";
