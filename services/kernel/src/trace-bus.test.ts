@@ -124,6 +124,29 @@ for (const kind of busKinds) {
       assert.equal(kernel.trace.active, false);
     });
 
+    it("leaves the watcher's own messages out unless include_self, as the edge does", async () => {
+      const wb = kernel.bootTask({ name: "self-watcher", hostPriv: true });
+      const me = await attach(wb.task.id, wb.token);
+      const other = await attach(...creds(kernel.bootTask({ name: "bystander" })));
+      const mine = await me.allocate();
+      const theirs = await other.allocate();
+      for (const includeSelf of [false, true]) {
+        const records: TraceRecord[] = [];
+        const watch = await watchTraceOnBus(cbus, system, { taskId: wb.task.id, token: wb.token }, { hostPriv: wb.hostPriv, includeSelf }, (b) => records.push(...b.records));
+        me.send({ destination: mine, destinationDisposition: MsgType.MSG_TYPE_MAKE_SEND, id: 5001 });
+        other.send({ destination: theirs, destinationDisposition: MsgType.MSG_TYPE_MAKE_SEND, id: 5002 });
+        await until(() => records.some((r) => r.msgid === 5002), 3000, "the bystander's message");
+        await sleep(50);
+        assert.equal(records.find((r) => r.msgid === 5002)!.fromTask, other.id);
+        const own = records.filter((r) => r.msgid === 5001);
+        if (includeSelf) {
+          assert.equal(own.length, 1);
+          assert.equal(own[0]!.fromTask, me.id);
+        } else assert.equal(own.length, 0, JSON.stringify(own));
+        await watch.stop();
+      }
+    });
+
     it("refuses a task without host_priv with KERN_NO_ACCESS, and a name that is no host port with KERN_INVALID_HOST", async () => {
       const plain = kernel.bootTask({ name: "nopriv" });
       await assert.rejects(watchTraceOnBus(cbus, system, { taskId: plain.task.id, token: plain.token }, {}, () => {}), (e) => errnoOf(e) === Errno.KERN_NO_ACCESS);
