@@ -88,7 +88,15 @@ export class TraceBus {
   start(): void {
     if (this.subs.length) return;
     this.subs.push(
-      this.bus.subscribe(this.subjects.watch, (_s, data, reply) => this.serve(data, reply, (d) => this.watch(d))),
+      this.bus.subscribe(this.subjects.watch, (_s, data, reply) => {
+        // Nobody would learn the watch's id: it would only hold a slot until its lease ran out.
+        if (!reply) {
+          this.stats.refused++;
+          return;
+        }
+        this.serve(data, reply, (d) => this.watch(d));
+      }),
+      // A cancel may come without a reply subject (a client that is going away).
       this.bus.subscribe(this.subjects.ctl, (_s, data, reply) => this.serve(data, reply, (d) => this.ctl(d))),
     );
     // The kernel's tasks end at close, and with them every watch: end them first, and the timer with them.
