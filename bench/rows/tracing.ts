@@ -65,7 +65,7 @@ export const tracing: RowGroup = {
         // What the edge does for a watcher: records with bodies, encoded in batches.
         const sink = (rs: Parameters<Parameters<typeof life.kernel.trace.watch>[1]>[0], dropped: number) => {
           records += rs.length;
-          TraceBatch.encode({ records: rs, dropped }).finish();
+          TraceBatch.encode({ records: rs, dropped, ended: 0 }).finish();
         };
         for (const k of [life.kernel, ping.kernel]) {
           const stop = k.trace.watch({ bodies: true }, sink);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BOOT_NAMES, Init, InProcessLauncher } from "@hurdmesh/init";
-import { Edge, Kernel, TrapServer } from "@hurdmesh/kernel";
+import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
 import { serveSubhurds } from "@hurdmesh/init";
 import { nodeImports } from "@hurdmesh/telemetry";
@@ -41,8 +41,12 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   const t0 = performance.now();
   const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`) });
   const hub = new LocalHub();
-  const traps = new TrapServer(kernel, hub.connect());
+  const kbus = hub.connect();
+  const traps = new TrapServer(kernel, kbus);
   traps.start();
+  // In-process servers may watch the trace stream on the bus as they would on NATS.
+  const traceBus = new TraceBus(kernel, kbus);
+  traceBus.start();
   const edge = new Edge(kernel);
   const port = await edge.listen(o.grpc);
   const host = o.grpc.replace(/:\d+$/, "");
@@ -74,6 +78,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   process.off("SIGTERM", onSignal);
   rmSync(session, { force: true });
   await edge.close();
+  traceBus.stop();
   traps.stop();
   kernel.close();
   void stopping;

@@ -37,6 +37,13 @@ export interface KernelConfig {
    * bounds the kernel's queue and one notification's size.
    */
   maxTaskEventsPerMessage: number;
+  /**
+   * Most trace watches on the bus at once (EAGAIN past it). Each costs a
+   * filter check per routed message and a batch on the bus per turn of the
+   * event loop, so a handful of watchers is the use; the bound keeps a
+   * confused client from multiplying the kernel's work.
+   */
+  maxTraceWatches: number;
 }
 
 export const defaultKernelConfig: KernelConfig = {
@@ -54,11 +61,13 @@ export const defaultKernelConfig: KernelConfig = {
   maxNamespaceDepth: 32,
   callTimeoutMs: 10_000,
   maxTaskEventsPerMessage: 512,
+  maxTraceWatches: 64,
 };
 
 export function kernelConfig(over: Partial<KernelConfig> = {}): KernelConfig {
   const c = { ...defaultKernelConfig, ...over };
   if (!(Number.isInteger(c.maxTaskEventsPerMessage) && c.maxTaskEventsPerMessage >= 1)) throw new Error("maxTaskEventsPerMessage must be a positive integer");
+  if (!(Number.isInteger(c.maxTraceWatches) && c.maxTraceWatches >= 0)) throw new Error("maxTraceWatches must be a non-negative integer");
   if (!/^[A-Za-z0-9_-]+$/.test(c.system)) throw new Error(`system name ${JSON.stringify(c.system)} must be one NATS token`);
   return c;
 }

@@ -12,7 +12,8 @@ import { service as HealthService } from "grpc-health-check";
 import { NatsBus, Task, client, serve, Rights, Errno, MsgType, PortRight } from "@hurdmesh/mach";
 import { Delivery, MachClient, type Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
-import { TraceClient, WatchRequest, type TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import { TraceClient, WatchRequest, type TraceBatch, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import { watchTraceOnBus } from "@hurdmesh/telemetry";
 import { busKinds, natsUrl, startHurd, until, type Hurd } from "../../../tests/harness.js";
 import { Edge, TASK_HEADER, TOKEN_HEADER } from "./edge.js";
 
@@ -139,7 +140,7 @@ for (const kind of busKinds) {
 
 describe("hurd-kernel as its own process on a real nats-server", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
   let proc: ChildProcess;
-  let boot: { system: string; tasks: Record<string, { taskId: number; token: string }> };
+  let boot: { system: string; tasks: Record<string, { taskId: number; token: string; hostPriv: number }> };
   let out = "";
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), "hurd-kernel-"));
@@ -178,5 +179,28 @@ describe("hurd-kernel as its own process on a real nats-server", { skip: !busKin
     await a.detach();
     await ba.close();
     await bb.close();
+  });
+
+  it("serves the trace stream on the bus (hurd.<system>.trace.>) to a holder of host_priv", async () => {
+    // alpha detached above; beta holds host_priv and watches a child it makes.
+    const ba = await NatsBus.connect(natsUrl());
+    const beta = boot.tasks.beta!;
+    const parent = await Task.attach({ bus: ba, system: boot.system, taskId: beta.taskId, token: beta.token });
+    const child = await parent.taskCreate("traced");
+    const a = await Task.attach({ bus: ba, system: boot.system, taskId: child.taskId, token: child.token });
+    const records: TraceRecord[] = [];
+    const watch = await watchTraceOnBus(ba, boot.system, beta, { hostPriv: beta.hostPriv, tasks: [a.id] }, (b) => records.push(...b.records));
+    const p = await a.allocate();
+    a.send({ destination: p, destinationDisposition: MsgType.MSG_TYPE_MAKE_SEND, id: 777 });
+    await until(() => records.some((r) => r.msgid === 777), 5000, "the record on the bus");
+    const r = records.find((x) => x.msgid === 777)!;
+    assert.equal(r.fromTask, a.id);
+    assert.equal(r.toTask, a.id);
+    assert.equal(r.receiverName, p);
+    await watch.stop();
+    assert.equal(await watch.ended, Errno.KERN_ABORTED);
+    await a.detach();
+    await parent.detach();
+    await ba.close();
   });
 });

@@ -131,7 +131,7 @@ export class Edge {
           lost += records.length + dropped;
           return;
         }
-        congested = !call.write({ records, dropped: dropped + lost });
+        congested = !call.write({ records, dropped: dropped + lost, ended: 0 });
         lost = 0;
       },
     );

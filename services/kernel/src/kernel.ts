@@ -107,6 +107,8 @@ export class Kernel {
   tracer: KernelTracer | null = null;
   /** Trace watchers and OpenTelemetry (spans on when the OTEL_* environment says so). */
   readonly trace: TraceHub;
+  /** Servers beside the kernel that hold timers or watches for its tasks (trace-bus.ts): told at close. */
+  private readonly closing = new Set<() => void>();
 
   constructor(config: Partial<KernelConfig> = {}, events?: Partial<KernelEvents>) {
     this.config = kernelConfig(config);
@@ -139,9 +141,24 @@ export class Kernel {
     if (++this.logged <= 20) this.events.log(line);
   }
 
+  /** Calls `f` once when the kernel closes (before its tasks are terminated); the returned function unregisters it. */
+  onClose(f: () => void): () => void {
+    this.closing.add(f);
+    return () => void this.closing.delete(f);
+  }
+
   close(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
+    // First, so that what they hold ends before the flood of terminations is traced for it.
+    for (const f of [...this.closing]) {
+      this.closing.delete(f);
+      try {
+        f();
+      } catch (e) {
+        this.log(`at close: ${(e as Error).message}`);
+      }
+    }
     for (const t of [...this.tasks.values()]) this.terminate(t, "kernel shutdown");
     // Every proc is gone with its task: nothing is left to tell.
     for (const n of this.eventsPending) n.events = null;

@@ -15,6 +15,7 @@ import { LocalHub, NatsBus, type Bus } from "@hurdmesh/mach";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";
+import { TraceBus } from "./trace-bus.js";
 import { TrapServer } from "./trap.js";
 
 const { values } = parseArgs({
@@ -39,6 +40,9 @@ const kernel = new Kernel({ system: values.system!, ...(values["lease-ms"] ? { l
 const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
 const traps = new TrapServer(kernel, bus);
 traps.start();
+// The trace stream for watchers on the bus (hurd.<system>.trace.>): idle until someone asks.
+const traceBus = new TraceBus(kernel, bus);
+traceBus.start();
 await bus.flush();
 
 const boot: Record<string, { taskId: number; token: string; hostPriv: number }> = {};
@@ -66,6 +70,7 @@ async function stop(sig: string): Promise<void> {
   console.log(`hurd-kernel ${values.system}: ${sig}, stopping`);
   await edge.close();
   claims?.stop();
+  traceBus.stop();
   traps.stop();
   kernel.close();
   await bus.close();

@@ -4,3 +4,4 @@ export { TrapServer } from "./trap.js";
 export type { KTask } from "./task.js";
 export type { Namespace } from "./namespace.js";
 export { Edge } from "./edge.js";
+export { TraceBus, type TraceBusOptions } from "./trace-bus.js";

@@ -1,0 +1,150 @@
+// Watching the kernel's trace stream over the bus (hurd.<system>.trace.>),
+// for servers that reach the kernel over NATS rather than its gRPC edge. The
+// protocol is in proto/hurd/trace/v1/trace.proto (TraceWatchRequest); the
+// kernel's side is services/kernel/src/trace-bus.ts.
+import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
+
+/** Leases a bus watch may be granted, ms: both sides clamp to these. */
+export const TRACE_LEASE = Object.freeze({ defaultMs: 10_000, minMs: 1_000, maxMs: 60_000 });
+
+/** The subjects of a system's trace stream. */
+export function traceSubjects(system: string): { watch: string; ctl: string; batches(watchId: number): string } {
+  const base = `hurd.${system}.trace.`;
+  return { watch: `${base}watch`, ctl: `${base}ctl`, batches: (id) => `${base}${id}` };
+}
+
+/** What a trap carries to prove a task: its id and the token the kernel issued. */
+export interface TaskCredentials {
+  taskId: number;
+  token: string;
+}
+
+export interface BusWatchOptions {
+  /** Lease to ask for (ms; the kernel clamps it). Renewed every third of what is granted. */
+  leaseMs?: number;
+  /** How long a request to the kernel may take (ms, default 5000). */
+  timeoutMs?: number;
+  /** The watch ended: the errno why (ETIMEDOUT, KERN_TERMINATED, KERN_ABORTED after stop(), ...). */
+  onEnd?: (code: number) => void;
+}
+
+export interface BusTraceWatch {
+  readonly watchId: number;
+  readonly subject: string;
+  readonly leaseMs: number;
+  /** Resolves with the errno the watch ended with. */
+  readonly ended: Promise<number>;
+  /** Cancels the watch; resolves once the kernel has answered (or could not be reached). */
+  stop(): Promise<void>;
+}
+
+/** A reply's errno as the HurdError it stands for, keeping the kernel's message. */
+function refusal(r: TraceWatchReply): HurdError {
+  const e = new HurdError(r.errno);
+  if (r.error) e.message = r.error;
+  return e;
+}
+
+/**
+ * Watches the kernel's trace stream over the bus: asks for a watch, listens
+ * on its subject, starts it, and renews its lease until stop(). `onBatch`
+ * gets every batch (records, and how many the kernel dropped for this
+ * watcher); it runs on the bus's delivery path, so it should be quick.
+ * Rejects with the kernel's errno (KERN_NO_ACCESS without host_priv,
+ * KERN_INVALID_TASK for a wrong token, EAGAIN when the kernel has too many watches).
+ */
+export async function watchTraceOnBus(
+  bus: Bus,
+  system: string,
+  cred: TaskCredentials,
+  req: Partial<WatchRequest>,
+  onBatch: (b: TraceBatch) => void,
+  o: BusWatchOptions = {},
+): Promise<BusTraceWatch> {
+  const subjects = traceSubjects(system);
+  const timeoutMs = o.timeoutMs ?? 5000;
+  const ask = async (subject: string, bytes: Uint8Array): Promise<TraceWatchReply> => {
+    const r = TraceWatchReply.decode(await bus.request(subject, bytes, timeoutMs));
+    if (r.errno !== 0) throw refusal(r);
+    return r;
+  };
+  const granted = await ask(
+    subjects.watch,
+    TraceWatchRequest.encode({ taskId: cred.taskId, token: cred.token, watch: WatchRequest.fromPartial(req), leaseMs: o.leaseMs ?? 0 }).finish(),
+  );
+  const ctl = (cancel: boolean) => TraceWatchCtl.encode({ taskId: cred.taskId, token: cred.token, watchId: granted.watchId, leaseMs: granted.leaseMs, cancel }).finish();
+
+  let done = false;
+  let timer: NodeJS.Timeout | null = null;
+  let sub: BusSubscription | null = null;
+  let resolveEnded!: (code: number) => void;
+  const ended = new Promise<number>((r) => (resolveEnded = r));
+  const finish = (code: number) => {
+    if (done) return;
+    done = true;
+    if (timer) clearInterval(timer);
+    timer = null;
+    sub?.unsubscribe();
+    sub = null;
+    resolveEnded(code);
+    o.onEnd?.(code);
+  };
+
+  sub = bus.subscribe(granted.subject, (_s, data) => {
+    let b: TraceBatch;
+    try {
+      b = TraceBatch.decode(data);
+    } catch {
+      return; // Not the kernel's: the subject is on a shared bus.
+    }
+    if (b.records.length !== 0 || b.dropped !== 0) {
+      try {
+        onBatch(b);
+      } catch {
+        // The caller's failure must not end the watch or reach the bus's loop.
+      }
+    }
+    if (b.ended !== 0) finish(b.ended);
+  });
+  try {
+    // The subscription must reach the server before recording starts (the
+    // first renewal), or the first batches go to nobody.
+    await bus.flush();
+    await ask(subjects.ctl, ctl(false));
+  } catch (e) {
+    finish(HurdError.from(e).code);
+    // The kernel would otherwise record for nobody until the lease runs out.
+    void bus.request(subjects.ctl, ctl(true), timeoutMs).catch(() => {});
+    throw e;
+  }
+
+  let renewedAt = Date.now();
+  let renewing = false;
+  timer = setInterval(() => {
+    if (renewing || done) return;
+    renewing = true;
+    ask(subjects.ctl, ctl(false))
+      .then(() => (renewedAt = Date.now()))
+      .catch((e: unknown) => {
+        const h = HurdError.from(e);
+        // A lost request is retried at the next tick while the lease may still hold; an answer that refuses is final.
+        if (h.code !== Errno.ETIMEDOUT && h.code !== Errno.MACH_SEND_INVALID_DEST && h.code !== Errno.EIO) finish(h.code);
+        else if (Date.now() - renewedAt >= granted.leaseMs) finish(Errno.ETIMEDOUT);
+      })
+      .finally(() => (renewing = false));
+  }, Math.max(50, Math.floor(granted.leaseMs / 3)));
+  timer.unref();
+
+  return {
+    watchId: granted.watchId,
+    subject: granted.subject,
+    leaseMs: granted.leaseMs,
+    ended,
+    async stop() {
+      if (done) return;
+      finish(Errno.KERN_ABORTED);
+      await bus.request(subjects.ctl, ctl(true), timeoutMs).catch(() => {});
+    },
+  };
+}
