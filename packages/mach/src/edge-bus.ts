@@ -3,6 +3,7 @@
 // the same bytes they would on NATS (Mach/Trap); deliveries arrive on the
 // task's Receive stream. Only the task's own subjects are meaningful here.
 import * as grpc from "@grpc/grpc-js";
+import { context, propagation } from "@opentelemetry/api";
 import { CallReply, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { Bus, BusHandler, BusSubscription } from "./bus/types.js";
 import { Errno, HurdError } from "./errors.js";
@@ -44,9 +45,23 @@ export class EdgeBus implements Bus {
     return m;
   }
 
+  /**
+   * One SendTrap call, in the caller's trace context when it has one. The
+   * traceparent goes in the metadata as it is; but with the OTel gRPC
+   * instrumentation on (register.mjs), the call is a CLIENT span whose own
+   * context replaces it there, so that span must be made the caller's
+   * child, not the root of a trace of its own. Without a traceparent
+   * (tracing off) the call is made directly.
+   */
+  private sendTrap(data: Uint8Array, traceparent: string | undefined, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Buffer) => void): void {
+    const md = this.md(traceparent);
+    if (!traceparent) this.c.sendTrap(data, md, o, cb);
+    else context.with(propagation.extract(context.active(), { traceparent }), this.c.sendTrap, this.c, data, md, o, cb);
+  }
+
   publish(_subject: string, data: Uint8Array, _reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "edge connection closed");
-    this.c.sendTrap(data, this.md(traceparent), {}, () => {});
+    this.sendTrap(data, traceparent, {}, () => {});
   }
 
   subscribe(_subject: string, handler: BusHandler): BusSubscription {
@@ -60,7 +75,7 @@ export class EdgeBus implements Bus {
   request(_subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, "edge connection closed"));
     return new Promise((resolve, reject) =>
-      this.c.sendTrap(data, this.md(traceparent), { deadline: Date.now() + timeoutMs }, (e, r) => {
+      this.sendTrap(data, traceparent, { deadline: Date.now() + timeoutMs }, (e, r) => {
         if (!e) return resolve(r);
         if (e.code === grpc.status.DEADLINE_EXCEEDED) reject(new HurdError(Errno.ETIMEDOUT, `no answer from the edge at ${this.address}`));
         else reject(new HurdError(Errno.MACH_SEND_INVALID_DEST, `the kernel's edge at ${this.address}: ${e.details || e.message}`, { cause: e }));

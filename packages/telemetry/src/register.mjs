@@ -10,10 +10,15 @@
 //
 // With tracing on it registers import-in-the-middle's loader hook (ESM
 // imports of grpc-js are patched only through it), registers the gRPC
-// instrumentation, and installs the W3C trace-context propagator, so gRPC
-// metadata carries `traceparent` both ways. The spans go to the program's
-// own Telemetry once it has one: setGlobalTelemetry (otel.ts) hands its
-// tracer provider to the instrumentation left here.
+// instrumentation, installs the W3C trace-context propagator, so gRPC
+// metadata carries `traceparent` both ways, and a context manager, without
+// which the client's span never reaches that metadata. The instrumentation
+// is OTel's, extended (grpc-instrumentation.mjs) to patch grpc-js's
+// CommonJS exports too, which is what `await import("@grpc/grpc-js")`
+// returns under tsx: without it the clients built by
+// makeGenericClientConstructor made no CLIENT span. The spans go to the
+// program's own Telemetry once it has one: setGlobalTelemetry (otel.ts)
+// hands its tracer provider to the instrumentation left here.
 import { register } from "node:module";
 
 const env = process.env;
@@ -25,11 +30,19 @@ const on =
 
 if (on) {
   register("@opentelemetry/instrumentation/hook.mjs", import.meta.url);
-  const { propagation } = await import("@opentelemetry/api");
+  const { context, propagation } = await import("@opentelemetry/api");
   const { W3CTraceContextPropagator } = await import("@opentelemetry/core");
   const { registerInstrumentations } = await import("@opentelemetry/instrumentation");
-  const { GrpcInstrumentation } = await import("@opentelemetry/instrumentation-grpc");
+  const { GrpcInstrumentation, SyncContextManager } = await import("./grpc-instrumentation.mjs");
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  // Synchronous scopes only, unless the program asked for async propagation
+  // (the manager installTracingHooks would install; see hooks.ts).
+  if (env.HURD_TRACE_ASYNC_CONTEXT === "1") {
+    const { AsyncLocalStorageContextManager } = await import("@opentelemetry/context-async-hooks");
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  } else {
+    context.setGlobalContextManager(new SyncContextManager());
+  }
   const grpc = new GrpcInstrumentation();
   registerInstrumentations({ instrumentations: [grpc] });
   globalThis[Symbol.for("hurdmesh.telemetry.grpcInstrumentation")] = grpc;
