@@ -146,6 +146,8 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
   if (asyncContext && !manager) {
     manager = new AsyncLocalStorageContextManager();
     manager.enable();
+    // register.mjs may have set its synchronous manager: the API keeps the first one registered.
+    context.disable();
     context.setGlobalContextManager(manager);
   }
   const lt = tel.light;

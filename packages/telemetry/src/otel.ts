@@ -6,10 +6,22 @@
 // absent collector costs at most that many spans of memory, and every span
 // that did not fit is counted in `dropped`.
 import { fileURLToPath } from "node:url";
-import { ROOT_CONTEXT, SpanKind, trace, type Tracer } from "@opentelemetry/api";
+import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Context, type Link, type Tracer } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, SamplingDecision, TraceIdRatioBasedSampler, type ReadableSpan, type Sampler, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  SamplingDecision,
+  TraceIdRatioBasedSampler,
+  type ReadableSpan,
+  type Sampler,
+  type SamplingResult,
+  type SpanExporter,
+} from "@opentelemetry/sdk-trace-base";
 import { LightTracer, newLightTraceId, ProcessorSink } from "./light.js";
 import { encodeSpans, headFor, isEncodedExporter, OtlpHttpExporter, type ExporterConfig } from "./otlp.js";
 import { RecordSink } from "./record-sink.js";
@@ -157,6 +169,39 @@ function rootSampler(sampler: Sampler | undefined, env: NodeJS.ProcessEnv): (nam
   return () => true;
 }
 
+/** The SDK sampler OTEL_TRACES_SAMPLER names (parent-based always-on by default), for the SDK's own spans. */
+function sdkSampler(env: NodeJS.ProcessEnv): Sampler {
+  const kind = (env.OTEL_TRACES_SAMPLER ?? "parentbased_always_on").toLowerCase();
+  const r = Number(env.OTEL_TRACES_SAMPLER_ARG ?? "1");
+  const ratio = () => new TraceIdRatioBasedSampler(Number.isFinite(r) ? Math.min(1, Math.max(0, r)) : 1);
+  if (kind === "always_off") return new AlwaysOffSampler();
+  if (kind === "always_on") return new AlwaysOnSampler();
+  if (kind === "traceidratio") return ratio();
+  if (kind === "parentbased_always_off") return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+  if (kind === "parentbased_traceidratio") return new ParentBasedSampler({ root: ratio() });
+  return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+}
+
+/**
+ * The gRPC instrumentation makes a span for every call, and a task on the
+ * kernel's edge calls it for everything (attach, heartbeats, its Receive
+ * stream, each message). Those calls are traced only inside a trace (a
+ * caller's traceparent); outside one they would each be a trace of their
+ * own, a stream of one-span traces that says nothing the kernel's own
+ * spans for the messages do not.
+ */
+class EdgeCallsInTracesOnly implements Sampler {
+  constructor(private readonly base: Sampler) {}
+  shouldSample(ctx: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes, links: Link[]): SamplingResult {
+    if (name.startsWith(EDGE_PREFIX) && trace.getSpanContext(ctx) === undefined) return { decision: SamplingDecision.NOT_RECORD };
+    return this.base.shouldSample(ctx, traceId, name, kind, attributes, links);
+  }
+  toString(): string {
+    return `EdgeCallsInTracesOnly{${this.base.toString()}}`;
+  }
+}
+const EDGE_PREFIX = "grpc.hurd.mach.v1.Mach/";
+
 function num(v: string | undefined, d: number): number {
   const n = Number(v);
   return Number.isFinite(n) && n > 0 ? n : d;
@@ -186,7 +231,7 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || o.service, "service.namespace": "hurdmesh" }),
     spanProcessors: [processor],
-    ...(o.sampler ? { sampler: o.sampler } : {}),
+    sampler: new EdgeCallsInTracesOnly(o.sampler ?? sdkSampler(env)),
   });
   const tracer = provider.getTracer("@hurdmesh/telemetry", "0.1.0");
   const resource = resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || o.service, "service.namespace": "hurdmesh" });
