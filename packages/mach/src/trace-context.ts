@@ -45,10 +45,18 @@ export function isSampled(c: Uint8Array): boolean {
   return (c[TRACE_FLAGS_AT]! & 1) === 1;
 }
 
+// The last context turned into text: a handler making several kernel calls
+// under one span (whose context bytes never change) formats it once.
+let lastContext: Uint8Array | null = null;
+let lastText = "";
+
 /** The text traceparent of a binary context ("" for no or an unusable context). */
 export function traceparentOf(c: Uint8Array): string {
+  if (c === lastContext) return lastText;
   if (!isTraceContext(c)) return "";
-  return `00-${hexOf(c, 0, 16)}-${hexOf(c, 16, 24)}-${HEX[c[TRACE_FLAGS_AT]!]!}`;
+  lastText = `00-${hexOf(c, 0, 16)}-${hexOf(c, 16, 24)}-${HEX[c[TRACE_FLAGS_AT]!]!}`;
+  lastContext = c;
+  return lastText;
 }
 
 /**

@@ -11,7 +11,7 @@
 // span under it. A reply makes no span of its own: that halves the kernel's
 // spans and keeps the span tree the shape a person reads (call, handling).
 import { SpanKind, type Attributes } from "@opentelemetry/api";
-import { errnoName, hexOf, isTraceContext, NO_TRACE_CONTEXT } from "@hurdmesh/mach";
+import { errnoName, isTraceContext, NO_TRACE_CONTEXT } from "@hurdmesh/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Telemetry } from "./otel.js";
 import { registry, type Registry } from "./registry.js";
@@ -19,7 +19,6 @@ import { LightSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js"
 import { keyBytes, type Writer } from "./otlp-writer.js";
 import { K_DELIVERED, K_NOTIFY, K_REPLIED, putKernelFields, REC_KERNEL, type NameTable } from "./records.js";
 
-const CAUSE = Object.freeze({ "hurd.link": "cause" });
 
 // Structural views of the kernel's objects (the kernel imports this package, not the reverse).
 export interface TNs {
@@ -495,7 +494,6 @@ export class TraceHub implements KernelTracer {
     // the trap that made the kernel send it (task_terminate, the message or
     // deallocation that released the last send right, ...).
     const c = this.cause;
-    if (m.kernel && c.length !== 0 && isTraceContext(c))
-      span.links = [{ context: { traceId: hexOf(c, 0, 16), spanId: hexOf(c, 16, 24), traceFlags: c[24]!, isRemote: true }, attributes: CAUSE }];
+    if (m.kernel && c.length !== 0 && isTraceContext(c)) span.cause = c;
   }
 }

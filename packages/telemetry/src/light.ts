@@ -30,6 +30,7 @@ const ORIGIN = performance.timeOrigin;
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
 const NO_EVENTS: TimedEvent[] = Object.freeze([]) as unknown as TimedEvent[];
 const UNSET: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
+const CAUSE = Object.freeze({ "hurd.link": "cause" });
 
 // Ids, as bytes. A span id is a random 32-bit prefix (new per process and
 // whenever the counter wraps) and a counter: unique in this process, and
@@ -140,7 +141,13 @@ export class LightSpan implements ReadableSpan {
   readonly startRel: number;
   endRel = 0;
   status: SpanStatus = UNSET;
-  links: Link[] = NO_LINKS;
+  private _links: Link[] = NO_LINKS;
+  /**
+   * The context of what caused this span (a notification's trap), linked to
+   * it as "cause". Kept as bytes and carried by the span's record; a Link
+   * object is made only for an SDK exporter.
+   */
+  cause: Uint8Array | null = null;
   private extra: Attributes | null = null;
   // What an SDK exporter reads, built once.
   private a: Attributes | null = null;
@@ -233,8 +240,8 @@ export class LightSpan implements ReadableSpan {
     const nameId = names.id(this.name);
     const plain = this.recordFields === LightSpan.prototype.recordFields;
     const tail =
-      nameId === 0 || plain || this.extra !== null || this.links !== NO_LINKS || this.status !== UNSET || this.needsTail() ? this.tail(nameId === 0, plain) : null;
-    const wi = putRecord(c, this.kind, nameId, this.ids, this.parentCtx, ORIGIN + this.startRel, ORIGIN + this.endRel, tail);
+      nameId === 0 || plain || this.extra !== null || this._links !== NO_LINKS || this.status !== UNSET || this.needsTail() ? this.tail(nameId === 0, plain) : null;
+    const wi = putRecord(c, this.kind, nameId, this.ids, this.parentCtx, ORIGIN + this.startRel, ORIGIN + this.endRel, tail, this.cause);
     if (!plain) c.i32[wi] |= this.recordFields(c.i32, wi, names);
   }
 
@@ -251,12 +258,21 @@ export class LightSpan implements ReadableSpan {
       if (this.extra !== null) attributes(w, 9, this.extra);
       this.tailAttributes(w);
     }
-    for (const l of this.links) link(w, l);
+    for (const l of this._links) link(w, l);
     writeStatus(w, this.status);
     return w.take();
   }
 
   // ------------------------------------------------------------ ReadableSpan
+
+  get links(): Link[] {
+    const c = this.cause;
+    if (c === null) return this._links;
+    return [{ context: { traceId: hexOf(c, 0, 16), spanId: hexOf(c, 16, 24), traceFlags: c[TRACE_FLAGS_AT]!, isRemote: true }, attributes: CAUSE }, ...this._links];
+  }
+  set links(l: Link[]) {
+    this._links = l;
+  }
 
   spanContext(): SpanContext {
     return (this.sc ??= { traceId: this.traceId, spanId: this.spanId, traceFlags: 1 });

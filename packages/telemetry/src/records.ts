@@ -11,10 +11,10 @@
 // encoder of hot-path spans: the worker, the in-thread pipeline and
 // encodeSpans (for SDK exporters) all go through it.
 import { errnoName } from "@hurdmesh/mach/errors";
-import { constKV, I32, I64, keyBytes, LD, utf8Of, VARINT, type Writer } from "./otlp-writer.js";
+import { attributes, constKV, I32, I64, keyBytes, LD, utf8Of, VARINT, Writer } from "./otlp-writer.js";
 
 /** Bytes per record. */
-export const REC_BYTES = 104;
+export const REC_BYTES = 136;
 // Int32 words.
 const W_FLAGS = 0;
 const W_NAME = 1;
@@ -34,9 +34,12 @@ const B_PARENT = B_IDS + 25;
 // Float64 slots: start and end, ms since the epoch.
 const F_START = 11;
 const F_END = 12;
+// Bytes: the context of the span's cause (a link), when F_CAUSE.
+const B_CAUSE = 104;
 
 // Flags word: bits 0-2 SpanKind, then:
 const F_PARENT = 1 << 3;
+const F_CAUSE = 1 << 9;
 /** The record's type: which fixed attributes it carries. */
 export const REC_PLAIN = 0;
 export const REC_KERNEL = 1 << 4;
@@ -112,12 +115,13 @@ export class RecordChunk {
  * Writes the common part of record `c.n`: flags, name (0: none, the tail
  * carries it), ids, times, tail. Returns its word index.
  */
-export function putRecord(c: RecordChunk, flags: number, nameId: number, ctx: Uint8Array, parent: Uint8Array | null, startMs: number, endMs: number, tail: Uint8Array | null): number {
+export function putRecord(c: RecordChunk, flags: number, nameId: number, ctx: Uint8Array, parent: Uint8Array | null, startMs: number, endMs: number, tail: Uint8Array | null, cause: Uint8Array | null = null): number {
   const at = c.n * REC_BYTES;
   const wi = at >> 2;
   const i32 = c.i32;
   const u8 = c.u8;
-  i32[wi + W_FLAGS] = parent !== null ? flags | F_PARENT : flags;
+  i32[wi + W_FLAGS] = (parent !== null ? flags | F_PARENT : flags) | (cause !== null ? F_CAUSE : 0);
+  if (cause !== null) for (let i = 0; i < 25; i++) u8[at + B_CAUSE + i] = cause[i]!;
   i32[wi + W_NAME] = nameId;
   for (let i = 0; i < 25; i++) u8[at + B_IDS + i] = ctx[i]!;
   if (parent !== null) for (let i = 0; i < 8; i++) u8[at + B_PARENT + i] = parent[16 + i]!;
@@ -164,6 +168,12 @@ const K_NAMESPACE = keyBytes("hurd.namespace");
 const K_DESTINATION = keyBytes("messaging.destination.name");
 const K_REPLY_CODE = keyBytes("hurd.reply.code");
 const K_ERRNO = keyBytes("hurd.errno");
+/** A cause link's one attribute (field 4 of Link). */
+const LINK_CAUSE = (() => {
+  const w = new Writer();
+  attributes(w, 4, { "hurd.link": "cause" });
+  return w.take();
+})();
 
 /** Record `i` of `c` as one Span (field 2 of ScopeSpans). */
 export function encodeRecord(w: Writer, c: RecordChunk, i: number, names: NameBytes): void {
@@ -222,6 +232,19 @@ export function encodeRecord(w: Writer, c: RecordChunk, i: number, names: NameBy
     w.kv(KV_RPC_SYSTEM);
     const method = i32[wi + W_METHOD]!;
     if (method !== 0) w.kvBytes(K_METHOD, names.get(method));
+  }
+  if (flags & F_CAUSE) {
+    // Link { 1 trace_id, 2 span_id, 4 attributes (hurd.link: cause), 6 flags: sampled bit, remote }
+    w.tag(13, LD);
+    const l = w.open();
+    w.tag(1, LD);
+    w.idBytes(u8, at + B_CAUSE, 16);
+    w.tag(2, LD);
+    w.idBytes(u8, at + B_CAUSE + 16, 8);
+    w.raw(LINK_CAUSE);
+    w.tag(6, I32);
+    w.fixed32(u8[at + B_CAUSE + 24]! | 0x300);
+    w.close(l);
   }
   const t = i32[wi + W_TAIL]!;
   if (t >= 0) {
