@@ -137,18 +137,28 @@ export class Server<D extends ServiceDef, O> {
    * reauthentication) and hand them over afterwards.
    */
   dispatch(m: Received): void | Promise<void> {
-    if (tracingHooks.serve !== null && !m.kernel) return tracingHooks.serve(m, this.byId.get(m.id)?.path, () => this.dispatchNow(m));
-    return this.dispatchNow(m);
+    const serve = tracingHooks.serve;
+    if (serve !== null && !m.kernel) return serve(m, this.byId.get(m.id)?.path, this.traced);
+    return this.dispatchNow(m, null);
   }
 
-  private dispatchNow(m: Received): void | Promise<void> {
+  /** dispatchNow for the tracing hook, made once (not a closure per request). */
+  private readonly traced = (m: Received, span: unknown): void | Promise<void> => this.dispatchNow(m, span);
+
+  /**
+   * Handles a request. `span` is its server span when traced: ended where
+   * the request is answered (no promise chained on the handler's for it).
+   */
+  private dispatchNow(m: Received, span: unknown): void | Promise<void> {
     const object = this.objects.get(m.local);
     if (m.kernel) return this.notify(m, object);
     this.stats.requests++;
     const info = this.byId.get(m.id);
     if (!info || object === undefined) {
       this.stats.errors++;
-      this.task.refuse(m, info ? Errno.EOPNOTSUPP : Errno.MIG_BAD_ID);
+      const code = info ? Errno.EOPNOTSUPP : Errno.MIG_BAD_ID;
+      this.task.refuse(m, code);
+      if (span !== null) tracingHooks.end?.(span, new HurdError(code));
       return;
     }
     const fn = (this.impl as Record<string, Fn<O> | undefined>)[info.key];
@@ -164,15 +174,15 @@ export class Server<D extends ServiceDef, O> {
       }
       res = fn(req, ctx);
     } catch (e) {
-      return this.failed(m, info, ctx, e);
+      return this.failed(m, info, ctx, e, span);
     }
     // Promise.resolve returns a native promise as is; other thenables are adopted.
     if (isThenable(res))
       return Promise.resolve(res).then(
-        (r) => this.succeeded(m, info, ctx, r),
-        (e) => this.failed(m, info, ctx, e),
+        (r) => this.succeeded(m, info, ctx, r, span),
+        (e) => this.failed(m, info, ctx, e, span),
       );
-    this.succeeded(m, info, ctx, res);
+    this.succeeded(m, info, ctx, res, span);
   }
 
   private async notify(m: Received, object: O | undefined): Promise<void> {
@@ -185,18 +195,19 @@ export class Server<D extends ServiceDef, O> {
     } else this.task.dropRights(m);
   }
 
-  private succeeded(m: Received, info: MethodInfo, ctx: RequestContext<O>, res: unknown): void {
+  private succeeded(m: Received, info: MethodInfo, ctx: RequestContext<O>, res: unknown, span: unknown): void {
     let out: Uint8Array;
     try {
       out = encode(info.def.responseType, info.def.responseType.fromPartial((res ?? {}) as object));
     } catch (e) {
-      return this.failed(m, info, ctx, e);
+      return this.failed(m, info, ctx, e, span);
     }
     if (!info.simple) this.answer(m, m.id + 100, 0, out, ctx.replyPorts);
+    if (span !== null) tracingHooks.end?.(span, undefined);
   }
 
   /** An error answers with its code and releases the request's rights and the reply's moved ones. */
-  private failed(m: Received, info: MethodInfo, ctx: RequestContext<O>, e: unknown): void {
+  private failed(m: Received, info: MethodInfo, ctx: RequestContext<O>, e: unknown, span: unknown): void {
     const he = HurdError.from(e);
     this.stats.errors++;
     if (!ctx.keepRights) this.task.dropRights(m);
@@ -204,6 +215,7 @@ export class Server<D extends ServiceDef, O> {
     if (rp.length > 0)
       this.task.dropRights({ ...m, ports: rp.map((p) => ({ name: p.name, type: p.disposition === MsgType.MSG_TYPE_MOVE_RECEIVE ? MsgType.MSG_TYPE_MOVE_RECEIVE : MsgType.MSG_TYPE_MOVE_SEND })).filter((_p, i) => isMove(rp[i]!.disposition)) });
     if (!info.simple) this.answer(m, m.id + 100, he.code, utf8.encode(he.message), NO_PORTS);
+    if (span !== null) tracingHooks.end?.(span, he);
   }
 
   private answer(m: Received, id: number, code: number, body: Uint8Array, ports: Rights["ports"]): void {

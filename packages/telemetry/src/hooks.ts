@@ -55,14 +55,14 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Runs `run` with `tp` as the active context for the messages it sends synchronously. */
-function within(tp: Uint8Array, run: () => void | Promise<void>): void | Promise<void> {
+/** Runs `run` (with no span) with `tp` as the active context for the messages it sends synchronously. */
+function within(tp: Uint8Array, m: Received, run: (m: Received, span: unknown) => void | Promise<void>): void | Promise<void> {
   const prev = active;
   const prevSpan = activeSpan;
   active = tp;
   activeSpan = null;
   try {
-    return run();
+    return run(m, null);
   } finally {
     active = prev;
     activeSpan = prevSpan;
@@ -140,6 +140,7 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
   if (!tel) {
     tracingHooks.current = null;
     tracingHooks.serve = null;
+    // `end` stays: spans begun while the hooks were on still end.
     return () => {};
   }
   const asyncContext = o.asyncContext ?? process.env.HURD_TRACE_ASYNC_CONTEXT === "1";
@@ -152,20 +153,20 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
   }
   const lt = tel.light;
   tracingHooks.current = currentTraceContext;
-  tracingHooks.serve = (m: Received, method: string | undefined, run: () => void | Promise<void>) => {
+  tracingHooks.serve = (m: Received, method: string | undefined, run: (m: Received, span: unknown) => void | Promise<void>) => {
     const name = method ?? `msgid ${m.id}`;
     const parent = lt.parent(m.traceContext);
     // Unsampled: no span, but the decision travels on with what the handler sends.
-    if (parent === UNSAMPLED) return within(m.traceContext, run);
-    if (parent === null && !lt.sampleRoot(name)) return within(lt.unsampledContext(), run);
+    if (parent === UNSAMPLED) return within(m.traceContext, m, run);
+    if (parent === null && !lt.sampleRoot(name)) return within(lt.unsampledContext(), m, run);
     const span = new ServerSpan(lt, name, parent, method, m.id);
-    let r: void | Promise<void>;
     const prev = active;
     const prevSpan = activeSpan;
     active = NO_TRACE_CONTEXT;
     activeSpan = span;
     try {
-      r = asyncContext ? context.with(trace.setSpanContext(ROOT_CONTEXT, span.spanContext()), run) : run();
+      // The runtime ends the span when it answers the request (tracingHooks.end).
+      return asyncContext ? context.with(trace.setSpanContext(ROOT_CONTEXT, span.spanContext()), run, undefined, m, span) : run(m, span);
     } catch (e) {
       span.fail(errText(e));
       span.end();
@@ -174,20 +175,16 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
       active = prev;
       activeSpan = prevSpan;
     }
-    if (r && typeof (r as Promise<void>).then === "function")
-      return (r as Promise<void>).then(
-        () => span.end(),
-        (e) => {
-          span.fail(errText(e));
-          span.end();
-          throw e;
-        },
-      );
-    span.end();
-    return r;
   };
+  tracingHooks.end = endSpan;
   return () => {
     tracingHooks.current = null;
     tracingHooks.serve = null;
   };
+}
+
+function endSpan(span: unknown, error: unknown): void {
+  const s = span as LightSpan;
+  if (error !== undefined) s.fail(errText(error));
+  s.end();
 }

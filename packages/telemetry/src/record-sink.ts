@@ -120,7 +120,6 @@ export class RecordSink implements LightSink {
 
   private startWorker(data: WorkerData): void {
     const w = new Worker(WORKER_FILE, { workerData: data });
-    w.unref();
     w.on("message", (m: FromWorker) => {
       if (m.t === "encoded") this.recycle(m.buf);
       else if (m.t === "exported") {
@@ -145,6 +144,9 @@ export class RecordSink implements LightSink {
     w.on("exit", () => {
       if (this.worker === w) this.lostWorker();
     });
+    // Last: adding a "message" listener refs the worker's port again. The
+    // export never keeps a program alive (shutdown flushes it).
+    w.unref();
     this.worker = w;
   }
 
