@@ -29,9 +29,9 @@ function use(t: Telemetry | null): void {
   installed = t;
 }
 
-function telemetryFor(mode: Mode): Telemetry | null {
+function telemetryFor(mode: Mode, bus: "local" | "nats"): Telemetry | null {
   if (mode === "on, not sampled") return createTelemetry({ service: "bench", exporter: new NoopExporter(), sampler: new AlwaysOffSampler() });
-  if (mode === "on, 100% sampled, batched export") return createTelemetry({ service: "bench", exporter: new SerializingExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: 200 });
+  if (mode === "on, 100% sampled, batched export") return createTelemetry({ service: "bench", exporter: new SerializingExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: 200, bus });
   return null;
 }
 
@@ -51,7 +51,7 @@ export const tracing: RowGroup = {
     // rig goes long without its event loop turn and loses its lease.
     const configs = MODES.flatMap((mode) => (["local", "nats"] as const).map((kind) => ({ kind, mode })));
     for (const { kind, mode } of configs) {
-      const tel = telemetryFor(mode);
+      const tel = telemetryFor(mode, kind);
       if (tel) tels.push(tel);
       const ping = await rig(kind, ctx);
       const life = await bootRig(kind, ctx.natsUrl, ctx.log);

@@ -193,6 +193,25 @@ describe("OTLP encoding (local bus)", () => {
   });
 });
 
+describe("where span export runs", () => {
+  it("on a worker thread unless on NATS with two cores or fewer; HURD_TRACE_EXPORT_THREAD forces either", async () => {
+    const { availableParallelism } = await import("node:os");
+    const { SerializingExporter } = await import("@hurdmesh/telemetry");
+    const threaded = (o: Parameters<typeof createTelemetry>[0]) => {
+      const tel = createTelemetry({ exporter: new SerializingExporter(), ...o, service: "where" });
+      const sink = (tel.light as unknown as { sink: RecordSink }).sink;
+      void tel.shutdown();
+      return sink.threaded;
+    };
+    assert.equal(threaded({ service: "", env: {} }), true);
+    assert.equal(threaded({ service: "", env: {}, bus: "local" }), true);
+    assert.equal(threaded({ service: "", env: {}, bus: "nats" }), availableParallelism() > 2);
+    assert.equal(threaded({ service: "", env: { HURD_TRACE_EXPORT_THREAD: "1" }, bus: "nats" }), true);
+    assert.equal(threaded({ service: "", env: { HURD_TRACE_EXPORT_THREAD: "0" } }), false);
+    assert.equal(threaded({ service: "", env: {}, exportThread: false }), false);
+  });
+});
+
 function varint(v: number): Buffer {
   const out: number[] = [];
   for (; v >= 0x80; v >>>= 7) out.push((v & 0x7f) | 0x80);

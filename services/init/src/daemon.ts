@@ -8,7 +8,7 @@ import { startBootServer } from "./launch.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
 // (the kernel makes the per-message spans; these are their children).
-const tel = telemetryFromEnv(`hurd-${process.argv[2]}`);
+const tel = telemetryFromEnv(`hurd-${process.argv[2]}`, process.env, { bus: "nats" });
 if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);

@@ -44,6 +44,12 @@ export interface KernelConfig {
    * confused client from multiplying the kernel's work.
    */
   maxTraceWatches: number;
+  /**
+   * The bus this kernel routes over. Only tracing asks: on NATS, on a
+   * machine of two cores or fewer, span export stays on the routing thread
+   * (nats-server needs the other core; see createTelemetry's exportThread).
+   */
+  bus: "local" | "nats";
 }
 
 export const defaultKernelConfig: KernelConfig = {
@@ -62,6 +68,7 @@ export const defaultKernelConfig: KernelConfig = {
   callTimeoutMs: 10_000,
   maxTaskEventsPerMessage: 512,
   maxTraceWatches: 64,
+  bus: "local",
 };
 
 export function kernelConfig(over: Partial<KernelConfig> = {}): KernelConfig {

@@ -119,7 +119,7 @@ export class Kernel {
     this.sweepTimer = setInterval(() => this.sweepLeases(), Math.max(50, this.config.leaseMs / 4));
     this.sweepTimer.unref();
     this.trace = new TraceHub((t) => (this.tracer = t), this.config.system);
-    const tel = telemetryFromEnv("hurd-kernel");
+    const tel = telemetryFromEnv("hurd-kernel", process.env, { bus: this.config.bus });
     if (tel) {
       this.trace.useTelemetry(tel);
       // Embedded, the servers run in this process: their handler spans too.

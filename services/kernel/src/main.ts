@@ -36,7 +36,7 @@ if (values.help) {
   process.exit(0);
 }
 
-const kernel = new Kernel({ system: values.system!, ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) });
+const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) });
 const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
 const traps = new TrapServer(kernel, bus);
 traps.start();

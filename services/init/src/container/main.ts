@@ -44,7 +44,7 @@ if (!env.NATS_URL) {
   process.exit(2);
 }
 
-const tel = telemetryFromEnv(`hurd-${role}`);
+const tel = telemetryFromEnv(`hurd-${role}`, process.env, { bus: "nats" });
 if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
