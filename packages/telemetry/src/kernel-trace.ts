@@ -11,7 +11,7 @@
 // span under it. A reply makes no span of its own: that halves the kernel's
 // spans and keeps the span tree the shape a person reads (call, handling).
 import { SpanKind, type Attributes } from "@opentelemetry/api";
-import { errnoName, isTraceContext, NO_TRACE_CONTEXT } from "@hurdmesh/mach";
+import { errnoName, isTraceContext, NO_TRACE_CONTEXT, traceContextOf } from "@hurdmesh/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Telemetry } from "./otel.js";
 import { registry, type Registry } from "./registry.js";
@@ -93,6 +93,12 @@ export interface KernelTracer {
    * kernel sends meanwhile link to it (empty when nothing traced is the cause).
    */
   cause: Uint8Array;
+  /**
+   * The same as a text traceparent (a kernel call's header or metadata),
+   * when that is the form it came in: read only if the trap makes the
+   * kernel send something, which most kernel calls do not.
+   */
+  causeText: string;
 }
 
 /** One routed message, as the trace stream carries it (hurd.trace.v1.TraceRecord). */
@@ -257,6 +263,7 @@ export class TraceHub implements KernelTracer {
   readonly registry: Registry;
   readonly stats = { records: 0, dropped: 0, spans: 0 };
   cause: Uint8Array = NO_TRACE_CONTEXT;
+  causeText = "";
   private readonly rcvPrefix: string;
 
   constructor(
@@ -493,7 +500,9 @@ export class TraceHub implements KernelTracer {
     // A notification starts its own trace, linked to its cause: the span of
     // the trap that made the kernel send it (task_terminate, the message or
     // deallocation that released the last send right, ...).
-    const c = this.cause;
-    if (m.kernel && c.length !== 0 && isTraceContext(c)) span.cause = c;
+    if (m.kernel) {
+      const c = this.cause.length !== 0 ? this.cause : this.causeText.length !== 0 ? traceContextOf(this.causeText) : NO_TRACE_CONTEXT;
+      if (c.length !== 0 && isTraceContext(c)) span.cause = c;
+    }
   }
 }

@@ -3,7 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
-import { HurdError, errnoName, grpcStatusOf, methods, Errno, NO_TRACE_CONTEXT, traceContextOf } from "@hurdmesh/mach";
+import { HurdError, errnoName, grpcStatusOf, methods, Errno } from "@hurdmesh/mach";
 import { AttachRequest, CallReply, MachDefinition, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { TraceService, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { handlers } from "./calls.js";
@@ -23,11 +23,6 @@ const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
 function traceparentOf(md: grpc.Metadata): string {
   const v = md.get("traceparent")[0];
   return typeof v === "string" ? v : "";
-}
-
-/** That traceparent as the binary context the kernel's tracer takes (empty when none or malformed). */
-function traceContextIn(md: grpc.Metadata): Uint8Array {
-  return traceContextOf(traceparentOf(md));
 }
 
 /** Turns any failure into a gRPC error whose trailer names the Hurd errno. */
@@ -157,7 +152,7 @@ export class Edge {
       impl[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         // The caller's W3C trace context (gRPC metadata) is the cause of what the call makes the kernel do.
         const tracer = k.tracer;
-        if (tracer !== null) tracer.cause = traceContextIn(call.metadata);
+        if (tracer !== null) tracer.causeText = traceparentOf(call.metadata);
         try {
           const t = this.who(call.metadata);
           const rep = h ? h(k, t, call.request) : (() => { throw new HurdError(Errno.MIG_BAD_ID, info.path); })();
@@ -165,7 +160,7 @@ export class Edge {
         } catch (e) {
           cb(toStatus(e));
         } finally {
-          if (tracer !== null) tracer.cause = NO_TRACE_CONTEXT;
+          if (tracer !== null) tracer.causeText = "";
         }
       };
     }

@@ -1,4 +1,4 @@
-import { Errno, HurdError, NO_TRACE_CONTEXT, traceContextOf, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import { Errno, HurdError, NO_TRACE_CONTEXT, type Bus, type BusSubscription } from "@hurdmesh/mach";
 import { AttachRequest, CallReply, MachDefinition, TaskSpecialPort, Trap, type AttachReply } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { methods } from "@hurdmesh/mach";
 import { dispatch } from "./calls.js";
@@ -60,11 +60,17 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
   // death, the last send right gone) links to the span that caused it: the
   // message's traceparent, or a kernel call's bus header / gRPC metadata.
   const tracer = k.tracer;
-  if (tracer !== null) tracer.cause = trap.send ? trap.send.traceContext : traceContextOf(traceparent);
+  if (tracer !== null) {
+    if (trap.send) tracer.cause = trap.send.traceContext;
+    else tracer.causeText = traceparent ?? "";
+  }
   try {
     runTrap(k, t, trap, answer, keepSink);
   } finally {
-    if (tracer !== null) tracer.cause = NO_TRACE_CONTEXT;
+    if (tracer !== null) {
+      tracer.cause = NO_TRACE_CONTEXT;
+      tracer.causeText = "";
+    }
   }
 }
 
