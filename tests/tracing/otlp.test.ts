@@ -59,6 +59,16 @@ function flatten(bytes: Uint8Array): Flat[] {
   return out.sort((a, b) => ((a.span.spanId as string) < (b.span.spanId as string) ? -1 : 1));
 }
 
+/** Spans of every kind: the traced sequence, an error reply, a plain span with odd names, extra attributes and a link. */
+async function spanKinds(w: World, tel: ReturnType<typeof createTelemetry>): Promise<void> {
+  await sequence(w);
+  await assert.rejects(w.init.proc.getmsgport({ pid: 99999 }));
+  const odd = new PlainSpan(tel.light, "odd — ünïcode", SpanKind.INTERNAL, null, { "k.ü": "värde", big: 2 ** 40, list: [1, 2] });
+  odd.setAttribute("extra", true);
+  odd.links = [{ context: { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: 1, isRemote: true }, attributes: { why: "cause" } }];
+  odd.end();
+}
+
 describe("OTLP encoding (local bus)", () => {
   let w: World;
   before(async () => {
@@ -77,12 +87,7 @@ describe("OTLP encoding (local bus)", () => {
     const off = installTracingHooks(tel);
     const root = tel.tracer.startSpan("root", { attributes: { "a.double": 1.5, "a.neg": -3, "a.list": ["x", "y"], "a.bool": false } });
     root.end();
-    await sequence(w);
-    await assert.rejects(w.init.proc.getmsgport({ pid: 99999 }));
-    const odd = new PlainSpan(tel.light, "odd — ünïcode", SpanKind.INTERNAL, null, { "k.ü": "värde", big: 2 ** 40, list: [1, 2] });
-    odd.setAttribute("extra", true);
-    odd.links = [{ context: { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: 1, isRemote: true }, attributes: { why: "cause" } }];
-    odd.end();
+    await spanKinds(w, tel);
     off();
     w.b.h.kernel.trace.useTelemetry(null);
     await tel.flush();
@@ -152,12 +157,7 @@ describe("OTLP encoding (local bus)", () => {
       lt.sink = { add: (s) => (seen.push(s), sink.add(s)) };
       w.b.h.kernel.trace.useTelemetry(tel);
       const off = installTracingHooks(tel);
-      await sequence(w);
-      await assert.rejects(w.init.proc.getmsgport({ pid: 99999 }));
-      const odd = new PlainSpan(tel.light, "odd — ünïcode", SpanKind.INTERNAL, null, { "k.ü": "värde", big: 2 ** 40, list: [1, 2] });
-      odd.setAttribute("extra", true);
-      odd.links = [{ context: { traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", traceFlags: 1, isRemote: true }, attributes: { why: "cause" } }];
-      odd.end();
+      await spanKinds(w, tel);
       off();
       w.b.h.kernel.trace.useTelemetry(null);
       await tel.flush();

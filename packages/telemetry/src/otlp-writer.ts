@@ -193,29 +193,9 @@ export class Writer {
   kvBytes(key: Uint8Array, b: Uint8Array): void {
     const av = 2 + b.length;
     const kv = key.length + 2 + av;
-    if (b.length >= 0x80 || kv >= 0x80) {
-      this.tag(9, LD);
-      const kvs = this.open();
-      this.raw(key);
-      this.tag(2, LD);
-      const avs = this.open();
-      this.tag(1, LD);
-      this.varint(b.length);
-      this.raw(b);
-      this.close(avs);
-      this.close(kvs);
-      return;
-    }
-    this.room(kv + 2);
+    if (b.length >= 0x80 || kv >= 0x80) return this.kvAny(key, Buffer.from(b.buffer, b.byteOffset, b.length).toString("utf8"));
+    let p = this.shortKV(key, kv, av, 0x0a); // string_value, LD
     const o = this.buf;
-    let p = this.pos;
-    o[p++] = 0x4a; // field 9, LD
-    o[p++] = kv;
-    o.set(key, p);
-    p += key.length;
-    o[p++] = 0x12; // AnyValue, LD
-    o[p++] = av;
-    o[p++] = 0x0a; // string_value, LD
     o[p++] = b.length;
     o.set(b, p);
     this.pos = p + b.length;
@@ -230,35 +210,15 @@ export class Writer {
     const n = prefix.length + da + 1 + db;
     const av = 2 + n;
     const kv = key.length + 2 + av;
-    if (n >= 0x80 || kv >= 0x80 || a < 0 || b < 0) return this.kvStringSlow(key, `${new TextDecoder().decode(prefix)}${a}.${b}`);
-    this.room(kv + 2);
+    if (n >= 0x80 || kv >= 0x80 || a < 0 || b < 0) return this.kvAny(key, `${Buffer.from(prefix).toString("utf8")}${a}.${b}`);
+    let p = this.shortKV(key, kv, av, 0x0a);
     const o = this.buf;
-    let p = this.pos;
-    o[p++] = 0x4a;
-    o[p++] = kv;
-    o.set(key, p);
-    p += key.length;
-    o[p++] = 0x12;
-    o[p++] = av;
-    o[p++] = 0x0a;
     o[p++] = n;
     o.set(prefix, p);
     p += prefix.length;
     p = putDigits(o, p, a, da);
     o[p++] = 0x2e; // .
     this.pos = putDigits(o, p, b, db);
-  }
-  /** A string attribute, the general way. */
-  kvStringSlow(key: Uint8Array, v: string): void {
-    this.tag(9, LD);
-    const kv = this.open();
-    this.raw(key);
-    this.tag(2, LD);
-    const av = this.open();
-    this.tag(1, LD);
-    this.string(v);
-    this.close(av);
-    this.close(kv);
   }
   /** An int attribute; a small non-negative one (ids, names, codes) is written straight. */
   kvInt(key: Uint8Array, v: number): void {
@@ -267,16 +227,8 @@ export class Writer {
       const av = 1 + vl;
       const kv = key.length + 2 + av;
       if (kv < 0x80) {
-        this.room(kv + 2);
+        let p = this.shortKV(key, kv, av, 0x18); // int_value, varint
         const o = this.buf;
-        let p = this.pos;
-        o[p++] = 0x4a;
-        o[p++] = kv;
-        o.set(key, p);
-        p += key.length;
-        o[p++] = 0x12;
-        o[p++] = av;
-        o[p++] = 0x18; // int_value, varint
         while (v >= 0x80) {
           o[p++] = (v & 0x7f) | 0x80;
           v >>>= 7;
@@ -286,15 +238,25 @@ export class Writer {
         return;
       }
     }
-    this.tag(9, LD);
-    const kv = this.open();
-    this.raw(key);
-    this.tag(2, LD);
-    const av = this.open();
-    this.tag(3, VARINT);
-    this.varint(v);
-    this.close(av);
-    this.close(kv);
+    this.kvAny(key, v);
+  }
+  /**
+   * The head of a KeyValue whose lengths fit a byte each: field 9, the key,
+   * the AnyValue and its value's tag. Makes room for all `kv` bytes and
+   * returns where the value goes (the caller sets pos past it).
+   */
+  private shortKV(key: Uint8Array, kv: number, av: number, valueTag: number): number {
+    this.room(kv + 2);
+    const o = this.buf;
+    let p = this.pos;
+    o[p++] = 0x4a; // field 9, LD
+    o[p++] = kv;
+    o.set(key, p);
+    p += key.length;
+    o[p++] = 0x12; // AnyValue, LD
+    o[p++] = av;
+    o[p++] = valueTag;
+    return p;
   }
   kvAny(key: Uint8Array, v: AttributeValue): void {
     this.tag(9, LD);
