@@ -5,14 +5,8 @@
 import type { ExportResult } from "@opentelemetry/core";
 import type { Head } from "./otlp.js";
 import type { EncodedExporter } from "./otlp-http.js";
-import { Writer } from "./otlp-writer.js";
+import { LD, Writer } from "./otlp-writer.js";
 import { encodeRecord, NameBytes, type RecordChunk } from "./records.js";
-
-function varintSize(v: number): number {
-  let n = 1;
-  for (; v >= 0x80; v = Math.floor(v / 128)) n++;
-  return n;
-}
 
 /** What the pipeline tells its owner. */
 export interface PipelineEvents {
@@ -59,26 +53,16 @@ export class ExportPipeline {
   private encode(c: RecordChunk): Uint8Array {
     const w = this.w;
     w.pos = 0;
+    w.tag(1, LD); // ResourceSpans
+    const rs = w.open();
+    w.raw(this.head.resource);
+    w.tag(2, LD); // ScopeSpans
+    const ss = w.open();
+    w.raw(this.head.scope);
     for (let i = 0; i < c.n; i++) encodeRecord(w, c, i, this.names);
-    const { resource, scope } = this.head;
-    const spans = w.pos;
-    const ss = scope.length + spans;
-    const rs = resource.length + 1 + varintSize(ss) + ss;
-    const body = new Uint8Array(1 + varintSize(rs) + rs);
-    let p = 0;
-    const varint = (v: number) => {
-      for (; v >= 0x80; v >>>= 7) body[p++] = (v & 0x7f) | 0x80;
-      body[p++] = v;
-    };
-    body[p++] = (1 << 3) | 2; // ResourceSpans
-    varint(rs);
-    body.set(resource, p);
-    p += resource.length;
-    body[p++] = (2 << 3) | 2; // ScopeSpans
-    varint(ss);
-    body.set(scope, p);
-    p += scope.length;
-    body.set(w.buf.subarray(0, spans), p);
+    w.close(ss);
+    w.close(rs);
+    const body = w.take();
     // A burst far above the usual batch leaves its buffer to the collector.
     if (w.buf.length > 4 * 1024 * 1024) this.w = new Writer();
     return body;

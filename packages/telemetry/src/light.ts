@@ -197,11 +197,6 @@ export class LightSpan implements ReadableSpan {
     return ORIGIN + this.endRel;
   }
 
-  /** Attributes were set beyond the subclass's own (writeAttributes does not know them). */
-  get hasExtra(): boolean {
-    return this.extra !== null;
-  }
-
   setAttribute(k: string, v: Attributes[string]): void {
     (this.extra ??= {})[k] = v;
   }

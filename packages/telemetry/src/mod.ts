@@ -1,4 +1,4 @@
-export { parseTraceparent, formatTraceparent, childTraceparent, newTraceId, newSpanId, type TraceParent } from "./traceparent.js";
+export { parseTraceparent, formatTraceparent, type TraceParent } from "./traceparent.js";
 export { Registry, registry, NOTIFICATIONS } from "./registry.js";
 export { TraceHub, WATCH_BUFFER, type KernelTracer, type TraceRecord, type WatchFilter, type WatchSink, type TNs, type TTask, type TMsg, type TWire, type TReceived } from "./kernel-trace.js";
 export { RpcTraceFormatter, show, errorText, type FormatOptions } from "./format.js";

@@ -6,7 +6,8 @@
 // every attribute key UTF-8 encoded again per span) was a quarter of a
 // brokered RPC's CPU. Here a batch is encoded in one pass into one growing
 // buffer; attribute keys, the resource and the scope are encoded once per
-// process; ids go from hex straight to bytes. Spans that are not
+// process; LightSpans go through their records (records.ts), ids as the
+// bytes they are kept in. Spans that are not
 // LightSpans (the SDK tracer's, e.g. a test's root span) are encoded by the
 // SDK's serializer and appended: concatenated ExportTraceServiceRequest
 // messages are one message (repeated fields concatenate).
