@@ -7,7 +7,7 @@
 // encoded as the edge sends them) and spans off. Every tracing row has
 // `overhead`: the fraction of throughput lost against "off" at the same
 // concurrency. Subjects are interleaved, so the ratios share conditions.
-import { AlwaysOffSampler } from "@opentelemetry/sdk-trace-base";
+import { AlwaysOffSampler } from "@opentelemetry/sdk-trace";
 import { TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { createTelemetry, installTracingHooks, NoopExporter, SerializingExporter, type Telemetry } from "@hurdmesh/telemetry";
 import { measureInterleaved, type Row, type Subject } from "../harness.js";

@@ -85,8 +85,10 @@ function modelModule(apiVersion, kind) {
 
 function modelExists(apiVersion, kind) {
   try {
-    require.resolve(modelModule(apiVersion, kind));
-    return true;
+    // kubernetes-models 5 is ESM only (its exports have no "require"): resolve
+    // as import() would, which maps a kind through the exports' wildcard
+    // without looking for the file.
+    return existsSync(fileURLToPath(import.meta.resolve(modelModule(apiVersion, kind))));
   } catch {
     return false;
   }

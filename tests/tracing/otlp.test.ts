@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import protobuf from "protobufjs";
 import { SpanKind } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
-import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { createTelemetry, encodeSpans, installTracingHooks, NameBytes, NameTable, OtlpHttpExporter, PlainSpan, RecordChunk, RecordSink, encodeRecord, type LightSink, type LightSpan } from "@hurdmesh/telemetry";
 import { Writer } from "../../packages/telemetry/src/otlp-writer.js";
 import { sequence, world, type World } from "./kit.js";

@@ -12,10 +12,11 @@ const root = new URL("../../", import.meta.url).pathname;
 describe("proc under tracing", () => {
   it("fuzz, wait and lifecycle suites pass with 100 % sampling, batched export and a full queue", () => {
     const suites = ["tests/proc/robustness.test.ts", "tests/proc/wait.test.ts", "tests/proc/lifecycle.test.ts"];
-    // A test run of its own: without NODE_TEST_CONTEXT it reports as TAP on stdout.
+    // A test run of its own (without NODE_TEST_CONTEXT), asked for TAP on
+    // stdout: Node 24's default reporter on a pipe is spec ("ℹ fail 0").
     const env: NodeJS.ProcessEnv = { ...process.env, HURD_TRACE: "serialize", OTEL_TRACES_SAMPLER: "always_on", OTEL_BSP_MAX_QUEUE_SIZE: "256", OTEL_BSP_SCHEDULE_DELAY: "50", HURD_PROC_FUZZ_MS: "3000" };
     delete env.NODE_TEST_CONTEXT;
-    const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...suites], {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=tap", "--test-concurrency=1", ...suites], {
       cwd: root,
       env,
       encoding: "utf8",

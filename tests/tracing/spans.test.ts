@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { context, ROOT_CONTEXT, SpanKind, trace } from "@opentelemetry/api";
-import { InMemorySpanExporter, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { InMemorySpanExporter, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace";
 import { createTelemetry, installTracingHooks, tracingEnabled } from "@hurdmesh/telemetry";
 import { busKinds } from "../harness.js";
 import { sequence, world, type World } from "./kit.js";

@@ -13,16 +13,16 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
-  BasicTracerProvider,
   BatchSpanProcessor,
   ParentBasedSampler,
   SamplingDecision,
   TraceIdRatioBasedSampler,
+  TracerProvider,
   type ReadableSpan,
   type Sampler,
   type SamplingResult,
   type SpanExporter,
-} from "@opentelemetry/sdk-trace-base";
+} from "@opentelemetry/sdk-trace";
 import { LightTracer, newLightTraceId, ProcessorSink } from "./light.js";
 import { encodeSpans, headFor, isEncodedExporter, OtlpHttpExporter, type ExporterConfig } from "./otlp.js";
 import { RecordSink } from "./record-sink.js";
@@ -57,7 +57,7 @@ export interface TelemetryOptions {
 
 export interface Telemetry {
   readonly tracer: Tracer;
-  readonly provider: BasicTracerProvider;
+  readonly provider: TracerProvider;
   readonly processor: CountingBatchSpanProcessor;
   /** The hot path's spans (kernel routing, request handlers): same processor, resource and sampling. */
   readonly light: LightTracer;
@@ -82,7 +82,7 @@ export class CountingBatchSpanProcessor extends BatchSpanProcessor {
   dropped = 0;
   private readonly max: number;
   constructor(exporter: SpanExporter, config: { maxQueueSize: number; maxExportBatchSize: number; scheduledDelayMillis: number; exportTimeoutMillis: number }) {
-    super(exporter, config);
+    super({ exporter, ...config });
     this.max = config.maxQueueSize;
   }
   get queued(): number {
@@ -238,7 +238,7 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
     exportTimeoutMillis: o.exportTimeoutMillis ?? num(env.OTEL_BSP_EXPORT_TIMEOUT, 10000),
   };
   const processor = new CountingBatchSpanProcessor(exporter, cfg);
-  const provider = new BasicTracerProvider({
+  const provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || o.service, "service.namespace": "hurdmesh" }),
     spanProcessors: [processor],
     sampler: new EdgeCallsInTracesOnly(o.sampler ?? sdkSampler(env)),

@@ -25,7 +25,7 @@ import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
-import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace";
 import { LightSpan } from "./light.js";
 import { attributes, LD, Writer } from "./otlp-writer.js";
 import { encodeRecord, NameBytes, NameTable, RecordChunk } from "./records.js";
