@@ -1,26 +1,26 @@
 #!/usr/bin/env node
 // The container image's entry point: `hurdmesh-service ROLE [ARGS…]`.
-//   kernel     the kernel and its gRPC edge (services/kernel/src/main.ts)
+//   kernel     the kernel and its gRPC edge (@hurdmesh/kernel/main)
 //   init       the startup server, pid 1 and the session file (container roles)
 //   proc, auth the boot servers init launches over the bus
 //   otlp-sink  a small OTLP receiver that keeps spans for tests to query
 //   hurd       the `hurd` command
-// TypeScript runs through tsx's loader, registered here rather than with
-// `node --import` so the image needs one command per role; OpenTelemetry's
-// gRPC instrumentation hook, when tracing is on, is registered before
+// Compiled JavaScript (the workspaces' dist/), in this process: one command
+// per role, no second Node. OpenTelemetry's gRPC instrumentation hook
+// (register.mjs, which does nothing unless tracing is on) is loaded before
 // anything loads grpc-js, as `node --import` would.
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { register } from "tsx/esm/api";
+import module from "node:module";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+module.enableCompileCache?.();
+process.setSourceMapsEnabled(true);
+
 const roles = {
-  kernel: ["services/kernel/src/main.ts", false],
-  init: ["services/init/src/container/main.ts", true],
-  proc: ["services/init/src/container/main.ts", true],
-  auth: ["services/init/src/container/main.ts", true],
-  "otlp-sink": ["packages/telemetry/src/otlp-sink/main.ts", false],
-  hurd: ["packages/cli/src/main.ts", false],
+  kernel: ["@hurdmesh/kernel/main", false],
+  init: ["@hurdmesh/init/container", true],
+  proc: ["@hurdmesh/init/container", true],
+  auth: ["@hurdmesh/init/container", true],
+  "otlp-sink": ["@hurdmesh/telemetry/otlp-sink/main", false],
+  hurd: ["@hurdmesh/cli/main", false],
 };
 const [role, ...rest] = process.argv.slice(2);
 const entry = roles[role ?? ""];
@@ -28,11 +28,10 @@ if (!entry) {
   console.error(`usage: hurdmesh-service ${Object.keys(roles).join("|")} [ARGS…]`);
   process.exit(2);
 }
-const [file, keepRole] = entry;
+const [program, keepRole] = entry;
 // In a container the edge must listen beyond loopback to be published.
 if (role === "kernel") process.env.HURD_GRPC ??= "0.0.0.0:7400";
-process.argv = [process.argv[0], `${root}${file}`, ...(keepRole ? [role] : []), ...rest];
-const hook = `${root}packages/telemetry/src/register.mjs`;
-if (process.env.OTEL_EXPORTER_OTLP_ENDPOINT && process.env.OTEL_SDK_DISABLED !== "true" && existsSync(hook)) await import(hook);
-register();
-await import(`${root}${file}`);
+const file = new URL(import.meta.resolve(program)).pathname;
+process.argv = [process.argv[0], file, ...(keepRole ? [role] : []), ...rest];
+await import("@hurdmesh/telemetry/register");
+await import(program);

@@ -2,6 +2,10 @@
 // The test command: starts a nats-server on a free loopback port (the NATS
 // suites need a real one), runs every *.test.ts under node's test runner
 // with tsx, and stops the server. `npm test -- path/to/file.test.ts` runs some.
+// The suites run the TypeScript sources: NODE_OPTIONS carries the
+// @hurdmesh/source export condition to every node they start, so workspace
+// packages resolve to src/ (tests/build.ts's compiledEnv takes it out for
+// the tests of the compiled programs, which this first brings up to date).
 // Without nats-server on PATH the NATS suites cannot run: in CI that is a
 // failure; elsewhere HURD_TEST_BUSES=local runs the in-process suites alone.
 import { spawn, spawnSync } from "node:child_process";
@@ -11,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
+const SOURCE_CONDITION = "--conditions=@hurdmesh/source";
 const args = process.argv.slice(2);
 
 function find(dir, out) {
@@ -69,6 +74,9 @@ if (wantsNats && !env.NATS_URL) {
   env.NATS_URL = nats.url;
   console.log(`# nats-server on ${nats.url}`);
 }
+const build = spawnSync(process.execPath, [join(root, "scripts/build.mjs"), "--if-stale"], { stdio: "inherit" });
+if (build.status !== 0) process.exit(build.status ?? 1);
+env.NODE_OPTIONS = [env.NODE_OPTIONS, SOURCE_CONDITION].filter(Boolean).join(" ");
 const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...flags, ...tests], { stdio: "inherit", env, cwd: root });
 const code = await new Promise((r) => child.on("exit", (c, s) => r(c ?? (s ? 1 : 0))));
 if (nats) {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { compiledEnv } from "../build.js";
 import { busKinds, natsUrl, until } from "../harness.js";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -34,8 +35,9 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
 
   function start(role: string, extra: NodeJS.ProcessEnv = {}): Role & { health: string } {
     const health = `127.0.0.1:${healthPorts++}`;
+    // The image's entry point runs the compiled programs (dist/), as in a container.
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...compiledEnv(),
       NATS_URL: natsUrl(),
       HURD_SYSTEM: system,
       HURD_BOOT_SECRET: secret,

@@ -83,7 +83,8 @@ describe("register.mjs: gRPC instrumentation under ESM", () => {
   });
 
   it("with tracing off, nothing is installed and start commands leave it out", () => {
-    assert.deepEqual(nodeImports({}), ["--import", "tsx"]);
+    // The sources, as this test runs them: the source condition and tsx, no register.mjs.
+    assert.deepEqual(nodeImports({}), ["--conditions=@hurdmesh/source", "--import", "tsx"]);
     const r = spawnSync(process.execPath, ["--import", REGISTER_FILE, "--import", "tsx", fixture("grpc-spans.ts")], { env: { ...process.env, HURD_TRACE: "off", OTEL_EXPORTER_OTLP_ENDPOINT: "" }, encoding: "utf8", timeout: 60000 });
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!);

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The `hurd` command: runs src/main.ts under tsx (the project runs TypeScript directly).
-import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
-const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
-const r = spawnSync(process.execPath, ["--import", "tsx", main, ...process.argv.slice(2)], { stdio: "inherit" });
-process.exit(r.status ?? 1);
+// The `hurd` command: the compiled CLI (dist/, built by `npm ci` or `npm run
+// build`) in this process. V8's compile cache makes every run after the
+// first skip parsing and compiling the modules it loads; source maps make
+// stack traces name .ts lines. Both before the first import of the program.
+import module from "node:module";
+
+module.enableCompileCache?.();
+process.setSourceMapsEnabled(true);
+await import("../dist/main.js");

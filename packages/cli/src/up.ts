@@ -64,15 +64,16 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   });
   const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
   writeFileSync(session, JSON.stringify({ system: o.hurd, edge: `${host}:${port}`, console: console_ }, null, 2), { mode: 0o600 });
-  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
-  say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
   const onSignal = () => {
     stop();
     // Subhurds first, innermost first, each cleanly; then this hurd.
     void subhurds.removeAll().then(() => init.reboot());
   };
+  // Before saying it is up: a Ctrl-C from then on is a clean shutdown.
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
+  say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
   const code = await init.halted;
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
@@ -90,8 +91,9 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
   const say = (l: string) => !o.quiet && console.log(l);
   const dir = mkdtempSync(join(tmpdir(), "hurd-up-"));
   const bootFile = join(dir, "boot.json");
-  const kmain = fileURLToPath(new URL("../../../services/kernel/src/main.ts", import.meta.url));
-  const imain = fileURLToPath(new URL("../../../services/init/src/main.ts", import.meta.url));
+  // Sources or dist/, as this process runs (the package's export conditions).
+  const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
+  const imain = fileURLToPath(import.meta.resolve("@hurdmesh/init/main"));
   const kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], { stdio: ["ignore", "pipe", "inherit"] });
   let kout = "";
   kernel.stdout!.on("data", (d) => {

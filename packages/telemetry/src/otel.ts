@@ -297,12 +297,17 @@ const GRPC_INSTRUMENTATION = Symbol.for("hurdmesh.telemetry.grpcInstrumentation"
 export const REGISTER_FILE = fileURLToPath(new URL("./register.mjs", import.meta.url));
 
 /**
- * `node` arguments that start a hurdmesh program under tsx: with tracing on
- * in `env`, register.mjs comes first, so grpc-js is instrumented.
+ * `node` arguments that start another hurdmesh program the way this one
+ * runs: from the TypeScript sources under tsx (tests; this file is .ts), or
+ * compiled with source maps. Resolve the program's file in this process
+ * (`import.meta.resolve("@hurdmesh/kernel/main")`) so both agree. With
+ * tracing on in `env`, register.mjs comes first, so grpc-js is instrumented.
  */
 export function nodeImports(env: NodeJS.ProcessEnv = process.env): string[] {
-  return tracingEnabled(env) ? ["--import", REGISTER_FILE, "--import", "tsx"] : ["--import", "tsx"];
+  const run = FROM_SOURCE ? ["--conditions=@hurdmesh/source", "--import", "tsx"] : ["--enable-source-maps"];
+  return tracingEnabled(env) ? ["--import", REGISTER_FILE, ...run] : run;
 }
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
 export function globalTelemetry(): Telemetry | null {
   return global;
 }

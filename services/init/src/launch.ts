@@ -41,7 +41,8 @@ export class InProcessLauncher implements Launcher {
   }
 }
 
-const daemon = fileURLToPath(new URL("./daemon.ts", import.meta.url));
+// Sources or dist/, as this process runs (the package's export conditions).
+const daemon = fileURLToPath(import.meta.resolve("@hurdmesh/init/daemon"));
 
 /** Runs each boot server as its own OS process on a NATS bus. */
 export class ProcessLauncher implements Launcher {
