@@ -1,16 +1,9 @@
 // hurd: boot a hurd and use it. Errors print one line and exit non-zero.
+// Each subcommand's module is imported when it runs: `hurd --help` loads
+// commander alone, `hurd ps` no kernel, OpenTelemetry or NATS (a command is
+// started often and waited for; see the `cli` bench rows).
 import { Command } from "commander";
-import { HurdError } from "@hurdmesh/mach";
-import { kill, killall } from "./kill.js";
-import { ps, pstree } from "./ps.js";
-import { rpctrace } from "./rpctrace.js";
-import { CliError } from "./session.js";
-import { shutdown } from "./shutdown.js";
-import { spawnCmd } from "./spawn.js";
-import { subhurdCreate, subhurdLs, subhurdRm } from "./subhurds.js";
-import { top } from "./top.js";
-import { up } from "./up.js";
-import { wait } from "./wait.js";
+import { CliError } from "./errors.js";
 
 const program = new Command("hurd").description("boot a hurd and drive it").showHelpAfterError();
 const hurdOpt = ["--hurd <name>", "which hurd (its session file under ~/.hurdmesh)", "hurd"] as const;
@@ -26,6 +19,7 @@ program
   .option("--reboot-on-crash", "boot the hurd again when an essential server dies (embedded mode)")
   .argument("[command...]", "a program pid 1 runs once the hurd is up")
   .action(async (command: string[], o) => {
+    const { up } = await import("./up.js");
     exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, rebootOnCrash: o.rebootOnCrash, command: command.length ? command : undefined });
   });
 program
@@ -36,22 +30,22 @@ program
   .option("--json", "one JSON object per process")
   .option("--all-hurds", "also the processes of nested subhurds (NS column)")
   .option(...hurdOpt)
-  .action((o) => ps(o));
-program.command("pstree").description("processes as a tree").option("--json").option(...hurdOpt).action((o) => pstree(o));
+  .action(async (o) => (await import("./ps.js")).ps(o));
+program.command("pstree").description("processes as a tree").option("--json").option(...hurdOpt).action(async (o) => (await import("./ps.js")).pstree(o));
 program
   .command("top")
   .description("the process table, refreshed")
   .option("-d, --interval <ms>", "refresh every", "1000")
   .option("-n, --iterations <n>", "stop after n screens")
   .option(...hurdOpt)
-  .action((o) => top(o));
+  .action(async (o) => (await import("./top.js")).top(o));
 program
   .command("kill")
   .description("send a signal to PID, or to process group PGRP given as -PGRP")
   .option("-s, --signal <sig>", "signal name or number", "TERM")
   .argument("<target>", "PID or -PGRP")
   .option(...hurdOpt)
-  .action((t: string, o) => kill(t, o));
+  .action(async (t: string, o) => (await import("./kill.js")).kill(t, o));
 program
   .command("killall")
   .description("signal every process called NAME, race-free through process handles")
@@ -60,7 +54,7 @@ program
   .argument("<name>")
   .option(...hurdOpt)
   .action(async (n: string, o) => {
-    const k = await killall(n, o);
+    const k = await (await import("./kill.js")).killall(n, o);
     if (!o.json) console.log(`${n}: ${k} process${k === 1 ? "" : "es"} signalled`);
   });
 program
@@ -71,7 +65,7 @@ program
   .option("-q, --quiet", "say nothing on stderr while waiting")
   .option(...hurdOpt)
   .action(async (p: string, o) => {
-    exitCode = await wait(p, o);
+    exitCode = await (await import("./wait.js")).wait(p, o);
   });
 program
   .command("spawn")
@@ -81,7 +75,7 @@ program
   .argument("<program...>")
   .option(...hurdOpt)
   .action(async (argv: string[], o) => {
-    exitCode = await spawnCmd(argv, o);
+    exitCode = await (await import("./spawn.js")).spawnCmd(argv, o);
   });
 program
   .command("rpctrace")
@@ -98,7 +92,7 @@ program
   .argument("[program...]", "run PROGRAM as a Hurd process and trace it and its children")
   .option(...hurdOpt)
   .action(async (argv: string[], o) => {
-    exitCode = await rpctrace(argv, o);
+    exitCode = await (await import("./rpctrace.js")).rpctrace(argv, o);
   });
 const sub = program.command("subhurd").description("hurds nested in this one (each with its own proc, auth and init)");
 sub
@@ -107,21 +101,23 @@ sub
   .argument("<name>")
   .option("--parent <name>", "nest it in this subhurd")
   .option(...hurdOpt)
-  .action((n: string, o) => subhurdCreate(n, o));
-sub.command("ls").description("list the subhurds").option("--json").option(...hurdOpt).action((o) => subhurdLs(o));
+  .action(async (n: string, o) => (await import("./subhurds.js")).subhurdCreate(n, o));
+sub.command("ls").description("list the subhurds").option("--json").option(...hurdOpt).action(async (o) => (await import("./subhurds.js")).subhurdLs(o));
 sub
   .command("rm")
   .description("shut a subhurd down cleanly (and those nested in it)")
   .argument("<name>")
   .option(...hurdOpt)
-  .action((n: string, o) => subhurdRm(n, o));
-program.command("shutdown").description("shut the hurd down (startup_reboot)").option(...hurdOpt).action((o) => shutdown(o));
+  .action(async (n: string, o) => (await import("./subhurds.js")).subhurdRm(n, o));
+program.command("shutdown").description("shut the hurd down (startup_reboot)").option(...hurdOpt).action(async (o) => (await import("./shutdown.js")).shutdown(o));
 
 try {
   if (process.argv[2] === "-o" || process.argv[2] === "-e") process.argv.splice(2, 0, "ps");
   await program.parseAsync(process.argv);
   process.exit(exitCode);
 } catch (e) {
+  // A HurdError comes from a subcommand that has loaded the runtime already.
+  const { HurdError } = await import("@hurdmesh/mach");
   const msg = e instanceof CliError ? e.message : e instanceof HurdError ? `${e.errno}: ${e.message}` : (e as Error).message;
   console.error(`hurd: ${msg}`);
   process.exit(1);

@@ -1,6 +1,7 @@
 // hurd ps: procps-like columns. proc (pid 4) and init (pids 1 and 2) show
 // like any process: the seed's first complaint, answered.
-import Table from "cli-table3";
+import { createRequire } from "node:module";
+import type TableType from "cli-table3";
 import type { ProcInfo } from "@hurdmesh/proto/hurd/process/v1/process";
 import { CliError, connect } from "./session.js";
 import { allProcs, elapsed, stat } from "./list.js";
@@ -28,7 +29,11 @@ export interface PsOptions {
   allHurds?: boolean;
 }
 
+// cli-table3 (CommonJS) only when a table is printed: --json needs none.
+const require = createRequire(import.meta.url);
+
 export function render(procs: ProcInfo[], cols: string[]): string {
+  const Table = require("cli-table3") as typeof TableType;
   const t = new Table({
     head: cols.map((c) => c.toUpperCase()),
     chars: { top: "", "top-mid": "", "top-left": "", "top-right": "", bottom: "", "bottom-mid": "", "bottom-left": "", "bottom-right": "", left: "", "left-mid": "", mid: "", "mid-mid": "", right: "", "right-mid": "", middle: " " },

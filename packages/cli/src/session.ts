@@ -10,6 +10,7 @@ import { EdgeBus, MsgType, Rights, Task, client, portAt } from "@hurdmesh/mach";
 import { MachClient } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import * as grpc from "@grpc/grpc-js";
+import { CliError } from "./errors.js";
 
 export interface Session {
   system: string;
@@ -31,9 +32,7 @@ export function sessionPath(hurd = "hurd"): string {
   return join(d, `${hurd}.json`);
 }
 
-export class CliError extends Error {
-  override readonly name = "CliError";
-}
+export { CliError };
 
 export function readSession(hurd = "hurd"): Session {
   const p = sessionPath(hurd);
@@ -77,10 +76,15 @@ export async function connect(hurd = "hurd", name = "hurd"): Promise<Connected> 
   let created: { task: number; taskId: number; token: string };
   try {
     created = await unary(mc, "taskCreate", { parent: 0, name, newNamespace: false }, md);
-    for (const n of [NAMES.pid1, NAMES.auth, NAMES.startup])
-      await unary(mc, "portInsertRight", { task: created.task, name: n, right: n, disposition: MsgType.MSG_TYPE_COPY_SEND }, md);
-    // Only the root hurd's console holds the subhurd manager.
-    await unary(mc, "portInsertRight", { task: created.task, name: NAMES.subhurds, right: NAMES.subhurds, disposition: MsgType.MSG_TYPE_COPY_SEND }, md).catch(() => {});
+    // One round trip for all of them (each is a call of its own on the edge).
+    const insert = (n: number) => unary(mc, "portInsertRight", { task: created.task, name: n, right: n, disposition: MsgType.MSG_TYPE_COPY_SEND }, md);
+    await Promise.all([
+      insert(NAMES.pid1),
+      insert(NAMES.auth),
+      insert(NAMES.startup),
+      // Only the root hurd's console holds the subhurd manager.
+      insert(NAMES.subhurds).catch(() => {}),
+    ]);
     // The console needs no right to the command's task once it has handed the ports over.
     await unary(mc, "portDeallocate", { name: created.task }, md);
   } catch (e) {
@@ -88,9 +92,11 @@ export async function connect(hurd = "hurd", name = "hurd"): Promise<Connected> 
     if (e instanceof CliError) throw e;
     throw new CliError(`cannot reach the hurd at ${s.edge}: ${(e as Error).message}`);
   }
-  mc.close();
   const attach = async (taskId: number, token: string) => Task.attach({ bus: new EdgeBus(s.edge, taskId, token), system: s.system, taskId, token, timeoutMs: 10_000 });
-  const task = await attach(created.taskId, created.token);
+  // mc closes only once the task's own channel is up: while it is open, that
+  // channel takes over its connection to the edge (grpc-js shares one per
+  // address) instead of opening another.
+  const task = await attach(created.taskId, created.token).finally(() => mc.close());
   // Holding pid 1's process port is acting as pid 1: adopt this task, then take our own port.
   const pid1 = client(task, ProcessDefinition, NAMES.pid1);
   const r = new Rights();
