@@ -1,12 +1,12 @@
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { HurdError, errnoName, grpcStatusOf, methods, Errno } from "@hurdmesh/mach";
 import { AttachRequest, CallReply, MachDefinition, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { TraceService, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { handlers } from "./calls.js";
+import { serveReflectionLazily } from "./reflection.js";
 import type { Kernel } from "./kernel.js";
 import type { KTask, Sink } from "./task.js";
 import { attachReply, handleTrap } from "./trap.js";
@@ -49,8 +49,8 @@ export class Edge {
     this.server.addService(EdgeService, this.implementation());
     this.server.addService(TraceService, { watch: (call: grpc.ServerWritableStream<WatchRequest, TraceBatch>) => this.watch(call) });
     this.health.addToServer(this.server);
-    const pkg = protoLoader.loadSync(["hurd/mach/v1/mach.proto", "hurd/trace/v1/trace.proto"], { includeDirs: [protoRoot], keepCase: false });
-    new ReflectionService(pkg).addToServer(this.server);
+    // Built when reflection is first asked for (reflection.ts says why).
+    serveReflectionLazily(this.server, () => protoLoader.loadSync(["hurd/mach/v1/mach.proto", "hurd/trace/v1/trace.proto"], { includeDirs: [protoRoot], keepCase: false }));
   }
 
   /** Listens on `address` (host:port; port 0 picks one) and reports SERVING. */
