@@ -15,8 +15,9 @@ import { authLocal, authNats } from "./rows/auth.js";
 import { boot } from "./rows/boot.js";
 import { LIFECYCLE, procLifecycle, procScale, SUBHURD, subhurdLifecycle } from "./rows/proc.js";
 import { tracing, tracingName } from "./rows/tracing.js";
+import { CLI, cli } from "./rows/cli.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, cli];
 const IN_FLIGHT = [1, 64];
 
 
@@ -110,6 +111,30 @@ const TARGETS: Target[] = [
     value: (rows) => rows.find((r) => r.name.startsWith("list procinfo of 100"))?.total_ms as number | undefined,
     op: "<=",
     limit: 1000,
+    unit: " ms",
+  },
+  {
+    label: "hurd --help p50 / node -e 0 p50 (built CLI)",
+    row: (rows) => rows.find((r) => r.name === CLI.help),
+    value: (rows) => ratio(rows.find((r) => r.name === CLI.help)?.p50_us, rows.find((r) => r.name === CLI.node)?.p50_us),
+    op: "<=",
+    limit: 2,
+    unit: "x",
+  },
+  {
+    label: "hurd ps against an embedded hurd, wall p50",
+    row: (rows) => rows.find((r) => r.name === CLI.hurdPs),
+    value: (rows) => rows.find((r) => r.name === CLI.hurdPs)?.p50_ms as number | undefined,
+    op: "<=",
+    limit: 150,
+    unit: " ms",
+  },
+  {
+    label: "hurd up (embedded) start to ready, p50",
+    row: (rows) => rows.find((r) => r.name === CLI.up),
+    value: (rows) => rows.find((r) => r.name === CLI.up)?.p50_ms as number | undefined,
+    op: "<=",
+    limit: 500,
     unit: " ms",
   },
 ];
