@@ -11,7 +11,13 @@
 # machine whose builds cannot reach the registry, scripts/docker/build-images.sh
 # --deps host runs `npm ci` on the host, wraps that node_modules in an image
 # and passes it as DEPS_IMAGE with DEPS=host; the build then only generates code.
-ARG BASE_IMAGE=node:20-bookworm-slim
+#
+# The runtime stage holds compiled JavaScript (the workspaces' dist/) and the
+# production dependencies only: no TypeScript compiler, tsx, buf or test
+# tools, and no type declarations or source maps of dependencies.
+# BASE_IMAGE: Node 24 (CI builds a local stand-in, hurdmesh-base/node:24,
+# with scripts/docker/base-images.sh).
+ARG BASE_IMAGE=node:24-bookworm-slim
 ARG DEPS_IMAGE=${BASE_IMAGE}
 
 FROM ${DEPS_IMAGE} AS build
@@ -30,6 +36,7 @@ COPY services/auth/package.json services/auth/
 COPY services/init/package.json services/init/
 COPY services/kernel/package.json services/kernel/
 COPY services/proc/package.json services/proc/
+# (npm ci's prepare step builds what is here: the generated protos.)
 RUN if [ "$DEPS" = host ]; then \
       [ -d node_modules/.bin ] || { echo "DEPS=host: the DEPS_IMAGE has no /opt/hurdmesh/node_modules" >&2; exit 1; }; \
       npm run gen; \
@@ -37,6 +44,11 @@ RUN if [ "$DEPS" = host ]; then \
       npm ci --no-audit --no-fund; \
     fi
 COPY . .
+# Everything compiled, then the devDependencies and what runs nowhere go.
+RUN npm run build && \
+    npm prune --omit=dev --no-audit --no-fund && \
+    find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.md' \) -delete && \
+    rm -rf packages/proto/gen tests bench scratch
 
 FROM ${BASE_IMAGE} AS runtime
 ENV NODE_ENV=production HURD_STATE_DIR=/var/lib/hurdmesh

@@ -5,34 +5,39 @@
 #
 #   scripts/docker/base-images.sh [--force] [node|nats ...]
 #
-#   node:20-bookworm-slim   busybox (Debian's busybox-static) + the host's node
-#                           and the libraries ldd lists + the host's npm/npx,
+#   hurdmesh-base/node:24   busybox (Debian's busybox-static) + Node 24 from the
+#                           npm registry (scripts/node-from-npm.sh, the version
+#                           in .node-version, as CI) and the libraries ldd lists
+#                           + the host's npm/npx,
 #                           /etc/passwd with root and node (1000), /tmp 1777,
 #                           the host's CA bundle (also as NODE_EXTRA_CA_CERTS so
 #                           npm trusts this network's TLS proxy), CMD ["node"].
-#   nats:2.10-alpine        Debian's nats-server (needs only libc) + busybox
+#   hurdmesh-base/nats:2.9  Debian's nats-server 2.9 (needs only libc) + busybox
 #                           (wget for health checks), with an entrypoint like
 #                           the official image's: a first argument starting
 #                           with '-' runs `nats-server <args>`; default config
 #                           listens on 4222 with monitoring on 8222.
 #
-# An image that already exists is skipped unless --force. Tags can be changed
-# with HURD_NODE_BASE / HURD_NATS_BASE. Needs a running engine (engine.sh start)
+# The tags are the project's own, so that a stand-in never shadows a real
+# registry image of the same name (change them with HURD_NODE_BASE /
+# HURD_NATS_BASE; HURD_NODE_VERSION picks another Node). An image that already
+# exists is skipped unless --force. Needs a running engine (engine.sh start)
 # and root when packages must be installed.
 set -euo pipefail
 HURD_DOCKER_TAG=base-images
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-NODE_TAG="${HURD_NODE_BASE:-node:20-bookworm-slim}"
-NATS_TAG="${HURD_NATS_BASE:-nats:2.10-alpine}"
+NODE_TAG="${HURD_NODE_BASE:-hurdmesh-base/node:24}"
+NATS_TAG="${HURD_NATS_BASE:-hurdmesh-base/nats:2.9}"
+NODE_VERSION="${HURD_NODE_VERSION:-$(cat "$(dirname "$0")/../../.node-version")}"
 FORCE=0
 WANT=()
 for a in "$@"; do
   case "$a" in
     --force|-f) FORCE=1 ;;
     node|nats) WANT+=("$a") ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) die "unknown argument '$a' (use: [--force] [node|nats ...])" ;;
   esac
 done
@@ -130,9 +135,8 @@ import() { # rootfs tag change...
 build_node() {
   local r="$WORK/node" node npmdir major t0
   t0="$(now)"
-  node="$(command -v node)" || die "no node on this host"
-  major="$("$node" -p 'process.versions.node.split(".")[0]')"
-  [ "$major" = 20 ] || log "warning: the host's node is $("$node" --version), tagged as $NODE_TAG"
+  # Not the host's node (Node 20 here): the same npm package CI runs on.
+  node="$("$(dirname "$0")/../node-from-npm.sh" "$NODE_VERSION")/node" || die "cannot install Node $NODE_VERSION from the npm registry"
   new_rootfs "$r"
   copy_with_libs "$r" "$node" usr/local/bin/node
   copy_runtime_libs "$r"

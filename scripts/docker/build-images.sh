@@ -18,8 +18,8 @@
 # built-in BuildKit; the legacy builder only when neither exists
 # (HURD_DOCKER_BUILDER=legacy forces it).
 #
-# Env: HURD_IMAGE (default hurdmesh:dev), HURD_NODE_BASE (default node:20-bookworm-slim,
-# passed as BASE_IMAGE), HURD_DOCKER_DEPS (same as --deps).
+# Env: HURD_IMAGE (default hurdmesh:dev), HURD_NODE_BASE (default hurdmesh-base/node:24,
+# base-images.sh's stand-in; passed as BASE_IMAGE), HURD_DOCKER_DEPS (same as --deps).
 set -euo pipefail
 HURD_DOCKER_TAG=build-images
 # shellcheck source=lib.sh
@@ -28,7 +28,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 
 IMAGE="${HURD_IMAGE:-hurdmesh:dev}"
-BASE="${HURD_NODE_BASE:-node:20-bookworm-slim}"
+BASE="${HURD_NODE_BASE:-hurdmesh-base/node:24}"
 DEPS="${HURD_DOCKER_DEPS:-auto}"
 DEPS_IMAGE=hurdmesh-deps:host
 EXTRA=()

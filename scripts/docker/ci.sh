@@ -10,7 +10,7 @@
 # The command sees: DOCKER_HOST (the private engine's socket), DOCKER_CONFIG
 # (holds the compose plugin), TESTCONTAINERS_RYUK_DISABLED=true,
 # TESTCONTAINERS_HOST_OVERRIDE=localhost, HURD_E2E=1, HURD_IMAGE (hurdmesh:dev),
-# HURD_DOCKER_STATE. Exit status: the command's, or a failed set-up phase's.
+# BASE_IMAGE and NATS_IMAGE (the stand-ins, for docker compose), HURD_DOCKER_STATE. Exit status: the command's, or a failed set-up phase's.
 # HURD_DOCKER_KEEP=1 leaves the engine running afterwards (for debugging; stop it
 # with scripts/docker/engine.sh stop). HURD_DOCKER_DEPS=auto|registry|host is
 # passed on to build-images.sh. Root only.
@@ -66,6 +66,9 @@ export TESTCONTAINERS_RYUK_DISABLED=true
 export TESTCONTAINERS_HOST_OVERRIDE=localhost
 export HURD_E2E=1
 export HURD_IMAGE="${HURD_IMAGE:-hurdmesh:dev}"
+# docker compose takes the local stand-ins (base-images.sh), never a registry's.
+export BASE_IMAGE="${HURD_NODE_BASE:-hurdmesh-base/node:24}"
+export NATS_IMAGE="${HURD_NATS_BASE:-hurdmesh-base/nats:2.9}"
 
 if [ $# -gt 0 ]; then
   log "running: $* (DOCKER_HOST=$DOCKER_HOST DOCKER_CONFIG=$DOCKER_CONFIG)"
