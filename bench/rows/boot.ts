@@ -1,21 +1,21 @@
 // Boot and shutdown as a user sees them: `hurd up` from process start to
 // "is up", and Ctrl-C (startup_reboot) to process exit; embedded, and with
-// every server its own OS process on NATS. Node and tsx start-up are part of
-// what a user waits for, so they are included.
+// every server its own OS process on NATS; with the built command (compiled
+// JavaScript, what `npx hurd` runs). Node's start-up is part of what a user
+// waits for, so it is included.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Row } from "../harness.js";
+import { buildIfStale, compiledEnv, hurdBin } from "./cli.js";
 import type { BenchContext, RowGroup } from "./types.js";
-
-const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
 async function once(nats: string | null): Promise<{ up: number; down: number }> {
   const dir = mkdtempSync(join(tmpdir(), "bench-up-"));
   const t0 = performance.now();
-  const p = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", `b${process.pid}`, ...(nats ? ["--nats", nats] : [])], {
-    env: { ...process.env, HURD_STATE_DIR: dir },
+  const p = spawn(process.execPath, [hurdBin, "up", "--grpc", "127.0.0.1:0", "--hurd", `b${process.pid}`, ...(nats ? ["--nats", nats] : [])], {
+    env: compiledEnv({ HURD_STATE_DIR: dir }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -48,6 +48,7 @@ function row(name: string, bus: string, ms: number): Row {
 export const boot: RowGroup = {
   name: "boot",
   async run(ctx: BenchContext): Promise<Row[]> {
+    buildIfStale();
     const rows: Row[] = [];
     for (const [mode, nats] of [["embedded", null], ["nats", ctx.natsUrl]] as const) {
       const r = await once(nats);

@@ -14,7 +14,8 @@ import type { Row } from "../harness.js";
 import type { BenchContext, RowGroup } from "./types.js";
 
 const root = new URL("../../", import.meta.url).pathname;
-const hurdBin = join(root, "packages/cli/bin/hurd.mjs");
+/** The built `hurd` command (what `npx hurd` runs). */
+export const hurdBin = join(root, "packages/cli/bin/hurd.mjs");
 export const CLI = {
   ps: "ps -ef",
   node: "node -e 0",
@@ -28,7 +29,7 @@ export const CLI = {
  * condition (which `npm test` puts in NODE_OPTIONS), so workspace packages
  * resolve to dist/ as they do for a user.
  */
-function compiledEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function compiledEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
   const opts = (env.NODE_OPTIONS ?? "").split(/\s+/).filter((o) => o && !o.startsWith("--conditions=@hurdmesh/source"));
   if (opts.length) env.NODE_OPTIONS = opts.join(" ");
@@ -84,6 +85,12 @@ async function up(name: string, dir: string): Promise<Up> {
   };
 }
 
+/** The rows time the build: brings dist/ up to date first. */
+export function buildIfStale(): void {
+  const b = spawnSync(process.execPath, [join(root, "scripts/build.mjs"), "--if-stale"], { stdio: ["ignore", "ignore", "inherit"] });
+  if (b.status !== 0) throw new Error("the build failed");
+}
+
 function row(name: string, ms: number[]): Row {
   const s = [...ms].sort((a, b) => a - b);
   const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))]!;
@@ -94,9 +101,7 @@ export const cli: RowGroup = {
   name: "cli",
   needsNats: false,
   async run(ctx: BenchContext): Promise<Row[]> {
-    // The rows time the build: bring dist/ up to date first.
-    const b = spawnSync(process.execPath, [join(root, "scripts/build.mjs"), "--if-stale"], { stdio: ["ignore", "ignore", "inherit"] });
-    if (b.status !== 0) throw new Error("the build failed");
+    buildIfStale();
     const rounds = Math.max(5, Math.round(ctx.durationMs / 250));
     const dir = mkdtempSync(join(tmpdir(), "bench-cli-"));
     const name = `cli${process.pid}`;

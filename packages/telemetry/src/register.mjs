@@ -1,9 +1,11 @@
 // The OpenTelemetry gRPC instrumentation for an ESM program, loaded before
 // anything imports grpc-js:
 //
-//   node --import ./packages/telemetry/src/register.mjs --import tsx services/kernel/src/main.ts
+//   node --import ./packages/telemetry/dist/register.mjs services/kernel/dist/main.js
 //
-// Plain JavaScript (it runs before tsx is registered). It does nothing at
+// (nodeImports() in otel.ts gives a program's arguments, also for the
+// sources under tsx.) Plain JavaScript, copied into dist/ as it is (it runs
+// before anything else, and under the tests before tsx). It does nothing at
 // all unless the environment turns tracing on (the same rule as
 // tracingEnabled in otel.ts: an OTLP endpoint or HURD_TRACE, and not
 // OTEL_SDK_DISABLED=true), so start commands can always include it.
