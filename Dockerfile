@@ -24,7 +24,8 @@ FROM ${DEPS_IMAGE} AS build
 ARG DEPS=registry
 WORKDIR /opt/hurdmesh
 # manifests first, so that the dependency layer is reused while they don't change
-COPY package.json package-lock.json buf.yaml buf.gen.yaml ./
+COPY package.json package-lock.json buf.yaml buf.gen.yaml tsconfig.base.json ./
+COPY scripts/build.mjs scripts/
 COPY proto/ proto/
 COPY packages/cli/package.json packages/cli/
 COPY packages/iohelp/package.json packages/iohelp/
@@ -47,7 +48,7 @@ COPY . .
 # Everything compiled, then the devDependencies and what runs nowhere go.
 RUN npm run build && \
     npm prune --omit=dev --no-audit --no-fund && \
-    find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.md' \) -delete && \
+    find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.md' \) -exec rm -f {} + && \
     rm -rf packages/proto/gen tests bench scratch
 
 FROM ${BASE_IMAGE} AS runtime
