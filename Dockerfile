@@ -20,6 +20,7 @@ WORKDIR /opt/hurdmesh
 # manifests first, so that the dependency layer is reused while they don't change
 COPY package.json package-lock.json buf.yaml buf.gen.yaml ./
 COPY proto/ proto/
+COPY packages/boot/package.json packages/boot/
 COPY packages/cli/package.json packages/cli/
 COPY packages/iohelp/package.json packages/iohelp/
 COPY packages/libhurd/package.json packages/libhurd/

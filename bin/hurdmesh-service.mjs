@@ -16,9 +16,9 @@ import { register } from "tsx/esm/api";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const roles = {
   kernel: ["services/kernel/src/main.ts", false],
-  init: ["services/init/src/container/main.ts", true],
-  proc: ["services/init/src/container/main.ts", true],
-  auth: ["services/init/src/container/main.ts", true],
+  init: ["packages/boot/src/container/main.ts", true],
+  proc: ["packages/boot/src/container/main.ts", true],
+  auth: ["packages/boot/src/container/main.ts", true],
   "otlp-sink": ["packages/telemetry/src/otlp-sink/main.ts", false],
   hurd: ["packages/cli/src/main.ts", false],
 };

@@ -4,7 +4,7 @@
 import { attachFromEnv } from "@hurdmesh/libhurd";
 import { NatsBus, Task } from "@hurdmesh/mach";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
-import { startBootServer } from "./launch.js";
+import { startBootServer } from "./servers.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
 // (the kernel makes the per-message spans; these are their children).

@@ -4,7 +4,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errno, HurdError, LocalHub } from "@hurdmesh/mach";
-import type { Launcher } from "../boot.js";
+import type { Launcher } from "@hurdmesh/init";
 import { awaitLaunch, BusLauncher, launchSubject, type LaunchOrder } from "./launch.js";
 
 const enc = new TextEncoder();

@@ -5,7 +5,7 @@
 // server its ports on the command line. Until the container is up nobody
 // answers, and init asks again: containers may start in any order.
 import { Errno, HurdError, type Bus } from "@hurdmesh/mach";
-import type { Launcher, LaunchPorts } from "../boot.js";
+import type { Launcher, LaunchPorts } from "@hurdmesh/init";
 
 export interface LaunchOrder {
   taskId: number;

@@ -1,6 +1,6 @@
 // A boot server in a container of its own (docker compose, Kubernetes):
 //
-//   tsx services/init/src/container/main.ts init|proc|auth
+//   tsx packages/boot/src/container/main.ts init|proc|auth
 //
 // init claims its boot task from the kernel over the bus (boot-claim.ts in
 // the kernel), boots the hurd, runs pid 1 in its own process, launches proc
@@ -23,10 +23,10 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Errno, HurdError, MsgType, NatsBus, Task, type Bus } from "@hurdmesh/mach";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
-import { BOOT_NAMES, Init, type Console } from "../boot.js";
-import { InProcessLauncher, startBootServer } from "../launch.js";
-import { serveSubhurds } from "../manager.js";
-import { serveHealth, type HealthServer } from "./health.js";
+import { BOOT_NAMES, Init, serveSubhurds, type Console } from "@hurdmesh/init";
+import { serveHealth, type HealthServer } from "@hurdmesh/mach/health";
+import { InProcessLauncher } from "../launchers.js";
+import { startBootServer } from "../servers.js";
 import { awaitLaunch, BusLauncher, launchSubject } from "./launch.js";
 
 const role = process.argv[2] ?? "";
@@ -210,6 +210,7 @@ async function runInit(): Promise<void> {
     : await serveSubhurds(task, {
         root: system,
         attach,
+        launcher: () => new InProcessLauncher(attach),
         publish: (name, con, parent, sys) => publish(name, con, { parent, system: sys }),
         unpublish: (name) => rmSync(join(stateDir, `${name}.json`), { force: true }),
         say,
