@@ -5,6 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errno, LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { subjectsOf } from "@hurdmesh/mach/internal";
 import { busKinds, natsUrl, until } from "../../../tests/harness.js";
 import { BootClaims, type BootClaimReply } from "./boot-claim.js";
 import { Kernel } from "./kernel.js";
@@ -23,7 +24,7 @@ for (const kind of busKinds) {
     let traps: TrapServer;
     const system = `claim${process.pid}x${++n}`;
     const ask = async (req: unknown): Promise<BootClaimReply> =>
-      JSON.parse(dec.decode(await cbus.request(`hurd.${system}.boot.claim`, typeof req === "string" ? enc.encode(req) : enc.encode(JSON.stringify(req)), 3000))) as BootClaimReply;
+      JSON.parse(dec.decode(await cbus.request(subjectsOf(system).bootClaim, typeof req === "string" ? enc.encode(req) : enc.encode(JSON.stringify(req)), 3000))) as BootClaimReply;
     const errno = (r: BootClaimReply) => ("errno" in r ? r.errno : 0);
 
     before(async () => {

@@ -16,6 +16,7 @@
 // container, not an attacker on the bus, from taking over a hurd.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import { subjectsOf } from "@hurdmesh/mach/internal";
 import type { Kernel } from "./kernel.js";
 import type { Namespace } from "./namespace.js";
 import type { KTask } from "./task.js";
@@ -63,7 +64,7 @@ export class BootClaims {
   }
 
   get subject(): string {
-    return `hurd.${this.kernel.config.system}.boot.claim`;
+    return subjectsOf(this.kernel.config.system).bootClaim;
   }
 
   start(): void {

@@ -5,7 +5,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errno, HurdError, LocalHub } from "@hurdmesh/mach";
 import type { Launcher } from "@hurdmesh/init";
-import { awaitLaunch, BusLauncher, launchSubject, type LaunchOrder } from "./launch.js";
+import { subjectsOf } from "@hurdmesh/mach/internal";
+import { awaitLaunch, BusLauncher, type LaunchOrder } from "./launch.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -13,8 +14,8 @@ const noLocal: Launcher = { launch: async () => assert.fail("no local launch exp
 
 describe("launch orders (in-process bus)", () => {
   it("names the root hurd _ and a subhurd by its name", () => {
-    assert.equal(launchSubject("hurd", "", "proc"), "hurd.hurd.launch._.proc");
-    assert.equal(launchSubject("hurd", "alpha", "auth"), "hurd.hurd.launch.alpha.auth");
+    assert.equal(subjectsOf("hurd").launch("", "proc"), "hurd.hurd.launch._.proc");
+    assert.equal(subjectsOf("hurd").launch("alpha", "auth"), "hurd.hurd.launch.alpha.auth");
   });
 
   it("answers junk with EINVAL and keeps waiting for a real order", async () => {
@@ -41,7 +42,7 @@ describe("launch orders (in-process bus)", () => {
     const l = new BusLauncher(hub.connect(), { system: "s", hurd: "alpha", remote: ["proc"], local: { launch: async (n) => void local.push(n) } });
     const launched = l.launch("proc", 9, "tok", { hostPriv: 256 });
     await new Promise((r) => setTimeout(r, 600));
-    const order = awaitLaunch(hub.connect(), launchSubject("s", "alpha", "proc"), async () => {});
+    const order = awaitLaunch(hub.connect(), subjectsOf("s").launch("alpha", "proc"), async () => {});
     await launched;
     assert.equal((await order).taskId, 9);
     await l.launch("runsystem", 10, "tok2", { hostPriv: 256 });
@@ -50,7 +51,7 @@ describe("launch orders (in-process bus)", () => {
 
   it("a server that fails to start answers with its errno, and init's launch fails with it", async () => {
     const hub = new LocalHub();
-    const failed = awaitLaunch(hub.connect(), launchSubject("s", "", "auth"), async () => {
+    const failed = awaitLaunch(hub.connect(), subjectsOf("s").launch("", "auth"), async () => {
       throw new HurdError(Errno.KERN_INVALID_TASK, "no such task");
     });
     const l = new BusLauncher(hub.connect(), { system: "s", hurd: "", remote: ["auth"], local: noLocal });

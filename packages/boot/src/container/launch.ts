@@ -5,6 +5,7 @@
 // server its ports on the command line. Until the container is up nobody
 // answers, and init asks again: containers may start in any order.
 import { Errno, HurdError, type Bus } from "@hurdmesh/mach";
+import { subjectsOf } from "@hurdmesh/mach/internal";
 import type { Launcher, LaunchPorts } from "@hurdmesh/init";
 
 export interface LaunchOrder {
@@ -18,11 +19,6 @@ type LaunchAnswer = { ok: true } | { errno: number; error: string };
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** The subject a hurd's server waits on; "_" is the root hurd (a subhurd's name starts with a letter). */
-export function launchSubject(system: string, hurd: string, server: string): string {
-  return `hurd.${system}.launch.${hurd || "_"}.${server}`;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** init's side: servers named in `remote` are launched over the bus, the rest by `local`. */
@@ -34,7 +30,7 @@ export class BusLauncher implements Launcher {
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
     if (!this.o.remote.includes(name)) return this.o.local.launch(name, taskId, token, ports);
-    const subject = launchSubject(this.o.system, this.o.hurd, name);
+    const subject = subjectsOf(this.o.system).launch(this.o.hurd, name);
     const order = enc.encode(JSON.stringify({ taskId, token, hostPriv: ports.hostPriv } satisfies LaunchOrder));
     const deadline = Date.now() + (this.o.timeoutMs ?? 120_000);
     let said = false;

@@ -25,9 +25,10 @@ import { Errno, HurdError, MsgType, NatsBus, Task, type Bus } from "@hurdmesh/ma
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
 import { BOOT_NAMES, Init, serveSubhurds, type Console } from "@hurdmesh/init";
 import { serveHealth, type HealthServer } from "@hurdmesh/mach/health";
+import { subjectsOf } from "@hurdmesh/mach/internal";
 import { InProcessLauncher } from "../launchers.js";
 import { startBootServer } from "../servers.js";
-import { awaitLaunch, BusLauncher, launchSubject } from "./launch.js";
+import { awaitLaunch, BusLauncher } from "./launch.js";
 
 const role = process.argv[2] ?? "";
 if (!["init", "proc", "auth"].includes(role)) {
@@ -76,7 +77,7 @@ async function claimBoot(bus: Bus, secret: string): Promise<Claimed> {
   const req = new TextEncoder().encode(JSON.stringify({ secret, hurd, parent: env.HURD_PARENT || undefined }));
   for (let i = 0; ; i++) {
     try {
-      const a = JSON.parse(new TextDecoder().decode(await bus.request(`hurd.${system}.boot.claim`, req, 5000))) as Claimed | { errno: number; error: string };
+      const a = JSON.parse(new TextDecoder().decode(await bus.request(subjectsOf(system).bootClaim, req, 5000))) as Claimed | { errno: number; error: string };
       if ("taskId" in a) return a;
       // EBUSY: the previous boot's startup has not been seen dead yet. EAGAIN: the parent subhurd is still booting.
       if (a.errno !== Errno.EBUSY && a.errno !== Errno.EAGAIN) throw new HurdError(a.errno, `the kernel refused the boot claim: ${a.error}`);
@@ -84,7 +85,7 @@ async function claimBoot(bus: Bus, secret: string): Promise<Claimed> {
     } catch (e) {
       const h = HurdError.from(e);
       if (h.code !== Errno.MACH_SEND_INVALID_DEST && h.code !== Errno.ETIMEDOUT) throw h;
-      if (i % 10 === 0) say(`waiting for the kernel (hurd.${system}.boot.claim)`);
+      if (i % 10 === 0) say(`waiting for the kernel (${subjectsOf(system).bootClaim})`);
     }
     await sleep(500);
   }
@@ -139,7 +140,7 @@ if (role === "init") await runInit();
 else await runServer();
 
 async function runServer(): Promise<void> {
-  const subject = launchSubject(system, hurd, role);
+  const subject = subjectsOf(system).launch(hurd, role);
   // Ready as soon as it listens: init launches it only once it answers.
   health!.set("SERVING");
   say(`waiting for init's launch order on ${subject}`);
