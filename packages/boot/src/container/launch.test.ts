@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { Errno, HurdError, LocalHub } from "@hurdmesh/mach";
 import type { Launcher } from "@hurdmesh/init";
 import { subjectsOf } from "@hurdmesh/mach/internal";
-import { awaitLaunch, BusLauncher, type LaunchOrder } from "./launch.js";
+import { LaunchReply } from "@hurdmesh/proto/hurd/boot/v1/boot";
+import { awaitLaunch, BusLauncher, LaunchOrder } from "./launch.js";
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
+const order = (o: Partial<LaunchOrder>) => LaunchOrder.encode(LaunchOrder.fromPartial(o)).finish();
 const noLocal: Launcher = { launch: async () => assert.fail("no local launch expected") };
 
 describe("launch orders (in-process bus)", () => {
@@ -24,16 +24,24 @@ describe("launch orders (in-process bus)", () => {
     const initBus = hub.connect();
     const got: LaunchOrder[] = [];
     const waiting = awaitLaunch(server, "s.launch._.proc", async (o) => void got.push(o));
-    for (const junk of ["{nope", "null", JSON.stringify({ taskId: -1, token: "t", hostPriv: 1 }), JSON.stringify({ taskId: 5, hostPriv: 1 })]) {
-      const a = JSON.parse(dec.decode(await initBus.request("s.launch._.proc", enc.encode(junk), 1000))) as { errno?: number };
-      assert.equal(a.errno, Errno.EINVAL, junk);
+    const junks: Array<[string, Uint8Array]> = [
+      // A length-delimited field whose length runs past the end; then JSON, as orders were once sent.
+      ["not a LaunchOrder", new Uint8Array([0x12, 0x7f, 0x74])],
+      ["JSON", new TextEncoder().encode(JSON.stringify({ taskId: 7, token: "t", hostPriv: 1 }))],
+      ["empty", new Uint8Array(0)],
+      ["no task", order({ token: "t", hostPriv: 1 })],
+      ["no token", order({ taskId: 5, hostPriv: 1 })],
+    ];
+    for (const [what, junk] of junks) {
+      const a = LaunchReply.decode(await initBus.request("s.launch._.proc", junk, 1000));
+      assert.equal(a.errno, Errno.EINVAL, what);
     }
-    const ok = JSON.parse(dec.decode(await initBus.request("s.launch._.proc", enc.encode(JSON.stringify({ taskId: 7, token: "tok", hostPriv: 256 })), 1000)));
-    assert.deepEqual(ok, { ok: true });
+    const ok = LaunchReply.decode(await initBus.request("s.launch._.proc", order({ taskId: 7, token: "tok", hostPriv: 256 }), 1000));
+    assert.equal(ok.errno, 0, ok.error);
     assert.deepEqual(await waiting, { taskId: 7, token: "tok", hostPriv: 256 });
     assert.equal(got.length, 1);
     // One order only: nobody listens any more.
-    await assert.rejects(initBus.request("s.launch._.proc", enc.encode("{}"), 300), (e) => HurdError.from(e).code === Errno.MACH_SEND_INVALID_DEST);
+    await assert.rejects(initBus.request("s.launch._.proc", order({}), 300), (e) => HurdError.from(e).code === Errno.MACH_SEND_INVALID_DEST);
   });
 
   it("init asks again until the server's container listens, and runs the rest locally", async () => {

@@ -26,6 +26,7 @@ import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurd
 import { BOOT_NAMES, Init, serveSubhurds, type Console } from "@hurdmesh/init";
 import { serveHealth, type HealthServer } from "@hurdmesh/mach/health";
 import { subjectsOf } from "@hurdmesh/mach/internal";
+import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import { InProcessLauncher } from "../launchers.js";
 import { startBootServer } from "../servers.js";
 import { awaitLaunch, BusLauncher } from "./launch.js";
@@ -65,20 +66,13 @@ async function connectBus(): Promise<Bus> {
   }
 }
 
-interface Claimed {
-  taskId: number;
-  token: string;
-  hostPriv: number;
-  namespaceId: number;
-}
-
 /** Asks the kernel for this hurd's boot task until it answers (it may not be up yet). */
-async function claimBoot(bus: Bus, secret: string): Promise<Claimed> {
-  const req = new TextEncoder().encode(JSON.stringify({ secret, hurd, parent: env.HURD_PARENT || undefined }));
+async function claimBoot(bus: Bus, secret: string): Promise<BootClaimReply> {
+  const req = BootClaimRequest.encode(BootClaimRequest.fromPartial({ secret, hurd, parent: env.HURD_PARENT || "" })).finish();
   for (let i = 0; ; i++) {
     try {
-      const a = JSON.parse(new TextDecoder().decode(await bus.request(subjectsOf(system).bootClaim, req, 5000))) as Claimed | { errno: number; error: string };
-      if ("taskId" in a) return a;
+      const a = BootClaimReply.decode(await bus.request(subjectsOf(system).bootClaim, req, 5000));
+      if (a.errno === 0) return a;
       // EBUSY: the previous boot's startup has not been seen dead yet. EAGAIN: the parent subhurd is still booting.
       if (a.errno !== Errno.EBUSY && a.errno !== Errno.EAGAIN) throw new HurdError(a.errno, `the kernel refused the boot claim: ${a.error}`);
       if (i % 10 === 0) say(`boot claim: ${a.error}; asking again`);
