@@ -5,7 +5,8 @@ import { InProcessLauncher } from "@hurdmesh/boot";
 import { Init } from "@hurdmesh/init";
 import { Kernel, TrapServer } from "@hurdmesh/kernel";
 import { Process } from "@hurdmesh/libhurd";
-import { LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { LocalHub, Task, type Bus } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import type { ProcServer } from "@hurdmesh/proc";
 
 /** A kernel on a bus of its own, for the bench: every task on its own connection (as separate processes would be). */

@@ -2,7 +2,8 @@
 //   node --import tsx daemon.ts auth|proc|runsystem
 // with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { NatsBus, Task } from "@hurdmesh/mach";
+import { Task } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
 import { startBootServer } from "./servers.js";
 

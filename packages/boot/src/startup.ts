@@ -6,7 +6,8 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { MsgType, NatsBus, Task } from "@hurdmesh/mach";
+import { MsgType, Task } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { ProcessLauncher } from "./launchers.js";

@@ -4,7 +4,8 @@
 // ends when its startup task ends.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Errno, LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { Errno, LocalHub, Task, type Bus } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { subjectsOf } from "@hurdmesh/mach/internal";
 import { busKinds, natsUrl, until } from "../../../tests/harness.js";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";

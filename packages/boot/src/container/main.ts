@@ -21,7 +21,8 @@
 // essential server's death, the crash the Hurd would have.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Errno, HurdError, MsgType, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
 import { BOOT_NAMES, Init, serveSubhurds, type Console } from "@hurdmesh/init";
 import { serveHealth, type HealthServer } from "@hurdmesh/mach/health";

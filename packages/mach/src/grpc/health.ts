@@ -1,7 +1,7 @@
 // The standard gRPC health service (grpc.health.v1) for a server that runs
 // in its own container: Docker's HEALTHCHECK, compose's service_healthy and
 // Kubernetes' grpc probes all ask it. It lives in the runtime, beside the
-// other transports, so that a server reports its health without loading
+// other transports, so that a server reports its health without importing
 // grpc-js itself; it is its own export path (@hurdmesh/mach/health) so that
 // only a process that serves it loads grpc-js. What "" (the overall service)
 // means is the caller's: a boot server's container, for one, says SERVING
