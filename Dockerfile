@@ -27,6 +27,7 @@ WORKDIR /opt/hurdmesh
 COPY package.json package-lock.json buf.yaml buf.gen.yaml tsconfig.base.json ./
 COPY scripts/build.mjs scripts/
 COPY proto/ proto/
+COPY packages/boot/package.json packages/boot/
 COPY packages/cli/package.json packages/cli/
 COPY packages/iohelp/package.json packages/iohelp/
 COPY packages/libhurd/package.json packages/libhurd/

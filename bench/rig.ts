@@ -1,10 +1,12 @@
 // A booted hurd for the bench: kernel, then init booting auth, proc and pid 1
 // exactly as `hurd up` does, on the in-process hub or with every task on its
 // own NATS connection. `parent` is init's task acting through libhurd.
-import { Init, InProcessLauncher } from "@hurdmesh/init";
+import { InProcessLauncher } from "@hurdmesh/boot";
+import { Init } from "@hurdmesh/init";
 import { Kernel, TrapServer } from "@hurdmesh/kernel";
 import { Process } from "@hurdmesh/libhurd";
-import { LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { LocalHub, Task, type Bus } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import type { ProcServer } from "@hurdmesh/proc";
 
 /** A kernel on a bus of its own, for the bench: every task on its own connection (as separate processes would be). */

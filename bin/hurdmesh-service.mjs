@@ -19,9 +19,9 @@ else process.setSourceMapsEnabled(true);
 
 const roles = {
   kernel: ["@hurdmesh/kernel/main", false],
-  init: ["@hurdmesh/init/container", true],
-  proc: ["@hurdmesh/init/container", true],
-  auth: ["@hurdmesh/init/container", true],
+  init: ["@hurdmesh/boot/container", true],
+  proc: ["@hurdmesh/boot/container", true],
+  auth: ["@hurdmesh/boot/container", true],
   "otlp-sink": ["@hurdmesh/telemetry/otlp-sink/main", false],
   hurd: ["@hurdmesh/cli/main", false],
 };

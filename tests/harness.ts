@@ -1,7 +1,8 @@
 // Starts a kernel on a bus of the requested kind and attaches tasks to it.
 // The NATS flavour talks to the real nats-server that `npm test` started
 // (NATS_URL); the local flavour uses the in-process hub.
-import { LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { LocalHub, Task, type Bus } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { Kernel, TrapServer, type KernelConfig } from "@hurdmesh/kernel";
 
 export type BusKind = "local" | "nats";

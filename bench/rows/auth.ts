@@ -7,7 +7,8 @@
 // the in-process hub. A rendezvous is three messages and two of them RPCs
 // through auth, so it should cost about three brokered Ping RPCs, not more.
 import { Kernel, TrapServer } from "@hurdmesh/kernel";
-import { client, LocalHub, MsgType, NatsBus, portAt, Rights, serve, Task, type Bus } from "@hurdmesh/mach";
+import { client, LocalHub, MsgType, portAt, Rights, serve, Task, type Bus } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { Auth } from "@hurdmesh/auth";

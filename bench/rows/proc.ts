@@ -4,6 +4,7 @@
 // `ps` takes to list 100,000 processes through proc_getallprocinfo pages.
 import { Rights } from "@hurdmesh/mach";
 import { Process, WNOHANG } from "@hurdmesh/libhurd";
+import { InProcessLauncher } from "@hurdmesh/boot";
 import { bootSubhurd } from "@hurdmesh/init";
 import type { Row } from "../harness.js";
 import { bootRig, type Rig } from "../rig.js";
@@ -103,9 +104,9 @@ export const subhurdLifecycle: RowGroup = {
   needsNats: false,
   async open(ctx: BenchContext): Promise<Opened> {
     const r = await bootRig("local", "", ctx.log);
-    const d1 = await bootSubhurd(r.parent.task, "d1", r.attach);
-    const d2 = await bootSubhurd(d1.task, "d2", r.attach);
-    const d3 = await bootSubhurd(d2.task, "d3", r.attach);
+    const d1 = await bootSubhurd(r.parent.task, "d1", r.attach, new InProcessLauncher(r.attach));
+    const d2 = await bootSubhurd(d1.task, "d2", r.attach, new InProcessLauncher(r.attach));
+    const d3 = await bootSubhurd(d2.task, "d3", r.attach, new InProcessLauncher(r.attach));
     const as = async (s: typeof d1) => Process.attach(s.task, s.init.booted!.proc, s.init.booted!.auth, { msgport: false });
     const [p1, p3] = await Promise.all([as(d1), as(d3)]);
     const rig = (p: Process) => lifecycle({ ...r, parent: p });

@@ -35,7 +35,8 @@ for (const kind of busKinds) {
 describe("init boots whatever order proc and auth come up in", () => {
   for (const late of ["proc", "auth"]) {
     it(`${late} late: the other's hand-shake waits for it, then the hurd is up`, async () => {
-      const { Init, InProcessLauncher } = await import("@hurdmesh/init");
+      const { Init } = await import("@hurdmesh/init");
+      const { InProcessLauncher } = await import("@hurdmesh/boot");
       const { startHurd } = await import("../harness.js");
       const h = await startHurd("local");
       try {

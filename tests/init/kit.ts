@@ -1,7 +1,8 @@
 // Boots a whole hurd the way `hurd up` does: kernel, init (pid 2), which
 // creates and launches auth and proc and then pid 1. In-process or with
 // every boot server as its own OS process on a real nats-server.
-import { Init, InProcessLauncher, ProcessLauncher, type InitConfig } from "@hurdmesh/init";
+import { InProcessLauncher, ProcessLauncher } from "@hurdmesh/boot";
+import { Init, type InitConfig } from "@hurdmesh/init";
 import { Task, type Bus } from "@hurdmesh/mach";
 import { startHurd, natsUrl, type BusKind, type Hurd } from "../harness.js";
 

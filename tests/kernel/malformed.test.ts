@@ -3,7 +3,8 @@
 // a clear HurdError and leave the kernel state exactly as it was.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Errno, HurdError, methods, MsgType, NotifyId, PortRight, type Task } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, NotifyId, PortRight, type Task } from "@hurdmesh/mach";
+import { methods, subjectsOf } from "@hurdmesh/mach/internal";
 import { CallReply, MachDefinition, Trap, type MsgPort, type SendFailed } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { busKinds, startHurd, until, type Hurd } from "../harness.js";
 import { child, inbox, rejectsWith, sleep, snapshot } from "./kit.js";
@@ -16,7 +17,7 @@ for (const kind of busKinds) {
     let trapSubject: string;
     before(async () => {
       h = await startHurd(kind, { maxBodyBytes: 64, maxPortsPerMessage: 4 });
-      trapSubject = `hurd.${h.kernel.config.system}.kernel.trap`;
+      trapSubject = subjectsOf(h.kernel.config.system).trap;
     });
     after(async () => {
       await h.close();

@@ -3,7 +3,8 @@
 // before the deadline), a closed connection is refused.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Errno, HurdError, NatsBus } from "@hurdmesh/mach";
+import { Errno, HurdError } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { busKinds, natsUrl } from "../harness.js";
 
 const isErr = (code: number) => (e: unknown) => e instanceof HurdError && e.code === code;

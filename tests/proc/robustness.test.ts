@@ -6,7 +6,8 @@
 // HURD_PROC_FUZZ_MS sets the fuzz run's length per bus (default 1500 ms).
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { methods, MsgType, Rights, client, portAt, type Task } from "@hurdmesh/mach";
+import { MsgType, Rights, client, portAt, type Task } from "@hurdmesh/mach";
+import { methods } from "@hurdmesh/mach/internal";
 import { NewTaskNotification, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { busKinds } from "../harness.js";

@@ -5,6 +5,7 @@
 // nested hurd with it.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { InProcessLauncher } from "@hurdmesh/boot";
 import { bootSubhurd, type Subhurd } from "@hurdmesh/init";
 import { CHILD_NAMES, Process, SIG, WNOHANG } from "@hurdmesh/libhurd";
 import { Errno, HurdError, client, portAt } from "@hurdmesh/mach";
@@ -40,9 +41,9 @@ for (const kind of busKinds) {
       b = await bootHurd(kind);
       root = await Process.attach(b.initTask, b.init.booted!.proc, b.init.booted!.auth, { msgport: false });
       const log = () => {};
-      A = await bootSubhurd(b.initTask, "a", attach, { log });
-      AA = await bootSubhurd(A.task, "aa", attach, { log });
-      B = await bootSubhurd(b.initTask, "b", attach, { log });
+      A = await bootSubhurd(b.initTask, "a", attach, new InProcessLauncher(attach), { log });
+      AA = await bootSubhurd(A.task, "aa", attach, new InProcessLauncher(attach), { log });
+      B = await bootSubhurd(b.initTask, "b", attach, new InProcessLauncher(attach), { log });
       [a, aa, bb] = await Promise.all([as(A), as(AA), as(B)]);
     });
     after(async () => b.close());

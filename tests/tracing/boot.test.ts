@@ -6,7 +6,8 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { SpanKind } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
-import { Init, InProcessLauncher } from "@hurdmesh/init";
+import { InProcessLauncher } from "@hurdmesh/boot";
+import { Init } from "@hurdmesh/init";
 import { createTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { busKinds, startHurd, type Hurd } from "../harness.js";
 

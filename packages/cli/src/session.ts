@@ -6,8 +6,9 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Process } from "@hurdmesh/libhurd";
-import { EdgeBus, MsgType, Rights, Task, client, portAt } from "@hurdmesh/mach";
-import { MachClient } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { MsgType, Rights, Task, client, portAt } from "@hurdmesh/mach";
+import { EdgeBus, grpcClientOf, type GrpcClient } from "@hurdmesh/mach/edge";
+import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import * as grpc from "@grpc/grpc-js";
 import { CliError } from "./errors.js";
@@ -46,6 +47,9 @@ export function readSession(hurd = "hurd"): Session {
     throw new CliError(`no hurd called ${hurd} is up (no ${p}): start one with \`hurd up\``);
   }
 }
+
+const MachClient = grpcClientOf(MachDefinition);
+type MachClient = GrpcClient<typeof MachDefinition>;
 
 function unary<T>(c: MachClient, method: string, req: object, md: grpc.Metadata): Promise<T> {
   return new Promise((resolve, reject) =>

@@ -6,10 +6,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BOOT_NAMES, Init, InProcessLauncher } from "@hurdmesh/init";
+import { InProcessLauncher } from "@hurdmesh/boot";
+import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
-import { serveSubhurds } from "@hurdmesh/init";
 import { nodeImports } from "@hurdmesh/telemetry";
 import { sessionPath } from "./session.js";
 
@@ -58,6 +58,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   const subhurds = await serveSubhurds(initTask, {
     root: o.hurd,
     attach,
+    launcher: () => new InProcessLauncher(attach),
     say,
     publish: (name, c, parent, system) => writeFileSync(sessionPath(name), JSON.stringify({ system, edge: `${host}:${port}`, console: c, parent }, null, 2), { mode: 0o600 }),
     unpublish: (name) => rmSync(sessionPath(name), { force: true }),
@@ -93,7 +94,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
   const bootFile = join(dir, "boot.json");
   // Sources or dist/, as this process runs (the package's export conditions).
   const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
-  const imain = fileURLToPath(import.meta.resolve("@hurdmesh/init/main"));
+  const imain = fileURLToPath(import.meta.resolve("@hurdmesh/boot/startup"));
   const kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], { stdio: ["ignore", "pipe", "inherit"] });
   let kout = "";
   kernel.stdout!.on("data", (d) => {

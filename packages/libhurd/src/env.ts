@@ -6,7 +6,7 @@
 //   NATS_URL        the bus (nats://host:port), for trusted servers; or
 //   HURD_EDGE       the kernel's gRPC edge (host:port), for everything else
 // HURD_TOKEN is removed from process.env once read, so children do not inherit it.
-import { EdgeBus, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { Task, type Bus } from "@hurdmesh/mach";
 
 export interface EnvAttach {
   task: Task;
@@ -19,7 +19,10 @@ export async function attachFromEnv(env: NodeJS.ProcessEnv = process.env, o: { w
   if (!Number.isSafeInteger(taskId) || taskId <= 0 || !token) throw new Error("HURD_TASK_ID and HURD_TOKEN must name the task to attach as");
   if (!env.NATS_URL && !env.HURD_EDGE) throw new Error("NATS_URL (the bus) or HURD_EDGE (the kernel's gRPC edge) must say where the kernel is");
   delete env.HURD_TOKEN;
-  const bus = env.NATS_URL ? await NatsBus.connect(env.NATS_URL, `hurd-task-${taskId}`) : new EdgeBus(env.HURD_EDGE!, taskId, token);
+  // Only the transport picked is loaded: a workload on the edge never loads NATS, a server on NATS never grpc-js.
+  const bus: Bus = env.NATS_URL
+    ? await (await import("@hurdmesh/mach/nats")).NatsBus.connect(env.NATS_URL, `hurd-task-${taskId}`)
+    : new (await import("@hurdmesh/mach/edge")).EdgeBus(env.HURD_EDGE!, taskId, token);
   const task = await Task.attach({ bus, system: env.HURD_SYSTEM ?? "hurd", taskId, token, window: o.window, timeoutMs: o.timeoutMs });
   return { task, bus };
 }

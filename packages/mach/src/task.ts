@@ -19,6 +19,7 @@ import type { Bus, BusSubscription } from "./bus/types.js";
 import { Deadlines } from "./deadlines.js";
 import { Errno, HurdError } from "./errors.js";
 import { methods } from "./msgid.js";
+import { subjectsOf } from "./subjects.js";
 import { encode } from "./wire.js";
 
 /** mach/notify.h ids, as the runtime sees them on its ports. */
@@ -135,7 +136,7 @@ export class Task {
     this.leaseMs = rep.leaseMs;
     this.window = window;
     this.timeoutMs = o.timeoutMs ?? 10_000;
-    this.trapSubject = `hurd.${rep.system}.kernel.trap`;
+    this.trapSubject = subjectsOf(rep.system).trap;
   }
 
   /** Attaches as the task `taskId`, proving it with `token`. */
@@ -145,13 +146,14 @@ export class Task {
     // Subscribe before attaching: the kernel starts pushing as soon as it has our credit.
     const early: Uint8Array[] = [];
     let task: Task | null = null;
-    const sub = o.bus.subscribe(`hurd.${system}.rcv.${o.taskId}.>`, (_s, d) => {
+    const subjects = subjectsOf(system);
+    const sub = o.bus.subscribe(subjects.deliveries(o.taskId), (_s, d) => {
       if (task) task.onDelivery(d);
       else if (early.length < window) early.push(d);
     });
     try {
       const req = MachDefinition.methods.attach.requestType.encode({ taskId: o.taskId, token: o.token, window }).finish();
-      const bytes = await trap(o.bus, `hurd.${system}.kernel.trap`, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, o.timeoutMs ?? 10_000, "");
+      const bytes = await trap(o.bus, subjects.trap, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, o.timeoutMs ?? 10_000, "");
       const rep = AttachReply.decode(bytes);
       task = new Task({ ...o, system }, rep, window);
     } catch (e) {

@@ -13,7 +13,8 @@
 // context manager and runs each handler inside its span's context.
 import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { NO_TRACE_CONTEXT, traceContextOf, traceparentOf, tracingHooks, type Received } from "@hurdmesh/mach";
+import { type Received } from "@hurdmesh/mach";
+import { NO_TRACE_CONTEXT, traceContextOf, traceparentOf, tracingHooks } from "@hurdmesh/mach/internal";
 import { LightSpan, PlainSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
 import type { Telemetry } from "./otel.js";
 import { putServerFields, REC_SERVER, type NameTable } from "./records.js";

@@ -11,7 +11,8 @@
 // span under it. A reply makes no span of its own: that halves the kernel's
 // spans and keeps the span tree the shape a person reads (call, handling).
 import { SpanKind, type Attributes } from "@opentelemetry/api";
-import { errnoName, isTraceContext, NO_TRACE_CONTEXT, traceContextOf } from "@hurdmesh/mach";
+import { errnoName } from "@hurdmesh/mach";
+import { isTraceContext, NO_TRACE_CONTEXT, traceContextOf } from "@hurdmesh/mach/internal";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Telemetry } from "./otel.js";
 import { registry, type Registry } from "./registry.js";

@@ -22,7 +22,7 @@ import { SpanKind, SpanStatusCode, type Attributes, type HrTime, type Link, type
 import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace";
-import { hexOf, isSampled, isTraceContext, NO_TRACE_CONTEXT, TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT } from "@hurdmesh/mach";
+import { hexOf, isSampled, isTraceContext, NO_TRACE_CONTEXT, TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT } from "@hurdmesh/mach/internal";
 import { attributes, LD, link, status as writeStatus, Writer } from "./otlp-writer.js";
 import { putRecord, REC_PLAIN, type NameTable, type RecordChunk } from "./records.js";
 

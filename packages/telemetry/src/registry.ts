@@ -1,7 +1,7 @@
 // Message ids to names: every service definition of the project (its MIG ids,
 // read by the runtime's methods()), the kernel's notifications, and replies
 // (MIG answers request id N with N + 100).
-import { methods, type MethodInfo, type ServiceDef } from "@hurdmesh/mach";
+import { methods, type MethodInfo, type ServiceDef } from "@hurdmesh/mach/internal";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";

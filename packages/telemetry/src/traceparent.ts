@@ -3,7 +3,7 @@
 // for code that holds ids as hex (the OTel API). The parser is the
 // runtime's (trace-context.ts in @hurdmesh/mach), which reads the same
 // header into the binary form messages carry.
-import { hexOf, TRACE_FLAGS_AT, traceContextOf } from "@hurdmesh/mach";
+import { hexOf, TRACE_FLAGS_AT, traceContextOf } from "@hurdmesh/mach/internal";
 
 export interface TraceParent {
   traceId: string;

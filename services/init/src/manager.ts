@@ -11,8 +11,8 @@ export interface ManagerOptions {
   /** The root hurd's name (subhurds may not take it). */
   root: string;
   attach: (id: number, token: string) => Promise<Task>;
-  /** Where a new subhurd's auth, proc and pid 1 run (default: this process). */
-  launcher?: (name: string) => Launcher;
+  /** Where a new subhurd's auth, proc and pid 1 run. */
+  launcher: (name: string) => Launcher;
   /** Publishes a subhurd's console (the session file the `hurd` command reads), and takes it back. */
   publish(name: string, c: Console, parent: string, system: string): void;
   unpublish(name: string): void;
@@ -49,7 +49,7 @@ export async function serveSubhurds(host: Task, o: ManagerOptions): Promise<{ po
       const parent = req.parent && req.parent !== o.root ? hurds.get(req.parent) : null;
       if (req.parent && req.parent !== o.root && !parent) throw new HurdError(Errno.ENOENT, `no subhurd called ${req.parent}`);
       const creator = parent ? parent.sub.task : host;
-      const sub = await bootSubhurd(creator, name, o.attach, { log: (l) => o.say(`${name}: ${l}`), launcher: o.launcher?.(name) });
+      const sub = await bootSubhurd(creator, name, o.attach, o.launcher(name), { log: (l) => o.say(`${name}: ${l}`) });
       hurds.set(name, { sub, parent: parent ? req.parent : o.root, depth: (parent?.depth ?? 0) + 1 });
       o.publish(name, sub.console, parent ? req.parent : o.root, sub.task.system);
       void sub.init.halted.then(() => {

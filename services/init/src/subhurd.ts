@@ -3,9 +3,10 @@
 // namespace's host port, and that startup boots its own auth, proc and pid 1
 // exactly as the root hurd's does. The parent keeps the host port, so it can
 // always tear the subhurd down (as the Hurd's `boot` holds its subhurd's).
+// Where its servers run is the caller's choice (its launcher), as for the
+// root hurd.
 import { MsgType, type Task } from "@hurdmesh/mach";
 import { BOOT_NAMES, Init, type Console, type Launcher } from "./boot.js";
-import { InProcessLauncher } from "./launch.js";
 
 export interface Subhurd {
   name: string;
@@ -21,12 +22,13 @@ export async function bootSubhurd(
   creator: Task,
   name: string,
   attach: (taskId: number, token: string) => Promise<Task>,
-  o: { command?: string[]; log?: (l: string) => void; launcher?: Launcher } = {},
+  launcher: Launcher,
+  o: { log?: (l: string) => void } = {},
 ): Promise<Subhurd> {
   const t = await creator.taskCreate(`${name}:startup`, { newNamespace: true });
   await creator.insertRight(t.task, BOOT_NAMES.hostPriv, t.hostPriv, MsgType.MSG_TYPE_COPY_SEND);
   const task = await attach(t.taskId, t.token);
-  const init = new Init({ task, hostPriv: BOOT_NAMES.hostPriv, launcher: o.launcher ?? new InProcessLauncher(attach, { command: o.command }), log: o.log });
+  const init = new Init({ task, hostPriv: BOOT_NAMES.hostPriv, launcher, log: o.log });
   await init.boot();
   const console_ = await init.makeConsole();
   return { name, namespaceId: t.namespaceId, init, task, console: console_, hostPriv: t.hostPriv };

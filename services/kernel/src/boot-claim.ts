@@ -1,6 +1,7 @@
 // Boot claims: how an init that runs in its own container (docker compose,
 // Kubernetes) gets its boot task when it cannot read the kernel's boot file.
-// It asks on the bus, on hurd.<system>.boot.claim, with the secret the
+// It asks on the bus, on hurd.<system>.boot.claim (BootClaimRequest in
+// proto/hurd/boot/v1/boot.proto), with the secret the
 // kernel was started with (HURD_BOOT_SECRET); the kernel makes a fresh boot
 // task holding the host port, in the root namespace for the root hurd or in
 // a new namespace nested in the root's (or in a claimed parent subhurd's)
@@ -16,29 +17,13 @@
 // container, not an attacker on the bus, from taking over a hurd.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import { subjectsOf } from "@hurdmesh/mach/internal";
+import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import type { Kernel } from "./kernel.js";
 import type { Namespace } from "./namespace.js";
 import type { KTask } from "./task.js";
 
-/** The request an init sends (JSON, like the boot file it replaces). */
-export interface BootClaimRequest {
-  secret: string;
-  /** The subhurd's name; absent or empty for the root hurd. */
-  hurd?: string;
-  /** A subhurd's parent subhurd (claimed before it); absent for the root hurd. */
-  parent?: string;
-  /** The boot task's name (default "startup"). */
-  name?: string;
-}
-
-/** The answer: what the boot file would have said, or an error with its errno. */
-export type BootClaimReply =
-  | { taskId: number; token: string; hostPriv: number; namespaceId: number; system: string }
-  | { errno: number; error: string };
-
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 interface Claim {
   task: KTask;
@@ -63,13 +48,13 @@ export class BootClaims {
   }
 
   get subject(): string {
-    return `hurd.${this.kernel.config.system}.boot.claim`;
+    return subjectsOf(this.kernel.config.system).bootClaim;
   }
 
   start(): void {
     this.sub = this.bus.subscribe(this.subject, (_s, data, reply) => {
       if (!reply) return;
-      let answer: BootClaimReply;
+      let answer: Partial<BootClaimReply>;
       try {
         answer = this.claim(parse(data));
       } catch (e) {
@@ -77,7 +62,7 @@ export class BootClaims {
         answer = { errno: h.code, error: h.message };
       }
       try {
-        this.bus.publish(reply, enc.encode(JSON.stringify(answer)));
+        this.bus.publish(reply, BootClaimReply.encode(BootClaimReply.fromPartial(answer)).finish());
       } catch {
         // The bus closed under us: the claimant retries elsewhere.
       }
@@ -95,10 +80,10 @@ export class BootClaims {
   }
 
   /** Makes the boot task for a claim, or throws the errno the claimant gets. */
-  claim(r: BootClaimRequest): Extract<BootClaimReply, { taskId: number }> {
+  claim(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system"> {
     const got = createHash("sha256").update(r.secret).digest();
     if (!timingSafeEqual(got, this.secret)) throw new HurdError(Errno.EPERM, "wrong boot secret");
-    const hurd = r.hurd ?? "";
+    const hurd = r.hurd;
     if (hurd && !NAME.test(hurd)) throw new HurdError(Errno.EINVAL, "a subhurd name is a letter, then up to 31 letters, digits, - or _");
     if (r.parent && !NAME.test(r.parent)) throw new HurdError(Errno.EINVAL, `bad parent name ${JSON.stringify(r.parent)}`);
     if (r.parent && !hurd) throw new HurdError(Errno.EINVAL, "the root hurd has no parent");
@@ -139,15 +124,12 @@ export class BootClaims {
 }
 
 function parse(data: Uint8Array): BootClaimRequest {
-  let v: unknown;
+  let r: BootClaimRequest;
   try {
-    v = JSON.parse(dec.decode(data));
-  } catch {
-    throw new HurdError(Errno.EINVAL, "a boot claim is a JSON object");
+    r = BootClaimRequest.decode(data);
+  } catch (e) {
+    throw new HurdError(Errno.EINVAL, "a boot claim is a hurd.boot.v1.BootClaimRequest", { cause: e });
   }
-  const r = v as Partial<BootClaimRequest> | null;
-  if (!r || typeof r !== "object" || typeof r.secret !== "string") throw new HurdError(Errno.EINVAL, "a boot claim needs a secret");
-  for (const k of ["hurd", "parent", "name"] as const)
-    if (r[k] !== undefined && typeof r[k] !== "string") throw new HurdError(Errno.EINVAL, `${k} must be a string`);
-  return r as BootClaimRequest;
+  if (!r.secret) throw new HurdError(Errno.EINVAL, "a boot claim needs a secret");
+  return r;
 }

@@ -1,4 +1,5 @@
-import { Errno, HurdError, methods } from "@hurdmesh/mach";
+import { Errno, HurdError } from "@hurdmesh/mach";
+import { methods } from "@hurdmesh/mach/internal";
 import { MachDefinition, type MsgType, type NotifyId, type PortRight, type TaskSpecialPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { Kernel } from "./kernel.js";
 import type { KTask } from "./task.js";

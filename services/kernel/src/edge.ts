@@ -2,9 +2,11 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { HealthImplementation } from "grpc-health-check";
-import { HurdError, errnoName, grpcStatusOf, methods, Errno } from "@hurdmesh/mach";
-import { AttachRequest, CallReply, MachDefinition, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import { TraceService, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import { HurdError, errnoName, Errno } from "@hurdmesh/mach";
+import { grpcServiceOf, grpcStatusOf } from "@hurdmesh/mach/edge";
+import { methods } from "@hurdmesh/mach/internal";
+import { AttachRequest, CallReply, MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { TraceDefinition, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { handlers } from "./calls.js";
 import { serveReflectionLazily } from "./reflection.js";
 import type { Kernel } from "./kernel.js";
@@ -16,6 +18,9 @@ export const TASK_HEADER = "hurd-task";
 export const TOKEN_HEADER = "hurd-token";
 /** On the Receive stream: how many messages the kernel may push ahead of credit. */
 export const WINDOW_HEADER = "hurd-window";
+
+const MachService = grpcServiceOf(MachDefinition);
+const TraceService = grpcServiceOf(TraceDefinition);
 
 const protoRoot = fileURLToPath(new URL("../../../proto", import.meta.url));
 

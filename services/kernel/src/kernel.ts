@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { clearTaskEvents, Errno, HurdError, encode, newTaskEvents, NO_TRACE_CONTEXT, type ErrnoName, type Bus } from "@hurdmesh/mach";
+import { Errno, HurdError, type ErrnoName, type Bus } from "@hurdmesh/mach";
+import { clearTaskEvents, encode, newTaskEvents, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { Delivery, MsgType, NotifyId, PortRight, TaskEvent, TaskSpecialPort, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry, telemetryFromEnv, TraceHub, type KernelTracer } from "@hurdmesh/telemetry";
 import { kernelConfig, type KernelConfig } from "./config.js";

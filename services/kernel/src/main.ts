@@ -11,7 +11,8 @@
 // (boot-claim.ts).
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { LocalHub, NatsBus, type Bus } from "@hurdmesh/mach";
+import { LocalHub, type Bus } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";

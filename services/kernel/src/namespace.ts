@@ -1,5 +1,5 @@
 import type { Port } from "./port.js";
-import type { TaskEvents } from "@hurdmesh/mach";
+import type { TaskEvents } from "@hurdmesh/mach/internal";
 import type { KTask } from "./task.js";
 
 let nextNamespaceId = 1;

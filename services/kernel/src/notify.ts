@@ -1,5 +1,5 @@
 // Notification message ids (mach/notify.h, task_notify.defs) and bodies.
-import { clearTaskEvents, encodeTaskEvents, type TaskEvents } from "@hurdmesh/mach";
+import { clearTaskEvents, encodeTaskEvents, type TaskEvents } from "@hurdmesh/mach/internal";
 import {
   DeadNameNotification,
   NoSendersNotification,

@@ -1,6 +1,6 @@
-import { Errno, HurdError, NO_TRACE_CONTEXT, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import { methods, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { AttachRequest, CallReply, MachDefinition, TaskSpecialPort, Trap, type AttachReply } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import { methods } from "@hurdmesh/mach";
 import { dispatch } from "./calls.js";
 import type { Kernel } from "./kernel.js";
 import type { KTask } from "./task.js";

@@ -2,7 +2,8 @@
 // Only messages the kernel marks as its own are believed: the Hurd's proc
 // crashed on forged dead-name notifications (and under rpctrace); here a
 // forged one is counted and dropped.
-import { MsgType, Notify, Rights, decodeTaskEvents, newTaskEvents, type Received, type TaskEvents } from "@hurdmesh/mach";
+import { MsgType, Notify, Rights, type Received } from "@hurdmesh/mach";
+import { decodeTaskEvents, newTaskEvents, type TaskEvents } from "@hurdmesh/mach/internal";
 import { NewTaskNotification, TaskEvent, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { closeHandle, type HandleTable } from "./handles.js";
 import { nestedProcess, processExited } from "./mgt.js";

@@ -1,6 +1,11 @@
 import { Deadlines } from "../deadlines.js";
 import { Errno, HurdError } from "../errors.js";
+import { INBOX_PREFIX } from "../subjects.js";
 import type { Bus, BusHandler, BusSubscription } from "./types.js";
+
+/** Every request's reply subject starts so; a connection's own inboxes go on with "local<id>". */
+const INBOX = `${INBOX_PREFIX}.`;
+const LOCAL_INBOX = `${INBOX}local`;
 
 /** Messages delivered in one go before the hub yields to timers and I/O. */
 const BURST = 4096;
@@ -118,7 +123,7 @@ export class LocalHub {
       subs = this.match(subject);
       // Request inboxes are unique per request: matching them is one lookup,
       // caching them would only evict the subjects that repeat.
-      if (!subject.startsWith("_INBOX.")) {
+      if (!subject.startsWith(INBOX)) {
         if (this.routes.size >= ROUTE_CACHE_MAX) this.routes.clear();
         this.routes.set(subject, subs);
       }
@@ -126,7 +131,7 @@ export class LocalHub {
     for (let i = 0; i < subs.length; i++) call(subs[i]!, subject, data, reply, tp);
     // NATS answers a request nobody subscribes to with "no responders" at
     // once; so does the hub, so that both buses fail the same way.
-    if (subs.length === 0 && reply !== undefined && reply.startsWith("_INBOX.local")) this.deliver(reply, NO_RESPONDERS, undefined, undefined);
+    if (subs.length === 0 && reply !== undefined && reply.startsWith(LOCAL_INBOX)) this.deliver(reply, NO_RESPONDERS, undefined, undefined);
   }
 
   /** Every subscription `subject` reaches: exact, then `prefix.>` longest first, then `*` patterns. */
@@ -251,7 +256,7 @@ export class LocalConnection implements Bus {
     private readonly hub: LocalHub,
     id: number,
   ) {
-    this.inbox = `_INBOX.local${id}`;
+    this.inbox = `${LOCAL_INBOX}${id}`;
   }
 
   publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {

@@ -1,31 +1,13 @@
-// Where boot servers run. In one process (the embedded hurd) they attach to
-// the kernel over the in-process bus; with NATS each is its own OS process
-// started with its task id and token in the environment.
+// Where boot servers run, as init's Launcher sees it. In one process (the
+// embedded hurd) they attach to the kernel over the in-process bus; with
+// NATS each is its own OS process (daemon.ts) started with its task id and
+// token in the environment.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { Launcher, LaunchPorts } from "@hurdmesh/init";
 import type { Task } from "@hurdmesh/mach";
-import { bootAuth } from "@hurdmesh/auth/boot";
-import { startProc } from "@hurdmesh/proc";
-import type { Launcher, LaunchPorts } from "./boot.js";
-import { Runsystem } from "./runsystem.js";
 import { nodeImports } from "@hurdmesh/telemetry";
-
-/**
- * Starts boot server `name` on its task: the one table of what each boot
- * server is, whichever launcher (or process) runs it.
- */
-export async function startBootServer(name: string, task: Task, o: { hostPriv: number; command?: string[]; attach: (taskId: number, token: string) => Promise<Task> }): Promise<unknown> {
-  switch (name) {
-    case "auth":
-      return bootAuth(task, { hostPriv: o.hostPriv });
-    case "proc":
-      return startProc(task);
-    case "runsystem":
-      return Runsystem.start(task, { command: o.command, attach: o.attach });
-    default:
-      throw new Error(`no boot server called ${name}`);
-  }
-}
+import { startBootServer } from "./servers.js";
 
 /** Runs auth, proc and runsystem in this process. */
 export class InProcessLauncher implements Launcher {
@@ -42,7 +24,7 @@ export class InProcessLauncher implements Launcher {
 }
 
 // Sources or dist/, as this process runs (the package's export conditions).
-const daemon = fileURLToPath(import.meta.resolve("@hurdmesh/init/daemon"));
+const daemon = fileURLToPath(import.meta.resolve("@hurdmesh/boot/daemon"));
 
 /** Runs each boot server as its own OS process on a NATS bus. */
 export class ProcessLauncher implements Launcher {

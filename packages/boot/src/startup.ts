@@ -1,15 +1,16 @@
-// init as its own OS process (`hurd up --nats`): attaches as the boot task
-// the kernel made for it (its id, token and host port in the boot file),
-// boots the hurd with each server its own OS process, writes the session
-// file for the `hurd` command, and shuts the hurd down on SIGINT/SIGTERM.
+// The startup server (init) as its own OS process (`hurd up --nats`):
+// attaches as the boot task the kernel made for it (its id, token and host
+// port in the boot file), boots the hurd with each server its own OS
+// process, writes the session file for the `hurd` command, and shuts the
+// hurd down on SIGINT/SIGTERM.
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { MsgType, NatsBus, Task } from "@hurdmesh/mach";
+import { MsgType, Task } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
-import { BOOT_NAMES, Init } from "./boot.js";
-import { ProcessLauncher } from "./launch.js";
-import { serveSubhurds } from "./manager.js";
+import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
+import { ProcessLauncher } from "./launchers.js";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -1,8 +1,11 @@
-// The standard gRPC health service (grpc.health.v1) for a boot server that
-// runs in its own container: Docker's HEALTHCHECK, compose's service_healthy
-// and Kubernetes' grpc probes all ask it. The overall service ("") says
-// whether the container does its job: waiting to be launched counts, since
-// init launches the server only once the container is up.
+// The standard gRPC health service (grpc.health.v1) for a server that runs
+// in its own container: Docker's HEALTHCHECK, compose's service_healthy and
+// Kubernetes' grpc probes all ask it. It lives in the runtime, beside the
+// other transports, so that a server reports its health without importing
+// grpc-js itself; it is its own export path (@hurdmesh/mach/health) so that
+// only a process that serves it loads grpc-js. What "" (the overall service)
+// means is the caller's: a boot server's container, for one, says SERVING
+// while it waits to be launched, since init launches it only once it is up.
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 

@@ -4,12 +4,14 @@
 // task's Receive stream. Only the task's own subjects are meaningful here.
 import * as grpc from "@grpc/grpc-js";
 import { context, propagation } from "@opentelemetry/api";
-import { CallReply, MachService } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import type { Bus, BusHandler, BusSubscription } from "./bus/types.js";
-import { Errno, HurdError } from "./errors.js";
+import { CallReply, MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import type { Bus, BusHandler, BusSubscription } from "../bus/types.js";
+import { Errno, HurdError } from "../errors.js";
+import { grpcServiceOf } from "./service.js";
 
 const raw = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
+const MachService = grpcServiceOf(MachDefinition);
 const EdgeClientService: grpc.ServiceDefinition = {
   sendTrap: { ...(MachService.sendTrap as unknown as grpc.MethodDefinition<unknown, unknown>), requestSerialize: raw, responseDeserialize: (b: Buffer) => b },
   receive: { ...(MachService.receive as unknown as grpc.MethodDefinition<unknown, unknown>), requestSerialize: () => Buffer.alloc(0), responseDeserialize: (b: Buffer) => b },

@@ -1,6 +1,6 @@
 // A boot server in a container of its own (docker compose, Kubernetes):
 //
-//   tsx services/init/src/container/main.ts init|proc|auth
+//   tsx packages/boot/src/container/main.ts init|proc|auth
 //
 // init claims its boot task from the kernel over the bus (boot-claim.ts in
 // the kernel), boots the hurd, runs pid 1 in its own process, launches proc
@@ -21,13 +21,16 @@
 // essential server's death, the crash the Hurd would have.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Errno, HurdError, MsgType, NatsBus, Task, type Bus } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
-import { BOOT_NAMES, Init, type Console } from "../boot.js";
-import { InProcessLauncher, startBootServer } from "../launch.js";
-import { serveSubhurds } from "../manager.js";
-import { serveHealth, type HealthServer } from "./health.js";
-import { awaitLaunch, BusLauncher, launchSubject } from "./launch.js";
+import { BOOT_NAMES, Init, serveSubhurds, type Console } from "@hurdmesh/init";
+import { serveHealth, type HealthServer } from "@hurdmesh/mach/health";
+import { subjectsOf } from "@hurdmesh/mach/internal";
+import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
+import { InProcessLauncher } from "../launchers.js";
+import { startBootServer } from "../servers.js";
+import { awaitLaunch, BusLauncher } from "./launch.js";
 
 const role = process.argv[2] ?? "";
 if (!["init", "proc", "auth"].includes(role)) {
@@ -64,27 +67,20 @@ async function connectBus(): Promise<Bus> {
   }
 }
 
-interface Claimed {
-  taskId: number;
-  token: string;
-  hostPriv: number;
-  namespaceId: number;
-}
-
 /** Asks the kernel for this hurd's boot task until it answers (it may not be up yet). */
-async function claimBoot(bus: Bus, secret: string): Promise<Claimed> {
-  const req = new TextEncoder().encode(JSON.stringify({ secret, hurd, parent: env.HURD_PARENT || undefined }));
+async function claimBoot(bus: Bus, secret: string): Promise<BootClaimReply> {
+  const req = BootClaimRequest.encode(BootClaimRequest.fromPartial({ secret, hurd, parent: env.HURD_PARENT || "" })).finish();
   for (let i = 0; ; i++) {
     try {
-      const a = JSON.parse(new TextDecoder().decode(await bus.request(`hurd.${system}.boot.claim`, req, 5000))) as Claimed | { errno: number; error: string };
-      if ("taskId" in a) return a;
+      const a = BootClaimReply.decode(await bus.request(subjectsOf(system).bootClaim, req, 5000));
+      if (a.errno === 0) return a;
       // EBUSY: the previous boot's startup has not been seen dead yet. EAGAIN: the parent subhurd is still booting.
       if (a.errno !== Errno.EBUSY && a.errno !== Errno.EAGAIN) throw new HurdError(a.errno, `the kernel refused the boot claim: ${a.error}`);
       if (i % 10 === 0) say(`boot claim: ${a.error}; asking again`);
     } catch (e) {
       const h = HurdError.from(e);
       if (h.code !== Errno.MACH_SEND_INVALID_DEST && h.code !== Errno.ETIMEDOUT) throw h;
-      if (i % 10 === 0) say(`waiting for the kernel (hurd.${system}.boot.claim)`);
+      if (i % 10 === 0) say(`waiting for the kernel (${subjectsOf(system).bootClaim})`);
     }
     await sleep(500);
   }
@@ -139,7 +135,7 @@ if (role === "init") await runInit();
 else await runServer();
 
 async function runServer(): Promise<void> {
-  const subject = launchSubject(system, hurd, role);
+  const subject = subjectsOf(system).launch(hurd, role);
   // Ready as soon as it listens: init launches it only once it answers.
   health!.set("SERVING");
   say(`waiting for init's launch order on ${subject}`);
@@ -210,6 +206,7 @@ async function runInit(): Promise<void> {
     : await serveSubhurds(task, {
         root: system,
         attach,
+        launcher: () => new InProcessLauncher(attach),
         publish: (name, con, parent, sys) => publish(name, con, { parent, system: sys }),
         unpublish: (name) => rmSync(join(stateDir, `${name}.json`), { force: true }),
         say,

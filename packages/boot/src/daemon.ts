@@ -1,10 +1,11 @@
 // The boot servers as OS processes (started by ProcessLauncher):
-//   node --import tsx daemon.ts auth|proc|runsystem
+//   node daemon.js auth|proc|runsystem   (the package export @hurdmesh/boot/daemon)
 // with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { NatsBus, Task } from "@hurdmesh/mach";
+import { Task } from "@hurdmesh/mach";
+import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
-import { startBootServer } from "./launch.js";
+import { startBootServer } from "./servers.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
 // (the kernel makes the per-message spans; these are their children).

@@ -1,29 +1,20 @@
 // Launching boot servers that run in containers of their own. Init cannot
 // start a process in another container, so each server's container waits on
 // the bus (hurd.<system>.launch.<hurd>.<server>) and init hands it the task
-// it made (id, token, host port name), as the Hurd's boot script hands a
-// server its ports on the command line. Until the container is up nobody
-// answers, and init asks again: containers may start in any order.
+// it made (a LaunchOrder: id, token, host port name; proto/hurd/boot/v1),
+// as the Hurd's boot script hands a server its ports on the command line.
+// Until the container is up nobody answers, and init asks again: containers
+// may start in any order.
 import { Errno, HurdError, type Bus } from "@hurdmesh/mach";
-import type { Launcher, LaunchPorts } from "../boot.js";
+import { subjectsOf } from "@hurdmesh/mach/internal";
+import type { Launcher, LaunchPorts } from "@hurdmesh/init";
+import { LaunchOrder, LaunchReply } from "@hurdmesh/proto/hurd/boot/v1/boot";
 
-export interface LaunchOrder {
-  taskId: number;
-  token: string;
-  hostPriv: number;
-}
-
-type LaunchAnswer = { ok: true } | { errno: number; error: string };
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-/** The subject a hurd's server waits on; "_" is the root hurd (a subhurd's name starts with a letter). */
-export function launchSubject(system: string, hurd: string, server: string): string {
-  return `hurd.${system}.launch.${hurd || "_"}.${server}`;
-}
+export { LaunchOrder };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const answer = (r: Partial<LaunchReply>) => LaunchReply.encode(LaunchReply.fromPartial(r)).finish();
 
 /** init's side: servers named in `remote` are launched over the bus, the rest by `local`. */
 export class BusLauncher implements Launcher {
@@ -34,14 +25,14 @@ export class BusLauncher implements Launcher {
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
     if (!this.o.remote.includes(name)) return this.o.local.launch(name, taskId, token, ports);
-    const subject = launchSubject(this.o.system, this.o.hurd, name);
-    const order = enc.encode(JSON.stringify({ taskId, token, hostPriv: ports.hostPriv } satisfies LaunchOrder));
+    const subject = subjectsOf(this.o.system).launch(this.o.hurd, name);
+    const order = LaunchOrder.encode({ taskId, token, hostPriv: ports.hostPriv }).finish();
     const deadline = Date.now() + (this.o.timeoutMs ?? 120_000);
     let said = false;
     for (;;) {
       try {
-        const a = JSON.parse(dec.decode(await this.bus.request(subject, order, 15_000))) as LaunchAnswer;
-        if ("ok" in a) return;
+        const a = LaunchReply.decode(await this.bus.request(subject, order, 15_000));
+        if (a.errno === 0) return;
         throw new HurdError(a.errno, `${name} refused its launch: ${a.error}`);
       } catch (e) {
         const h = HurdError.from(e);
@@ -70,19 +61,19 @@ export function awaitLaunch(bus: Bus, subject: string, start: (o: LaunchOrder) =
         order = parseOrder(data);
       } catch (e) {
         const h = HurdError.from(e);
-        bus.publish(reply, enc.encode(JSON.stringify({ errno: h.code, error: h.message } satisfies LaunchAnswer)));
+        bus.publish(reply, answer({ errno: h.code, error: h.message }));
         return;
       }
       taken = true;
       sub.unsubscribe();
       start(order).then(
         () => {
-          bus.publish(reply, enc.encode(JSON.stringify({ ok: true } satisfies LaunchAnswer)));
+          bus.publish(reply, answer({}));
           resolve(order);
         },
         (e) => {
           const h = HurdError.from(e);
-          bus.publish(reply, enc.encode(JSON.stringify({ errno: h.code, error: h.message } satisfies LaunchAnswer)));
+          bus.publish(reply, answer({ errno: h.code, error: h.message }));
           reject(h);
         },
       );
@@ -91,13 +82,12 @@ export function awaitLaunch(bus: Bus, subject: string, start: (o: LaunchOrder) =
 }
 
 function parseOrder(data: Uint8Array): LaunchOrder {
-  let v: Partial<LaunchOrder> | null;
+  let v: LaunchOrder;
   try {
-    v = JSON.parse(dec.decode(data)) as Partial<LaunchOrder> | null;
-  } catch {
-    throw new HurdError(Errno.EINVAL, "a launch order is a JSON object");
+    v = LaunchOrder.decode(data);
+  } catch (e) {
+    throw new HurdError(Errno.EINVAL, "a launch order is a hurd.boot.v1.LaunchOrder", { cause: e });
   }
-  if (!v || !Number.isSafeInteger(v.taskId) || !(v.taskId! > 0) || typeof v.token !== "string" || !Number.isSafeInteger(v.hostPriv))
-    throw new HurdError(Errno.EINVAL, "a launch order needs taskId, token and hostPriv");
-  return v as LaunchOrder;
+  if (!(v.taskId > 0) || !v.token) throw new HurdError(Errno.EINVAL, "a launch order needs taskId and token");
+  return v;
 }

@@ -4,17 +4,18 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errno, HurdError, LocalHub } from "@hurdmesh/mach";
-import type { Launcher } from "../boot.js";
-import { awaitLaunch, BusLauncher, launchSubject, type LaunchOrder } from "./launch.js";
+import type { Launcher } from "@hurdmesh/init";
+import { subjectsOf } from "@hurdmesh/mach/internal";
+import { LaunchReply } from "@hurdmesh/proto/hurd/boot/v1/boot";
+import { awaitLaunch, BusLauncher, LaunchOrder } from "./launch.js";
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
+const order = (o: Partial<LaunchOrder>) => LaunchOrder.encode(LaunchOrder.fromPartial(o)).finish();
 const noLocal: Launcher = { launch: async () => assert.fail("no local launch expected") };
 
 describe("launch orders (in-process bus)", () => {
   it("names the root hurd _ and a subhurd by its name", () => {
-    assert.equal(launchSubject("hurd", "", "proc"), "hurd.hurd.launch._.proc");
-    assert.equal(launchSubject("hurd", "alpha", "auth"), "hurd.hurd.launch.alpha.auth");
+    assert.equal(subjectsOf("hurd").launch("", "proc"), "hurd.hurd.launch._.proc");
+    assert.equal(subjectsOf("hurd").launch("alpha", "auth"), "hurd.hurd.launch.alpha.auth");
   });
 
   it("answers junk with EINVAL and keeps waiting for a real order", async () => {
@@ -23,16 +24,24 @@ describe("launch orders (in-process bus)", () => {
     const initBus = hub.connect();
     const got: LaunchOrder[] = [];
     const waiting = awaitLaunch(server, "s.launch._.proc", async (o) => void got.push(o));
-    for (const junk of ["{nope", "null", JSON.stringify({ taskId: -1, token: "t", hostPriv: 1 }), JSON.stringify({ taskId: 5, hostPriv: 1 })]) {
-      const a = JSON.parse(dec.decode(await initBus.request("s.launch._.proc", enc.encode(junk), 1000))) as { errno?: number };
-      assert.equal(a.errno, Errno.EINVAL, junk);
+    const junks: Array<[string, Uint8Array]> = [
+      // A length-delimited field whose length runs past the end; then JSON, as orders were once sent.
+      ["not a LaunchOrder", new Uint8Array([0x12, 0x7f, 0x74])],
+      ["JSON", new TextEncoder().encode(JSON.stringify({ taskId: 7, token: "t", hostPriv: 1 }))],
+      ["empty", new Uint8Array(0)],
+      ["no task", order({ token: "t", hostPriv: 1 })],
+      ["no token", order({ taskId: 5, hostPriv: 1 })],
+    ];
+    for (const [what, junk] of junks) {
+      const a = LaunchReply.decode(await initBus.request("s.launch._.proc", junk, 1000));
+      assert.equal(a.errno, Errno.EINVAL, what);
     }
-    const ok = JSON.parse(dec.decode(await initBus.request("s.launch._.proc", enc.encode(JSON.stringify({ taskId: 7, token: "tok", hostPriv: 256 })), 1000)));
-    assert.deepEqual(ok, { ok: true });
+    const ok = LaunchReply.decode(await initBus.request("s.launch._.proc", order({ taskId: 7, token: "tok", hostPriv: 256 }), 1000));
+    assert.equal(ok.errno, 0, ok.error);
     assert.deepEqual(await waiting, { taskId: 7, token: "tok", hostPriv: 256 });
     assert.equal(got.length, 1);
     // One order only: nobody listens any more.
-    await assert.rejects(initBus.request("s.launch._.proc", enc.encode("{}"), 300), (e) => HurdError.from(e).code === Errno.MACH_SEND_INVALID_DEST);
+    await assert.rejects(initBus.request("s.launch._.proc", order({}), 300), (e) => HurdError.from(e).code === Errno.MACH_SEND_INVALID_DEST);
   });
 
   it("init asks again until the server's container listens, and runs the rest locally", async () => {
@@ -41,7 +50,7 @@ describe("launch orders (in-process bus)", () => {
     const l = new BusLauncher(hub.connect(), { system: "s", hurd: "alpha", remote: ["proc"], local: { launch: async (n) => void local.push(n) } });
     const launched = l.launch("proc", 9, "tok", { hostPriv: 256 });
     await new Promise((r) => setTimeout(r, 600));
-    const order = awaitLaunch(hub.connect(), launchSubject("s", "alpha", "proc"), async () => {});
+    const order = awaitLaunch(hub.connect(), subjectsOf("s").launch("alpha", "proc"), async () => {});
     await launched;
     assert.equal((await order).taskId, 9);
     await l.launch("runsystem", 10, "tok2", { hostPriv: 256 });
@@ -50,7 +59,7 @@ describe("launch orders (in-process bus)", () => {
 
   it("a server that fails to start answers with its errno, and init's launch fails with it", async () => {
     const hub = new LocalHub();
-    const failed = awaitLaunch(hub.connect(), launchSubject("s", "", "auth"), async () => {
+    const failed = awaitLaunch(hub.connect(), subjectsOf("s").launch("", "auth"), async () => {
       throw new HurdError(Errno.KERN_INVALID_TASK, "no such task");
     });
     const l = new BusLauncher(hub.connect(), { system: "s", hurd: "", remote: ["auth"], local: noLocal });

@@ -1,5 +1,5 @@
 import { status } from "@grpc/grpc-js";
-import { Errno } from "./errors.js";
+import { Errno } from "../errors.js";
 
 /**
  * The one mapping from Hurd codes to gRPC status codes, used at the kernel's

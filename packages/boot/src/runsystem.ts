@@ -2,8 +2,8 @@
 // Hurd's /hurd/init loops waitpid(WAIT_ANY, WNOHANG) on SIGCHLD) and runs
 // the configured user command, if any, as its child.
 import { Process, runProgram, SIG, WNOHANG, describeStatus } from "@hurdmesh/libhurd";
+import { BOOT_NAMES } from "@hurdmesh/init";
 import type { Task } from "@hurdmesh/mach";
-import { BOOT_NAMES } from "./boot.js";
 
 export interface RunsystemOptions {
   command?: string[];

@@ -1,0 +1,7 @@
+// The runtime at the kernel's gRPC edge (@hurdmesh/mach/edge): the bus over
+// gRPC for programs outside the bus, the one errno -> gRPC status mapping,
+// and grpc-js services and clients made from the generated definitions.
+// Only whoever imports this path loads grpc-js.
+export { EdgeBus } from "./edge-bus.js";
+export { grpcStatusOf } from "./status.js";
+export { grpcServiceOf, grpcClientOf, type GrpcService, type GrpcClient } from "./service.js";

@@ -1,0 +1,12 @@
+// What the repository's own packages and services share about the runtime
+// but a program written against it does not need (as nats.js's
+// internal_mod.ts): the wire's subjects and codecs, the MIG facts of the
+// generated definitions, the hooks telemetry plugs into. Imported as
+// @hurdmesh/mach/internal; users of the runtime import @hurdmesh/mach.
+export { subjectsOf, parseSubject, permissionsOf, ROOT, INBOX_PREFIX, ROOT_HURD, type SystemSubjects, type ParsedSubject, type Role, type Permissions } from "./subjects.js";
+export { matches } from "./bus/local.js";
+export { methods, msgidOf, isSimple, type MethodDef, type MethodInfo, type ServiceDef } from "./msgid.js";
+export { encode } from "./wire.js";
+export { clearTaskEvents, decodeTaskEvents, encodeTaskEvents, newTaskEvents, type TaskEvents } from "./task-events.js";
+export { tracingHooks } from "./hooks.js";
+export { TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT, NO_TRACE_CONTEXT, isTraceContext, isSampled, traceparentOf, traceContextOf, hexOf } from "./trace-context.js";

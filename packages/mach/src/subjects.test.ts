@@ -1,0 +1,113 @@
+// The subject map: every subject as the wire has it, read back, refused
+// when a name would reach other subjects; and the roles' permissions, which
+// the NATS authorization will be derived from: each subject has exactly
+// the publishers and subscribers it should, and no task reaches another's.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { matches } from "./bus/local.js";
+import { parseSubject, permissionsOf, subjectsOf, type Role } from "./subjects.js";
+
+describe("bus subjects", () => {
+  it("builds every subject of a system as the wire has it", () => {
+    const s = subjectsOf("hurd");
+    assert.equal(s.trap, "hurd.hurd.kernel.trap");
+    assert.equal(s.delivery(7, 4096), "hurd.hurd.rcv.7.4096");
+    assert.equal(s.deliveries(7), "hurd.hurd.rcv.7.>");
+    assert.equal(s.deliveryPrefix(7) + 4096, s.delivery(7, 4096));
+    assert.equal(s.bootClaim, "hurd.hurd.boot.claim");
+    assert.equal(s.launch("", "proc"), "hurd.hurd.launch._.proc");
+    assert.equal(s.launch("alpha", "auth"), "hurd.hurd.launch.alpha.auth");
+    assert.equal(s.traceWatch, "hurd.hurd.trace.watch");
+    assert.equal(s.traceCtl, "hurd.hurd.trace.ctl");
+    assert.equal(s.traceBatches(42), "hurd.hurd.trace.42");
+  });
+
+  it("reads back what it builds, and nothing that is not one of its subjects", () => {
+    const s = subjectsOf("t1");
+    assert.deepEqual(parseSubject(s.trap), { kind: "trap", system: "t1" });
+    assert.deepEqual(parseSubject(s.delivery(7, 4096)), { kind: "delivery", system: "t1", taskId: 7, port: 4096 });
+    assert.deepEqual(parseSubject(s.bootClaim), { kind: "boot-claim", system: "t1" });
+    assert.deepEqual(parseSubject(s.launch("", "proc")), { kind: "launch", system: "t1", hurd: "", server: "proc" });
+    assert.deepEqual(parseSubject(s.launch("alpha", "auth")), { kind: "launch", system: "t1", hurd: "alpha", server: "auth" });
+    assert.deepEqual(parseSubject(s.traceWatch), { kind: "trace-watch", system: "t1" });
+    assert.deepEqual(parseSubject(s.traceCtl), { kind: "trace-ctl", system: "t1" });
+    assert.deepEqual(parseSubject(s.traceBatches(42)), { kind: "trace-batches", system: "t1", watchId: 42 });
+    assert.deepEqual(parseSubject("_INBOX.local3.17"), { kind: "inbox" });
+    for (const junk of ["", "hurd", "hurd.t1", "hurd.t1.kernel", "hurd.t1.kernel.trap.x", "nats.t1.kernel.trap", "hurd.t1.rcv.7", "hurd.t1.rcv.7.x", "hurd.t1.rcv.07.1", "hurd.t1.rcv.7.>", "hurd.t1.trace.-1", "hurd.t1.trace.*", "hurd..kernel.trap", "_INBOX", "_INBOX..x"])
+      assert.equal(parseSubject(junk), null, junk);
+  });
+
+  it("refuses a system, hurd or server name that would reach other subjects", () => {
+    for (const bad of ["", "a.b", "*", ">", "a b", "x\ty"]) {
+      assert.throws(() => subjectsOf(bad), RangeError, `system ${JSON.stringify(bad)}`);
+      if (bad) assert.throws(() => subjectsOf("hurd").launch(bad, "proc"), RangeError, `hurd ${JSON.stringify(bad)}`);
+      assert.throws(() => subjectsOf("hurd").launch("", bad), RangeError, `server ${JSON.stringify(bad)}`);
+    }
+  });
+});
+
+describe("who may publish and subscribe what", () => {
+  const system = "s";
+  const s = subjectsOf(system);
+  const roles: Array<[string, Role]> = [
+    ["kernel", { kind: "kernel" }],
+    ["task 7", { kind: "task", taskId: 7 }],
+    ["task 8", { kind: "task", taskId: 8 }],
+    ["startup of the root hurd", { kind: "startup", hurd: "" }],
+    ["startup of alpha", { kind: "startup", hurd: "alpha" }],
+    ["proc's container (root hurd)", { kind: "launch", hurd: "", server: "proc" }],
+    ["auth's container (alpha)", { kind: "launch", hurd: "alpha", server: "auth" }],
+    ["watcher of watch 42", { kind: "trace-watcher", watchId: 42 }],
+  ];
+  /** The roles the permissions let do `op` on `subject` (NATS: allowed and not denied). */
+  const who = (op: "publish" | "subscribe", subject: string) =>
+    roles
+      .filter(([, r]) => {
+        const p = permissionsOf(system, r);
+        return p[op].some((x) => matches(x, subject)) && !(op === "publish" && p.denyPublish.some((x) => matches(x, subject)));
+      })
+      .map(([n]) => n);
+
+  // Every concrete subject, with who must be able to publish it and who to subscribe to it.
+  const expected: Array<[string, string[], string[]]> = [
+    [s.trap, ["task 7", "task 8"], ["kernel"]],
+    [s.delivery(7, 4096), ["kernel"], ["task 7"]],
+    [s.delivery(8, 4096), ["kernel"], ["task 8"]],
+    [s.bootClaim, ["startup of the root hurd", "startup of alpha"], ["kernel"]],
+    [s.launch("", "proc"), ["startup of the root hurd"], ["proc's container (root hurd)"]],
+    [s.launch("alpha", "auth"), ["startup of alpha"], ["auth's container (alpha)"]],
+    [s.traceWatch, ["watcher of watch 42"], ["kernel"]],
+    [s.traceCtl, ["watcher of watch 42"], ["kernel"]],
+    [s.traceBatches(42), ["kernel"], ["watcher of watch 42"]],
+  ];
+
+  for (const [subject, publishers, subscribers] of expected) {
+    it(`${subject}: published by ${publishers.join(", ")}; read by ${subscribers.join(", ")} only`, () => {
+      assert.deepEqual(who("publish", subject), publishers);
+      assert.deepEqual(who("subscribe", subject), subscribers);
+    });
+  }
+
+  it("no task reads another's deliveries or forges the kernel's, and no container takes another's launch", () => {
+    assert.deepEqual(who("subscribe", s.delivery(9, 1)), []);
+    assert.deepEqual(who("publish", s.delivery(9, 1)), ["kernel"]);
+    assert.deepEqual(who("subscribe", s.launch("", "auth")), []);
+    assert.deepEqual(who("subscribe", s.launch("beta", "proc")), []);
+    assert.deepEqual(who("publish", s.launch("beta", "proc")), []);
+    assert.deepEqual(who("subscribe", s.traceBatches(43)), []);
+  });
+
+  it("answers go to inboxes: whoever makes requests reads them, whoever serves requests may answer", () => {
+    const inbox = "_INBOX.abc.1";
+    assert.deepEqual(who("subscribe", inbox), ["task 7", "task 8", "startup of the root hurd", "startup of alpha", "watcher of watch 42"]);
+    const responders = roles.filter(([, r]) => permissionsOf(system, r).respond).map(([n]) => n);
+    assert.deepEqual(responders, ["kernel", "proc's container (root hurd)", "auth's container (alpha)"]);
+  });
+
+  it("never grants another system's subjects", () => {
+    for (const [, r] of roles) {
+      const p = permissionsOf(system, r);
+      for (const x of [...p.publish, ...p.subscribe]) assert.ok(x.startsWith(`hurd.${system}.`) || x === "_INBOX.>", x);
+    }
+  });
+});
