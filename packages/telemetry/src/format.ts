@@ -6,7 +6,7 @@
 // does with reply ports. Unknown ids print as numbers.
 import { errnoName } from "@hurdmesh/mach";
 import type { TraceRecord } from "./kernel-trace.js";
-import { registry, type Registry } from "./registry.js";
+import { registry, type Registry } from "@hurdmesh/mach/registry";
 import {
   DeadNameNotification,
   NewTaskNotification,

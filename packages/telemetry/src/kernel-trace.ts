@@ -14,7 +14,7 @@ import { SpanKind, type Attributes } from "@opentelemetry/api";
 import { errnoName, isTraceContext, NO_TRACE_CONTEXT, traceContextOf } from "@hurdmesh/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Telemetry } from "./otel.js";
-import { registry, type Registry } from "./registry.js";
+import { registry, type Registry } from "@hurdmesh/mach/registry";
 import { LightSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
 import { keyBytes, type Writer } from "./otlp-writer.js";
 import { K_DELIVERED, K_NOTIFY, K_REPLIED, putKernelFields, REC_KERNEL, type NameTable } from "./records.js";
