@@ -19,7 +19,7 @@ const roles = {
   init: ["services/init/src/container/main.ts", true],
   proc: ["services/init/src/container/main.ts", true],
   auth: ["services/init/src/container/main.ts", true],
-  "otlp-sink": ["packages/telemetry/src/otlp-sink/main.ts", false],
+  "otlp-sink": ["packages/telemetry-sdk/src/otlp-sink/main.ts", false],
   hurd: ["packages/cli/src/main.ts", false],
 };
 const [role, ...rest] = process.argv.slice(2);
@@ -32,7 +32,7 @@ const [file, keepRole] = entry;
 // In a container the edge must listen beyond loopback to be published.
 if (role === "kernel") process.env.HURD_GRPC ??= "0.0.0.0:7400";
 process.argv = [process.argv[0], `${root}${file}`, ...(keepRole ? [role] : []), ...rest];
-const hook = `${root}packages/telemetry/src/register.mjs`;
+const hook = `${root}packages/telemetry-sdk/src/register.mjs`;
 if (process.env.OTEL_EXPORTER_OTLP_ENDPOINT && process.env.OTEL_SDK_DISABLED !== "true" && existsSync(hook)) await import(hook);
 register();
 await import(`${root}${file}`);

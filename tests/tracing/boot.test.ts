@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { SpanKind } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { Init, InProcessLauncher } from "@hurdmesh/init";
-import { createTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { createTelemetry } from "@hurdmesh/telemetry-sdk";
 import { busKinds, startHurd, type Hurd } from "../harness.js";
 
 for (const kind of busKinds) {

@@ -10,7 +10,7 @@ import { BOOT_NAMES, Init, InProcessLauncher } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
 import { serveSubhurds } from "@hurdmesh/init";
-import { nodeImports } from "@hurdmesh/telemetry";
+import { nodeImports } from "@hurdmesh/telemetry-sdk";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {

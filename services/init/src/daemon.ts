@@ -3,7 +3,8 @@
 // with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
 import { attachFromEnv } from "@hurdmesh/libhurd";
 import { NatsBus, Task } from "@hurdmesh/mach";
-import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
+import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./launch.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them

@@ -8,7 +8,7 @@ import { bootAuth } from "@hurdmesh/auth/boot";
 import { startProc } from "@hurdmesh/proc";
 import type { Launcher, LaunchPorts } from "./boot.js";
 import { Runsystem } from "./runsystem.js";
-import { nodeImports } from "@hurdmesh/telemetry";
+import { nodeImports } from "@hurdmesh/telemetry-sdk";
 
 /**
  * Starts boot server `name` on its task: the one table of what each boot

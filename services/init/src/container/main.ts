@@ -22,7 +22,8 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Errno, HurdError, MsgType, NatsBus, Task, type Bus } from "@hurdmesh/mach";
-import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
+import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, type Console } from "../boot.js";
 import { InProcessLauncher, startBootServer } from "../launch.js";
 import { serveSubhurds } from "../manager.js";
