@@ -125,8 +125,8 @@ export class LightTracer implements HotTracer {
     return new ServerSpan(this, name, parent, method, migId);
   }
 
-  startSpan(name: string, kind: SpanKind, parent: Parent | null, attributes: Attributes): PlainSpan {
-    return new PlainSpan(this, name, kind, parent, attributes);
+  startSpan(name: string, kind: SpanKind, parent: Parent | null, given: Attributes): PlainSpan {
+    return new PlainSpan(this, name, kind, parent, given);
   }
 }
 
