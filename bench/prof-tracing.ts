@@ -1,5 +1,6 @@
 // Profiling driver (not part of the bench): local Ping, 64 in flight, 100 % sampled.
-import { createTelemetry, installTracingHooks, SerializingExporter } from "@hurdmesh/telemetry";
+import { installTracingHooks } from "@hurdmesh/telemetry";
+import { createTelemetry, SerializingExporter } from "@hurdmesh/telemetry-sdk";
 import { rig } from "./rows/kernel.js";
 const on = process.argv[2] !== "off";
 const ctx = { natsUrl: process.env.NATS_URL ?? "", durationMs: 0, inFlight: [64], log: () => {} };

@@ -22,7 +22,7 @@ const roles = {
   init: ["@hurdmesh/boot/container", true],
   proc: ["@hurdmesh/boot/container", true],
   auth: ["@hurdmesh/boot/container", true],
-  "otlp-sink": ["@hurdmesh/telemetry/otlp-sink/main", false],
+  "otlp-sink": ["@hurdmesh/telemetry-sdk/otlp-sink/main", false],
   hurd: ["@hurdmesh/cli/main", false],
 };
 const [role, ...rest] = process.argv.slice(2);
@@ -36,5 +36,5 @@ const [program, keepRole] = entry;
 if (role === "kernel") process.env.HURD_GRPC ??= "0.0.0.0:7400";
 const file = new URL(import.meta.resolve(program)).pathname;
 process.argv = [process.argv[0], file, ...(keepRole ? [role] : []), ...rest];
-await import("@hurdmesh/telemetry/register");
+await import("@hurdmesh/telemetry-sdk/register");
 await import(program);

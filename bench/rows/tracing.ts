@@ -9,7 +9,8 @@
 // concurrency. Subjects are interleaved, so the ratios share conditions.
 import { AlwaysOffSampler } from "@opentelemetry/sdk-trace";
 import { TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { createTelemetry, installTracingHooks, NoopExporter, SerializingExporter, type Telemetry } from "@hurdmesh/telemetry";
+import { installTracingHooks } from "@hurdmesh/telemetry";
+import { createTelemetry, NoopExporter, SerializingExporter, type SdkTelemetry } from "@hurdmesh/telemetry-sdk";
 import { measureInterleaved, type Row, type Subject } from "../harness.js";
 import { bootRig } from "../rig.js";
 import { PING, rig } from "./kernel.js";
@@ -22,14 +23,14 @@ export const MODES: Mode[] = ["off", "on, not sampled", "on, 100% sampled, batch
 export const tracingName = (what: string, mode: Mode) => `${what} | tracing ${mode}`;
 
 /** The runtime's hooks are process-wide: each subject installs its own before its calls. */
-let installed: Telemetry | null = null;
-function use(t: Telemetry | null): void {
+let installed: SdkTelemetry | null = null;
+function use(t: SdkTelemetry | null): void {
   if (installed === t) return;
   installTracingHooks(t);
   installed = t;
 }
 
-function telemetryFor(mode: Mode, bus: "local" | "nats"): Telemetry | null {
+function telemetryFor(mode: Mode, bus: "local" | "nats"): SdkTelemetry | null {
   if (mode === "on, not sampled") return createTelemetry({ service: "bench", exporter: new NoopExporter(), sampler: new AlwaysOffSampler() });
   if (mode === "on, 100% sampled, batched export") return createTelemetry({ service: "bench", exporter: new SerializingExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: 200, bus });
   return null;
@@ -42,7 +43,7 @@ export const tracing: RowGroup = {
   async run(ctx: BenchContext): Promise<Row[]> {
     const subjects: Subject[] = [];
     const closers: (() => Promise<void>)[] = [];
-    const tels: Telemetry[] = [];
+    const tels: SdkTelemetry[] = [];
     let records = 0;
     const pings: Subject[] = [];
     const lifes: Subject[] = [];

@@ -8,7 +8,8 @@ import { SpanKind } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { Init } from "@hurdmesh/init";
-import { createTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { createTelemetry } from "@hurdmesh/telemetry-sdk";
 import { busKinds, startHurd, type Hurd } from "../harness.js";
 
 for (const kind of busKinds) {

@@ -9,8 +9,8 @@ import protobuf from "protobufjs";
 import { SpanKind } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace";
-import { createTelemetry, encodeSpans, installTracingHooks, NameBytes, NameTable, OtlpHttpExporter, PlainSpan, RecordChunk, RecordSink, encodeRecord, type LightSink, type LightSpan } from "@hurdmesh/telemetry";
-import { Writer } from "../../packages/telemetry/src/otlp-writer.js";
+import { installTracingHooks } from "@hurdmesh/telemetry";
+import { createTelemetry, encodeSpans, NameBytes, NameTable, OtlpHttpExporter, PlainSpan, RecordChunk, RecordSink, encodeRecord, Writer, type LightSink, type LightSpan } from "@hurdmesh/telemetry-sdk";
 import { sequence, world, type World } from "./kit.js";
 
 // The parts of opentelemetry-proto the exporters write.
@@ -196,7 +196,7 @@ describe("OTLP encoding (local bus)", () => {
 describe("where span export runs", () => {
   it("on a worker thread unless on NATS with two cores or fewer; HURD_TRACE_EXPORT_THREAD forces either", async () => {
     const { availableParallelism } = await import("node:os");
-    const { SerializingExporter } = await import("@hurdmesh/telemetry");
+    const { SerializingExporter } = await import("@hurdmesh/telemetry-sdk");
     const threaded = (o: Parameters<typeof createTelemetry>[0]) => {
       const tel = createTelemetry({ exporter: new SerializingExporter(), ...o, service: "where" });
       const sink = (tel.light as unknown as { sink: RecordSink }).sink;

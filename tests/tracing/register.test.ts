@@ -6,7 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { nodeImports, REGISTER_FILE } from "@hurdmesh/telemetry";
+import { nodeImports, REGISTER_FILE } from "@hurdmesh/telemetry-sdk";
 
 interface Span {
   name: string;

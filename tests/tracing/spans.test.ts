@@ -9,7 +9,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { context, ROOT_CONTEXT, SpanKind, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace";
-import { createTelemetry, installTracingHooks, tracingEnabled } from "@hurdmesh/telemetry";
+import { installTracingHooks, tracingEnabled } from "@hurdmesh/telemetry";
+import { createTelemetry } from "@hurdmesh/telemetry-sdk";
 import { busKinds } from "../harness.js";
 import { sequence, world, type World } from "./kit.js";
 

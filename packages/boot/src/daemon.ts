@@ -4,7 +4,8 @@
 import { attachFromEnv } from "@hurdmesh/libhurd";
 import { Task } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
-import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
+import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them

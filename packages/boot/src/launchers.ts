@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Launcher, LaunchPorts } from "@hurdmesh/init";
 import type { Task } from "@hurdmesh/mach";
-import { nodeImports } from "@hurdmesh/telemetry";
+import { nodeImports } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
 
 /** Runs auth, proc and runsystem in this process. */

@@ -8,7 +8,8 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { MsgType, Task } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
-import { installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
+import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { ProcessLauncher } from "./launchers.js";
 

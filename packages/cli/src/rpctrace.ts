@@ -9,8 +9,8 @@ import { portAt } from "@hurdmesh/mach";
 import { runProgram, W, describeStatus } from "@hurdmesh/libhurd";
 import { grpcClientOf } from "@hurdmesh/mach/edge";
 import { TraceDefinition, type TraceBatch, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { RpcTraceFormatter } from "@hurdmesh/telemetry";
 import { allProcs } from "./list.js";
+import { RpcTraceFormatter } from "./rpctrace/format.js";
 import { CliError, connect, type Connected } from "./session.js";
 
 export interface RpctraceOptions {

@@ -10,7 +10,7 @@ import { InProcessLauncher } from "@hurdmesh/boot";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
-import { nodeImports } from "@hurdmesh/telemetry";
+import { nodeImports } from "@hurdmesh/telemetry-sdk";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {

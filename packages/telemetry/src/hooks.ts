@@ -10,17 +10,18 @@
 // (`{ traceparent }` from the request, see Context.traceparent), or the
 // program opts in to async propagation with `asyncContext` (or
 // HURD_TRACE_ASYNC_CONTEXT=1), which installs OTel's AsyncLocalStorage
-// context manager and runs each handler inside its span's context.
-import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+// context manager (the SDK's, through Telemetry.asyncContextManager) and
+// runs each handler inside its span's context.
+//
+// The spans themselves are the SDK's (Telemetry.light): this module only
+// decides when one begins and ends, so servers load no SDK to be traced.
+import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes, type ContextManager } from "@opentelemetry/api";
 import { type Received } from "@hurdmesh/mach";
 import { NO_TRACE_CONTEXT, traceContextOf, traceparentOf, tracingHooks } from "@hurdmesh/mach/internal";
-import { LightSpan, PlainSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
-import type { Telemetry } from "./otel.js";
-import { putServerFields, REC_SERVER, type NameTable } from "./records.js";
 import { formatTraceparent } from "./traceparent.js";
+import { UNSAMPLED, type HotSpan, type Telemetry } from "./types.js";
 
-let manager: AsyncLocalStorageContextManager | null = null;
+let manager: ContextManager | null = null;
 /** The trace context of the handler running synchronously now (empty outside handlers, or an unsampled one). */
 let active: Uint8Array = NO_TRACE_CONTEXT;
 /**
@@ -28,29 +29,7 @@ let active: Uint8Array = NO_TRACE_CONTEXT;
  * traceparent is made only if the handler sends something (most answer and
  * return, and their reply carries the request's context).
  */
-let activeSpan: LightSpan | null = null;
-
-/** A request's handling in its server; attributes become an object only at export. */
-class ServerSpan extends LightSpan {
-  constructor(
-    lt: LightTracer,
-    name: string,
-    parent: Parent | null,
-    private readonly method: string | undefined,
-    private readonly migId: number,
-  ) {
-    super(lt, name, SpanKind.SERVER, parent);
-  }
-  // The kernel's span above this one names the ports, tasks and MIG id;
-  // repeating them here would only add to every export's serialization.
-  protected override recordFields(i32: Int32Array, wi: number, names: NameTable): number {
-    putServerFields(i32, wi, names.id(this.method ?? String(this.migId)));
-    return REC_SERVER;
-  }
-  protected override attrs(): Attributes {
-    return { "rpc.system.name": "hurdmesh", "rpc.method": this.method ?? String(this.migId) };
-  }
-}
+let activeSpan: HotSpan | null = null;
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -106,21 +85,21 @@ export function currentTraceparent(): string {
  * outside handlers are its children. Nothing (and no cost) without telemetry.
  */
 export class StepTrace {
-  private readonly root: PlainSpan | null;
-  private phaseSpan: PlainSpan | null = null;
+  private readonly root: HotSpan | null;
+  private phaseSpan: HotSpan | null = null;
   constructor(
     private readonly tel: Telemetry | null,
     name: string,
     attributes: Attributes = {},
   ) {
-    this.root = tel && tel.light.sampleRoot(name) ? new PlainSpan(tel.light, name, SpanKind.INTERNAL, null, attributes) : null;
+    this.root = tel && tel.light.sampleRoot(name) ? tel.light.startSpan(name, SpanKind.INTERNAL, null, attributes) : null;
     if (this.root) ambient = this.root.context;
   }
   /** Ends the current phase and starts `name`. */
   phase(name: string): void {
     this.phaseSpan?.end();
     if (!this.root || !this.tel) return;
-    this.phaseSpan = new PlainSpan(this.tel.light, name, SpanKind.INTERNAL, this.root.context, {});
+    this.phaseSpan = this.tel.light.startSpan(name, SpanKind.INTERNAL, this.root.context, {});
     ambient = this.phaseSpan.context;
   }
   end(error?: unknown): void {
@@ -146,7 +125,7 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
   }
   const asyncContext = o.asyncContext ?? process.env.HURD_TRACE_ASYNC_CONTEXT === "1";
   if (asyncContext && !manager) {
-    manager = new AsyncLocalStorageContextManager();
+    manager = tel.asyncContextManager();
     manager.enable();
     // register.mjs may have set its synchronous manager: the API keeps the first one registered.
     context.disable();
@@ -160,7 +139,7 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
     // Unsampled: no span, but the decision travels on with what the handler sends.
     if (parent === UNSAMPLED) return within(m.traceContext, m, run);
     if (parent === null && !lt.sampleRoot(name)) return within(lt.unsampledContext(), m, run);
-    const span = new ServerSpan(lt, name, parent, method, m.id);
+    const span = lt.startServerSpan(name, parent, method, m.id);
     const prev = active;
     const prevSpan = activeSpan;
     active = NO_TRACE_CONTEXT;
@@ -185,7 +164,7 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
 }
 
 function endSpan(span: unknown, error: unknown): void {
-  const s = span as LightSpan;
+  const s = span as HotSpan;
   if (error !== undefined) s.fail(errText(error));
   s.end();
 }

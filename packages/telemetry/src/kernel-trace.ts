@@ -14,11 +14,8 @@ import { SpanKind, type Attributes } from "@opentelemetry/api";
 import { errnoName } from "@hurdmesh/mach";
 import { isTraceContext, NO_TRACE_CONTEXT, traceContextOf } from "@hurdmesh/mach/internal";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import type { Telemetry } from "./otel.js";
-import { registry, type Registry } from "./registry.js";
-import { LightSpan, UNSAMPLED, type LightTracer, type Parent } from "./light.js";
-import { keyBytes, type Writer } from "./otlp-writer.js";
-import { K_DELIVERED, K_NOTIFY, K_REPLIED, putKernelFields, REC_KERNEL, type NameTable } from "./records.js";
+import { registry, type Registry } from "@hurdmesh/mach/registry";
+import { K_DELIVERED, K_NOTIFY, K_REPLIED, keyBytes, LightSpan, putKernelFields, REC_KERNEL, UNSAMPLED, type LightTracer, type NameTable, type Parent, type SdkTelemetry as Telemetry, type Writer } from "@hurdmesh/telemetry-sdk";
 
 
 // Structural views of the kernel's objects (the kernel imports this package, not the reverse).

@@ -1,11 +1,10 @@
+// The telemetry API: what servers and the runtime's hooks import. It loads
+// @opentelemetry/api and the runtime, never the SDK (@hurdmesh/telemetry-sdk,
+// which the programs that export spans build and set with setGlobalTelemetry).
 export { parseTraceparent, formatTraceparent, type TraceParent } from "./traceparent.js";
-export { Registry, registry, NOTIFICATIONS } from "./registry.js";
-export { TraceHub, WATCH_BUFFER, type KernelTracer, type TraceRecord, type WatchFilter, type WatchSink, type TNs, type TTask, type TMsg, type TWire, type TReceived } from "./kernel-trace.js";
-export { RpcTraceFormatter, show, errorText, type FormatOptions } from "./format.js";
-export { createTelemetry, telemetryFromEnv, tracingEnabled, CountingBatchSpanProcessor, NoopExporter, SerializingExporter, setGlobalTelemetry, globalTelemetry, nodeImports, REGISTER_FILE, type Telemetry, type TelemetryOptions } from "./otel.js";
+export { UNSAMPLED, type Parent, type HotSpan, type HotTracer, type Telemetry } from "./types.js";
+export { tracingEnabled, setGlobalTelemetry, globalTelemetry } from "./global.js";
 export { installTracingHooks, currentTraceparent, currentTraceContext, StepTrace, type HookOptions } from "./hooks.js";
-export { LightSpan, LightTracer, PlainSpan, ProcessorSink, UNSAMPLED, unsampledRoot, newLightSpanId, newLightTraceId, type Parent, type LightSink } from "./light.js";
-export { encodeSpans, encodeSpan, OtlpHttpExporter, isEncodedExporter, type EncodedExporter, type ExporterConfig } from "./otlp.js";
-export { RecordSink, type RecordSinkOptions } from "./record-sink.js";
-export { NameTable, NameBytes, RecordChunk, encodeRecord, REC_BYTES } from "./records.js";
+// kernel-trace.ts, the kernel's tracer on its way to services/kernel, is
+// not exported: it builds on the SDK's spans.
 export { watchTraceOnBus, traceSubjects, TRACE_LEASE, type BusTraceWatch, type BusWatchOptions, type TaskCredentials } from "./bus-watch.js";

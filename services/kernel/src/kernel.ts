@@ -2,7 +2,11 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { Errno, HurdError, type ErrnoName, type Bus } from "@hurdmesh/mach";
 import { clearTaskEvents, encode, newTaskEvents, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { Delivery, MsgType, NotifyId, PortRight, TaskEvent, TaskSpecialPort, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import { globalTelemetry, installTracingHooks, setGlobalTelemetry, telemetryFromEnv, TraceHub, type KernelTracer } from "@hurdmesh/telemetry";
+import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+// By path until the tracer moves into this service: @hurdmesh/telemetry, the
+// API, no longer exports it, since it builds on the SDK's spans.
+import { TraceHub, type KernelTracer } from "../../../packages/telemetry/src/kernel-trace.js";
 import { kernelConfig, type KernelConfig } from "./config.js";
 import { R_DEAD, R_NAME, R_RECEIVE, R_SEND, R_SEND_ONCE, type KMsg, type KRight } from "./message.js";
 import { Namespace } from "./namespace.js";

@@ -17,7 +17,8 @@
 import { randomInt } from "node:crypto";
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { TRACE_LEASE, traceSubjects, type WatchFilter } from "@hurdmesh/telemetry";
+import { TRACE_LEASE, traceSubjects } from "@hurdmesh/telemetry";
+import type { WatchFilter } from "../../../packages/telemetry/src/kernel-trace.js";
 import type { Kernel } from "./kernel.js";
 import type { KTask } from "./task.js";
 

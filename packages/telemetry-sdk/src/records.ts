@@ -149,7 +149,7 @@ export function putKernelFields(i32: Int32Array, wi: number, method: number, mig
   i32[wi + W_PREFIX] = prefix;
 }
 
-/** Words of a server record (hooks.ts). */
+/** Words of a server record (ServerSpan, light.ts). */
 export function putServerFields(i32: Int32Array, wi: number, method: number): void {
   i32[wi + W_METHOD] = method;
 }

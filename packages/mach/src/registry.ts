@@ -1,7 +1,12 @@
 // Message ids to names: every service definition of the project (its MIG ids,
 // read by the runtime's methods()), the kernel's notifications, and replies
-// (MIG answers request id N with N + 100).
-import { methods, type MethodInfo, type ServiceDef } from "@hurdmesh/mach/internal";
+// (MIG answers request id N with N + 100). The kernel's tracer names the
+// messages it routes with it, `hurd rpctrace` the lines it prints.
+//
+// Its own export path (@hurdmesh/mach/registry), not in mod.ts: it loads the
+// generated code of every service, which a program that serves or calls one
+// of them has no need to load.
+import { methods, type MethodInfo, type ServiceDef } from "./msgid.js";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";

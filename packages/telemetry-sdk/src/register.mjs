@@ -1,13 +1,13 @@
 // The OpenTelemetry gRPC instrumentation for an ESM program, loaded before
 // anything imports grpc-js:
 //
-//   node --import ./packages/telemetry/dist/register.mjs services/kernel/dist/main.js
+//   node --import ./packages/telemetry-sdk/dist/register.mjs services/kernel/dist/main.js
 //
 // (nodeImports() in otel.ts gives a program's arguments, also for the
 // sources under tsx.) Plain JavaScript, copied into dist/ as it is (it runs
 // before anything else, and under the tests before tsx). It does nothing at
 // all unless the environment turns tracing on (the same rule as
-// tracingEnabled in otel.ts: an OTLP endpoint or HURD_TRACE, and not
+// tracingEnabled in @hurdmesh/telemetry: an OTLP endpoint or HURD_TRACE, and not
 // OTEL_SDK_DISABLED=true), so start commands can always include it.
 //
 // With tracing on it registers import-in-the-middle's loader hook (ESM
@@ -19,7 +19,7 @@
 // CommonJS exports too, which is what `await import("@grpc/grpc-js")`
 // returns under tsx: without it the clients built by
 // makeGenericClientConstructor made no CLIENT span. The spans go to the
-// program's own Telemetry once it has one: setGlobalTelemetry (otel.ts)
+// program's own Telemetry once it has one: setGlobalTelemetry (@hurdmesh/telemetry)
 // hands its tracer provider to the instrumentation left here.
 import { register } from "node:module";
 
@@ -38,7 +38,7 @@ if (on) {
   const { GrpcInstrumentation, SyncContextManager } = await import("./grpc-instrumentation.mjs");
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   // Synchronous scopes only, unless the program asked for async propagation
-  // (the manager installTracingHooks would install; see hooks.ts).
+  // (the manager installTracingHooks would install; see hooks.ts in @hurdmesh/telemetry).
   if (env.HURD_TRACE_ASYNC_CONTEXT === "1") {
     const { AsyncLocalStorageContextManager } = await import("@opentelemetry/context-async-hooks");
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());

@@ -7,7 +7,8 @@
 // that did not fit is counted in `dropped`.
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Context, type Link, type Tracer } from "@opentelemetry/api";
+import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Context, type Link } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
@@ -23,6 +24,7 @@ import {
   type SamplingResult,
   type SpanExporter,
 } from "@opentelemetry/sdk-trace";
+import { tracingEnabled, type Telemetry } from "@hurdmesh/telemetry";
 import { LightTracer, newLightTraceId, ProcessorSink } from "./light.js";
 import { encodeSpans, headFor, isEncodedExporter, OtlpHttpExporter, type ExporterConfig } from "./otlp.js";
 import { RecordSink } from "./record-sink.js";
@@ -55,26 +57,12 @@ export interface TelemetryOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface Telemetry {
-  readonly tracer: Tracer;
+/** The API's Telemetry as the SDK builds it: what its own parts (the kernel's spans, tests, the bench) reach beyond the API. */
+export interface SdkTelemetry extends Telemetry {
   readonly provider: TracerProvider;
   readonly processor: CountingBatchSpanProcessor;
   /** The hot path's spans (kernel routing, request handlers): same processor, resource and sampling. */
   readonly light: LightTracer;
-  /** Spans dropped because the export queue was full. */
-  readonly dropped: number;
-  /** Spans currently queued for export. */
-  readonly queued: number;
-  flush(): Promise<void>;
-  shutdown(): Promise<void>;
-}
-
-/** Whether the environment turns tracing on. */
-export function tracingEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  if ((env.OTEL_SDK_DISABLED ?? "").toLowerCase() === "true") return false;
-  const h = (env.HURD_TRACE ?? "").toLowerCase();
-  if (h === "0" || h === "off" || h === "false") return false;
-  return !!(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || h);
 }
 
 /** A BatchSpanProcessor that counts the spans its full queue turned away. */
@@ -218,7 +206,7 @@ function num(v: string | undefined, d: number): number {
 }
 
 /** Sets tracing up with `o.exporter`, or OTLP as the environment says. Its own provider: nothing global is touched. */
-export function createTelemetry(o: TelemetryOptions): Telemetry {
+export function createTelemetry(o: TelemetryOptions): SdkTelemetry {
   const env = o.env ?? process.env;
   const h = (env.HURD_TRACE ?? "").toLowerCase();
   const proto = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? "http/protobuf").toLowerCase();
@@ -267,6 +255,7 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
     get queued() {
       return processor.queued + (direct ? direct.queued : 0);
     },
+    asyncContextManager: () => new AsyncLocalStorageContextManager(),
     flush: async () => {
       await Promise.all([provider.forceFlush(), direct?.flush()]);
     },
@@ -278,20 +267,9 @@ export function createTelemetry(o: TelemetryOptions): Telemetry {
 }
 
 /** createTelemetry when the environment turns tracing on; null (and no cost) otherwise. */
-export function telemetryFromEnv(service: string, env: NodeJS.ProcessEnv = process.env, o: { bus?: "local" | "nats" } = {}): Telemetry | null {
+export function telemetryFromEnv(service: string, env: NodeJS.ProcessEnv = process.env, o: { bus?: "local" | "nats" } = {}): SdkTelemetry | null {
   return tracingEnabled(env) ? createTelemetry({ service, env, ...o }) : null;
 }
-
-/** The process-wide Telemetry of this program (set by whoever starts it). */
-let global: Telemetry | null = null;
-export function setGlobalTelemetry(t: Telemetry | null): void {
-  global = t;
-  // The gRPC instrumentation register.mjs left (started with --import): its spans go to this telemetry.
-  const g = (globalThis as Record<symbol, unknown>)[GRPC_INSTRUMENTATION] as { setTracerProvider(p: unknown): void } | undefined;
-  if (g && t) g.setTracerProvider(t.provider);
-}
-
-const GRPC_INSTRUMENTATION = Symbol.for("hurdmesh.telemetry.grpcInstrumentation");
 
 /** The file to load with `node --import` before grpc-js (register.mjs: the gRPC instrumentation when tracing is on). */
 export const REGISTER_FILE = fileURLToPath(new URL("./register.mjs", import.meta.url));
@@ -308,7 +286,3 @@ export function nodeImports(env: NodeJS.ProcessEnv = process.env): string[] {
   return tracingEnabled(env) ? ["--import", REGISTER_FILE, ...run] : run;
 }
 const FROM_SOURCE = import.meta.url.endsWith(".ts");
-export function globalTelemetry(): Telemetry | null {
-  return global;
-}
-export { trace };

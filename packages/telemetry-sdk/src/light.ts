@@ -23,8 +23,11 @@ import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace";
 import { hexOf, isSampled, isTraceContext, NO_TRACE_CONTEXT, TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT } from "@hurdmesh/mach/internal";
+import { UNSAMPLED, type HotSpan, type HotTracer, type Parent } from "@hurdmesh/telemetry";
 import { attributes, LD, link, status as writeStatus, Writer } from "./otlp-writer.js";
-import { putRecord, REC_PLAIN, type NameTable, type RecordChunk } from "./records.js";
+import { putRecord, putServerFields, REC_PLAIN, REC_SERVER, type NameTable, type RecordChunk } from "./records.js";
+
+export { UNSAMPLED, type Parent };
 
 const ORIGIN = performance.timeOrigin;
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
@@ -87,7 +90,7 @@ export interface LightSink {
 }
 
 /** Where LightSpans go: the telemetry's sink, resource and scope, and its root sampling. */
-export class LightTracer {
+export class LightTracer implements HotTracer {
   constructor(
     readonly sink: LightSink,
     readonly resource: Resource,
@@ -117,19 +120,21 @@ export class LightTracer {
     if (c.length === 0 || !isTraceContext(c)) return null;
     return isSampled(c) ? c : UNSAMPLED;
   }
+
+  startServerSpan(name: string, parent: Parent | null, method: string | undefined, migId: number): ServerSpan {
+    return new ServerSpan(this, name, parent, method, migId);
+  }
+
+  startSpan(name: string, kind: SpanKind, parent: Parent | null, given: Attributes): PlainSpan {
+    return new PlainSpan(this, name, kind, parent, given);
+  }
 }
-
-/** A sampled parent context: 25 bytes, trace id, span id, flags (trace-context.ts in @hurdmesh/mach). */
-export type Parent = Uint8Array;
-/** The parent was not sampled: no span, its context goes on as is. */
-export const UNSAMPLED: Parent = new Uint8Array(TRACE_CONTEXT_BYTES);
-
 
 /**
  * A span as the exporters read it. Subclasses keep their attributes as
  * fields and build the attribute object in `attrs()` (called at export).
  */
-export class LightSpan implements ReadableSpan {
+export class LightSpan implements ReadableSpan, HotSpan {
   /** This span's own context, as messages carry it: trace id [0,16), span id [16,24), flags [24]. */
   readonly ids: Uint8Array;
   /**
@@ -335,6 +340,28 @@ export class PlainSpan extends LightSpan {
   }
   protected override attrs(): Attributes {
     return { ...this.given };
+  }
+}
+
+/** A request's handling in its server (the API's hooks start it); attributes become an object only at export. */
+export class ServerSpan extends LightSpan {
+  constructor(
+    lt: LightTracer,
+    name: string,
+    parent: Parent | null,
+    private readonly method: string | undefined,
+    private readonly migId: number,
+  ) {
+    super(lt, name, SpanKind.SERVER, parent);
+  }
+  // The kernel's span above this one names the ports, tasks and MIG id;
+  // repeating them here would only add to every export's serialization.
+  protected override recordFields(i32: Int32Array, wi: number, names: NameTable): number {
+    putServerFields(i32, wi, names.id(this.method ?? String(this.migId)));
+    return REC_SERVER;
+  }
+  protected override attrs(): Attributes {
+    return { "rpc.system.name": "hurdmesh", "rpc.method": this.method ?? String(this.migId) };
   }
 }
 
