@@ -8,4 +8,3 @@ export { LightSpan, LightTracer, PlainSpan, ProcessorSink, UNSAMPLED, unsampledR
 export { encodeSpans, encodeSpan, OtlpHttpExporter, isEncodedExporter, type EncodedExporter, type ExporterConfig } from "./otlp.js";
 export { RecordSink, type RecordSinkOptions } from "./record-sink.js";
 export { NameTable, NameBytes, RecordChunk, encodeRecord, REC_BYTES } from "./records.js";
-export { watchTraceOnBus, traceSubjects, TRACE_LEASE, type BusTraceWatch, type BusWatchOptions, type TaskCredentials } from "./bus-watch.js";

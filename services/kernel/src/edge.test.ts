@@ -9,11 +9,10 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { service as HealthService } from "grpc-health-check";
-import { NatsBus, Task, client, serve, Rights, Errno, MsgType, PortRight } from "@hurdmesh/mach";
+import { NatsBus, Task, client, serve, Rights, Errno, MsgType, PortRight, watchTraceOnBus } from "@hurdmesh/mach";
 import { Delivery, MachClient, type Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { TraceClient, WatchRequest, type TraceBatch, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { watchTraceOnBus } from "@hurdmesh/telemetry";
 import { busKinds, natsUrl, startHurd, until, type Hurd } from "../../../tests/harness.js";
 import { Edge, TASK_HEADER, TOKEN_HEADER } from "./edge.js";
 

@@ -6,10 +6,9 @@
 // number of watches is bounded; big batches are cut to what the bus takes.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { client, Errno, HurdError, LocalHub, methods, MsgType, NatsBus, serve, Task, type Bus } from "@hurdmesh/mach";
+import { client, Errno, HurdError, LocalHub, methods, MsgType, NatsBus, serve, Task, TRACE_LEASE, traceSubjects, watchTraceOnBus, type Bus } from "@hurdmesh/mach";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { TRACE_LEASE, traceSubjects, watchTraceOnBus } from "@hurdmesh/telemetry";
 import { busKinds, natsUrl, until } from "../../../tests/harness.js";
 import { Kernel } from "./kernel.js";
 import { TraceBus } from "./trace-bus.js";

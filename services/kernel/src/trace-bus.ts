@@ -2,7 +2,7 @@
 // edge's Trace/Watch serves, for servers that reach the kernel over NATS.
 // The protocol (subjects, messages, the order a client follows) is in
 // proto/hurd/trace/v1/trace.proto; the client is watchTraceOnBus in
-// @hurdmesh/telemetry.
+// @hurdmesh/mach.
 //
 // A bus has no call whose end ends the watch, so a watch is a lease: it lasts
 // while its task renews it and lives. Recording starts at the first renewal,
@@ -15,9 +15,9 @@
 // subject, so the watch id only keeps watches apart; what the kernel guards
 // is who may start, renew and cancel one (the task's token and host_priv).
 import { randomInt } from "node:crypto";
-import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import { Errno, HurdError, TRACE_LEASE, traceSubjects, type Bus, type BusSubscription } from "@hurdmesh/mach";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { TRACE_LEASE, traceSubjects, type WatchFilter } from "@hurdmesh/telemetry";
+import { type WatchFilter } from "@hurdmesh/telemetry";
 import type { Kernel } from "./kernel.js";
 import type { KTask } from "./task.js";
 
