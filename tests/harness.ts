@@ -3,6 +3,7 @@
 // (NATS_URL); the local flavour uses the in-process hub.
 import { LocalHub, NatsBus, Task, type Bus } from "@hurdmesh/mach";
 import { Kernel, TrapServer, type KernelConfig } from "@hurdmesh/kernel";
+import { globalTelemetry, installTracingHooks, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
 
 export type BusKind = "local" | "nats";
 
@@ -29,7 +30,14 @@ export function natsUrl(): string {
 export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {}): Promise<Hurd> {
   const system = `t${process.pid}x${++systems}`;
   const logs: string[] = [];
-  const kernel = new Kernel({ system, ...config }, { log: (l) => logs.push(l) });
+  // As hurd-kernel does: spans when the environment asks (tests/tracing runs
+  // suites so), and the servers in this process trace their handlers too.
+  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: config.bus ?? "local" });
+  if (telemetry && !globalTelemetry()) {
+    setGlobalTelemetry(telemetry);
+    installTracingHooks(telemetry);
+  }
+  const kernel = new Kernel({ system, ...config }, { log: (l) => logs.push(l), telemetry });
   const hub = new LocalHub();
   const buses: Bus[] = [];
   const connect = async (): Promise<Bus> => {

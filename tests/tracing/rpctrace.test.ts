@@ -4,7 +4,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { SIG } from "@hurdmesh/libhurd";
-import { RpcTraceFormatter, type TraceRecord } from "@hurdmesh/telemetry";
+import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import { RpcTraceFormatter } from "@hurdmesh/telemetry";
 import { busKinds } from "../harness.js";
 import { sequence, world, type World } from "./kit.js";
 

@@ -10,7 +10,7 @@ import { BOOT_NAMES, Init, InProcessLauncher } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
 import { serveSubhurds } from "@hurdmesh/init";
-import { nodeImports } from "@hurdmesh/telemetry";
+import { globalTelemetry, installTracingHooks, nodeImports, setGlobalTelemetry, telemetryFromEnv } from "@hurdmesh/telemetry";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -39,7 +39,14 @@ export async function up(o: UpOptions): Promise<number> {
 /** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
 async function upEmbedded(o: UpOptions, session: string, say: (l: string) => void, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
   const t0 = performance.now();
-  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`) });
+  // Spans when the OTEL_* environment asks for them; embedded, the servers
+  // run in this process, so their handler spans too.
+  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: "local" });
+  if (telemetry && !globalTelemetry()) {
+    setGlobalTelemetry(telemetry);
+    installTracingHooks(telemetry);
+  }
+  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`), telemetry });
   const hub = new LocalHub();
   const kbus = hub.connect();
   const traps = new TrapServer(kernel, kbus);

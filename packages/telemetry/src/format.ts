@@ -5,7 +5,7 @@
 // appears as `N... = ...` (N is the request's record number), as rpctrace
 // does with reply ports. Unknown ids print as numbers.
 import { errnoName } from "@hurdmesh/mach";
-import type { TraceRecord } from "./kernel-trace.js";
+import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { registry, type Registry } from "./registry.js";
 import {
   DeadNameNotification,

@@ -1,6 +1,5 @@
 export { parseTraceparent, formatTraceparent, type TraceParent } from "./traceparent.js";
 export { Registry, registry, NOTIFICATIONS } from "./registry.js";
-export { TraceHub, WATCH_BUFFER, type KernelTracer, type TraceRecord, type WatchFilter, type WatchSink, type TNs, type TTask, type TMsg, type TWire, type TReceived } from "./kernel-trace.js";
 export { RpcTraceFormatter, show, errorText, type FormatOptions } from "./format.js";
 export { createTelemetry, telemetryFromEnv, tracingEnabled, CountingBatchSpanProcessor, NoopExporter, SerializingExporter, setGlobalTelemetry, globalTelemetry, nodeImports, REGISTER_FILE, type Telemetry, type TelemetryOptions } from "./otel.js";
 export { installTracingHooks, currentTraceparent, currentTraceContext, StepTrace, type HookOptions } from "./hooks.js";
@@ -8,3 +7,5 @@ export { LightSpan, LightTracer, PlainSpan, ProcessorSink, UNSAMPLED, unsampledR
 export { encodeSpans, encodeSpan, OtlpHttpExporter, isEncodedExporter, type EncodedExporter, type ExporterConfig } from "./otlp.js";
 export { RecordSink, type RecordSinkOptions } from "./record-sink.js";
 export { NameTable, NameBytes, RecordChunk, encodeRecord, REC_BYTES } from "./records.js";
+export { keyBytes, type Writer } from "./otlp-writer.js";
+export { putKernelFields, REC_KERNEL, K_DELIVERED, K_NOTIFY, K_REPLIED } from "./records.js";

@@ -17,9 +17,9 @@
 import { randomInt } from "node:crypto";
 import { Errno, HurdError, TRACE_LEASE, traceSubjects, type Bus, type BusSubscription } from "@hurdmesh/mach";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { type WatchFilter } from "@hurdmesh/telemetry";
 import type { Kernel } from "./kernel.js";
-import type { KTask } from "./task.js";
+import { authenticate, touch, type KTask } from "./task.js";
+import type { WatchFilter } from "./trace.js";
 
 /** Tasks named in one watch's filter (tasks plus exclude) at most: each is a set entry the kernel keeps. */
 const MAX_FILTER_TASKS = 4096;
@@ -132,14 +132,14 @@ export class TraceBus {
   }
 
   private who(taskId: number, token: string): KTask {
-    const t = this.kernel.authenticate(taskId, token);
+    const t = authenticate(this.kernel, taskId, token);
     if (!t) {
       this.kernel.stats.rejectedTraps++;
       // A task that just ended may still renew: only a wrong token for a live task is worth a line.
       if (this.kernel.tasks.has(taskId)) this.kernel.log(`trace watch for task ${taskId} with a wrong token rejected`);
       throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
     }
-    this.kernel.touch(t);
+    touch(this.kernel, t);
     return t;
   }
 
