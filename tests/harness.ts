@@ -4,6 +4,8 @@
 import { LocalHub, Task, type Bus } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { Kernel, TrapServer, type KernelConfig } from "@hurdmesh/kernel";
+import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 
 export type BusKind = "local" | "nats";
 
@@ -30,7 +32,14 @@ export function natsUrl(): string {
 export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {}): Promise<Hurd> {
   const system = `t${process.pid}x${++systems}`;
   const logs: string[] = [];
-  const kernel = new Kernel({ system, ...config }, { log: (l) => logs.push(l) });
+  // As hurd-kernel does: spans when the environment asks (tests/tracing runs
+  // suites so), and the servers in this process trace their handlers too.
+  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: config.bus ?? "local" });
+  if (telemetry && !globalTelemetry()) {
+    setGlobalTelemetry(telemetry);
+    installTracingHooks(telemetry);
+  }
+  const kernel = new Kernel({ system, ...config }, { log: (l) => logs.push(l), telemetry });
   const hub = new LocalHub();
   const buses: Bus[] = [];
   const connect = async (): Promise<Bus> => {

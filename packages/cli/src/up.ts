@@ -10,7 +10,8 @@ import { InProcessLauncher } from "@hurdmesh/boot";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
-import { nodeImports } from "@hurdmesh/telemetry-sdk";
+import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { nodeImports, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -39,7 +40,14 @@ export async function up(o: UpOptions): Promise<number> {
 /** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
 async function upEmbedded(o: UpOptions, session: string, say: (l: string) => void, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
   const t0 = performance.now();
-  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`) });
+  // Spans when the OTEL_* environment asks for them; embedded, the servers
+  // run in this process, so their handler spans too.
+  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: "local" });
+  if (telemetry && !globalTelemetry()) {
+    setGlobalTelemetry(telemetry);
+    installTracingHooks(telemetry);
+  }
+  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`), telemetry });
   const hub = new LocalHub();
   const kbus = hub.connect();
   const traps = new TrapServer(kernel, kbus);

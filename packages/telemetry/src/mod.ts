@@ -5,6 +5,3 @@ export { parseTraceparent, formatTraceparent, type TraceParent } from "./tracepa
 export { UNSAMPLED, type Parent, type HotSpan, type HotTracer, type Telemetry } from "./types.js";
 export { tracingEnabled, setGlobalTelemetry, globalTelemetry } from "./global.js";
 export { installTracingHooks, currentTraceparent, currentTraceContext, StepTrace, type HookOptions } from "./hooks.js";
-// kernel-trace.ts, the kernel's tracer on its way to services/kernel, is
-// not exported: it builds on the SDK's spans.
-export { watchTraceOnBus, traceSubjects, TRACE_LEASE, type BusTraceWatch, type BusWatchOptions, type TaskCredentials } from "./bus-watch.js";

@@ -1,67 +1,101 @@
 import { Errno, HurdError } from "@hurdmesh/mach";
 import { methods } from "@hurdmesh/mach/internal";
 import { MachDefinition, type MsgType, type NotifyId, type PortRight, type TaskSpecialPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import type { Kernel } from "./kernel.js";
-import type { KTask } from "./task.js";
+import {
+  extractRight,
+  insertRight,
+  portAllocate,
+  portDeallocate,
+  portDestroy,
+  portGetReceiveStatus,
+  portGetRefs,
+  portGetSetStatus,
+  portModRefs,
+  portMoveMember,
+  portNames,
+  portSetQlimit,
+  portType,
+  requestNotification,
+} from "./mach-port.js";
+import { send } from "./mqueue.js";
+import { namespaceFromHost, registerNewTaskNotification } from "./namespace.js";
+import type { KTask } from "./objects.js";
+import type { KernelState } from "./state.js";
+import { credit, destroyNamespace, taskCreate, taskForId, taskFromPort, taskGetSpecialPort, taskInfo, taskSetEssential, taskSetName, taskSetSpecialPort, terminate } from "./task.js";
 
 /**
  * The kernel's calls, one handler per Mach routine, keyed by the method names
  * of hurd.mach.v1.Mach. The bus trap server and the gRPC edge both dispatch
- * here, so the two carriers cannot drift apart.
+ * here, so the two carriers cannot drift apart. Attach and Receive are the
+ * carriers' own (trap.ts, edge.ts).
  */
-type Handler = (k: Kernel, t: KTask, req: any) => unknown;
+type Handler = (k: KernelState, t: KTask, req: any) => unknown;
 
 const EMPTY = {};
 
 export const handlers: Record<string, Handler> = {
-  taskCreate: (k, t, r) => k.taskCreate(t, r.parent, r.name, r.newNamespace),
-  taskTerminate: (k, t, r) => {
-    k.terminate(k.taskFromPort(t, r.task), `terminated by task ${t.id}`);
-    return EMPTY;
-  },
-  taskInfo: (k, t, r) => k.taskInfo(t, r.task),
-  taskGetSpecialPort: (k, t, r) => ({ port: k.taskGetSpecialPort(t, r.task, r.which as TaskSpecialPort) }),
-  taskSetSpecialPort: (k, t, r) => (k.taskSetSpecialPort(t, r.task, r.which as TaskSpecialPort, r.port), EMPTY),
-  taskSetName: (k, t, r) => {
-    k.taskFromPort(t, r.task).name = String(r.name).slice(0, 256);
-    return EMPTY;
-  },
-  taskSetEssential: (k, t, r) => {
-    k.taskFromPort(t, r.task).essential = !!r.essential;
-    return EMPTY;
-  },
-  portNames: (k, t) => k.portNames(t),
-  portType: (k, t, r) => ({ type: k.portType(t, r.name) }),
-  portAllocate: (k, t, r) => ({ name: k.portAllocate(t, r.right as PortRight) }),
-  portDestroy: (k, t, r) => (k.portDestroy(t, r.name), EMPTY),
-  portDeallocate: (k, t, r) => (k.portDeallocate(t, r.name), EMPTY),
-  portGetRefs: (k, t, r) => ({ refs: k.portGetRefs(t, r.name, r.right as PortRight) }),
-  portModRefs: (k, t, r) => (k.portModRefs(t, r.name, r.right as PortRight, r.delta), EMPTY),
-  portSetQlimit: (k, t, r) => (k.portSetQlimit(t, r.name, r.qlimit), EMPTY),
-  portGetSetStatus: (k, t, r) => ({ members: k.portGetSetStatus(t, r.name) }),
-  portMoveMember: (k, t, r) => (k.portMoveMember(t, r.member, r.after), EMPTY),
+  // task_create (2007)
+  taskCreate: (k, t, r) => taskCreate(k, t, r.parent, r.name, r.newNamespace),
+  // task_terminate (2008)
+  taskTerminate: (k, t, r) => (terminate(k, taskFromPort(t, r.task), `terminated by task ${t.id}`), EMPTY),
+  // task_info (2012)
+  taskInfo: (_k, t, r) => taskInfo(t, r.task),
+  // task_get_special_port (2091)
+  taskGetSpecialPort: (k, t, r) => ({ port: taskGetSpecialPort(k, t, r.task, r.which as TaskSpecialPort) }),
+  // task_set_special_port (2092)
+  taskSetSpecialPort: (k, t, r) => (taskSetSpecialPort(k, t, r.task, r.which as TaskSpecialPort, r.port), EMPTY),
+  // task_set_name (4202)
+  taskSetName: (_k, t, r) => (taskSetName(t, r.task, r.name), EMPTY),
+  // task_set_essential (4211)
+  taskSetEssential: (_k, t, r) => (taskSetEssential(t, r.task, r.essential), EMPTY),
+  // mach_port_names (3200)
+  portNames: (_k, t) => portNames(t),
+  // mach_port_type (3201)
+  portType: (_k, t, r) => ({ type: portType(t, r.name) }),
+  // mach_port_allocate (3204)
+  portAllocate: (k, t, r) => ({ name: portAllocate(k, t, r.right as PortRight) }),
+  // mach_port_destroy (3205)
+  portDestroy: (k, t, r) => (portDestroy(k, t, r.name), EMPTY),
+  // mach_port_deallocate (3206)
+  portDeallocate: (k, t, r) => (portDeallocate(k, t, r.name), EMPTY),
+  // mach_port_get_refs (3207)
+  portGetRefs: (_k, t, r) => ({ refs: portGetRefs(t, r.name, r.right as PortRight) }),
+  // mach_port_mod_refs (3208)
+  portModRefs: (k, t, r) => (portModRefs(k, t, r.name, r.right as PortRight, r.delta), EMPTY),
+  // mach_port_set_qlimit (3210)
+  portSetQlimit: (k, t, r) => (portSetQlimit(k, t, r.name, r.qlimit), EMPTY),
+  // mach_port_get_set_status (3212)
+  portGetSetStatus: (_k, t, r) => ({ members: portGetSetStatus(t, r.name) }),
+  // mach_port_move_member (3213)
+  portMoveMember: (_k, t, r) => (portMoveMember(t, r.member, r.after), EMPTY),
+  // mach_port_request_notification (3214)
   portRequestNotification: (k, t, r) => ({
-    previous: k.requestNotification(t, r.name, r.variant as NotifyId, r.sync, r.notify, r.notifyDisposition as MsgType),
+    previous: requestNotification(k, t, r.name, r.variant as NotifyId, r.sync, r.notify, r.notifyDisposition as MsgType),
   }),
-  portInsertRight: (k, t, r) => (k.insertRight(t, r.task, r.name, r.right, r.disposition as MsgType), EMPTY),
-  portExtractRight: (k, t, r) => k.extractRight(t, r.task, r.name, r.disposition as MsgType),
-  portGetReceiveStatus: (k, t, r) => k.portGetReceiveStatus(t, r.name),
-  registerNewTaskNotification: (k, t, r) => (k.registerNewTaskNotification(t, r.hostPriv, r.notify, r.notifyDisposition as MsgType), EMPTY),
-  namespaceTerminate: (k, t, r) => {
-    const ns = k.namespaceFromHost(t, r.hostPriv);
-    k.destroyNamespace(ns, `namespace terminated by task ${t.id}`);
-    return EMPTY;
-  },
-  taskForId: (k, t, r) => ({ task: k.taskForId(t, r.hostPriv, r.taskId) }),
-  detach: (k, t) => (k.terminate(t, "detached"), EMPTY),
-  credit: (k, t, r) => (k.credit(t, r.credit), EMPTY),
-  msgSend: (k, t, r) => (k.send(t, r), EMPTY),
+  // mach_port_insert_right (3215)
+  portInsertRight: (k, t, r) => (insertRight(k, t, r.task, r.name, r.right, r.disposition as MsgType), EMPTY),
+  // mach_port_extract_right (3216)
+  portExtractRight: (k, t, r) => extractRight(k, t, r.task, r.name, r.disposition as MsgType),
+  // mach_port_get_receive_status (3217)
+  portGetReceiveStatus: (_k, t, r) => portGetReceiveStatus(t, r.name),
+  // register_new_task_notification (4203)
+  registerNewTaskNotification: (k, t, r) => (registerNewTaskNotification(k, t, r.hostPriv, r.notify, r.notifyDisposition as MsgType), EMPTY),
+  // namespace_terminate (hurdmesh, 4901)
+  namespaceTerminate: (k, t, r) => (destroyNamespace(k, namespaceFromHost(t, r.hostPriv), `namespace terminated by task ${t.id}`), EMPTY),
+  // task_for_id (hurdmesh, 4908)
+  taskForId: (k, t, r) => ({ task: taskForId(k, t, r.hostPriv, r.taskId) }),
+  // detach (hurdmesh, 4903): the task ends as if terminated
+  detach: (k, t) => (terminate(k, t, "detached"), EMPTY),
+  // credit (hurdmesh, 4905)
+  credit: (k, t, r) => (credit(k, t, r.credit), EMPTY),
+  // mach_msg (hurdmesh msg_send, 4904): a send as a call, for the edge's unary clients
+  msgSend: (k, t, r) => (send(k, t, r), EMPTY),
 };
 
 const table = methods(MachDefinition);
 
 /** Runs one kernel call from its encoded request; answers the encoded reply or throws a HurdError. */
-export function dispatch(k: Kernel, t: KTask, msgid: number, request: Uint8Array): Uint8Array {
+export function dispatch(k: KernelState, t: KTask, msgid: number, request: Uint8Array): Uint8Array {
   const info = table.byId.get(msgid);
   const h = info && handlers[info.key];
   if (!info || !h) throw new HurdError(Errno.MIG_BAD_ID, `no kernel call ${msgid}`);

@@ -15,7 +15,7 @@ import { NatsBus } from "@hurdmesh/mach/nats";
 import { Delivery, MachDefinition, type Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { TraceDefinition, WatchRequest, type TraceBatch, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { watchTraceOnBus } from "@hurdmesh/telemetry";
+import { watchTraceOnBus } from "@hurdmesh/mach/internal";
 import { busKinds, natsUrl, startHurd, until, type Hurd } from "../../../tests/harness.js";
 import { Edge, TASK_HEADER, TOKEN_HEADER } from "./edge.js";
 

@@ -10,7 +10,7 @@ import { TraceDefinition, type TraceBatch, type WatchRequest } from "@hurdmesh/p
 import { handlers } from "./calls.js";
 import { serveReflectionLazily } from "./reflection.js";
 import type { Kernel } from "./kernel.js";
-import type { KTask, Sink } from "./task.js";
+import { attach, authenticate, lostSink, touch, type KTask, type Sink } from "./task.js";
 import { attachReply, handleTrap } from "./trap.js";
 
 /** Metadata keys a client proves itself with on every call. */
@@ -87,13 +87,13 @@ export class Edge {
   private who(md: grpc.Metadata): KTask {
     const id = Number(md.get(TASK_HEADER)[0] ?? 0);
     const token = String(md.get(TOKEN_HEADER)[0] ?? "");
-    const t = Number.isSafeInteger(id) ? this.kernel.authenticate(id, token) : null;
+    const t = Number.isSafeInteger(id) ? authenticate(this.kernel, id, token) : null;
     if (!t) {
       this.kernel.stats.rejectedTraps++;
       this.kernel.log(`edge call for task ${md.get(TASK_HEADER)[0]} with a missing or wrong token rejected`);
       throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
     }
-    this.kernel.touch(t);
+    touch(this.kernel, t);
     return t;
   }
 
@@ -137,7 +137,7 @@ export class Edge {
     );
     call.on("drain", () => (congested = false));
     // The stream holds the watcher's lease: watching is being connected.
-    const beat = setInterval(() => this.kernel.touch(t), Math.max(50, this.kernel.config.leaseMs / 3));
+    const beat = setInterval(() => touch(this.kernel, t), Math.max(50, this.kernel.config.leaseMs / 3));
     beat.unref();
     const end = () => {
       clearInterval(beat);
@@ -169,19 +169,21 @@ export class Edge {
         }
       };
     }
+    // attach (hurdmesh, 4902): an edge client learns its task; delivery opens with Receive.
     impl.attach = (call: grpc.ServerUnaryCall<AttachRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       try {
-        const t = k.authenticate(call.request.taskId, call.request.token);
+        const t = authenticate(k, call.request.taskId, call.request.token);
         if (!t) throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
         cb(null, attachReply(k, t));
       } catch (e) {
         cb(toStatus(e));
       }
     };
-    // The runtime's edge transport: bus traps, byte for byte, over gRPC.
+    // send_trap (hurdmesh, 4907): the runtime's edge transport, bus traps byte for byte over gRPC.
     impl.sendTrap = (call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       handleTrap(k, call.request, (code, reply, detail) => cb(null, { code, reply, detail }), true, k.tracer !== null ? traceparentOf(call.metadata) : undefined);
     };
+    // receive (hurdmesh, 4906): mach_msg's receive side, the task's deliveries as a stream.
     impl.receive = (call: grpc.ServerWritableStream<unknown, unknown>) => {
       let t: KTask;
       try {
@@ -195,13 +197,13 @@ export class Edge {
         (call as unknown as { write(b: Uint8Array): boolean }).write(bytes);
       };
       const window = Number(call.metadata.get(WINDOW_HEADER)[0] ?? 256) || 256;
-      k.attach(t, sink, window);
+      attach(k, t, sink, window);
       // An open stream is a live connection: keep the lease fresh while it lasts.
-      const beat = setInterval(() => k.touch(t), Math.max(50, k.config.leaseMs / 3));
+      const beat = setInterval(() => touch(k, t), Math.max(50, k.config.leaseMs / 3));
       beat.unref();
       const end = () => {
         clearInterval(beat);
-        k.lostSink(t, sink);
+        lostSink(t, sink);
       };
       call.on("cancelled", end);
       call.on("close", end);

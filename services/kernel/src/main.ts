@@ -13,6 +13,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { LocalHub, type Bus } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
+import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
+import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";
@@ -37,7 +39,14 @@ if (values.help) {
   process.exit(0);
 }
 
-const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) });
+// Spans for every routed message (and the edge's calls) when the OTEL_*
+// environment asks for them; off, and free, otherwise.
+const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local" });
+if (telemetry) {
+  setGlobalTelemetry(telemetry);
+  installTracingHooks(telemetry);
+}
+const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) }, { telemetry });
 const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
 const traps = new TrapServer(kernel, bus);
 traps.start();

@@ -1,4 +1,6 @@
-export { Kernel, type BootTask, type BootTaskOptions, type KernelEvents } from "./kernel.js";
+export { Kernel, type KernelOptions } from "./kernel.js";
+export type { KernelEvents } from "./state.js";
+export type { BootTask, BootTaskOptions } from "./task.js";
 export { kernelConfig, defaultKernelConfig, type KernelConfig } from "./config.js";
 export { TrapServer } from "./trap.js";
 export type { KTask } from "./task.js";

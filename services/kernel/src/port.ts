@@ -1,87 +1,121 @@
-import type { KMsg } from "./message.js";
-import type { KTask } from "./task.js";
-import type { Namespace } from "./namespace.js";
-import type { Entry } from "./space.js";
+// ipc_port: a port's rights counted, and its death. Send rights are
+// counted on the port (srights, sorights, mscount) so that the last one
+// going fires no-senders; a port dies when its receive right is destroyed
+// with no backup, and then its queue, its waiting senders and the names
+// that asked to hear of it are settled here.
+import { Errno } from "@hurdmesh/mach";
+import { R_RECEIVE, R_SEND, R_SEND_ONCE, type KMsg, type KRight, type Port } from "./objects.js";
+import { notifyDeadName, notifyNoSenders, notifyPortDestroyed, notifySendOnce } from "./notify.js";
+import type { KernelState } from "./state.js";
 
-/** What a kernel-held port stands for (its receive right is the kernel's). */
-export type KObject = { kind: "task"; task: KTask } | { kind: "host"; ns: Namespace };
-
-/** A waiting sender on a full queue (MACH_SEND_TIMEOUT). */
-export interface Blocked {
-  msg: KMsg;
-  timer: NodeJS.Timeout | null;
+/** ipc_port_make_send: one more send right, held by the kernel until it is copied out. */
+export function makeSend(p: Port): Port {
+  p.srights++;
+  return p;
 }
 
-let nextPortId = 1;
+/** ipc_port_release_send: a send right went away; the last one fires no-senders (Mach: srights reached 0). */
+export function releaseSend(k: KernelState, p: Port): void {
+  if (--p.srights === 0 && p.active && p.nsrequest) notifyNoSenders(k, p);
+}
+
+/** ipc_port_release_sonce: an unused send-once right was destroyed; its port gets a send-once notification through it. */
+export function destroySendOnce(k: KernelState, p: Port): void {
+  if (!p.active) {
+    p.sorights--;
+    return;
+  }
+  notifySendOnce(k, p);
+}
+
+/** Releases one right the kernel holds (in a message or on its way to a space). */
+export function releaseRight(k: KernelState, r: KRight): void {
+  switch (r.type) {
+    case R_SEND:
+      releaseSend(k, r.port!);
+      break;
+    case R_SEND_ONCE:
+      destroySendOnce(k, r.port!);
+      break;
+    case R_RECEIVE:
+      destroyReceive(k, r.port!);
+      break;
+  }
+}
+
+/** ipc_pset_remove: the receive right leaves its port set. */
+export function leaveSet(port: Port): void {
+  if (port.pset) {
+    port.pset.members!.delete(port);
+    port.pset = null;
+  }
+}
 
 /**
- * A Mach port: one receive right, counted send and send-once rights, a
- * bounded queue, and the notification requests registered on it.
+ * ipc_port_destroy: a receive right is being destroyed. With a
+ * port-destroyed request the right goes to the backup instead; otherwise
+ * the port dies: queued messages are destroyed (their reply rights notify
+ * their senders), waiting senders fail, and holders with dead-name requests
+ * are told.
  */
-export class Port {
-  readonly id = nextPortId++;
-  active = true;
-  /** The task whose space holds the receive right; null while in transit or kernel-held. */
-  receiver: KTask | null = null;
-  kobject: KObject | null = null;
-  /** Send rights: one per space that holds one, plus one per right in flight. */
-  srights = 0;
-  sorights = 0;
-  mscount = 0;
-  seqno = 0;
-  qlimit: number;
-  /** Messages waiting for the receiver (a FIFO with a head index). */
-  queue: KMsg[] = [];
-  qhead = 0;
-  blocked: Blocked[] | null = null;
-  /** In the receiver's ready list (it has queued messages and waits for credit). */
-  ready = false;
-  /** no-senders request: the send-once right's port and the sync threshold. */
-  nsrequest: Port | null = null;
-  /** port-destroyed request. */
-  pdrequest: Port | null = null;
-  /** Entries (in any space) that hold a dead-name request on this port. */
-  dnrequests: Set<Entry> | null = null;
-  /** The port set the receive right is a member of. */
-  pset: Entry | null = null;
-  /**
-   * The kernel tracer's note on a send-once reply port whose request was
-   * delivered (which request, its span): a field, not a map, because every
-   * traced RPC sets it and its reply reads it.
-   */
-  tracePending: unknown = null;
-
-  constructor(qlimit: number) {
-    this.qlimit = qlimit;
+export function destroyReceive(k: KernelState, p: Port): void {
+  if (!p.active) return;
+  p.receiver = null;
+  p.ready = false;
+  if (p.pdrequest?.active) {
+    const so = p.pdrequest;
+    p.pdrequest = null;
+    notifyPortDestroyed(k, so, p);
+    return;
   }
+  destroyPort(k, p);
+}
 
-  get msgcount(): number {
-    return this.queue.length - this.qhead;
+/** The port dies (its receive right is gone, or it was a task's kernel port). */
+export function destroyPort(k: KernelState, p: Port): void {
+  if (!p.active) return;
+  p.active = false;
+  p.receiver = null;
+  leaveSet(p);
+  if (p.pdrequest) {
+    const so = p.pdrequest;
+    p.pdrequest = null;
+    destroySendOnce(k, so);
   }
-
-  push(m: KMsg): void {
-    this.queue.push(m);
+  if (p.nsrequest) {
+    const so = p.nsrequest;
+    p.nsrequest = null;
+    destroySendOnce(k, so);
   }
-
-  shift(): KMsg | undefined {
-    if (this.qhead >= this.queue.length) return undefined;
-    const m = this.queue[this.qhead]!;
-    this.queue[this.qhead++] = undefined as unknown as KMsg;
-    if (this.qhead === this.queue.length) {
-      this.queue.length = 0;
-      this.qhead = 0;
-    } else if (this.qhead > 64 && this.qhead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.qhead);
-      this.qhead = 0;
+  for (const m of p.takeAll()) destroyMsg(k, m);
+  if (p.blocked) {
+    const b = p.blocked;
+    p.blocked = null;
+    for (const w of b) {
+      if (w.timer) clearTimeout(w.timer);
+      k.failSend(w.msg, Errno.MACH_SEND_INVALID_DEST);
     }
-    return m;
   }
+  if (p.dnrequests) {
+    const dns = p.dnrequests;
+    p.dnrequests = null;
+    for (const e of dns) {
+      const so = e.dnrequest;
+      const sp = k.dnSpaces.get(e);
+      e.dnrequest = null;
+      if (sp && sp.entries.get(e.name) === e) sp.toDeadName(e, 1);
+      if (so) notifyDeadName(k, so, e.name);
+    }
+  }
+}
 
-  /** Takes every queued message (for destruction). */
-  takeAll(): KMsg[] {
-    const all = this.queue.slice(this.qhead);
-    this.queue = [];
-    this.qhead = 0;
-    return all;
+/** ipc_kmsg_destroy: a message that will never be received; every right it carries is released. */
+export function destroyMsg(k: KernelState, m: KMsg): void {
+  if (m.destType === R_SEND) releaseSend(k, m.dest);
+  else if (m.destType === R_SEND_ONCE) m.dest.sorights--;
+  if (m.reply) {
+    if (m.replyType === R_SEND) releaseSend(k, m.reply);
+    else if (m.replyType === R_SEND_ONCE) destroySendOnce(k, m.reply);
   }
+  if (m.rights) for (const r of m.rights) releaseRight(k, r);
 }

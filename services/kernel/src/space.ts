@@ -1,64 +1,61 @@
-import type { Port } from "./port.js";
+// ipc_entry and ipc_right: names in a task's space and the rights they
+// hold. A name goes away with its last reference; a dead-name request on it
+// then becomes a port-deleted notification, and the right it held is
+// released to its port (port.ts). The Space and its entries are declared in
+// objects.ts, with the lookup that turns rights to dead ports into dead names.
+import { TYPE_PORT_SET, TYPE_RECEIVE, TYPE_SEND, TYPE_SEND_ONCE, type Entry, type Space } from "./objects.js";
+import { notifyPortDeleted } from "./notify.js";
+import { destroyReceive, destroySendOnce, leaveSet, releaseSend } from "./port.js";
+import { err, type KernelState } from "./state.js";
 
-/** mach_port_type_t bits. */
-export const TYPE_SEND = 1 << 16;
-export const TYPE_RECEIVE = 1 << 17;
-export const TYPE_SEND_ONCE = 1 << 18;
-export const TYPE_PORT_SET = 1 << 19;
-export const TYPE_DEAD_NAME = 1 << 20;
-export const TYPE_DNREQUEST = 0x80000000;
-
-export const MACH_PORT_NULL = 0;
-export const MACH_PORT_DEAD = 0xffffffff;
-
-/** One name in one space. */
-export interface Entry {
-  name: number;
-  /** The port (null for a port set or a dead name). */
-  port: Port | null;
-  bits: number;
-  /** User references of the send right or the dead name. */
-  urefs: number;
-  /** The send-once right's port that a dead-name request on this name goes to. */
-  dnrequest: Port | null;
-  /** Members, for a port set. */
-  members: Set<Port> | null;
+/** Refuses a new name in a full space (KERN_NO_SPACE), before anything is changed. */
+export function need(k: KernelState, sp: Space): void {
+  if (sp.entries.size >= k.config.maxNamesPerTask) throw err("KERN_NO_SPACE", `${k.config.maxNamesPerTask} names in one space`);
 }
 
-/**
- * A task's IPC space. Send and receive rights for one port always share one
- * name (byPort finds it in O(1)); every send-once right gets a name of its own.
- * Names are never reused within a space, so a stale name can only be unknown,
- * never another right.
- */
-export class Space {
-  readonly entries = new Map<number, Entry>();
-  readonly byPort = new Map<Port, Entry>();
-  private nextName = 1;
-  active = true;
+/** ipc_entry_lookup for a call: the entry of `name`, or KERN_INVALID_NAME. */
+export function entryOf(sp: Space, name: number): Entry {
+  const e = sp.lookup(name);
+  if (!e) throw err("KERN_INVALID_NAME", `name ${name}`);
+  return e;
+}
 
-  newName(): number {
-    let n = this.nextName++;
-    if (n === MACH_PORT_DEAD) {
-      // 4 billion names in one task: start again past the live ones.
-      this.nextName = 1;
-      n = this.nextName++;
-    }
-    while (this.entries.has(n)) n = this.nextName++;
-    return n;
-  }
-
-  insert(e: Entry): void {
-    this.entries.set(e.name, e);
-    if (e.port && e.bits & (TYPE_SEND | TYPE_RECEIVE)) this.byPort.set(e.port, e);
-  }
-
-  remove(e: Entry): void {
-    this.entries.delete(e.name);
-    if (e.port && this.byPort.get(e.port) === e) this.byPort.delete(e.port);
+/** ipc_entry_dealloc: removes a name; a dead-name request on it becomes a port-deleted notification. */
+export function removeEntry(k: KernelState, sp: Space, e: Entry): void {
+  sp.remove(e);
+  if (e.dnrequest) {
+    const dn = e.dnrequest;
+    e.port?.dnrequests?.delete(e);
+    e.dnrequest = null;
+    notifyPortDeleted(k, dn, e.name);
   }
 }
 
-export function newEntry(name: number, port: Port | null, bits: number, urefs: number): Entry {
-  return { name, port, bits, urefs, dnrequest: null, members: null };
+/** The last send uref of an entry went: the entry goes unless it also holds the receive right. */
+export function dropSend(k: KernelState, sp: Space, e: Entry): void {
+  const port = e.port!;
+  e.bits &= ~TYPE_SEND;
+  e.urefs = 0;
+  if (!(e.bits & TYPE_RECEIVE)) removeEntry(k, sp, e);
+  releaseSend(k, port);
+}
+
+/** ipc_right_destroy: the name and every right it holds go (a receive right kills its port or hands it to the backup). */
+export function destroyEntry(k: KernelState, sp: Space, e: Entry): void {
+  const port = e.port;
+  const bits = e.bits;
+  removeEntry(k, sp, e);
+  if (bits & TYPE_PORT_SET) {
+    for (const m of e.members!) m.pset = null;
+    e.members!.clear();
+    return;
+  }
+  if (!port) return;
+  if (bits & TYPE_SEND) releaseSend(k, port);
+  if (bits & TYPE_SEND_ONCE) destroySendOnce(k, port);
+  if (bits & TYPE_RECEIVE) {
+    port.receiver = null;
+    leaveSet(port);
+    destroyReceive(k, port);
+  }
 }

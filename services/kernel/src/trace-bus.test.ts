@@ -7,11 +7,10 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { client, Errno, HurdError, LocalHub, MsgType, serve, Task, type Bus } from "@hurdmesh/mach";
-import { methods } from "@hurdmesh/mach/internal";
+import { methods, TRACE_LEASE, traceSubjects, watchTraceOnBus } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { TRACE_LEASE, traceSubjects, watchTraceOnBus } from "@hurdmesh/telemetry";
 import { busKinds, natsUrl, until } from "../../../tests/harness.js";
 import { Kernel } from "./kernel.js";
 import { TraceBus } from "./trace-bus.js";

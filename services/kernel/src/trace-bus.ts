@@ -2,7 +2,7 @@
 // edge's Trace/Watch serves, for servers that reach the kernel over NATS.
 // The protocol (subjects, messages, the order a client follows) is in
 // proto/hurd/trace/v1/trace.proto; the client is watchTraceOnBus in
-// @hurdmesh/telemetry.
+// @hurdmesh/mach.
 //
 // A bus has no call whose end ends the watch, so a watch is a lease: it lasts
 // while its task renews it and lives. Recording starts at the first renewal,
@@ -16,11 +16,11 @@
 // is who may start, renew and cancel one (the task's token and host_priv).
 import { randomInt } from "node:crypto";
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import { TRACE_LEASE, traceSubjects } from "@hurdmesh/mach/internal";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { TRACE_LEASE, traceSubjects } from "@hurdmesh/telemetry";
-import type { WatchFilter } from "../../../packages/telemetry/src/kernel-trace.js";
 import type { Kernel } from "./kernel.js";
-import type { KTask } from "./task.js";
+import { authenticate, touch, type KTask } from "./task.js";
+import type { WatchFilter } from "./trace.js";
 
 /** Tasks named in one watch's filter (tasks plus exclude) at most: each is a set entry the kernel keeps. */
 const MAX_FILTER_TASKS = 4096;
@@ -133,14 +133,14 @@ export class TraceBus {
   }
 
   private who(taskId: number, token: string): KTask {
-    const t = this.kernel.authenticate(taskId, token);
+    const t = authenticate(this.kernel, taskId, token);
     if (!t) {
       this.kernel.stats.rejectedTraps++;
       // A task that just ended may still renew: only a wrong token for a live task is worth a line.
       if (this.kernel.tasks.has(taskId)) this.kernel.log(`trace watch for task ${taskId} with a wrong token rejected`);
       throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
     }
-    this.kernel.touch(t);
+    touch(this.kernel, t);
     return t;
   }
 

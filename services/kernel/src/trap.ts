@@ -3,7 +3,8 @@ import { methods, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { AttachRequest, CallReply, MachDefinition, TaskSpecialPort, Trap, type AttachReply } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { dispatch } from "./calls.js";
 import type { Kernel } from "./kernel.js";
-import type { KTask } from "./task.js";
+import { reportSendFailed, send } from "./mqueue.js";
+import { attach, authenticate, credit, taskGetSpecialPort, touch, type KTask } from "./task.js";
 
 const ATTACH = methods(MachDefinition).byKey.get("attach")!.msgid;
 
@@ -15,7 +16,7 @@ export function attachReply(k: Kernel, t: KTask): AttachReply {
   // task a send right to it, as task_get_bootstrap_port would, unless it
   // already names the port.
   let bootstrap = 0;
-  if (t.bootstrap) bootstrap = t.space.byPort.get(t.bootstrap)?.name ?? k.taskGetSpecialPort(t, 0, TaskSpecialPort.TASK_BOOTSTRAP_PORT);
+  if (t.bootstrap) bootstrap = t.space.byPort.get(t.bootstrap)?.name ?? taskGetSpecialPort(k, t, 0, TaskSpecialPort.TASK_BOOTSTRAP_PORT);
   return {
     taskId: t.id,
     taskSelf: self ? self.name : 0,
@@ -47,7 +48,7 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
     answer?.(Errno.MIG_BAD_ARGUMENTS, NONE, "malformed trap");
     return;
   }
-  const t = k.authenticate(trap.task, trap.token);
+  const t = authenticate(k, trap.task, trap.token);
   if (!t) {
     k.stats.rejectedTraps++;
     // A task that just ended may still have traps in flight: only a wrong
@@ -76,23 +77,24 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
 
 function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: boolean): void {
   if (trap.send) {
-    k.touch(t);
-    if (trap.credit) k.credit(t, trap.credit);
+    touch(k, t);
+    if (trap.credit) credit(k, t, trap.credit);
     try {
-      k.send(t, trap.send);
+      send(k, t, trap.send);
       answer?.(0, NONE, "");
     } catch (e) {
       const he = HurdError.from(e);
       k.stats.sendFailures++;
       if (k.tracer !== null) k.tracer.refused(t, trap.send, he.code);
       if (answer) answer(he.code, NONE, he.message);
-      else k.reportSendFailed(t, trap.send.seq, he.code, 0);
+      else reportSendFailed(k, t, trap.send.seq, he.code, 0);
     }
     return;
   }
   if (trap.call) {
     try {
       let out: Uint8Array;
+      // attach (hurdmesh, 4902): opens delivery on the bus, or keeps an edge stream's.
       if (trap.call.msgid === ATTACH) {
         let req: AttachRequest;
         try {
@@ -100,11 +102,11 @@ function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: bool
         } catch (e) {
           throw new HurdError(Errno.MIG_BAD_ARGUMENTS, "malformed attach request", { cause: e });
         }
-        k.attach(t, keepSink ? t.sink : null, req.window);
+        attach(k, t, keepSink ? t.sink : null, req.window);
         out = MachDefinition.methods.attach.responseType.encode(attachReply(k, t)).finish();
       } else {
-        k.touch(t);
-        if (trap.credit) k.credit(t, trap.credit);
+        touch(k, t);
+        if (trap.credit) credit(k, t, trap.credit);
         out = dispatch(k, t, trap.call.msgid, trap.call.request);
       }
       answer?.(0, out, "");
@@ -114,8 +116,8 @@ function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: bool
     }
     return;
   }
-  k.touch(t);
-  if (trap.credit) k.credit(t, trap.credit);
+  touch(k, t);
+  if (trap.credit) credit(k, t, trap.credit);
 }
 
 /**

@@ -1,8 +1,10 @@
 // Watching the kernel's trace stream over the bus (hurd.<system>.trace.>),
-// for servers that reach the kernel over NATS rather than its gRPC edge. The
-// protocol is in proto/hurd/trace/v1/trace.proto (TraceWatchRequest); the
+// for servers that reach the kernel over NATS rather than its gRPC edge: a
+// client of a wire protocol, so it lives with the runtime's other clients.
+// The protocol is in proto/hurd/trace/v1/trace.proto (TraceWatchRequest); the
 // kernel's side is services/kernel/src/trace-bus.ts.
-import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
+import type { Bus, BusSubscription } from "./bus/types.js";
+import { Errno, HurdError } from "./errors.js";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 
 /** Leases a bus watch may be granted, ms: both sides clamp to these. */

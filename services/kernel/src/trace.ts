@@ -13,78 +13,26 @@
 import { SpanKind, type Attributes } from "@opentelemetry/api";
 import { errnoName } from "@hurdmesh/mach";
 import { isTraceContext, NO_TRACE_CONTEXT, traceContextOf } from "@hurdmesh/mach/internal";
+import type { Message, Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { registry, type Registry } from "@hurdmesh/mach/registry";
-import { K_DELIVERED, K_NOTIFY, K_REPLIED, keyBytes, LightSpan, putKernelFields, REC_KERNEL, UNSAMPLED, type LightTracer, type NameTable, type Parent, type SdkTelemetry as Telemetry, type Writer } from "@hurdmesh/telemetry-sdk";
-
-
-// Structural views of the kernel's objects (the kernel imports this package, not the reverse).
-export interface TNs {
-  readonly id: number;
-  readonly parent: TNs | null;
-}
-export interface TTask {
-  readonly id: number;
-  readonly parentId: number;
-  readonly name: string;
-  readonly ns: TNs;
-}
-export interface TRight {
-  type: number;
-  port: object | null;
-  value: number;
-}
-/** A port as the tracer sees it: the field it keeps a delivered request's note in. */
-export interface TPort {
-  tracePending: unknown;
-}
-export interface TMsg {
-  dest: TPort;
-  destType: number;
-  reply: TPort | null;
-  replyType: number;
-  id: number;
-  code: number;
-  body: Uint8Array;
-  rights: TRight[] | null;
-  sender: TTask | null;
-  kernel: boolean;
-  /** Binary W3C trace context (empty: none). */
-  traceContext: Uint8Array;
-  /** The tracer's own field: a message's Flight while in flight (kept on the message, not in a map). */
-  trace: unknown;
-}
-export interface TWire {
-  destination: number;
-  destinationDisposition: number;
-  reply: number;
-  replyDisposition: number;
-  ports: readonly { name: number; disposition: number }[];
-  id: number;
-  code: number;
-  traceContext: Uint8Array;
-  body: Uint8Array;
-}
-export interface TReceived {
-  local: number;
-  reply: number;
-  replyType: number;
-  ports: readonly { name: number; type: number }[];
-  traceContext: Uint8Array;
-}
+import { UNSAMPLED, type Parent } from "@hurdmesh/telemetry";
+import type { SdkTelemetry as Telemetry } from "@hurdmesh/telemetry-sdk";
+import { K_DELIVERED, K_NOTIFY, K_REPLIED, keyBytes, LightSpan, putKernelFields, REC_KERNEL, type LightTracer, type NameTable, type Writer } from "@hurdmesh/telemetry-sdk";
+import { R_SEND_ONCE, type KMsg, type KTask, type Namespace, type TraceNote } from "./objects.js";
 
 /** What the kernel tells a tracer. Called only while kernel.tracer is set. */
 export interface KernelTracer {
   /** A message left its sender (wire: as the sender wrote it) or the kernel (wire null). */
-  sent(m: TMsg, wire: TWire | null): void;
+  sent(m: KMsg, wire: Message | null): void;
   /** The message was copied out to `to`; `rec` is what the receiver gets (its trace context may be set). */
-  delivered(m: TMsg, to: TTask, rec: TReceived): void;
+  delivered(m: KMsg, to: KTask, rec: Received): void;
   /** A sent message could not be delivered (its rights went back to the sender). */
-  failed(m: TMsg, code: number): void;
+  failed(m: KMsg, code: number): void;
   /** The kernel refused a send outright (bad destination, rights, ...). */
-  refused(from: TTask, wire: TWire, code: number): void;
+  refused(from: KTask, wire: Message, code: number): void;
   /** A task was created (watchers following a task follow its children). */
-  created(t: TTask): void;
+  created(t: KTask): void;
   /**
    * The trace context of what the kernel is doing now (the trap it
    * handles), set by the trap path around each trap: notifications the
@@ -99,12 +47,9 @@ export interface KernelTracer {
   causeText: string;
 }
 
-/** One routed message, as the trace stream carries it (hurd.trace.v1.TraceRecord). */
-export type { TraceRecord };
-
 export interface WatchFilter {
   /** Only messages whose tasks live in this namespace or namespaces nested in it. */
-  ns?: TNs | null;
+  ns?: Namespace | null;
   /** Only messages to or from these tasks. */
   tasks?: readonly number[];
   /** With tasks: also every task they create, and its children. */
@@ -120,7 +65,7 @@ export interface WatchFilter {
 export type WatchSink = (records: TraceRecord[], dropped: number) => void;
 
 interface Watcher {
-  ns: TNs | null;
+  ns: Namespace | null;
   tasks: Set<number> | null;
   follow: boolean;
   exclude: Set<number>;
@@ -136,8 +81,8 @@ interface Watcher {
  * port (the port's tracePending) until the reply comes: one object per
  * request, whatever the kernel does with it.
  */
-interface Flight {
-  n: number;
+interface Flight extends TraceNote {
+  readonly n: number;
   /** The message id (for a pending request: what its reply answers). */
   id: number;
   ts: number;
@@ -145,7 +90,7 @@ interface Flight {
   rpc: string | undefined;
   re: number;
   reply: boolean;
-  wire: TWire | null;
+  wire: Message | null;
   /** A request's or one-way message's span; for a reply, its request's span (ended when the reply is delivered). */
   span: KernelSpan | null;
   /** With telemetry on, an unsampled message that starts a trace: the context it carries on. */
@@ -230,7 +175,6 @@ const DISP: Record<number, string> = {
   21: "make-send-once",
 };
 const ARRIVED: Record<number, string> = { 16: "receive", 17: "send", 18: "send-once", 15: "name" };
-const R_SEND_ONCE = 18;
 const DEAD = 0xffffffff;
 /** Records kept per watcher between flushes: beyond this they are dropped and counted. */
 export const WATCH_BUFFER = 8192;
@@ -243,8 +187,8 @@ function blank(n: number, tsMs: number, namespaceId: number, fromTask: number, t
   return { n, tsMs, namespaceId, fromTask, toTask, senderName, receiverName, msgid, rpc: "", isReply: false, replyTo: 0, code: 0, error: 0, kernel: false, rights: [], body: NO_BODY, bodyLength };
 }
 
-function inNs(ns: TNs, root: TNs): boolean {
-  for (let n: TNs | null = ns; n; n = n.parent) if (n === root) return true;
+function inNs(ns: Namespace, root: Namespace): boolean {
+  for (let n: Namespace | null = ns; n; n = n.parent) if (n === root) return true;
   return false;
 }
 
@@ -310,7 +254,7 @@ export class TraceHub implements KernelTracer {
 
   // ------------------------------------------------------------ KernelTracer
 
-  sent(m: TMsg, wire: TWire | null): void {
+  sent(m: KMsg, wire: Message | null): void {
     let re = 0;
     let rpc: string | undefined;
     let reply = false;
@@ -342,7 +286,7 @@ export class TraceHub implements KernelTracer {
     m.trace = fl;
   }
 
-  delivered(m: TMsg, to: TTask, rec: TReceived): void {
+  delivered(m: KMsg, to: KTask, rec: Received): void {
     let fl = m.trace as Flight | null;
     if (!fl) {
       // Routed without passing sent() (a kernel object's MIG_BAD_ID answer).
@@ -370,7 +314,7 @@ export class TraceHub implements KernelTracer {
     fl.wire = null;
   }
 
-  failed(m: TMsg, code: number): void {
+  failed(m: KMsg, code: number): void {
     const fl = m.trace as Flight | null;
     if (!fl) return;
     m.trace = null;
@@ -384,7 +328,7 @@ export class TraceHub implements KernelTracer {
     if (this.watchers.size > 0 && m.sender) this.record(m, fl, null, null, code, m.sender, m.sender.ns);
   }
 
-  refused(from: TTask, wire: TWire, code: number): void {
+  refused(from: KTask, wire: Message, code: number): void {
     if (this.watchers.size === 0) return;
     const rec = blank(++this.n, Date.now(), from.ns.id, from.id, 0, wire.destination, 0, wire.id, wire.body.length);
     rec.error = code;
@@ -392,20 +336,20 @@ export class TraceHub implements KernelTracer {
     for (const w of this.watchers) if (this.matches(w, from.id, 0, from.ns)) this.push(w, rec, wire.body);
   }
 
-  created(t: TTask): void {
+  created(t: KTask): void {
     for (const w of this.watchers) if (w.follow && w.tasks && w.tasks.has(t.parentId)) w.tasks.add(t.id);
   }
 
   // ------------------------------------------------------------ records
 
-  private matches(w: Watcher, from: number, to: number, ns: TNs): boolean {
+  private matches(w: Watcher, from: number, to: number, ns: Namespace): boolean {
     if (w.exclude.has(from) || w.exclude.has(to)) return false;
     if (w.ns && !inNs(ns, w.ns)) return false;
     if (w.tasks && !w.tasks.has(from) && !w.tasks.has(to)) return false;
     return true;
   }
 
-  private record(m: TMsg, fl: Flight, to: TTask | null, rec: TReceived | null, err: number, from: TTask | null, ns: TNs): void {
+  private record(m: KMsg, fl: Flight, to: KTask | null, rec: Received | null, err: number, from: KTask | null, ns: Namespace): void {
     const fromId = from ? from.id : 0;
     const toId = to ? to.id : 0;
     let r: TraceRecord | null = null;
@@ -416,7 +360,7 @@ export class TraceHub implements KernelTracer {
     }
   }
 
-  private makeRecord(m: TMsg, fl: Flight, to: number, rec: TReceived | null, err: number, from: number, ns: TNs): TraceRecord {
+  private makeRecord(m: KMsg, fl: Flight, to: number, rec: Received | null, err: number, from: number, ns: Namespace): TraceRecord {
     const r = blank(fl.n, fl.ts, ns.id, from, to, fl.sname, rec ? rec.local : 0, m.id, m.body.length);
     if (fl.rpc) r.rpc = fl.rpc;
     if (fl.reply) {
@@ -478,7 +422,7 @@ export class TraceHub implements KernelTracer {
 
   // ------------------------------------------------------------ spans
 
-  private startSpan(lt: LightTracer, m: TMsg, fl: Flight): void {
+  private startSpan(lt: LightTracer, m: KMsg, fl: Flight): void {
     const name = m.kernel ? (fl.rpc ?? `notify ${m.id}`) : (fl.rpc ?? `msgid ${m.id}`);
     const parent = lt.parent(m.traceContext);
     if (parent === UNSAMPLED) return;

@@ -1,0 +1,304 @@
+// The kernel's objects: tasks, their IPC spaces and the entries in them,
+// ports, messages in flight, namespaces. They name one another both ways (a
+// task its ports, a port its receiver task, an entry its port, a message its
+// sender), so they are declared in this one file, as gnumach declares its
+// types once for ipc/ and kern/: the rooms that act on them (space.ts,
+// port.ts, message.ts, mqueue.ts, notify.ts, task.ts, namespace.ts) import
+// them from here and never one another's data. What stays here is what
+// keeps one object's own invariants (a queue's head, a space's two maps).
+import type { TaskEvents } from "@hurdmesh/mach/internal";
+
+// ---------------------------------------------------------------- tasks
+
+let nextTaskId = 1;
+
+/** Where a task's deliveries go: a bus subject, or a gRPC stream at the edge. */
+export type Sink = (delivery: Uint8Array, local: number) => void;
+
+/** A task as the kernel knows it. */
+export class KTask {
+  readonly id = nextTaskId++;
+  readonly space = new Space();
+  readonly createdMs = Date.now();
+  active = true;
+  /** The kernel port (task_self); its kobject is this task. */
+  self!: Port;
+  bootstrap: Port | null = null;
+  exception: Port | null = null;
+  /** Messages the kernel may still push before the task returns credit. */
+  credit = 0;
+  /** Ports with queued messages waiting for credit (stale entries are skipped). */
+  ready: Port[] = [];
+  readyHead = 0;
+  sink: Sink | null = null;
+  attached = false;
+  lastSeen = 0;
+  essential = false;
+  sent = 0;
+  received = 0;
+  readonly tokenBytes: Buffer;
+  /** The subject prefix of this task's deliveries. */
+  readonly subject: string;
+  constructor(
+    readonly ns: Namespace,
+    readonly parentId: number,
+    public name: string,
+    readonly token: string,
+    system: string,
+  ) {
+    this.subject = `hurd.${system}.rcv.${this.id}.`;
+    this.tokenBytes = Buffer.from(token);
+  }
+}
+
+// ---------------------------------------------------------------- ports
+
+/** What a kernel-held port stands for (its receive right is the kernel's). */
+export type KObject = { kind: "task"; task: KTask } | { kind: "host"; ns: Namespace };
+
+/** A waiting sender on a full queue (MACH_SEND_TIMEOUT). */
+export interface Blocked {
+  msg: KMsg;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * The tracer's note on a message in flight, and on a reply port while its
+ * request awaits the reply (trace.ts's Flight); the rest of the kernel only
+ * carries it.
+ */
+export interface TraceNote {
+  /** The message's number in the trace stream. */
+  readonly n: number;
+}
+
+let nextPortId = 1;
+
+/**
+ * A Mach port: one receive right, counted send and send-once rights, a
+ * bounded queue, and the notification requests registered on it.
+ */
+export class Port {
+  readonly id = nextPortId++;
+  active = true;
+  /** The task whose space holds the receive right; null while in transit or kernel-held. */
+  receiver: KTask | null = null;
+  kobject: KObject | null = null;
+  /** Send rights: one per space that holds one, plus one per right in flight. */
+  srights = 0;
+  sorights = 0;
+  mscount = 0;
+  seqno = 0;
+  qlimit: number;
+  /** Messages waiting for the receiver (a FIFO with a head index). */
+  queue: KMsg[] = [];
+  qhead = 0;
+  blocked: Blocked[] | null = null;
+  /** In the receiver's ready list (it has queued messages and waits for credit). */
+  ready = false;
+  /** no-senders request: the send-once right's port and the sync threshold. */
+  nsrequest: Port | null = null;
+  /** port-destroyed request. */
+  pdrequest: Port | null = null;
+  /** Entries (in any space) that hold a dead-name request on this port. */
+  dnrequests: Set<Entry> | null = null;
+  /** The port set the receive right is a member of. */
+  pset: Entry | null = null;
+  /**
+   * The tracer's note on a send-once reply port whose request was
+   * delivered (which request, its span): a field, not a map, because every
+   * traced RPC sets it and its reply reads it.
+   */
+  tracePending: TraceNote | null = null;
+
+  constructor(qlimit: number) {
+    this.qlimit = qlimit;
+  }
+
+  get msgcount(): number {
+    return this.queue.length - this.qhead;
+  }
+
+  push(m: KMsg): void {
+    this.queue.push(m);
+  }
+
+  shift(): KMsg | undefined {
+    if (this.qhead >= this.queue.length) return undefined;
+    const m = this.queue[this.qhead]!;
+    this.queue[this.qhead++] = undefined as unknown as KMsg;
+    if (this.qhead === this.queue.length) {
+      this.queue.length = 0;
+      this.qhead = 0;
+    } else if (this.qhead > 64 && this.qhead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.qhead);
+      this.qhead = 0;
+    }
+    return m;
+  }
+
+  /** Takes every queued message (for destruction). */
+  takeAll(): KMsg[] {
+    const all = this.queue.slice(this.qhead);
+    this.queue = [];
+    this.qhead = 0;
+    return all;
+  }
+}
+
+// ---------------------------------------------------------------- spaces and entries
+
+/** mach_port_type_t bits. */
+export const TYPE_SEND = 1 << 16;
+export const TYPE_RECEIVE = 1 << 17;
+export const TYPE_SEND_ONCE = 1 << 18;
+export const TYPE_PORT_SET = 1 << 19;
+export const TYPE_DEAD_NAME = 1 << 20;
+export const TYPE_DNREQUEST = 0x80000000;
+
+export const MACH_PORT_NULL = 0;
+export const MACH_PORT_DEAD = 0xffffffff;
+
+/** One name in one space. */
+export interface Entry {
+  name: number;
+  /** The port (null for a port set or a dead name). */
+  port: Port | null;
+  bits: number;
+  /** User references of the send right or the dead name. */
+  urefs: number;
+  /** The send-once right's port that a dead-name request on this name goes to. */
+  dnrequest: Port | null;
+  /** Members, for a port set. */
+  members: Set<Port> | null;
+}
+
+export function newEntry(name: number, port: Port | null, bits: number, urefs: number): Entry {
+  return { name, port, bits, urefs, dnrequest: null, members: null };
+}
+
+/**
+ * A task's IPC space. Send and receive rights for one port always share one
+ * name (byPort finds it in O(1)); every send-once right gets a name of its own.
+ * Names are never reused within a space, so a stale name can only be unknown,
+ * never another right.
+ */
+export class Space {
+  readonly entries = new Map<number, Entry>();
+  readonly byPort = new Map<Port, Entry>();
+  private nextName = 1;
+  active = true;
+
+  newName(): number {
+    let n = this.nextName++;
+    if (n === MACH_PORT_DEAD) {
+      // 4 billion names in one task: start again past the live ones.
+      this.nextName = 1;
+      n = this.nextName++;
+    }
+    while (this.entries.has(n)) n = this.nextName++;
+    return n;
+  }
+
+  insert(e: Entry): void {
+    this.entries.set(e.name, e);
+    if (e.port && e.bits & (TYPE_SEND | TYPE_RECEIVE)) this.byPort.set(e.port, e);
+  }
+
+  remove(e: Entry): void {
+    this.entries.delete(e.name);
+    if (e.port && this.byPort.get(e.port) === e) this.byPort.delete(e.port);
+  }
+
+  /** ipc_entry_lookup: a right whose port died becomes a dead name here, lazily, as in Mach (ipc_right_check). */
+  lookup(name: number): Entry | undefined {
+    const e = this.entries.get(name);
+    if (e && e.port && !e.port.active && e.bits & (TYPE_SEND | TYPE_SEND_ONCE)) this.toDeadName(e, 0);
+    return e;
+  }
+
+  /** The entry's port died: it becomes a dead name with its urefs (plus `extra`, a dead-name request's). */
+  toDeadName(e: Entry, extra: number): void {
+    const port = e.port!;
+    if (this.byPort.get(port) === e) this.byPort.delete(port);
+    e.urefs = (e.bits & TYPE_SEND ? e.urefs : 1) + extra;
+    e.bits = TYPE_DEAD_NAME;
+    e.port = null;
+    if (e.dnrequest) {
+      port.dnrequests?.delete(e);
+      e.dnrequest = null;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- messages
+
+/** How a right travels inside the kernel. */
+export const R_SEND = 17;
+export const R_SEND_ONCE = 18;
+export const R_RECEIVE = 16;
+/** A right whose port was dead when it was copied in: arrives as MACH_PORT_DEAD. */
+export const R_DEAD = 0;
+/** A plain integer (MACH_MSG_TYPE_PORT_NAME): no right moves. */
+export const R_NAME = 15;
+
+export interface KRight {
+  type: number;
+  port: Port | null;
+  /** For R_NAME: the integer itself. */
+  value: number;
+}
+
+/** A message inside the kernel: its rights are the kernel's until delivered. */
+export interface KMsg {
+  dest: Port;
+  /** R_SEND or R_SEND_ONCE: the right held on dest while in flight. */
+  destType: number;
+  /** The sender moved its own destination right (MOVE_SEND): a failed send gives it back. */
+  destMoved: boolean;
+  reply: Port | null;
+  /** R_SEND, R_SEND_ONCE or R_DEAD (reply was a dead name). */
+  replyType: number;
+  id: number;
+  code: number;
+  body: Uint8Array;
+  rights: KRight[] | null;
+  sender: KTask | null;
+  /** Set only for notifications the kernel generates. */
+  kernel: boolean;
+  seq: number;
+  /** Binary W3C trace context (empty: none). */
+  traceContext: Uint8Array;
+  /** The tracer's note while the message is in flight (null untraced). */
+  trace: TraceNote | null;
+}
+
+// ---------------------------------------------------------------- namespaces
+
+let nextNamespaceId = 1;
+
+/**
+ * A hurd: the root one or a subhurd. Tasks are created inside one; its proc
+ * registers on its privileged host port and hears of its tasks only.
+ */
+export class Namespace {
+  readonly id = nextNamespaceId++;
+  readonly depth: number;
+  readonly tasks = new Set<KTask>();
+  readonly children = new Set<Namespace>();
+  /** The port new-task / task-terminated notifications go to (a send right the kernel holds). */
+  notify: Port | null = null;
+  active = true;
+  /**
+   * Events of tasks of nested hurds not yet sent to this hurd's proc (see
+   * notify.ts, nestedTaskEvent); made on first use, reused after every send.
+   */
+  events: TaskEvents | null = null;
+  constructor(
+    readonly parent: Namespace | null,
+    readonly hostPriv: Port,
+    readonly label: string,
+  ) {
+    this.depth = parent ? parent.depth + 1 : 0;
+  }
+}

@@ -1,0 +1,115 @@
+// What one kernel owns, which every room reads and writes: its tables, the
+// undo log of the copyin in progress, the delivery in progress, the counters
+// and the tracer. The rooms are functions of this state (as gnumach's are of
+// its globals), so a call between rooms is a plain call, with nothing more
+// per message than when they were one class.
+//
+// Mach's IPC is one cycle: a port's death sends notifications, a
+// notification is a message, delivering a message moves rights whose release
+// may end another port. The rooms are layered (notify.ts, port.ts, space.ts,
+// message.ts, mqueue.ts, then tasks, namespaces and the calls), each
+// importing only those before it; the three calls that go back up the
+// layering are the abstract methods at the end, which the Kernel implements.
+import { Errno, HurdError, type Bus, type ErrnoName } from "@hurdmesh/mach";
+import type { KernelConfig } from "./config.js";
+import { Namespace, Port, type Entry, type KMsg, type KTask, type Space } from "./objects.js";
+import type { KernelTracer } from "./trace.js";
+
+export function err(name: ErrnoName, detail?: string): HurdError {
+  return new HurdError(Errno[name], detail);
+}
+
+export interface KernelEvents {
+  /** Something worth a line in the kernel's log (bad tokens, malformed traps). */
+  log(line: string): void;
+}
+
+/** A snapshot taken before a copyin touches an entry, to put it back if the message fails. */
+export interface Undo {
+  space: Space;
+  e: Entry;
+  bits: number;
+  urefs: number;
+  present: boolean;
+  port: Port | null;
+  srights: number;
+  sorights: number;
+  mscount: number;
+  receiver: KTask | null;
+  pset: Entry | null;
+}
+
+export abstract class KernelState {
+  readonly config: KernelConfig;
+  readonly root: Namespace;
+  readonly tasks = new Map<number, KTask>();
+  bus: Bus | null = null;
+  events: KernelEvents;
+  /** Counters for tests and the bench. */
+  readonly stats = { sent: 0, delivered: 0, notifications: 0, rejectedTraps: 0, sendFailures: 0 };
+  /** Set only while someone watches the trace stream or spans are on: routing checks this one field. */
+  tracer: KernelTracer | null = null;
+
+  // task.ts: leases and tokens.
+  /** Attached tasks in order of last activity: the lease sweep reads from the front. */
+  readonly leased = new Map<KTask, true>();
+  /**
+   * Task tokens come from a pool of random bytes filled 256 tokens at a
+   * time: one getrandom call per task was a visible cost of task_create.
+   */
+  tokenPool = Buffer.alloc(0);
+  tokenAt = 0;
+  /** Where a presented token is written to be compared (no allocation per trap). */
+  readonly scratch = Buffer.alloc(256);
+
+  // message.ts: the copyin in progress.
+  readonly undo: Undo[] = [];
+  /** Entries a copyin took out that held a dead-name request: port-deleted is owed at commit. */
+  readonly deletedLater: { space: Space; e: Entry; dn: Port }[] = [];
+
+  // mqueue.ts: the delivery in progress.
+  /** Inside deliver: copying out a receive right must not push its queue yet. */
+  delivering = 0;
+  /** Tasks that were handed a receive right with queued messages during a deliver. */
+  readonly drainLater = new Set<KTask>();
+
+  // notify.ts: nested-task events.
+  /** Namespaces with nested-task events waiting to be sent, and whether their sending is scheduled. */
+  readonly eventsPending: Namespace[] = [];
+  eventsScheduled = false;
+  /** The microtask that sends them (made once, on first use). */
+  sendEvents: (() => void) | null = null;
+
+  // mach-port.ts and port.ts: dead-name requests.
+  /** Which space an entry with a dead-name request lives in (to turn it into a dead name at death). */
+  readonly dnSpaces = new WeakMap<Entry, Space>();
+
+  private logged = 0;
+  private logWindow = 0;
+
+  constructor(config: KernelConfig, events: Partial<KernelEvents>) {
+    this.config = config;
+    this.events = { log: (l) => console.error(`[kernel ${config.system}] ${l}`), ...events };
+    const host = new Port(config.qlimit);
+    this.root = new Namespace(null, host, "root");
+    host.kobject = { kind: "host", ns: this.root };
+  }
+
+  /** Logs at most 20 lines a second, so a flood of bad traps cannot flood the log. */
+  log(line: string): void {
+    const now = Date.now();
+    if (now - this.logWindow > 1000) {
+      if (this.logged > 20) this.events.log(`(${this.logged - 20} more lines dropped)`);
+      this.logWindow = now;
+      this.logged = 0;
+    }
+    if (++this.logged <= 20) this.events.log(line);
+  }
+
+  /** ipc_mqueue_send for a message the kernel makes (notify.ts → mqueue.ts). */
+  abstract enqueue(p: Port, m: KMsg): void;
+  /** Pushes a task's queued messages while it has credit (message.ts, a receive right copied out → mqueue.ts). */
+  abstract drain(t: KTask): void;
+  /** A message that had left its sender will not be delivered (port.ts, a port's death → mqueue.ts). */
+  abstract failSend(m: KMsg, code: number): void;
+}
