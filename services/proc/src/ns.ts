@@ -10,6 +10,7 @@ type H = Impl<typeof ProcessDefinition, PortObject>;
 
 export function ns(srv: ProcServer): H {
   return {
+    /** proc_make_task_namespace (24057). */
     makeTaskNamespace(req, ctx) {
       const p = srv.caller(ctx);
       ctx.keepRights = true;

@@ -5,10 +5,10 @@
 import { Errno, HurdError, MsgType, Notify, NotifyId, type Impl, type Received } from "@hurdmesh/mach";
 import { serverAuthenticate } from "@hurdmesh/iohelp";
 import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
-import { reassignTo } from "./mgt.js";
+import { reassignTo, taskProcess } from "./mgt.js";
+import { newids } from "./msg.js";
 import { P, type Proc } from "./proc.js";
 import type { Ctx, PortObject, ProcServer } from "./server.js";
-import { taskProcess } from "./mgt.js";
 
 type H = Impl<typeof ProcessDefinition, PortObject>;
 
@@ -99,7 +99,7 @@ async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvousIndex: number
   if (p.port && p.port !== port) srv.destroyPort(p.port);
   p.port = port;
   srv.server.add(port, { kind: "proc", p });
-  srv.newids(p);
+  newids(srv, p);
   // The calls that came in behind the completion, in their order.
   for (const e of early.splice(0)) void Promise.resolve(srv.server.dispatch(e.m)).finally(e.settle);
 }
