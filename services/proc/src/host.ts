@@ -52,12 +52,10 @@ export function host(srv: ProcServer): H {
      */
     execdataNotify(req, ctx) {
       srv.caller(ctx);
-      ctx.keepRights = true;
       const r = ctx.right(req.notify);
-      if (notifiers.length >= MAX_NOTIFIERS) {
-        srv.drop(r.name);
-        throw new HurdError(Errno.EAGAIN, `${MAX_NOTIFIERS} notifiers registered`);
-      }
+      // Refused before the right is kept: the server releases what the request brought (a right, never a bare name).
+      if (notifiers.length >= MAX_NOTIFIERS) throw new HurdError(Errno.EAGAIN, `${MAX_NOTIFIERS} notifiers registered`);
+      ctx.keepRights = true;
       notifiers.push(r.name);
       return {};
     },
@@ -72,10 +70,11 @@ export function host(srv: ProcServer): H {
     /** proc_register_version (24010): the credential must be host_priv. */
     registerVersion(req, ctx) {
       srv.caller(ctx);
-      const cred = ctx.msg.ports[req.credential];
+      // A bare name is a number the caller wrote, not the port: only a right counts.
+      const cred = optionalRight(ctx.msg.ports, req.credential);
       // The same port has the same name in one space: comparing names compares ports.
-      const ok = !!cred && srv.hostPriv !== 0 && cred.name === srv.hostPriv;
-      if (cred) srv.drop(cred.name);
+      const ok = cred !== 0 && cred === srv.hostPriv;
+      srv.drop(cred);
       ctx.keepRights = true;
       if (!ok) throw new HurdError(Errno.EPERM, "the credential is not the host port");
       if (!versions.has(req.name) && versions.size >= MAX_VERSIONS) throw new HurdError(Errno.EAGAIN, "too many versions");
