@@ -131,7 +131,7 @@ export function processExited(srv: ProcServer, p: Proc): void {
   failWaiters(p);
   for (const w of p.msgportWaiters ?? []) w();
   p.msgportWaiters = null;
-  // The process port dies now: holders see a dead name.
+  // At death, not at reaping: a zombie's process port is already a dead name to its holders.
   srv.releasePorts(p);
   // Children go to the namespace root if there is one, else to init; zombies among them alert the new parent.
   const heir = p.nsRoot && !p.nsRoot.dead && p.nsRoot !== p ? p.nsRoot : srv.init;
