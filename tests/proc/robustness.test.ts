@@ -6,7 +6,7 @@
 // HURD_PROC_FUZZ_MS sets the fuzz run's length per bus (default 1500 ms).
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { MsgType, Rights, client, portAt, type Task } from "@hurdmesh/mach";
+import { MsgType, PortRight, Rights, client, portAt, type Task } from "@hurdmesh/mach";
 import { methods } from "@hurdmesh/mach/internal";
 import { NewTaskNotification, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
@@ -100,6 +100,30 @@ for (const kind of busKinds) {
       assertConsistent(ph.proc);
       await ph.startup.task.taskTerminate(nt.task);
       for (const p of [victim, forger]) await exitProcess(p);
+    });
+
+    it("a bare name (MSG_TYPE_PORT_NAME) is no right: register_version, make_task_namespace and reauthenticate_reassign neither believe it nor release proc's right of that number", async () => {
+      const forger = await userProcess(ph, ph.startup, [666], "bare-namer");
+      // The number proc's own host_priv right has in proc's space: anyone can write it in a message.
+      const host = ph.proc.hostPriv;
+      assert.ok(host, "proc holds host_priv");
+      const refs = await ph.proc.task.getRefs(host, PortRight.PORT_RIGHT_SEND);
+      const bare = () => {
+        const r = new Rights();
+        return { r, i: r.add(host, MsgType.MSG_TYPE_PORT_NAME) };
+      };
+      const v = bare();
+      await rejectsWith(forger.proc.registerVersion({ credential: v.i, name: "forged", release: "1", version: "" }, { rights: v.r }), Errno.EPERM, "register_version");
+      const n = bare();
+      await rejectsWith(forger.proc.makeTaskNamespace({ notify: n.i }, { rights: n.r }), Errno.EINVAL, "make_task_namespace");
+      // reauthenticate_reassign is a simpleroutine: no answer, only its effect on proc's space.
+      const a = bare();
+      await forger.proc.reauthenticateReassign({ rendezvous: a.i, newTask: 5 }, { rights: a.r });
+      await settle(forger);
+      assert.equal(await ph.proc.task.getRefs(host, PortRight.PORT_RIGHT_SEND), refs, "proc's host_priv urefs");
+      assert.ok(!(await ph.startup.proc.uname({})).version.includes("forged"), "no version registered");
+      await exitProcess(forger);
+      await ph.startup.proc.wait({ pid: forger.pid, options: 0 });
     });
 
     it("a message port that never answers stalls nothing: SIGCHLDs to it are one-way, a handle's signal to it times out, proc keeps serving", async () => {

@@ -1,17 +1,5 @@
 import { userReauthenticate } from "@hurdmesh/iohelp";
-import {
-  client,
-  Errno,
-  HurdError,
-  MsgType,
-  PortRight,
-  Rights,
-  isErrno,
-  portAt,
-  serve,
-  type Client,
-  type Task,
-} from "@hurdmesh/mach";
+import { client, Errno, HurdError, MsgType, PortRight, Rights, isErrno, optionalRight, portAt, rightsOf, serve, type Client, type Task } from "@hurdmesh/mach";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
 import { MsgDefinition } from "@hurdmesh/proto/hurd/msg/v1/msg";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
@@ -86,12 +74,11 @@ export class Process {
     serve(this.task, MsgDefinition, {
       sigPost: (req, ctx) => {
         ctx.keepRights = true;
-        const ref = ctx.msg.ports[req.refport];
-        const refName = ref && ref.type !== MsgType.MSG_TYPE_PORT_NAME ? ref.name : 0;
+        const refName = optionalRight(ctx.msg.ports, req.refport);
         // The refport is compared by name (same port, same name), so it is
         // released only after the comparison.
         const release = () => {
-          if (refName && refName !== 0xffffffff) this.task.deallocate(refName).catch(() => {});
+          if (refName) this.task.deallocate(refName).catch(() => {});
         };
         return this.deliver(req.signal, req.sigcode, refName).finally(release);
       },
@@ -103,8 +90,8 @@ export class Process {
     }).add(port, {});
     const r = new Rights();
     const old = await this.proc.setmsgport({ newmsgport: r.makeSend(port) }, { rights: r });
-    const prev = portAt(old, old.oldmsgport);
-    if (prev && prev !== 0xffffffff) this.task.deallocate(prev).catch(() => {});
+    const prev = optionalRight(rightsOf(old), old.oldmsgport);
+    if (prev) this.task.deallocate(prev).catch(() => {});
 
   }
 
@@ -295,8 +282,8 @@ export class Process {
   private async killOne(pid: number, sig: number): Promise<void> {
     if (sig === SIG.KILL) {
       const rep = await this.proc.pid2task({ pid });
-      const task = portAt(rep, rep.task);
-      if (!task || task === 0xffffffff) return; // a zombie: nothing to kill
+      const task = optionalRight(rightsOf(rep), rep.task);
+      if (!task) return; // a zombie: nothing to kill
       try {
         await this.task.taskTerminate(task);
       } finally {
@@ -305,23 +292,22 @@ export class Process {
       return;
     }
     const mp = await this.proc.getmsgport({ pid });
-    const msgport = portAt(mp, mp.msgport);
+    const msgport = optionalRight(rightsOf(mp), mp.msgport);
     let ref = 0;
     try {
       const t = await this.proc.pid2task({ pid });
-      ref = portAt(t, t.task);
+      ref = optionalRight(rightsOf(t), t.task);
     } catch (e) {
       if (!isErrno(e, "EPERM")) throw e;
     }
-    if (!ref || ref === 0xffffffff) {
+    if (!ref) {
       if (!this.sidport) {
         const s = await this.proc.getsidport({});
         this.sidport = portAt(s, s.sessport);
       }
-      ref = 0;
     }
     try {
-      if (!msgport || msgport === 0xffffffff) {
+      if (!msgport) {
         // No message port: glibc falls back to the task for the deadly signals.
         if (ref && (sig === SIG.TERM || sig === SIG.INT || sig === SIG.QUIT)) return await this.task.taskTerminate(ref);
         if (sig === 0) return;
@@ -332,8 +318,8 @@ export class Process {
       const refport = ref ? r.copySend(ref) : r.copySend(this.sidport);
       await client(this.task, MsgDefinition, msgport).sigPost({ signal: sig, sigcode: 0, refport }, { rights: r });
     } finally {
-      if (msgport && msgport !== 0xffffffff) this.task.deallocate(msgport).catch(() => {});
-      if (ref && ref !== 0xffffffff) this.task.deallocate(ref).catch(() => {});
+      if (msgport) this.task.deallocate(msgport).catch(() => {});
+      if (ref) this.task.deallocate(ref).catch(() => {});
     }
   }
 

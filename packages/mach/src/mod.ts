@@ -10,5 +10,6 @@ export { LocalHub, LocalConnection } from "./bus/local.js";
 export { Task, Notify, MACH_PORT_NULL, MACH_PORT_DEAD, type AttachOptions, type MessageHandler, type RpcOptions } from "./task.js";
 export { client, type Client, type CallOptions } from "./client.js";
 export { serve, Server, type Context, type Impl, type NotifyHandler } from "./serve.js";
-export { Rights, rightsOf, portAt, withRights } from "./rights.js";
+export { Rights, rightsOf, portAt, optionalRight, withRights } from "./rights.js";
+export { SIG, NSIG, CLD, W, W_CONTINUED, WNOHANG, WUNTRACED, WSTOPPED, WCONTINUED, WNOWAIT, WEXITED, signalNumber, signalName } from "./signals.js";
 export { MsgType, PortRight, NotifyId, TaskSpecialPort, type Received, type ReceivedPort, type Message, type MsgPort } from "@hurdmesh/proto/hurd/mach/v1/mach";

@@ -1,4 +1,6 @@
 import { MsgType, type MsgPort, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { Errno, HurdError } from "./errors.js";
+import { MACH_PORT_DEAD, MACH_PORT_NULL } from "./task.js";
 
 /**
  * Collects the rights a request or reply carries. Body fields hold the index
@@ -50,4 +52,20 @@ export function rightsOf(o: object): ReceivedPort[] {
 /** The name in this task's space of the right at `index` (0 when absent). */
 export function portAt(o: object, index: number): number {
   return rightsOf(o)[index]?.name ?? 0;
+}
+
+/**
+ * The name of the right at `index` of a message's rights, for a port
+ * argument that may be null (MIG's MACH_PORT_NULL): MACH_PORT_NULL when there
+ * is none there — an index past the rights, a null or dead name, or a bare
+ * name (MSG_TYPE_PORT_NAME), which is a number anyone can write and never a
+ * right to keep or release. For a request's rights (ctx.msg.ports) and a
+ * reply's (rightsOf(reply)). With `type`, a right of another kind is EINVAL,
+ * as Context.right answers for an index that names no fitting right.
+ */
+export function optionalRight(ports: readonly ReceivedPort[], index: number, type?: MsgType): number {
+  const p = ports[index];
+  if (!p || p.type === MsgType.MSG_TYPE_PORT_NAME || p.name === MACH_PORT_NULL || p.name === MACH_PORT_DEAD) return MACH_PORT_NULL;
+  if (type !== undefined && p.type !== type) throw new HurdError(Errno.EINVAL, `right ${index} is a ${MsgType[p.type] ?? p.type}, not a ${MsgType[type]}`);
+  return p.name;
 }

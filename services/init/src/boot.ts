@@ -119,6 +119,7 @@ export class Init {
     const startupPort = await this.startupPort;
     await this.essentials.start();
     serve(task, StartupDefinition, {
+      // startup_procinit (29003): proc's reply waits until auth has called too.
       procinit: (req, ctx) => {
         if (this.procinit) throw new HurdError(Errno.EPERM, "proc has already called startup_procinit");
         const port = ctx.right(req.proc, MsgType.MSG_TYPE_MOVE_SEND).name;
@@ -130,6 +131,7 @@ export class Init {
           return rep as { startupTask: number; auth: number; hostPriv: number; deviceMaster: number };
         });
       },
+      // startup_authinit (29004): auth's reply carries its process port, so it waits for proc.
       authinit: (req, ctx) => {
         if (this.authinit) throw new HurdError(Errno.EPERM, "auth has already called startup_authinit");
         const auth = ctx.right(req.auth, MsgType.MSG_TYPE_MOVE_SEND).name;

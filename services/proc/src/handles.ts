@@ -76,8 +76,8 @@ export function ownerOf(p: Proc): number {
 
 /** proc_pid_open: checks ownership and quota, pins the pid, makes the handle port. */
 export async function pidOpen(srv: ProcServer, table: HandleTable, caller: Proc, pid: number, serial: number): Promise<Handle> {
-  const p = srv.byPid.get(pid);
-  if (!p || (serial && p.serial !== serial)) throw new HurdError(Errno.ESRCH, serial ? `pid ${pid} is not incarnation ${serial}` : `no pid ${pid}`);
+  const p = srv.pidFind(pid);
+  if (serial && p.serial !== serial) throw new HurdError(Errno.ESRCH, `pid ${pid} is not incarnation ${serial}`);
   if (!checkOwner(caller, p)) throw new HurdError(Errno.EPERM, `pid ${pid} belongs to someone else`);
   const owner = ownerOf(caller);
   if (table.count(owner) >= srv.config.handleQuota) throw new HurdError(Errno.EDQUOT, `uid ${owner} holds ${srv.config.handleQuota} handles`);
@@ -124,15 +124,16 @@ function handleOf(ctx: Ctx): Handle {
   return o.h;
 }
 
-/** The RPCs of process handles (hurdmesh, 24300-24303). */
+/** The RPCs of process handles (hurdmesh's, 24300-24303). */
 export function handleRpcs(srv: ProcServer, table: HandleTable, signal: (p: Proc, signo: number, sigcode: number) => Promise<void>, wait: (w: Proc, pid: number, options: number) => WaitResult | Promise<WaitResult>): H {
   return {
+    /** proc_pid_open (24300). */
     async pidOpen(req, ctx) {
       const h = await pidOpen(srv, table, srv.caller(ctx), req.pid, req.serial);
       return { handle: ctx.reply.makeSend(h.port), pid: h.pid, serial: h.serial };
     },
 
-    /** Signals the handle's incarnation; once it is reaped, ESRCH: never a newer process with the pid. */
+    /** proc_handle_signal (24301): the handle's incarnation; once it is reaped, ESRCH, never a newer process with the pid. */
     async handleSignal(req, ctx) {
       const h = handleOf(ctx);
       const p = h.proc;
@@ -143,7 +144,7 @@ export function handleRpcs(srv: ProcServer, table: HandleTable, signal: (p: Proc
       return {};
     },
 
-    /** Waits for the handle's incarnation: its parent reaps as with waitid; anyone else learns how it ended. */
+    /** proc_handle_wait (24302): its parent reaps as with waitid; anyone else learns how the incarnation ended. */
     async handleWait(req, ctx) {
       const h = handleOf(ctx);
       const p = h.proc;
@@ -158,6 +159,7 @@ export function handleRpcs(srv: ProcServer, table: HandleTable, signal: (p: Proc
       return { ...r };
     },
 
+    /** proc_handle_getpid (24303). */
     handleGetpid(_req, ctx) {
       const h = handleOf(ctx);
       return { pid: h.pid, serial: h.serial, alive: !!h.proc && !h.proc.dead };

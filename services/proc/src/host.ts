@@ -1,5 +1,5 @@
 // Host-wide state (host.c): privileged ports, standard exec data, uname.
-import { Errno, HurdError, MsgType, type Impl } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, optionalRight, type Impl } from "@hurdmesh/mach";
 import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { checkUid } from "./proc.js";
 import type { PortObject, ProcServer } from "./server.js";
@@ -32,10 +32,7 @@ export function host(srv: ProcServer): H {
       if (!checkUid(p, 0)) throw new HurdError(Errno.EPERM, "only root sets the exec data");
       if (req.ports.length > MAX_EXECDATA || req.ints.length > MAX_EXECDATA) throw new HurdError(Errno.E2BIG, `at most ${MAX_EXECDATA} entries`);
       ctx.keepRights = true;
-      const ports = req.ports.map((i) => {
-        const r = ctx.msg.ports[i];
-        return r && r.type !== MsgType.MSG_TYPE_PORT_NAME ? r.name : 0;
-      });
+      const ports = req.ports.map((i) => optionalRight(ctx.msg.ports, i));
       for (const old of execPorts ?? []) srv.drop(old);
       execPorts = ports;
       execInts = req.ints.slice();
@@ -46,7 +43,7 @@ export function host(srv: ProcServer): H {
     getexecdata(_req, ctx) {
       srv.caller(ctx);
       if (!execPorts) throw new HurdError(Errno.ENOENT, "no exec data yet");
-      return { ports: execPorts.map((n) => (n && n !== 0xffffffff ? ctx.reply.copySend(n) : ctx.reply.add(0, MsgType.MSG_TYPE_PORT_NAME))), ints: execInts };
+      return { ports: execPorts.map((n) => (n ? ctx.reply.copySend(n) : ctx.reply.add(0, MsgType.MSG_TYPE_PORT_NAME))), ints: execInts };
     },
 
     /**
@@ -55,16 +52,15 @@ export function host(srv: ProcServer): H {
      */
     execdataNotify(req, ctx) {
       srv.caller(ctx);
-      ctx.keepRights = true;
       const r = ctx.right(req.notify);
-      if (notifiers.length >= MAX_NOTIFIERS) {
-        srv.drop(r.name);
-        throw new HurdError(Errno.EAGAIN, `${MAX_NOTIFIERS} notifiers registered`);
-      }
+      // Refused before the right is kept: the server releases what the request brought (a right, never a bare name).
+      if (notifiers.length >= MAX_NOTIFIERS) throw new HurdError(Errno.EAGAIN, `${MAX_NOTIFIERS} notifiers registered`);
+      ctx.keepRights = true;
       notifiers.push(r.name);
       return {};
     },
 
+    /** proc_uname (24009). */
     uname(_req, ctx) {
       srv.caller(ctx);
       const v = [...versions].map(([n, r]) => `${n} ${r}`).join("; ");
@@ -74,10 +70,11 @@ export function host(srv: ProcServer): H {
     /** proc_register_version (24010): the credential must be host_priv. */
     registerVersion(req, ctx) {
       srv.caller(ctx);
-      const cred = ctx.msg.ports[req.credential];
+      // A bare name is a number the caller wrote, not the port: only a right counts.
+      const cred = optionalRight(ctx.msg.ports, req.credential);
       // The same port has the same name in one space: comparing names compares ports.
-      const ok = !!cred && srv.hostPriv !== 0 && cred.name === srv.hostPriv;
-      if (cred) srv.drop(cred.name);
+      const ok = cred !== 0 && cred === srv.hostPriv;
+      srv.drop(cred);
       ctx.keepRights = true;
       if (!ok) throw new HurdError(Errno.EPERM, "the credential is not the host port");
       if (!versions.has(req.name) && versions.size >= MAX_VERSIONS) throw new HurdError(Errno.EAGAIN, "too many versions");

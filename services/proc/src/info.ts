@@ -2,7 +2,7 @@
 // batched proc_getallprocinfo: one page of thousands of processes per call.
 import { Errno, HurdError, type Impl } from "@hurdmesh/mach";
 import type { ProcessDefinition, ProcInfo } from "@hurdmesh/proto/hurd/process/v1/process";
-import { P, checkUid, type Proc } from "./proc.js";
+import { P, checkUid, isOrphaned, type Proc } from "./proc.js";
 import type { PortObject, ProcServer } from "./server.js";
 
 type H = Impl<typeof ProcessDefinition, PortObject>;
@@ -36,7 +36,7 @@ function state(srv: ProcServer, p: Proc): number {
   if (p.has(P.STOPPED)) s |= PI.STOPPED;
   if (p.has(P.EXEC)) s |= PI.EXECED;
   if (p.waiters?.length) s |= PI.WAITING;
-  if (srv.isOrphaned(p)) s |= PI.ORPHAN;
+  if (isOrphaned(p)) s |= PI.ORPHAN;
   if (!p.msgport) s |= PI.NOMSG;
   if (p.pgrp?.session.sid === p.pid) s |= PI.SESSLD;
   if (p.uids.length === 0) s |= PI.NOTOWNED;
@@ -106,11 +106,6 @@ function nulVector(strings: string[], max: number): Uint8Array {
 }
 
 export function info(srv: ProcServer): H {
-  const proc = (pid: number) => {
-    const p = srv.byPid.get(pid);
-    if (!p) throw new HurdError(Errno.ESRCH, `no pid ${pid}`);
-    return p;
-  };
   return {
     /** proc_getallpids (24005): live processes only; no task enumeration, discovery is by notification. */
     getallpids(_req, ctx) {
@@ -123,7 +118,7 @@ export function info(srv: ProcServer): H {
     /** proc_getprocinfo (24034); flags for parts that hurdmesh cannot fetch are cleared on return. */
     async getprocinfo(req, ctx) {
       srv.caller(ctx);
-      const p = proc(req.which);
+      const p = srv.pidFind(req.which);
       const pi = procinfo(srv, p);
       let flags = req.flags & PI_FETCH_TASKINFO;
       if (flags & PI_FETCH_TASKINFO) {
@@ -160,12 +155,13 @@ export function info(srv: ProcServer): H {
     /** proc_getprocargs (24035): what the process registered (no permission check, as in the Hurd). */
     getprocargs(req, ctx) {
       srv.caller(ctx);
-      return { data: proc(req.pid).args ?? new Uint8Array(0) };
+      return { data: srv.pidFind(req.pid).args ?? new Uint8Array(0) };
     },
 
+    /** proc_getprocenv (24036). */
     getprocenv(req, ctx) {
       srv.caller(ctx);
-      return { data: proc(req.pid).env ?? new Uint8Array(0) };
+      return { data: srv.pidFind(req.pid).env ?? new Uint8Array(0) };
     },
 
     /** hurdmesh proc_setprocargs (24305): argv and envp, since proc cannot read task memory here. */
@@ -176,20 +172,22 @@ export function info(srv: ProcServer): H {
       return {};
     },
 
+    /** proc_make_login_coll (24037). */
     makeLoginColl(_req, ctx) {
       srv.caller(ctx).flags |= P.LOGINLEADER;
       return {};
     },
 
+    /** proc_getloginid (24038). */
     getloginid(req, ctx) {
       srv.caller(ctx);
-      return { loginId: loginLeader(proc(req.pid))?.pid ?? 0 };
+      return { loginId: loginLeader(srv.pidFind(req.pid))?.pid ?? 0 };
     },
 
     /** proc_getloginpids (24039): breadth-first from the leader, stopping at other leaders. */
     getloginpids(req, ctx) {
       srv.caller(ctx);
-      const l = proc(req.id);
+      const l = srv.pidFind(req.id);
       if (!l.has(P.LOGINLEADER)) throw new HurdError(Errno.ESRCH, `pid ${req.id} leads no login collection`);
       const pids: number[] = [];
       const queue: Proc[] = [l];
@@ -210,6 +208,7 @@ export function info(srv: ProcServer): H {
       return {};
     },
 
+    /** proc_getlogin (24041). */
     getlogin(_req, ctx) {
       return { logname: srv.caller(ctx).login.name };
     },
@@ -220,9 +219,10 @@ export function info(srv: ProcServer): H {
       throw new HurdError(Errno.EOPNOTSUPP, "proc_get_tty is not implemented (nor in the Hurd)");
     },
 
+    /** proc_getnports (24051). */
     async getnports(req, ctx) {
       srv.caller(ctx);
-      const p = proc(req.pid);
+      const p = srv.pidFind(req.pid);
       const task = p.dead ? 0 : await srv.taskOf(p);
       if (!task) throw new HurdError(Errno.ESRCH, `pid ${req.pid} has no task`);
       return { nports: (await srv.task.taskInfo(task)).portNames };

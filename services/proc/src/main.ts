@@ -2,7 +2,7 @@
 // processes, the handlers of every concern, the namespace's new-task
 // notifications, and the startup handshake (startup_procinit) when the task
 // has a bootstrap port.
-import { client, MsgType, PortRight, Rights, portAt, type Task } from "@hurdmesh/mach";
+import { client, MsgType, PortRight, Rights, optionalRight, portAt, rightsOf, type Task } from "@hurdmesh/mach";
 import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import type { ProcConfig } from "./config.js";
 import { HandleTable, handleRpcs } from "./handles.js";
@@ -60,8 +60,8 @@ export async function startProc(task: Task, o: StartProcOptions = {}): Promise<P
     const r = new Rights();
     const procIdx = r.makeSend(await srv.portOf(srv.startup));
     const rep = await client(task, StartupDefinition, task.bootstrap).procinit({ proc: procIdx }, { rights: r, timeoutMs: 60_000 });
-    const st = portAt(rep, rep.startupTask);
-    if (st && st !== 0xffffffff) {
+    const st = optionalRight(rightsOf(rep), rep.startupTask);
+    if (st) {
       const ti = await task.taskInfo(st);
       srv.bindTask(srv.startup, st, ti.taskId);
     }

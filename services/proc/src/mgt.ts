@@ -1,10 +1,11 @@
 // Process lifecycle and identity (mgt.c): child, reassign, the mark bits,
 // task and pid lookups, exit and task death, reparenting, init's task.
-import { Errno, HurdError, type Impl } from "@hurdmesh/mach";
+import { CLD, Errno, HurdError, SIG, W, type Impl } from "@hurdmesh/mach";
 import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
-import { P, checkOwner, checkUid, type Proc } from "./proc.js";
+import { newids, postSignal } from "./msg.js";
+import { joinPgrp, reparent } from "./pgrp.js";
+import { P, checkOwner, checkUid, isOrphaned, type Proc } from "./proc.js";
 import { HURD_PID_STARTUP, type ProcServer, type PortObject } from "./server.js";
-import { CLD_CONTINUED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, SIGCHLD, SIGKILL, WIFSTOPPED, W_EXITCODE, W_STOPCODE } from "./signals.js";
 import { addRusage, childChanged, failWaiters, recheckWaiters } from "./wait.js";
 
 type H = Impl<typeof ProcessDefinition, PortObject>;
@@ -107,8 +108,8 @@ export function alertParent(srv: ProcServer, c: Proc, code: number): void {
   const parent = c.parent;
   childChanged(srv, c);
   if (!parent || parent.dead) return;
-  if ((code === CLD_STOPPED || code === CLD_CONTINUED) && parent.has(P.NOSTOPCLD)) return;
-  srv.postSignal(parent, SIGCHLD, code, parent);
+  if ((code === CLD.STOPPED || code === CLD.CONTINUED) && parent.has(P.NOSTOPCLD)) return;
+  postSignal(srv, parent, SIG.CHLD, code, parent);
 }
 
 /**
@@ -120,7 +121,7 @@ export function alertParent(srv: ProcServer, c: Proc, code: number): void {
 export function processExited(srv: ProcServer, p: Proc): void {
   if (p.dead) return;
   if (!p.has(P.EXITING)) {
-    p.status = W_EXITCODE(0, SIGKILL);
+    p.status = W.exitcode(0, SIG.KILL);
     p.sigcode = -1;
   }
   p.flags |= P.DEAD;
@@ -130,31 +131,19 @@ export function processExited(srv: ProcServer, p: Proc): void {
   failWaiters(p);
   for (const w of p.msgportWaiters ?? []) w();
   p.msgportWaiters = null;
-  if (p.msgport) {
-    srv.drop(p.msgport);
-    p.msgport = 0;
-  }
-  // The process port dies now: holders see a dead name.
-  if (p.port) {
-    srv.destroyPort(p.port);
-    p.port = 0;
-  }
-  if (p.task) {
-    srv.byTask.delete(p.task);
-    srv.drop(p.task);
-    p.task = 0;
-  }
+  // At death, not at reaping: a zombie's process port is already a dead name to its holders.
+  srv.releasePorts(p);
   // Children go to the namespace root if there is one, else to init; zombies among them alert the new parent.
   const heir = p.nsRoot && !p.nsRoot.dead && p.nsRoot !== p ? p.nsRoot : srv.init;
   let zombies = false;
   for (let c = p.firstChild; c; ) {
     const next = c.nextSibling;
-    srv.reparent(c, heir);
-    srv.newids(c);
+    reparent(srv, c, heir);
+    newids(srv, c);
     if (c.dead) zombies = true;
     c = next;
   }
-  if (zombies) srv.postSignal(heir, SIGCHLD, CLD_EXITED, heir);
+  if (zombies) postSignal(srv, heir, SIG.CHLD, CLD.EXITED, heir);
   if (zombies) for (let c = heir.firstChild; c; c = c.nextSibling) if (c.dead) childChanged(srv, c);
   for (const h of p.handles ?? []) h.died(p);
   if (p.has(P.NSROOT)) killNamespace(srv, p);
@@ -169,7 +158,7 @@ export function processExited(srv: ProcServer, p: Proc): void {
     srv.reap(p);
     return;
   }
-  alertParent(srv, p, p.sigcode === -1 ? CLD_KILLED : CLD_EXITED);
+  alertParent(srv, p, p.sigcode === -1 ? CLD.KILLED : CLD.EXITED);
 }
 
 /** The root of a task namespace died: every task of the namespace is terminated (Hurd semantics). */
@@ -192,7 +181,7 @@ export function mgt(srv: ProcServer): H {
       for (let a = parent.parent; a && a !== a.parent; a = a.parent) if (a === c) throw new HurdError(Errno.EINVAL, `pid ${c.pid} is an ancestor of the caller`);
       if (parent.dead) throw new HurdError(Errno.EOPNOTSUPP, "caller died");
       c.flags |= P.PARENTSET;
-      srv.reparent(c, parent);
+      reparent(srv, c, parent);
       c.login = parent.login;
       c.uids = parent.uids;
       if (!c.exe) c.exe = parent.exe;
@@ -201,8 +190,8 @@ export function mgt(srv: ProcServer): H {
         c.endCode = parent.endCode;
       }
       c.nsRoot = parent.has(P.NSROOT) ? parent : parent.nsRoot;
-      if (parent.pgrp) srv.joinPgrp(c, parent.pgrp);
-      srv.newids(c);
+      if (parent.pgrp) joinPgrp(srv, c, parent.pgrp);
+      newids(srv, c);
       return {};
     },
 
@@ -225,11 +214,13 @@ export function mgt(srv: ProcServer): H {
       throw new HurdError(Errno.EOPNOTSUPP, "proc_setowner is obsolete: use proc_reauthenticate");
     },
 
+    /** proc_getpids (24016). */
     getpids(_req, ctx) {
       const p = srv.caller(ctx);
-      return { pid: p.pid, ppid: p.parent?.pid ?? p.pid, orphaned: srv.isOrphaned(p) };
+      return { pid: p.pid, ppid: p.parent?.pid ?? p.pid, orphaned: isOrphaned(p) };
     },
 
+    /** proc_set_arg_locations (24017). */
     setArgLocations(req, ctx) {
       const p = srv.caller(ctx);
       p.argvAddr = req.argv;
@@ -237,38 +228,40 @@ export function mgt(srv: ProcServer): H {
       return {};
     },
 
-    /** The Hurd dereferences a NULL caller here; hurdmesh answers EOPNOTSUPP. */
+    /** proc_get_arg_locations (24018): the Hurd dereferences a NULL caller here; hurdmesh answers EOPNOTSUPP. */
     getArgLocations(_req, ctx) {
       const p = srv.caller(ctx);
       return { argv: p.argvAddr, envp: p.envpAddr };
     },
 
+    /** proc_mark_stop (24023). */
     markStop(req, ctx) {
       const p = srv.caller(ctx);
       p.flags |= P.STOPPED;
       p.flags &= ~(P.WAITED | P.CONTINUED);
-      p.status = W_STOPCODE(req.signo);
+      p.status = W.stopcode(req.signo);
       p.sigcode = req.sigcode;
       // No orphan check here: SIGHUP+SIGCONT are for a pgrp that *becomes*
       // orphaned with stopped members (POSIX; the Hurd's mark_stop sends
       // nothing else). Stopping inside an already orphaned pgrp (pgrp 1,
       // where every unparented task lives) must not hang up all of it.
-      alertParent(srv, p, CLD_STOPPED);
+      alertParent(srv, p, CLD.STOPPED);
       return {};
     },
 
+    /** proc_mark_cont (24024). */
     markCont(_req, ctx) {
       const p = srv.caller(ctx);
       p.flags &= ~(P.STOPPED | P.WAITED);
       p.flags |= P.CONTINUED;
-      alertParent(srv, p, CLD_CONTINUED);
+      alertParent(srv, p, CLD.CONTINUED);
       return {};
     },
 
     /** proc_mark_exit (24025): the status the parent will see; the task's death follows. */
     async markExit(req, ctx) {
       const p = srv.caller(ctx);
-      if (WIFSTOPPED(req.status)) throw new HurdError(Errno.EINVAL, "a stop status is not an exit status");
+      if (W.ifstopped(req.status)) throw new HurdError(Errno.EINVAL, "a stop status is not an exit status");
       if (p.has(P.EXITING)) throw new HurdError(Errno.EBUSY, "already exiting");
       p.flags |= P.EXITING;
       p.status = req.status;
@@ -285,16 +278,19 @@ export function mgt(srv: ProcServer): H {
       return {};
     },
 
+    /** proc_mark_exec (24026). */
     markExec(_req, ctx) {
       srv.caller(ctx).flags |= P.EXEC;
       return {};
     },
 
+    /** proc_mark_traced (24027). */
     markTraced(_req, ctx) {
       srv.caller(ctx).flags |= P.TRACED;
       return {};
     },
 
+    /** proc_mod_stopchild (24028). */
     modStopchild(req, ctx) {
       const p = srv.caller(ctx);
       if (req.doit) p.flags &= ~P.NOSTOPCLD;
@@ -305,14 +301,14 @@ export function mgt(srv: ProcServer): H {
     /** proc_pid2task (24029): zombies answer a null task; needs check_owner. */
     async pid2task(req, ctx) {
       const c = srv.caller(ctx);
-      const p = srv.byPid.get(req.pid);
-      if (!p) throw new HurdError(Errno.ESRCH, `no pid ${req.pid}`);
+      const p = srv.pidFind(req.pid);
       if (!checkOwner(c, p)) throw new HurdError(Errno.EPERM, `pid ${req.pid} belongs to someone else`);
       if (p.dead) return { task: 0 };
       const task = await srv.taskOf(p);
       return { task: task ? ctx.reply.copySend(task) : 0 };
     },
 
+    /** proc_task2pid (24030). */
     async task2pid(req, ctx) {
       return { pid: (await taskProcess(srv, srv.taskArg(ctx, req.task))).pid };
     },
@@ -323,15 +319,16 @@ export function mgt(srv: ProcServer): H {
       return { proc: ctx.reply.makeSend(await srv.portOf(p)) };
     },
 
+    /** proc_proc2task (24032). */
     proc2task(_req, ctx) {
       const p = srv.caller(ctx);
       return { task: p.task ? ctx.reply.copySend(p.task) : 0 };
     },
 
+    /** proc_pid2proc (24033): as proc_pid2task. */
     async pid2proc(req, ctx) {
       const c = srv.caller(ctx);
-      const p = srv.byPid.get(req.pid);
-      if (!p) throw new HurdError(Errno.ESRCH, `no pid ${req.pid}`);
+      const p = srv.pidFind(req.pid);
       if (!checkOwner(c, p)) throw new HurdError(Errno.EPERM, `pid ${req.pid} belongs to someone else`);
       if (p.dead) return { proc: 0 };
       return { proc: ctx.reply.makeSend(await srv.portOf(p)) };
@@ -373,10 +370,12 @@ export function mgt(srv: ProcServer): H {
       return {};
     },
 
+    /** proc_is_important (24054). */
     isImportant(_req, ctx) {
       return { essential: srv.caller(ctx).has(P.IMPORTANT) };
     },
 
+    /** proc_set_code (24055). */
     setCode(req, ctx) {
       const p = srv.caller(ctx);
       p.startCode = req.startCode;
@@ -384,11 +383,13 @@ export function mgt(srv: ProcServer): H {
       return {};
     },
 
+    /** proc_get_code (24056). */
     getCode(_req, ctx) {
       const p = srv.caller(ctx);
       return { startCode: p.startCode, endCode: p.endCode };
     },
 
+    /** proc_set_exe (24058). */
     setExe(req, ctx) {
       const p = srv.caller(ctx);
       if (req.path.length > 1024) throw new HurdError(Errno.EINVAL, "path longer than 1024");
@@ -396,32 +397,35 @@ export function mgt(srv: ProcServer): H {
       return {};
     },
 
+    /** proc_get_exe (24059). */
     getExe(req, ctx) {
       srv.caller(ctx);
-      const p = srv.byPid.get(req.pid);
-      if (!p) throw new HurdError(Errno.ESRCH, `no pid ${req.pid}`);
-      return { path: p.exe };
+      return { path: srv.pidFind(req.pid).exe };
     },
 
+    /** proc_set_entry (24060). */
     setEntry(req, ctx) {
       srv.caller(ctx).entry = req.entry;
       return {};
     },
 
-    /** The Hurd dereferences a NULL caller here; hurdmesh answers EOPNOTSUPP. */
+    /** proc_get_entry (24061): the Hurd dereferences a NULL caller here; hurdmesh answers EOPNOTSUPP. */
     getEntry(_req, ctx) {
       return { entry: srv.caller(ctx).entry };
     },
 
+    /** proc_getchildren_rusage (24065). */
     getchildrenRusage(_req, ctx) {
       return { childrenRusage: srv.caller(ctx).childRusage ?? undefined };
     },
 
-    /** No threads or exceptions in hurdmesh's kernel: these have nothing to act on. */
+    // No threads or exceptions in hurdmesh's kernel: these two have nothing to act on.
+    /** proc_dostop (24021). */
     dostop(_req, ctx) {
       srv.caller(ctx);
       throw new HurdError(Errno.EOPNOTSUPP, "hurdmesh tasks have no threads to stop");
     },
+    /** proc_handle_exceptions (24022). */
     handleExceptions(_req, ctx) {
       srv.caller(ctx);
       throw new HurdError(Errno.EOPNOTSUPP, "hurdmesh tasks raise no Mach exceptions");

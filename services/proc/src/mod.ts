@@ -1,5 +1,4 @@
 export { startProc, type StartProcOptions } from "./main.js";
 export { ProcServer, HURD_PID_INIT, HURD_PID_STARTUP, HURD_PID_KERNEL, HURD_PID_PROC } from "./server.js";
 export { defaultProcConfig, type ProcConfig } from "./config.js";
-export * as signals from "./signals.js";
 export { PI, PI_FETCH_TASKINFO } from "./info.js";

@@ -2,11 +2,12 @@
 // Only messages the kernel marks as its own are believed: the Hurd's proc
 // crashed on forged dead-name notifications (and under rpctrace); here a
 // forged one is counted and dropped.
-import { MsgType, Notify, Rights, type Received } from "@hurdmesh/mach";
+import { MsgType, Notify, Rights, optionalRight, type Received } from "@hurdmesh/mach";
 import { decodeTaskEvents, newTaskEvents, type TaskEvents } from "@hurdmesh/mach/internal";
 import { NewTaskNotification, TaskEvent, TaskTerminatedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { closeHandle, type HandleTable } from "./handles.js";
 import { nestedProcess, processExited } from "./mgt.js";
+import { joinPgrp } from "./pgrp.js";
 import { P, addChild, removeChild } from "./proc.js";
 import type { PortObject, ProcServer } from "./server.js";
 
@@ -72,21 +73,21 @@ function taskEvents(srv: ProcServer, m: Received): void {
  */
 function newTask(srv: ProcServer, m: Received): void {
   const n = NewTaskNotification.decode(m.body);
-  const task = m.ports[n.task];
-  const parent = m.ports[n.parent];
-  if (parent && parent.name !== 0xffffffff) srv.drop(parent.name);
-  if (!task || task.name === 0xffffffff || task.type !== MsgType.MSG_TYPE_MOVE_SEND) return;
+  // Another kind of right where the task should be is EINVAL: the caller releases the whole message.
+  const task = optionalRight(m.ports, n.task, MsgType.MSG_TYPE_MOVE_SEND);
+  srv.drop(optionalRight(m.ports, n.parent));
+  if (!task) return;
   const known = srv.byTaskId.get(n.taskId);
   if (known) {
-    if (known.task === task.name) srv.drop(task.name);
-    else srv.bindTask(known, task.name, n.taskId);
+    if (known.task === task) srv.drop(task);
+    else srv.bindTask(known, task, n.taskId);
     return;
   }
   if (n.namespaceId && n.namespaceId !== srv.task.namespaceId) {
-    nestedProcess(srv, task.name, n.taskId, n.parentId, n.namespaceId, n.name);
+    nestedProcess(srv, task, n.taskId, n.parentId, n.namespaceId, n.name);
     return;
   }
-  const p = srv.createProcess(task.name, n.taskId);
+  const p = srv.createProcess(task, n.taskId);
   const creator = srv.byTaskId.get(n.parentId);
   const root = creator ? (creator.has(P.NSROOT) ? creator : creator.nsRoot) : null;
   if (creator && root && !root.dead) {
@@ -96,7 +97,7 @@ function newTask(srv: ProcServer, m: Received): void {
     p.uids = creator.uids;
     p.login = creator.login;
     p.nsRoot = root;
-    if (creator.pgrp) srv.joinPgrp(p, creator.pgrp);
+    if (creator.pgrp) joinPgrp(srv, p, creator.pgrp);
     if (root.nsNotify && p.task) {
       const r = new Rights();
       const t = r.copySend(p.task);

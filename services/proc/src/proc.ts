@@ -113,6 +113,11 @@ export class Proc {
   }
 }
 
+/** Whether p's pgrp is orphaned: no member has its parent in another pgrp of the session (POSIX). */
+export function isOrphaned(p: Proc): boolean {
+  return !!p.pgrp && p.pgrp.linked === 0;
+}
+
 export const NOIDS: readonly number[] = Object.freeze([]);
 export const ROOT_IDS: readonly number[] = Object.freeze([0, 0]);
 

@@ -2,13 +2,13 @@
 // process port through auth; the process moves to it when the user calls
 // proc_reauthenticate_complete there, and the old port is destroyed, so
 // stale copies of it cannot inherit the new ids.
-import { Errno, HurdError, MsgType, Notify, NotifyId, type Impl, type Received } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, Notify, NotifyId, optionalRight, type Impl, type Received } from "@hurdmesh/mach";
 import { serverAuthenticate } from "@hurdmesh/iohelp";
 import type { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
-import { reassignTo } from "./mgt.js";
+import { reassignTo, taskProcess } from "./mgt.js";
+import { newids } from "./msg.js";
 import { P, type Proc } from "./proc.js";
 import type { Ctx, PortObject, ProcServer } from "./server.js";
-import { taskProcess } from "./mgt.js";
 
 type H = Impl<typeof ProcessDefinition, PortObject>;
 
@@ -17,16 +17,23 @@ const REAUTHENTICATE_COMPLETE = 24064;
 /** Calls a user may queue on the new port behind its completion. */
 const MAX_EARLY = 64;
 
+/**
+ * The rendezvous right of a reauthentication request. A right of another
+ * kind is EINVAL, thrown before the handler keeps the request's rights: the
+ * server releases them and, as for any simpleroutine, answers nothing.
+ */
+function rendezvousOf(ctx: Ctx, index: number): number {
+  return optionalRight(ctx.msg.ports, index, MsgType.MSG_TYPE_MOVE_SEND);
+}
+
 /** Starts a reauthentication for p; never reports an error (proc_reauthenticate is a simpleroutine). */
-async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvousIndex: number, newTask: number): Promise<void> {
+async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvous: number, newTask: number): Promise<void> {
   ctx.keepRights = true;
-  const r = ctx.msg.ports[rendezvousIndex];
-  const rendezvous = r && r.type === MsgType.MSG_TYPE_MOVE_SEND ? r.name : 0;
   const abandon = () => {
     if (newTask) srv.drop(newTask);
   };
-  if (!rendezvous || rendezvous === 0xffffffff || !srv.authPort) {
-    if (rendezvous) srv.drop(rendezvous);
+  if (!rendezvous || !srv.authPort) {
+    srv.drop(rendezvous);
     return abandon();
   }
   const port = await srv.newPort();
@@ -99,7 +106,7 @@ async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvousIndex: number
   if (p.port && p.port !== port) srv.destroyPort(p.port);
   p.port = port;
   srv.server.add(port, { kind: "proc", p });
-  srv.newids(p);
+  newids(srv, p);
   // The calls that came in behind the completion, in their order.
   for (const e of early.splice(0)) void Promise.resolve(srv.server.dispatch(e.m)).finally(e.settle);
 }
@@ -109,22 +116,21 @@ export function reauth(srv: ProcServer): H {
     /** proc_reauthenticate (24011). */
     reauthenticate(req, ctx) {
       const p = srv.caller(ctx);
-      void begin(srv, p, ctx, req.rendezvous, 0);
+      void begin(srv, p, ctx, rendezvousOf(ctx, req.rendezvous), 0);
       return {};
     },
 
     /** proc_reauthenticate_reassign (24063): reauthentication and reassign in one step (exec of a setuid image). */
     reauthenticateReassign(req, ctx) {
       const p = srv.caller(ctx);
-      ctx.keepRights = true;
-      const t = ctx.msg.ports[req.newTask];
-      const task = t && t.type === MsgType.MSG_TYPE_MOVE_SEND && t.name !== 0xffffffff ? t.name : 0;
+      const rendezvous = rendezvousOf(ctx, req.rendezvous);
+      const task = optionalRight(ctx.msg.ports, req.newTask, MsgType.MSG_TYPE_MOVE_SEND);
       if (!task) {
-        const r = ctx.msg.ports[req.rendezvous];
-        if (r) srv.drop(r.name);
+        ctx.keepRights = true;
+        srv.drop(rendezvous);
         return {};
       }
-      void begin(srv, p, ctx, req.rendezvous, task);
+      void begin(srv, p, ctx, rendezvous, task);
       return {};
     },
 

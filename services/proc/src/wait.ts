@@ -1,9 +1,8 @@
 // proc_wait / proc_waitid (wait.c): which child is reportable, reaping, and
 // callers that block until one is.
-import { Errno, HurdError } from "@hurdmesh/mach";
+import { Errno, HurdError, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED, W_CONTINUED } from "@hurdmesh/mach";
 import { P, type Proc, type Rusage } from "./proc.js";
 import type { ProcServer } from "./server.js";
-import { WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED, W_CONTINUED } from "./signals.js";
 
 export interface WaitResult {
   status: number;
