@@ -1,6 +1,8 @@
 // Who may publish and subscribe on what, per role, as data. Every subject a
-// hurd's users are allowed is spelled here, in natsRoles, and nowhere else in
-// this folder (SECURITY.md gives the picture; ARCHITECTURE.md the subjects).
+// hurd's users are allowed is spelled here, in natsRoles (and nats-server's
+// own account-update subject beside it), and nowhere else in this folder
+// (SECURITY.md gives the picture; ARCHITECTURE.md the subjects). When the
+// runtime's subject module lands, natsRoles takes its subjects from there.
 //
 // Inboxes: nats.js makes a request's reply subject under its connection's
 // `inboxPrefix` (default "_INBOX"): `<prefix>.<nuid>.<n>` for requests that

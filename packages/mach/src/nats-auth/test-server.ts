@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { mintUser, natsConnectOptions, type ClientTls, type MintedUser, type UserCredentials } from "./creds.js";
-import { encodeAccount, encodeOperator, type SubjectPermissions } from "./jwt.js";
+import { encodeAccount, encodeOperator, type AccountOptions, type SubjectPermissions } from "./jwt.js";
 import { NKey } from "./nkeys.js";
 import { AccountRevocations, type UpdateRequester } from "./revocation.js";
 import { natsRoles, type NatsRoles } from "./roles.js";
@@ -27,6 +27,10 @@ export interface Fabric {
   readonly account: NKey;
   readonly accountSigner: NKey;
   readonly revocations: AccountRevocations;
+  /** The account's claims but revocations, as the server was started with them. */
+  readonly accountClaims: AccountOptions;
+  /** Requests as the system-account user allowed to push this account's updates. */
+  readonly updater: UpdateRequester;
   /** The CA clients must trust when the server runs TLS. */
   readonly ca?: CertificateAuthority;
   /** The server's log so far. */
@@ -125,6 +129,8 @@ export async function startFabric(o: { system?: string; tls?: boolean; jetstream
       account,
       accountSigner,
       revocations: new AccountRevocations(account.publicKey, operatorSigner, accountClaims, requester),
+      accountClaims,
+      updater: requester,
       ca,
       log: server.log,
       mint: (name, permissions, exp) => mintUser(accountSigner, account.publicKey, name, permissions, exp),
