@@ -1,0 +1,30 @@
+// NATS authorization and TLS for a hurdmesh fabric (issue 15): nkeys, JWTs
+// signed natively, who may use which subject, nats-server's configuration,
+// revocation, and a private CA. The kernel mints and revokes; `hurd up` and
+// the deployments make the operator, accounts, configuration and certificates.
+export { NKey, type NKeyKind } from "./nkeys.js";
+export {
+  encodeOperator,
+  encodeAccount,
+  encodeUser,
+  nowSeconds,
+  type SubjectPermissions,
+  type OperatorOptions,
+  type AccountOptions,
+  type AccountLimits,
+  type UserOptions,
+} from "./jwt.js";
+export { natsRoles, accountUpdateSubject, TASK_MAX_SUBS, LAUNCH_ANSWER_MS, type NatsRoles, type TaskRoleOptions } from "./roles.js";
+export { natsServerConfig, type ServerConfigOptions, type ServerTlsFiles } from "./server-config.js";
+export {
+  mintUser,
+  credsFile,
+  parseCreds,
+  userAuthenticator,
+  natsConnectOptions,
+  type UserCredentials,
+  type MintedUser,
+  type ClientTls,
+} from "./creds.js";
+export { AccountRevocations, pushAccountJwt, MAX_REVOCATIONS, UPDATE_TIMEOUT_MS, type UpdateRequester } from "./revocation.js";
+export { makeCA, issueCert, CA_DAYS, CERT_DAYS, type CertPair, type CertificateAuthority, type IssueOptions } from "./tls.js";
