@@ -35,7 +35,10 @@ export const WALLS = [
   { wall: "the libraries (libhurd, iohelp, telemetry) import no service", from: ["libhurd", "iohelp", "telemetry"], to: SERVICES },
   { wall: "only the composition roots (boot, cli) compose a hurd: nothing else imports them", from: ["proto", "runtime", ...SERVICES, "libhurd", "iohelp", "telemetry"], to: ["boot", "cli"] },
   { wall: "the boot script composes servers, it is no command: boot does not import the CLI", from: ["boot"], to: ["cli"] },
+  { wall: "instrumented code imports the telemetry API, never the SDK: only a program's entry point builds one", from: ["runtime", "proc", "auth", "init", "libhurd", "iohelp", "telemetry"], to: ["telemetry-sdk"] },
 ];
+/** Packages meet through their names (@hurdmesh/x and its exports), never by a relative path into another's files. */
+const BY_PATH = "a package is imported by its name, never by a path into its files";
 
 /**
  * Crossings that exist only until another branch that removes them is
@@ -51,6 +54,7 @@ const ROOMS = {
   "packages/libhurd": "libhurd",
   "packages/iohelp": "iohelp",
   "packages/telemetry": "telemetry",
+  "packages/telemetry-sdk": "telemetry-sdk",
   "packages/cli": "cli",
   "packages/boot": "boot",
   "services/kernel": "kernel",
@@ -59,7 +63,7 @@ const ROOMS = {
   "services/init": "init",
 };
 /** @hurdmesh/<name> -> room. */
-const PACKAGES = { proto: "proto", mach: "runtime", libhurd: "libhurd", iohelp: "iohelp", telemetry: "telemetry", cli: "cli", boot: "boot", kernel: "kernel", proc: "proc", auth: "auth", init: "init" };
+const PACKAGES = { proto: "proto", mach: "runtime", libhurd: "libhurd", iohelp: "iohelp", telemetry: "telemetry", "telemetry-sdk": "telemetry-sdk", cli: "cli", boot: "boot", kernel: "kernel", proc: "proc", auth: "auth", init: "init" };
 
 /** The room a repository-relative path lies in: a known one, else its package folder's name, else null (tests/, bench/, …). */
 export function roomOfPath(path) {
@@ -159,7 +163,9 @@ export function checkWalls(root, sources) {
     for (const { spec, line } of importsOf(file, text)) {
       const target = targetOf(spec, file);
       if (!target) continue;
-      for (const wall of wallsCrossed(room, target)) {
+      const walls = wallsCrossed(room, target);
+      if (spec.startsWith(".") && target.room && target.room !== room) walls.push(BY_PATH);
+      for (const wall of walls) {
         if (ALLOWED_FOR_NOW.some((a) => a.file === file && a.import === spec)) continue;
         crossings.push({ file, line, import: spec, room, wall });
       }

@@ -28,6 +28,8 @@ const crossed: Record<string, string> = {
   "services/init/src/console.ts": `import { Process } from "@hurdmesh/libhurd";\n`,
   "packages/mach/src/kernel-bits.ts": `import type { Kernel } from "@hurdmesh/kernel";\n`,
   "packages/libhurd/src/up.ts": `import { InProcessLauncher } from "@hurdmesh/boot";\n`,
+  "services/proc/src/spans.ts": `import { createTelemetry } from "@hurdmesh/telemetry-sdk";\n`,
+  "services/kernel/src/tracer.ts": `import { LightSpan } from "@hurdmesh/telemetry-sdk";\nimport { hooks } from "../../../packages/telemetry/src/hooks.js";\n`,
   "services/proc/src/fine.ts": `import { Task } from "@hurdmesh/mach";\nimport { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";\nimport { x } from "./mgt.js";\nimport { readFileSync } from "node:fs";\n`,
 };
 
@@ -46,6 +48,9 @@ describe("check:walls", () => {
       `packages/libhurd/src/up.ts:1 @hurdmesh/boot | ${wall("only the composition roots")}`,
       `packages/mach/src/kernel-bits.ts:1 @hurdmesh/kernel | ${wall("the runtime imports no service")}`,
       `services/auth/src/peek.ts:1 ../../proc/src/pids.js | ${wall("no service imports another")}`,
+      `services/auth/src/peek.ts:1 ../../proc/src/pids.js | a package is imported by its name, never by a path into its files`,
+      `services/kernel/src/tracer.ts:2 ../../../packages/telemetry/src/hooks.js | a package is imported by its name, never by a path into its files`,
+      `services/proc/src/spans.ts:1 @hurdmesh/telemetry-sdk | ${wall("instrumented code imports the telemetry API")}`,
       `services/init/src/console.ts:1 @hurdmesh/libhurd | ${wall("init depends only")}`,
       `services/init/src/launch.ts:1 @hurdmesh/auth/boot | ${wall("init depends only")}`,
       `services/init/src/launch.ts:1 @hurdmesh/auth/boot | ${wall("no service imports another")}`,
@@ -66,7 +71,7 @@ describe("check:walls", () => {
       const r = spawnSync(process.execPath, [script, dir], { encoding: "utf8" });
       assert.equal(r.status, 1, r.stdout + r.stderr);
       assert.match(r.stderr, /^services\/kernel\/src\/policy\.ts:2: kernel imports @hurdmesh\/proc: crosses "the kernel holds no Hurd policy and imports no server"$/m);
-      assert.match(r.stderr, /10 crossings/);
+      assert.match(r.stderr, /13 crossings/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

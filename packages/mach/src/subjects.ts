@@ -44,6 +44,8 @@ export interface SystemSubjects {
   readonly traceCtl: string;
   /** hurd.<system>.trace.<id>: the batches of watch `id`. */
   traceBatches(watchId: number): string;
+  /** hurd.<system>.rcv. : what every delivery subject starts with (a task id and a port name follow). */
+  readonly deliveryRoot: string;
   /** hurd.<system>.rcv.<task>.> : everything delivered to a task. */
   deliveries(taskId: number): string;
   /**
@@ -73,6 +75,7 @@ export function subjectsOf(system: string): SystemSubjects {
     traceWatch: `${base}trace.watch`,
     traceCtl: `${base}trace.ctl`,
     traceBatches: (watchId: number) => `${base}trace.${watchId}`,
+    deliveryRoot: rcv,
     deliveries: (taskId: number) => `${rcv}${taskId}.>`,
     deliveryPrefix: (taskId: number) => `${rcv}${taskId}.`,
     delivery: (taskId: number, port: number) => `${rcv}${taskId}.${port}`,

@@ -5,6 +5,7 @@
 // kernel's side is services/kernel/src/trace-bus.ts.
 import type { Bus, BusSubscription } from "./bus/types.js";
 import { Errno, HurdError } from "./errors.js";
+import { subjectsOf } from "./subjects.js";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 
 /** Leases a bus watch may be granted, ms: both sides clamp to these. */
@@ -12,8 +13,8 @@ export const TRACE_LEASE = Object.freeze({ defaultMs: 10_000, minMs: 1_000, maxM
 
 /** The subjects of a system's trace stream. */
 export function traceSubjects(system: string): { watch: string; ctl: string; batches(watchId: number): string } {
-  const base = `hurd.${system}.trace.`;
-  return { watch: `${base}watch`, ctl: `${base}ctl`, batches: (id) => `${base}${id}` };
+  const s = subjectsOf(system);
+  return { watch: s.traceWatch, ctl: s.traceCtl, batches: s.traceBatches };
 }
 
 /** What a trap carries to prove a task: its id and the token the kernel issued. */

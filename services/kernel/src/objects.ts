@@ -6,7 +6,7 @@
 // port.ts, message.ts, mqueue.ts, notify.ts, task.ts, namespace.ts) import
 // them from here and never one another's data. What stays here is what
 // keeps one object's own invariants (a queue's head, a space's two maps).
-import type { TaskEvents } from "@hurdmesh/mach/internal";
+import type { SystemSubjects, TaskEvents } from "@hurdmesh/mach/internal";
 
 // ---------------------------------------------------------------- tasks
 
@@ -44,9 +44,9 @@ export class KTask {
     readonly parentId: number,
     public name: string,
     readonly token: string,
-    system: string,
+    subjects: SystemSubjects,
   ) {
-    this.subject = `hurd.${system}.rcv.${this.id}.`;
+    this.subject = subjects.deliveryPrefix(this.id);
     this.tokenBytes = Buffer.from(token);
   }
 }

@@ -11,6 +11,7 @@
 // importing only those before it; the three calls that go back up the
 // layering are the abstract methods at the end, which the Kernel implements.
 import { Errno, HurdError, type Bus, type ErrnoName } from "@hurdmesh/mach";
+import { subjectsOf, type SystemSubjects } from "@hurdmesh/mach/internal";
 import type { KernelConfig } from "./config.js";
 import { Namespace, Port, type Entry, type KMsg, type KTask, type Space } from "./objects.js";
 import type { KernelTracer } from "./trace.js";
@@ -41,6 +42,8 @@ export interface Undo {
 
 export abstract class KernelState {
   readonly config: KernelConfig;
+  /** The system's bus subjects, built once (subjects.ts in the runtime is their one home). */
+  readonly subjects: SystemSubjects;
   readonly root: Namespace;
   readonly tasks = new Map<number, KTask>();
   bus: Bus | null = null;
@@ -89,6 +92,7 @@ export abstract class KernelState {
 
   constructor(config: KernelConfig, events: Partial<KernelEvents>) {
     this.config = config;
+    this.subjects = subjectsOf(config.system);
     this.events = { log: (l) => console.error(`[kernel ${config.system}] ${l}`), ...events };
     const host = new Port(config.qlimit);
     this.root = new Namespace(null, host, "root");

@@ -79,7 +79,7 @@ export function bootTask(k: KernelState, o: BootTaskOptions): BootTask {
 function createTask(k: KernelState, parent: KTask | null, ns: Namespace, name: string): KTask {
   if (k.tasks.size >= k.config.maxTasks) throw err("KERN_RESOURCE_SHORTAGE", `${k.config.maxTasks} tasks alive`);
   if (!ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
-  const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), newToken(k), k.config.system);
+  const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), newToken(k), k.subjects);
   const self = new Port(k.config.qlimit);
   self.kobject = { kind: "task", task: t };
   t.self = self;

@@ -12,7 +12,7 @@
 // spans and keeps the span tree the shape a person reads (call, handling).
 import { SpanKind, type Attributes } from "@opentelemetry/api";
 import { errnoName } from "@hurdmesh/mach";
-import { isTraceContext, NO_TRACE_CONTEXT, traceContextOf } from "@hurdmesh/mach/internal";
+import { isTraceContext, NO_TRACE_CONTEXT, subjectsOf, traceContextOf } from "@hurdmesh/mach/internal";
 import type { Message, Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { registry, type Registry } from "@hurdmesh/mach/registry";
@@ -214,7 +214,7 @@ export class TraceHub implements KernelTracer {
     reg?: Registry,
   ) {
     this.registry = reg ?? registry();
-    this.rcvPrefix = `hurd.${system}.rcv.`;
+    this.rcvPrefix = subjectsOf(system).deliveryRoot;
   }
 
   get active(): boolean {

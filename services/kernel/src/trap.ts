@@ -131,7 +131,7 @@ export class TrapServer {
     private readonly kernel: Kernel,
     private readonly bus: Bus,
   ) {
-    this.subject = `hurd.${kernel.config.system}.kernel.trap`;
+    this.subject = kernel.subjects.trap;
     kernel.bus = bus;
   }
 
