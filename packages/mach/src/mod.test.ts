@@ -42,7 +42,7 @@ function loaded(body: string): string[] {
     const program = join(root, "packages/mach", `.load-check-${process.pid}-${Math.random().toString(36).slice(2)}.mts`);
     writeFileSync(program, body);
     try {
-      const r = spawnSync(process.execPath, ["--import", "tsx", "--import", pathToFileURL(join(dir, "recorder.mjs")).href, program], {
+      const r = spawnSync(process.execPath, ["--conditions=@hurdmesh/source", "--import", "tsx", "--import", pathToFileURL(join(dir, "recorder.mjs")).href, program], {
         cwd: root,
         env: { ...process.env, HURD_LOAD_LOG: log, NODE_OPTIONS: "" },
         encoding: "utf8",
