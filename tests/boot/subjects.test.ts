@@ -11,7 +11,7 @@ import { awaitLaunch, BusLauncher, InProcessLauncher, startBootServer } from "@h
 import { Init } from "@hurdmesh/init";
 import { Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, Task, type Bus, type BusHandler, type BusSubscription } from "@hurdmesh/mach";
-import { INBOX_PREFIX, matches, parseSubject, permissionsOf, subjectsOf, type ParsedSubject, type Role } from "@hurdmesh/mach/internal";
+import { matches, parseSubject, permissionsOf, subjectsOf, type ParsedSubject, type Role } from "@hurdmesh/mach/internal";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { BootClaims } from "../../services/kernel/src/boot-claim.js";
@@ -24,7 +24,7 @@ class RecordingBus implements Bus {
   readonly ops: Array<{ op: Op; subject: string }> = [];
   private readonly replies = new Set<string>();
   constructor(
-    public role: Role | null,
+    public readonly role: Role | null,
     private readonly inner: Bus,
   ) {}
   get kind() {
@@ -65,7 +65,7 @@ function beyond(system: string, bus: RecordingBus): string[] {
   const out: string[] = [];
   for (const { op, subject } of bus.ops) {
     const ok =
-      op === "publish" ? pub(subject) : op === "request" ? pub(subject) && sub(`${INBOX_PREFIX}.x.1`) : op === "subscribe" ? sub(subject) : p.respond;
+      op === "publish" ? pub(subject) : op === "request" ? pub(subject) && p.inbox !== undefined && sub(`${p.inbox}.x.1`) : op === "subscribe" ? sub(subject) : p.respond !== null;
     if (!ok) out.push(`${JSON.stringify(bus.role)} ${op} ${subject}`);
   }
   return out;
@@ -91,8 +91,8 @@ describe("a booted hurd keeps to the subject map", () => {
     const traceBus = new TraceBus(kernel, kbus);
     traceBus.start();
     const tasks: Task[] = [];
-    const attach = async (taskId: number, token: string) => {
-      const t = await Task.attach({ bus: connect({ kind: "task", taskId }), system, taskId, token, window: 1024, timeoutMs: 20_000 });
+    const attach = async (taskId: number, token: string, bus: RecordingBus = connect({ kind: "task", taskId })) => {
+      const t = await Task.attach({ bus, system, taskId, token, window: 1024, timeoutMs: 20_000 });
       tasks.push(t);
       return t;
     };
@@ -103,24 +103,25 @@ describe("a booted hurd keeps to the subject map", () => {
           await startBootServer(server, await attach(o.taskId, o.token), { hostPriv: o.hostPriv, attach });
         }),
       );
-      // init's container claims its boot task, then boots with proc and auth launched over the bus.
-      const sbus = connect({ kind: "startup", hurd: "" });
-      const claim = BootClaimReply.decode(await sbus.request(s.bootClaim, BootClaimRequest.encode(BootClaimRequest.fromPartial({ secret: "a-long-secret" })).finish(), 5000));
+      // init's container claims its boot task, then boots as that task with proc and auth launched over the bus.
+      const claimBus = connect({ kind: "boot-claim", hurd: "" });
+      const claim = BootClaimReply.decode(await claimBus.request(s.bootClaim, BootClaimRequest.encode(BootClaimRequest.fromPartial({ secret: "a-long-secret" })).finish(), 5000));
       assert.equal(claim.errno, 0, claim.error);
-      const initTask = await attach(claim.taskId, claim.token);
-      const launcher = new BusLauncher(sbus, { system, hurd: "", remote: ["auth", "proc"], local: new InProcessLauncher(attach) });
+      const ibus = connect({ kind: "task", taskId: claim.taskId, launches: "" });
+      const initTask = await attach(claim.taskId, claim.token, ibus);
+      const launcher = new BusLauncher(ibus, { system, hurd: "", remote: ["auth", "proc"], local: new InProcessLauncher((id, token) => attach(id, token)) });
       const init = new Init({ task: initTask, hostPriv: claim.hostPriv, launcher, log: () => {} });
       await init.boot();
       await Promise.all(launched);
 
-      // A trace watcher, as watchTraceOnBus does it: ask, subscribe, start, see a batch, cancel.
-      const wbus = connect(null);
+      // A trace watcher, as watchTraceOnBus does it: the task asks, then the
+      // watcher's own connection subscribes, starts, sees a batch, cancels.
       const cred = { taskId: initTask.id, token: claim.token };
       const granted = TraceWatchReply.decode(
-        await wbus.request(s.traceWatch, TraceWatchRequest.encode({ ...cred, watch: WatchRequest.fromPartial({ hostPriv: claim.hostPriv }), leaseMs: 0 }).finish(), 5000),
+        await ibus.request(s.traceWatch, TraceWatchRequest.encode({ ...cred, watch: WatchRequest.fromPartial({ hostPriv: claim.hostPriv }), leaseMs: 0 }).finish(), 5000),
       );
       assert.equal(granted.errno, 0, granted.error);
-      wbus.role = { kind: "trace-watcher", watchId: granted.watchId };
+      const wbus = connect({ kind: "trace-watcher", watchId: granted.watchId });
       assert.equal(granted.subject, s.traceBatches(granted.watchId));
       let batches = 0;
       wbus.subscribe(granted.subject, (_s, d) => void (TraceBatch.decode(d).records.length && batches++));

@@ -1,11 +1,12 @@
 // The subject map: every subject as the wire has it, read back, refused
 // when a name would reach other subjects; and the roles' permissions, which
-// the NATS authorization will be derived from: each subject has exactly
-// the publishers and subscribers it should, and no task reaches another's.
+// the NATS authorization is derived from (nats-auth/roles.ts): each subject
+// has exactly the publishers and subscribers it should, no task reaches
+// another's, and every requester reads its own replies and nobody else's.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { matches } from "./bus/local.js";
-import { parseSubject, permissionsOf, subjectsOf, type Role } from "./subjects.js";
+import { accountUpdateSubject, inboxOf, parseSubject, permissionsOf, subjectsOf, type Role } from "./subjects.js";
 
 describe("bus subjects", () => {
   it("builds every subject of a system as the wire has it", () => {
@@ -53,12 +54,16 @@ describe("who may publish and subscribe what", () => {
     ["kernel", { kind: "kernel" }],
     ["task 7", { kind: "task", taskId: 7 }],
     ["task 8", { kind: "task", taskId: 8 }],
-    ["startup of the root hurd", { kind: "startup", hurd: "" }],
-    ["startup of alpha", { kind: "startup", hurd: "alpha" }],
+    ["init of the root hurd", { kind: "task", taskId: 3, launches: "" }],
+    ["init of alpha", { kind: "task", taskId: 5, launches: "alpha" }],
+    ["boot claim of the root hurd", { kind: "boot-claim", hurd: "" }],
+    ["boot claim of alpha", { kind: "boot-claim", hurd: "alpha" }],
     ["proc's container (root hurd)", { kind: "launch", hurd: "", server: "proc" }],
     ["auth's container (alpha)", { kind: "launch", hurd: "alpha", server: "auth" }],
     ["watcher of watch 42", { kind: "trace-watcher", watchId: 42 }],
+    ["updater of account A1", { kind: "account-updater", account: "A1" }],
   ];
+  const tasks = ["task 7", "task 8", "init of the root hurd", "init of alpha"];
   /** The roles the permissions let do `op` on `subject` (NATS: allowed and not denied). */
   const who = (op: "publish" | "subscribe", subject: string) =>
     roles
@@ -70,15 +75,17 @@ describe("who may publish and subscribe what", () => {
 
   // Every concrete subject, with who must be able to publish it and who to subscribe to it.
   const expected: Array<[string, string[], string[]]> = [
-    [s.trap, ["task 7", "task 8"], ["kernel"]],
+    [s.trap, tasks, ["kernel"]],
     [s.delivery(7, 4096), ["kernel"], ["task 7"]],
     [s.delivery(8, 4096), ["kernel"], ["task 8"]],
-    [s.bootClaim, ["startup of the root hurd", "startup of alpha"], ["kernel"]],
-    [s.launch("", "proc"), ["startup of the root hurd"], ["proc's container (root hurd)"]],
-    [s.launch("alpha", "auth"), ["startup of alpha"], ["auth's container (alpha)"]],
-    [s.traceWatch, ["watcher of watch 42"], ["kernel"]],
+    [s.bootClaim, ["boot claim of the root hurd", "boot claim of alpha"], ["kernel"]],
+    [s.launch("", "proc"), ["init of the root hurd"], ["proc's container (root hurd)"]],
+    [s.launch("alpha", "auth"), ["init of alpha"], ["auth's container (alpha)"]],
+    // Any task may ask; the kernel grants a watch only for a host_priv right.
+    [s.traceWatch, tasks, ["kernel"]],
     [s.traceCtl, ["watcher of watch 42"], ["kernel"]],
     [s.traceBatches(42), ["kernel"], ["watcher of watch 42"]],
+    [accountUpdateSubject("A1"), ["updater of account A1"], []],
   ];
 
   for (const [subject, publishers, subscribers] of expected) {
@@ -97,9 +104,19 @@ describe("who may publish and subscribe what", () => {
     assert.deepEqual(who("subscribe", s.traceBatches(43)), []);
   });
 
-  it("answers go to inboxes: whoever makes requests reads them, whoever serves requests may answer", () => {
-    const inbox = "_INBOX.abc.1";
-    assert.deepEqual(who("subscribe", inbox), ["task 7", "task 8", "startup of the root hurd", "startup of alpha", "watcher of watch 42"]);
+  it("answers go to inboxes: whoever makes requests reads its own and no other's, whoever serves requests may answer", () => {
+    const requesters = roles.filter(([, r]) => permissionsOf(system, r).inbox);
+    assert.deepEqual(
+      requesters.map(([n]) => n),
+      ["task 7", "task 8", "init of the root hurd", "init of alpha", "boot claim of the root hurd", "boot claim of alpha", "watcher of watch 42", "updater of account A1"],
+    );
+    for (const [name, r] of requesters) {
+      const inbox = `${inboxOf(system, r)}.abc.1`;
+      assert.deepEqual(who("subscribe", inbox), [name], inbox);
+      assert.deepEqual(who("publish", inbox), [], inbox);
+    }
+    // Inboxes are the system's: another system's task 7 has another.
+    assert.notEqual(inboxOf("other", { kind: "task", taskId: 7 }), inboxOf(system, { kind: "task", taskId: 7 }));
     const responders = roles.filter(([, r]) => permissionsOf(system, r).respond).map(([n]) => n);
     assert.deepEqual(responders, ["kernel", "proc's container (root hurd)", "auth's container (alpha)"]);
   });
@@ -107,7 +124,7 @@ describe("who may publish and subscribe what", () => {
   it("never grants another system's subjects", () => {
     for (const [, r] of roles) {
       const p = permissionsOf(system, r);
-      for (const x of [...p.publish, ...p.subscribe]) assert.ok(x.startsWith(`hurd.${system}.`) || x === "_INBOX.>", x);
+      for (const x of [...p.publish, ...p.subscribe]) assert.ok(x.startsWith(`hurd.${system}.`) || x.startsWith(`_INBOX.${system}.`) || x === accountUpdateSubject("A1"), x);
     }
   });
 });

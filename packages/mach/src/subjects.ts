@@ -1,5 +1,5 @@
 // Every bus subject of a hurdmesh system, built and parsed in this one
-// module, so that the map of who may publish and subscribe what (roles()
+// module, so that the map of who may publish and subscribe what (permissionsOf
 // below) is the whole truth about the wire: NATS permissions are derived
 // from it, and a subject built anywhere else would escape them.
 //
@@ -13,8 +13,11 @@
 //   hurd.<system>.trace.watch               trace watch requests, to the kernel (request/reply)
 //   hurd.<system>.trace.ctl                 renewals and cancels of a watch (request/reply)
 //   hurd.<system>.trace.<watch id>          the kernel's trace batches for one watch
-//   _INBOX.>                                answers to requests (the NATS clients' default
-//                                           inbox prefix; the in-process bus uses it too)
+//   _INBOX.<system>.<role's token>.>        answers to one party's requests (inboxOf: a task's
+//                                           id, boot.<hurd>, watch.<id>); the in-process bus
+//                                           uses _INBOX.local<n> inboxes of its own
+//   $SYS.REQ.ACCOUNT.<account>.CLAIMS.UPDATE  nats-server's own: an account JWT replaced
+//                                           (revocations), by a user of its system account
 
 /** The first token of every hurdmesh subject. */
 export const ROOT = "hurd";
@@ -58,6 +61,8 @@ export interface SystemSubjects {
   delivery(taskId: number, port: number): string;
   /** hurd.<system>.launch.<hurd or _>.<server> */
   launch(hurd: string, server: string): string;
+  /** Patterns for permissions: every delivery (hurd.<system>.rcv.>), every watch's batches (hurd.<system>.trace.*), every launch order of one hurd (hurd.<system>.launch.<hurd or _>.*). */
+  readonly patterns: { readonly deliveries: string; readonly traceBatches: string; launches(hurd: string): string };
 }
 
 /**
@@ -80,6 +85,11 @@ export function subjectsOf(system: string): SystemSubjects {
     deliveryPrefix: (taskId: number) => `${rcv}${taskId}.`,
     delivery: (taskId: number, port: number) => `${rcv}${taskId}.${port}`,
     launch: (hurd: string, server: string) => `${base}launch.${hurd ? token("a hurd name", hurd) : ROOT_HURD}.${token("a server name", server)}`,
+    patterns: Object.freeze({
+      deliveries: `${rcv}>`,
+      traceBatches: `${base}trace.*`,
+      launches: (hurd: string) => `${base}launch.${hurd ? token("a hurd name", hurd) : ROOT_HURD}.*`,
+    }),
   });
 }
 
@@ -121,21 +131,29 @@ export function parseSubject(subject: string): ParsedSubject | null {
 }
 
 /**
- * A party on the bus, as permissions see it. One OS process may play
- * several roles (a server container waits for its launch, then runs as its
- * task; a watcher is a task too).
+ * A party on the bus, as permissions see it: one NATS user each (nats-auth
+ * mints their JWTs from permissionsOf). One OS process may hold several (a
+ * server's container waits for its launch as a launch user, then runs as its
+ * task; a trace watcher is a user apart from the task that asked).
  */
 export type Role =
-  /** The kernel: reads traps, claims and watch requests; writes every delivery and batch. */
+  /** The kernel: reads traps, claims and watch requests; writes every delivery and batch; answers requests. */
   | { kind: "kernel" }
-  /** Task N: sends traps, receives its own deliveries. */
-  | { kind: "task"; taskId: number }
-  /** An init in its own container, booting hurd `hurd` ("" the root hurd): claims its boot task, launches its servers. */
-  | { kind: "startup"; hurd: string }
-  /** Server S's container waiting for init's launch order for hurd `hurd`. */
+  /**
+   * Task N: sends traps, receives its own deliveries and its own replies.
+   * Any task may ask for a trace watch (the kernel grants one only for a
+   * host_priv right); `launches` names the hurd ("" the root hurd) whose
+   * launch orders it sends (an init that boots servers in containers).
+   */
+  | { kind: "task"; taskId: number; launches?: string }
+  /** An init in its own container claiming hurd `hurd`'s boot task ("" the root hurd), before it has a task. */
+  | { kind: "boot-claim"; hurd: string }
+  /** Server S's container waiting for init's launch order for hurd `hurd`: takes that order, answers it once. */
   | { kind: "launch"; hurd: string; server: string }
-  /** Trace watcher of watch W: asks for, renews and cancels the watch, reads its batches. */
-  | { kind: "trace-watcher"; watchId: number };
+  /** Trace watcher of watch W: reads its batches, renews and cancels it. */
+  | { kind: "trace-watcher"; watchId: number }
+  /** A user of NATS's system account that pushes `account`'s JWT (its revocations) to nats-server. */
+  | { kind: "account-updater"; account: string };
 
 export interface Permissions {
   /** Subjects (NATS patterns) the role may publish on. */
@@ -144,29 +162,96 @@ export interface Permissions {
   denyPublish: string[];
   /** Subjects (NATS patterns) the role may subscribe to. */
   subscribe: string[];
-  /** Whether it answers requests it receives (NATS's allow_responses: publishing to their reply subjects). */
-  respond: boolean;
+  /**
+   * It answers requests it receives (NATS's allow_responses: publishing on
+   * their reply subjects, at most `max` times each within `ttlMs`); null:
+   * it answers none.
+   */
+  respond: { max: number; ttlMs: number } | null;
+  /**
+   * Where its requests' replies come back: its connection's inbox prefix
+   * (nats.js `inboxPrefix`), which `subscribe` covers and no other role's
+   * does. Absent: it makes no requests.
+   */
+  inbox?: string;
+  /** Subscriptions it may hold at once (-1: no limit). */
+  maxSubscriptions: number;
+}
+
+/** Subscriptions a task may hold: its delivery wildcard and its reply inbox, with room for requests made with noMux. */
+export const TASK_MAX_SUBS = 64;
+/** How long a launch role may take to answer its order (the launcher's own request timeout is 15 s). */
+export const LAUNCH_ANSWER_MS = 60_000;
+/** How long the kernel may take to answer a request it received (its callers' deadlines are shorter). */
+export const KERNEL_ANSWER_MS = 60_000;
+
+/**
+ * nats-server's own subject for replacing an account's JWT (in its system
+ * account, no hurd's): how revocations reach a running server.
+ */
+export function accountUpdateSubject(account: string): string {
+  return `$SYS.REQ.ACCOUNT.${token("an account", account)}.CLAIMS.UPDATE`;
 }
 
 /**
- * Everything a role may publish and subscribe. Any role that makes requests
- * subscribes to the inbox prefix; narrowing that to one inbox per
- * connection (nats.js's inboxPrefix) is for the wire-security work.
+ * The inbox prefix of a role's connection. Under "_INBOX." as every NATS
+ * client's default, then the system, so that systems sharing one NATS
+ * account never read each other's replies, then the role's own token
+ * (a task's id; "boot", "watch" or "updater" and a name for the others).
+ * NATS wildcards match whole tokens, so "_INBOX.s.7.>" is task 7's alone.
+ */
+export function inboxOf(system: string, role: Role): string | undefined {
+  const base = `${INBOX_PREFIX}.${token("a system name", system)}`;
+  switch (role.kind) {
+    case "task":
+      return `${base}.${id("a task", role.taskId)}`;
+    case "boot-claim":
+      return `${base}.boot.${hurdToken(role.hurd)}`;
+    case "trace-watcher":
+      return `${base}.watch.${id("a watch", role.watchId)}`;
+    case "account-updater":
+      return `${base}.updater`;
+    default:
+      return undefined;
+  }
+}
+
+function id(what: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${what} id ${v} is not a non-negative integer`);
+  return v;
+}
+
+const hurdToken = (hurd: string) => (hurd ? token("a hurd name", hurd) : ROOT_HURD);
+
+/**
+ * Everything a role may publish and subscribe: the whole truth about the
+ * wire (NATS user JWTs are made from this, nowhere else).
  */
 export function permissionsOf(system: string, role: Role): Permissions {
   const s = subjectsOf(system);
-  const base = `${ROOT}.${system}.`;
-  const inbox = `${INBOX_PREFIX}.>`;
+  const inbox = inboxOf(system, role);
+  const replies = inbox ? [`${inbox}.>`] : [];
   switch (role.kind) {
     case "kernel":
-      return { publish: [`${base}rcv.>`, `${base}trace.*`], denyPublish: [s.traceWatch, s.traceCtl], subscribe: [s.trap, s.bootClaim, s.traceWatch, s.traceCtl], respond: true };
-    case "task":
-      return { publish: [s.trap], denyPublish: [], subscribe: [s.deliveries(role.taskId), inbox], respond: false };
-    case "startup":
-      return { publish: [s.bootClaim, `${base}launch.${role.hurd ? token("a hurd name", role.hurd) : ROOT_HURD}.*`], denyPublish: [], subscribe: [inbox], respond: false };
+      return {
+        publish: [s.patterns.deliveries, s.patterns.traceBatches],
+        denyPublish: [s.traceWatch, s.traceCtl],
+        subscribe: [s.trap, s.bootClaim, s.traceWatch, s.traceCtl],
+        respond: { max: 1, ttlMs: KERNEL_ANSWER_MS },
+        maxSubscriptions: -1,
+      };
+    case "task": {
+      const publish = [s.trap, s.traceWatch];
+      if (role.launches !== undefined) publish.push(s.patterns.launches(role.launches));
+      return { publish, denyPublish: [], subscribe: [s.deliveries(id("a task", role.taskId)), ...replies], respond: null, inbox, maxSubscriptions: TASK_MAX_SUBS };
+    }
+    case "boot-claim":
+      return { publish: [s.bootClaim], denyPublish: [], subscribe: replies, respond: null, inbox, maxSubscriptions: 4 };
     case "launch":
-      return { publish: [], denyPublish: [], subscribe: [s.launch(role.hurd, role.server)], respond: true };
+      return { publish: [], denyPublish: [], subscribe: [s.launch(role.hurd, role.server)], respond: { max: 1, ttlMs: LAUNCH_ANSWER_MS }, maxSubscriptions: 2 };
     case "trace-watcher":
-      return { publish: [s.traceWatch, s.traceCtl], denyPublish: [], subscribe: [s.traceBatches(role.watchId), inbox], respond: false };
+      return { publish: [s.traceCtl], denyPublish: [], subscribe: [s.traceBatches(id("a watch", role.watchId)), ...replies], respond: null, inbox, maxSubscriptions: 4 };
+    case "account-updater":
+      return { publish: [accountUpdateSubject(role.account)], denyPublish: [], subscribe: replies, respond: null, inbox, maxSubscriptions: 4 };
   }
 }

@@ -14,10 +14,12 @@ import { base32 } from "@nats-io/nkeys/lib/base32.js";
 import { Errno, HurdError } from "../errors.js";
 import type { NKey } from "./nkeys.js";
 
-/** What a user may do on the wire; roles.ts says who gets what. */
+/** What a user may do on the wire; the subject map (../subjects.ts, through roles.ts) says who gets what. */
 export interface SubjectPermissions {
   /** Subjects it may publish on. None means none (NATS reads an empty allow list as "anything"; encodeUser turns it into a deny of all). */
   pub: readonly string[];
+  /** Exceptions to `pub` (subjects its patterns cover that it may not publish on). */
+  denyPub?: readonly string[];
   /** Subjects it may subscribe to. */
   sub: readonly string[];
   /** It may answer requests it received (NATS allow_responses) without a pub permission: at most `max` replies to each, within `ttlMs`. */
@@ -155,7 +157,7 @@ export function encodeUser(user: string, signer: NKey, o: UserOptions): string {
   const nats: Partial<User> = {
     type: "user",
     version: 2,
-    pub: p.pub.length ? { allow: [...p.pub] } : { deny: [">"] },
+    pub: p.pub.length ? (p.denyPub?.length ? { allow: [...p.pub], deny: [...p.denyPub] } : { allow: [...p.pub] }) : { deny: [">"] },
     sub: p.sub.length ? { allow: [...p.sub] } : { deny: [">"] },
     subs: p.subs,
     data: -1,

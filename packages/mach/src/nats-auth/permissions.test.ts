@@ -94,8 +94,9 @@ describe("NATS subject permissions", { skip: !natsWanted && "HURD_TEST_BUSES exc
     kernel.subscribe(`${sys}.kernel.trap`, { callback: (_e, m) => void replies.push(m.reply ?? "") });
     await kernel.flush();
     await task.request(`${sys}.kernel.trap`, enc.encode("7"), { timeout: WAIT_MS });
-    assert.match(replies[0], /^_INBOX\.7\.[A-Za-z0-9]+\.[A-Za-z0-9]+$/);
-    assert.equal(f.roles.taskInbox(7), "_INBOX.7");
+    assert.equal(f.roles.taskInbox(7), `_INBOX.${f.system}.7`);
+    assert.ok(replies[0].startsWith(`_INBOX.${f.system}.7.`), replies[0]);
+    assert.match(replies[0].slice(`_INBOX.${f.system}.7.`.length), /^[A-Za-z0-9]+\.[A-Za-z0-9]+$/);
   });
 
   it("a task that does not use its inbox prefix cannot make requests", async () => {
@@ -124,7 +125,7 @@ describe("NATS subject permissions", { skip: !natsWanted && "HURD_TEST_BUSES exc
 
   it("refuses a task's subscriptions to hurd.>, the trap subject, another task's deliveries and other inboxes", async () => {
     const task = await f.connect(f.mint("task 7", f.roles.task(7)));
-    for (const s of [">", "hurd.>", `${sys}.>`, `${sys}.kernel.trap`, `${sys}.rcv.8.>`, `${sys}.rcv.*.>`, `${sys}.rcv.>`, "_INBOX.>", "_INBOX.8.>", "_INBOX.kernel.>", `${sys}.boot.claim`, `${sys}.trace.*`, `${sys}.launch.>`])
+    for (const s of [">", "hurd.>", `${sys}.>`, `${sys}.kernel.trap`, `${sys}.rcv.8.>`, `${sys}.rcv.*.>`, `${sys}.rcv.>`, "_INBOX.>", `_INBOX.${f.system}.>`, `_INBOX.${f.system}.8.>`, `_INBOX.${f.system}.boot.>`, `${sys}.boot.claim`, `${sys}.trace.*`, `${sys}.launch.>`])
       await assertSubscribeRefused(task, s);
   });
 
@@ -134,7 +135,7 @@ describe("NATS subject permissions", { skip: !natsWanted && "HURD_TEST_BUSES exc
     const got = inbox(victim, `${sys}.rcv.8.>`);
     await victim.flush();
     const refused = publishRefusals(attacker);
-    for (const s of [`${sys}.rcv.8.1`, `${sys}.rcv.7.1`, `${sys}.trace.1`, "_INBOX.8.x.y", `${sys}.launch._.proc`, `${sys}.boot.claim`]) {
+    for (const s of [`${sys}.rcv.8.1`, `${sys}.rcv.7.1`, `${sys}.trace.1`, `_INBOX.${f.system}.8.x.y`, `${sys}.launch._.proc`, `${sys}.boot.claim`]) {
       attacker.publish(s, enc.encode("forged"));
       await refused.next(s);
     }
@@ -143,7 +144,7 @@ describe("NATS subject permissions", { skip: !natsWanted && "HURD_TEST_BUSES exc
     assert.deepEqual(got.got, [], "nothing forged reached the victim");
   });
 
-  it("the kernel reads traps and boot claims, writes deliveries, trace batches and replies, and no more", async () => {
+  it("the kernel reads traps and boot claims, writes deliveries, trace batches and answers, and no more", async () => {
     const k = await f.connect(f.mint("kernel", f.roles.kernel));
     // What the kernel subscribes to.
     for (const s of [`${sys}.kernel.trap`, `${sys}.boot.claim`, `${sys}.trace.watch`, `${sys}.trace.ctl`]) {
@@ -158,7 +159,11 @@ describe("NATS subject permissions", { skip: !natsWanted && "HURD_TEST_BUSES exc
     k.publish(`${sys}.trace.5`, enc.encode("batch"));
     assert.equal(await within(batches.first, WAIT_MS, "trace batch"), `${sys}.trace.5 batch`);
     // Not the kernel's: others' inboxes to read, launch orders to take.
-    for (const s of [`${sys}.rcv.>`, "_INBOX.7.>", `${sys}.launch._.proc`]) await assertSubscribeRefused(k, s);
+    for (const s of [`${sys}.rcv.>`, `_INBOX.${f.system}.7.>`, `${sys}.launch._.proc`]) await assertSubscribeRefused(k, s);
+    // It answers requests it received, and writes on no inbox it was not asked from.
+    const refused = publishRefusals(k);
+    k.publish(`_INBOX.${f.system}.7.x.y`, enc.encode("unasked"));
+    await refused.next(`_INBOX.${f.system}.7.x.y`);
   });
 
   it("a boot claimer asks the kernel and reads only its own inbox", async () => {
@@ -166,7 +171,7 @@ describe("NATS subject permissions", { skip: !natsWanted && "HURD_TEST_BUSES exc
     const claimer = await f.connect(u);
     const r = await claimer.request(`${sys}.boot.claim`, enc.encode("{}"), { timeout: WAIT_MS });
     assert.equal(dec.decode(r.data), "claimed");
-    await assertSubscribeRefused(claimer, "_INBOX.boot._.>");
+    await assertSubscribeRefused(claimer, `_INBOX.${f.system}.boot._.>`);
     await assertSubscribeRefused(claimer, `${sys}.kernel.trap`);
     const refused = publishRefusals(claimer);
     claimer.publish(`${sys}.kernel.trap`, enc.encode("x"));

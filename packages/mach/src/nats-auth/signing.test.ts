@@ -104,8 +104,8 @@ describe("NATS JWTs signed with node:crypto", () => {
     assert.equal(c.exp, exp);
     assert.ok(Math.abs(c.iat - nowSeconds()) <= 1);
     assert.equal(c.nats.issuer_account, account.publicKey);
-    assert.deepEqual(c.nats.pub, { allow: ["hurd.x.kernel.trap"] });
-    assert.deepEqual(c.nats.sub, { allow: ["hurd.x.rcv.7.>", "_INBOX.7.>"] });
+    assert.deepEqual(c.nats.pub, { allow: ["hurd.x.kernel.trap", "hurd.x.trace.watch"] });
+    assert.deepEqual(c.nats.sub, { allow: ["hurd.x.rcv.7.>", "_INBOX.x.7.>"] });
     assert.equal(c.nats.subs, perms.subs);
     assert.equal(c.nats.bearer_token, undefined);
     assert.deepEqual(c.nats.allowed_connection_types, ["STANDARD"]);
@@ -144,7 +144,7 @@ describe("NATS JWTs signed with node:crypto", () => {
 
   it("a minted user's .creds file reads back here and in @nats-io/jwt", async () => {
     const u = mintUser(accountSigner, account.publicKey, "task 3", natsRoles("x").task(3), nowSeconds() + 60);
-    assert.equal(u.inboxPrefix, "_INBOX.3");
+    assert.equal(u.inboxPrefix, "_INBOX.x.3");
     const text = credsFile(u);
     assert.deepEqual(parseCreds(text), { jwt: u.jwt, seed: u.seed });
     const theirs = await natsParseCreds(enc.encode(text));
@@ -169,12 +169,15 @@ describe("role permissions", () => {
     assert.throws(() => r.task(2, { launches: "*" }), isErrno(Errno.EINVAL));
   });
 
-  it("give every role an inbox of its own under _INBOX., which the kernel's one reply permission covers", () => {
+  it("give every role that makes requests an inbox of its own under _INBOX.<system>., which the kernel answers through NATS's allow_responses", () => {
     const r = natsRoles("x");
-    const prefixes = [r.kernel, r.task(1), r.task(12), r.bootClaim(""), r.bootClaim("alpha"), r.watcher(1), r.accountUpdater(NKey.create("account").publicKey)].map((p) => p.inboxPrefix!);
+    const prefixes = [r.task(1), r.task(12), r.bootClaim(""), r.bootClaim("alpha"), r.watcher(1), r.accountUpdater(NKey.create("account").publicKey)].map((p) => p.inboxPrefix!);
     assert.equal(new Set(prefixes).size, prefixes.length);
-    for (const p of prefixes) assert.match(p, /^_INBOX\.[^.]+(\.[^.]+)?$/);
-    assert.ok(r.kernel.pub.includes("_INBOX.>"));
+    for (const p of prefixes) assert.match(p, /^_INBOX\.x\.[^.]+(\.[^.]+)?$/);
+    // The kernel makes no requests and publishes on no inbox but the reply subjects of what it was asked.
+    assert.equal(r.kernel.inboxPrefix, undefined);
+    assert.ok(!r.kernel.pub.some((p) => p.startsWith("_INBOX")));
+    assert.deepEqual(r.kernel.resp, { max: 1, ttlMs: 60_000 });
     assert.equal(r.launch("", "proc").inboxPrefix, undefined);
   });
 });
