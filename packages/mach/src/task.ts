@@ -51,6 +51,8 @@ export interface AttachOptions {
   window?: number;
   /** Default deadline of kernel calls and RPCs, ms. */
   timeoutMs?: number;
+  /** The bus is this task's alone (its own NATS user's connection): closed when the task ends. */
+  ownsBus?: boolean;
 }
 
 /** An RPC waiting for its reply, keyed in `replies` by its reply port. */
@@ -104,7 +106,8 @@ export class Task {
   readonly leaseMs: number;
   readonly window: number;
   readonly timeoutMs: number;
-  private readonly bus: Bus;
+  /** The bus this task is attached on. */
+  readonly bus: Bus;
   private readonly token: string;
   private readonly trapSubject: string;
   private readonly handlers = new Map<number, MessageHandler>();
@@ -118,10 +121,15 @@ export class Task {
   private sentSinceBeat = false;
   private oneWaySeq = ONE_WAY_SEQ;
   private closed = false;
+  private readonly ownsBus: boolean;
+  /** A notice of this task's end is being checked with the kernel (at most one at a time). */
+  private confirming = false;
   /** Messages on ports nobody handles (default: rights released, RPCs answered MIG_BAD_ID). */
   onUnhandled: (m: Received) => void = (m) => this.refuse(m);
   /** The kernel ended this task; the Task is detached by then. */
   onTerminated: () => void = () => {};
+  /** A notice of this task's end came that the kernel denied (it was forged). */
+  onForgedEnd: () => void = () => {};
   /** One-way sends that the kernel could not route. */
   onSendFailed: (f: SendFailed) => void = () => {};
 
@@ -137,6 +145,7 @@ export class Task {
     this.window = window;
     this.timeoutMs = o.timeoutMs ?? 10_000;
     this.trapSubject = subjectsOf(rep.system).trap;
+    this.ownsBus = o.ownsBus ?? false;
   }
 
   /** Attaches as the task `taskId`, proving it with `token`. */
@@ -158,10 +167,17 @@ export class Task {
       task = new Task({ ...o, system }, rep, window);
     } catch (e) {
       sub.unsubscribe();
+      if (o.ownsBus) await o.bus.close().catch(() => {});
       throw e;
     }
     task.sub = sub;
     task.startHeartbeat();
+    // A task's NATS user expires: the kernel renews it, the bus moves to a connection presenting it.
+    const self = task;
+    o.bus.keepCredentials?.(async () => {
+      const r = await self.call("taskNatsRenew", {});
+      return { jwt: r.jwt, expires: r.expires };
+    });
     for (const d of early) task.onDelivery(d);
     return task;
   }
@@ -257,6 +273,15 @@ export class Task {
   }
   async taskInfo(task = 0) {
     return this.call("taskInfo", { task });
+  }
+  /**
+   * The NATS user of the task `taskId` whose token is `token` (its creator
+   * holds it), for the process that will attach as it over NATS; null when
+   * the kernel mints none (an in-process bus, NATS without authorization).
+   */
+  async natsCredentials(taskId: number, token: string): Promise<{ jwt: string; seed: string; expires: number } | null> {
+    const c = await this.call("taskNatsCredentials", { taskId, token });
+    return c.jwt ? c : null;
   }
   async getSpecialPort(task: number, which: TaskSpecialPort): Promise<number> {
     return (await this.call("taskGetSpecialPort", { task, which })).port;
@@ -418,9 +443,9 @@ export class Task {
 
   private onFailed(f: SendFailed): void {
     if (f.seq === 0 && f.code === Errno.KERN_TERMINATED) {
-      // The kernel ended this task (terminated, namespace torn down, lease lost).
-      this.shutdown();
-      this.onTerminated();
+      // The kernel ended this task (terminated, namespace torn down, lease
+      // lost), or so says something on the delivery path: asked first.
+      void this.confirmEnd();
       return;
     }
     const p = f.seq < ONE_WAY_SEQ ? this.replies.get(f.seq) : undefined;
@@ -434,6 +459,31 @@ export class Task {
       return;
     }
     this.onSendFailed(f);
+  }
+
+  /**
+   * Ends the task on a notice of its end only if the kernel confirms it:
+   * a call as this task answers KERN_INVALID_TASK once it is gone. Where
+   * deliveries could be forged (a fabric without authorization) a forged
+   * notice would otherwise take a server down, proc with it and then the
+   * hurd; a real one costs the end a round trip. A kernel that does not
+   * answer is no confirmation: the lease ends the task if it is truly gone.
+   */
+  private async confirmEnd(): Promise<void> {
+    if (this.confirming || this.closed) return;
+    this.confirming = true;
+    try {
+      await this.call("taskInfo", { task: 0 });
+      this.onForgedEnd();
+    } catch (e) {
+      if (this.closed) return;
+      if (HurdError.from(e).code === Errno.KERN_INVALID_TASK || this.bus.closed) {
+        this.shutdown();
+        this.onTerminated();
+      }
+    } finally {
+      this.confirming = false;
+    }
   }
 
   /** Answers an unserved message as a MIG server does for an unknown id, and drops its rights. */
@@ -484,6 +534,7 @@ export class Task {
     this.deadlines.clear();
     for (const p of this.replies.values()) p.reject(new HurdError(Errno.KERN_INVALID_TASK, "task detached"));
     this.replies.clear();
+    if (this.ownsBus) void this.bus.close().catch(() => {});
   }
 
   get detached(): boolean {

@@ -1,6 +1,9 @@
-import { connect, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type MsgHdrs, type NatsConnection, type NodeConnectionOptions, type Subscription } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
-import type { Bus, BusHandler, BusSubscription } from "./types.js";
+import { natsConnectOptions, tlsOptions, type ClientTls, type UserCredentials } from "../nats-auth/creds.js";
+import { inboxOf } from "../subjects.js";
+import { Task, type AttachOptions } from "../task.js";
+import type { Bus, BusHandler, BusSubscription, CredentialRenewal } from "./types.js";
 
 /** W3C trace context as a NATS header (messages without one carry no headers at all). */
 const TRACEPARENT = "traceparent";
@@ -10,50 +13,287 @@ function traceHeaders(tp: string): MsgHdrs {
   return h;
 }
 
-/** The bus over a real nats-server (nats.js v3). */
+export interface NatsBusOptions {
+  /** Shown by the server (connz, logs). */
+  name?: string;
+  /** The NATS user to connect as (NATS authorization on); absent: an anonymous client. */
+  credentials?: UserCredentials;
+  /** The inbox prefix the user's permissions grant (inboxOf in the subject map); absent: nats.js's "_INBOX". */
+  inboxPrefix?: string;
+  /** The CA of the server's certificate, when it speaks TLS. */
+  tls?: ClientTls;
+}
+
+/**
+ * Renewal: the user's JWT is renewed when a third of its life is left, and
+ * tried again this often until it expires.
+ */
+const RENEW_AT = 1 / 3;
+const RENEW_RETRY_MS = 2_000;
+/** Publishes held while the connection is handed over (one round trip): past this, the oldest caller waits. */
+const MAX_HELD = 65_536;
+
+/** A message as a subscription hands it on: subject, data, reply subject, traceparent. */
+type Held = [string, Uint8Array, string | undefined, string | undefined];
+
+/** One subscription of the bus, on whichever connection is current. */
+interface Sub {
+  readonly subject: string;
+  readonly handler: BusHandler;
+  active: boolean;
+  /** On the current connection. */
+  nats: Subscription;
+  /** During a handover: the same subscription on the incoming connection, whose messages are held back. */
+  next: Subscription | null;
+  held: Held[] | null;
+  /** During a handover: what the outgoing connection delivered since the incoming one subscribed. */
+  seen: Uint8Array[] | null;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The bus over a real nats-server (nats.js v3), as an anonymous client or
+ * as one NATS user (a task's, minted by the kernel; see nats-auth). A user
+ * whose JWT expires is renewed through `keepCredentials`: the new JWT needs
+ * a new connection (NATS checks a JWT at connect only), so the bus hands
+ * every subscription and its publishing over to one, in order and without
+ * losing or repeating a message (handover below), and closes the old one
+ * once its requests are answered.
+ */
 export class NatsBus implements Bus {
   readonly kind = "nats" as const;
   closed = false;
-  private constructor(readonly nc: NatsConnection) {
-    void nc.closed().then(() => {
-      this.closed = true;
-    });
+  private nc: NatsConnection;
+  private creds: UserCredentials | undefined;
+  private expiresAt = 0;
+  private readonly subs = new Set<Sub>();
+  /** Requests waiting for their answer, per connection: an old connection closes when its last one is done. */
+  private readonly inflight = new Map<NatsConnection, number>();
+  private retiring = new Set<NatsConnection>();
+  /** Publishes made while the connection is handed over, sent on the new one once the old one's have arrived. */
+  private held: Held[] | null = null;
+  private switched: Promise<void> | null = null;
+  /** During a handover: the connection taking over. */
+  private incoming: NatsConnection | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    nc: NatsConnection,
+    private readonly servers: string,
+    private readonly o: NatsBusOptions,
+  ) {
+    this.nc = nc;
+    this.creds = o.credentials;
+    if (o.credentials) this.expiresAt = expiryOf(o.credentials.jwt);
+    this.watch(nc);
   }
 
-  /** Connects to `servers` (e.g. "nats://127.0.0.1:4222"). */
-  static async connect(servers: string, name = "hurdmesh"): Promise<NatsBus> {
+  /** Connects to `servers` (e.g. "nats://127.0.0.1:4222"), anonymously or as `o.credentials`'s user. */
+  static async connect(servers: string, name: string | NatsBusOptions = "hurdmesh", opts: NatsBusOptions = {}): Promise<NatsBus> {
+    const o: NatsBusOptions = typeof name === "string" ? { ...opts, name: opts.name ?? name } : name;
+    const holder: { bus: NatsBus | null } = { bus: null };
+    const nc = await NatsBus.dial(servers, o, () => holder.bus?.creds ?? o.credentials);
+    holder.bus = new NatsBus(nc, servers, o);
+    return holder.bus;
+  }
+
+  private static async dial(servers: string, o: NatsBusOptions, creds: () => UserCredentials | undefined): Promise<NatsConnection> {
     try {
       // noAsyncTraces: nats.js otherwise builds two Error objects (stack
       // traces) per request up front, in case it fails: about a tenth of a
       // kernel call's CPU. request() below wraps failures in a HurdError with
       // the cause anyway, and the messages it maps by are the same.
-      const nc = await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
-      return new NatsBus(nc);
+      const opts: NodeConnectionOptions = { servers, name: o.name ?? "hurdmesh", maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true };
+      // The authenticator asks for the credentials at every (re)connect: a renewed JWT is the one presented.
+      if (o.credentials) Object.assign(opts, natsConnectOptions(() => creds()!, { inboxPrefix: o.inboxPrefix, tls: o.tls }));
+      else if (o.tls) opts.tls = tlsOptions(o.tls);
+      if (o.inboxPrefix) opts.inboxPrefix = o.inboxPrefix;
+      return await connect(opts);
     } catch (e) {
       throw new HurdError(Errno.EIO, `cannot reach NATS at ${servers}: ${(e as Error).message}`, { cause: e });
     }
   }
 
+  /** The bus is closed when its current connection closes for good (a handed-over one closing is not that). */
+  private watch(nc: NatsConnection): void {
+    void nc.closed().then(() => {
+      if (this.nc === nc && !this.retiring.has(nc)) this.closed = true;
+      this.retiring.delete(nc);
+    });
+  }
+
+  /** When the user's JWT expires (unix seconds); 0: never, or an anonymous client. */
+  get expires(): number {
+    return this.expiresAt;
+  }
+
+  /** Another connection to the same servers (and TLS) as another user: a trace watcher's, a task's. */
+  connectAs(credentials: UserCredentials, inboxPrefix?: string, name?: string): Promise<NatsBus> {
+    return NatsBus.connect(this.servers, { name: name ?? this.o.name, credentials, inboxPrefix, tls: this.o.tls });
+  }
+
+  /**
+   * Renews the user's JWT through `renew` (the kernel, TaskNatsRenew) when a
+   * third of its life is left, and hands the bus over to a connection that
+   * presents it. Without expiring credentials there is nothing to do.
+   */
+  keepCredentials(renew: CredentialRenewal): void {
+    if (!this.creds || !this.expiresAt || this.closed) return;
+    const schedule = (ms: number) => {
+      if (this.renewTimer) clearTimeout(this.renewTimer);
+      this.renewTimer = setTimeout(() => void run(), Math.max(0, ms));
+      this.renewTimer.unref();
+    };
+    const run = async () => {
+      this.renewTimer = null;
+      if (this.closed) return;
+      try {
+        const r = await renew();
+        if (!r.jwt) throw new HurdError(Errno.EIO, "the kernel renewed no JWT");
+        await this.handover({ jwt: r.jwt, seed: this.creds!.seed }, r.expires);
+      } catch {
+        // The kernel or NATS is not answering: try again while the JWT holds.
+        // When it runs out, nats-server closes the connection and the bus is closed.
+        if (Date.now() / 1000 < this.expiresAt) schedule(RENEW_RETRY_MS);
+        return;
+      }
+      schedule(lifeLeftMs(this.expiresAt) * (1 - RENEW_AT));
+    };
+    schedule(lifeLeftMs(this.expiresAt) * (1 - RENEW_AT));
+  }
+
+  /**
+   * Moves the bus to a connection as `creds`. Every subscription is made on
+   * the new connection first (its messages held back), then dropped on the
+   * old one, whose last messages are let in; a message both received in
+   * between is passed on once, from the old one, so the handler sees the
+   * same stream, in order, as if nothing had happened (a subject here has
+   * one publisher, the kernel, whose messages reach both connections in the
+   * same order). Publishes wait during that one round trip, so that none
+   * overtakes one sent on the old connection.
+   */
+  private async handover(creds: UserCredentials, expires: number): Promise<void> {
+    const old = this.nc;
+    const prev = this.creds;
+    this.creds = creds;
+    let next: NatsConnection;
+    try {
+      next = await NatsBus.dial(this.servers, this.o, () => this.creds);
+    } catch (e) {
+      this.creds = prev;
+      throw e;
+    }
+    if (this.closed) {
+      void next.close().catch(() => {});
+      return;
+    }
+    let release!: () => void;
+    this.switched = new Promise((r) => (release = r));
+    this.incoming = next;
+    const subs = [...this.subs];
+    for (const s of subs) {
+      s.seen = [];
+      s.held = [];
+      s.next = this.natsSubscribe(next, s);
+    }
+    try {
+      await next.flush();
+      this.held = [];
+      for (const s of subs) if (s.active) s.nats.unsubscribe();
+      // Everything the old connection had for us before its UNSUBs, and
+      // everything we published on it, has reached its destination.
+      await old.flush().catch(() => {});
+    } finally {
+      this.nc = next;
+      this.incoming = null;
+      this.expiresAt = expires;
+      this.watch(next);
+      const held = this.held ?? [];
+      this.held = null;
+      for (const s of subs) {
+        const seen = s.seen ?? [];
+        const waiting = s.held ?? [];
+        if (s.next) s.nats = s.next;
+        s.next = null;
+        s.seen = null;
+        s.held = null;
+        for (const m of waiting) {
+          const i = seen.findIndex((d) => sameBytes(d, m[1]));
+          if (i >= 0) seen.splice(i, 1);
+          else if (s.active) s.handler(m[0], m[1], m[2], m[3]);
+        }
+      }
+      for (const [subject, data, reply, tp] of held) this.publish(subject, data, reply, tp);
+      this.switched = null;
+      release();
+      this.retire(old);
+    }
+  }
+
+  /** Closes a handed-over connection once the requests made on it are answered. */
+  private retire(nc: NatsConnection): void {
+    this.retiring.add(nc);
+    if (!this.inflight.get(nc)) void nc.close().catch(() => {});
+  }
+
+  /** `s` on connection `nc`: held back while it is the incoming one of a handover, noted while it is the outgoing one. */
+  private natsSubscribe(nc: NatsConnection, s: Sub): Subscription {
+    const me: { sub: Subscription | null } = { sub: null };
+    me.sub = nc.subscribe(s.subject, {
+      callback: (err, msg) => {
+        if (err || !s.active) return;
+        // Headers are parsed only when a message has some (traced kernel calls).
+        const tp = msg.headers ? msg.headers.get(TRACEPARENT) || undefined : undefined;
+        if (me.sub === s.next) {
+          s.held?.push([msg.subject, msg.data, msg.reply || undefined, tp]);
+          return;
+        }
+        if (s.seen !== null) s.seen.push(msg.data);
+        s.handler(msg.subject, msg.data, msg.reply || undefined, tp);
+      },
+    });
+    return me.sub;
+  }
+
   publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed");
+    if (this.held) {
+      if (this.held.length >= MAX_HELD) throw new HurdError(Errno.MACH_SEND_NO_BUFFER, "bus connection being renewed");
+      this.held.push([subject, data, reply, traceparent]);
+      return;
+    }
     if (traceparent) this.nc.publish(subject, data, reply ? { reply, headers: traceHeaders(traceparent) } : { headers: traceHeaders(traceparent) });
     else this.nc.publish(subject, data, reply ? { reply } : undefined);
   }
 
   subscribe(subject: string, handler: BusHandler): BusSubscription {
-    const sub = this.nc.subscribe(subject, {
-      callback: (err, msg) => {
-        if (err) return;
-        // Headers are parsed only when a message has some (traced kernel calls).
-        handler(msg.subject, msg.data, msg.reply || undefined, msg.headers ? msg.headers.get(TRACEPARENT) || undefined : undefined);
+    const s: Sub = { subject, handler, active: true, nats: null as unknown as Subscription, next: null, held: null, seen: null };
+    // Made during a handover, it starts on the incoming connection.
+    s.nats = this.natsSubscribe(this.incoming ?? this.nc, s);
+    this.subs.add(s);
+    return {
+      unsubscribe: () => {
+        if (!s.active) return;
+        s.active = false;
+        this.subs.delete(s);
+        s.nats.unsubscribe();
+        s.next?.unsubscribe();
       },
-    });
-    return { unsubscribe: () => sub.unsubscribe() };
+    };
   }
 
   async request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
+    // A request is a publish too: it must not overtake one held during a handover.
+    if (this.switched) await this.switched;
+    const nc = this.nc;
+    this.inflight.set(nc, (this.inflight.get(nc) ?? 0) + 1);
     try {
-      const m = await this.nc.request(subject, data, traceparent ? { timeout: timeoutMs, headers: traceHeaders(traceparent) } : { timeout: timeoutMs });
+      const m = await nc.request(subject, data, traceparent ? { timeout: timeoutMs, headers: traceHeaders(traceparent) } : { timeout: timeoutMs });
       return m.data;
     } catch (e) {
       const err = e as Error;
@@ -62,16 +302,67 @@ export class NatsBus implements Bus {
       if (/timeout/i.test(err.message) || err.name === "TimeoutError")
         throw new HurdError(Errno.ETIMEDOUT, `no answer on ${subject} within ${timeoutMs} ms`, { cause: e });
       throw new HurdError(Errno.EIO, err.message, { cause: e });
+    } finally {
+      const left = (this.inflight.get(nc) ?? 1) - 1;
+      if (left > 0) this.inflight.set(nc, left);
+      else {
+        this.inflight.delete(nc);
+        if (this.retiring.has(nc)) void nc.close().catch(() => {});
+      }
     }
   }
 
-  flush(): Promise<void> {
+  async flush(): Promise<void> {
+    if (this.switched) await this.switched;
     return this.nc.flush();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = null;
+    if (this.switched) await this.switched.catch(() => {});
+    for (const nc of this.retiring) void nc.close().catch(() => {});
     await this.nc.close();
   }
+}
+
+/** Milliseconds until `exp` (unix seconds). */
+function lifeLeftMs(exp: number): number {
+  return exp * 1000 - Date.now();
+}
+
+/** A JWT's exp claim (unix seconds), read without checking it (its issuer, the kernel, is trusted); 0 when it has none. */
+export function expiryOf(jwt: string): number {
+  try {
+    const claims = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString()) as { exp?: number };
+    return typeof claims.exp === "number" ? claims.exp : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export interface NatsAttachOptions extends Omit<AttachOptions, "bus" | "ownsBus" | "system"> {
+  system: string;
+  /** The task's NATS user (Task.natsCredentials, a boot file, a launch order); null or absent: an anonymous connection. */
+  credentials?: UserCredentials | null;
+  tls?: ClientTls;
+  /** The connection's name on the server (default hurd-task-<id>). */
+  name?: string;
+}
+
+/**
+ * Attaches as a task over a NATS connection of its own, as its own user
+ * (with its inbox prefix): the task's connection, closed when the task ends.
+ */
+export async function attachOverNats(url: string, o: NatsAttachOptions): Promise<Task> {
+  const creds = o.credentials?.jwt ? { jwt: o.credentials.jwt, seed: o.credentials.seed } : undefined;
+  const bus = await NatsBus.connect(url, {
+    name: o.name ?? `hurd-task-${o.taskId}`,
+    credentials: creds,
+    inboxPrefix: creds ? inboxOf(o.system, { kind: "task", taskId: o.taskId }) : undefined,
+    tls: o.tls,
+  });
+  return Task.attach({ ...o, bus, ownsBus: true });
 }

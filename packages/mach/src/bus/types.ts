@@ -30,4 +30,18 @@ export interface Bus {
   flush(): Promise<void>;
   close(): Promise<void>;
   readonly closed: boolean;
+  /**
+   * A bus whose user's credentials expire (NATS with a task's JWT) keeps
+   * them fresh with `renew` (the kernel's TaskNatsRenew); others need none.
+   */
+  keepCredentials?(renew: CredentialRenewal): void;
+  /**
+   * Another connection to the same fabric as another user (a trace
+   * watcher's own), where users have credentials; absent where one
+   * connection may do everything (the in-process bus, anonymous NATS).
+   */
+  connectAs?(credentials: { jwt: string; seed: string }, inboxPrefix?: string): Promise<Bus>;
 }
+
+/** Renews a user's JWT: the new JWT and when it expires (unix seconds). */
+export type CredentialRenewal = () => Promise<{ jwt: string; expires: number }>;

@@ -99,6 +99,11 @@ export function natsConnectOptions(
 ): Pick<NodeConnectionOptions, "authenticator" | "inboxPrefix" | "tls"> {
   const opts: Pick<NodeConnectionOptions, "authenticator" | "inboxPrefix" | "tls"> = { authenticator: userAuthenticator(c) };
   if (o.inboxPrefix) opts.inboxPrefix = o.inboxPrefix;
-  if (o.tls) opts.tls = { ca: o.tls.caPem, ...(o.tls.certPem ? { cert: o.tls.certPem, key: o.tls.keyPem } : {}) };
+  if (o.tls) opts.tls = tlsOptions(o.tls);
   return opts;
+}
+
+/** nats.js's TLS options for a CA (and a client certificate). */
+export function tlsOptions(t: ClientTls): NonNullable<NodeConnectionOptions["tls"]> {
+  return { ca: t.caPem, ...(t.certPem ? { cert: t.certPem, key: t.keyPem } : {}) };
 }

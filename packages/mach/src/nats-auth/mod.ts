@@ -14,7 +14,7 @@ export {
   type AccountLimits,
   type UserOptions,
 } from "./jwt.js";
-export { natsRoles, accountUpdateSubject, TASK_MAX_SUBS, LAUNCH_ANSWER_MS, type NatsRoles, type TaskRoleOptions } from "./roles.js";
+export { natsRoles, permissionsFor, accountUpdateSubject, TASK_MAX_SUBS, LAUNCH_ANSWER_MS, type NatsRoles, type TaskRoleOptions } from "./roles.js";
 export { natsServerConfig, type ServerConfigOptions, type ServerTlsFiles } from "./server-config.js";
 export {
   mintUser,
@@ -28,3 +28,15 @@ export {
 } from "./creds.js";
 export { AccountRevocations, pushAccountJwt, MAX_REVOCATIONS, UPDATE_TIMEOUT_MS, type UpdateRequester } from "./revocation.js";
 export { makeCA, issueCert, CA_DAYS, CERT_DAYS, type CertPair, type CertificateAuthority, type IssueOptions } from "./tls.js";
+export {
+  makeFabricKeys,
+  readFabricKeys,
+  writeFabricKeys,
+  fabricServerConfig,
+  accountClaimsOf,
+  startNatsServer,
+  acceptsAnonymous,
+  SERVER_READY_MS,
+  type FabricKeys,
+  type NatsServerProcess,
+} from "./fabric.js";
