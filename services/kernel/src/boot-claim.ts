@@ -13,11 +13,15 @@
 // whose init dies) and the root hurd's tasks are terminated, so a restarted
 // init boots a clean hurd, as the Hurd reboots when startup dies.
 //
-// The bus is trusted fabric (see README): the secret keeps a confused
-// container, not an attacker on the bus, from taking over a hurd.
+// With NATS authorization on, only a boot-claim user may publish a claim,
+// its answer goes only to that user's inbox (one per hurd), and it carries
+// the boot task's own NATS user (which may also send its hurd's launch
+// orders); the secret is checked besides. Without it the bus is trusted
+// fabric, and the secret keeps a confused container, not an attacker on
+// the bus, from taking over a hurd.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
-import { subjectsOf } from "@hurdmesh/mach/internal";
+import { inboxOf, subjectsOf } from "@hurdmesh/mach/internal";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import type { Kernel } from "./kernel.js";
 import type { Namespace } from "./namespace.js";
@@ -56,7 +60,13 @@ export class BootClaims {
       if (!reply) return;
       let answer: Partial<BootClaimReply>;
       try {
-        answer = this.claim(parse(data));
+        const r = parse(data);
+        // The answer carries a task's token and NATS user: only to the inbox of the claimant of that hurd.
+        if (this.kernel.natsUsers !== null && !reply.startsWith(`${inboxOf(this.kernel.config.system, { kind: "boot-claim", hurd: r.hurd })}.`)) {
+          this.o.log?.(`boot claim for ${r.hurd || "the root hurd"} asking for its answer outside that hurd's claim inbox dropped`);
+          return;
+        }
+        answer = this.claim(r);
       } catch (e) {
         const h = HurdError.from(e);
         answer = { errno: h.code, error: h.message };
@@ -80,7 +90,7 @@ export class BootClaims {
   }
 
   /** Makes the boot task for a claim, or throws the errno the claimant gets. */
-  claim(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system"> {
+  claim(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system" | "nats"> {
     const got = createHash("sha256").update(r.secret).digest();
     if (!timingSafeEqual(got, this.secret)) throw new HurdError(Errno.EPERM, "wrong boot secret");
     const hurd = r.hurd;
@@ -104,7 +114,9 @@ export class BootClaims {
     if (ns !== this.kernel.root) ns.parent!.children.add(ns);
     this.claims.set(hurd, { task: b.task, ns });
     this.o.log?.(`boot claim: ${hurd || "root hurd"} booted by task ${b.task.id} (namespace ${ns.id})`);
-    return { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, namespaceId: ns.id, system: this.kernel.config.system };
+    // Its NATS user may also send this hurd's launch orders (to proc's and auth's containers).
+    const nats = this.kernel.natsUsers?.task(b.task, hurd);
+    return { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, namespaceId: ns.id, system: this.kernel.config.system, nats };
   }
 
   /** Ends the hurd of every claim whose startup task has ended. */

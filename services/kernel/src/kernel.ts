@@ -13,12 +13,14 @@
 //   namespace.ts  hurds: nesting, the host port, the proc that hears of tasks
 //   mach-port.ts  the mach_port_* calls
 //   calls.ts      every kernel call by its Mach name, for the trap and the edge
+//   nats-users.ts the NATS users of tasks and watchers: minted, renewed, revoked
 //   trace.ts      the tracer: watchers' records and OpenTelemetry spans
 import type { SdkTelemetry as Telemetry } from "@hurdmesh/telemetry-sdk";
 import { kernelConfig, type KernelConfig } from "./config.js";
 import { drain, enqueue, failSend } from "./mqueue.js";
 import { namespaceFromHost, newNamespace } from "./namespace.js";
 import { dropNestedTaskEvents } from "./notify.js";
+import { NatsUsers, type NatsUsersOptions } from "./nats-users.js";
 import type { KMsg, KTask, Namespace, Port } from "./objects.js";
 import { KernelState, type KernelEvents } from "./state.js";
 import { bootTask, destroyNamespace, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
@@ -31,6 +33,13 @@ export interface KernelOptions extends Partial<KernelEvents> {
    * the kernel reads no environment.
    */
   telemetry?: Telemetry | null;
+  /**
+   * NATS authorization: the account's signing key, with which the kernel
+   * mints a NATS user for each task that attaches over NATS and revokes it
+   * when the task dies (nats-users.ts). Absent: the kernel mints none (the
+   * in-process bus, or NATS without authorization).
+   */
+  nats?: NatsUsersOptions;
 }
 
 /**
@@ -47,8 +56,9 @@ export class Kernel extends KernelState {
   private readonly closing = new Set<() => void>();
 
   constructor(config: Partial<KernelConfig> = {}, o: KernelOptions = {}) {
-    const { telemetry, ...events } = o;
+    const { telemetry, nats, ...events } = o;
     super(kernelConfig(config), events);
+    if (nats) this.natsUsers = new NatsUsers(this.config.system, nats, (l) => this.log(l));
     this.sweepTimer = setInterval(() => sweepLeases(this), Math.max(50, this.config.leaseMs / 4));
     this.sweepTimer.unref();
     this.trace = new TraceHub((t) => (this.tracer = t), this.config.system);

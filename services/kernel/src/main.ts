@@ -9,10 +9,19 @@
 // In containers, where init cannot read that file, HURD_BOOT_SECRET (or
 // --boot-secret-file) lets an init claim its boot task over the bus instead
 // (boot-claim.ts).
+//
+// On NATS, authorization is on unless told otherwise: --nats-keys (or
+// HURD_NATS_KEYS) names the fabric's keys file (`hurd keys nats-config`
+// makes one), from which the kernel mints every NATS user (nats-users.ts),
+// boot tasks' included (in the boot file). It refuses a server that lets
+// anonymous clients in. --nats-insecure (or HURD_NATS_AUTH=off) runs on an
+// anonymous server instead, where anyone on the bus can read every token.
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { LocalHub, type Bus } from "@hurdmesh/mach";
+import { inboxOf } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
+import { acceptsAnonymous, accountClaimsOf, AccountRevocations, NKey, readFabricKeys } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
@@ -30,13 +39,24 @@ const { values } = parseArgs({
     "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
     "boot-secret-file": { type: "string", default: process.env.HURD_BOOT_SECRET_FILE },
     "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
+    "nats-keys": { type: "string", default: process.env.HURD_NATS_KEYS },
+    "nats-insecure": { type: "boolean", default: process.env.HURD_NATS_AUTH === "off" },
+    "nats-user-ttl": { type: "string", default: process.env.HURD_NATS_USER_TTL },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
-  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N]\n(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus)");
+  console.log(
+    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N]\n" +
+      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL as the flags)",
+  );
   process.exit(0);
+}
+const say = (l: string) => console.log(`hurd-kernel ${values.system}: ${l}`);
+function fail(l: string): never {
+  console.error(`hurd-kernel ${values.system}: ${l}`);
+  process.exit(2);
 }
 
 // Spans for every routed message (and the edge's calls) when the OTEL_*
@@ -46,8 +66,36 @@ if (telemetry) {
   setGlobalTelemetry(telemetry);
   installTracingHooks(telemetry);
 }
-const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) }, { telemetry });
-const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
+const nats = values.nats ? await natsAuthorization(values.nats) : null;
+const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) }, { telemetry, nats: nats?.users });
+const bus: Bus = values.nats
+  ? await NatsBus.connect(values.nats, { name: `hurd-kernel-${values.system}`, credentials: kernel.natsUsers?.kernel() })
+  : new LocalHub().connect();
+
+/** The keys to mint NATS users with, and the account's revocations pushed through its updater; null with --nats-insecure. */
+async function natsAuthorization(url: string) {
+  if (values["nats-insecure"]) {
+    console.error(`hurd-kernel ${values.system}: NATS authorization is OFF (--nats-insecure): anyone who reaches ${url} can read every task's token and forge any message`);
+    return null;
+  }
+  if (!values["nats-keys"]) fail("NATS authorization needs --nats-keys FILE (HURD_NATS_KEYS; `hurd keys nats-config` makes one), or --nats-insecure (HURD_NATS_AUTH=off) for a server without it");
+  let keys;
+  try {
+    keys = readFabricKeys(values["nats-keys"]);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  // Minted users are worth nothing on a server that lets anyone in.
+  if (await acceptsAnonymous(url).catch((e: Error) => fail(e.message))) fail(`the nats-server at ${url} accepts anonymous clients: configure it with \`hurd keys nats-config\`'s output (or run with --nats-insecure)`);
+  const updater = await NatsBus.connect(url, {
+    name: `hurd-kernel-${values.system} account updater`,
+    credentials: keys.updater,
+    inboxPrefix: inboxOf(keys.system, { kind: "account-updater", account: keys.account }),
+  });
+  const revoker = new AccountRevocations(keys.account, NKey.fromSeed(keys.operatorSigningSeed, "operator"), accountClaimsOf(keys), updater);
+  const ttlS = values["nats-user-ttl"] ? Number(values["nats-user-ttl"]) : undefined;
+  return { updater, users: { account: keys.account, signer: NKey.fromSeed(keys.accountSigningSeed, "account"), revoker, ttlS } };
+}
 const traps = new TrapServer(kernel, bus);
 traps.start();
 // The trace stream for watchers on the bus (hurd.<system>.trace.>): idle until someone asks.
@@ -55,36 +103,39 @@ const traceBus = new TraceBus(kernel, bus);
 traceBus.start();
 await bus.flush();
 
-const boot: Record<string, { taskId: number; token: string; hostPriv: number }> = {};
+const boot: Record<string, { taskId: number; token: string; hostPriv: number; nats?: { jwt: string; seed: string; expires: number } }> = {};
 for (const name of values.boot!.split(",").filter(Boolean)) {
   const b = kernel.bootTask({ name, hostPriv: true });
-  boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv };
+  boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, nats: kernel.natsUsers?.task(b.task) };
 }
 if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot }, null, 2), { mode: 0o600 });
 
 // The secret comes from the environment or a file, never argv (ps would show it).
 const secret = values["boot-secret-file"] ? readFileSync(values["boot-secret-file"], "utf8").trim() : process.env.HURD_BOOT_SECRET;
 delete process.env.HURD_BOOT_SECRET;
-const claims = secret ? new BootClaims(kernel, bus, secret, { log: (l) => console.log(`hurd-kernel ${values.system}: ${l}`) }) : null;
+const claims = secret ? new BootClaims(kernel, bus, secret, { log: say }) : null;
 claims?.start();
 
 const edge = new Edge(kernel);
 const port = await edge.listen(values.grpc!);
 const host = values.grpc!.replace(/:\d+$/, "");
-console.log(`hurd-kernel ${values.system}: bus ${bus.kind}${values.nats ? ` ${values.nats}` : ""}, gRPC edge on ${host}:${port}`);
+say(`bus ${bus.kind}${values.nats ? ` ${values.nats}${nats ? " (authorization on)" : " (NO authorization)"}` : ""}, gRPC edge on ${host}:${port}`);
 
 let stopping = false;
 async function stop(sig: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.log(`hurd-kernel ${values.system}: ${sig}, stopping`);
+  say(`${sig}, stopping`);
   await edge.close();
   claims?.stop();
   traceBus.stop();
   traps.stop();
   kernel.close();
   await bus.close();
+  await nats?.updater.close();
   process.exit(0);
 }
 process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGTERM", () => void stop("SIGTERM"));
+// Started by `hurd up` with an IPC channel: when hurd up is gone, however it went, so is this kernel.
+process.on("disconnect", () => void stop("hurd up is gone"));

@@ -142,6 +142,8 @@ export function terminate(k: KernelState, t: KTask, reason: string): void {
   sp.byPort.clear();
   for (const which of [TaskSpecialPort.TASK_BOOTSTRAP_PORT, TaskSpecialPort.TASK_EXCEPTION_PORT]) setSpecial(k, t, which, null);
   destroyPort(k, t.self);
+  // Its NATS user goes with it: nothing a dead task held still reaches the bus.
+  if (k.natsUsers !== null) k.natsUsers.taskEnded(t);
   const ns = t.ns;
   if (ns.notify?.active) kernelMessage(k, ns.notify, R_SEND, HURD_NOTIFY_TASK_TERMINATED, bodies.taskTerminated(t.id, reason, ns.id), null);
   for (let n = ns.parent; n; n = n.parent) nestedTaskEvent(k, n, TaskEvent.TASK_EVENT_TERMINATED, t.id, 0, ns.id, "");

@@ -11,12 +11,16 @@
 // no more than a slot until its lease runs out. When the last watch ends the
 // TraceHub uninstalls the kernel's tracer: routing pays nothing again.
 //
-// As for boot claims, the bus is trusted fabric: anyone on it can read any
-// subject, so the watch id only keeps watches apart; what the kernel guards
-// is who may start, renew and cancel one (the task's token and host_priv).
+// Who may start, renew and cancel a watch is the kernel's to check (the
+// task's token and host_priv). With NATS authorization on, who may read it
+// is the fabric's: the answer to a watch request carries a NATS user of the
+// watch's own (minted here, revoked when the watch ends), the only one that
+// may subscribe to its subject; requests must ask for their answers on the
+// asker's own inbox. Without it (the in-process bus, anonymous NATS) anyone
+// on the bus can read any subject and the watch id only keeps watches apart.
 import { randomInt } from "node:crypto";
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
-import { TRACE_LEASE, traceSubjects } from "@hurdmesh/mach/internal";
+import { inboxOf, TRACE_LEASE, traceSubjects } from "@hurdmesh/mach/internal";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Kernel } from "./kernel.js";
 import { authenticate, touch, type KTask } from "./task.js";
@@ -95,10 +99,10 @@ export class TraceBus {
           this.stats.refused++;
           return;
         }
-        this.serve(data, reply, (d) => this.watch(d));
+        this.serve(data, reply, (d) => this.watch(d, reply));
       }),
       // A cancel may come without a reply subject (a client that is going away).
-      this.bus.subscribe(this.subjects.ctl, (_s, data, reply) => this.serve(data, reply, (d) => this.ctl(d))),
+      this.bus.subscribe(this.subjects.ctl, (_s, data, reply) => this.serve(data, reply, (d) => this.ctl(d, reply))),
     );
     // The kernel's tasks end at close, and with them every watch: end them first, and the timer with them.
     this.unhook = this.kernel.onClose(() => this.stop(Errno.KERN_TERMINATED));
@@ -114,17 +118,21 @@ export class TraceBus {
     this.disarm();
   }
 
-  /** One request: whatever it holds, it gets an answer (when it asked for one) and never reaches the bus's loop as an exception. */
-  private serve(data: Uint8Array, reply: string | undefined, op: (d: Uint8Array) => TraceWatchReply): void {
-    let answer: TraceWatchReply;
+  /**
+   * One request: whatever it holds, it gets an answer (when it asked for
+   * one, on an inbox it may ask on: null from `op` is no answer at all) and
+   * never reaches the bus's loop as an exception.
+   */
+  private serve(data: Uint8Array, reply: string | undefined, op: (d: Uint8Array) => TraceWatchReply | null): void {
+    let answer: TraceWatchReply | null;
     try {
       answer = op(data);
     } catch (e) {
       const h = HurdError.from(e);
       this.stats.refused++;
-      answer = { errno: h.code, error: h.message, watchId: 0, subject: "", leaseMs: 0 };
+      answer = { errno: h.code, error: h.message, watchId: 0, subject: "", leaseMs: 0, nats: undefined };
     }
-    if (!reply) return;
+    if (!reply || !answer) return;
     try {
       this.bus.publish(reply, TraceWatchReply.encode(answer).finish());
     } catch {
@@ -144,8 +152,20 @@ export class TraceBus {
     return t;
   }
 
+  /**
+   * With NATS users, an answer goes only where its asker reads (`inbox`):
+   * asked elsewhere, the kernel (which may answer anything it is asked)
+   * would write into another party's replies. Such a request is dropped.
+   */
+  private misdirected(reply: string | undefined, inbox: string): boolean {
+    if (this.kernel.natsUsers === null || reply === undefined || reply.startsWith(inbox)) return false;
+    this.stats.refused++;
+    this.kernel.log(`trace request asking for its answer outside its asker's inbox dropped`);
+    return true;
+  }
+
   /** hurd.<system>.trace.watch: a new watch, not yet recording. */
-  private watch(data: Uint8Array): TraceWatchReply {
+  private watch(data: Uint8Array, reply?: string): TraceWatchReply | null {
     let q: TraceWatchRequest;
     try {
       q = TraceWatchRequest.decode(data);
@@ -153,6 +173,7 @@ export class TraceBus {
       throw new HurdError(Errno.EINVAL, "not a TraceWatchRequest");
     }
     const t = this.who(q.taskId, q.token);
+    if (this.kernel.natsUsers !== null && this.misdirected(reply, this.kernel.natsUsers.taskInbox(t))) return null;
     const w = q.watch;
     // As on the edge: a trace shows every message's rights and contents, so
     // only who could control the host may watch, and only under that host.
@@ -182,24 +203,27 @@ export class TraceBus {
     this.watches.set(id, bw);
     this.arm();
     this.o.log?.(`trace watch ${id} for task ${t.id} (namespace ${ns.id}), lease ${leaseMs} ms`);
-    return { errno: 0, error: "", watchId: id, subject: bw.subject, leaseMs };
+    // The watcher's own NATS user: the only one that may read bw.subject.
+    const nats = this.kernel.natsUsers?.watcher(id);
+    return { errno: 0, error: "", watchId: id, subject: bw.subject, leaseMs, nats };
   }
 
   /** hurd.<system>.trace.ctl: renew (the first time: start recording) or cancel. */
-  private ctl(data: Uint8Array): TraceWatchReply {
+  private ctl(data: Uint8Array, reply?: string): TraceWatchReply | null {
     let q: TraceWatchCtl;
     try {
       q = TraceWatchCtl.decode(data);
     } catch {
       throw new HurdError(Errno.EINVAL, "not a TraceWatchCtl");
     }
+    if (this.misdirected(reply, `${inboxOf(this.kernel.config.system, { kind: "trace-watcher", watchId: q.watchId })}.`)) return null;
     const t = this.who(q.taskId, q.token);
     const bw = this.watches.get(q.watchId);
     // Another task's watch is as unknown as an ended one.
     if (!bw || bw.task !== t) throw new HurdError(Errno.ENOENT, `task ${t.id} has no trace watch ${q.watchId}`);
     if (q.cancel) {
       this.end(bw, Errno.KERN_ABORTED);
-      return { errno: 0, error: "", watchId: bw.id, subject: bw.subject, leaseMs: 0 };
+      return { errno: 0, error: "", watchId: bw.id, subject: bw.subject, leaseMs: 0, nats: undefined };
     }
     bw.leaseMs = q.leaseMs ? clampLease(q.leaseMs) : bw.leaseMs;
     bw.deadline = Date.now() + bw.leaseMs;
@@ -207,7 +231,8 @@ export class TraceBus {
       this.stats.started++;
       bw.stop = this.kernel.trace.watch(bw.filter, (records, dropped) => this.publish(bw, records, dropped));
     }
-    return { errno: 0, error: "", watchId: bw.id, subject: bw.subject, leaseMs: bw.leaseMs };
+    // A watcher's JWT expires like a task's: renewals carry a fresh one once half its life is gone.
+    return { errno: 0, error: "", watchId: bw.id, subject: bw.subject, leaseMs: bw.leaseMs, nats: this.kernel.natsUsers?.renewWatcherIfDue(bw.id) };
   }
 
   /**
@@ -253,6 +278,12 @@ export class TraceBus {
     else if (why === Errno.KERN_ABORTED) this.stats.cancelled++;
     else this.stats.orphaned++;
     if (!this.bus.closed) this.send(bw, NO_RECORDS, bw.lost, why);
+    // Once the last batch has left: its user is revoked, and its subject is nobody's.
+    const users = this.kernel.natsUsers;
+    if (users !== null) {
+      if (this.bus.closed) users.watcherEnded(bw.id);
+      else void this.bus.flush().then(() => users.watcherEnded(bw.id), () => users.watcherEnded(bw.id));
+    }
     if (this.watches.size === 0) this.disarm();
     this.o.log?.(`trace watch ${bw.id} of task ${bw.task.id} ended (${why === Errno.ETIMEDOUT ? "lease expired" : why === Errno.KERN_ABORTED ? "cancelled" : "task ended"})`);
   }

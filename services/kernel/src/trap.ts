@@ -4,9 +4,13 @@ import { AttachRequest, CallReply, MachDefinition, TaskSpecialPort, Trap, type A
 import { dispatch } from "./calls.js";
 import type { Kernel } from "./kernel.js";
 import { reportSendFailed, send } from "./mqueue.js";
+import { taskNatsCredentials, taskNatsRenew } from "./nats-users.js";
 import { attach, authenticate, credit, taskGetSpecialPort, touch, type KTask } from "./task.js";
 
-const ATTACH = methods(MachDefinition).byKey.get("attach")!.msgid;
+const MACH = methods(MachDefinition);
+const ATTACH = MACH.byKey.get("attach")!.msgid;
+const NATS_CREDENTIALS = MACH.byKey.get("taskNatsCredentials")!.msgid;
+const NATS_RENEW = MACH.byKey.get("taskNatsRenew")!.msgid;
 
 /** The reply a task gets when it attaches: what it needs to run. */
 export function attachReply(k: Kernel, t: KTask): AttachReply {
@@ -35,10 +39,11 @@ const NONE = new Uint8Array(0);
 /**
  * One trap, whichever carrier brought it (the bus or the gRPC edge): check
  * the token, then route the message or run the call. A trap with a bad token
- * is logged and dropped, never routed. `sinkOf` keeps an edge task's stream
- * as its delivery path when it attaches through a trap.
+ * is logged and dropped, never routed. `keepSink` keeps an edge task's
+ * stream as its delivery path when it attaches through a trap. `replyTo`:
+ * the bus subject the answer is asked on.
  */
-export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink = false, traceparent?: string): void {
+export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink = false, traceparent?: string, replyTo?: string): void {
   let trap: Trap;
   try {
     trap = Trap.decode(data);
@@ -55,6 +60,14 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
     // token for a live task is worth a log line.
     if (k.tasks.has(trap.task)) k.log(`trap for task ${trap.task} with a missing or wrong token rejected`);
     answer?.(Errno.KERN_INVALID_TASK, NONE, "unknown task or wrong token");
+    return;
+  }
+  // With NATS users, a task asks for its answers on its own inbox. The
+  // kernel may answer whatever it is asked, so a reply subject elsewhere
+  // (another task's inbox) would have it write into another's replies.
+  if (replyTo !== undefined && k.natsUsers !== null && !replyTo.startsWith(k.natsUsers.taskInbox(t))) {
+    k.stats.rejectedTraps++;
+    k.log(`trap of task ${t.id} asking for its answer outside its own inbox dropped`);
     return;
   }
   // What this trap makes the kernel do on its own (notifications: a task's
@@ -104,6 +117,12 @@ function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: bool
         }
         attach(k, t, keepSink ? t.sink : null, req.window);
         out = MachDefinition.methods.attach.responseType.encode(attachReply(k, t)).finish();
+      } else if (trap.call.msgid === NATS_CREDENTIALS || trap.call.msgid === NATS_RENEW) {
+        // A task's NATS user, on the bus only: an edge client is never handed the fabric.
+        if (keepSink) throw new HurdError(Errno.MIG_BAD_ID, "NATS credentials are not served at the edge");
+        touch(k, t);
+        if (trap.credit) credit(k, t, trap.credit);
+        out = trap.call.msgid === NATS_RENEW ? taskNatsRenew(k, t) : taskNatsCredentials(k, trap.call.request);
       } else {
         touch(k, t);
         if (trap.credit) credit(k, t, trap.credit);
@@ -137,7 +156,7 @@ export class TrapServer {
 
   start(): void {
     this.sub = this.bus.subscribe(this.subject, (_s, data, reply, traceparent) =>
-      handleTrap(this.kernel, data, reply ? (code, bytes, detail) => this.answer(reply, code, bytes, detail) : null, false, traceparent),
+      handleTrap(this.kernel, data, reply ? (code, bytes, detail) => this.answer(reply, code, bytes, detail) : null, false, traceparent, reply),
     );
   }
 

@@ -1,0 +1,177 @@
+// The NATS users of a kernel's tasks (issue 15): with NATS authorization on,
+// the kernel holds its account's signing key and is the only one to mint
+// users, each scoped by the subject map (permissionsOf in the runtime) to
+// exactly one party: a task (traps out; its own deliveries and replies in),
+// a boot claim's task (also its hurd's launch orders), a trace watcher.
+//
+// A task's JWT is short-lived (ttlS) and renewed by the runtime
+// (TaskNatsRenew: the same user, re-signed); when the task dies its user is
+// revoked in the account JWT (revocation.ts), which cuts its connections off
+// and refuses its reconnects within a round trip to nats-server. Where a
+// revocation cannot be made (nats-server unreachable, the list full, a
+// restarted kernel that forgot it) the JWT's expiry is the bound: ttlS.
+//
+// Minting is a native Ed25519 key pair and one native signature (the
+// runtime's nats-auth: node:crypto, not @nats-io/jwt's pure-JavaScript
+// signer), a fraction of a millisecond; the bench's task creation rows
+// show it.
+import { Errno, HurdError } from "@hurdmesh/mach";
+import { inboxOf } from "@hurdmesh/mach/internal";
+import { encodeUser, mintUser, nowSeconds, permissionsFor, type NKey } from "@hurdmesh/mach/nats-auth";
+import { NatsCredentials, TaskNatsCredentialsRequest } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import type { KTask } from "./objects.js";
+import type { KernelState } from "./state.js";
+import { authenticate } from "./task.js";
+
+/** A task's JWT lives this long by default (s); the runtime renews it when a third is left. */
+export const NATS_USER_TTL_S = 300;
+
+/** What revokes a user: the account's revocation list (AccountRevocations), one per account. */
+export interface NatsRevoker {
+  revoke(user: string, exp: number): Promise<void>;
+}
+
+export interface NatsUsersOptions {
+  /** The account's public key ("A…"). */
+  account: string;
+  /** A signing key of the account: mints every user. */
+  signer: NKey;
+  /** Revokes dead tasks' users; null: their JWTs only expire. */
+  revoker: NatsRevoker | null;
+  /** Lifetime of a task's or watcher's JWT, s (default NATS_USER_TTL_S). */
+  ttlS?: number;
+}
+
+interface Minted {
+  publicKey: string;
+  /** Its latest JWT's expiry, unix seconds. */
+  exp: number;
+  /** For a renewal: the role's permissions are re-signed as they were minted. */
+  launches?: string;
+}
+
+const NONE: NatsCredentials = Object.freeze({ jwt: "", seed: "", expires: 0 }) as NatsCredentials;
+
+export class NatsUsers {
+  readonly ttlS: number;
+  /** Users alive, by task: one each (minting again replaces and revokes the previous one). */
+  private readonly tasks = new Map<KTask, Minted>();
+  private readonly watchers = new Map<number, Minted>();
+  /** Revocations nats-server refused or never answered (the JWT's expiry still bounds those users). */
+  revokeFailures = 0;
+
+  constructor(
+    readonly system: string,
+    private readonly o: NatsUsersOptions,
+    private readonly log: (line: string) => void,
+  ) {
+    this.ttlS = o.ttlS ?? NATS_USER_TTL_S;
+    if (!(Number.isInteger(this.ttlS) && this.ttlS >= 3)) throw new HurdError(Errno.EINVAL, "a NATS user's lifetime is a whole number of seconds, at least 3");
+  }
+
+  /** The kernel's own user: never expires (the kernel is the fabric's trusted party). */
+  kernel(): { jwt: string; seed: string } {
+    const u = mintUser(this.o.signer, this.o.account, `hurd-kernel ${this.system}`, permissionsFor(this.system, { kind: "kernel" }));
+    return { jwt: u.jwt, seed: u.seed };
+  }
+
+  /** A task's NATS user, minted; its previous one, if any, is revoked. */
+  task(t: KTask, launches?: string): NatsCredentials {
+    const exp = nowSeconds() + this.ttlS;
+    const u = mintUser(this.o.signer, this.o.account, `task ${t.id}`, permissionsFor(this.system, { kind: "task", taskId: t.id, launches }), exp);
+    const old = this.tasks.get(t);
+    this.tasks.set(t, { publicKey: u.publicKey, exp, launches });
+    if (old) this.revoke(old, `task ${t.id}'s previous user`);
+    return { jwt: u.jwt, seed: u.seed, expires: exp };
+  }
+
+  /** A fresh JWT for a task's user (no seed: the holder keeps its own). */
+  renewTask(t: KTask): NatsCredentials {
+    const m = this.tasks.get(t);
+    if (!m) throw new HurdError(Errno.KERN_INVALID_ARGUMENT, `task ${t.id} has no NATS user to renew`);
+    m.exp = nowSeconds() + this.ttlS;
+    const jwt = encodeUser(m.publicKey, this.o.signer, {
+      name: `task ${t.id}`,
+      account: this.o.account,
+      permissions: permissionsFor(this.system, { kind: "task", taskId: t.id, launches: m.launches }),
+      exp: m.exp,
+    });
+    return { jwt, seed: "", expires: m.exp };
+  }
+
+  /** The task died: its user is revoked. */
+  taskEnded(t: KTask): void {
+    const m = this.tasks.get(t);
+    if (!m) return;
+    this.tasks.delete(t);
+    this.revoke(m, `task ${t.id}`);
+  }
+
+  /**
+   * Where a task's requests must ask for their answers: a reply subject
+   * elsewhere (another task's inbox) would make the kernel answer into it.
+   */
+  taskInbox(t: KTask): string {
+    return `${inboxOf(this.system, { kind: "task", taskId: t.id })}.`;
+  }
+
+  /** A trace watcher's user: reads watch `watchId`'s batches, renews and cancels it. */
+  watcher(watchId: number): NatsCredentials {
+    const exp = nowSeconds() + this.ttlS;
+    const u = mintUser(this.o.signer, this.o.account, `trace watcher ${watchId}`, permissionsFor(this.system, { kind: "trace-watcher", watchId }), exp);
+    this.watchers.set(watchId, { publicKey: u.publicKey, exp });
+    return { jwt: u.jwt, seed: u.seed, expires: exp };
+  }
+
+  /** A renewed JWT for a watcher whose JWT has half its life or less left; none otherwise. */
+  renewWatcherIfDue(watchId: number): NatsCredentials | undefined {
+    const m = this.watchers.get(watchId);
+    if (!m || m.exp - nowSeconds() > this.ttlS / 2) return undefined;
+    m.exp = nowSeconds() + this.ttlS;
+    const jwt = encodeUser(m.publicKey, this.o.signer, { name: `trace watcher ${watchId}`, account: this.o.account, permissions: permissionsFor(this.system, { kind: "trace-watcher", watchId }), exp: m.exp });
+    return { jwt, seed: "", expires: m.exp };
+  }
+
+  watcherEnded(watchId: number): void {
+    const m = this.watchers.get(watchId);
+    if (!m) return;
+    this.watchers.delete(watchId);
+    this.revoke(m, `trace watcher ${watchId}`);
+  }
+
+  /** Users minted and alive (tests, the bench). */
+  get size(): number {
+    return this.tasks.size + this.watchers.size;
+  }
+
+  private revoke(m: Minted, who: string): void {
+    if (!this.o.revoker) return;
+    this.o.revoker.revoke(m.publicKey, m.exp).catch((e: unknown) => {
+      this.revokeFailures++;
+      this.log(`NATS user of ${who} not revoked (its JWT expires in ${Math.max(0, m.exp - nowSeconds())} s): ${(e as Error).message}`);
+    });
+  }
+}
+
+/**
+ * task_nats_credentials (hurdmesh, 4920): the NATS user of the task whose
+ * id and token the request names (whoever holds the token may attach as the
+ * task anyway: its creator, to hand it to the process it starts). Empty
+ * when the kernel mints none. The caller's own identity adds nothing.
+ */
+export function taskNatsCredentials(k: KernelState, request: Uint8Array): Uint8Array {
+  let r: TaskNatsCredentialsRequest;
+  try {
+    r = TaskNatsCredentialsRequest.decode(request);
+  } catch (e) {
+    throw new HurdError(Errno.MIG_BAD_ARGUMENTS, "malformed TaskNatsCredentials request", { cause: e });
+  }
+  const t = authenticate(k, r.taskId, r.token);
+  if (!t) throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
+  return NatsCredentials.encode(k.natsUsers === null ? NONE : k.natsUsers.task(t)).finish();
+}
+
+/** task_nats_renew (hurdmesh, 4921): a fresh JWT for the caller's own NATS user. */
+export function taskNatsRenew(k: KernelState, t: KTask): Uint8Array {
+  return NatsCredentials.encode(k.natsUsers === null ? NONE : k.natsUsers.renewTask(t)).finish();
+}
