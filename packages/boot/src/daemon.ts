@@ -1,11 +1,15 @@
 // The boot servers as OS processes (started by ProcessLauncher):
 //   node daemon.js auth|proc|runsystem   (the package export @hurdmesh/boot/daemon)
-// with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
+// with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL, HURD_NATS_CREDS (its
+// own NATS user, with authorization on) and HURD_HOST_PRIV; runsystem also
+// HURD_COMMAND and HURD_EDGE (for the programs it runs, which get the edge
+// and never the bus). It exits when its task ends, and when the launcher
+// that started it is gone (the IPC channel closes).
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { Task } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
+import { attachOverNats } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { Runsystem } from "./runsystem.js";
 import { startBootServer } from "./servers.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
@@ -22,9 +26,11 @@ const command = process.env.HURD_COMMAND ? (JSON.parse(process.env.HURD_COMMAND)
 const url = process.env.NATS_URL!;
 const system = process.env.HURD_SYSTEM ?? "hurd";
 const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs: 30_000 });
-const attach = async (taskId: number, token: string) => Task.attach({ bus: await NatsBus.connect(url), system, taskId, token });
+// The tasks it starts (runsystem's programs) attach as themselves, each with the NATS user their creator may ask for.
+const attach = async (taskId: number, token: string) => attachOverNats(url, { system, taskId, token, credentials: await task.natsCredentials(taskId, token) });
+let server: unknown;
 try {
-  await startBootServer(name!, task, { hostPriv, command, attach });
+  server = await startBootServer(name!, task, { hostPriv, command, attach });
 } catch (e) {
   console.error(`daemon ${name}: ${(e as Error).message}`);
   process.exit(2);
@@ -36,4 +42,9 @@ const poll = setInterval(() => {
 process.on("SIGTERM", () => {
   clearInterval(poll);
   void bus.close().then(() => process.exit(0));
+});
+process.channel?.unref();
+process.on("disconnect", () => {
+  if (server instanceof Runsystem) server.abandon();
+  process.exit(0);
 });

@@ -1,11 +1,12 @@
 // Where boot servers run, as init's Launcher sees it. In one process (the
 // embedded hurd) they attach to the kernel over the in-process bus; with
 // NATS each is its own OS process (daemon.ts) started with its task id and
-// token in the environment.
+// token, and its own NATS user, in the environment.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Launcher, LaunchPorts } from "@hurdmesh/init";
 import type { Task } from "@hurdmesh/mach";
+import { credsFile } from "@hurdmesh/mach/nats-auth";
 import { nodeImports } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
 
@@ -26,24 +27,48 @@ export class InProcessLauncher implements Launcher {
 // Sources or dist/, as this process runs (the package's export conditions).
 const daemon = fileURLToPath(import.meta.resolve("@hurdmesh/boot/daemon"));
 
-/** Runs each boot server as its own OS process on a NATS bus. */
+/** A task's NATS user, by the task's id and token (Task.natsCredentials through a task of the launcher's); null: none minted. */
+export type NatsCredentialsOf = (taskId: number, token: string) => Promise<{ jwt: string; seed: string } | null>;
+
+export interface ProcessLauncherOptions {
+  NATS_URL: string;
+  HURD_SYSTEM: string;
+  command?: string[];
+  /** With NATS authorization on: each server's own NATS user, handed to it in HURD_NATS_CREDS. */
+  credentials?: NatsCredentialsOf;
+  /** The kernel's gRPC edge, for the programs pid 1 runs (they never get the bus). */
+  edge?: string;
+}
+
+/**
+ * Runs each boot server as its own OS process on a NATS bus. A server is
+ * tied to this process by an IPC channel: when this one goes, however it
+ * goes, the channel closes and the server exits.
+ */
 export class ProcessLauncher implements Launcher {
   readonly children: ChildProcess[] = [];
-  constructor(private readonly env: { NATS_URL: string; HURD_SYSTEM: string; command?: string[] }) {}
+  constructor(private readonly env: ProcessLauncherOptions) {}
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
-    const child = spawn(process.execPath, [...nodeImports(), daemon, name], {
-      stdio: ["ignore", "inherit", "inherit"],
-      env: {
-        ...process.env,
-        NATS_URL: this.env.NATS_URL,
-        HURD_SYSTEM: this.env.HURD_SYSTEM,
-        HURD_TASK_ID: String(taskId),
-        HURD_TOKEN: token,
-        HURD_HOST_PRIV: String(ports.hostPriv),
-        HURD_COMMAND: this.env.command ? JSON.stringify(this.env.command) : "",
-      },
-    });
+    const creds = this.env.credentials ? await this.env.credentials(taskId, token) : null;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NATS_URL: this.env.NATS_URL,
+      HURD_SYSTEM: this.env.HURD_SYSTEM,
+      HURD_TASK_ID: String(taskId),
+      HURD_TOKEN: token,
+      HURD_HOST_PRIV: String(ports.hostPriv),
+      HURD_COMMAND: this.env.command ? JSON.stringify(this.env.command) : "",
+    };
+    // The launcher's own secrets are not the server's.
+    delete env.HURD_NATS_KEYS;
+    delete env.HURD_NATS_CREDS;
+    delete env.HURD_BOOT_SECRET;
+    if (creds) env.HURD_NATS_CREDS = credsFile(creds);
+    if (this.env.edge) env.HURD_EDGE = this.env.edge;
+    const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env });
+    // The channel ties the server to this process; it does not keep this one alive.
+    child.channel?.unref();
     this.children.push(child);
     child.on("exit", (code, sig) => {
       if (code !== 0) console.error(`init: ${name} (pid ${child.pid}) exited with ${sig ?? code}`);

@@ -1,7 +1,7 @@
 // pid 1: a small built-in runsystem. It reaps what is orphaned to it (the
 // Hurd's /hurd/init loops waitpid(WAIT_ANY, WNOHANG) on SIGCHLD) and runs
 // the configured user command, if any, as its child.
-import { Process, runProgram, SIG, WNOHANG, describeStatus } from "@hurdmesh/libhurd";
+import { Process, runProgram, SIG, WNOHANG, describeStatus, type Running } from "@hurdmesh/libhurd";
 import { BOOT_NAMES } from "@hurdmesh/init";
 import type { Task } from "@hurdmesh/mach";
 
@@ -13,6 +13,8 @@ export interface RunsystemOptions {
 
 export class Runsystem {
   reaped = 0;
+  /** The command pid 1 runs, while it runs. */
+  private run: Running | null = null;
   private constructor(readonly p: Process) {}
 
   static async start(task: Task, o: RunsystemOptions): Promise<Runsystem> {
@@ -25,10 +27,19 @@ export class Runsystem {
     if (o.command?.length) {
       const log = o.log ?? ((l: string) => console.log(`runsystem: ${l}`));
       const run = await runProgram(p, o.command, { attach: o.attach, auth: BOOT_NAMES.auth });
+      rs.run = run;
       log(`started ${o.command.join(" ")} as pid ${run.pid}`);
-      void run.done.then((s) => log(`${o.command!.join(" ")} (pid ${run.pid}) ${describeStatus(s)}`));
+      void run.done.then((s) => {
+        rs.run = null;
+        log(`${o.command!.join(" ")} (pid ${run.pid}) ${describeStatus(s)}`);
+      });
     }
     return rs;
+  }
+
+  /** This process is going away without its hurd (its launcher vanished): its command's Linux process goes too. */
+  abandon(): void {
+    if (this.run && this.run.child.exitCode === null) this.run.child.kill("SIGKILL");
   }
 
   private reaping = false;

@@ -1,13 +1,15 @@
 // The startup server (init) as its own OS process (`hurd up --nats`):
-// attaches as the boot task the kernel made for it (its id, token and host
-// port in the boot file), boots the hurd with each server its own OS
-// process, writes the session file for the `hurd` command, and shuts the
-// hurd down on SIGINT/SIGTERM.
+// attaches as the boot task the kernel made for it (its id, token, host
+// port and NATS user in the boot file), boots the hurd with each server its
+// own OS process (each with the NATS user the kernel mints for its task),
+// writes the session file for the `hurd` command (the edge and the console:
+// never the bus), and shuts the hurd down on SIGINT/SIGTERM, or when the
+// `hurd up` that started it is gone.
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { MsgType, Task } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
+import { MsgType } from "@hurdmesh/mach";
+import { attachOverNats } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
@@ -27,15 +29,20 @@ if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
 }
-const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as { system: string; tasks: Record<string, { taskId: number; token: string; hostPriv: number }> };
+const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as {
+  system: string;
+  tasks: Record<string, { taskId: number; token: string; hostPriv: number; nats?: { jwt: string; seed: string } }>;
+};
 const me = boot.tasks.init;
 if (!me || !values.nats) {
   console.error("init: needs --nats and a boot file with an init task");
   process.exit(2);
 }
-const bus = await NatsBus.connect(values.nats, "hurd-init");
-const task = await Task.attach({ bus, system: boot.system, taskId: me.taskId, token: me.token, window: 1024, timeoutMs: 30_000 });
-const launcher = new ProcessLauncher({ NATS_URL: values.nats, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined });
+const url = values.nats;
+const task = await attachOverNats(url, { name: "hurd-init", system: boot.system, taskId: me.taskId, token: me.token, credentials: me.nats, window: 1024, timeoutMs: 30_000 });
+// Each task init starts gets its own NATS user from the kernel, asked for as init (it holds the task's token).
+const credentials = (taskId: number, token: string) => task.natsCredentials(taskId, token);
+const launcher = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined, credentials, edge: values.edge || undefined });
 const init = new Init({ task, hostPriv: me.hostPriv, launcher });
 await init.boot();
 // Subhurds: their startup runs here, their auth, proc and pid 1 as OS processes of their own.
@@ -43,14 +50,15 @@ const launchers: ProcessLauncher[] = [];
 const sessionDir = values.session ? dirname(values.session) : null;
 const subhurds = await serveSubhurds(task, {
   root: boot.system,
-  attach: async (taskId, token) => Task.attach({ bus: await NatsBus.connect(values.nats!, "hurd-subhurd"), system: boot.system, taskId, token, window: 1024, timeoutMs: 30_000 }),
+  attach: async (taskId, token) =>
+    attachOverNats(url, { name: "hurd-subhurd", system: boot.system, taskId, token, credentials: await credentials(taskId, token), window: 1024, timeoutMs: 30_000 }),
   launcher: () => {
-    const l = new ProcessLauncher({ NATS_URL: values.nats!, HURD_SYSTEM: boot.system });
+    const l = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, credentials, edge: values.edge || undefined });
     launchers.push(l);
     return l;
   },
   publish: (name, c, parent, system) => {
-    if (sessionDir) writeFileSync(join(sessionDir, `${name}.json`), JSON.stringify({ system, edge: values.edge, nats: values.nats, console: c, parent }, null, 2), { mode: 0o600 });
+    if (sessionDir) writeFileSync(join(sessionDir, `${name}.json`), JSON.stringify({ system, edge: values.edge, console: c, parent }, null, 2), { mode: 0o600 });
   },
   unpublish: (name) => {
     if (sessionDir) rmSync(join(sessionDir, `${name}.json`), { force: true });
@@ -58,7 +66,7 @@ const subhurds = await serveSubhurds(task, {
   say: (l) => console.log(`init: ${l}`),
 });
 const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
-if (values.session) writeFileSync(values.session, JSON.stringify({ system: boot.system, edge: values.edge, nats: values.nats, console: console_ }, null, 2), { mode: 0o600 });
+if (values.session) writeFileSync(values.session, JSON.stringify({ system: boot.system, edge: values.edge, console: console_ }, null, 2), { mode: 0o600 });
 console.log("init: ready");
 let stopping = false;
 const killAll = () => {
@@ -74,6 +82,12 @@ const stop = async () => {
 };
 process.on("SIGINT", () => void stop());
 process.on("SIGTERM", () => void stop());
+// Started by `hurd up` with an IPC channel: when hurd up is gone, however it went, the hurd goes too.
+process.channel?.unref();
+process.on("disconnect", () => {
+  killAll();
+  process.exit(1);
+});
 void init.halted.then((code) => {
   killAll();
   setTimeout(() => process.exit(code), 200);

@@ -12,7 +12,9 @@ let exitCode = 0;
 program
   .command("up")
   .description("boot a hurd (embedded by default; --nats runs every server as its own process)")
-  .option("--nats <url>", "run on this NATS server, each server its own OS process")
+  .option("--nats [url]", "each server its own OS process on NATS: a nats-server of its own, or the one at URL (with NATS authorization: see hurd keys nats-config)")
+  .option("--nats-insecure", "with --nats URL: a server without NATS authorization (anyone who reaches it can read every token)")
+  .option("--nats-keys <file>", "with --nats URL: the NATS keys (default $HURD_NATS_KEYS, then the state directory's)")
   .option("--grpc <host:port>", "the kernel's gRPC edge", "127.0.0.1:7400")
   .option(...hurdOpt)
   .option("-q, --quiet", "print nothing but errors")
@@ -20,8 +22,27 @@ program
   .argument("[command...]", "a program pid 1 runs once the hurd is up")
   .action(async (command: string[], o) => {
     const { up } = await import("./up.js");
-    exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, rebootOnCrash: o.rebootOnCrash, command: command.length ? command : undefined });
+    exitCode = await up({
+      nats: o.nats,
+      natsInsecure: o.natsInsecure,
+      natsKeys: o.natsKeys,
+      grpc: o.grpc,
+      hurd: o.hurd,
+      quiet: o.quiet,
+      rebootOnCrash: o.rebootOnCrash,
+      command: command.length ? command : undefined,
+    });
   });
+const keys = program.command("keys").description("secrets of a hurd's deployment");
+keys
+  .command("nats-config")
+  .description("print the configuration a nats-server needs for `hurd up --nats URL` (NATS authorization), and keep the hurd's NATS keys in a 0600 file")
+  .option("--host <host>", "the address it listens on", "127.0.0.1")
+  .option("--port <port>", "its client port", "4222")
+  .option("--jetstream <dir>", "with JetStream, storing there")
+  .option("--new", "make new keys (the server's old configuration stops working)")
+  .option(...hurdOpt)
+  .action(async (o) => (await import("./keys.js")).natsConfig(o));
 program
   .command("ps")
   .description("list processes (PID PPID PGID SID UID STAT TIME COMMAND)")

@@ -13,10 +13,10 @@ import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import * as grpc from "@grpc/grpc-js";
 import { CliError } from "./errors.js";
 
+/** What `hurd up` writes for the `hurd` command: the edge and the console's token, never the bus. */
 export interface Session {
   system: string;
   edge: string;
-  nats?: string;
   console: { taskId: number; token: string };
 }
 
@@ -25,6 +25,13 @@ export const NAMES = { pid1: 0x101, auth: 0x102, startup: 0x103, subhurds: 0x104
 
 export function stateDir(): string {
   return process.env.HURD_STATE_DIR ?? join(homedir(), ".hurdmesh");
+}
+
+/** `hurd keys nats-config`'s keys for a hurd on a nats-server of the user's (0600). */
+export function natsKeysPath(hurd = "hurd"): string {
+  const d = stateDir();
+  mkdirSync(d, { recursive: true, mode: 0o700 });
+  return join(d, `${hurd}.nats-keys.json`);
 }
 
 export function sessionPath(hurd = "hurd"): string {

@@ -1,8 +1,11 @@
 // hurd up: boots a hurd. Embedded (default): every server in this process on
 // the in-process bus, the kernel's gRPC edge on a loopback port. With --nats:
-// the kernel, init, proc, auth and pid 1 each run as their own OS process.
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// the kernel, init, proc, auth and pid 1 each run as their own OS process,
+// on a nats-server of its own (no URL) or the one given, with NATS
+// authorization on (the README's Security section): every process connects
+// as its own NATS user, which the kernel mints.
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,10 +15,18 @@ import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { nodeImports, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import type { NatsServerProcess } from "@hurdmesh/mach/nats-auth";
+import { CliError } from "./errors.js";
+import { natsKeysFor } from "./keys.js";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
-  nats?: string;
+  /** Run every server as its own process on NATS: at this URL, or (true) on a nats-server of its own. */
+  nats?: string | boolean;
+  /** With a URL: run without NATS authorization (a server that lets anonymous clients in). */
+  natsInsecure?: boolean;
+  /** The NATS keys file (default HURD_NATS_KEYS, then the state directory's, made by `hurd keys nats-config`). */
+  natsKeys?: string;
   grpc: string;
   hurd: string;
   command?: string[];
@@ -96,42 +107,142 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   return { code };
 }
 
+/**
+ * A directory that goes when this process goes, however it goes (SIGKILL
+ * included): a shell waits for its stdin, a pipe from here, to close, then
+ * removes it. `done()` removes it now.
+ */
+function privateDir(prefix: string): { path: string; done(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(path, 0o700);
+  const sweeper = spawn("sh", ["-c", 'cat >/dev/null; rm -rf "$1"', "sh", path], { stdio: ["pipe", "ignore", "ignore"], detached: true });
+  sweeper.unref();
+  (sweeper.stdin as unknown as { unref?: () => void }).unref?.();
+  return {
+    path,
+    done() {
+      rmSync(path, { recursive: true, force: true });
+      sweeper.stdin!.end();
+    },
+  };
+}
+
+/** Where NATS authorization comes from: keys to mint with (a file), or none (--nats-insecure). */
+interface NatsPlan {
+  url: string;
+  keysFile: string | null;
+  server: NatsServerProcess | null;
+}
+
+/**
+ * The NATS this hurd runs on. No URL: a nats-server of its own, configured
+ * with keys made now (they live in the private directory and die with the
+ * hurd). A URL: a server that refuses anonymous clients and holds this
+ * hurd's keys (`hurd keys nats-config` printed its configuration and wrote
+ * them), or with --nats-insecure any server, without authorization.
+ */
+async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void): Promise<NatsPlan> {
+  const { acceptsAnonymous, fabricServerConfig, makeFabricKeys, startNatsServer, writeFabricKeys } = await import("@hurdmesh/mach/nats-auth");
+  if (typeof o.nats !== "string") {
+    const keysFile = join(dir, "nats-keys.json");
+    writeFabricKeys(keysFile, makeFabricKeys(o.hurd));
+    const conf = join(dir, "nats.conf");
+    writeFileSync(conf, fabricServerConfig((await import("@hurdmesh/mach/nats-auth")).readFabricKeys(keysFile), { port: -1 }), { mode: 0o600 });
+    const server = await startNatsServer(conf, { env: { ...process.env, HURD_SYSTEM: o.hurd } }).catch((e: Error) => {
+      throw new CliError(e.message);
+    });
+    return { url: server.url, keysFile, server };
+  }
+  const url = o.nats;
+  const anonymous = await acceptsAnonymous(url).catch((e: Error) => {
+    throw new CliError(e.message);
+  });
+  if (o.natsInsecure) {
+    say(`hurd ${o.hurd}: NATS authorization is OFF (--nats-insecure): anyone who reaches ${url} can read every token and forge any message`);
+    return { url, keysFile: null, server: null };
+  }
+  const { keysFile, created } = await natsKeysFor(o.hurd, o.natsKeys);
+  if (anonymous) {
+    const { readFabricKeys } = await import("@hurdmesh/mach/nats-auth");
+    const u = new URL(url);
+    console.log(fabricServerConfig(readFabricKeys(keysFile), { host: u.hostname, port: Number(u.port || 4222) }));
+    throw new CliError(
+      `the nats-server at ${url} lets anonymous clients in, so anyone who reaches it could read every task's token: run it with the configuration above (nats-server -c FILE; its keys ${created ? "are now" : "are"} in ${keysFile}), or use --nats-insecure`,
+    );
+  }
+  return { url, keysFile, server: null };
+}
+
 async function upNats(o: UpOptions, session: string, t0: number): Promise<number> {
   const say = (l: string) => !o.quiet && console.log(l);
-  const dir = mkdtempSync(join(tmpdir(), "hurd-up-"));
-  const bootFile = join(dir, "boot.json");
-  // Sources or dist/, as this process runs (the package's export conditions).
-  const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
-  const imain = fileURLToPath(import.meta.resolve("@hurdmesh/boot/startup"));
-  const kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], { stdio: ["ignore", "pipe", "inherit"] });
-  let kout = "";
-  kernel.stdout!.on("data", (d) => {
-    kout += d;
-    if (!o.quiet) process.stdout.write(d);
-  });
-  for (let i = 0; i < 400 && !(existsSync(bootFile) && /gRPC edge on (\S+)/.test(kout)); i++) await new Promise((r) => setTimeout(r, 50));
-  const m = /gRPC edge on (\S+)/.exec(kout);
-  if (!m) {
-    kernel.kill();
-    throw new Error("the kernel did not start");
+  // Keys, the server's configuration and the boot file: 0700, gone once the hurd is up, and gone anyway if this process dies.
+  const dir = privateDir("hurd-up-");
+  const bootFile = join(dir.path, "boot.json");
+  let nats: NatsPlan | null = null;
+  let kernel: ChildProcess | null = null;
+  let init: ChildProcess | null = null;
+  const stopAll = async () => {
+    init?.kill("SIGTERM");
+    if (kernel && kernel.exitCode === null) {
+      const gone = new Promise((r) => kernel!.once("exit", r));
+      kernel.kill("SIGTERM");
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    await nats?.server?.stop();
+    dir.done();
+  };
+  try {
+    nats = await natsFabric(o, dir.path, say);
+    // Sources or dist/, as this process runs (the package's export conditions).
+    const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
+    const imain = fileURLToPath(import.meta.resolve("@hurdmesh/boot/startup"));
+    const auth = nats.keysFile ? ["--nats-keys", nats.keysFile] : ["--nats-insecure"];
+    // Each child holds an IPC channel to this process: when it goes (SIGKILL included), they go.
+    // Each is a process group of its own, so that a terminal's Ctrl-C reaches
+    // this process alone, which shuts the hurd down in order (init first, the
+    // kernel and NATS after).
+    kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", nats.url, ...auth, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], {
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+      detached: true,
+    });
+    kernel.channel?.unref();
+    let kout = "";
+    kernel.stdout!.on("data", (d) => {
+      kout += d;
+      if (!o.quiet) process.stdout.write(d);
+    });
+    for (let i = 0; i < 400 && kernel.exitCode === null && !(existsSync(bootFile) && /gRPC edge on (\S+)/.test(kout)); i++) await new Promise((r) => setTimeout(r, 50));
+    const m = /gRPC edge on (\S+)/.exec(kout);
+    if (!m || kernel.exitCode !== null) throw new CliError("the kernel did not start");
+    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...(o.command ?? [])], {
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+      detached: true,
+    });
+    init.channel?.unref();
+    let ready!: () => void;
+    const up = new Promise<void>((r) => (ready = r));
+    init.stdout!.on("data", (d) => {
+      if (!o.quiet) process.stdout.write(d);
+      if (String(d).includes("init: ready")) ready();
+    });
+    const exited = new Promise<number>((r) => init!.on("exit", (c) => r(c ?? 1)));
+    const first = await Promise.race([up.then(() => "up" as const), exited.then(() => "exited" as const)]);
+    if (first === "exited") throw new CliError("init did not boot the hurd");
+    // Everyone has read what they needed from the private directory.
+    dir.done();
+    say(
+      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${m[1]} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"})`,
+    );
+    process.on("SIGINT", () => init!.kill("SIGINT"));
+    process.on("SIGTERM", () => init!.kill("SIGTERM"));
+    const code = await exited;
+    init = null;
+    await stopAll();
+    rmSync(session, { force: true });
+    say(`hurd ${o.hurd} halted${code ? ` (status ${code})` : ""}`);
+    return code;
+  } catch (e) {
+    await stopAll();
+    throw e;
   }
-  const init = spawn(process.execPath, [...nodeImports(), imain, "--nats", o.nats!, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...(o.command ?? [])], { stdio: ["ignore", "pipe", "inherit"] });
-  let ready!: () => void;
-  const up = new Promise<void>((r) => (ready = r));
-  init.stdout!.on("data", (d) => {
-    if (!o.quiet) process.stdout.write(d);
-    if (String(d).includes("init: ready")) ready();
-  });
-  const exited = new Promise<number>((r) => init.on("exit", (c) => r(c ?? 1)));
-  await Promise.race([up, exited]);
-  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${m[1]} (each server its own process on ${o.nats})`);
-  process.on("SIGINT", () => init.kill("SIGINT"));
-  process.on("SIGTERM", () => init.kill("SIGTERM"));
-  const code = await exited;
-  kernel.kill("SIGTERM");
-  rmSync(session, { force: true });
-  rmSync(dir, { recursive: true, force: true });
-  void readFileSync;
-  say(`hurd ${o.hurd} halted${code ? ` (status ${code})` : ""}`);
-  return code;
 }

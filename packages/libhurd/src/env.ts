@@ -3,9 +3,13 @@
 //   HURD_SYSTEM     the kernel's system name (default "hurd")
 //   HURD_TASK_ID    the task to attach as
 //   HURD_TOKEN      its secret
-//   NATS_URL        the bus (nats://host:port), for trusted servers; or
+//   NATS_URL        the bus (nats://host:port), for trusted servers, with
+//   HURD_NATS_CREDS the task's own NATS user (a .creds file's text) when
+//                   NATS authorization is on; or
 //   HURD_EDGE       the kernel's gRPC edge (host:port), for everything else
-// HURD_TOKEN is removed from process.env once read, so children do not inherit it.
+// HURD_TOKEN and HURD_NATS_CREDS are removed from process.env once read, so
+// children do not inherit them; workloadEnv is what a server hands the
+// programs it runs.
 import { Task, type Bus } from "@hurdmesh/mach";
 
 export interface EnvAttach {
@@ -18,11 +22,31 @@ export async function attachFromEnv(env: NodeJS.ProcessEnv = process.env, o: { w
   const token = env.HURD_TOKEN;
   if (!Number.isSafeInteger(taskId) || taskId <= 0 || !token) throw new Error("HURD_TASK_ID and HURD_TOKEN must name the task to attach as");
   if (!env.NATS_URL && !env.HURD_EDGE) throw new Error("NATS_URL (the bus) or HURD_EDGE (the kernel's gRPC edge) must say where the kernel is");
+  const credsText = env.HURD_NATS_CREDS;
   delete env.HURD_TOKEN;
+  delete env.HURD_NATS_CREDS;
+  const system = env.HURD_SYSTEM ?? "hurd";
   // Only the transport picked is loaded: a workload on the edge never loads NATS, a server on NATS never grpc-js.
-  const bus: Bus = env.NATS_URL
-    ? await (await import("@hurdmesh/mach/nats")).NatsBus.connect(env.NATS_URL, `hurd-task-${taskId}`)
-    : new (await import("@hurdmesh/mach/edge")).EdgeBus(env.HURD_EDGE!, taskId, token);
-  const task = await Task.attach({ bus, system: env.HURD_SYSTEM ?? "hurd", taskId, token, window: o.window, timeoutMs: o.timeoutMs });
+  if (env.NATS_URL) {
+    const credentials = credsText ? (await import("@hurdmesh/mach/nats-auth")).parseCreds(credsText) : null;
+    const task = await (await import("@hurdmesh/mach/nats")).attachOverNats(env.NATS_URL, { system, taskId, token, credentials, window: o.window, timeoutMs: o.timeoutMs });
+    return { task, bus: task.bus };
+  }
+  const bus: Bus = new (await import("@hurdmesh/mach/edge")).EdgeBus(env.HURD_EDGE!, taskId, token);
+  const task = await Task.attach({ bus, system, taskId, token, window: o.window, timeoutMs: o.timeoutMs });
   return { task, bus };
+}
+
+/**
+ * What reaches the fabric or another task, which a workload must never be
+ * handed (a program run by pid 1 or `hurd spawn` talks to its hurd through
+ * the edge, HURD_EDGE, if at all).
+ */
+const FABRIC = /^(NATS_.*|HURD_NATS_.*|HURD_TOKEN|HURD_TASK_ID|HURD_HOST_PRIV|HURD_COMMAND|HURD_BOOT_SECRET.*|HURD_BOOT_FILE)$/;
+
+/** `env` without the fabric: no NATS address or credentials, no task's token, no boot secret. */
+export function workloadEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) if (!FABRIC.test(k)) out[k] = v;
+  return out;
 }

@@ -4,6 +4,7 @@
 // task_terminate) kills it, and how it ends becomes its Hurd exit status.
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { MsgType, Notify, NotifyId, PortRight, type Task } from "@hurdmesh/mach";
+import { workloadEnv } from "./env.js";
 import { CHILD_NAMES, Process } from "./process.js";
 import { fromLinux, signalName, SIG, W } from "./signals.js";
 
@@ -13,6 +14,7 @@ const PROGRAM_AUTH = 0x110;
 export interface RunOptions {
   /** Attaches a task by id and token (the same bus or edge as the parent). */
   attach: (taskId: number, token: string) => Promise<Task>;
+  /** Its environment (default this process's), without the fabric whatever it holds (workloadEnv). */
   env?: NodeJS.ProcessEnv;
   stdio?: StdioOptions;
   cwd?: string;
@@ -43,9 +45,10 @@ export async function runProgram(parent: Process, argv: string[], o: RunOptions)
   const task = await o.attach(f.taskId, f.token);
   const me = await Process.attach(task, CHILD_NAMES.proc, o.auth ? PROGRAM_AUTH : CHILD_NAMES.auth);
   if (o.auth) await me.reauthenticate(PROGRAM_AUTH);
-  await me.setArgs(argv, Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`).slice(0, 256));
+  await me.setArgs(argv, Object.entries(o.env ? workloadEnv(o.env) : {}).map(([k, v]) => `${k}=${v}`).slice(0, 256));
   await me.markExec();
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: o.stdio ?? "inherit", env: o.env ?? process.env, cwd: o.cwd });
+  // A workload never gets the fabric: no NATS address or credentials, no token of a server's.
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: o.stdio ?? "inherit", env: workloadEnv(o.env ?? process.env), cwd: o.cwd });
   let notify = 0;
   // Listen for the end at once: a short program may be gone before the wiring below is done.
   const done = new Promise<number>((resolve) => {

@@ -1,14 +1,17 @@
 // Launching boot servers that run in containers of their own. Init cannot
 // start a process in another container, so each server's container waits on
 // the bus (hurd.<system>.launch.<hurd>.<server>) and init hands it the task
-// it made (a LaunchOrder: id, token, host port name; proto/hurd/boot/v1),
-// as the Hurd's boot script hands a server its ports on the command line.
-// Until the container is up nobody answers, and init asks again: containers
-// may start in any order.
+// it made (a LaunchOrder: id, token, host port name, and with NATS
+// authorization the task's own NATS user; proto/hurd/boot/v1), as the
+// Hurd's boot script hands a server its ports on the command line. Until
+// the container is up nobody answers, and init asks again: containers may
+// start in any order. With authorization on, only init's task may send its
+// hurd's orders and only the named server's container may take one.
 import { Errno, HurdError, type Bus } from "@hurdmesh/mach";
 import { subjectsOf } from "@hurdmesh/mach/internal";
 import type { Launcher, LaunchPorts } from "@hurdmesh/init";
 import { LaunchOrder, LaunchReply } from "@hurdmesh/proto/hurd/boot/v1/boot";
+import type { NatsCredentialsOf } from "../launchers.js";
 
 export { LaunchOrder };
 
@@ -20,13 +23,23 @@ const answer = (r: Partial<LaunchReply>) => LaunchReply.encode(LaunchReply.fromP
 export class BusLauncher implements Launcher {
   constructor(
     private readonly bus: Bus,
-    private readonly o: { system: string; hurd: string; remote: string[]; local: Launcher; timeoutMs?: number; log?: (l: string) => void },
+    private readonly o: {
+      system: string;
+      hurd: string;
+      remote: string[];
+      local: Launcher;
+      /** With NATS authorization on: the launched task's own NATS user, which the order carries. */
+      credentials?: NatsCredentialsOf;
+      timeoutMs?: number;
+      log?: (l: string) => void;
+    },
   ) {}
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
     if (!this.o.remote.includes(name)) return this.o.local.launch(name, taskId, token, ports);
     const subject = subjectsOf(this.o.system).launch(this.o.hurd, name);
-    const order = LaunchOrder.encode({ taskId, token, hostPriv: ports.hostPriv }).finish();
+    const nats = this.o.credentials ? await this.o.credentials(taskId, token) : null;
+    const order = LaunchOrder.encode(LaunchOrder.fromPartial({ taskId, token, hostPriv: ports.hostPriv, nats: nats ?? undefined })).finish();
     const deadline = Date.now() + (this.o.timeoutMs ?? 120_000);
     let said = false;
     for (;;) {

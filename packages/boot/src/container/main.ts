@@ -14,6 +14,12 @@
 // 0.0.0.0:7401), HURD_STATE_DIR (session files), HURD_PUBLIC_EDGE (the
 // kernel's edge as the `hurd` command should dial it), HURD_BOOT_TIMEOUT_MS.
 //
+// NATS authorization (on unless HURD_NATS_AUTH=off): HURD_NATS_CREDS (a
+// .creds file's text) or HURD_NATS_CREDS_FILE holds this container's own
+// NATS user, which can do one thing: init's claims its hurd's boot task,
+// proc's and auth's takes its own launch order. Every task then connects as
+// the user the kernel minted for it (in the claim's answer, in the order).
+//
 // A server's task ends with its hurd (shutdown, crash, init gone): then its
 // process exits and the container's restart policy brings it back, waiting
 // for the next boot. SIGTERM: init shuts the hurd down cleanly through
@@ -21,13 +27,15 @@
 // essential server's death, the crash the Hurd would have.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
+import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
+import { parseCreds, type UserCredentials } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds, type Console } from "@hurdmesh/init";
 import { serveHealth, type HealthServer } from "@hurdmesh/mach/health";
-import { subjectsOf } from "@hurdmesh/mach/internal";
+import { inboxOf, subjectsOf } from "@hurdmesh/mach/internal";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import { InProcessLauncher } from "../launchers.js";
 import { startBootServer } from "../servers.js";
@@ -56,11 +64,31 @@ if (tel) {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The bus, once NATS answers: containers start in any order. */
+/** This container's own NATS user (the secret is taken out of the environment); null when authorization is off. */
+function roleCredentials(): UserCredentials | null {
+  const text = env.HURD_NATS_CREDS || (env.HURD_NATS_CREDS_FILE ? readFileSync(env.HURD_NATS_CREDS_FILE, "utf8") : "");
+  delete env.HURD_NATS_CREDS;
+  if (env.HURD_NATS_AUTH === "off") {
+    console.error(`${who}: NATS authorization is OFF (HURD_NATS_AUTH=off): anyone on the bus can read every task's token`);
+    return null;
+  }
+  if (!text) {
+    console.error(`${who}: HURD_NATS_CREDS or HURD_NATS_CREDS_FILE must hold this container's NATS user (or HURD_NATS_AUTH=off for a bus without authorization)`);
+    process.exit(2);
+  }
+  return parseCreds(text);
+}
+const roleCreds = roleCredentials();
+
+/** A task's own NATS user, as the kernel minted it; null when there is none. */
+const natsUser = (c: { jwt: string; seed: string } | undefined | null) => (c?.jwt ? { jwt: c.jwt, seed: c.seed } : null);
+
+/** This container's role connection, once NATS answers: containers start in any order. */
 async function connectBus(): Promise<Bus> {
+  const inbox = role === "init" ? inboxOf(system, { kind: "boot-claim", hurd }) : undefined;
   for (let i = 0; ; i++) {
     try {
-      return await NatsBus.connect(env.NATS_URL!, who);
+      return await NatsBus.connect(env.NATS_URL!, { name: who, credentials: roleCreds ?? undefined, inboxPrefix: roleCreds ? inbox : undefined });
     } catch (e) {
       if (i % 20 === 0) say(`waiting for NATS at ${env.NATS_URL}: ${(e as Error).message}`);
       await sleep(500);
@@ -129,8 +157,10 @@ async function exit(code: number): Promise<never> {
 }
 
 health = await serveHealth(env.HURD_HEALTH_ADDR || "0.0.0.0:7401", [`hurdmesh.${role}`]);
-const bus = await connectBus();
-const attach = (taskId: number, token: string) => Task.attach({ bus, system, taskId, token, window: 1024, timeoutMs: 30_000 });
+const roleBus = await connectBus();
+/** Attaches a task as its own NATS user; `creator` asks the kernel for that user (it holds the task's token). */
+const attacher = (creator: () => Task) => async (taskId: number, token: string) =>
+  attachOverNats(env.NATS_URL!, { name: who, system, taskId, token, credentials: await creator().natsCredentials(taskId, token), window: 1024, timeoutMs: 30_000 });
 
 if (role === "init") await runInit();
 else await runServer();
@@ -140,13 +170,16 @@ async function runServer(): Promise<void> {
   // Ready as soon as it listens: init launches it only once it answers.
   health!.set("SERVING");
   say(`waiting for init's launch order on ${subject}`);
-  const order = await awaitLaunch(bus, subject, async (o) => {
-    task = await attach(o.taskId, o.token);
-    await startBootServer(role, task, { hostPriv: o.hostPriv, attach });
+  const order = await awaitLaunch(roleBus, subject, async (o) => {
+    task = await attachOverNats(env.NATS_URL!, { name: who, system, taskId: o.taskId, token: o.token, credentials: natsUser(o.nats), window: 1024, timeoutMs: 30_000 });
+    await startBootServer(role, task, { hostPriv: o.hostPriv, attach: attacher(() => task!) });
   }).catch((e) => {
     say(`launch failed: ${(e as Error).message}`);
     return exit(1);
   });
+  // The launch user has done its one job.
+  await roleBus.flush().catch(() => {});
+  await roleBus.close().catch(() => {});
   health!.set("SERVING", `hurdmesh.${role}`);
   say(`running as task ${order.taskId}`);
   const unwatch = watchTask(task!, () => {
@@ -157,7 +190,7 @@ async function runServer(): Promise<void> {
     unwatch();
     say("SIGTERM: ending the task");
     await task!.taskTerminate(0).catch(() => {});
-    await bus.close().catch(() => {});
+    await task!.bus.close().catch(() => {});
     await exit(0);
   };
   process.on("SIGTERM", () => void stop());
@@ -171,11 +204,16 @@ async function runInit(): Promise<void> {
     say("HURD_BOOT_SECRET must hold the kernel's boot secret");
     return exit(2);
   }
-  const c = await claimBoot(bus, secret);
+  const c = await claimBoot(roleBus, secret);
   say(`claimed boot task ${c.taskId} (namespace ${c.namespaceId})`);
-  task = await attach(c.taskId, c.token);
+  await roleBus.close().catch(() => {});
+  // init's own connection, as its task: its user may also send this hurd's launch orders.
+  const creds = natsUser(c.nats);
+  const bus = await NatsBus.connect(env.NATS_URL!, { name: who, credentials: creds ?? undefined, inboxPrefix: creds ? inboxOf(system, { kind: "task", taskId: c.taskId }) : undefined });
+  task = await Task.attach({ bus, system, taskId: c.taskId, token: c.token, window: 1024, timeoutMs: 30_000, ownsBus: true });
+  const attach = attacher(() => task!);
   const local = new InProcessLauncher(attach);
-  const launcher = new BusLauncher(bus, { system, hurd, remote: ["auth", "proc"], local, log: say });
+  const launcher = new BusLauncher(bus, { system, hurd, remote: ["auth", "proc"], local, log: say, credentials: (id, token) => task!.natsCredentials(id, token) });
   const init = new Init({
     task,
     hostPriv: c.hostPriv,
@@ -197,7 +235,8 @@ async function runInit(): Promise<void> {
   // Written whole, then renamed: a `hurd` command never reads half a session.
   const publish = (name: string, con: Console, extra: object = {}) => {
     const p = join(stateDir, `${name}.json`);
-    writeFileSync(`${p}.tmp`, JSON.stringify({ system, edge, nats: env.NATS_URL, console: con, ...extra }, null, 2), { mode: 0o600 });
+    // The edge and the console's token: never the bus (a session is for the `hurd` command and workloads).
+    writeFileSync(`${p}.tmp`, JSON.stringify({ system, edge, console: con, ...extra }, null, 2), { mode: 0o600 });
     renameSync(`${p}.tmp`, p);
   };
   const sessionName = hurd || "hurd";
