@@ -8,8 +8,14 @@
 // the tests of the compiled programs, which this first brings up to date).
 // Without nats-server on PATH the NATS suites cannot run: in CI that is a
 // failure; elsewhere HURD_TEST_BUSES=local runs the in-process suites alone.
+//
+// The nats-server runs with NATS authorization on, as every deployment
+// does: operator mode with fresh keys (the compiled @hurdmesh/mach/nats-auth
+// makes them), no anonymous client. The suites find the keys file in
+// HURD_NATS_KEYS (tests/harness.ts mints their users from it).
+// HURD_NATS_AUTH=off runs an anonymous server instead.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -45,12 +51,22 @@ async function startNats() {
   if (which.status !== 0) return null;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "hurdmesh-nats-"));
+  if (process.env.HURD_NATS_AUTH !== "off") {
+    const auth = await import("@hurdmesh/mach/nats-auth");
+    const keys = auth.makeFabricKeys("hurdtest", { jetstream: true, operatorName: "hurdmesh-tests" });
+    const keysFile = join(dir, "nats-keys.json");
+    auth.writeFabricKeys(keysFile, keys);
+    writeFileSync(join(dir, "nats.conf"), auth.fabricServerConfig(keys, { port, jetstreamDir: join(dir, "js") }), { mode: 0o600 });
+    const server = await auth.startNatsServer(join(dir, "nats.conf"));
+    return { url: server.url, stop: () => server.stop(), dir, keysFile };
+  }
   const proc = spawn(which.stdout.trim(), ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   proc.stderr.on("data", (d) => (log += d));
   const url = `nats://127.0.0.1:${port}`;
+  const stop = async () => void proc.kill();
   for (let i = 0; i < 100; i++) {
-    if (log.includes("Server is ready")) return { url, proc, dir };
+    if (log.includes("Server is ready")) return { url, stop, dir, keysFile: null };
     if (proc.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -62,6 +78,9 @@ const files = args.filter((a) => !a.startsWith("-"));
 const flags = args.filter((a) => a.startsWith("-"));
 const tests = files.length ? files : find(root, []).sort();
 const env = { ...process.env };
+// First: the nats-server's keys are made by the compiled nats-auth.
+const build = spawnSync(process.execPath, [join(root, "scripts/build.mjs"), "--if-stale"], { stdio: "inherit" });
+if (build.status !== 0) process.exit(build.status ?? 1);
 let nats = null;
 const wantsNats = !env.HURD_TEST_BUSES || env.HURD_TEST_BUSES.split(",").includes("nats");
 if (wantsNats && !env.NATS_URL) {
@@ -72,15 +91,15 @@ if (wantsNats && !env.NATS_URL) {
     process.exit(1);
   }
   env.NATS_URL = nats.url;
-  console.log(`# nats-server on ${nats.url}`);
+  if (nats.keysFile) env.HURD_NATS_KEYS = nats.keysFile;
+  else delete env.HURD_NATS_KEYS;
+  console.log(`# nats-server on ${nats.url}, NATS authorization ${nats.keysFile ? "on" : "OFF (HURD_NATS_AUTH=off)"}`);
 }
-const build = spawnSync(process.execPath, [join(root, "scripts/build.mjs"), "--if-stale"], { stdio: "inherit" });
-if (build.status !== 0) process.exit(build.status ?? 1);
 env.NODE_OPTIONS = [env.NODE_OPTIONS, SOURCE_CONDITION].filter(Boolean).join(" ");
 const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...flags, ...tests], { stdio: "inherit", env, cwd: root });
 const code = await new Promise((r) => child.on("exit", (c, s) => r(c ?? (s ? 1 : 0))));
 if (nats) {
-  nats.proc.kill();
+  await nats.stop();
   rmSync(nats.dir, { recursive: true, force: true });
 }
 process.exit(code);

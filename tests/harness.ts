@@ -1,8 +1,15 @@
 // Starts a kernel on a bus of the requested kind and attaches tasks to it.
 // The NATS flavour talks to the real nats-server that `npm test` started
-// (NATS_URL); the local flavour uses the in-process hub.
+// (NATS_URL), with NATS authorization on as every deployment runs it: the
+// kernel mints each task's NATS user from the keys `npm test` made
+// (HURD_NATS_KEYS) and every task connects as its own. The local flavour
+// uses the in-process hub. Suites that build a kernel of their own get
+// their connections from natsBus (a role of the subject map, or, for what
+// is not about authorization, any subject of their system).
 import { LocalHub, Task, type Bus } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
+import { inboxOf, type Role } from "@hurdmesh/mach/internal";
+import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
+import { accountClaimsOf, AccountRevocations, credsFile, mintUser, NKey, permissionsFor, readFabricKeys, type FabricKeys, type SubjectPermissions, type UserCredentials } from "@hurdmesh/mach/nats-auth";
 import { Kernel, TrapServer, type KernelConfig } from "@hurdmesh/kernel";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -18,8 +25,10 @@ export interface Hurd {
   kernel: Kernel;
   /** Creates a boot task and attaches to it over its own bus connection. */
   task(name: string, o?: { hostPriv?: boolean; window?: number; timeoutMs?: number }): Promise<Task & { hostPriv: number }>;
-  /** Attaches to an existing task id with a token (e.g. from taskCreate). */
+  /** Attaches to an existing task id with a token (e.g. from taskCreate), as the task's own NATS user. */
   attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number }): Promise<Task>;
+  /** The NATS user the kernel mints for a task (null on the local bus or with authorization off). */
+  natsCredentials(taskId: number): UserCredentials | null;
   close(): Promise<void>;
 }
 
@@ -29,7 +38,58 @@ export function natsUrl(): string {
   return u;
 }
 
-export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {}): Promise<Hurd> {
+let keys: FabricKeys | null | undefined;
+/** The keys of `npm test`'s nats-server; null when it runs without authorization (HURD_NATS_AUTH=off). */
+export function natsKeys(): FabricKeys | null {
+  if (keys === undefined) keys = process.env.HURD_NATS_KEYS ? readFabricKeys(process.env.HURD_NATS_KEYS) : null;
+  return keys;
+}
+
+/** A user of the test account with these permissions (no expiry); null with authorization off. */
+export function mintTestUser(name: string, permissions: SubjectPermissions): UserCredentials | null {
+  const k = natsKeys();
+  if (!k) return null;
+  const u = mintUser(NKey.fromSeed(k.accountSigningSeed, "account"), k.account, name, permissions);
+  return { jwt: u.jwt, seed: u.seed };
+}
+
+/** A role's credentials as a .creds file's text (for a container's HURD_NATS_CREDS); "" with authorization off. */
+export function roleCredsFile(system: string, role: Role): string {
+  const c = mintTestUser(`test ${role.kind}`, permissionsFor(system, role));
+  return c ? credsFile(c) : "";
+}
+
+/**
+ * A connection to `npm test`'s nats-server as one role of `system`'s
+ * subject map; "any": every subject of that system (for suites that test
+ * something else than authorization and play several parties on one
+ * connection). Anonymous when authorization is off.
+ */
+export async function natsBus(system: string, role: Role | "any" = "any"): Promise<NatsBus> {
+  const perms: SubjectPermissions =
+    role === "any"
+      ? { pub: [`hurd.${system}.>`], sub: [`hurd.${system}.>`, `_INBOX.${system}.any.>`], resp: { max: 1, ttlMs: 60_000 }, inboxPrefix: `_INBOX.${system}.any`, subs: -1 }
+      : permissionsFor(system, role);
+  const creds = mintTestUser(`test ${role === "any" ? "any" : role.kind}`, perms);
+  return NatsBus.connect(natsUrl(), { name: `test ${system}`, credentials: creds ?? undefined, inboxPrefix: creds ? perms.inboxPrefix : undefined });
+}
+
+/** The kernel options that turn NATS authorization on with the test keys, and what must be closed after. */
+async function kernelNats(system: string, ttlS?: number): Promise<{ options: NonNullable<ConstructorParameters<typeof Kernel>[1]>["nats"]; close(): Promise<void> } | null> {
+  const k = natsKeys();
+  if (!k) return null;
+  // Each hurd pushes its account's revocations through an updater of its own (test files run side by side).
+  const updater = await NatsBus.connect(natsUrl(), { name: `test updater ${system}`, credentials: k.updater, inboxPrefix: inboxOf(k.system, { kind: "account-updater", account: k.account }) });
+  const revoker = new AccountRevocations(k.account, NKey.fromSeed(k.operatorSigningSeed, "operator"), accountClaimsOf(k), updater);
+  return { options: { account: k.account, signer: NKey.fromSeed(k.accountSigningSeed, "account"), revoker, ttlS }, close: () => updater.close() };
+}
+
+export interface HurdOptions {
+  /** NATS users' JWT lifetime, s (the kernel's default otherwise): short, to see them renewed. */
+  natsUserTtlS?: number;
+}
+
+export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {}, o: HurdOptions = {}): Promise<Hurd> {
   const system = `t${process.pid}x${++systems}`;
   const logs: string[] = [];
   // As hurd-kernel does: spans when the environment asks (tests/tracing runs
@@ -39,21 +99,30 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     setGlobalTelemetry(telemetry);
     installTracingHooks(telemetry);
   }
-  const kernel = new Kernel({ system, ...config }, { log: (l) => logs.push(l), telemetry });
+  const nats = kind === "nats" ? await kernelNats(system, o.natsUserTtlS) : null;
+  const kernel = new Kernel({ system, ...config }, { log: (l) => logs.push(l), telemetry, nats: nats?.options });
   const hub = new LocalHub();
   const buses: Bus[] = [];
-  const connect = async (): Promise<Bus> => {
-    const b = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
-    buses.push(b);
-    return b;
-  };
-  const kbus = await connect();
+  const kbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl(), { name: `test kernel ${system}`, credentials: kernel.natsUsers?.kernel() });
+  buses.push(kbus);
   const trap = new TrapServer(kernel, kbus);
   trap.start();
   await kbus.flush();
   const tasks: Task[] = [];
-  const attach = async (taskId: number, token: string, o: { window?: number; timeoutMs?: number } = {}) => {
-    const t = await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs ?? 5000 });
+  const natsCredentials = (taskId: number): UserCredentials | null => {
+    const t = kernel.tasks.get(taskId);
+    if (!kernel.natsUsers) return null;
+    if (t) return kernel.natsUsers.task(t);
+    // No such task: a user for it all the same, so that attaching fails as it would, at the kernel.
+    return mintTestUser(`task ${taskId}`, permissionsFor(system, { kind: "task", taskId }));
+  };
+  const attach = async (taskId: number, token: string, ao: { window?: number; timeoutMs?: number } = {}) => {
+    let t: Task;
+    if (kind === "local") {
+      const b = hub.connect();
+      buses.push(b);
+      t = await Task.attach({ bus: b, system, taskId, token, window: ao.window, timeoutMs: ao.timeoutMs ?? 5000 });
+    } else t = await attachOverNats(natsUrl(), { name: `test task ${taskId}`, system, taskId, token, credentials: natsCredentials(taskId), window: ao.window, timeoutMs: ao.timeoutMs ?? 5000 });
     tasks.push(t);
     return t;
   };
@@ -61,9 +130,10 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     kind,
     kernel,
     attach,
-    async task(name, o = {}) {
-      const b = kernel.bootTask({ name, hostPriv: o.hostPriv });
-      const t = (await attach(b.task.id, b.token, o)) as Task & { hostPriv: number };
+    natsCredentials,
+    async task(name, to = {}) {
+      const b = kernel.bootTask({ name, hostPriv: to.hostPriv });
+      const t = (await attach(b.task.id, b.token, to)) as Task & { hostPriv: number };
       t.hostPriv = b.hostPriv;
       return t;
     },
@@ -71,7 +141,9 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
       for (const t of tasks) t.abandon();
       trap.stop();
       kernel.close();
+      for (const t of tasks) await t.bus.close().catch(() => {});
       for (const b of buses) await b.close();
+      await nats?.close();
     },
   };
 }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { compiledEnv } from "../build.js";
-import { busKinds, natsUrl, until } from "../harness.js";
+import { busKinds, natsUrl, roleCredsFile, until } from "../harness.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 const service = join(root, "bin/hurdmesh-service.mjs");
@@ -33,6 +33,18 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
   const running: Role[] = [];
   let edge = "";
 
+  /**
+   * The NATS user a container of `role` is given (npm test's keys stand for
+   * the deployment's secrets): the kernel mints everything from the keys
+   * file; init's may claim its hurd's boot task; proc's and auth's may take
+   * their own launch order. Nothing with authorization off.
+   */
+  function natsEnv(role: string, hurd: string): NodeJS.ProcessEnv {
+    if (role === "kernel") return {};
+    const creds = roleCredsFile(system, role === "init" ? { kind: "boot-claim", hurd } : { kind: "launch", hurd, server: role });
+    return creds ? { HURD_NATS_CREDS: creds } : {};
+  }
+
   function start(role: string, extra: NodeJS.ProcessEnv = {}): Role & { health: string } {
     const health = `127.0.0.1:${healthPorts++}`;
     // The image's entry point runs the compiled programs (dist/), as in a container.
@@ -45,6 +57,7 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
       HURD_HEALTH_ADDR: health,
       HURD_GRPC: "127.0.0.1:0",
       HURD_PUBLIC_EDGE: edge || "127.0.0.1:1",
+      ...natsEnv(role, extra.HURD_SUBHURD ?? ""),
       ...extra,
     };
     for (const k of Object.keys(env)) if (k.startsWith("OTEL_")) delete env[k];

@@ -18,7 +18,7 @@ export async function bootHurd(kind: BusKind, o: { separate?: boolean; config?: 
   const h = await startHurd(kind);
   const initTask = await h.task("init", { hostPriv: true, timeoutMs: 20000 });
   const launcher = o.separate
-    ? new ProcessLauncher({ NATS_URL: natsUrl(), HURD_SYSTEM: h.kernel.config.system, command: o.command })
+    ? new ProcessLauncher({ NATS_URL: natsUrl(), HURD_SYSTEM: h.kernel.config.system, command: o.command, credentials: (id, token) => initTask.natsCredentials(id, token) })
     : new InProcessLauncher((id, token) => h.attach(id, token, { window: 1024, timeoutMs: 20000 }), { command: o.command });
   const logs = o.log ?? [];
   const init = new Init({ task: initTask, hostPriv: initTask.hostPriv, launcher, config: o.config, log: (l) => logs.push(l) });

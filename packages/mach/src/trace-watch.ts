@@ -5,7 +5,7 @@
 // kernel's side is services/kernel/src/trace-bus.ts.
 import type { Bus, BusSubscription } from "./bus/types.js";
 import { Errno, HurdError } from "./errors.js";
-import { subjectsOf } from "./subjects.js";
+import { inboxOf, subjectsOf } from "./subjects.js";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 
 /** Leases a bus watch may be granted, ms: both sides clamp to these. */
@@ -67,15 +67,30 @@ export async function watchTraceOnBus(
 ): Promise<BusTraceWatch> {
   const subjects = traceSubjects(system);
   const timeoutMs = o.timeoutMs ?? 5000;
-  const ask = async (subject: string, bytes: Uint8Array): Promise<TraceWatchReply> => {
-    const r = TraceWatchReply.decode(await bus.request(subject, bytes, timeoutMs));
+  const askOn = async (on: Bus, subject: string, bytes: Uint8Array): Promise<TraceWatchReply> => {
+    const r = TraceWatchReply.decode(await on.request(subject, bytes, timeoutMs));
     if (r.errno !== 0) throw refusal(r);
     return r;
   };
-  const granted = await ask(
+  const granted = await askOn(
+    bus,
     subjects.watch,
     TraceWatchRequest.encode({ taskId: cred.taskId, token: cred.token, watch: WatchRequest.fromPartial(req), leaseMs: o.leaseMs ?? 0 }).finish(),
   );
+  // With NATS authorization the answer carries the watch's own NATS user, the
+  // only one that may read its batches and renew it: the watch runs on a
+  // connection of its own, as that user (closed when the watch ends).
+  let wbus = bus;
+  if (granted.nats?.jwt && bus.connectAs) {
+    try {
+      wbus = await bus.connectAs({ jwt: granted.nats.jwt, seed: granted.nats.seed }, inboxOf(system, { kind: "trace-watcher", watchId: granted.watchId }));
+    } catch (e) {
+      // Only the watcher's user may cancel: never started, the watch ends at its lease.
+      throw e;
+    }
+  }
+  const own = wbus !== bus;
+  const ask = (subject: string, bytes: Uint8Array) => askOn(wbus, subject, bytes);
   const ctl = (cancel: boolean) => TraceWatchCtl.encode({ taskId: cred.taskId, token: cred.token, watchId: granted.watchId, leaseMs: granted.leaseMs, cancel }).finish();
 
   let done = false;
@@ -92,9 +107,11 @@ export async function watchTraceOnBus(
     sub = null;
     resolveEnded(code);
     o.onEnd?.(code);
+    // A cancel (stop()) still goes out on it: closed a moment later.
+    if (own) setTimeout(() => void wbus.close().catch(() => {}), timeoutMs).unref();
   };
 
-  sub = bus.subscribe(granted.subject, (_s, data) => {
+  sub = wbus.subscribe(granted.subject, (_s, data) => {
     let b: TraceBatch;
     try {
       b = TraceBatch.decode(data);
@@ -113,14 +130,20 @@ export async function watchTraceOnBus(
   try {
     // The subscription must reach the server before recording starts (the
     // first renewal), or the first batches go to nobody.
-    await bus.flush();
+    await wbus.flush();
     await ask(subjects.ctl, ctl(false));
   } catch (e) {
-    finish(HurdError.from(e).code);
     // The kernel would otherwise record for nobody until the lease runs out.
-    void bus.request(subjects.ctl, ctl(true), timeoutMs).catch(() => {});
+    void wbus.request(subjects.ctl, ctl(true), timeoutMs).catch(() => {});
+    finish(HurdError.from(e).code);
     throw e;
   }
+  // The watcher's JWT expires like a task's: a renewal answered once it is due carries a fresh one.
+  wbus.keepCredentials?.(async () => {
+    const r = await ask(subjects.ctl, ctl(false));
+    if (!r.nats?.jwt) throw new HurdError(Errno.EAGAIN, "no renewed JWT yet");
+    return { jwt: r.nats.jwt, expires: r.nats.expires };
+  });
 
   let renewedAt = Date.now();
   let renewing = false;
@@ -147,7 +170,7 @@ export async function watchTraceOnBus(
     async stop() {
       if (done) return;
       finish(Errno.KERN_ABORTED);
-      await bus.request(subjects.ctl, ctl(true), timeoutMs).catch(() => {});
+      await wbus.request(subjects.ctl, ctl(true), timeoutMs).catch(() => {});
     },
   };
 }

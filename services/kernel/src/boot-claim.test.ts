@@ -5,9 +5,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errno, LocalHub, Task, type Bus } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
 import { subjectsOf } from "@hurdmesh/mach/internal";
-import { busKinds, natsUrl, until } from "../../../tests/harness.js";
+import { busKinds, natsBus, until } from "../../../tests/harness.js";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import { BootClaims } from "./boot-claim.js";
 import { Kernel } from "./kernel.js";
@@ -32,8 +31,8 @@ for (const kind of busKinds) {
     before(async () => {
       kernel = new Kernel({ system }, { log: () => {} });
       const hub = new LocalHub();
-      kbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
-      cbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
+      kbus = kind === "local" ? hub.connect() : await natsBus(system);
+      cbus = kind === "local" ? hub.connect() : await natsBus(system);
       traps = new TrapServer(kernel, kbus);
       traps.start();
       claims = new BootClaims(kernel, kbus, "a-long-secret", { pollMs: 20 });

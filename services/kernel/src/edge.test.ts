@@ -9,9 +9,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { service as HealthService } from "grpc-health-check";
-import { Task, client, serve, Rights, Errno, MsgType, PortRight } from "@hurdmesh/mach";
+import { client, serve, Rights, Errno, MsgType, PortRight } from "@hurdmesh/mach";
 import { grpcClientOf, type GrpcClient } from "@hurdmesh/mach/edge";
-import { NatsBus } from "@hurdmesh/mach/nats";
+import { attachOverNats } from "@hurdmesh/mach/nats";
 import { Delivery, MachDefinition, type Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { TraceDefinition, WatchRequest, type TraceBatch, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
@@ -146,7 +146,7 @@ for (const kind of busKinds) {
 
 describe("hurd-kernel as its own process on a real nats-server", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
   let proc: ChildProcess;
-  let boot: { system: string; tasks: Record<string, { taskId: number; token: string; hostPriv: number }> };
+  let boot: { system: string; tasks: Record<string, { taskId: number; token: string; hostPriv: number; nats?: { jwt: string; seed: string } }> };
   let out = "";
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), "hurd-kernel-"));
@@ -164,15 +164,16 @@ describe("hurd-kernel as its own process on a real nats-server", { skip: !busKin
     proc.kill("SIGTERM");
   });
 
-  it("brokers an RPC between a task and the child it created and handed a right", async () => {
-    const ba = await NatsBus.connect(natsUrl());
-    const bb = await NatsBus.connect(natsUrl());
-    const a = await Task.attach({ bus: ba, system: boot.system, taskId: boot.tasks.alpha!.taskId, token: boot.tasks.alpha!.token });
+  it("brokers an RPC between a task and the child it created and handed a right, each as its own NATS user", async () => {
+    const alpha = boot.tasks.alpha!;
+    // With NATS authorization on, the boot file carries each boot task's NATS user.
+    assert.equal(!!alpha.nats?.jwt, !!process.env.HURD_NATS_KEYS && process.env.HURD_NATS_AUTH !== "off");
+    const a = await attachOverNats(natsUrl(), { system: boot.system, taskId: alpha.taskId, token: alpha.token, credentials: alpha.nats });
     const p = await a.allocate();
     serve(a, PingDefinition, { ping: (req, ctx) => ({ payload: req.payload, sender: ctx.msg.sender }) }).add(p, {});
     // task_create gives the parent the child's task port and the token the child attaches with.
     const child = await a.taskCreate("child");
-    const b = await Task.attach({ bus: bb, system: boot.system, taskId: child.taskId, token: child.token });
+    const b = await attachOverNats(natsUrl(), { system: boot.system, taskId: child.taskId, token: child.token, credentials: await a.natsCredentials(child.taskId, child.token) });
     const NAME = 0x1234;
     await a.insertRight(child.task, NAME, p, MsgType.MSG_TYPE_MAKE_SEND);
     const ping = client(b, PingDefinition, NAME);
@@ -183,19 +184,17 @@ describe("hurd-kernel as its own process on a real nats-server", { skip: !busKin
     await assert.rejects(client(b, PingDefinition, NAME + 1).ping({}), (e: Error & { code?: number }) => e.code === Errno.MACH_SEND_INVALID_DEST);
     await b.detach();
     await a.detach();
-    await ba.close();
-    await bb.close();
   });
 
   it("serves the trace stream on the bus (hurd.<system>.trace.>) to a holder of host_priv", async () => {
     // alpha detached above; beta holds host_priv and watches a child it makes.
-    const ba = await NatsBus.connect(natsUrl());
     const beta = boot.tasks.beta!;
-    const parent = await Task.attach({ bus: ba, system: boot.system, taskId: beta.taskId, token: beta.token });
+    const parent = await attachOverNats(natsUrl(), { system: boot.system, taskId: beta.taskId, token: beta.token, credentials: beta.nats });
     const child = await parent.taskCreate("traced");
-    const a = await Task.attach({ bus: ba, system: boot.system, taskId: child.taskId, token: child.token });
+    const a = await attachOverNats(natsUrl(), { system: boot.system, taskId: child.taskId, token: child.token, credentials: await parent.natsCredentials(child.taskId, child.token) });
     const records: TraceRecord[] = [];
-    const watch = await watchTraceOnBus(ba, boot.system, beta, { hostPriv: beta.hostPriv, tasks: [a.id] }, (b) => records.push(...b.records));
+    // Asked on the task's own connection; the batches come to the watch's own user.
+    const watch = await watchTraceOnBus(parent.bus, boot.system, beta, { hostPriv: beta.hostPriv, tasks: [a.id] }, (b) => records.push(...b.records));
     const p = await a.allocate();
     a.send({ destination: p, destinationDisposition: MsgType.MSG_TYPE_MAKE_SEND, id: 777 });
     await until(() => records.some((r) => r.msgid === 777), 5000, "the record on the bus");
@@ -207,6 +206,5 @@ describe("hurd-kernel as its own process on a real nats-server", { skip: !busKin
     assert.equal(await watch.ended, Errno.KERN_ABORTED);
     await a.detach();
     await parent.detach();
-    await ba.close();
   });
 });

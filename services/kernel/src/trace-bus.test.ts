@@ -8,10 +8,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { client, Errno, HurdError, LocalHub, MsgType, serve, Task, type Bus } from "@hurdmesh/mach";
 import { methods, TRACE_LEASE, traceSubjects, watchTraceOnBus } from "@hurdmesh/mach/internal";
-import { NatsBus } from "@hurdmesh/mach/nats";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
-import { busKinds, natsUrl, until } from "../../../tests/harness.js";
+import { busKinds, natsBus, until } from "../../../tests/harness.js";
 import { Kernel } from "./kernel.js";
 import { TraceBus } from "./trace-bus.js";
 import { TrapServer } from "./trap.js";
@@ -35,7 +34,7 @@ for (const kind of busKinds) {
     const system = `tbus${process.pid}x${++n}`;
     const subjects = traceSubjects(system);
     const connect = async (): Promise<Bus> => {
-      const b = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
+      const b = kind === "local" ? hub.connect() : await natsBus(system);
       buses.push(b);
       return b;
     };
@@ -315,8 +314,8 @@ for (const kind of busKinds) {
     it("ends every watch with KERN_TERMINATED and clears the lease timer when the kernel closes", async () => {
       const system = `tbusc${process.pid}x${++n}`;
       const hub = new LocalHub();
-      const kbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
-      const cbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
+      const kbus = kind === "local" ? hub.connect() : await natsBus(system);
+      const cbus = kind === "local" ? hub.connect() : await natsBus(system);
       const kernel = new Kernel({ system }, { log: () => {} });
       const tb = new TraceBus(kernel, kbus, { pollMs: 20 });
       tb.start();
