@@ -29,6 +29,12 @@ export interface Hurd {
   attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number }): Promise<Task>;
   /** The NATS user the kernel mints for a task (null on the local bus or with authorization off). */
   natsCredentials(taskId: number): UserCredentials | null;
+  /**
+   * A bare connection to the hurd's bus, as a party with no task would have
+   * (on NATS a user allowed any subject of the system: what anyone on a
+   * fabric without authorization is). Closed by close().
+   */
+  connect(): Promise<Bus>;
   close(): Promise<void>;
 }
 
@@ -131,6 +137,11 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     kernel,
     attach,
     natsCredentials,
+    async connect() {
+      const b = kind === "local" ? hub.connect() : await natsBus(system);
+      buses.push(b);
+      return b;
+    },
     async task(name, to = {}) {
       const b = kernel.bootTask({ name, hostPriv: to.hostPriv });
       const t = (await attach(b.task.id, b.token, to)) as Task & { hostPriv: number };
