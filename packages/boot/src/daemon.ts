@@ -39,8 +39,10 @@ try {
 const poll = setInterval(() => {
   if (task.detached || bus.closed) process.exit(0);
 }, 500);
+// Stopped by its launcher (the hurd is gone or going): pid 1's program goes with it.
 process.on("SIGTERM", () => {
   clearInterval(poll);
+  if (server instanceof Runsystem) server.abandon();
   void bus.close().then(() => process.exit(0));
 });
 process.channel?.unref();

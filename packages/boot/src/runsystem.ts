@@ -26,7 +26,9 @@ export class Runsystem {
     void rs.reap();
     if (o.command?.length) {
       const log = o.log ?? ((l: string) => console.log(`runsystem: ${l}`));
-      const run = await runProgram(p, o.command, { attach: o.attach, auth: BOOT_NAMES.auth });
+      // fork hands the program pid 1's own (root) auth handle: it needs no other (inserting that
+      // same port again under another name is KERN_RIGHT_EXISTS).
+      const run = await runProgram(p, o.command, { attach: o.attach });
       rs.run = run;
       log(`started ${o.command.join(" ")} as pid ${run.pid}`);
       void run.done.then((s) => {

@@ -165,7 +165,7 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void): 
   if (anonymous) {
     const { readFabricKeys } = await import("@hurdmesh/mach/nats-auth");
     const u = new URL(url);
-    console.log(fabricServerConfig(readFabricKeys(keysFile), { host: u.hostname, port: Number(u.port || 4222) }));
+    process.stdout.write(fabricServerConfig(readFabricKeys(keysFile), { host: u.hostname, port: Number(u.port || 4222) }));
     throw new CliError(
       `the nats-server at ${url} lets anonymous clients in, so anyone who reaches it could read every task's token: run it with the configuration above (nats-server -c FILE; its keys ${created ? "are now" : "are"} in ${keysFile}), or use --nats-insecure`,
     );
@@ -214,7 +214,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     for (let i = 0; i < 400 && kernel.exitCode === null && !(existsSync(bootFile) && /gRPC edge on (\S+)/.test(kout)); i++) await new Promise((r) => setTimeout(r, 50));
     const m = /gRPC edge on (\S+)/.exec(kout);
     if (!m || kernel.exitCode !== null) throw new CliError("the kernel did not start");
-    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...(o.command ?? [])], {
+    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, "--", ...(o.command ?? [])], {
       stdio: ["ignore", "pipe", "inherit", "ipc"],
       detached: true,
     });
