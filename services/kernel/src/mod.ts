@@ -7,3 +7,4 @@ export type { KTask } from "./task.js";
 export type { Namespace } from "./namespace.js";
 export { Edge } from "./edge.js";
 export { TraceBus, type TraceBusOptions } from "./trace-bus.js";
+export { BootClaims } from "./boot-claim.js";
