@@ -224,7 +224,7 @@ export class Gateway {
   /** Sends the call and answers the gRPC call with its reply. */
   private request(t: KTask, dest: number, route: Route, body: Uint8Array, ports: MsgPort[], deadline: number, tc: Uint8Array, call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void {
     const c = this.send(t, dest, route.info, body, ports, deadline, tc, (code, m, detail) => {
-      if (code !== 0) return cb(this.edge.status(new HurdError(code, detail || undefined)));
+      if (code !== 0) return cb(this.edge.status(errorOf(code, detail)));
       if (m === null) return cb(null, EMPTY);
       try {
         cb(null, this.replyOf(t, route, m));
@@ -264,7 +264,7 @@ export class Gateway {
       const body = req ? encode(info.def.requestType, req) : raw;
       return await new Promise<Buffer>((resolve, reject) => {
         const c = this.send(t, msgport, info, body, ports, deadline, tc, (code, m, detail) => {
-          if (code !== 0) return reject(new HurdError(code, detail || undefined));
+          if (code !== 0) return reject(errorOf(code, detail));
           if (m === null) return resolve(EMPTY);
           try {
             resolve(this.replyOf(t, route, m));
@@ -290,7 +290,7 @@ export class Gateway {
   private ask(t: KTask, dest: number, info: MethodInfo, body: Uint8Array, deadline: number, tc: Uint8Array, field: (body: Uint8Array) => number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.send(t, dest, info, body, NO_PORTS, deadline, tc, (code, m, detail) => {
-        if (code !== 0) return reject(new HurdError(code, detail || undefined));
+        if (code !== 0) return reject(errorOf(code, detail));
         try {
           const out = this.namesOf(t, m!, [field(m!.body)]);
           resolve(out[0]!);
@@ -406,7 +406,7 @@ export class Gateway {
     }
     if (m.code !== 0) {
       releaseRights(k, m);
-      return this.settle(c, m.code, null, m.body.length > 0 ? detailOf(m.code, utf8.decode(m.body)) : "");
+      return this.settle(c, m.code, null, m.body.length > 0 ? utf8.decode(m.body) : "");
     }
     if (m.id !== c.msgid + 100) {
       releaseRights(k, m);
@@ -549,10 +549,15 @@ function loadRoutes(protoRoot: string): Map<string, Route> {
 
 // ------------------------------------------------------------ helpers
 
-/** The detail of an error reply's text (serve.ts sends the HurdError's message, which already names the errno). */
-function detailOf(code: number, text: string): string {
+/**
+ * The error a call ended with. `detail` may be a HurdError's whole message
+ * (an error reply's text, as serve.ts sends it; a refused send's): its
+ * errno is named once.
+ */
+function errorOf(code: number, detail: string): HurdError {
   const prefix = new HurdError(code).message;
-  return text === prefix ? "" : text.startsWith(`${prefix}: `) ? text.slice(prefix.length + 2) : text;
+  const d = detail === prefix ? "" : detail.startsWith(`${prefix}: `) ? detail.slice(prefix.length + 2) : detail;
+  return new HurdError(code, d || undefined);
 }
 
 function headerOf(md: grpc.Metadata, key: string): string | undefined {
