@@ -1,14 +1,15 @@
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { HealthImplementation } from "grpc-health-check";
 import { HurdError, errnoName, Errno } from "@hurdmesh/mach";
 import { grpcServiceOf, grpcStatusOf } from "@hurdmesh/mach/edge";
 import { methods } from "@hurdmesh/mach/internal";
+import { INTERFACES } from "@hurdmesh/mach/registry";
 import { AttachRequest, CallReply, MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { TraceDefinition, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { handlers } from "./calls.js";
 import { Gateway } from "./gateway.js";
+import { protoFilesOf, Protos } from "./protos.js";
 import { serveReflectionLazily } from "./reflection.js";
 import type { Kernel } from "./kernel.js";
 import { attach, authenticate, lostSink, touch, type KTask, type Sink } from "./task.js";
@@ -57,13 +58,13 @@ export class Edge {
   constructor(private readonly kernel: Kernel) {
     this.server.addService(EdgeService, this.implementation());
     this.server.addService(TraceService, { watch: (call: grpc.ServerWritableStream<WatchRequest, TraceBatch>) => this.watch(call) });
-    this.gateway = new Gateway(kernel, { who: (md) => this.who(md), status: toStatus }, protoRoot);
+    // The files are read when first needed (protos.ts).
+    const protos = new Protos(protoRoot, () => ["hurd/mach/v1/mach.proto", "hurd/trace/v1/trace.proto", ...protoFilesOf(protoRoot, INTERFACES)]);
+    this.gateway = new Gateway(kernel, { who: (md) => this.who(md), status: toStatus }, protos);
     for (const s of this.gateway.services) this.server.addService(s.definition, s.implementation);
     this.health.addToServer(this.server);
     // Built when reflection is first asked for (reflection.ts says why).
-    serveReflectionLazily(this.server, () =>
-      protoLoader.loadSync(["hurd/mach/v1/mach.proto", "hurd/trace/v1/trace.proto", ...this.gateway.protoFiles()], { includeDirs: [protoRoot], keepCase: false }),
-    );
+    serveReflectionLazily(this.server, () => protos.reflectionPackage());
   }
 
   /** Listens on `address` (host:port; port 0 picks one) and reports SERVING. */

@@ -32,17 +32,14 @@
 // the carrying: a reply port, the translation of names, the deadline.
 //
 // Which fields are rights is read from the proto files themselves (ts-proto
-// keeps no field options), parsed with protobufjs on the first call, not at
-// start: the edge's start stays cheap for a service a person calls now and
-// then (as reflection.ts does for reflection).
-import { readdirSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
+// keeps no field options), parsed on the first call, not at start
+// (protos.ts): the edge's start stays cheap for a service a person calls
+// now and then.
 import type * as grpc from "@grpc/grpc-js";
 import type * as Protobuf from "protobufjs";
 import { Errno, HurdError, MsgType, PortRight, type MsgPort, type Message, type Received } from "@hurdmesh/mach";
 import { grpcServiceOf } from "@hurdmesh/mach/edge";
-import { Deadlines, encode, methods, NO_TRACE_CONTEXT, traceContextOf, type MethodInfo, type ServiceDef } from "@hurdmesh/mach/internal";
+import { Deadlines, encode, methods, NO_TRACE_CONTEXT, traceContextOf, type MethodInfo } from "@hurdmesh/mach/internal";
 import { INTERFACES } from "@hurdmesh/mach/registry";
 import { DefaultPort } from "@hurdmesh/proto/hurd/mig/v1/mig";
 import { Empty, GetmsgportReply, PidRequest, ProcessDefinition, SidportReply, TaskReply } from "@hurdmesh/proto/hurd/process/v1/process";
@@ -53,9 +50,8 @@ import { send } from "./mqueue.js";
 import { MACH_NOTIFY_SEND_ONCE } from "./notify.js";
 import { MACH_PORT_DEAD, Port, R_DEAD, R_NAME, R_SEND, R_SEND_ONCE, TYPE_RECEIVE, TYPE_SEND, TYPE_SEND_ONCE, type KernelReply, type KMsg, type KTask } from "./objects.js";
 import { destroyPort, destroySendOnce, releaseRight, releaseSend } from "./port.js";
+import type { Protos } from "./protos.js";
 import { err } from "./state.js";
-
-const require = createRequire(import.meta.url);
 
 /** Metadata naming where a call goes instead of its interface's default port. */
 export const PORT_HEADER = "hurd-port";
@@ -151,7 +147,7 @@ export class Gateway {
   constructor(
     private readonly kernel: Kernel,
     private readonly edge: EdgeHooks,
-    private readonly protoRoot: string,
+    private readonly protos: Protos,
   ) {
     const services = [];
     for (const def of INTERFACES) {
@@ -167,11 +163,6 @@ export class Gateway {
       services.push({ name: def.fullName, definition: definition as grpc.ServiceDefinition, implementation });
     }
     this.services = services;
-  }
-
-  /** The proto files of the gateway's interfaces, relative to the proto root (for reflection). */
-  protoFiles(): string[] {
-    return protoFilesOf(this.protoRoot, INTERFACES);
   }
 
   /** Calls awaiting their replies (for tests). */
@@ -486,21 +477,11 @@ export class Gateway {
   // ------------------------------------------------------------ the interfaces' facts
 
   private route(info: MethodInfo): Route {
-    const routes = (this.routes ??= loadRoutes(this.protoRoot));
+    const routes = (this.routes ??= routesOf(this.protos.parsedRoot));
     const r = routes.get(info.path);
     if (!r) throw new HurdError(Errno.MIG_BAD_ID, `${info.path} is not in the proto files`);
     return r;
   }
-}
-
-/** The proto files of these services' packages, relative to `root` (hurd/process/v1/process.proto, ...). */
-export function protoFilesOf(root: string, defs: readonly ServiceDef[]): string[] {
-  const files = new Set<string>();
-  for (const def of defs) {
-    const dir = def.fullName.split(".").slice(0, -1).join("/");
-    for (const f of readdirSync(join(root, dir))) if (f.endsWith(".proto")) files.add(`${dir}/${f}`);
-  }
-  return [...files];
 }
 
 /**
@@ -509,12 +490,7 @@ export function protoFilesOf(root: string, defs: readonly ServiceDef[]): string[
  * or repeated; a port field in a nested message is refused here, where it
  * would otherwise be carried as a bare number).
  */
-function loadRoutes(protoRoot: string): Map<string, Route> {
-  const pb = require("protobufjs") as typeof Protobuf;
-  const root = new pb.Root();
-  root.resolvePath = (_origin, target) => (target.startsWith("google/protobuf/") ? require.resolve(`protobufjs/${target}`) : join(protoRoot, target));
-  root.loadSync(protoFilesOf(protoRoot, INTERFACES), { keepCase: false });
-  root.resolveAll();
+function routesOf(root: Protobuf.Root): Map<string, Route> {
   const shapes = new Map<Protobuf.Type, PortField[]>();
   const shapeOf = (type: Protobuf.Type): PortField[] => {
     let s = shapes.get(type);
@@ -523,13 +499,14 @@ function loadRoutes(protoRoot: string): Map<string, Route> {
     for (const f of type.fieldsArray) {
       const disposition = f.options?.["(hurd.mig.v1.port)"] as string | undefined;
       if (disposition === undefined) {
-        if (f.resolvedType instanceof pb.Type && f.resolvedType !== type && shapeOf(f.resolvedType).length > 0)
+        if (f.resolvedType !== null && "fieldsArray" in f.resolvedType && f.resolvedType !== type && shapeOf(f.resolvedType as Protobuf.Type).length > 0)
           throw new Error(`${type.fullName}.${f.name}: port fields in a nested message are not carried by the gateway`);
         continue;
       }
       const d = MsgType[disposition.replace("DISPOSITION_", "MSG_TYPE_") as keyof typeof MsgType];
       if (f.type !== "uint32" || d === undefined) throw new Error(`${type.fullName}.${f.name}: a port field is a uint32 with a disposition (${disposition})`);
-      s.push({ key: f.name, repeated: f.repeated, disposition: d, refport: f.options?.["(hurd.mig.v1.refport)"] === true });
+      // ts-proto's key for the field: its name in lowerCamelCase.
+      s.push({ key: f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), repeated: f.repeated, disposition: d, refport: f.options?.["(hurd.mig.v1.refport)"] === true });
     }
     shapes.set(type, s);
     return s;
