@@ -120,16 +120,23 @@ export class Protos {
 interface MessageDescriptor {
   field: Array<{ name: string }>;
   nestedType: MessageDescriptor[];
+  extensionRange: Array<{ end: number }>;
+  reservedRange: Array<{ end: number }>;
 }
 
 /**
- * protobufjs adds to an extended message (FieldOptions, for mig.proto's
- * options) a field per extension, named by the extension's full name
- * (".hurd.mig.v1.port"): the extension belongs to the file that declares it,
- * not to descriptor.proto's message.
+ * A message's descriptor as protoc writes it, from protobufjs's. protobufjs
+ * adds to an extended message (FieldOptions, for mig.proto's options) a
+ * field per extension, named by the extension's full name
+ * (".hurd.mig.v1.port"), which belongs to the file that declares the
+ * extension, not to descriptor.proto; and it writes extension and reserved
+ * ranges with their inclusive ends, where a descriptor's are exclusive (a
+ * descriptor pool refuses `reserved 10` written as 10 to 10).
  */
 function withoutSisters(d: MessageDescriptor): MessageDescriptor {
   d.field = d.field.filter((f) => !f.name.startsWith("."));
+  for (const r of d.extensionRange) r.end += 1;
+  for (const r of d.reservedRange) r.end += 1;
   d.nestedType.forEach(withoutSisters);
   return d;
 }
