@@ -89,6 +89,13 @@ for (const kind of busKinds) {
       assert.equal(r.pid, 1);
     });
 
+    it("many calls in flight each get their own reply (reply ports are reused, a finished call's late events touch no other)", async () => {
+      const pids = [1, victim.me.pid];
+      const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => call<{ pgrp: number; pid?: number }>(w.process, i % 2 ? "getpgrp" : "getpids", i % 2 ? { pid: pids[i % 4 === 1 ? 0 : 1] } : {}, con())));
+      replies.forEach((r, i) => (i % 2 ? assert.equal(r.pgrp, 1) : assert.equal(r.pid, 1)));
+      await until(() => w.edge.gateway.inFlight === 0, 2000, "every call to end");
+    });
+
     it("Process/Getpgrp answers for a pid; an unknown pid is ESRCH: NOT_FOUND with the hurd-errno trailer", async () => {
       const r = await call<{ pgrp: number }>(w.process, "getpgrp", { pid: victim.me.pid }, con());
       assert.equal(r.pgrp, 1);

@@ -121,6 +121,8 @@ class Call implements KernelReply {
   caller!: KTask;
   msgid = 0;
   settled = true;
+  /** Which call it is now: it is reused, and a gRPC call's late events must not end the next one. */
+  generation = 0;
   /** Handle of its entry in the gateway's Deadlines. */
   due = 0;
   done: Done | null = null;
@@ -224,7 +226,15 @@ export class Gateway {
       }
     });
     // A client that gives up (or whose deadline grpc-js enforces first) frees the call at once.
-    if (c !== null) call.once("cancelled", () => this.settle(c, Errno.EINTR, null, "cancelled by the client"));
+    if (c !== null) this.onCancel(call, c);
+  }
+
+  /** Ends `c` when its gRPC call is cancelled, as long as `c` still stands for that call. */
+  private onCancel(call: grpc.ServerUnaryCall<Buffer, Buffer>, c: Call): void {
+    const generation = c.generation;
+    call.once("cancelled", () => {
+      if (c.generation === generation) this.settle(c, Errno.EINTR, null, "cancelled by the client");
+    });
   }
 
   /**
@@ -263,7 +273,7 @@ export class Gateway {
             reject(e);
           }
         });
-        if (c !== null) call.once("cancelled", () => this.settle(c, Errno.EINTR, null, "cancelled by the client"));
+        if (c !== null) this.onCancel(call, c);
       });
     } finally {
       // As glibc's kill deallocates what it looked up.
@@ -353,6 +363,7 @@ export class Gateway {
     c.msgid = info.msgid;
     c.done = done;
     c.settled = false;
+    c.generation++;
     this.pending++;
     c.due = this.deadlines.add(c, timeoutMs);
     // The send-once right the message carries (ipc_port_make_sonce); the
