@@ -8,15 +8,16 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { INIT_PORT_NAMES } from "@hurdmesh/kernel";
+import { Edge, INIT_PORT_NAMES } from "@hurdmesh/kernel";
 import { BOOT_NAMES } from "@hurdmesh/init";
 import { CHILD_NAMES } from "@hurdmesh/libhurd";
 import { NAMES } from "@hurdmesh/cli";
 import { PortRight, serve, SIG, type Task } from "@hurdmesh/mach";
 import { DefaultPort } from "@hurdmesh/proto/hurd/mig/v1/mig";
+import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { StartupDefinition, StartupNotifyDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import { busKinds, until } from "../harness.js";
-import { call, errnoOf, gatewayWorld, md, type GatewayWorld } from "./kit.js";
+import { call, clientOf, errnoOf, gatewayWorld, md, type GatewayWorld } from "./kit.js";
 
 const TYPE_SEND = 1 << 16;
 
@@ -240,6 +241,27 @@ for (const kind of busKinds) {
       const r = await call<{ pid: number }>(w.process, "getpids", {}, con());
       assert.equal(r.pid, 1);
       assert.equal(w.edge.gateway.inFlight, 0);
+    });
+
+    it("an edge that closes ends the calls still waiting (UNAVAILABLE), without holding them to their deadline", async () => {
+      const edge = new Edge(w.b.h.kernel);
+      await edge.listen("127.0.0.1:0");
+      const c = new (clientOf(ProcessDefinition))(`127.0.0.1:${edge.port}`, grpc.credentials.createInsecure());
+      try {
+        const t0 = Date.now();
+        const waiting = call(c, "wait", { pid: victim.me.pid, options: 0 }, con(), 30_000).then(
+          () => assert.fail("wait answered"),
+          (e: grpc.ServiceError) => e,
+        );
+        await until(() => edge.gateway.inFlight === 1, 3000, "the call to wait");
+        await edge.close();
+        const e = await waiting;
+        assert.equal(e.code, grpc.status.UNAVAILABLE, e.details);
+        assert.ok(Date.now() - t0 < 5000);
+        assert.equal(edge.gateway.inFlight, 0);
+      } finally {
+        c.close();
+      }
     });
 
     it("each interface is SERVING on the edge's health service", async () => {

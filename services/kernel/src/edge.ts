@@ -82,6 +82,7 @@ export class Edge {
     this.health.setStatus("", "NOT_SERVING");
     this.health.setStatus("hurd.mach.v1.Mach", "NOT_SERVING");
     for (const s of this.gateway.services) this.health.setStatus(s.name, "NOT_SERVING");
+    this.gateway.close();
     // Streams of tasks that are gone would hold a graceful shutdown forever.
     await new Promise<void>((r) => {
       const t = setTimeout(() => {

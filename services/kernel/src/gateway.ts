@@ -143,7 +143,8 @@ export class Gateway {
   readonly services: ReadonlyArray<{ name: string; definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
   private routes: Map<string, Route> | null = null;
   private readonly pool: Call[] = [];
-  private pending = 0;
+  /** Calls awaiting their replies. */
+  private readonly live = new Set<Call>();
   private readonly deadlines = new Deadlines<Call>((c) => this.settle(c, Errno.ETIMEDOUT, null, `no reply within the call's deadline`));
 
   constructor(
@@ -167,9 +168,18 @@ export class Gateway {
     this.services = services;
   }
 
+  /**
+   * The edge is closing: every call still waiting ends now (UNAVAILABLE),
+   * rather than holding its reply port, and the process, until its deadline.
+   */
+  close(): void {
+    for (const c of [...this.live]) this.settle(c, Errno.MIG_SERVER_DIED, null, "the kernel's edge is closing");
+    this.deadlines.clear();
+  }
+
   /** Calls awaiting their replies (for tests). */
   get inFlight(): number {
-    return this.pending;
+    return this.live.size;
   }
 
   // ------------------------------------------------------------ a gRPC call
@@ -354,7 +364,7 @@ export class Gateway {
       done(0, null, "");
       return null;
     }
-    if (this.pending >= k.config.maxGatewayCalls) {
+    if (this.live.size >= k.config.maxGatewayCalls) {
       done(Errno.KERN_RESOURCE_SHORTAGE, null, `${k.config.maxGatewayCalls} gateway calls already await their replies`);
       return null;
     }
@@ -364,7 +374,7 @@ export class Gateway {
     c.done = done;
     c.settled = false;
     c.generation++;
-    this.pending++;
+    this.live.add(c);
     c.due = this.deadlines.add(c, timeoutMs);
     // The send-once right the message carries (ipc_port_make_sonce); the
     // reply may even arrive before send returns (a kernel object answers at once).
@@ -421,7 +431,7 @@ export class Gateway {
   settle(c: Call, code: number, m: KMsg | null, detail: string): void {
     if (c.settled) return;
     c.settled = true;
-    this.pending--;
+    this.live.delete(c);
     this.deadlines.cancel(c, c.due);
     const done = c.done!;
     c.done = null;
