@@ -1,14 +1,17 @@
 // `npm run bench [-- --json] [--duration=MS] [--only=GROUP,...]`
 //
-// One process, one run: starts its own nats-server on a free loopback port
-// (if a selected group needs one), runs the row groups of bench/rows, prints
+// One process, one run: starts its own nats-servers on free loopback ports
+// (if a selected group needs them: one with NATS authorization on, as every
+// deployment runs, for the brokered rows; an anonymous one for raw NATS and
+// the "nats, auth off" rows), runs the row groups of bench/rows, prints
 // a table (or, with --json, one JSON line per row on stdout, progress and
 // verdicts on stderr) with the ratios against raw NATS and PASS/MISS against
 // the targets, and stops the server. To add rows, add a RowGroup file under
 // rows/ and list it in GROUPS; to add a target, add it to TARGETS.
 import { measureInterleaved, type Row } from "./harness.js";
-import { startNats } from "./nats.js";
-import { kernelLocal, kernelNats, PING } from "./rows/kernel.js";
+import { startNats, startSecuredNats } from "./nats.js";
+import { NATS_AUTH_OFF } from "./rig.js";
+import { kernelLocal, kernelNats, kernelNatsAuthOff, PING, TASK_CREATE } from "./rows/kernel.js";
 import { RAW_NATS as RAW, rawNats } from "./rows/nats.js";
 import type { BenchContext, Opened, RowGroup } from "./rows/types.js";
 import { authLocal, authNats } from "./rows/auth.js";
@@ -18,7 +21,7 @@ import { tracing, tracingName } from "./rows/tracing.js";
 import { CLI, cli } from "./rows/cli.js";
 import { GATEWAY_GETPIDS, gateway, NATIVE_GETPIDS } from "./rows/gateway.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, cli, gateway];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, cli, gateway];
 const IN_FLIGHT = [1, 64];
 
 
@@ -54,6 +57,38 @@ const TARGETS: Target[] = [
     op: ">=",
     limit: 0.4,
     unit: "x",
+  },
+  // NATS authorization (issue 15): the brokered rows with it on (bus "nats")
+  // against the same rows on an anonymous server, measured interleaved.
+  ...[PING, LIFECYCLE].flatMap((what): Target[] => [
+    {
+      label: `${what}: p50 with NATS authorization / without (1 in flight)`,
+      row: (rows) => find(rows, what, "nats", 1),
+      value: (rows) => ratio(find(rows, what, "nats", 1)?.p50_us, find(rows, what, NATS_AUTH_OFF, 1)?.p50_us),
+      op: "<=",
+      limit: 1.1,
+      unit: "x",
+    },
+    {
+      label: `${what}: calls/s with NATS authorization / without (64 in flight)`,
+      row: (rows) => find(rows, what, "nats", 64),
+      value: (rows) => ratio(find(rows, what, "nats", 64)?.calls_per_s, find(rows, what, NATS_AUTH_OFF, 64)?.calls_per_s),
+      op: ">=",
+      limit: 0.9,
+      unit: "x",
+    },
+  ]),
+  {
+    label: "minting a task's NATS user: task creation p50 with / without NATS authorization (1 in flight)",
+    row: (rows) => find(rows, TASK_CREATE, "nats", 1),
+    value: (rows) => {
+      const on = find(rows, TASK_CREATE, "nats", 1)?.p50_us;
+      const off = find(rows, TASK_CREATE, NATS_AUTH_OFF, 1)?.p50_us;
+      return on === undefined || off === undefined ? undefined : Math.round(on - off);
+    },
+    op: "<=",
+    limit: 1000,
+    unit: " µs",
   },
   {
     label: "in-process brokered p50 (1 in flight)",
@@ -200,9 +235,11 @@ async function main(): Promise<void> {
   const groups = GROUPS.filter((g) => !args.only || args.only.includes(g.name));
   if (groups.length === 0) throw new Error(`no such group: ${args.only?.join(",")}`);
   const t0 = performance.now();
-  const nats = groups.some((g) => g.needsNats !== false) ? await startNats() : null;
-  if (nats) log(`nats-server on ${nats.url}`);
-  const ctx: BenchContext = { natsUrl: nats?.url ?? "", durationMs: args.durationMs, inFlight: IN_FLIGHT, log };
+  const needsNats = groups.some((g) => g.needsNats !== false);
+  const nats = needsNats ? await startNats() : null;
+  const secured = needsNats ? await startSecuredNats().catch(async (e) => (await nats?.stop(), Promise.reject(e))) : null;
+  if (nats) log(`nats-server on ${nats.url} (anonymous), ${secured!.url} (NATS authorization on)`);
+  const ctx: BenchContext = { natsUrl: nats?.url ?? "", natsAuth: secured, durationMs: args.durationMs, inFlight: IN_FLIGHT, log };
   let rows: Row[] = [];
   const opened: Opened[] = [];
   try {
@@ -223,6 +260,7 @@ async function main(): Promise<void> {
   } finally {
     for (const o of opened) await o.close().catch(() => {});
     await nats?.stop();
+    await secured?.stop();
   }
   addRatios(rows);
   const results = TARGETS.map((t) => {

@@ -1,16 +1,46 @@
-// A private nats-server for one bench run: a free loopback port, a scratch
+// Private nats-servers for one bench run: a free loopback port, a scratch
 // JetStream directory, stopped (and the directory removed) by `stop()`.
 // The same recipe as scripts/test.mjs, kept here so the bench does not reach
-// into the test runner.
+// into the test runner. Two of them: an anonymous one (raw NATS, and the
+// "auth off" rows) and one with NATS authorization on as `hurd up --nats`
+// runs it (operator mode, fresh keys), which the brokered rows use.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fabricServerConfig, makeFabricKeys, startNatsServer, type FabricKeys } from "@hurdmesh/mach/nats-auth";
 
 export interface NatsServer {
   url: string;
   stop(): Promise<void>;
+}
+
+/** A nats-server with NATS authorization on, and the keys its kernels mint users with. */
+export interface SecuredNatsServer extends NatsServer {
+  keys: FabricKeys;
+}
+
+/** Starts nats-server from PATH in operator mode with fresh keys: no anonymous client. */
+export async function startSecuredNats(): Promise<SecuredNatsServer> {
+  const dir = mkdtempSync(join(tmpdir(), "hurdmesh-bench-nats-auth-"));
+  try {
+    const keys = makeFabricKeys("bench", { operatorName: "hurdmesh-bench" });
+    const conf = join(dir, "nats.conf");
+    writeFileSync(conf, fabricServerConfig(keys, { port: -1 }), { mode: 0o600 });
+    const server = await startNatsServer(conf);
+    return {
+      url: server.url,
+      keys,
+      async stop() {
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 function freePort(): Promise<number> {

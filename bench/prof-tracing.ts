@@ -2,9 +2,11 @@
 import { installTracingHooks } from "@hurdmesh/telemetry";
 import { createTelemetry, SerializingExporter } from "@hurdmesh/telemetry-sdk";
 import { rig } from "./rows/kernel.js";
+import { NATS_AUTH_OFF } from "./rig.js";
 const on = process.argv[2] !== "off";
-const ctx = { natsUrl: process.env.NATS_URL ?? "", durationMs: 0, inFlight: [64], log: () => {} };
-const r = await rig((process.argv[3] as "local" | "nats") ?? "local", ctx);
+// NATS_URL: an anonymous nats-server (the rig's "nats, auth off").
+const ctx = { natsUrl: process.env.NATS_URL ?? "", natsAuth: null, durationMs: 0, inFlight: [64], log: () => {} };
+const r = await rig(process.argv[3] === "nats" ? NATS_AUTH_OFF : "local", ctx);
 if (on) {
   const tel = createTelemetry({ service: "bench", exporter: new SerializingExporter(), maxQueueSize: 8192, maxExportBatchSize: 512, scheduledDelayMillis: 200 });
   r.kernel.trace.useTelemetry(tel);

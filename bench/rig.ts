@@ -1,13 +1,25 @@
 // A booted hurd for the bench: kernel, then init booting auth, proc and pid 1
 // exactly as `hurd up` does, on the in-process hub or with every task on its
 // own NATS connection. `parent` is init's task acting through libhurd.
+// On NATS, as deployed: NATS authorization on, the kernel minting each
+// task's user and every task connecting as its own ("nats"); and, to show
+// what that costs, the same on an anonymous server ("nats, auth off").
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { Init } from "@hurdmesh/init";
 import { Kernel, TrapServer } from "@hurdmesh/kernel";
 import { Process } from "@hurdmesh/libhurd";
 import { LocalHub, Task, type Bus } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
+import { inboxOf } from "@hurdmesh/mach/internal";
+import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
+import { AccountRevocations, accountClaimsOf, NKey } from "@hurdmesh/mach/nats-auth";
 import type { ProcServer } from "@hurdmesh/proc";
+import type { BenchContext } from "./rows/types.js";
+
+/** The bus label of rows on NATS with authorization off (rows labelled "nats" have it on, the default). */
+export const NATS_AUTH_OFF = "nats, auth off";
+export type RigKind = "local" | "nats" | typeof NATS_AUTH_OFF;
+/** Where a rig finds its nats-servers (a BenchContext has both). */
+export type RigNats = Pick<BenchContext, "natsUrl" | "natsAuth">;
 
 /** A kernel on a bus of its own, for the bench: every task on its own connection (as separate processes would be). */
 export interface KernelRig {
@@ -18,17 +30,36 @@ export interface KernelRig {
   close(): Promise<void>;
 }
 
-export async function kernelRig(kind: "local" | "nats", natsUrl: string, log: (l: string) => void = () => {}): Promise<KernelRig> {
+export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}): Promise<KernelRig> {
   const system = `bench${process.pid}x${++n}`;
-  const kernel = new Kernel({ system }, { log });
   const hub = new LocalHub();
   const buses: Bus[] = [];
+  const secured = kind === "nats" ? nats.natsAuth : null;
+  if (kind === "nats" && !secured) throw new Error("the bench's nats-server with authorization is not running");
+  // As hurd-kernel does with --nats-keys: revocations pushed through the account's updater.
+  const updater = secured ? await NatsBus.connect(secured.url, { name: `bench updater ${system}`, credentials: secured.keys.updater, inboxPrefix: inboxOf(secured.keys.system, { kind: "account-updater", account: secured.keys.account }) }) : null;
+  if (updater) buses.push(updater);
+  const kernel = new Kernel(
+    { system },
+    {
+      log,
+      nats: secured
+        ? {
+            account: secured.keys.account,
+            signer: NKey.fromSeed(secured.keys.accountSigningSeed, "account"),
+            revoker: new AccountRevocations(secured.keys.account, NKey.fromSeed(secured.keys.operatorSigningSeed, "operator"), accountClaimsOf(secured.keys), updater!),
+          }
+        : undefined,
+    },
+  );
   const connect = async (): Promise<Bus> => {
-    const b = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl, `bench-${system}`);
+    if (kind === "nats") throw new Error("with NATS authorization every connection is a task's own: attach()");
+    const b = kind === "local" ? hub.connect() : await NatsBus.connect(nats.natsUrl, `bench-${system}`);
     buses.push(b);
     return b;
   };
-  const kb = await connect();
+  const kb = secured ? await NatsBus.connect(secured.url, { name: `bench kernel ${system}`, credentials: kernel.natsUsers!.kernel() }) : await connect();
+  if (secured) buses.push(kb);
   const traps = new TrapServer(kernel, kb);
   traps.start();
   await kb.flush();
@@ -38,7 +69,10 @@ export async function kernelRig(kind: "local" | "nats", natsUrl: string, log: (l
     system,
     connect,
     async attach(taskId, token, o = {}) {
-      const t = await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs });
+      const t = secured
+        ? // The user the kernel mints for the task, as its creator would get it (TaskNatsCredentials).
+          await attachOverNats(secured.url, { system, taskId, token, credentials: kernel.natsUsers!.task(kernel.tasks.get(taskId)!), window: o.window, timeoutMs: o.timeoutMs })
+        : await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs });
       tasks.push(t);
       return t;
     },
@@ -46,6 +80,7 @@ export async function kernelRig(kind: "local" | "nats", natsUrl: string, log: (l
       for (const t of tasks) t.abandon();
       traps.stop();
       kernel.close();
+      for (const t of tasks) if (secured) await t.bus.close().catch(() => {});
       for (const x of buses) await x.close();
     },
   };
@@ -62,8 +97,8 @@ export interface Rig {
 
 let n = 0;
 
-export async function bootRig(kind: "local" | "nats", natsUrl: string, log: (l: string) => void = () => {}): Promise<Rig> {
-  const k = await kernelRig(kind, natsUrl, log);
+export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}): Promise<Rig> {
+  const k = await kernelRig(kind, nats, log);
   const attach = (taskId: number, token: string) => k.attach(taskId, token, { window: 1024, timeoutMs: 30_000 });
   const b = k.kernel.bootTask({ name: "init", hostPriv: true });
   const initTask = await attach(b.task.id, b.token);

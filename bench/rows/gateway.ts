@@ -22,7 +22,7 @@ export const EDGE_TASKINFO = "Mach/TaskInfo through the edge (no message)";
 export const gateway: RowGroup = {
   name: "gateway",
   async open(ctx: BenchContext): Promise<Opened> {
-    const r = await bootRig("nats", ctx.natsUrl, ctx.log);
+    const r = await bootRig("nats", ctx, ctx.log);
     const con = await r.init.makeConsole();
     const edge = new Edge(r.kernel);
     await edge.listen("127.0.0.1:0");

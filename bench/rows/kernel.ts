@@ -4,7 +4,7 @@
 // NATS (kernel and each task on their own connection, as separate processes
 // would be) and on the in-process hub.
 import { client, MsgType, serve } from "@hurdmesh/mach";
-import { kernelRig } from "../rig.js";
+import { kernelRig, NATS_AUTH_OFF, type RigKind } from "../rig.js";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import type { BenchContext, RowGroup } from "./types.js";
 
@@ -15,6 +15,8 @@ export interface Rig {
   /** The kernel, for groups that look inside (tracing). */
   kernel: import("@hurdmesh/kernel").Kernel;
   ping(): Promise<unknown>;
+  /** One task made, its NATS user asked for (minted with authorization on), the task ended. */
+  createTask(): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -23,8 +25,8 @@ export interface Rig {
  * the client task, inserts a send right to its port into the client's space,
  * and the client attaches with the token it was given.
  */
-export async function rig(kind: "local" | "nats", ctx: BenchContext): Promise<Rig> {
-  const k = await kernelRig(kind, ctx.natsUrl, (l) => ctx.log(`kernel: ${l}`));
+export async function rig(kind: RigKind, ctx: BenchContext): Promise<Rig> {
+  const k = await kernelRig(kind, ctx, (l) => ctx.log(`kernel: ${l}`));
   const kernel = k.kernel;
   const boot = kernel.bootTask({ name: "bench-server" });
   const srv = await k.attach(boot.task.id, boot.token);
@@ -40,22 +42,38 @@ export async function rig(kind: "local" | "nats", ctx: BenchContext): Promise<Ri
   return {
     kernel,
     ping: () => ping.ping({ payload }),
+    async createTask() {
+      const c = await srv.taskCreate("bench-task");
+      await srv.natsCredentials(c.taskId, c.token);
+      await srv.taskTerminate(c.task);
+      await srv.deallocate(c.task).catch(() => {});
+    },
     close: () => k.close(),
   };
 }
 
 export const PING = "brokered Ping RPC";
+/**
+ * What a creator does to start a task in a process of its own over NATS:
+ * task_create, the task's NATS user (minted with authorization on, empty
+ * without), and, for the row to be repeatable, task_terminate (revoking it).
+ */
+export const TASK_CREATE = "task_create + its NATS user + task_terminate";
 
-function group(kind: "local" | "nats"): RowGroup {
+function group(kind: RigKind, name: string): RowGroup {
   return {
-    name: `kernel-${kind}`,
-    needsNats: kind === "nats",
+    name,
+    needsNats: kind !== "local",
     async open(ctx) {
       const r = await rig(kind, ctx);
-      return { subjects: [{ name: PING, bus: kind, call: r.ping }], close: () => r.close() };
+      const subjects = [{ name: PING, bus: kind, call: r.ping }];
+      if (kind !== "local") subjects.push({ name: TASK_CREATE, bus: kind, call: r.createTask });
+      return { subjects, close: () => r.close() };
     },
   };
 }
 
-export const kernelNats = group("nats");
-export const kernelLocal = group("local");
+export const kernelNats = group("nats", "kernel-nats");
+/** The brokered Ping on a nats-server without authorization: what authorization costs. */
+export const kernelNatsAuthOff = group(NATS_AUTH_OFF, "kernel-nats-auth-off");
+export const kernelLocal = group("local", "kernel-local");

@@ -7,7 +7,7 @@ import { Process, WNOHANG } from "@hurdmesh/libhurd";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { bootSubhurd } from "@hurdmesh/init";
 import type { Row } from "../harness.js";
-import { bootRig, type Rig } from "../rig.js";
+import { bootRig, NATS_AUTH_OFF, type Rig } from "../rig.js";
 import type { BenchContext, Opened, RowGroup } from "./types.js";
 
 export const LIFECYCLE = "process lifecycle (fork, exit, wait)";
@@ -29,18 +29,22 @@ export function lifecycle(r: Rig): () => Promise<unknown> {
 export const procLifecycle: RowGroup = {
   name: "proc",
   async open(ctx: BenchContext): Promise<Opened> {
-    const local = await bootRig("local", ctx.natsUrl, ctx.log);
-    const nats = await bootRig("nats", ctx.natsUrl, ctx.log);
+    const local = await bootRig("local", ctx, ctx.log);
+    const nats = await bootRig("nats", ctx, ctx.log);
+    // The same on a nats-server without authorization: what authorization costs.
+    const open = await bootRig(NATS_AUTH_OFF, ctx, ctx.log);
     return {
       subjects: [
         { name: LIFECYCLE, bus: "local", call: lifecycle(local) },
         { name: LIFECYCLE, bus: "nats", call: lifecycle(nats) },
+        { name: LIFECYCLE, bus: NATS_AUTH_OFF, call: lifecycle(open) },
       ],
       async close() {
         // Reap what the last turns left behind, then stop.
-        for (const r of [local, nats]) while (await r.parent.wait(-1, WNOHANG).catch(() => null));
+        for (const r of [local, nats, open]) while (await r.parent.wait(-1, WNOHANG).catch(() => null));
         await local.close();
         await nats.close();
+        await open.close();
       },
     };
   },
@@ -55,7 +59,7 @@ export const procScale: RowGroup = {
   needsNats: false,
   async run(ctx: BenchContext): Promise<Row[]> {
     const rows: Row[] = [];
-    const r = await bootRig("local", "", ctx.log);
+    const r = await bootRig("local", ctx, ctx.log);
     try {
       const srv = r.proc;
       if (!(globalThis as { gc?: unknown }).gc) ctx.log("no global.gc (run with --expose-gc): memory rows are rough");
@@ -103,7 +107,7 @@ export const subhurdLifecycle: RowGroup = {
   name: "subhurd",
   needsNats: false,
   async open(ctx: BenchContext): Promise<Opened> {
-    const r = await bootRig("local", "", ctx.log);
+    const r = await bootRig("local", ctx, ctx.log);
     const d1 = await bootSubhurd(r.parent.task, "d1", r.attach, new InProcessLauncher(r.attach));
     const d2 = await bootSubhurd(d1.task, "d2", r.attach, new InProcessLauncher(r.attach));
     const d3 = await bootSubhurd(d2.task, "d3", r.attach, new InProcessLauncher(r.attach));

@@ -55,7 +55,7 @@ export const tracing: RowGroup = {
       const tel = telemetryFor(mode, kind);
       if (tel) tels.push(tel);
       const ping = await rig(kind, ctx);
-      const life = await bootRig(kind, ctx.natsUrl, ctx.log);
+      const life = await bootRig(kind, ctx, ctx.log);
       closers.push(() => ping.close());
       closers.push(async () => {
         while (await life.parent.wait(-1, WNOHANG).catch(() => null));

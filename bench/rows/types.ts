@@ -1,9 +1,12 @@
 import type { Row, Subject } from "../harness.js";
+import type { FabricKeys } from "@hurdmesh/mach/nats-auth";
 
 /** What every row group gets from main. */
 export interface BenchContext {
-  /** The bench's own nats-server ("" when no selected group needs one). */
+  /** The bench's own anonymous nats-server ("" when no selected group needs one): raw NATS and the "auth off" rows. */
   natsUrl: string;
+  /** The bench's nats-server with NATS authorization on (null when no selected group needs one): the brokered "nats" rows. */
+  natsAuth: { url: string; keys: FabricKeys } | null;
   /** Measured window per row, ms (a warm-up precedes it). */
   durationMs: number;
   /** Concurrency levels every group measures. */
