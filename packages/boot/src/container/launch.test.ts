@@ -38,7 +38,7 @@ describe("launch orders (in-process bus)", () => {
     }
     const ok = LaunchReply.decode(await initBus.request("s.launch._.proc", order({ taskId: 7, token: "tok", hostPriv: 256 }), 1000));
     assert.equal(ok.errno, 0, ok.error);
-    assert.deepEqual(await waiting, { taskId: 7, token: "tok", hostPriv: 256 });
+    assert.deepEqual(await waiting, { taskId: 7, token: "tok", hostPriv: 256, nats: undefined });
     assert.equal(got.length, 1);
     // One order only: nobody listens any more.
     await assert.rejects(initBus.request("s.launch._.proc", order({}), 300), (e) => HurdError.from(e).code === Errno.MACH_SEND_INVALID_DEST);
