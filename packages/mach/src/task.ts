@@ -4,6 +4,8 @@ import {
   AttachReply,
   CallReply,
   Delivery,
+  type HurdLimits,
+  type HurdPolicy,
   MachDefinition,
   MsgType,
   NotifyId,
@@ -245,8 +247,13 @@ export class Task {
   async extractRight(task: number, name: number, disposition: MsgType): Promise<{ name: number; type: MsgType }> {
     return this.call("portExtractRight", { task, name, disposition });
   }
-  async taskCreate(name: string, o: { parent?: number; newNamespace?: boolean } = {}) {
-    return this.call("taskCreate", { name, parent: o.parent ?? 0, newNamespace: o.newNamespace ?? false });
+  /**
+   * task_create. `newNamespace` makes it the first task of a new hurd nested
+   * in the parent's, with `limits` and `policy`; `dieWithParent` ends it
+   * with its parent, whose lease then keeps it (it need not attach).
+   */
+  async taskCreate(name: string, o: { parent?: number; newNamespace?: boolean; limits?: HurdLimits; policy?: HurdPolicy; dieWithParent?: boolean } = {}) {
+    return this.call("taskCreate", { name, parent: o.parent ?? 0, newNamespace: o.newNamespace ?? false, limits: o.limits, policy: o.policy, dieWithParent: o.dieWithParent ?? false });
   }
   async taskTerminate(task: number): Promise<void> {
     await this.call("taskTerminate", { task });

@@ -18,7 +18,7 @@ import {
   requestNotification,
 } from "./mach-port.js";
 import { send } from "./mqueue.js";
-import { namespaceFromHost, registerNewTaskNotification } from "./namespace.js";
+import { namespaceFromHost, namespaceInfo, namespaceSetPolicy, registerNewTaskNotification } from "./namespace.js";
 import type { KTask } from "./objects.js";
 import type { KernelState } from "./state.js";
 import { credit, destroyNamespace, taskCreate, taskForId, taskFromPort, taskGetSpecialPort, taskInfo, taskSetEssential, taskSetName, taskSetSpecialPort, terminate } from "./task.js";
@@ -35,7 +35,7 @@ const EMPTY = {};
 
 export const handlers: Record<string, Handler> = {
   // task_create (2007)
-  taskCreate: (k, t, r) => taskCreate(k, t, r.parent, r.name, r.newNamespace),
+  taskCreate: (k, t, r) => taskCreate(k, t, r.parent, r.name, { newNamespace: r.newNamespace, limits: r.limits, policy: r.policy, dieWithParent: r.dieWithParent }),
   // task_terminate (2008)
   taskTerminate: (k, t, r) => (terminate(k, taskFromPort(t, r.task), `terminated by task ${t.id}`), EMPTY),
   // task_info (2012)
@@ -84,6 +84,10 @@ export const handlers: Record<string, Handler> = {
   namespaceTerminate: (k, t, r) => (destroyNamespace(k, namespaceFromHost(t, r.hostPriv), `namespace terminated by task ${t.id}`), EMPTY),
   // task_for_id (hurdmesh, 4908)
   taskForId: (k, t, r) => ({ task: taskForId(k, t, r.hostPriv, r.taskId) }),
+  // namespace_set_policy (hurdmesh, 4909)
+  namespaceSetPolicy: (k, t, r) => (namespaceSetPolicy(k, t, r.hostPriv, r.namespaceId, r.policy, r.limits), EMPTY),
+  // namespace_info (hurdmesh, 4910)
+  namespaceInfo: (k, t, r) => namespaceInfo(k, t, r.hostPriv, r.namespaceId),
   // detach (hurdmesh, 4903): the task ends as if terminated
   detach: (k, t) => (terminate(k, t, "detached"), EMPTY),
   // credit (hurdmesh, 4905)
@@ -105,7 +109,14 @@ export function dispatch(k: KernelState, t: KTask, msgid: number, request: Uint8
   } catch (e) {
     throw new HurdError(Errno.MIG_BAD_ARGUMENTS, `malformed ${info.def.name} request`, { cause: e });
   }
-  const rep = h(k, t, req);
+  let rep: unknown;
+  try {
+    rep = h(k, t, req);
+  } catch (e) {
+    // A hurd that kills on a limit ends the caller now that its call is undone (quota.ts).
+    if (k.offender !== null) k.killOffender();
+    throw e;
+  }
   return info.def.responseType.encode(info.def.responseType.fromPartial(rep as object)).finish();
 }
 

@@ -163,6 +163,8 @@ export class Edge {
           const rep = h ? h(k, t, call.request) : (() => { throw new HurdError(Errno.MIG_BAD_ID, info.path); })();
           cb(null, info.def.responseType.fromPartial(rep as object));
         } catch (e) {
+          // A hurd that kills on a limit ends the caller now that its call is undone (quota.ts).
+          if (k.offender !== null) k.killOffender();
           cb(toStatus(e));
         } finally {
           if (tracer !== null) tracer.causeText = "";

@@ -10,6 +10,7 @@
 //   mqueue.ts     ipc_mqueue: mach_msg's send, queues, delivery
 //   notify.ts     ipc_notify: the messages the kernel sends by itself
 //   task.ts       tasks, tokens, leases, special ports, a namespace's end
+//   quota.ts      what tasks and hurds hold, charged up the namespace chain; hurds' limits and policy
 //   namespace.ts  hurds: nesting, the host port, the proc that hears of tasks
 //   mach-port.ts  the mach_port_* calls
 //   calls.ts      every kernel call by its Mach name, for the trap and the edge
@@ -21,7 +22,7 @@ import { namespaceFromHost, newNamespace } from "./namespace.js";
 import { dropNestedTaskEvents } from "./notify.js";
 import type { KMsg, KTask, Namespace, Port } from "./objects.js";
 import { KernelState, type KernelEvents } from "./state.js";
-import { bootTask, destroyNamespace, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
+import { bootTask, destroyNamespace, killOffender, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
 import { TraceHub } from "./trace.js";
 
 export interface KernelOptions extends Partial<KernelEvents> {
@@ -64,6 +65,9 @@ export class Kernel extends KernelState {
   }
   failSend(m: KMsg, code: number): void {
     failSend(this, m, code);
+  }
+  killOffender(): void {
+    killOffender(this);
   }
 
   /** Creates a task with no parent task (boot servers, tests, the edge's first client). */

@@ -132,7 +132,7 @@ export class TrapServer {
     private readonly bus: Bus,
   ) {
     this.subject = kernel.subjects.trap;
-    kernel.bus = bus;
+    kernel.useBus(bus);
   }
 
   start(): void {
