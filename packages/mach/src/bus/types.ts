@@ -30,4 +30,15 @@ export interface Bus {
   flush(): Promise<void>;
   close(): Promise<void>;
   readonly closed: boolean;
+  /**
+   * The largest message the bus carries, in bytes (NATS: the server's
+   * advertised max_payload); undefined when it has no such bound (in process).
+   */
+  readonly maxPayload?: number;
+  /**
+   * When the connection to the other side was lost (Date.now()), 0 while it
+   * is up; undefined when the bus cannot tell. A task whose bus has been down
+   * longer than its lease has been ended by the kernel meanwhile.
+   */
+  readonly disconnectedSince?: number;
 }
