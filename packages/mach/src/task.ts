@@ -172,9 +172,14 @@ export class Task {
     const every = Math.max(50, Math.floor(this.leaseMs / 3));
     this.heartbeat = setInterval(() => {
       if (this.closed) return;
-      if (this.bus.closed) {
-        // The connection is gone for good: the kernel will end the task at its lease.
+      // The connection is gone for good, or has been down longer than the
+      // lease: the kernel ends (or has ended) the task, so the program
+      // behind it ends as if the kernel had said so (a `hurd spawn` kills
+      // its Linux program), instead of living on as a task nobody knows.
+      const lost = this.bus.disconnectedSince;
+      if (this.bus.closed || (lost !== undefined && lost !== 0 && Date.now() - lost > this.leaseMs)) {
         this.shutdown();
+        this.onTerminated();
         return;
       }
       try {

@@ -200,6 +200,8 @@ export class Edge {
       };
       const window = Number(call.metadata.get(WINDOW_HEADER)[0] ?? 256) || 256;
       attach(k, t, sink, window);
+      // Headers at once: the client learns the stream is up before any delivery (EdgeBus.disconnectedSince).
+      call.sendMetadata(new grpc.Metadata());
       // An open stream is a live connection: keep the lease fresh while it lasts.
       const beat = setInterval(() => touch(k, t), Math.max(50, k.config.leaseMs / 3));
       beat.unref();
