@@ -43,6 +43,7 @@ const launchers: ProcessLauncher[] = [];
 const sessionDir = values.session ? dirname(values.session) : null;
 const subhurds = await serveSubhurds(task, {
   root: boot.system,
+  hostPriv: me.hostPriv,
   attach: async (taskId, token) => Task.attach({ bus: await NatsBus.connect(values.nats!, "hurd-subhurd"), system: boot.system, taskId, token, window: 1024, timeoutMs: 30_000 }),
   launcher: () => {
     const l = new ProcessLauncher({ NATS_URL: values.nats!, HURD_SYSTEM: boot.system });

@@ -95,13 +95,26 @@ program
     exitCode = await (await import("./rpctrace.js")).rpctrace(argv, o);
   });
 const sub = program.command("subhurd").description("hurds nested in this one (each with its own proc, auth and init)");
-sub
-  .command("create")
-  .description("boot a subhurd NAME nested in the root hurd or in --parent")
-  .argument("<name>")
-  .option("--parent <name>", "nest it in this subhurd")
+/** A subhurd's limits and policy (the kernel's HurdLimits and HurdPolicy; defaults and errors in the README). */
+const limitFlags = (c: Command) =>
+  c
+    .option("--max-tasks <n>", "tasks alive in it and the hurds nested in it (default 4096)")
+    .option("--max-ports <n>", "port names its tasks hold (default 65536)")
+    .option("--max-queued-bytes <size>", "bytes of its messages waiting in queues, e.g. 32M (default 32M)")
+    .option("--max-children <n>", "hurds nested in it, at any depth (default 64)")
+    .option("--policy <list>", "deny-new-tasks, kill-on-limit, closed (comma-separated), or none");
+limitFlags(
+  sub
+    .command("create")
+    .description("boot a subhurd NAME nested in the root hurd or in --parent")
+    .argument("<name>")
+    .option("--parent <name>", "nest it in this subhurd"),
+)
   .option(...hurdOpt)
   .action(async (n: string, o) => (await import("./subhurds.js")).subhurdCreate(n, o));
+limitFlags(sub.command("set").description("change a subhurd's limits or policy").argument("<name>"))
+  .option(...hurdOpt)
+  .action(async (n: string, o) => (await import("./subhurds.js")).subhurdSet(n, o));
 sub.command("ls").description("list the subhurds").option("--json").option(...hurdOpt).action(async (o) => (await import("./subhurds.js")).subhurdLs(o));
 sub
   .command("rm")

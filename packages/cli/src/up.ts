@@ -65,6 +65,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   await init.boot();
   const subhurds = await serveSubhurds(initTask, {
     root: o.hurd,
+    hostPriv: boot.hostPriv,
     attach,
     launcher: () => new InProcessLauncher(attach),
     say,
