@@ -8,6 +8,7 @@ import { MsgType, type Message } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { ErrnoName } from "@hurdmesh/mach";
 import {
   MACH_PORT_DEAD,
+  MOVED,
   newEntry,
   R_DEAD,
   R_NAME,
@@ -119,7 +120,7 @@ export function copyin(k: KernelState, t: KTask, name: number, disp: number, bad
           e.bits &= ~TYPE_SEND;
           if (!(e.bits & TYPE_RECEIVE)) takeEntry(k, sp, e);
         } else p!.srights++;
-        return { type: R_SEND, port: p, value: 0 };
+        return { type: R_SEND, port: p, value: MOVED };
       }
       if (e.bits & TYPE_DEAD_NAME) {
         snapshot(k, sp, e);
@@ -146,7 +147,7 @@ export function copyin(k: KernelState, t: KTask, name: number, disp: number, bad
       if (e.bits & TYPE_SEND_ONCE) {
         snapshot(k, sp, e);
         takeEntry(k, sp, e);
-        return { type: R_SEND_ONCE, port: p, value: 0 };
+        return { type: R_SEND_ONCE, port: p, value: MOVED };
       }
       if (e.bits & TYPE_DEAD_NAME) {
         snapshot(k, sp, e);
@@ -163,7 +164,7 @@ export function copyin(k: KernelState, t: KTask, name: number, disp: number, bad
         p!.mscount = 0;
         p!.ready = false;
         leaveSet(p!);
-        return { type: R_RECEIVE, port: p, value: 0 };
+        return { type: R_RECEIVE, port: p, value: MOVED };
       }
       throw err(bad, `name ${name} holds no receive right`);
     default:

@@ -9,8 +9,8 @@ import { Errno, HurdError } from "@hurdmesh/mach";
 import { encode, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { Delivery, MsgType, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { commit, copyinMessage, copyoutLogged, copyoutRight, rollback, undoCopyouts } from "./message.js";
-import { MACH_PORT_DEAD, R_DEAD, R_NAME, R_SEND, R_SEND_ONCE, type Blocked, type KMsg, type KTask, type Port } from "./objects.js";
-import { destroyMsg, releaseSend } from "./port.js";
+import { MACH_PORT_DEAD, MOVED, R_DEAD, R_NAME, R_SEND, R_SEND_ONCE, type Blocked, type KMsg, type KTask, type Port } from "./objects.js";
+import { destroyMsg, releaseRight, releaseSend } from "./port.js";
 import { chargeQueued, unchargeQueued } from "./quota.js";
 import { err, type KernelState } from "./state.js";
 
@@ -65,9 +65,10 @@ export function send(k: KernelState, t: KTask, m: Message): void {
 }
 
 /**
- * A message that had left its sender cannot be delivered: the rights go back
- * to the sender where it still lives (Mach's pseudo-receive), and the sender
- * hears of it on its delivery subject.
+ * A message that had left its sender cannot be delivered: the rights the
+ * sender moved go back to it where it still lives (Mach's pseudo-receive),
+ * those the message copied or made are released, its queued bytes are given
+ * back, and the sender hears of it on its delivery subject.
  */
 export function failSend(k: KernelState, m: KMsg, code: number): void {
   k.stats.sendFailures++;
@@ -86,7 +87,7 @@ export function failSend(k: KernelState, m: KMsg, code: number): void {
   } else m.dest.sorights--;
   let replyName = 0;
   if (m.reply) replyName = copyoutRight(k, t, m.replyType, m.reply);
-  if (m.rights) for (const r of m.rights) if (r.type !== R_NAME) copyoutRight(k, t, r.type, r.port);
+  if (m.rights) for (const r of m.rights) if (r.type !== R_NAME) r.value === MOVED ? copyoutRight(k, t, r.type, r.port) : releaseRight(k, r);
   reportSendFailed(k, t, m.seq, code, replyName);
 }
 

@@ -269,9 +269,17 @@ export const R_NAME = 15;
 export interface KRight {
   type: number;
   port: Port | null;
-  /** For R_NAME: the integer itself. */
+  /**
+   * For R_NAME: the integer itself. For a right: MOVED when it was the
+   * sender's own (MOVE_*: a send that fails gives it back, as Mach's
+   * pseudo-receive), 0 when the message made or copied it (a send that
+   * fails releases it: giving it back would leave the sender a uref it
+   * never learns the name of).
+   */
   value: number;
 }
+
+export const MOVED = 1;
 
 /** A message inside the kernel: its rights are the kernel's until delivered. */
 export interface KMsg {

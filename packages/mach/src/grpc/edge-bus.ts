@@ -4,7 +4,7 @@
 // task's Receive stream. Only the task's own subjects are meaningful here.
 import * as grpc from "@grpc/grpc-js";
 import { context, propagation } from "@opentelemetry/api";
-import { CallReply, MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { CallReply, Delivery, MachDefinition, Trap } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { Bus, BusHandler, BusSubscription } from "../bus/types.js";
 import { Errno, HurdError } from "../errors.js";
 import { grpcServiceOf } from "./service.js";
@@ -31,6 +31,8 @@ export class EdgeBus implements Bus {
   private readonly c: EdgeClient;
   private stream: grpc.ClientReadableStream<Buffer> | null = null;
   private retry: NodeJS.Timeout | null = null;
+  /** The task's delivery handler (one subscription per EdgeBus). */
+  private deliver: BusHandler | null = null;
 
   /** `address` is host:port of the kernel's gRPC edge; the task proves itself on the stream. */
   constructor(
@@ -68,7 +70,16 @@ export class EdgeBus implements Bus {
 
   publish(_subject: string, data: Uint8Array, _reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "edge connection closed");
-    this.sendTrap(data, traceparent, {}, () => {});
+    this.sendTrap(data, traceparent, {}, (e, r) => {
+      if (e || !r || this.deliver === null) return;
+      // The edge answers every trap; a send the kernel refused (too large,
+      // no room, a bad right) is told to the sender as on the bus, where a
+      // one-way trap's refusal comes as a SendFailed on its delivery subject.
+      const ans = CallReply.decode(r);
+      if (ans.code === 0) return;
+      const seq = Trap.decode(data).send?.seq;
+      if (seq !== undefined) this.deliver("", Delivery.encode({ failed: { seq, code: ans.code, reply: 0 } }).finish(), undefined);
+    });
   }
 
   /**
@@ -79,6 +90,7 @@ export class EdgeBus implements Bus {
    * disconnectedSince tells the runtime how long it has been without one.
    */
   subscribe(_subject: string, handler: BusHandler): BusSubscription {
+    this.deliver = handler;
     let cancelled = false;
     const open = () => {
       this.retry = null;
