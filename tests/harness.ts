@@ -20,6 +20,8 @@ export interface Hurd {
   task(name: string, o?: { hostPriv?: boolean; window?: number; timeoutMs?: number }): Promise<Task & { hostPriv: number }>;
   /** Attaches to an existing task id with a token (e.g. from taskCreate). */
   attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number }): Promise<Task>;
+  /** A new connection to the kernel's bus (closed with the hurd). */
+  connect(): Promise<Bus>;
   close(): Promise<void>;
 }
 
@@ -61,6 +63,7 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     kind,
     kernel,
     attach,
+    connect,
     async task(name, o = {}) {
       const b = kernel.bootTask({ name, hostPriv: o.hostPriv });
       const t = (await attach(b.task.id, b.token, o)) as Task & { hostPriv: number };
