@@ -2,7 +2,7 @@
 //   node daemon.js auth|proc|runsystem   (the package export @hurdmesh/boot/daemon)
 // with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { Task } from "@hurdmesh/mach";
+import { Errno, HurdError, Task } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -29,10 +29,20 @@ try {
   console.error(`daemon ${name}: ${(e as Error).message}`);
   process.exit(2);
 }
-// The hurd ends this task (shutdown or crash): then this process has nothing left to do.
+// The hurd ends this task (shutdown or crash), or its kernel is gone (no
+// one takes the trap subject, or a new kernel knows no such task): then
+// this process has nothing left to do, and must not linger as a process
+// of a hurd that is no more.
 const poll = setInterval(() => {
   if (task.detached || bus.closed) process.exit(0);
 }, 500);
+const ask = setInterval(() => {
+  task.taskInfo(0).catch((e) => {
+    const code = HurdError.from(e).code;
+    if (code === Errno.KERN_INVALID_TASK || code === Errno.MACH_SEND_INVALID_DEST) process.exit(0);
+  });
+}, 2000);
+ask.unref();
 process.on("SIGTERM", () => {
   clearInterval(poll);
   void bus.close().then(() => process.exit(0));

@@ -6,7 +6,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { MsgType, Task } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, Task } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -76,6 +76,18 @@ const stop = async () => {
 process.on("SIGINT", () => void stop());
 process.on("SIGTERM", () => void stop());
 void init.halted.then((code) => {
+  stopping = true;
   killAll();
   setTimeout(() => process.exit(code), 200);
 });
+// A kernel that is gone (killed; or a new one that knows no old task) ends
+// this hurd: its servers go with it rather than linger.
+setInterval(() => {
+  task.taskInfo(0).catch((e) => {
+    const code = HurdError.from(e).code;
+    if (!stopping && (code === Errno.KERN_INVALID_TASK || code === Errno.MACH_SEND_INVALID_DEST)) {
+      killAll();
+      process.exit(1);
+    }
+  });
+}, 2000).unref();
