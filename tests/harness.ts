@@ -19,7 +19,7 @@ export interface Hurd {
   /** Creates a boot task and attaches to it over its own bus connection. */
   task(name: string, o?: { hostPriv?: boolean; window?: number; timeoutMs?: number }): Promise<Task & { hostPriv: number }>;
   /** Attaches to an existing task id with a token (e.g. from taskCreate). */
-  attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number }): Promise<Task>;
+  attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number; hold?: boolean }): Promise<Task>;
   /** A new connection to the kernel's bus (closed with the hurd). */
   connect(): Promise<Bus>;
   close(): Promise<void>;
@@ -54,8 +54,8 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
   trap.start();
   await kbus.flush();
   const tasks: Task[] = [];
-  const attach = async (taskId: number, token: string, o: { window?: number; timeoutMs?: number } = {}) => {
-    const t = await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs ?? 5000 });
+  const attach = async (taskId: number, token: string, o: { window?: number; timeoutMs?: number; hold?: boolean } = {}) => {
+    const t = await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs ?? 5000, hold: o.hold });
     tasks.push(t);
     return t;
   };

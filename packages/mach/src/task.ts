@@ -53,6 +53,12 @@ export interface AttachOptions {
   window?: number;
   /** Default deadline of kernel calls and RPCs, ms. */
   timeoutMs?: number;
+  /**
+   * Holds deliveries (at most a window's worth: no credit goes back) until
+   * resume(): a server re-attaching to its task after a restart has
+   * requests queued on its ports, and must set its handlers up first.
+   */
+  hold?: boolean;
 }
 
 /** An RPC waiting for its reply, keyed in `replies` by its reply port. */
@@ -120,6 +126,8 @@ export class Task {
   private sentSinceBeat = false;
   private oneWaySeq = ONE_WAY_SEQ;
   private closed = false;
+  /** Deliveries held until resume() (AttachOptions.hold). */
+  private held: Uint8Array[] | null = null;
   /** Messages on ports nobody handles (default: rights released, RPCs answered MIG_BAD_ID). */
   onUnhandled: (m: Received) => void = (m) => this.refuse(m);
   /** The kernel ended this task; the Task is detached by then. */
@@ -164,8 +172,16 @@ export class Task {
     }
     task.sub = sub;
     task.startHeartbeat();
+    if (o.hold) task.held = [];
     for (const d of early) task.onDelivery(d);
     return task;
+  }
+
+  /** Delivers what arrived while held (AttachOptions.hold), then everything as it comes. */
+  resume(): void {
+    const held = this.held;
+    this.held = null;
+    if (held !== null) for (const d of held) this.onDelivery(d);
   }
 
   private startHeartbeat(): void {
@@ -375,6 +391,12 @@ export class Task {
     const m = d.message;
     if (!m) return;
     const p = this.replies.get(m.local);
+    // Held (AttachOptions.hold): replies to this task's own RPCs still come,
+    // so that the server can set itself up by calling others.
+    if (this.held !== null && !p) {
+      this.held.push(data);
+      return;
+    }
     if (p) {
       this.replies.delete(m.local);
       this.deadlines.cancel(p, p.due);

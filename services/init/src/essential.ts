@@ -67,6 +67,10 @@ export class Essentials {
     } else {
       this.byTask.set(t.name, name);
       await this.task.requestNotification(t.name, NotifyId.NOTIFY_DEAD_NAME, this.notifyPort, 1);
+      // task_set_essential: the kernel keeps an essential task through a
+      // restart of its process (its restart grace) before it dies and this
+      // hurd crashes.
+      await this.task.call("taskSetEssential", { task: t.name, essential: true });
     }
     this.arrived.add(name);
     this.log(`essential task ${name} registered`);

@@ -60,6 +60,17 @@ export interface KernelConfig {
    */
   attachGraceMs: number;
   /**
+   * How long an essential task (task_set_essential: proc, auth, a hurd's
+   * init) outlives its lease, waiting for a new process to attach to it
+   * with its token, before it is terminated and its hurd crashes
+   * (reincarnation.ts). Kernel-wide, for every hurd; 0 turns restarts off.
+   * Counted from the lapse, so a dead server is declared gone after
+   * leaseMs + restartGraceMs. 5 s: a container runtime or Kubernetes
+   * restarts a process within that, and a hurd that lost its proc is not
+   * kept hanging for long.
+   */
+  restartGraceMs: number;
+  /**
    * The root hurd's limits, which are the kernel's totals: every hurd is
    * nested in the root one, so everything is charged to it too. The
    * defaults keep the kernel within about 512 MiB, the Kubernetes
@@ -129,6 +140,7 @@ export const defaultKernelConfig: KernelConfig = {
   maxWindow: 4096,
   leaseMs: 5000,
   attachGraceMs: 30_000,
+  restartGraceMs: 5000,
   maxTasks: 65_536,
   maxPorts: 1 << 19,
   maxQueuedBytes: 128 * 1024 * 1024,
@@ -150,6 +162,7 @@ export function kernelConfig(over: Partial<KernelConfig> = {}): KernelConfig {
   if (!(Number.isInteger(c.maxTaskEventsPerMessage) && c.maxTaskEventsPerMessage >= 1)) throw new Error("maxTaskEventsPerMessage must be a positive integer");
   if (!(Number.isInteger(c.maxTraceWatches) && c.maxTraceWatches >= 0)) throw new Error("maxTraceWatches must be a non-negative integer");
   if (!(Number.isInteger(c.maxGatewayCalls) && c.maxGatewayCalls >= 0)) throw new Error("maxGatewayCalls must be a non-negative integer");
+  if (!(Number.isFinite(c.restartGraceMs) && c.restartGraceMs >= 0)) throw new Error("restartGraceMs must be a non-negative number");
   if (!(c.gatewayTimeoutMs > 0)) throw new Error("gatewayTimeoutMs must be positive");
   if (!/^[A-Za-z0-9_-]+$/.test(c.system)) throw new Error(`system name ${JSON.stringify(c.system)} must be one NATS token`);
   return c;

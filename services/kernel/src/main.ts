@@ -30,12 +30,13 @@ const { values } = parseArgs({
     "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
     "boot-secret-file": { type: "string", default: process.env.HURD_BOOT_SECRET_FILE },
     "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
+    "restart-grace-ms": { type: "string", default: process.env.HURD_RESTART_GRACE_MS },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
-  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N]\n(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus)");
+  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N]\n(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus)");
   process.exit(0);
 }
 
@@ -46,7 +47,7 @@ if (telemetry) {
   setGlobalTelemetry(telemetry);
   installTracingHooks(telemetry);
 }
-const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) }, { telemetry });
+const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}), ...(values["restart-grace-ms"] ? { restartGraceMs: Number(values["restart-grace-ms"]) } : {}) }, { telemetry });
 const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
 const traps = new TrapServer(kernel, bus);
 traps.start();

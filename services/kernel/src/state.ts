@@ -59,6 +59,8 @@ export abstract class KernelState {
   readonly leased = new Map<KTask, true>();
   /** Tasks that have not attached yet, in order of creation (attachGraceMs; die-with-parent tasks are not here). */
   readonly unattached = new Map<KTask, true>();
+  /** Essential tasks whose process went away, waiting for a new one, with when (reincarnation.ts). */
+  readonly lapsed = new Map<KTask, number>();
   /**
    * Task tokens come from a pool of random bytes filled 256 tokens at a
    * time: one getrandom call per task was a visible cost of task_create.

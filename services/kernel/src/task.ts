@@ -12,6 +12,7 @@ import { bodies, HURD_NOTIFY_TASK_TERMINATED, kernelMessage, MACH_NOTIFY_NEW_TAS
 import { KTask, MACH_PORT_DEAD, Port, R_DEAD, R_SEND, TYPE_RECEIVE, TYPE_SEND, type KRight, type Namespace, type Sink } from "./objects.js";
 import { destroyPort, makeSend, releaseSend } from "./port.js";
 import { checkNewTask, chargeTask, linkNamespace, policyBits, resolveLimits, setLimits, unchargeTask, unlinkNamespace } from "./quota.js";
+import { claim, forget, lapse, overGrace } from "./reincarnation.js";
 import { destroyEntry, need } from "./space.js";
 import { err, type KernelState } from "./state.js";
 
@@ -180,6 +181,7 @@ function terminateOne(k: KernelState, t: KTask, reason: string): void {
   k.tasks.delete(t.id);
   k.leased.delete(t);
   k.unattached.delete(t);
+  forget(k, t);
   if (t.boundTo !== null) {
     t.boundTo.bound?.delete(t);
     t.boundTo = null;
@@ -359,6 +361,7 @@ export function taskSetEssential(caller: KTask, taskName: number, essential: unk
 
 /** attach (hurdmesh, 4902): opens delivery to a task, over the bus (sink null) or to a stream. */
 export function attach(k: KernelState, t: KTask, sink: Sink | null, window: number): void {
+  claim(k, t, sink !== null);
   k.unattached.delete(t);
   t.attached = true;
   t.sink = sink;
@@ -396,7 +399,12 @@ export function sweepLeases(k: KernelState): void {
   const now = Date.now();
   for (const t of k.leased.keys()) {
     if (now - t.lastSeen <= k.config.leaseMs) break;
+    if (lapse(k, t)) continue;
     k.log(`task ${t.id} (${t.name}) lease expired after ${now - t.lastSeen} ms`);
+    terminate(k, t, "lease expired");
+  }
+  for (const t of overGrace(k, now)) {
+    k.log(`task ${t.id} (${t.name}) not re-attached within the restart grace (${k.config.restartGraceMs} ms)`);
     terminate(k, t, "lease expired");
   }
   for (const t of k.unattached.keys()) {
