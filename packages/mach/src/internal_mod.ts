@@ -3,7 +3,7 @@
 // internal_mod.ts): the wire's subjects and codecs, the MIG facts of the
 // generated definitions, the hooks telemetry plugs into. Imported as
 // @hurdmesh/mach/internal; users of the runtime import @hurdmesh/mach.
-export { subjectsOf, parseSubject, permissionsOf, ROOT, INBOX_PREFIX, ROOT_HURD, type SystemSubjects, type ParsedSubject, type Role, type Permissions } from "./subjects.js";
+export { subjectsOf, storeSubjectsOf, parseSubject, permissionsOf, ROOT, INBOX_PREFIX, ROOT_HURD, type SystemSubjects, type StoreSubjects, type ParsedSubject, type Role, type Permissions } from "./subjects.js";
 export { matches } from "./bus/local.js";
 export { methods, msgidOf, isSimple, type MethodDef, type MethodInfo, type ServiceDef } from "./msgid.js";
 export { encode } from "./wire.js";

@@ -97,3 +97,4 @@ export class NatsBus implements Bus {
     await this.nc.close();
   }
 }
+export { JetStreamKv, type JetStreamKvOptions } from "./jetstream.js";

@@ -42,3 +42,18 @@ export interface Bus {
    */
   readonly disconnectedSince?: number;
 }
+
+/**
+ * A key-value bucket a server writes its state through to (JetStream on
+ * NATS: @hurdmesh/mach/nats's JetStreamKv). A put or delete resolves once
+ * the store has acknowledged it, so a server that awaits it before
+ * answering never answers with a state a restart can take back.
+ */
+export interface KeyValue {
+  put(key: string, value: Uint8Array): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Every key's last value. */
+  entries(): Promise<Map<string, Uint8Array>>;
+  /** Forgets every key (a fresh boot's server starts from nothing). */
+  purge(): Promise<void>;
+}
