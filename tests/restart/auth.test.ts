@@ -20,7 +20,8 @@ const ROUNDS = Number(process.env.HURD_RESTART_ROUNDS ?? 5);
 const CLEAR = new Set(["MIG_SERVER_DIED", "KERN_INVALID_TASK"]);
 
 for (const kind of busKinds) {
-  // Not finished: this load hangs (found at the deadline, not yet diagnosed);
+  // Not finished: a round fails (not yet diagnosed: found at the deadline;
+  // before the load was stopped in a finally, the failure kept the file running);
   // it runs only when asked for (HURD_RESTART_AUTH=1) until it passes.
   describe(`auth restart in place (${kind} bus)`, { skip: !process.env.HURD_RESTART_AUTH && "unfinished: HURD_RESTART_AUTH=1 runs it" }, () => {
     let h: Hurd;
@@ -82,20 +83,27 @@ for (const kind of busKinds) {
         }
       };
       const load = Promise.all([worker(), worker(), worker(), worker()]);
-      for (let round = 0; round < ROUNDS; round++) {
-        await until(() => held.size >= (round + 1) * 20, 20_000, "some handles made");
-        // The process goes as SIGKILL leaves it: no detach, its lease lapses.
-        authTask.abandon();
-        const t0 = Date.now();
-        await until(() => h.kernel.lapsed.size === 1, LEASE * 10, "the lapse");
-        authTask = await h.attach(ids.taskId, ids.token, { hold: true });
-        auth = await Auth.start(authTask, {}, store);
-        assert.equal(auth.restarted, true);
-        assert.equal(authTask.id, ids.taskId);
-        assert.ok(Date.now() - t0 < GRACE);
+      const rounds = async () => {
+        for (let round = 0; round < ROUNDS; round++) {
+          await until(() => held.size >= (round + 1) * 20, 20_000, "some handles made");
+          // The process goes as SIGKILL leaves it: no detach, its lease lapses.
+          authTask.abandon();
+          const t0 = Date.now();
+          await until(() => h.kernel.lapsed.size === 1, LEASE * 10, "the lapse");
+          authTask = await h.attach(ids.taskId, ids.token, { hold: true });
+          auth = await Auth.start(authTask, {}, store);
+          assert.equal(auth.restarted, true);
+          assert.equal(authTask.id, ids.taskId);
+          assert.ok(Date.now() - t0 < GRACE);
+        }
+      };
+      // A failed round must not leave the load running (the file would never end).
+      try {
+        await rounds();
+      } finally {
+        stop = true;
+        await load;
       }
-      stop = true;
-      await load;
       for (const [n] of failures) assert.ok(CLEAR.has(n), `a call failed with ${n}: ${JSON.stringify([...failures])}`);
       // Every handle a caller holds answers with its ids.
       for (const [name, euid] of held) assert.deepEqual((await authc(boot, name).getIds({})).euids, [euid]);
