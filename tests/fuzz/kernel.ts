@@ -213,6 +213,8 @@ const UNREACHED = new Set([Errno.MIG_BAD_ID, Errno.MIG_BAD_ARGUMENTS, Errno.KERN
 /** Sends a batch of trap cases from fresh tasks, then ends them; answers how the batch went. */
 export async function runTraps(w: KernelWorld, batch: TrapCase[], stats: FuzzStats): Promise<void> {
   const k = w.kernel;
+  // The baseline of this batch: a leak of an earlier one (while shrinking) is not this one's.
+  w.baseline = auditKernel(k).census;
   const ns = k.newNamespace(k.root, "fuzz");
   k.root.children.add(ns);
   const a = k.bootTask({ name: "fuzz-a", ns, hostPriv: true });

@@ -7,4 +7,6 @@ import { kernelTarget } from "./kernel.js";
 
 export const TARGETS: Record<string, () => Promise<FuzzTarget<any, any>>> = {
   kernel: async () => kernelTarget,
+  proc: async () => (await import("./proc.js")).procTarget,
+  auth: async () => (await import("./auth.js")).authTarget,
 };
