@@ -2,9 +2,11 @@
 // Each was fixed in the server code in its own commit; these keep it fixed.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { MsgType, Rights } from "@hurdmesh/mach";
-import { busKinds } from "../harness.js";
+import { MsgType, PortRight, Rights, client } from "@hurdmesh/mach";
+import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
+import { busKinds, until } from "../harness.js";
 import { World } from "../auth/world.js";
+import { bootHurd, type BootedHurd } from "../init/kit.js";
 
 for (const kind of busKinds) {
   describe(`fuzz regressions: auth (${kind} bus)`, () => {
@@ -26,6 +28,45 @@ for (const kind of busKinds) {
       await w.boot.task.taskTerminate(p.port);
       await w.boot.task.deallocate(p.port);
       await w.authSpaceIs(before, "no send right or dead name of the caller's task port stays in auth's space");
+    });
+  });
+}
+
+for (const kind of busKinds) {
+  describe(`fuzz regressions: startup (${kind} bus)`, () => {
+    let b: BootedHurd;
+    before(async () => {
+      b = await bootHurd(kind);
+    });
+    after(async () => b.close());
+    const initNames = () => b.h.kernel.tasks.get(b.initTask.id)!.space.entries.size;
+
+    // Shrunk (by hand from a non-deterministic batch): [requestNotification {notify: MAKE_SEND of a receive right of the caller's}], then the caller dies.
+    it("startup_request_notification from a party that then dies leaves no dead name in init's space and frees its slot", async () => {
+      const it0 = b.initTask;
+      const settled = () =>
+        until(async () => {
+          const n = initNames();
+          await new Promise((r) => setTimeout(r, 50));
+          return n === initNames();
+        });
+      let before = 0;
+      // The first registration makes the port init hears of deaths on: the baseline is taken after it.
+      for (let i = 0; i < 4; i++) {
+        if (i === 1) {
+          await settled();
+          before = initNames();
+        }
+        const c = await it0.taskCreate(`notifiee-${i}`);
+        const t = await b.h.attach(c.taskId, c.token);
+        await it0.insertRight(c.task, 0x100, await b.init.startupPort, MsgType.MSG_TYPE_MAKE_SEND);
+        const port = await t.allocate(PortRight.PORT_RIGHT_RECEIVE);
+        const r = new Rights();
+        await client(t, StartupDefinition, 0x100).requestNotification({ notify: r.makeSend(port), name: "short-lived" }, { rights: r });
+        await it0.taskTerminate(c.task);
+        await it0.deallocate(c.task);
+      }
+      await until(() => initNames() === before, 3000, `init's names back to ${before} (now ${initNames()})`);
     });
   });
 }
