@@ -122,6 +122,8 @@ export interface RunOptions {
   path?: string;
   /** Stops early after this long (the short runs of the test suite). */
   timeLimitMs?: number;
+  /** How long shrinking may go on (default 2 minutes). */
+  shrinkMs?: number;
   /** Called with progress lines (the script prints them). */
   progress?: (line: string) => void;
 }
@@ -152,6 +154,7 @@ export interface FuzzReport {
   failure: Failure | null;
 }
 
+const TRACE = process.env.HURD_FUZZ_TRACE === "1";
 const gc = (globalThis as { gc?: () => void }).gc;
 function rssMb(): number {
   gc?.();
@@ -174,14 +177,27 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
   const entries = target.entries(w);
   const batch = fc.array(target.message(w), { minLength: 1, maxLength: target.batchSize, size: "max" });
   let failure: Failure | null = null;
+  // Shrinking re-sends batches to live servers: after this long the
+  // smallest failing case so far is the one reported.
+  let shrinkUntil = 0;
   const property = fc.asyncProperty(batch, async (cases) => {
+    if (stats.shrinking && Date.now() > shrinkUntil) return;
     stats.pendingCrashes.length = 0;
     const t0 = Date.now();
-    await target.run(w, cases, stats);
-    const t1 = Date.now();
-    await target.check(w, stats);
-    if (process.env.HURD_FUZZ_TRACE === "1") console.error(`BATCH ${cases.length} cases: run ${t1 - t0} ms, check ${Date.now() - t1} ms`);
-    if (stats.pendingCrashes.length) throw new Crash(stats.pendingCrashes.join("\n---\n"));
+    try {
+      await target.run(w, cases, stats);
+      const t1 = Date.now();
+      await target.check(w, stats);
+      if (TRACE) console.error(`BATCH ${cases.length} cases (${stats.messages} sent, shrinking ${stats.shrinking}): run ${t1 - t0} ms, check ${Date.now() - t1} ms`);
+      if (stats.pendingCrashes.length) throw new Crash(stats.pendingCrashes.join("\n---\n"));
+    } catch (e) {
+      if (TRACE) console.error(`FAILED ${cases.length} cases: ${(e as Error).stack ?? e}`);
+      if (!stats.shrinking) {
+        stats.shrinking = true;
+        shrinkUntil = Date.now() + (o.shrinkMs ?? 120_000);
+      }
+      throw e;
+    }
     if (!rssWarm && stats.messages >= warmAt) rssWarm = rssMb();
   });
   const deadline = o.timeLimitMs ? t0 + o.timeLimitMs : Infinity;
@@ -200,11 +216,8 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
         endOnFailure: false,
         interruptAfterTimeLimit: o.timeLimitMs ? Math.max(1, deadline - Date.now()) : undefined,
         markInterruptAsFailure: false,
-        // Shrinking re-sends batches to live servers: bounded, so a failure is reported in minutes.
-        maxSkipsPerRun: 0,
       });
       if (res.failed) {
-        stats.shrinking = true;
         const error = res.errorInstance instanceof Error ? `${res.errorInstance.name}: ${res.errorInstance.message}` : String(res.errorInstance);
         if (res.errorInstance instanceof Crash) stats.crashes++;
         else stats.violations++;

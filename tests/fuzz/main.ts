@@ -8,6 +8,7 @@
 //   --path P          with --seed: replay one shrunk failure
 //   --bus local|nats  (default local)
 //   --ms T            stop each target after T ms
+//   --shrink-ms T     shrink a failure for at most T ms (default 120000)
 //   --json            one JSON line per target after its report
 import { parseArgs } from "node:util";
 import { fuzz, formatReport, type FuzzReport } from "./core.js";
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     path: { type: "string" },
     bus: { type: "string", default: "local" },
     ms: { type: "string" },
+    "shrink-ms": { type: "string" },
     json: { type: "boolean", default: false },
   },
 });
@@ -40,6 +42,7 @@ for (const n of names) {
     seed,
     path: values.path,
     timeLimitMs: values.ms ? Number(values.ms) : undefined,
+    shrinkMs: values["shrink-ms"] ? Number(values["shrink-ms"]) : undefined,
     progress: (l) => console.log(`# ${l}`),
   });
   reports.push(r);

@@ -9,4 +9,5 @@ export const TARGETS: Record<string, () => Promise<FuzzTarget<any, any>>> = {
   kernel: async () => kernelTarget,
   proc: async () => (await import("./proc.js")).procTarget,
   auth: async () => (await import("./auth.js")).authTarget,
+  startup: async () => (await import("./startup.js")).startupTarget,
 };
