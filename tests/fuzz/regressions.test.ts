@@ -68,5 +68,29 @@ for (const kind of busKinds) {
       }
       await until(() => initNames() === before, 3000, `init's names back to ${before} (now ${initNames()})`);
     });
+
+    // Shrunk (by hand): [reboot {refport: a send right that is not the host port} with a MOVE_RECEIVE and a COPY_SEND beside it], then the caller dies.
+    it("startup_reboot refused (EPERM) keeps none of the rights its request brought", async () => {
+      const it0 = b.initTask;
+      await until(async () => {
+        const n = initNames();
+        await new Promise((r) => setTimeout(r, 50));
+        return n === initNames();
+      });
+      const before = initNames();
+      const c = await it0.taskCreate("rebooter");
+      const t = await b.h.attach(c.taskId, c.token);
+      await it0.insertRight(c.task, 0x100, await b.init.startupPort, MsgType.MSG_TYPE_MAKE_SEND);
+      const a = await t.allocate(PortRight.PORT_RIGHT_RECEIVE);
+      const z = await t.allocate(PortRight.PORT_RIGHT_RECEIVE);
+      const r = new Rights();
+      const refport = r.makeSend(a);
+      r.add(z, MsgType.MSG_TYPE_MOVE_RECEIVE);
+      r.add(t.self, MsgType.MSG_TYPE_COPY_SEND);
+      await assert.rejects(client(t, StartupDefinition, 0x100).reboot({ refport, code: 0 }, { rights: r }), /EPERM|host port/);
+      await it0.taskTerminate(c.task);
+      await it0.deallocate(c.task);
+      await until(() => initNames() === before, 3000, `init's names back to ${before} (now ${initNames()})`);
+    });
   });
 }

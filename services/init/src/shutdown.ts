@@ -31,6 +31,7 @@ export class Shutdown {
   async requestNotification(req: RequestNotificationRequest, ctx: Context<unknown>): Promise<object> {
     const r = ctx.right(req.notify, MsgType.MSG_TYPE_MOVE_SEND);
     ctx.keepRights = true;
+    if (ctx.msg.ports.length > 1) this.task.dropRights({ ...ctx.msg, ports: ctx.msg.ports.filter((_p, i) => i !== req.notify) });
     if (this.notifiees.length >= this.config.maxNotifiees) {
       this.task.deallocate(r.name).catch(() => {});
       throw new HurdError(Errno.EAGAIN, `${this.config.maxNotifiees} parties registered`);
@@ -80,7 +81,9 @@ export class Shutdown {
   reboot(req: RebootRequest, ctx: Context<unknown>): object {
     const ref = ctx.msg.ports[req.refport];
     const ok = !!ref && ref.name === this.hostPriv;
-    if (ref) this.task.deallocate(ref.name).catch(() => {});
+    // Compared by name (same port, same name), then everything the request
+    // brought is released, whatever it was: a right kept here is init's for good.
+    this.task.dropRights(ctx.msg);
     ctx.keepRights = true;
     if (!ok) throw new HurdError(Errno.EPERM, "startup_reboot needs the host port");
     // Answer first: the caller is one of the tasks about to end.
