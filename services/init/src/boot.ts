@@ -118,6 +118,7 @@ export class Init {
     steps.phase("start core servers (proc, auth)");
     const startupPort = await this.startupPort;
     await this.essentials.start();
+    await this.shutdown.start();
     serve(task, StartupDefinition, {
       // startup_procinit (29003): proc's reply waits until auth has called too.
       procinit: (req, ctx) => {

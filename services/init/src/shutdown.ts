@@ -51,7 +51,12 @@ export class Shutdown {
     return {};
   }
 
-  /** The port dead-name notifications of registered parties arrive on (made on first use). */
+  /** Makes the port parties' deaths are heard on, before anyone can register. */
+  async start(): Promise<void> {
+    await this.deaths();
+  }
+
+  /** The port dead-name notifications of registered parties arrive on. */
   private deaths(): Promise<number> {
     return (this.deathPort ??= this.task.allocate(PortRight.PORT_RIGHT_RECEIVE).then((port) => {
       this.task.receive(port, (m) => {
