@@ -180,8 +180,12 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
   // Shrinking re-sends batches to live servers: after this long the
   // smallest failing case so far is the one reported.
   let shrinkUntil = 0;
+  let replayed = false;
   const property = fc.asyncProperty(batch, async (cases) => {
     if (stats.shrinking && Date.now() > shrinkUntil) return;
+    // A replay runs the one case its path leads to (and shrinks it further if it fails).
+    if (o.path && replayed && !stats.shrinking) return;
+    replayed = true;
     stats.pendingCrashes.length = 0;
     const t0 = Date.now();
     try {

@@ -61,6 +61,8 @@ export function rpcCase(t: RpcTable, senders: number): fc.Arbitrary<RpcCase> {
   });
 }
 
+const TRACE = process.env.HURD_FUZZ_TRACE === "1";
+
 /** Answers that say the message never reached the server's routine. */
 const UNREACHED = new Set([Errno.MIG_BAD_ARGUMENTS, Errno.ETIMEDOUT, Errno.KERN_INVALID_TASK, Errno.MIG_SERVER_DIED]);
 const isSendError = (c: number) => c >= 0x10000002 && c <= 0x10000015;
@@ -80,6 +82,7 @@ export async function sendRpcs(kernel: Kernel, t: RpcTable, senders: Sender[], b
     const body = bytesOf(m.def, c.body, names);
     const ports = c.rights.map((r) => ({ name: numOf(r.name, names) >>> 0, disposition: r.disposition }));
     const entry = `${g.name}.${m.key}`;
+    if (TRACE) console.error(`RPC ${entry} from task ${s.task.id} to ${dest} ports ${JSON.stringify(ports)} body ${body.length} bytes`);
     stats.sent();
     if (m.simple) {
       try {
@@ -104,7 +107,7 @@ export async function sendRpcs(kernel: Kernel, t: RpcTable, senders: Sender[], b
     );
     running.add(p);
     void p.finally(() => running.delete(p));
-    if (running.size >= o.inFlight) await Promise.race(running);
+    if (running.size >= (TRACE ? 1 : o.inFlight)) await Promise.race(running);
   }
   await Promise.all(running);
 }

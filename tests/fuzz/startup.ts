@@ -28,18 +28,40 @@ export interface StartupWorld {
   /** init's message port, a send right in init's space. */
   msgport: number;
   names: number;
+  before: Set<number>;
   n: number;
 }
 
 const namesOf = (w: StartupWorld) => w.b.h.kernel.tasks.get(w.b.initTask.id)?.space.entries.size ?? -1;
+
+/** The names init gained in the batch: type, urefs, and whose port. */
+function newNames(w: StartupWorld): string {
+  const sp = w.b.h.kernel.tasks.get(w.b.initTask.id)?.space;
+  if (!sp) return "";
+  const out: string[] = [];
+  for (const [name, e] of sp.entries) {
+    if (w.before.has(name)) continue;
+    const p = e.port;
+    out.push(`${name}: type ${e.bits.toString(16)} urefs ${e.urefs} port ${p ? `${p.id} (receiver ${p.receiver?.id ?? "-"}, ${p.kobject?.kind ?? "plain"}${p.active ? "" : ", dead"})` : "-"}`);
+  }
+  return out.join("; ");
+}
 
 export const startupTarget: FuzzTarget<StartupWorld, RpcCase> = {
   name: "startup",
   batchSize: 256,
   async start(kind: BusKind) {
     const b = await bootHurd(kind, { config: { dosyncTimeoutMs: 200 } });
-    const w: StartupWorld = { b, halted: false, startupPort: await b.init.startupPort, msgport: 0, names: 0, n: 0 };
+    const w: StartupWorld = { b, halted: false, startupPort: await b.init.startupPort, msgport: 0, names: 0, before: new Set(), n: 0 };
     void b.init.halted.then(() => (w.halted = true));
+    if (process.env.HURD_FUZZ_TRACE === "1") {
+      const sp = b.h.kernel.tasks.get(b.initTask.id)!.space;
+      const insert = sp.insert.bind(sp);
+      sp.insert = (e) => {
+        console.error(`INIT gets ${e.name}: type ${e.bits.toString(16)} port ${e.port?.id} receiver ${e.port?.receiver?.id} ${e.port?.kobject?.kind ?? ""}`);
+        insert(e);
+      };
+    }
     const proc = client(b.initTask, ProcessDefinition, b.init.booted!.proc);
     const m = await proc.getmsgport({ pid: 2 });
     w.msgport = portAt(m, m.msgport);
@@ -52,6 +74,7 @@ export const startupTarget: FuzzTarget<StartupWorld, RpcCase> = {
     const it = b.initTask;
     // The baseline of this batch: a leak of an earlier one (while shrinking) is not this one's.
     w.names = namesOf(w);
+    w.before = new Set(w.b.h.kernel.tasks.get(w.b.initTask.id)?.space.entries.keys());
     const made: Array<{ port: number }> = [];
     const senders: Sender[] = [];
     try {
@@ -77,7 +100,7 @@ export const startupTarget: FuzzTarget<StartupWorld, RpcCase> = {
     await settles(
       () => namesOf(w) <= w.names,
       "init's space holds names of tasks that are gone",
-      () => `${w.names} names before the batch, ${namesOf(w)} now`,
+      () => `${w.names} names before the batch, ${namesOf(w)} now: ${newNames(w)}`,
     );
     const proc = client(b.initTask, ProcessDefinition, b.init.booted!.proc);
     const { pids } = await proc.getallpids({}, { timeoutMs: 3000 });
