@@ -7,6 +7,9 @@ import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import { busKinds, until } from "../harness.js";
 import { World } from "../auth/world.js";
 import { bootHurd, type BootedHurd } from "../init/kit.js";
+import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
+import { SIG, bootProcHurd, exitProcess, settle, type ProcHurd } from "../proc/kit.js";
+import { portAt } from "@hurdmesh/mach";
 
 for (const kind of busKinds) {
   describe(`fuzz regressions: auth (${kind} bus)`, () => {
@@ -117,6 +120,27 @@ for (const kind of busKinds) {
       await it0.taskTerminate(c.task);
       await it0.deallocate(c.task);
       await until(() => initNames() === before, 3000, `init's names back to ${before} (now ${initNames()})`);
+    });
+  });
+}
+
+for (const kind of busKinds) {
+  describe(`fuzz regressions: proc (${kind} bus)`, () => {
+    let ph: ProcHurd;
+    before(async () => {
+      ph = await bootProcHurd(kind);
+    });
+    after(async () => ph.close());
+
+    // Shrunk: [handleSignal {signal: <a name>, sigcode: -1}] on a process handle (seed 11).
+    it("proc_handle_signal with a negative sigcode reaches the process (msg.defs's int sigcode, carried as its bits), proc throws nothing", async () => {
+      const c = await ph.spawn(ph.startup, "negative-sigcode");
+      const h = await ph.startup.proc.pidOpen({ pid: c.pid, serial: 0 });
+      await client(ph.startup.task, ProcessDefinition, portAt(h, h.handle)).handleSignal({ signal: SIG.USR1, sigcode: -1 });
+      await settle(c);
+      assert.deepEqual(c.signals.at(-1), { signal: SIG.USR1, sigcode: 0xffffffff });
+      await exitProcess(c);
+      await ph.startup.proc.wait({ pid: c.pid, options: 0 });
     });
   });
 }
