@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { MsgType, PortRight, Rights, client } from "@hurdmesh/mach";
 import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
+import { MsgDefinition } from "@hurdmesh/proto/hurd/msg/v1/msg";
 import { busKinds, until } from "../harness.js";
 import { World } from "../auth/world.js";
 import { bootHurd, type BootedHurd } from "../init/kit.js";
@@ -96,6 +97,37 @@ for (const kind of busKinds) {
       await it0.taskTerminate(c.task);
       await it0.deallocate(c.task);
       await until(() => initNames() === before, 3000, `init's names back to ${before} (now ${initNames()})`);
+    });
+
+    // Shrunk: [reboot {refport: a bare name (MSG_TYPE_PORT_NAME) whose number is host_priv's in init's space}] (seed 11: init halted).
+    it("startup_reboot, startup_essential_task and init's msg_sig_post believe no bare name (MSG_TYPE_PORT_NAME) for host_priv or init's task port", async () => {
+      const it0 = b.initTask;
+      const c = await it0.taskCreate("bare-namer");
+      const t = await b.h.attach(c.taskId, c.token);
+      await it0.insertRight(c.task, 0x100, await b.init.startupPort, MsgType.MSG_TYPE_MAKE_SEND);
+      const startup = client(t, StartupDefinition, 0x100);
+      const bare = (n: number) => {
+        const r = new Rights();
+        return { r, i: r.add(n, MsgType.MSG_TYPE_PORT_NAME) };
+      };
+      const host = b.init.o.hostPriv;
+      const a = bare(host);
+      await assert.rejects(startup.reboot({ refport: a.i, code: 0 }, { rights: a.r }), /host port/);
+      const e = bare(host);
+      await assert.rejects(startup.essentialTask({ task: e.i, credential: e.i, name: "forged", excpt: 0 }, { rights: e.r }), /host port/);
+      const proc = client(it0, ProcessDefinition, b.init.booted!.proc);
+      const m = await proc.getmsgport({ pid: 2 });
+      await it0.insertRight(c.task, 0x101, portAt(m, m.msgport), MsgType.MSG_TYPE_COPY_SEND);
+      const s = bare(it0.self);
+      await assert.rejects(client(t, MsgDefinition, 0x101).sigPost({ signal: SIG.TERM, sigcode: 0, refport: s.i }, { rights: s.r }), /only from itself/);
+      await new Promise((r) => setTimeout(r, 100));
+      let halted = false;
+      void b.init.halted.then(() => (halted = true));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(halted, false, "the hurd is still up");
+      assert.ok((await proc.getallpids({})).pids.includes(1));
+      await it0.taskTerminate(c.task);
+      await it0.deallocate(c.task);
     });
 
     // Shrunk (by hand): [reboot {refport: a send right that is not the host port} with a MOVE_RECEIVE and a COPY_SEND beside it], then the caller dies.

@@ -1,6 +1,6 @@
 // Essential tasks (startup_essential_task): the death of one is the crash
 // of this hurd, as in the Hurd (where startup then reboots the machine).
-import { Errno, HurdError, MsgType, Notify, NotifyId, PortRight, type Context, type Task } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, Notify, NotifyId, PortRight, optionalRight, type Context, type Task } from "@hurdmesh/mach";
 import { DeadNameNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { EssentialTaskRequest } from "@hurdmesh/proto/hurd/startup/v1/startup";
 
@@ -56,7 +56,8 @@ export class Essentials {
   async essentialTask(req: EssentialTaskRequest, ctx: Context<unknown>): Promise<object> {
     const cred = ctx.msg.ports[req.credential];
     // Same port, same name: comparing names compares ports.
-    if (!cred || cred.name !== this.hostPriv) throw new HurdError(Errno.EPERM, "the credential is not the host port");
+    // A right, not a bare name (MSG_TYPE_PORT_NAME): anyone can write init's number for host_priv.
+    if (!cred || optionalRight(ctx.msg.ports, req.credential) !== this.hostPriv) throw new HurdError(Errno.EPERM, "the credential is not the host port");
     const t = ctx.right(req.task, MsgType.MSG_TYPE_MOVE_SEND);
     ctx.keepRights = true;
     this.task.deallocate(cred.name).catch(() => {});

@@ -1,7 +1,7 @@
 // Shutdown (startup_reboot) and crashes: startup_dosync to every registered
 // party, newest first, each bounded; then every task of this hurd is
 // terminated. `halted` resolves with the exit status for the host program.
-import { client, Errno, HurdError, MsgType, Notify, NotifyId, PortRight, type Context, type Task } from "@hurdmesh/mach";
+import { client, Errno, HurdError, MsgType, Notify, NotifyId, PortRight, optionalRight, type Context, type Task } from "@hurdmesh/mach";
 import { DeadNameNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { RebootRequest, RequestNotificationRequest } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import { StartupNotifyDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
@@ -84,10 +84,11 @@ export class Shutdown {
 
   /** startup_reboot (29002): only with the host port. */
   reboot(req: RebootRequest, ctx: Context<unknown>): object {
-    const ref = ctx.msg.ports[req.refport];
-    const ok = !!ref && ref.name === this.hostPriv;
-    // Compared by name (same port, same name), then everything the request
-    // brought is released, whatever it was: a right kept here is init's for good.
+    // A right, not a bare name (MSG_TYPE_PORT_NAME): anyone can write init's
+    // number for host_priv. Compared by name (same port, same name), then
+    // everything the request brought is released, whatever it was: a right
+    // kept here is init's for good.
+    const ok = optionalRight(ctx.msg.ports, req.refport) === this.hostPriv;
     this.task.dropRights(ctx.msg);
     ctx.keepRights = true;
     if (!ok) throw new HurdError(Errno.EPERM, "startup_reboot needs the host port");
