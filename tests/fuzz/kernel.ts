@@ -208,7 +208,7 @@ export function trapBytes(c: TrapCase, parties: Party[], maxBody: number, seq: n
 }
 
 /** Answers that mean the trap never reached a handler. */
-const UNREACHED = new Set([Errno.MIG_BAD_ID, Errno.MIG_BAD_ARGUMENTS, Errno.KERN_INVALID_TASK]);
+const UNREACHED = new Set<number>([Errno.MIG_BAD_ID, Errno.MIG_BAD_ARGUMENTS, Errno.KERN_INVALID_TASK]);
 
 /** Sends a batch of trap cases from fresh tasks, then ends them; answers how the batch went. */
 export async function runTraps(w: KernelWorld, batch: TrapCase[], stats: FuzzStats): Promise<void> {

@@ -58,7 +58,7 @@ async function reap(w: ProcWorld, procs: Array<Proc & { taskInParent: number }>)
       // Reap what is a zombie of startup's; a fuzzer may have made itself another's child: those are reaped by proc at their parent's death.
       for (;;) {
         const r = await st.proc.wait({ pid: -1, options: WNOHANG }).catch(() => null);
-        if (!r || !r.pid) break;
+        if (!r || !r.pidStatus) break;
       }
       return leftover().length === 0;
     },

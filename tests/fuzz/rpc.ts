@@ -56,7 +56,7 @@ export function rpcCase(t: RpcTable, senders: number): fc.Arbitrary<RpcCase> {
       sender: fc.nat({ max: senders - 1 }),
       dest: fc.nat({ max: 7 }),
       body: m.body,
-      rights: fc.oneof({ weight: 3, arbitrary: fc.constant([]) }, { weight: 4, arbitrary: fc.array(right, { maxLength: 3 }) }),
+      rights: fc.oneof({ weight: 3, arbitrary: fc.constant<RightCase[]>([]) }, { weight: 4, arbitrary: fc.array(right, { maxLength: 3 }) }),
     });
   });
 }
@@ -64,7 +64,7 @@ export function rpcCase(t: RpcTable, senders: number): fc.Arbitrary<RpcCase> {
 const TRACE = process.env.HURD_FUZZ_TRACE === "1";
 
 /** Answers that say the message never reached the server's routine. */
-const UNREACHED = new Set([Errno.MIG_BAD_ARGUMENTS, Errno.ETIMEDOUT, Errno.KERN_INVALID_TASK, Errno.MIG_SERVER_DIED]);
+const UNREACHED = new Set<number>([Errno.MIG_BAD_ARGUMENTS, Errno.ETIMEDOUT, Errno.KERN_INVALID_TASK, Errno.MIG_SERVER_DIED]);
 const isSendError = (c: number) => c >= 0x10000002 && c <= 0x10000015;
 
 /** Sends a batch; `inFlight` calls at most at once. */
