@@ -450,13 +450,14 @@ export class Task {
     }
     // A reply whose send-once right died with its port (the client gave up,
     // or sent the port's receive right along): the dead name stays with us,
-    // so it is deallocated, as mach_msg_server destroys a reply that failed
-    // with MACH_SEND_INVALID_DEST.
+    // so its uref goes, as mach_msg_server destroys a reply that failed with
+    // MACH_SEND_INVALID_DEST. Only a dead name: a send that was refused for
+    // another reason (a wrong disposition) leaves the caller's right as it was.
     if (f.code === Errno.MACH_SEND_INVALID_DEST && f.seq >= ONE_WAY_SEQ) {
       const i = f.seq % REPLIES_KEPT;
       if (this.replySeqs[i] === f.seq) {
         this.replySeqs[i] = 0;
-        this.deallocate(this.replyNames[i]!).catch(() => {});
+        this.modRefs(this.replyNames[i]!, PortRight.PORT_RIGHT_DEAD_NAME, -1).catch(() => {});
       }
     }
     this.onSendFailed(f);
