@@ -176,3 +176,30 @@ for (const kind of busKinds) {
     });
   });
 }
+
+describe("fuzz regressions: the kernel's edge", () => {
+  // Shrunk: [SendTrap {heartbeat: true, task and token its own}] (the call stayed open until its deadline).
+  it("send_trap of a heartbeat answers at once: a trap that asks nothing still ends the caller's call", async () => {
+    const { Kernel, Edge } = await import("@hurdmesh/kernel");
+    const grpc = await import("@grpc/grpc-js");
+    const { Trap, CallReply } = await import("@hurdmesh/proto/hurd/mach/v1/mach");
+    const k = new Kernel({ system: `hb${process.pid}` }, { log: () => {} });
+    const edge = new Edge(k);
+    const port = await edge.listen("127.0.0.1:0");
+    const c = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const b = k.bootTask({ name: "beats" });
+      const trap = Buffer.from(Trap.encode(Trap.fromPartial({ task: b.task.id, token: b.token, credit: 1, heartbeat: true })).finish());
+      const t0 = Date.now();
+      const rep = await new Promise<Buffer>((resolve, reject) =>
+        c.makeUnaryRequest("/hurd.mach.v1.Mach/SendTrap", (x: Buffer) => x, (x: Buffer) => x, trap, new grpc.Metadata(), { deadline: Date.now() + 2000 }, (e, r) => (e ? reject(e) : resolve(r!))),
+      );
+      assert.equal(CallReply.decode(rep).code, 0);
+      assert.ok(Date.now() - t0 < 1000, "answered, not left to the deadline");
+    } finally {
+      c.close();
+      await edge.close();
+      k.close();
+    }
+  });
+});
