@@ -24,7 +24,7 @@ export interface AuthWorld {
 
 export const authTarget: FuzzTarget<AuthWorld, RpcCase> = {
   name: "auth",
-  batchSize: 256,
+  batchSize: 512,
   async start(kind: BusKind) {
     // Short waits: an unmatched rendezvous holds its caller until then.
     const w = await World.start(kind, { rendezvousWaitMs: 50, maxRendezvousWaitMs: 200, deadNameGraceMs: 20 });
@@ -56,7 +56,7 @@ export const authTarget: FuzzTarget<AuthWorld, RpcCase> = {
         ],
         batch,
         stats,
-        { timeoutMs: 400, inFlight: 24 },
+        { timeoutMs: 150, inFlight: 32 },
       );
     } finally {
       for (const x of parties) {

@@ -56,10 +56,10 @@ export class FuzzStats {
   reach(entry: string): void {
     this.reached.add(entry);
   }
-  /** A reply's code: 0, a Hurd errno, or a transport failure. */
-  answered(code: number): void {
+  /** A reply's code: 0, a Hurd errno, or another failure by name. */
+  answered(code: number | string): void {
     if (this.shrinking) return;
-    const k = code === 0 ? "0" : errnoName(code);
+    const k = typeof code === "string" ? code : code === 0 ? "0" : errnoName(code);
     this.errors.set(k, (this.errors.get(k) ?? 0) + 1);
   }
   /** A promise's outcome, counted by errno. */

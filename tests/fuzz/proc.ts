@@ -75,7 +75,7 @@ function describe(w: ProcWorld, pid: number): object {
 
 export const procTarget: FuzzTarget<ProcWorld, RpcCase> = {
   name: "proc",
-  batchSize: 256,
+  batchSize: 512,
   async start(kind: BusKind) {
     const ph = await bootProcHurd(kind, { maxWaitersPerProcess: 8, maxMsgportWaiters: 8 });
     return { ph, baseline: new Set(ph.proc.byPid.keys()), uid: 0 };

@@ -49,7 +49,7 @@ function newNames(w: StartupWorld): string {
 
 export const startupTarget: FuzzTarget<StartupWorld, RpcCase> = {
   name: "startup",
-  batchSize: 256,
+  batchSize: 512,
   async start(kind: BusKind) {
     const b = await bootHurd(kind, { config: { dosyncTimeoutMs: 200 } });
     const w: StartupWorld = { b, halted: false, startupPort: await b.init.startupPort, msgport: 0, names: 0, before: new Set(), n: 0 };
@@ -86,7 +86,7 @@ export const startupTarget: FuzzTarget<StartupWorld, RpcCase> = {
         await it.insertRight(c.task, 0x101, w.msgport, MsgType.MSG_TYPE_COPY_SEND);
         senders.push({ task, dests: { Startup: [0x100], Msg: [0x101] } });
       }
-      await sendRpcs(b.h.kernel, TABLE, senders, batch, stats, { timeoutMs: 300, inFlight: 24 });
+      await sendRpcs(b.h.kernel, TABLE, senders, batch, stats, { timeoutMs: 100, inFlight: 32 });
     } finally {
       for (const m of made) {
         await it.taskTerminate(m.port).catch(() => {});

@@ -10,4 +10,5 @@ export const TARGETS: Record<string, () => Promise<FuzzTarget<any, any>>> = {
   proc: async () => (await import("./proc.js")).procTarget,
   auth: async () => (await import("./auth.js")).authTarget,
   startup: async () => (await import("./startup.js")).startupTarget,
+  edge: async () => (await import("./edge.js")).edgeTarget,
 };
