@@ -21,6 +21,8 @@ export interface FuzzTarget<W, C> {
   entries(w: W): string[];
   /** One message. */
   message(w: W): fc.Arbitrary<C>;
+  /** A whole batch, when it is more than an array of messages (model-based runs: a command sequence). */
+  batchOf?(w: W): fc.Arbitrary<unknown>;
   /** Sends one batch; counts what it sent and reached in `stats`. */
   run(w: W, batch: C[], stats: FuzzStats): Promise<void>;
   /** Checked after every batch, once the batch's fuzzing tasks are gone; throws Violation. */
@@ -175,7 +177,7 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
   const warmAt = Math.min(100_000, Math.ceil(o.messages / 10));
   const w = await target.start(kind);
   const entries = target.entries(w);
-  const batch = fc.array(target.message(w), { minLength: 1, maxLength: target.batchSize, size: "max" });
+  const batch = (target.batchOf?.(w) ?? fc.array(target.message(w), { minLength: 1, maxLength: target.batchSize, size: "max" })) as fc.Arbitrary<C[]>;
   let failure: Failure | null = null;
   // Shrinking re-sends batches to live servers: after this long the
   // smallest failing case so far is the one reported.
@@ -192,10 +194,10 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
       await target.run(w, cases, stats);
       const t1 = Date.now();
       await target.check(w, stats);
-      if (TRACE) console.error(`BATCH ${cases.length} cases (${stats.messages} sent, shrinking ${stats.shrinking}): run ${t1 - t0} ms, check ${Date.now() - t1} ms`);
+      if (TRACE) console.error(`BATCH ${cases.length ?? "?"} cases (${stats.messages} sent, shrinking ${stats.shrinking}): run ${t1 - t0} ms, check ${Date.now() - t1} ms`);
       if (stats.pendingCrashes.length) throw new Crash(stats.pendingCrashes.join("\n---\n"));
     } catch (e) {
-      if (TRACE) console.error(`FAILED ${cases.length} cases: ${(e as Error).stack ?? e}`);
+      if (TRACE) console.error(`FAILED ${cases.length ?? "?"} cases: ${(e as Error).stack ?? e}`);
       if (!stats.shrinking) {
         stats.shrinking = true;
         shrinkUntil = Date.now() + (o.shrinkMs ?? 120_000);

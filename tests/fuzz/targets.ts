@@ -7,6 +7,7 @@ import { kernelTarget } from "./kernel.js";
 
 export const TARGETS: Record<string, () => Promise<FuzzTarget<any, any>>> = {
   kernel: async () => kernelTarget,
+  "kernel-model": async () => (await import("./model.js")).modelTarget,
   proc: async () => (await import("./proc.js")).procTarget,
   auth: async () => (await import("./auth.js")).authTarget,
   startup: async () => (await import("./startup.js")).startupTarget,
