@@ -111,8 +111,11 @@ export class Model {
     const entries = [...sp];
     this.spaces[t] = new Map();
     for (const [, e] of entries) {
-      if (e.recv && e.port !== null) this.kill(e.port);
-      else if (e.send && e.port !== null) this.released(e.port);
+      if (e.port === null) continue;
+      // As ipc_right_clean: the name's send right goes first (a no-senders
+      // request fires if it was the last), then its receive right.
+      if (e.send) this.released(e.port);
+      if (e.recv) this.kill(e.port);
     }
     for (let i = 0; i < this.ports.length; i++) if (this.ports[i]!.taskOf === t) this.kill(i);
   }
@@ -347,8 +350,11 @@ class Destroy implements Cmd {
     if (e) {
       m.removeName(this.t, name);
       if (e.port !== null) {
+        // As ipc_right_destroy: a name's last send right fires the no-senders
+        // request before its receive right destroys the port (which would
+        // answer the request with a send-once notification instead).
+        if (e.send) m.released(e.port);
         if (e.recv) m.kill(e.port);
-        else if (e.send) m.released(e.port);
       }
     }
     await settle(r);

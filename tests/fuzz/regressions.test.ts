@@ -2,10 +2,10 @@
 // Each was fixed in the server code in its own commit; these keep it fixed.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { MsgType, PortRight, Rights, client } from "@hurdmesh/mach";
+import { MsgType, NotifyId, PortRight, Rights, client } from "@hurdmesh/mach";
 import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import { MsgDefinition } from "@hurdmesh/proto/hurd/msg/v1/msg";
-import { busKinds, until } from "../harness.js";
+import { busKinds, startHurd, until, type Hurd } from "../harness.js";
 import { World } from "../auth/world.js";
 import { bootHurd, type BootedHurd } from "../init/kit.js";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
@@ -203,3 +203,36 @@ describe("fuzz regressions: the kernel's edge", () => {
     }
   });
 });
+
+for (const kind of busKinds) {
+  describe(`fuzz regressions: the kernel model (${kind} bus)`, () => {
+    let h: Hurd;
+    before(async () => {
+      h = await startHurd(kind);
+    });
+    after(async () => h.close());
+
+    // Shrunk: [allocate(0), insert(0, 0, MAKE_SEND), extract(0, 0, COPY_SEND),
+    // destroy(1, 0), request(nosenders, 0), destroy(0, 0), death(1)]: the
+    // kernel sent no-senders (70), the model owed a send-once notification
+    // (71). The kernel was right (ipc_right_destroy releases the name's send
+    // right, firing the request, before the receive right destroys the
+    // port); the model was fixed.
+    it("destroy of a name holding the receive right and the last send right fires the no-senders request, not a send-once notification", async () => {
+      const a = await h.task("ns-destroy");
+      const x = await a.allocate();
+      await a.insertRight(a.self, x, x, MsgType.MSG_TYPE_MAKE_SEND);
+      const n = await a.allocate();
+      const got: number[] = [];
+      a.receive(n, async (m) => {
+        got.push(m.id);
+      });
+      await a.requestNotification(x, NotifyId.NOTIFY_NO_SENDERS, n, 1);
+      await a.destroy(x);
+      await until(() => got.length > 0, 3000, "a notification for the destroyed port");
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(got, [NotifyId.NOTIFY_NO_SENDERS]);
+      await a.detach();
+    });
+  });
+}
