@@ -21,8 +21,8 @@ export interface FuzzTarget<W, C> {
   entries(w: W): string[];
   /** One message. */
   message(w: W): fc.Arbitrary<C>;
-  /** A whole batch, when it is more than an array of messages (model-based runs: a command sequence). */
-  batchOf?(w: W): fc.Arbitrary<unknown>;
+  /** A whole batch, when it is more than an array of messages (model-based runs: a command sequence, replayed by `replayPath`). */
+  batchOf?(w: W, o: { replayPath?: string }): fc.Arbitrary<unknown>;
   /** Sends one batch; counts what it sent and reached in `stats`. */
   run(w: W, batch: C[], stats: FuzzStats): Promise<void>;
   /** Checked after every batch, once the batch's fuzzing tasks are gone; throws Violation. */
@@ -122,6 +122,8 @@ export interface RunOptions {
   seed: number;
   /** Replays one counterexample: fast-check's path from a failure report. */
   path?: string;
+  /** With `path`, for model-based runs: fc.commands' replayPath, from the counterexample's comment. */
+  replayPath?: string;
   /** Stops early after this long (the short runs of the test suite). */
   timeLimitMs?: number;
   /** How long shrinking may go on (default 2 minutes). */
@@ -177,14 +179,19 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
   const warmAt = Math.min(100_000, Math.ceil(o.messages / 10));
   const w = await target.start(kind);
   const entries = target.entries(w);
-  const batch = (target.batchOf?.(w) ?? fc.array(target.message(w), { minLength: 1, maxLength: target.batchSize, size: "max" })) as fc.Arbitrary<C[]>;
+  const batch = (target.batchOf?.(w, { replayPath: o.replayPath }) ?? fc.array(target.message(w), { minLength: 1, maxLength: target.batchSize, size: "max" })) as fc.Arbitrary<C[]>;
   let failure: Failure | null = null;
   // Shrinking re-sends batches to live servers: after this long the
   // smallest failing case so far is the one reported.
   let shrinkUntil = 0;
+  const deadline = o.timeLimitMs ? t0 + o.timeLimitMs : Infinity;
   let replayed = false;
   const property = fc.asyncProperty(batch, async (cases) => {
     if (stats.shrinking && Date.now() > shrinkUntil) return;
+    // Past the time limit the remaining runs pass at once: a batch is never
+    // cut off mid-flight (fast-check's own interrupt would leave its calls
+    // running while the world closes under them).
+    if (!stats.shrinking && Date.now() > deadline) return;
     // A replay runs the one case its path leads to (and shrinks it further if it fails).
     if (o.path && replayed && !stats.shrinking) return;
     replayed = true;
@@ -206,7 +213,6 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
     }
     if (!rssWarm && stats.messages >= warmAt) rssWarm = rssMb();
   });
-  const deadline = o.timeLimitMs ? t0 + o.timeLimitMs : Infinity;
   let lastReport = Date.now();
   try {
     for (let i = 0; stats.messages < o.messages && Date.now() < deadline; i++) {
@@ -214,14 +220,13 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
       const before = stats.messages;
       const left = o.messages - stats.messages;
       // A batch holds about half its maximum on average; the last check is cut to what is left.
-      const runs = o.path ? 1 : Math.max(1, Math.min(200, Math.ceil(left / (target.batchSize / 2))));
+      // A replay's path starts with the run's index, and fast-check walks it only within numRuns.
+      const runs = o.path ? Number(o.path.split(":")[0]) + 1 : Math.max(1, Math.min(200, Math.ceil(left / (target.batchSize / 2))));
       const res = await fc.check(property, {
         seed,
         path: o.path,
         numRuns: runs,
         endOnFailure: false,
-        interruptAfterTimeLimit: o.timeLimitMs ? Math.max(1, deadline - Date.now()) : undefined,
-        markInterruptAsFailure: false,
       });
       if (res.failed) {
         const error = res.errorInstance instanceof Error ? `${res.errorInstance.name}: ${res.errorInstance.message}` : String(res.errorInstance);
@@ -277,7 +282,9 @@ export function formatReport(r: FuzzReport): string {
   if (r.failure) {
     lines.push(`FAILED: ${r.failure.error}`);
     lines.push(`shrunk case: ${r.failure.counterexample}`);
-    lines.push(`replay: npm run fuzz -- --target ${r.target} --bus ${r.bus} --seed ${r.failure.seed} --path ${JSON.stringify(r.failure.path)}`);
+    // fc.commands shrinks by the commands that ran: a model-based case replays with their replayPath too.
+    const rp = /replayPath="([^"]*)"/.exec(r.failure.counterexample)?.[1];
+    lines.push(`replay: npm run fuzz -- --target ${r.target} --bus ${r.bus} --seed ${r.failure.seed} --path ${JSON.stringify(r.failure.path)}${rp ? ` --replay-path ${JSON.stringify(rp)}` : ""}`);
   }
   return lines.join("\n");
 }

@@ -6,6 +6,7 @@
 //   --messages N      per target (default 10000)
 //   --seed S          (default: from the clock; printed)
 //   --path P          with --seed: replay one shrunk failure
+//   --replay-path R   with --path, for kernel-model: the counterexample's replayPath
 //   --bus local|nats  (default local)
 //   --ms T            stop each target after T ms
 //   --shrink-ms T     shrink a failure for at most T ms (default 120000)
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     messages: { type: "string", default: "10000" },
     seed: { type: "string" },
     path: { type: "string" },
+    "replay-path": { type: "string" },
     bus: { type: "string", default: "local" },
     ms: { type: "string" },
     "shrink-ms": { type: "string" },
@@ -41,6 +43,7 @@ for (const n of names) {
     messages,
     seed,
     path: values.path,
+    replayPath: values["replay-path"],
     timeLimitMs: values.ms ? Number(values.ms) : undefined,
     shrinkMs: values["shrink-ms"] ? Number(values["shrink-ms"]) : undefined,
     progress: (l) => console.log(`# ${l}`),

@@ -457,7 +457,8 @@ const move = fc.tuple(fc.constantFrom("insert" as const, "extract" as const), wh
 const send = fc.tuple(who, idx, idx, making).map(([t, d, c, x]) => new Send(t, d, c, x));
 const request = fc.tuple(fc.constantFrom("dead" as const, "nosenders" as const), idx).map(([k, i]) => new Request(k, i));
 
-export const commands = fc.commands(
+/** The command sequences of the model-based runs; `replayPath` replays a shrunk one (fast-check prints it in the counterexample). */
+export const commands = (replayPath?: string) => fc.commands(
   [
     allocate,
     allocate,
@@ -475,7 +476,7 @@ export const commands = fc.commands(
     fc.tuple(who, idx).map(([t, i]) => new Destroy(t, i)),
     fc.constant(new Death()),
   ],
-  { maxCommands: 60 },
+  { maxCommands: 60, replayPath },
 );
 
 export const MODEL_ENTRIES = ["allocate", "insert", "extract", "modRefs", "deallocate", "destroy", "send", "receive", "requestDeadName", "requestNoSenders", "taskDeath"];
@@ -556,7 +557,7 @@ export const modelTarget: FuzzTarget<ModelWorld, never> = {
   },
   entries: () => MODEL_ENTRIES,
   message: () => fc.constant(undefined as never),
-  batchOf: () => commands,
+  batchOf: (_w, o) => commands(o.replayPath),
   async run(w, batch, stats) {
     const cmds = batch as unknown as Iterable<Cmd>;
     let n = 0;
