@@ -53,10 +53,23 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
   const trap = new TrapServer(kernel, kbus);
   trap.start();
   await kbus.flush();
-  const tasks: Task[] = [];
+  let tasks: Task[] = [];
+  /** Each attached task's own connection, closed once the task is gone (long fuzz runs attach tens of thousands). */
+  const connections = new Map<Task, Bus>();
   const attach = async (taskId: number, token: string, o: { window?: number; timeoutMs?: number; hold?: boolean } = {}) => {
-    const t = await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs ?? 5000, hold: o.hold });
+    const bus = await connect();
+    const t = await Task.attach({ bus, system, taskId, token, window: o.window, timeoutMs: o.timeoutMs ?? 5000, hold: o.hold });
     tasks.push(t);
+    connections.set(t, bus);
+    if (tasks.length % 256 === 0) {
+      tasks = tasks.filter((x) => !x.detached);
+      for (const [x, b] of connections)
+        if (x.detached) {
+          connections.delete(x);
+          buses.splice(buses.indexOf(b), 1);
+          await b.close();
+        }
+    }
     return t;
   };
   return {

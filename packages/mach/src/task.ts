@@ -85,6 +85,12 @@ const NO_PORTS: MsgPort[] = Object.freeze([]) as unknown as MsgPort[];
 const NO_OPTIONS: RpcOptions = Object.freeze({});
 /** One-way sends number their seq from here, so they never collide with reply names. */
 const ONE_WAY_SEQ = 2 ** 32;
+/**
+ * Replies remembered for their failure report: the kernel reports a failed
+ * send by its seq, before this many more replies were sent (it handles a
+ * task's traps in order); an older one is not looked for.
+ */
+const REPLIES_KEPT = 256;
 
 export interface RpcOptions {
   ports?: MsgPort[];
@@ -125,6 +131,9 @@ export class Task {
   private pendingCredit = 0;
   private sentSinceBeat = false;
   private oneWaySeq = ONE_WAY_SEQ;
+  /** The last one-way sends on send-once rights (replies), by seq: what a failed one consumed. */
+  private readonly replySeqs = new Float64Array(REPLIES_KEPT);
+  private readonly replyNames = new Uint32Array(REPLIES_KEPT);
   private closed = false;
   /** Deliveries held until resume() (AttachOptions.hold). */
   private held: Uint8Array[] | null = null;
@@ -307,6 +316,12 @@ export class Task {
   /** A one-way send (simpleroutine, notification, reply). Failures go to onSendFailed. */
   send(m: Partial<Message>): void {
     if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
+    const seq = m.seq ?? this.oneWaySeq++;
+    if (m.destinationDisposition === MsgType.MSG_TYPE_MOVE_SEND_ONCE) {
+      const i = seq % REPLIES_KEPT;
+      this.replySeqs[i] = seq;
+      this.replyNames[i] = m.destination ?? 0;
+    }
     this.post({
       destination: m.destination ?? 0,
       destinationDisposition: m.destinationDisposition ?? MsgType.MSG_TYPE_UNSPECIFIED,
@@ -316,7 +331,7 @@ export class Task {
       body: m.body ?? EMPTY,
       ports: m.ports ?? NO_PORTS,
       timeoutMs: m.timeoutMs ?? 0,
-      seq: m.seq ?? this.oneWaySeq++,
+      seq,
       traceContext: m.traceContext ?? (tracingHooks.current !== null ? tracingHooks.current() : NO_TRACE_CONTEXT),
       code: m.code ?? 0,
     });
@@ -466,6 +481,18 @@ export class Task {
       if (f.reply && f.reply !== MACH_PORT_DEAD) this.deallocate(f.reply).catch(() => {});
       p.reject(new HurdError(f.code));
       return;
+    }
+    // A reply whose send-once right died with its port (the client gave up,
+    // or sent the port's receive right along): the dead name stays with us,
+    // so its uref goes, as mach_msg_server destroys a reply that failed with
+    // MACH_SEND_INVALID_DEST. Only a dead name: a send that was refused for
+    // another reason (a wrong disposition) leaves the caller's right as it was.
+    if (f.code === Errno.MACH_SEND_INVALID_DEST && f.seq >= ONE_WAY_SEQ) {
+      const i = f.seq % REPLIES_KEPT;
+      if (this.replySeqs[i] === f.seq) {
+        this.replySeqs[i] = 0;
+        this.modRefs(this.replyNames[i]!, PortRight.PORT_RIGHT_DEAD_NAME, -1).catch(() => {});
+      }
     }
     this.onSendFailed(f);
   }

@@ -41,7 +41,13 @@ export class Auth {
     readonly store: AuthStore,
   ) {
     this.server = serve<typeof AuthDefinition, Handle>(task, AuthDefinition, {
-      getIds: (_req, ctx) => auth_getids(ctx.object),
+      // auth_getids (25000) takes no right: any the request brought is released, as
+      // MIG's server loop destroys what a routine does not take, or a caller could
+      // fill auth's space (a dead name per right, once its port dies).
+      getIds: (_req, ctx) => {
+        ctx.task.dropRights(ctx.msg);
+        return auth_getids(ctx.object);
+      },
       makeAuth: (req, ctx) => this.track(ctx, () => auth_makeauth(this.handles, config, req, ctx)),
       userAuthenticate: (req, ctx) => this.track(ctx, () => this.rendezvous.auth_user_authenticate(req, ctx)),
       serverAuthenticate: (req, ctx) => this.track(ctx, () => this.rendezvous.auth_server_authenticate(req, ctx)),

@@ -11,6 +11,7 @@ import {
   PortRight,
   Rights,
   TaskSpecialPort,
+  optionalRight,
   portAt,
   serve,
   type Task,
@@ -118,6 +119,7 @@ export class Init {
     steps.phase("start core servers (proc, auth)");
     const startupPort = await this.startupPort;
     await this.essentials.start();
+    await this.shutdown.start();
     serve(task, StartupDefinition, {
       // startup_procinit (29003): proc's reply waits until auth has called too.
       procinit: (req, ctx) => {
@@ -268,8 +270,8 @@ export class Init {
     const port = await task.allocate(PortRight.PORT_RIGHT_RECEIVE);
     serve(task, MsgDefinition, {
       sigPost: (req, ctx) => {
-        const ref = ctx.msg.ports[req.refport];
-        const ok = !!ref && ref.name === task.self;
+        // A right, not a bare name (MSG_TYPE_PORT_NAME): anyone can write init's number for its task port.
+        const ok = optionalRight(ctx.msg.ports, req.refport) === task.self;
         task.dropRights(ctx.msg);
         ctx.keepRights = true;
         if (!ok) throw new HurdError(Errno.EPERM, "init takes signals only from itself");

@@ -118,6 +118,9 @@ function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: bool
   }
   touch(k, t);
   if (trap.credit) credit(k, t, trap.credit);
+  // A heartbeat asks nothing, but a caller that waits for an answer (a bus
+  // request, the edge's SendTrap) gets one, or its call stays open until its deadline.
+  answer?.(0, NONE, "");
 }
 
 /**
