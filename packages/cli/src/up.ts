@@ -11,7 +11,7 @@ import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { nodeImports, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { nodeImports, startMetrics, telemetryFromEnv, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -37,6 +37,8 @@ export async function up(o: UpOptions): Promise<number> {
   }
 }
 
+let metrics: Promise<SdkMetrics | null> | null = null;
+
 /** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
 async function upEmbedded(o: UpOptions, session: string, say: (l: string) => void, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
   const t0 = performance.now();
@@ -47,7 +49,10 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
     setGlobalTelemetry(telemetry);
     installTracingHooks(telemetry);
   }
-  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`), telemetry });
+  // Metrics only when asked (HURD_METRICS_ADDR, OTEL_METRICS_EXPORTER): one set for the process, across reboots.
+  metrics ??= startMetrics("hurd", process.env, { hurd: o.hurd });
+  const m = await metrics;
+  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`), telemetry, metrics: m });
   const hub = new LocalHub();
   const kbus = hub.connect();
   const traps = new TrapServer(kernel, kbus);
@@ -82,6 +87,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
+  if (m?.endpoint) say(`metrics on ${m.endpoint}`);
   say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
   const code = await init.halted;
   process.off("SIGINT", onSignal);

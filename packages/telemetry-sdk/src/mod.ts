@@ -8,3 +8,5 @@ export { encodeSpans, encodeSpan, OtlpHttpExporter, isEncodedExporter, type Enco
 export { RecordSink, type RecordSinkOptions } from "./record-sink.js";
 export { NameTable, NameBytes, RecordChunk, encodeRecord, REC_BYTES, REC_KERNEL, K_NOTIFY, K_DELIVERED, K_REPLIED, putKernelFields } from "./records.js";
 export { Writer, keyBytes } from "./otlp-writer.js";
+export { createMetrics, metricsFromEnv, startMetrics, prometheusAddr, BoundMeter, type SdkMetrics, type MetricsOptions } from "./metrics.js";
+export { programResource, resourceAttributes, parseResourceAttributes, INSTANCE_ID } from "./resource.js";

@@ -5,3 +5,20 @@ export { parseTraceparent, formatTraceparent, type TraceParent } from "./tracepa
 export { UNSAMPLED, type Parent, type HotSpan, type HotTracer, type Telemetry } from "./types.js";
 export { tracingEnabled, setGlobalTelemetry, globalTelemetry } from "./global.js";
 export { installTracingHooks, currentTraceparent, currentTraceContext, StepTrace, type HookOptions } from "./hooks.js";
+export {
+  installMetricsHooks,
+  metricsEnabled,
+  setGlobalMetrics,
+  globalMetrics,
+  statusCodeOf,
+  rpcDurations,
+  rpcSeries,
+  RPC_DURATION_BUCKETS,
+  type Metrics,
+  type HotMeter,
+  type HotHistogram,
+  type HotCounter,
+  type BoundHistogram,
+  type BoundCounter,
+  type InstrumentOptions,
+} from "./metrics.js";

@@ -225,6 +225,11 @@ export class TraceHub implements KernelTracer {
     return this.watchers.size;
   }
 
+  /** Spans the telemetry's full export queue turned away (0 without telemetry). */
+  spansDropped(): number {
+    return this.telemetry ? this.telemetry.dropped : 0;
+  }
+
   /** Turns OpenTelemetry spans on (or off with null). */
   useTelemetry(t: Telemetry | null): void {
     this.telemetry = t;
