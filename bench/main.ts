@@ -16,8 +16,9 @@ import { boot } from "./rows/boot.js";
 import { LIFECYCLE, procLifecycle, procScale, SUBHURD, subhurdLifecycle } from "./rows/proc.js";
 import { tracing, tracingName } from "./rows/tracing.js";
 import { CLI, cli } from "./rows/cli.js";
+import { metrics, metricsName } from "./rows/metrics.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, cli];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, cli];
 const IN_FLIGHT = [1, 64];
 
 
@@ -104,6 +105,11 @@ const TARGETS: Target[] = [
     const name = tracingName(what, "on, 100% sampled, batched export");
     const row = (rows: Row[]) => rows.find((r) => r.name === name && r.bus === "nats" && r.in_flight === 64);
     return { label: `tracing overhead, 100% sampling: ${what} (NATS, 64 in flight)`, row, value: (rows) => row(rows)?.overhead as number | undefined, op: "<=", limit: 0.1, unit: "" };
+  }),
+  ...[PING, LIFECYCLE].map((what): Target => {
+    const name = metricsName(what, "on");
+    const row = (rows: Row[]) => rows.find((r) => r.name === name && r.bus === "nats" && r.in_flight === 64);
+    return { label: `metrics overhead: ${what} (NATS, 64 in flight)`, row, value: (rows) => row(rows)?.overhead as number | undefined, op: "<=", limit: 0.03, unit: "" };
   }),
   {
     label: "list procinfo of 100,000 processes",

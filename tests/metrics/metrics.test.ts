@@ -10,10 +10,24 @@ import { InProcessLauncher } from "@hurdmesh/boot";
 import { bootSubhurd, type Subhurd } from "@hurdmesh/init";
 import { Process, WNOHANG } from "@hurdmesh/libhurd";
 import { installMetricsHooks, setGlobalMetrics } from "@hurdmesh/telemetry";
-import { createMetrics, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
+import { readFileSync } from "node:fs";
 import { busKinds } from "../harness.js";
 import { bootHurd, type BootedHurd } from "../init/kit.js";
-import { parsePrometheus, sample, type Samples } from "./prometheus.js";
+import { names, parsePrometheus, sample, type Samples } from "./prometheus.js";
+
+const DASHBOARD = new URL("../../deploy/dashboards/grafana/dashboards/hurdmesh.json", import.meta.url);
+
+/** Every metric name the dashboard's PromQL queries (and its variables) read. */
+export function dashboardMetrics(): Set<string> {
+  const d = JSON.parse(readFileSync(DASHBOARD, "utf8")) as { panels: { targets?: { expr: string }[] }[]; templating: { list: { definition?: string }[] } };
+  const exprs = d.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+  const out = new Set<string>();
+  // A metric is a name followed by its selector or range ({ or [); functions are followed by (.
+  for (const e of exprs) for (const m of e.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{[]/g)) out.add(m[1]!);
+  for (const v of d.templating.list) for (const m of (v.definition ?? "").matchAll(/label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)/g)) out.add(m[1]!);
+  return out;
+}
 
 /** One lifecycle as a fork that exits at once and is waited for: task_create, proc_child, exit, proc_wait. */
 async function lifecycle(parent: Process): Promise<void> {
@@ -35,10 +49,8 @@ for (const kind of busKinds) {
     const scrape = async (): Promise<Samples> => parsePrometheus(await (await fetch(m.endpoint)).text());
 
     before(async () => {
-      m = await createMetrics({ service: "hurd-test", prometheus: "127.0.0.1:0", env: {} });
-      // As a program's main does (startMetrics): procs booted from here on register their instruments.
-      setGlobalMetrics(m);
-      installMetricsHooks(m);
+      // As a program's main does: the global Metrics and the runtime's hooks; procs booted from here on register their instruments.
+      m = (await startMetrics("hurd-test", { HURD_METRICS_ADDR: "127.0.0.1:0" }))!;
       b = await bootHurd(kind);
       b.h.kernel.useMetrics(m);
       system = b.h.kernel.config.system;
@@ -122,6 +134,19 @@ for (const kind of busKinds) {
       assert.ok(sample(s2, "hurd_kernel_messages_delivered_total", {})! > 0);
       for (const name of ["hurd_kernel_notifications_total", "hurd_kernel_sends_refused_total", "hurd_kernel_traps_rejected_total", "hurd_kernel_spans_dropped_total", "hurd_kernel_trace_records_dropped_total"])
         assert.notEqual(sample(s2, name, {}), undefined, name);
+    });
+
+    it("every metric the hurdmesh Grafana dashboard queries is one the services export", async () => {
+      const wanted = dashboardMetrics();
+      assert.ok(wanted.size >= 15, `the dashboard names ${wanted.size} metrics`);
+      // A failed call, a lifecycle and an open handle first, so that every series the panels read has a sample.
+      await assert.rejects(root.proc.getmsgport({ pid: 99999 }));
+      await lifecycle(root);
+      const h = await root.open(1);
+      const have = names(await scrape());
+      await h.close();
+      const missing = [...wanted].filter((n) => !have.has(n));
+      assert.deepEqual(missing, [], `exported: ${[...have].sort().join(", ")}`);
     });
 
     it("process handles are counted per owner uid", async () => {

@@ -25,7 +25,7 @@ import {
   type MetricData,
   type MetricProducer,
 } from "@opentelemetry/sdk-metrics";
-import { installMetricsHooks, metricsEnabled, setGlobalMetrics, type BoundCounter, type BoundHistogram, type HotCounter, type HotHistogram, type HotMeter, type InstrumentOptions, type Metrics } from "@hurdmesh/telemetry";
+import { globalTelemetry, installMetricsHooks, metricsEnabled, setGlobalMetrics, type BoundCounter, type BoundHistogram, type HotCounter, type HotHistogram, type HotMeter, type InstrumentOptions, type Metrics } from "@hurdmesh/telemetry";
 import { programResource } from "./resource.js";
 
 const SCOPE = { name: "@hurdmesh/telemetry", version: "0.1.0" };
@@ -291,5 +291,24 @@ export async function startMetrics(service: string, env: NodeJS.ProcessEnv = pro
   if (!m) return null;
   setGlobalMetrics(m);
   installMetricsHooks(m);
+  observeExport(m);
   return m;
+}
+
+/**
+ * The program's span export, as the dashboards' "export drops" panel reads
+ * it: spans dropped by a full export queue and spans waiting, of the
+ * program's global Telemetry (zero while tracing is off).
+ */
+function observeExport(m: Metrics): void {
+  const dropped = m.meter.createObservableCounter("hurd.telemetry.spans.dropped", { description: "Spans this program dropped because its export queue was full.", unit: "{span}" });
+  const queued = m.meter.createObservableGauge("hurd.telemetry.spans.queued", { description: "Spans waiting in this program's export queue.", unit: "{span}" });
+  m.meter.addBatchObservableCallback(
+    (r) => {
+      const t = globalTelemetry();
+      r.observe(dropped, t ? t.dropped : 0);
+      r.observe(queued, t ? t.queued : 0);
+    },
+    [dropped, queued],
+  );
 }
