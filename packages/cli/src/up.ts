@@ -44,7 +44,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   const t0 = performance.now();
   // Spans when the OTEL_* environment asks for them; embedded, the servers
   // run in this process, so their handler spans too.
-  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: "local" });
+  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: "local", hurd: o.hurd, serverAddress: o.grpc });
   if (telemetry && !globalTelemetry()) {
     setGlobalTelemetry(telemetry);
     installTracingHooks(telemetry);

@@ -12,7 +12,7 @@ export const tracingHooks: {
    * with it active for whatever the handler sends synchronously. The
    * runtime calls `end` with that span once the request is answered.
    */
-  serve: ((m: Received, method: string | undefined, run: (m: Received, span: unknown) => void | Promise<void>) => void | Promise<void>) | null;
+  serve: ((m: Received, method: string | undefined, run: (m: Received, span: unknown) => void | Promise<void>, task: { readonly id: number; readonly hurd: string; readonly system: string }) => void | Promise<void>) | null;
   /** The request `serve` began was answered (`error` undefined) or failed. */
   end: ((span: unknown, error: unknown) => void) | null;
 } = { current: null, serve: null, end: null };

@@ -141,7 +141,7 @@ export class Server<D extends ServiceDef, O> {
    */
   dispatch(m: Received): void | Promise<void> {
     const serve = tracingHooks.serve;
-    if (serve !== null && !m.kernel) return serve(m, this.byId.get(m.id)?.path, this.traced);
+    if (serve !== null && !m.kernel) return serve(m, this.byId.get(m.id)?.path, this.traced, this.task);
     return this.dispatchNow(m, null);
   }
 

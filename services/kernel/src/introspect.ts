@@ -29,7 +29,12 @@ export const HOST_IPC_GRAPH_MAX_ENTRIES = 32_768;
  * boot claim): the part before the colon.
  */
 export function hurdName(k: KernelState, ns: Namespace): string {
-  if (ns.parent === null) return k.config.system;
+  return hurdNameOf(k.config.system, ns);
+}
+
+/** hurdName, for a kernel of system `system`. */
+export function hurdNameOf(system: string, ns: Namespace): string {
+  if (ns.parent === null) return system;
   const i = ns.label.indexOf(":");
   return i < 0 ? ns.label : ns.label.slice(0, i);
 }

@@ -41,7 +41,7 @@ if (values.help) {
 
 // Spans for every routed message (and the edge's calls) when the OTEL_*
 // environment asks for them; off, and free, otherwise.
-const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local" });
+const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local", hurd: values.system, serverAddress: values.grpc });
 if (telemetry) {
   setGlobalTelemetry(telemetry);
   installTracingHooks(telemetry);
