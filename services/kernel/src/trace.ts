@@ -12,7 +12,7 @@
 // spans and keeps the span tree the shape a person reads (call, handling).
 import { SpanKind, type Attributes } from "@opentelemetry/api";
 import { errnoName } from "@hurdmesh/mach";
-import { isTraceContext, NO_TRACE_CONTEXT, subjectsOf, traceContextOf } from "@hurdmesh/mach/internal";
+import { isSampled, isTraceContext, NO_TRACE_CONTEXT, subjectsOf, traceContextOf } from "@hurdmesh/mach/internal";
 import type { Message, Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { registry, type Registry } from "@hurdmesh/mach/registry";
@@ -193,7 +193,7 @@ const NO_BODY = new Uint8Array(0);
 const BATCH = 256;
 
 function blank(n: number, tsMs: number, namespaceId: number, fromTask: number, toTask: number, senderName: number, receiverName: number, msgid: number, bodyLength: number): TraceRecord {
-  return { n, tsMs, namespaceId, fromTask, toTask, senderName, receiverName, msgid, rpc: "", isReply: false, replyTo: 0, code: 0, error: 0, kernel: false, rights: [], body: NO_BODY, bodyLength };
+  return { n, tsMs, namespaceId, fromTask, toTask, senderName, receiverName, msgid, rpc: "", isReply: false, replyTo: 0, code: 0, error: 0, kernel: false, rights: [], body: NO_BODY, bodyLength, traceId: NO_BODY };
 }
 
 function inNs(ns: Namespace, root: Namespace): boolean {
@@ -385,6 +385,9 @@ export class TraceHub implements KernelTracer {
     }
     r.error = err;
     r.kernel = m.kernel;
+    // The trace to link to (rpctrace --links, hurd web): the kernel's span's, else the sender's sampled context.
+    if (fl.span !== null) r.traceId = fl.span.ids.subarray(0, 16);
+    else if (m.traceContext.length !== 0 && isSampled(m.traceContext)) r.traceId = m.traceContext.subarray(0, 16);
     const rights = r.rights;
     const wire = fl.wire;
     if (wire && wire.reply && wire.reply !== DEAD) rights.push(`reply ${DISP[wire.replyDisposition || 21] ?? wire.replyDisposition} ${wire.reply}->${rec ? rec.reply : "?"}`);
