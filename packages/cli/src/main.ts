@@ -17,10 +17,11 @@ program
   .option(...hurdOpt)
   .option("-q, --quiet", "print nothing but errors")
   .option("--reboot-on-crash", "boot the hurd again when an essential server dies (embedded mode)")
+  .option("--web [host:port]", "also serve `hurd web` (default 127.0.0.1:7410)")
   .argument("[command...]", "a program pid 1 runs once the hurd is up")
   .action(async (command: string[], o) => {
     const { up } = await import("./up.js");
-    exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, rebootOnCrash: o.rebootOnCrash, command: command.length ? command : undefined });
+    exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, rebootOnCrash: o.rebootOnCrash, web: o.web, command: command.length ? command : undefined });
   });
 program
   .command("ps")
@@ -95,6 +96,16 @@ program
   .option(...hurdOpt)
   .action(async (argv: string[], o) => {
     exitCode = await (await import("./rpctrace.js")).rpctrace(argv, o);
+  });
+program
+  .command("web")
+  .description("a live view in the browser: every hurd's processes, the port graph, messages as they flow")
+  .option("--listen <host:port>", "where to serve the page", "127.0.0.1:7410")
+  .option("--jaeger-url <url>", "the Jaeger UI messages link to (default $HURD_JAEGER_URL or http://localhost:16686)")
+  .option("-q, --quiet")
+  .option(...hurdOpt)
+  .action(async (o) => {
+    exitCode = await (await import("./web.js")).webCmd(o);
   });
 const sub = program.command("subhurd").description("hurds nested in this one (each with its own proc, auth and init)");
 sub

@@ -22,6 +22,8 @@ export interface UpOptions {
   quiet?: boolean;
   /** After an essential server's death, boot the hurd again (embedded mode). */
   rebootOnCrash?: boolean;
+  /** Also serve `hurd web` (true: on 127.0.0.1:7410). */
+  web?: string | boolean;
 }
 
 export async function up(o: UpOptions): Promise<number> {
@@ -87,9 +89,13 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
+  // hurd web beside it, attached through the edge as the command would be.
+  const web = o.web ? await (await import("./web.js")).startWebFor(o.hurd, { listen: typeof o.web === "string" ? o.web : undefined, quiet: o.quiet }) : null;
+  if (web) say(`hurd web: ${web.server.url}`);
   if (m?.endpoint) say(`metrics on ${m.endpoint}`);
   say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
   const code = await init.halted;
+  await web?.close().catch(() => {});
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
   rmSync(session, { force: true });
