@@ -106,7 +106,7 @@ function portInfo(p: Port): IpcPortInfo {
   return {
     port: p.id,
     receiver: p.receiver ? p.receiver.id : 0,
-    kobject: ko === null ? "" : ko.kind === "task" ? `task ${ko.task.id}` : `host ${ko.ns.id}`,
+    kobject: ko === null ? "" : ko.kind === "task" ? `task ${ko.task.id}` : ko.kind === "host" ? `host ${ko.ns.id}` : "reply",
     msgcount: p.msgcount,
     srights: p.srights,
     sorights: p.sorights,
