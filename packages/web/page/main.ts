@@ -20,7 +20,6 @@ const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&l
 
 const cy: Core = cytoscape({
   container: $("cy"),
-  wheelSensitivity: 0.3,
   style: [
     { selector: "node", style: { "background-color": "#4fa3ff", label: "data(label)", color: "#d8dee6", "font-size": 10, "text-valign": "bottom", "text-margin-y": 3, width: 18, height: 18 } },
     { selector: "node.hurd", style: { "background-color": "#1b232c", "background-opacity": 0.6, "border-color": "#3a4a5c", "border-width": 1, shape: "round-rectangle", "text-valign": "top", "font-size": 12, color: "#8b96a3", padding: "14px" } },

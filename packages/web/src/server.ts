@@ -95,6 +95,14 @@ export async function startWeb(o: WebOptions): Promise<WebServer> {
       res.end();
       return;
     }
+    // The session's token in the address works as a key that stays valid
+    // (a browser's later requests carry the cookie, not the token).
+    const token = url.searchParams.get("token");
+    if (url.pathname === "/" && token !== null && o.token && eq(token, o.token)) {
+      res.writeHead(303, { location: "/", "set-cookie": `hurdweb=${cookieSecret}; HttpOnly; SameSite=Strict; Path=/` });
+      res.end();
+      return;
+    }
     if (!allowed(req, url)) return json(res, 401, { error: "hurd web needs its one-time key (the URL `hurd web` printed) or the session's token" });
     switch (url.pathname) {
       case "/":
