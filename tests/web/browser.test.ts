@@ -36,7 +36,7 @@ describe("hurd web in a browser", () => {
     return r;
   };
   /** Node ids the page's graph holds now. */
-  const nodes = () => page.evaluate(() => (window as any).hurdweb.cy.nodes().map((n: any) => n.id()) as string[]);
+  const nodes = () => page.evaluate(() => (globalThis as any).hurdweb.cy.nodes().map((n: any) => n.id()) as string[]);
 
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
@@ -70,11 +70,11 @@ describe("hurd web in a browser", () => {
   });
 
   it("shows pids 1–4 of the hurd and of its subhurd, nested in it", async () => {
-    await page.waitForFunction(() => (window as any).hurdweb.cy.getElementById("sub1/4").nonempty(), null, { timeout: 30000 });
+    await page.waitForFunction(() => (globalThis as any).hurdweb.cy.getElementById("sub1/4").nonempty(), null, { timeout: 30000 });
     const ids = await nodes();
     for (const h of [HURD, "sub1"]) for (const pid of [1, 2, 3, 4]) assert.ok(ids.includes(`${h}/${pid}`), `${h}/${pid} in ${ids.join(" ")}`);
     const parents = await page.evaluate(() => {
-      const cy = (window as any).hurdweb.cy;
+      const cy = (globalThis as any).hurdweb.cy;
       return { proc: cy.getElementById("sub1/4").data("parent"), sub: cy.getElementById("hurd:sub1").data("parent") };
     });
     assert.deepEqual(parents, { proc: "hurd:sub1", sub: `hurd:${HURD}` });
@@ -88,21 +88,21 @@ describe("hurd web in a browser", () => {
     s.stderr!.on("data", (d) => (err += d));
     await until(() => /is pid \d+/.test(err), 30000, "hurd spawn");
     const pid = Number(/is pid (\d+)/.exec(err)![1]);
-    await page.waitForFunction((id) => (window as any).hurdweb.cy.getElementById(id).nonempty(), `${HURD}/${pid}`, { timeout: 15000 });
-    assert.match(await page.evaluate((id) => (window as any).hurdweb.cy.getElementById(id).data("label") as string, `${HURD}/${pid}`), /sleep 60/);
+    await page.waitForFunction((id) => (globalThis as any).hurdweb.cy.getElementById(id).nonempty(), `${HURD}/${pid}`, { timeout: 15000 });
+    assert.match(await page.evaluate((id) => (globalThis as any).hurdweb.cy.getElementById(id).data("label") as string, `${HURD}/${pid}`), /sleep 60/);
     hurd("kill", String(pid));
-    await page.waitForFunction((id) => (window as any).hurdweb.cy.getElementById(id).empty(), `${HURD}/${pid}`, { timeout: 15000 });
+    await page.waitForFunction((id) => (globalThis as any).hurdweb.cy.getElementById(id).empty(), `${HURD}/${pid}`, { timeout: 15000 });
   });
 
   it("selecting proc in the port graph lists its receive rights", async () => {
     await page.click("#tab-ports");
-    await page.waitForFunction((id) => (window as any).hurdweb.cy.getElementById(id).nonempty(), `${HURD}/4`, { timeout: 15000 });
-    await page.evaluate((id) => (window as any).hurdweb.select(id), `${HURD}/4`);
+    await page.waitForFunction((id) => (globalThis as any).hurdweb.cy.getElementById(id).nonempty(), `${HURD}/4`, { timeout: 15000 });
+    await page.evaluate((id) => (globalThis as any).hurdweb.select(id), `${HURD}/4`);
     await page.waitForSelector("#space-table tr.receive", { timeout: 15000 });
     const receive = await page.locator("#space-table tr.receive").count();
     assert.ok(receive >= 1, `proc holds receive rights: ${receive}`);
     // Its receive rights are edges of the graph too, to ports whose receiver it is.
-    const edges = await page.evaluate((id) => (window as any).hurdweb.cy.edges(".receive").filter((e: any) => e.source().id() === id).length as number, `${HURD}/4`);
+    const edges = await page.evaluate((id) => (globalThis as any).hurdweb.cy.edges(".receive").filter((e: any) => e.source().id() === id).length as number, `${HURD}/4`);
     assert.ok(edges >= 1);
     await page.screenshot({ path: join(out, "ports.png") });
     await page.click("#tab-procs");
@@ -117,7 +117,7 @@ describe("hurd web in a browser", () => {
     process.env.HURD_STATE_DIR = prev;
     try {
       const me = `${HURD}/${c.me.pid}`;
-      await page.waitForFunction((id) => (window as any).hurdweb.cy.getElementById(id).nonempty(), me, { timeout: 15000 });
+      await page.waitForFunction((id) => (globalThis as any).hurdweb.cy.getElementById(id).nonempty(), me, { timeout: 15000 });
       const N = 20;
       for (let i = 0; i < N; i++) {
         const k = await c.me.task.taskCreate("fork");
@@ -129,24 +129,24 @@ describe("hurd web in a browser", () => {
       const edge = `msg:${me}>${HURD}/4`;
       await page.waitForFunction(
         ({ edge, n }) => {
-          const e = (window as any).hurdweb.cy.getElementById(edge);
+          const e = (globalThis as any).hurdweb.cy.getElementById(edge);
           const child = Object.entries((e.nonempty() && e.data("rpcs")) || {}).find(([k]) => /Child$/.test(k));
           return ((child?.[1] as number) ?? 0) >= n;
         },
         { edge, n: N },
         { timeout: 20000 },
       );
-      const label = Number(await page.evaluate((id) => (window as any).hurdweb.cy.getElementById(id).data("label"), edge));
+      const label = Number(await page.evaluate((id) => (globalThis as any).hurdweb.cy.getElementById(id).data("label"), edge));
       assert.ok(label >= 2 * N, `${label} messages on ${edge}: each turn a Child and a Wait at least`);
       // A request with a body (proc_waitid's pid -1; an empty message encodes to no bytes).
       await page.fill("#f-rpc", "wait");
-      const n = await page.evaluate(() => (window as any).hurdweb.messages.filter((m: any) => /Waitid$/.test(m.rpc) && !m.reply).at(-1)?.n as number | undefined);
-      const seen = await page.evaluate(() => [...new Set((window as any).hurdweb.messages.map((m: any) => `${m.rpc}${m.reply ? " (reply)" : ""}`))].join(", "));
+      const n = await page.evaluate(() => (globalThis as any).hurdweb.messages.filter((m: any) => /Waitid$/.test(m.rpc) && !m.reply).at(-1)?.n as number | undefined);
+      const seen = await page.evaluate(() => [...new Set((globalThis as any).hurdweb.messages.map((m: any) => `${m.rpc}${m.reply ? " (reply)" : ""}`))].join(", "));
       assert.ok(n !== undefined, `a Waitid request in the page's list: ${seen}`);
       const item = page.locator(`#messages li[data-n="${n}"]`);
       await item.waitFor({ timeout: 10000 });
       await item.click();
-      await page.waitForFunction(() => /wait/i.test(document.getElementById("msg-line")?.textContent ?? ""), null, { timeout: 10000 });
+      await page.waitForFunction(() => /wait/i.test((globalThis as any).document.getElementById("msg-line")?.textContent ?? ""), null, { timeout: 10000 });
       const body = (await page.locator("#msg-body").textContent()) ?? "";
       assert.match(body, /pid: -1/);
       await page.screenshot({ path: join(out, "messages.png") });
