@@ -5,7 +5,7 @@ import { attachFromEnv } from "@hurdmesh/libhurd";
 import { Errno, HurdError, Task } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
@@ -15,6 +15,9 @@ if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
 }
+
+// Metrics (HURD_METRICS_ADDR, OTEL_METRICS_EXPORTER): proc's tables and every RPC served.
+await startMetrics(`hurd-${process.argv[2]}`, process.env);
 
 const name = process.argv[2];
 const hostPriv = Number(process.env.HURD_HOST_PRIV ?? 0);

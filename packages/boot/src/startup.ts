@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { Errno, HurdError, MsgType, Task } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { ProcessLauncher } from "./launchers.js";
 
@@ -27,6 +27,7 @@ if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
 }
+await startMetrics("hurd-init");
 const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as { system: string; tasks: Record<string, { taskId: number; token: string; hostPriv: number }> };
 const me = boot.tasks.init;
 if (!me || !values.nats) {

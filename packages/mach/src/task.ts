@@ -115,6 +115,8 @@ export class Task {
   readonly bootstrap: number;
   readonly namespaceId: number;
   readonly system: string;
+  /** The name of this task's hurd (the system's for the root hurd), for spans and metrics. */
+  readonly hurd: string;
   readonly leaseMs: number;
   readonly window: number;
   readonly timeoutMs: number;
@@ -152,6 +154,7 @@ export class Task {
     this.bootstrap = rep.bootstrap;
     this.namespaceId = rep.namespaceId;
     this.system = rep.system;
+    this.hurd = rep.hurd || rep.system;
     this.leaseMs = rep.leaseMs;
     this.window = window;
     this.timeoutMs = o.timeoutMs ?? 10_000;

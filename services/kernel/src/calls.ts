@@ -17,6 +17,7 @@ import {
   portType,
   requestNotification,
 } from "./mach-port.js";
+import { hostIpcGraph } from "./introspect.js";
 import { send } from "./mqueue.js";
 import { namespaceFromHost, namespaceInfo, namespaceSetPolicy, registerNewTaskNotification } from "./namespace.js";
 import type { KTask } from "./objects.js";
@@ -92,6 +93,8 @@ export const handlers: Record<string, Handler> = {
   detach: (k, t) => (terminate(k, t, "detached"), EMPTY),
   // credit (hurdmesh, 4905)
   credit: (k, t, r) => (credit(k, t, r.credit), EMPTY),
+  // host_ipc_graph (hurdmesh, 4930): every IPC space of a hurd, for its host_priv holder
+  hostIpcGraph: (k, t, r) => hostIpcGraph(k, t, r),
   // mach_msg (hurdmesh msg_send, 4904): a send as a call, for the edge's unary clients
   msgSend: (k, t, r) => (send(k, t, r), EMPTY),
 };
@@ -100,6 +103,21 @@ const table = methods(MachDefinition);
 
 /** Runs one kernel call from its encoded request; answers the encoded reply or throws a HurdError. */
 export function dispatch(k: KernelState, t: KTask, msgid: number, request: Uint8Array): Uint8Array {
+  const cm = k.callMetrics;
+  if (cm === null || !table.byId.has(msgid)) return run(k, t, msgid, request);
+  // Timed for rpc.server.call.duration (metrics.ts): only known calls, so a series per real method.
+  const t0 = performance.now();
+  try {
+    const rep = run(k, t, msgid, request);
+    cm.record(t.ns, msgid, (performance.now() - t0) / 1000, 0);
+    return rep;
+  } catch (e) {
+    cm.record(t.ns, msgid, (performance.now() - t0) / 1000, e instanceof HurdError ? e.code : Errno.EIO);
+    throw e;
+  }
+}
+
+function run(k: KernelState, t: KTask, msgid: number, request: Uint8Array): Uint8Array {
   const info = table.byId.get(msgid);
   const h = info && handlers[info.key];
   if (!info || !h) throw new HurdError(Errno.MIG_BAD_ID, `no kernel call ${msgid}`);

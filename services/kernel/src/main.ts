@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { LocalHub, type Bus } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";
@@ -42,12 +42,14 @@ if (values.help) {
 
 // Spans for every routed message (and the edge's calls) when the OTEL_*
 // environment asks for them; off, and free, otherwise.
-const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local" });
+const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local", hurd: values.system, serverAddress: values.grpc });
 if (telemetry) {
   setGlobalTelemetry(telemetry);
   installTracingHooks(telemetry);
 }
-const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}), ...(values["restart-grace-ms"] ? { restartGraceMs: Number(values["restart-grace-ms"]) } : {}) }, { telemetry });
+// Metrics on a Prometheus endpoint (HURD_METRICS_ADDR) and/or OTLP when the environment asks.
+const metrics = await startMetrics("hurd-kernel", process.env, { hurd: values.system });
+const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}), ...(values["restart-grace-ms"] ? { restartGraceMs: Number(values["restart-grace-ms"]) } : {}) }, { telemetry, metrics });
 const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
 const traps = new TrapServer(kernel, bus);
 traps.start();
@@ -72,7 +74,7 @@ claims?.start();
 const edge = new Edge(kernel);
 const port = await edge.listen(values.grpc!);
 const host = values.grpc!.replace(/:\d+$/, "");
-console.log(`hurd-kernel ${values.system}: bus ${bus.kind}${values.nats ? ` ${values.nats}` : ""}, gRPC edge on ${host}:${port}`);
+console.log(`hurd-kernel ${values.system}: bus ${bus.kind}${values.nats ? ` ${values.nats}` : ""}, gRPC edge on ${host}:${port}${metrics?.endpoint ? `, metrics on ${metrics.endpoint}` : ""}`);
 
 let stopping = false;
 async function stop(sig: string): Promise<void> {
@@ -85,6 +87,7 @@ async function stop(sig: string): Promise<void> {
   traps.stop();
   kernel.close();
   await bus.close();
+  await metrics?.shutdown();
   process.exit(0);
 }
 process.on("SIGINT", () => void stop("SIGINT"));

@@ -15,6 +15,7 @@ import { subjectsOf, type SystemSubjects } from "@hurdmesh/mach/internal";
 import type { KernelConfig } from "./config.js";
 import { setRootLimits } from "./quota.js";
 import { Namespace, Port, type Entry, type KMsg, type KTask, type Space } from "./objects.js";
+import type { CallMetrics } from "./metrics.js";
 import type { KernelTracer } from "./trace.js";
 
 export function err(name: ErrnoName, detail?: string): HurdError {
@@ -53,6 +54,8 @@ export abstract class KernelState {
   readonly stats = { sent: 0, delivered: 0, notifications: 0, rejectedTraps: 0, sendFailures: 0 };
   /** Set only while someone watches the trace stream or spans are on: routing checks this one field. */
   tracer: KernelTracer | null = null;
+  /** Set only while metrics are on (metrics.ts): kernel calls are timed. */
+  callMetrics: CallMetrics | null = null;
 
   // task.ts: leases and tokens.
   /** Attached tasks in order of last activity: the lease sweep reads from the front. */

@@ -3,6 +3,7 @@ import { methods, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { AttachRequest, CallReply, MachDefinition, TaskSpecialPort, Trap, type AttachReply } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { dispatch } from "./calls.js";
 import type { Kernel } from "./kernel.js";
+import { hurdName } from "./introspect.js";
 import { reportSendFailed, send } from "./mqueue.js";
 import { attach, authenticate, credit, taskGetSpecialPort, touch, type KTask } from "./task.js";
 
@@ -24,6 +25,7 @@ export function attachReply(k: Kernel, t: KTask): AttachReply {
     namespaceId: t.ns.id,
     system: k.config.system,
     leaseMs: k.config.leaseMs,
+    hurd: hurdName(k, t.ns),
   };
 }
 
