@@ -34,7 +34,11 @@ export function observeProc(srv: ProcServer, handles: HandleTable, m: Metrics | 
     r.observe(processes, srv.byPid.size, hurd);
     r.observe(zombies, z, hurd);
     const perUid = new Map<number, number>();
-    for (const h of handles.byPort.values()) perUid.set(h.owner, (perUid.get(h.owner) ?? 0) + 1);
+    for (const h of handles.byPort.values()) {
+      // An id-less opener's handles count against itself; here they are uid -1.
+      const uid = typeof h.owner === "number" ? h.owner : -1;
+      perUid.set(uid, (perUid.get(uid) ?? 0) + 1);
+    }
     for (const [uid, n] of perUid) r.observe(held, n, { ...hurd, "hurd.uid": uid });
     r.observe(created, srv.stats.created, hurd);
     r.observe(reaped, srv.stats.reaped, hurd);
