@@ -97,6 +97,19 @@ if (wantsNats && !env.NATS_URL) {
 }
 env.NODE_OPTIONS = [env.NODE_OPTIONS, SOURCE_CONDITION].filter(Boolean).join(" ");
 const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...flags, ...tests], { stdio: "inherit", env, cwd: root });
+// Stopped from outside (Ctrl-C, a CI timeout): the runner goes first (it
+// stops the test files it runs), then the server; nothing is left behind.
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    child.kill(sig);
+    setTimeout(() => {
+      child.kill("SIGKILL");
+      nats?.proc.kill("SIGKILL");
+      if (nats) rmSync(nats.dir, { recursive: true, force: true });
+      process.exit(130);
+    }, 3000).unref();
+  });
+}
 const code = await new Promise((r) => child.on("exit", (c, s) => r(c ?? (s ? 1 : 0))));
 if (nats) {
   await nats.stop();

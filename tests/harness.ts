@@ -26,7 +26,7 @@ export interface Hurd {
   /** Creates a boot task and attaches to it over its own bus connection. */
   task(name: string, o?: { hostPriv?: boolean; window?: number; timeoutMs?: number }): Promise<Task & { hostPriv: number }>;
   /** Attaches to an existing task id with a token (e.g. from taskCreate), as the task's own NATS user. */
-  attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number }): Promise<Task>;
+  attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number; hold?: boolean }): Promise<Task>;
   /** The NATS user the kernel mints for a task (null on the local bus or with authorization off). */
   natsCredentials(taskId: number): UserCredentials | null;
   /**
@@ -114,7 +114,7 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
   const trap = new TrapServer(kernel, kbus);
   trap.start();
   await kbus.flush();
-  const tasks: Task[] = [];
+  let tasks: Task[] = [];
   const natsCredentials = (taskId: number): UserCredentials | null => {
     const t = kernel.tasks.get(taskId);
     if (!kernel.natsUsers) return null;
@@ -122,14 +122,34 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     // No such task: a user for it all the same, so that attaching fails as it would, at the kernel.
     return mintTestUser(`task ${taskId}`, permissionsFor(system, { kind: "task", taskId }));
   };
-  const attach = async (taskId: number, token: string, ao: { window?: number; timeoutMs?: number } = {}) => {
+  const connect = async (): Promise<Bus> => {
+    const b = kind === "local" ? hub.connect() : await natsBus(system);
+    buses.push(b);
+    return b;
+  };
+  /** Each attached task's own connection, closed once the task is gone (long fuzz runs attach tens of thousands). */
+  const connections = new Map<Task, Bus>();
+  const attach = async (taskId: number, token: string, ao: { window?: number; timeoutMs?: number; hold?: boolean } = {}) => {
     let t: Task;
     if (kind === "local") {
       const b = hub.connect();
       buses.push(b);
-      t = await Task.attach({ bus: b, system, taskId, token, window: ao.window, timeoutMs: ao.timeoutMs ?? 5000 });
-    } else t = await attachOverNats(natsUrl(), { name: `test task ${taskId}`, system, taskId, token, credentials: natsCredentials(taskId), window: ao.window, timeoutMs: ao.timeoutMs ?? 5000 });
+      t = await Task.attach({ bus: b, system, taskId, token, window: ao.window, timeoutMs: ao.timeoutMs ?? 5000, hold: ao.hold });
+    } else
+      t = await attachOverNats(natsUrl(), { name: `test task ${taskId}`, system, taskId, token, credentials: natsCredentials(taskId), window: ao.window, timeoutMs: ao.timeoutMs ?? 5000, hold: ao.hold });
+    const bus = t.bus;
     tasks.push(t);
+    connections.set(t, bus);
+    if (tasks.length % 256 === 0) {
+      tasks = tasks.filter((x) => !x.detached);
+      for (const [x, b] of connections)
+        if (x.detached) {
+          connections.delete(x);
+          const i = buses.indexOf(b);
+          if (i >= 0) buses.splice(i, 1);
+          await b.close();
+        }
+    }
     return t;
   };
   return {
@@ -137,11 +157,7 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     kernel,
     attach,
     natsCredentials,
-    async connect() {
-      const b = kind === "local" ? hub.connect() : await natsBus(system);
-      buses.push(b);
-      return b;
-    },
+    connect,
     async task(name, to = {}) {
       const b = kernel.bootTask({ name, hostPriv: to.hostPriv });
       const t = (await attach(b.task.id, b.token, to)) as Task & { hostPriv: number };

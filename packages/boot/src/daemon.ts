@@ -6,9 +6,10 @@
 // and never the bus). It exits when its task ends, and when the launcher
 // that started it is gone (the IPC channel closes).
 import { attachFromEnv } from "@hurdmesh/libhurd";
+import { Errno, HurdError } from "@hurdmesh/mach";
 import { attachOverNats } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { Runsystem } from "./runsystem.js";
 import { startBootServer } from "./servers.js";
 
@@ -19,6 +20,9 @@ if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
 }
+
+// Metrics (HURD_METRICS_ADDR, OTEL_METRICS_EXPORTER): proc's tables and every RPC served.
+await startMetrics(`hurd-${process.argv[2]}`, process.env);
 
 const name = process.argv[2];
 const hostPriv = Number(process.env.HURD_HOST_PRIV ?? 0);
@@ -35,10 +39,20 @@ try {
   console.error(`daemon ${name}: ${(e as Error).message}`);
   process.exit(2);
 }
-// The hurd ends this task (shutdown or crash): then this process has nothing left to do.
+// The hurd ends this task (shutdown or crash), or its kernel is gone (no
+// one takes the trap subject, or a new kernel knows no such task): then
+// this process has nothing left to do, and must not linger as a process
+// of a hurd that is no more.
 const poll = setInterval(() => {
   if (task.detached || bus.closed) process.exit(0);
 }, 500);
+const ask = setInterval(() => {
+  task.taskInfo(0).catch((e) => {
+    const code = HurdError.from(e).code;
+    if (code === Errno.KERN_INVALID_TASK || code === Errno.MACH_SEND_INVALID_DEST) process.exit(0);
+  });
+}, 2000);
+ask.unref();
 // Stopped by its launcher (the hurd is gone or going): pid 1's program goes with it.
 process.on("SIGTERM", () => {
   clearInterval(poll);

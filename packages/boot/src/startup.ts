@@ -8,10 +8,10 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { MsgType } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType } from "@hurdmesh/mach";
 import { attachOverNats } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { ProcessLauncher } from "./launchers.js";
 
@@ -29,6 +29,7 @@ if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
 }
+await startMetrics("hurd-init");
 const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as {
   system: string;
   tasks: Record<string, { taskId: number; token: string; hostPriv: number; nats?: { jwt: string; seed: string } }>;
@@ -50,6 +51,7 @@ const launchers: ProcessLauncher[] = [];
 const sessionDir = values.session ? dirname(values.session) : null;
 const subhurds = await serveSubhurds(task, {
   root: boot.system,
+  hostPriv: me.hostPriv,
   attach: async (taskId, token) =>
     attachOverNats(url, { name: "hurd-subhurd", system: boot.system, taskId, token, credentials: await credentials(taskId, token), window: 1024, timeoutMs: 30_000 }),
   launcher: () => {
@@ -89,6 +91,18 @@ process.on("disconnect", () => {
   process.exit(1);
 });
 void init.halted.then((code) => {
+  stopping = true;
   killAll();
   setTimeout(() => process.exit(code), 200);
 });
+// A kernel that is gone (killed; or a new one that knows no old task) ends
+// this hurd: its servers go with it rather than linger.
+setInterval(() => {
+  task.taskInfo(0).catch((e) => {
+    const code = HurdError.from(e).code;
+    if (!stopping && (code === Errno.KERN_INVALID_TASK || code === Errno.MACH_SEND_INVALID_DEST)) {
+      killAll();
+      process.exit(1);
+    }
+  });
+}, 2000).unref();

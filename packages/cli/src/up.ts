@@ -14,7 +14,7 @@ import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { nodeImports, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { nodeImports, startMetrics, telemetryFromEnv, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
 import type { NatsServerProcess } from "@hurdmesh/mach/nats-auth";
 import { CliError } from "./errors.js";
 import { natsKeysFor } from "./keys.js";
@@ -33,6 +33,8 @@ export interface UpOptions {
   quiet?: boolean;
   /** After an essential server's death, boot the hurd again (embedded mode). */
   rebootOnCrash?: boolean;
+  /** Also serve `hurd web` (true: on 127.0.0.1:7410). */
+  web?: string | boolean;
 }
 
 export async function up(o: UpOptions): Promise<number> {
@@ -48,17 +50,22 @@ export async function up(o: UpOptions): Promise<number> {
   }
 }
 
+let metrics: Promise<SdkMetrics | null> | null = null;
+
 /** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
 async function upEmbedded(o: UpOptions, session: string, say: (l: string) => void, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
   const t0 = performance.now();
   // Spans when the OTEL_* environment asks for them; embedded, the servers
   // run in this process, so their handler spans too.
-  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: "local" });
+  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: "local", hurd: o.hurd, serverAddress: o.grpc });
   if (telemetry && !globalTelemetry()) {
     setGlobalTelemetry(telemetry);
     installTracingHooks(telemetry);
   }
-  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`), telemetry });
+  // Metrics only when asked (HURD_METRICS_ADDR, OTEL_METRICS_EXPORTER): one set for the process, across reboots.
+  metrics ??= startMetrics("hurd", process.env, { hurd: o.hurd });
+  const m = await metrics;
+  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`), telemetry, metrics: m });
   const hub = new LocalHub();
   const kbus = hub.connect();
   const traps = new TrapServer(kernel, kbus);
@@ -76,6 +83,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   await init.boot();
   const subhurds = await serveSubhurds(initTask, {
     root: o.hurd,
+    hostPriv: boot.hostPriv,
     attach,
     launcher: () => new InProcessLauncher(attach),
     say,
@@ -93,8 +101,13 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
+  // hurd web beside it, attached through the edge as the command would be.
+  const web = o.web ? await (await import("./web.js")).startWebFor(o.hurd, { listen: typeof o.web === "string" ? o.web : undefined, quiet: o.quiet }) : null;
+  if (web) say(`hurd web: ${web.server.url}`);
+  if (m?.endpoint) say(`metrics on ${m.endpoint}`);
   say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
   const code = await init.halted;
+  await web?.close().catch(() => {});
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
   rmSync(session, { force: true });

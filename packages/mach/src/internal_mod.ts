@@ -5,6 +5,7 @@
 // @hurdmesh/mach/internal; users of the runtime import @hurdmesh/mach.
 export {
   subjectsOf,
+  storeSubjectsOf,
   parseSubject,
   permissionsOf,
   inboxOf,
@@ -16,6 +17,7 @@ export {
   LAUNCH_ANSWER_MS,
   KERNEL_ANSWER_MS,
   type SystemSubjects,
+  type StoreSubjects,
   type ParsedSubject,
   type Role,
   type Permissions,
@@ -25,6 +27,6 @@ export { methods, msgidOf, isSimple, type MethodDef, type MethodInfo, type Servi
 export { encode } from "./wire.js";
 export { Deadlines, DEADLINE_GRAIN_MS } from "./deadlines.js";
 export { clearTaskEvents, decodeTaskEvents, encodeTaskEvents, newTaskEvents, type TaskEvents } from "./task-events.js";
-export { tracingHooks } from "./hooks.js";
+export { tracingHooks, metricsHooks, type RpcSeries } from "./hooks.js";
 export { TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT, NO_TRACE_CONTEXT, isTraceContext, isSampled, traceparentOf, traceContextOf, hexOf } from "./trace-context.js";
 export { watchTraceOnBus, traceSubjects, TRACE_LEASE, type BusTraceWatch, type BusWatchOptions, type TaskCredentials } from "./trace-watch.js";

@@ -23,7 +23,7 @@ import { inboxOf } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { acceptsAnonymous, accountClaimsOf, AccountRevocations, NKey, readFabricKeys } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";
@@ -42,13 +42,14 @@ const { values } = parseArgs({
     "nats-keys": { type: "string", default: process.env.HURD_NATS_KEYS },
     "nats-insecure": { type: "boolean", default: process.env.HURD_NATS_AUTH === "off" },
     "nats-user-ttl": { type: "string", default: process.env.HURD_NATS_USER_TTL },
+    "restart-grace-ms": { type: "string", default: process.env.HURD_RESTART_GRACE_MS },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
   console.log(
-    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N]\n" +
+    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N]\n" +
       "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL as the flags)",
   );
   process.exit(0);
@@ -61,13 +62,23 @@ function fail(l: string): never {
 
 // Spans for every routed message (and the edge's calls) when the OTEL_*
 // environment asks for them; off, and free, otherwise.
-const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local" });
+const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local", hurd: values.system, serverAddress: values.grpc });
 if (telemetry) {
   setGlobalTelemetry(telemetry);
   installTracingHooks(telemetry);
 }
 const nats = values.nats ? await natsAuthorization(values.nats) : null;
-const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) }, { telemetry, nats: nats?.users });
+// Metrics on a Prometheus endpoint (HURD_METRICS_ADDR) and/or OTLP when the environment asks.
+const metrics = await startMetrics("hurd-kernel", process.env, { hurd: values.system });
+const kernel = new Kernel(
+  {
+    system: values.system!,
+    bus: values.nats ? "nats" : "local",
+    ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}),
+    ...(values["restart-grace-ms"] ? { restartGraceMs: Number(values["restart-grace-ms"]) } : {}),
+  },
+  { telemetry, nats: nats?.users, metrics },
+);
 const bus: Bus = values.nats
   ? await NatsBus.connect(values.nats, { name: `hurd-kernel-${values.system}`, credentials: kernel.natsUsers?.kernel() })
   : new LocalHub().connect();
@@ -119,7 +130,7 @@ claims?.start();
 const edge = new Edge(kernel);
 const port = await edge.listen(values.grpc!);
 const host = values.grpc!.replace(/:\d+$/, "");
-say(`bus ${bus.kind}${values.nats ? ` ${values.nats}${nats ? " (authorization on)" : " (NO authorization)"}` : ""}, gRPC edge on ${host}:${port}`);
+say(`bus ${bus.kind}${values.nats ? ` ${values.nats}${nats ? " (authorization on)" : " (NO authorization)"}` : ""}, gRPC edge on ${host}:${port}${metrics?.endpoint ? `, metrics on ${metrics.endpoint}` : ""}`);
 
 let stopping = false;
 async function stop(sig: string): Promise<void> {
@@ -133,6 +144,7 @@ async function stop(sig: string): Promise<void> {
   kernel.close();
   await bus.close();
   await nats?.updater.close();
+  await metrics?.shutdown();
   process.exit(0);
 }
 process.on("SIGINT", () => void stop("SIGINT"));

@@ -68,7 +68,9 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export class NatsBus implements Bus {
   readonly kind = "nats" as const;
   closed = false;
-  private nc: NatsConnection;
+  private current: NatsConnection;
+  /** When the current connection was lost (Date.now()), 0 while it is up: a task whose bus is down longer than its lease has been ended. */
+  disconnectedSince = 0;
   private creds: UserCredentials | undefined;
   private expiresAt = 0;
   private readonly subs = new Set<Sub>();
@@ -87,7 +89,7 @@ export class NatsBus implements Bus {
     private readonly servers: string,
     private readonly o: NatsBusOptions,
   ) {
-    this.nc = nc;
+    this.current = nc;
     this.creds = o.credentials;
     if (o.credentials) this.expiresAt = expiryOf(o.credentials.jwt);
     this.watch(nc);
@@ -122,9 +124,31 @@ export class NatsBus implements Bus {
   /** The bus is closed when its current connection closes for good (a handed-over one closing is not that). */
   private watch(nc: NatsConnection): void {
     void nc.closed().then(() => {
-      if (this.nc === nc && !this.retiring.has(nc)) this.closed = true;
+      if (this.current === nc && !this.retiring.has(nc)) this.closed = true;
       this.retiring.delete(nc);
     });
+    // nats.js reconnects by itself; the runtime only needs to know for how
+    // long the kernel has been out of reach (Task ends itself past its lease).
+    void (async () => {
+      for await (const st of nc.status()) {
+        if (this.current !== nc) return;
+        if (st.type === "disconnect") this.disconnectedSince ||= Date.now();
+        else if (st.type === "reconnect") this.disconnectedSince = 0;
+      }
+    })().catch(() => {});
+  }
+
+  /** The current connection (a renewal replaces it): JetStreamKv's. */
+  get nc(): NatsConnection {
+    return this.current;
+  }
+
+  /**
+   * The largest message the server takes (its advertised max_payload):
+   * the kernel accepts no message whose delivery would not fit.
+   */
+  get maxPayload(): number | undefined {
+    return this.current.info?.max_payload;
   }
 
   /** When the user's JWT expires (unix seconds); 0: never, or an anonymous client. */
@@ -178,7 +202,7 @@ export class NatsBus implements Bus {
    * overtakes one sent on the old connection.
    */
   private async handover(creds: UserCredentials, expires: number): Promise<void> {
-    const old = this.nc;
+    const old = this.current;
     const prev = this.creds;
     this.creds = creds;
     let next: NatsConnection;
@@ -209,7 +233,7 @@ export class NatsBus implements Bus {
       // everything we published on it, has reached its destination.
       await old.flush().catch(() => {});
     } finally {
-      this.nc = next;
+      this.current = next;
       this.incoming = null;
       this.expiresAt = expires;
       this.watch(next);
@@ -262,19 +286,22 @@ export class NatsBus implements Bus {
 
   publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed");
+    const max = this.current.info?.max_payload;
+    // Past the server's max_payload nats.js throws: say it as Mach does, and before trying.
+    if (max !== undefined && data.length > max) throw new HurdError(Errno.MACH_SEND_NO_BUFFER, `${data.length} bytes exceed the bus's max_payload of ${max}`);
     if (this.held) {
       if (this.held.length >= MAX_HELD) throw new HurdError(Errno.MACH_SEND_NO_BUFFER, "bus connection being renewed");
       this.held.push([subject, data, reply, traceparent]);
       return;
     }
-    if (traceparent) this.nc.publish(subject, data, reply ? { reply, headers: traceHeaders(traceparent) } : { headers: traceHeaders(traceparent) });
-    else this.nc.publish(subject, data, reply ? { reply } : undefined);
+    if (traceparent) this.current.publish(subject, data, reply ? { reply, headers: traceHeaders(traceparent) } : { headers: traceHeaders(traceparent) });
+    else this.current.publish(subject, data, reply ? { reply } : undefined);
   }
 
   subscribe(subject: string, handler: BusHandler): BusSubscription {
     const s: Sub = { subject, handler, active: true, nats: null as unknown as Subscription, next: null, held: null, seen: null };
     // Made during a handover, it starts on the incoming connection.
-    s.nats = this.natsSubscribe(this.incoming ?? this.nc, s);
+    s.nats = this.natsSubscribe(this.incoming ?? this.current, s);
     this.subs.add(s);
     return {
       unsubscribe: () => {
@@ -288,9 +315,11 @@ export class NatsBus implements Bus {
   }
 
   async request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
+    const max = this.current.info?.max_payload;
+    if (max !== undefined && data.length > max) throw new HurdError(Errno.MACH_SEND_NO_BUFFER, `${data.length} bytes exceed the bus's max_payload of ${max}`);
     // A request is a publish too: it must not overtake one held during a handover.
     if (this.switched) await this.switched;
-    const nc = this.nc;
+    const nc = this.current;
     this.inflight.set(nc, (this.inflight.get(nc) ?? 0) + 1);
     try {
       const m = await nc.request(subject, data, traceparent ? { timeout: timeoutMs, headers: traceHeaders(traceparent) } : { timeout: timeoutMs });
@@ -314,7 +343,7 @@ export class NatsBus implements Bus {
 
   async flush(): Promise<void> {
     if (this.switched) await this.switched;
-    return this.nc.flush();
+    return this.current.flush();
   }
 
   async close(): Promise<void> {
@@ -324,7 +353,7 @@ export class NatsBus implements Bus {
     this.renewTimer = null;
     if (this.switched) await this.switched.catch(() => {});
     for (const nc of this.retiring) void nc.close().catch(() => {});
-    await this.nc.close();
+    await this.current.close();
   }
 }
 
@@ -366,3 +395,5 @@ export async function attachOverNats(url: string, o: NatsAttachOptions): Promise
   });
   return Task.attach({ ...o, bus, ownsBus: true });
 }
+
+export { JetStreamKv, type JetStreamKvOptions } from "./jetstream.js";
