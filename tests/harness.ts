@@ -35,6 +35,13 @@ export interface Hurd {
    * fabric without authorization is). Closed by close().
    */
   connect(): Promise<Bus>;
+  /**
+   * A bare connection as task `taskId`'s own NATS user (its inbox, its
+   * deliveries, the trap), as the process holding that task's credentials
+   * has: for raw traps a task could send. An attached task's own bus; on
+   * the local bus, any connection. Closed by close().
+   */
+  taskBus(taskId: number): Promise<Bus>;
   close(): Promise<void>;
 }
 
@@ -127,6 +134,8 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     buses.push(b);
     return b;
   };
+  /** taskBus's connections, one per task. */
+  const rawBuses = new Map<number, Bus>();
   /** Each attached task's own connection, closed once the task is gone (long fuzz runs attach tens of thousands). */
   const connections = new Map<Task, Bus>();
   const attach = async (taskId: number, token: string, ao: { window?: number; timeoutMs?: number; hold?: boolean } = {}) => {
@@ -158,6 +167,23 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     attach,
     natsCredentials,
     connect,
+    async taskBus(taskId) {
+      // An attached task's own connection: minting its user again would revoke the one it holds.
+      const own = tasks.find((x) => x.id === taskId && !x.detached);
+      if (own) return own.bus;
+      const had = rawBuses.get(taskId);
+      if (had && !had.closed) return had;
+      if (kind === "local") {
+        const l = await connect();
+        rawBuses.set(taskId, l);
+        return l;
+      }
+      const creds = natsCredentials(taskId);
+      const b = await NatsBus.connect(natsUrl(), { name: `test task ${taskId} (raw)`, credentials: creds ?? undefined, inboxPrefix: creds ? inboxOf(system, { kind: "task", taskId }) : undefined });
+      buses.push(b);
+      rawBuses.set(taskId, b);
+      return b;
+    },
     async task(name, to = {}) {
       const b = kernel.bootTask({ name, hostPriv: to.hostPriv });
       const t = (await attach(b.task.id, b.token, to)) as Task & { hostPriv: number };

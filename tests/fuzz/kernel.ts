@@ -10,11 +10,10 @@
 // may be left: no task, no name, no port, no queued message.
 import fc from "fast-check";
 import { Errno, LocalHub, type Bus } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
 import { methods } from "@hurdmesh/mach/internal";
 import { Kernel, TrapServer, type KernelConfig, type KTask } from "@hurdmesh/kernel";
-import { CallReply, MachDefinition, Trap, type Message } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import { natsUrl, type BusKind } from "../harness.js";
+import { CallReply, MachDefinition, TaskNatsCredentialsRequest, Trap, type Message } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { natsBus, type BusKind } from "../harness.js";
 import { auditKernel, type KernelCensus } from "./audit.js";
 import { Violation, settles, type FuzzStats, type FuzzTarget } from "./core.js";
 import { DISPOSITIONS, bodyOf, bytesOf, num, numOf, right, type Body, type Num, type RightCase } from "./gen.js";
@@ -128,12 +127,14 @@ export interface KernelWorld {
 export async function kernelWorld(kind: BusKind, config: Partial<KernelConfig> = FUZZ_KERNEL_CONFIG): Promise<KernelWorld> {
   const kernel = new Kernel({ system: `fz${process.pid}x${++worlds}`, ...config }, { log: () => {} });
   const hub = new LocalHub();
-  const connect = async (): Promise<Bus> => (kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl()));
-  const kbus = await connect();
+  // On NATS the kernel connects as the kernel and the fuzzer as a party that
+  // may use any subject of the system (it plays every task, on one connection).
+  const system = kernel.config.system;
+  const kbus = kind === "local" ? hub.connect() : await natsBus(system, { kind: "kernel" });
   const trap = new TrapServer(kernel, kbus);
   trap.start();
   await kbus.flush();
-  const bus = await connect();
+  const bus = kind === "local" ? hub.connect() : await natsBus(system);
   return {
     kind,
     kernel,
@@ -203,7 +204,14 @@ export function trapBytes(c: TrapCase, parties: Party[], maxBody: number, seq: n
   }
   if ("heartbeat" in c) return { bytes: Trap.encode(Trap.fromPartial({ ...id, credit: c.credit, heartbeat: true })).finish(), entry: "heartbeat", good };
   const m = c.call >= 0 ? TRAP_CALLS[c.call]! : null;
-  const request = m ? bytesOf(m.def, c.body, names) : new Uint8Array([8, 1]);
+  let request = m ? bytesOf(m.def, c.body, names) : new Uint8Array([8, 1]);
+  // task_nats_credentials names a task by id and token: a random token never
+  // matches, so a well-formed body names one of the batch's tasks (flipped,
+  // cut and random bodies still go as they are).
+  if (m?.key === "taskNatsCredentials" && "fields" in c.body) {
+    const p = parties[c.who.task % parties.length]!;
+    request = TaskNatsCredentialsRequest.encode({ taskId: p.k.id, token: p.token }).finish();
+  }
   return { bytes: Trap.encode({ ...id, credit: c.credit, call: { msgid: m ? m.msgid : 4999, request } }).finish(), entry: m ? m.key : null, good };
 }
 

@@ -9,10 +9,9 @@
 // after every command, so that wrong state is caught, not only crashes.
 import fc from "fast-check";
 import { Errno, HurdError, LocalHub, MsgType, NotifyId, PortRight, Task, type Bus, type Received } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
 import { Kernel, TrapServer, type KTask } from "@hurdmesh/kernel";
 import { DeadNameNotification, PortDeletedNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import { natsUrl, type BusKind } from "../harness.js";
+import { natsBus, type BusKind } from "../harness.js";
 import { auditKernel } from "./audit.js";
 import { Violation, type FuzzStats, type FuzzTarget } from "./core.js";
 import { FUZZ_KERNEL_CONFIG } from "./kernel.js";
@@ -496,7 +495,8 @@ export async function modelRun(w: ModelWorld, cmds: Iterable<Cmd>, stats: FuzzSt
   const { k } = w;
   const ns = k.newNamespace(k.root, `model${w.n++}`);
   k.root.children.add(ns);
-  const connect = async () => (w.kind === "local" ? w.hub.connect() : await NatsBus.connect(natsUrl()));
+  // On NATS each task as a party that may use any subject of the system (the kernel checks no inboxes: it mints no users here).
+  const connect = async () => (w.kind === "local" ? w.hub.connect() : await natsBus(k.config.system));
   const boots = [k.bootTask({ name: "model-0", ns, hostPriv: true }), k.bootTask({ name: "model-1", ns })];
   const buses = [await connect(), await connect()];
   const tasks = (await Promise.all(boots.map((b, i) => Task.attach({ bus: buses[i]!, system: k.config.system, taskId: b.task.id, token: b.token, timeoutMs: 5000 })))) as [Task, Task];
@@ -549,7 +549,7 @@ export const modelTarget: FuzzTarget<ModelWorld, never> = {
   async start(kind) {
     const k = new Kernel({ system: `mdl${process.pid}x${Date.now() % 100000}`, ...FUZZ_KERNEL_CONFIG }, { log: () => {} });
     const hub = new LocalHub();
-    const kbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl());
+    const kbus = kind === "local" ? hub.connect() : await natsBus(k.config.system, { kind: "kernel" });
     const trap = new TrapServer(k, kbus);
     trap.start();
     await kbus.flush();

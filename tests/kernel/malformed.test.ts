@@ -23,9 +23,13 @@ for (const kind of busKinds) {
       await h.close();
     });
 
-    /** A raw trap on the bus, as any program could publish it; answers the kernel's CallReply. */
-    async function rawTrap(bytes: Uint8Array): Promise<CallReply> {
-      return CallReply.decode(await h.kernel.bus!.request(trapSubject, bytes, 3000));
+    /**
+     * A raw trap on the bus, as the process of task `as` could publish it
+     * (on NATS as that task's own user: nobody else may publish traps, and
+     * the kernel answers only on the asker's inbox); answers the kernel's CallReply.
+     */
+    async function rawTrap(bytes: Uint8Array, as: number): Promise<CallReply> {
+      return CallReply.decode(await (await h.taskBus(as)).request(trapSubject, bytes, 3000));
     }
     const tokenOf = (t: Task) => h.kernel.tasks.get(t.id)!.token;
 
@@ -90,7 +94,7 @@ for (const kind of busKinds) {
     it("an attach with a malformed request answers MIG_BAD_ARGUMENTS", async () => {
       const a = await h.task("attach-garbage");
       const r = await a.taskCreate("attach-garbage-b");
-      const ans = await rawTrap(Trap.encode(Trap.fromPartial({ task: r.taskId, token: r.token, call: { msgid: mach.byKey.get("attach")!.msgid, request: new Uint8Array([0xff, 0xff, 0x07]) } })).finish());
+      const ans = await rawTrap(Trap.encode(Trap.fromPartial({ task: r.taskId, token: r.token, call: { msgid: mach.byKey.get("attach")!.msgid, request: new Uint8Array([0xff, 0xff, 0x07]) } })).finish(), r.taskId);
       assert.equal(new HurdError(ans.code).errno, "MIG_BAD_ARGUMENTS");
       assert.equal(h.kernel.tasks.get(r.taskId)!.attached, false);
     });
@@ -101,16 +105,16 @@ for (const kind of busKinds) {
       const rejected = h.kernel.stats.rejectedTraps;
       const send = { destination: s.qs, destinationDisposition: MsgType.MSG_TYPE_COPY_SEND, reply: 0, replyDisposition: 0, id: 66, body: new Uint8Array(0), ports: [{ name: s.p, disposition: MsgType.MSG_TYPE_MAKE_SEND }], timeoutMs: 0, seq: 1, traceContext: new Uint8Array(0), code: 0 };
       const bad = Trap.encode(Trap.fromPartial({ task: s.a.id, token: "x".repeat(tokenOf(s.a).length), credit: 5, send })).finish();
-      const ans = await rawTrap(bad);
+      const ans = await rawTrap(bad, s.a.id);
       assert.equal(ans.code, Errno.KERN_INVALID_TASK);
       // Another task's token does not stand for a.
-      const ans2 = await rawTrap(Trap.encode(Trap.fromPartial({ task: s.a.id, token: tokenOf(s.b), send })).finish());
+      const ans2 = await rawTrap(Trap.encode(Trap.fromPartial({ task: s.a.id, token: tokenOf(s.b), send })).finish(), s.b.id);
       assert.equal(ans2.code, Errno.KERN_INVALID_TASK);
       // Published without a reply subject: dropped all the same.
-      h.kernel.bus!.publish(trapSubject, bad);
+      (await h.taskBus(s.a.id)).publish(trapSubject, bad);
       // A kernel call with a wrong token is refused too.
       const call = Trap.encode(Trap.fromPartial({ task: s.a.id, token: "nope", call: { msgid: mach.byKey.get("portDestroy")!.msgid, request: MachDefinition.methods.portDestroy.requestType.encode({ name: s.p }).finish() } })).finish();
-      assert.equal((await rawTrap(call)).code, Errno.KERN_INVALID_TASK);
+      assert.equal((await rawTrap(call, s.a.id)).code, Errno.KERN_INVALID_TASK);
       await until(() => h.kernel.stats.rejectedTraps === rejected + 4, 3000, "four rejected traps");
       await sleep(30);
       assert.equal(s.box.length, 0, "nothing was routed");
@@ -121,9 +125,9 @@ for (const kind of busKinds) {
       const s = await scene("garbage");
       const before = await state(s);
       const rejected = h.kernel.stats.rejectedTraps;
-      const ans = await rawTrap(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07]));
+      const ans = await rawTrap(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07]), s.a.id);
       assert.equal(ans.code, Errno.MIG_BAD_ARGUMENTS);
-      h.kernel.bus!.publish(trapSubject, new Uint8Array([0x0a, 0xff, 0xff]));
+      (await h.taskBus(s.a.id)).publish(trapSubject, new Uint8Array([0x0a, 0xff, 0xff]));
       await until(() => h.kernel.stats.rejectedTraps === rejected + 2, 3000, "garbage counted");
       assert.deepEqual(await state(s), before);
     });
@@ -132,9 +136,9 @@ for (const kind of busKinds) {
       const s = await scene("badcall");
       const before = await state(s);
       const token = tokenOf(s.a);
-      const unknown = await rawTrap(Trap.encode(Trap.fromPartial({ task: s.a.id, token, call: { msgid: 1234567, request: new Uint8Array(0) } })).finish());
+      const unknown = await rawTrap(Trap.encode(Trap.fromPartial({ task: s.a.id, token, call: { msgid: 1234567, request: new Uint8Array(0) } })).finish(), s.a.id);
       assert.equal(unknown.code, Errno.MIG_BAD_ID);
-      const bad = await rawTrap(Trap.encode(Trap.fromPartial({ task: s.a.id, token, call: { msgid: mach.byKey.get("portDestroy")!.msgid, request: new Uint8Array([0xff, 0xff, 0x07]) } })).finish());
+      const bad = await rawTrap(Trap.encode(Trap.fromPartial({ task: s.a.id, token, call: { msgid: mach.byKey.get("portDestroy")!.msgid, request: new Uint8Array([0xff, 0xff, 0x07]) } })).finish(), s.a.id);
       assert.equal(bad.code, Errno.MIG_BAD_ARGUMENTS);
       assert.deepEqual(await state(s), before);
     });

@@ -7,10 +7,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { client, HurdError, MsgType, portAt, type Task } from "@hurdmesh/mach";
-import { JetStreamKv, type NatsBus } from "@hurdmesh/mach/nats";
+import { inboxOf } from "@hurdmesh/mach/internal";
+import { JetStreamKv } from "@hurdmesh/mach/nats";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
 import { Auth, KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
-import { busKinds, startHurd, until, type Hurd } from "../harness.js";
+import { busKinds, natsBus, natsKeys, startHurd, until, type Hurd } from "../harness.js";
 
 const LEASE = 400;
 const GRACE = 4000;
@@ -38,7 +39,12 @@ for (const kind of busKinds) {
       ids = { taskId: r.taskId, token: r.token, port: r.task };
       authTask = await h.attach(r.taskId, r.token, { hold: true });
       await authTask.call("taskSetEssential", { task: 0, essential: true });
-      store = kind === "nats" ? new KvAuthStore(await JetStreamKv.open(((await h.connect()) as NatsBus).nc, h.kernel.config.system, "", "auth")) : new MemoryAuthStore();
+      // auth's store user reaches auth's bucket only (the subject map's "store" role).
+      const system = h.kernel.config.system;
+      store =
+        kind === "nats"
+          ? new KvAuthStore(await JetStreamKv.open((await natsBus(system, { kind: "store", hurd: "", server: "auth" })).nc, system, "", "auth", { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "store", hurd: "", server: "auth" }) : undefined }))
+          : new MemoryAuthStore();
       auth = await Auth.start(authTask, {}, store);
       assert.equal(auth.restarted, false);
       root = (await boot.extractRight(r.task, auth.root, MsgType.MSG_TYPE_MAKE_SEND)).name;

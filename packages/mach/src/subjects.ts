@@ -195,7 +195,13 @@ export type Role =
   /** Trace watcher of watch W: reads its batches, renews and cancels it. */
   | { kind: "trace-watcher"; watchId: number }
   /** A user of NATS's system account that pushes `account`'s JWT (its revocations) to nats-server. */
-  | { kind: "account-updater"; account: string };
+  | { kind: "account-updater"; account: string }
+  /**
+   * Server `server` of hurd `hurd` writing its state through to its own
+   * JetStream bucket (storeSubjectsOf): that bucket's keys, the JetStream
+   * API calls on its stream, and the bucket read back on its own inbox.
+   */
+  | { kind: "store"; hurd: string; server: string };
 
 export interface Permissions {
   /** Subjects (NATS patterns) the role may publish on. */
@@ -253,6 +259,8 @@ export function inboxOf(system: string, role: Role): string | undefined {
       return `${base}.watch.${id("a watch", role.watchId)}`;
     case "account-updater":
       return `${base}.updater`;
+    case "store":
+      return `${base}.store.${hurdToken(role.hurd)}.${token("a server name", role.server)}`;
     default:
       return undefined;
   }
@@ -295,5 +303,17 @@ export function permissionsOf(system: string, role: Role): Permissions {
       return { publish: [s.traceCtl], denyPublish: [], subscribe: [s.traceBatches(id("a watch", role.watchId)), ...replies], respond: null, inbox, maxSubscriptions: 4 };
     case "account-updater":
       return { publish: [accountUpdateSubject(role.account)], denyPublish: [], subscribe: replies, respond: null, inbox, maxSubscriptions: 4 };
+    case "store": {
+      // Nothing of any other stream: JetStream's API is spoken per stream, on subjects naming it.
+      const kv = storeSubjectsOf(system, role.hurd, role.server);
+      return {
+        publish: [kv.all, kv.streamCreate, kv.streamPurge, kv.consumerCreate, `$JS.API.CONSUMER.DELETE.${kv.stream}.*`],
+        denyPublish: [],
+        subscribe: replies,
+        respond: null,
+        inbox,
+        maxSubscriptions: 8,
+      };
+    }
   }
 }

@@ -13,6 +13,11 @@ export interface JetStreamKvOptions {
   replicas?: number;
   /** How long one write or API call may take, ms. */
   timeoutMs?: number;
+  /**
+   * The connection's inbox prefix (its NATS user's, inboxOf's "store" role)
+   * for the bucket read back; absent: nats.js's default, _INBOX.
+   */
+  inboxPrefix?: string;
 }
 
 interface ApiError {
@@ -30,6 +35,7 @@ export class JetStreamKv implements KeyValue {
     private readonly nc: NatsConnection,
     readonly subjects: StoreSubjects,
     private readonly timeoutMs: number,
+    private readonly inboxPrefix: string | undefined,
   ) {}
 
   /**
@@ -38,7 +44,7 @@ export class JetStreamKv implements KeyValue {
    */
   static async open(nc: NatsConnection, system: string, hurd: string, server: string, o: JetStreamKvOptions = {}): Promise<JetStreamKv> {
     const s = storeSubjectsOf(system, hurd, server);
-    const kv = new JetStreamKv(nc, s, o.timeoutMs ?? 10_000);
+    const kv = new JetStreamKv(nc, s, o.timeoutMs ?? 10_000, o.inboxPrefix);
     const config = {
       name: s.stream,
       subjects: [s.all],
@@ -109,7 +115,7 @@ export class JetStreamKv implements KeyValue {
   async entries(): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>();
     const prefix = this.subjects.all.slice(0, -1);
-    const inbox = createInbox();
+    const inbox = createInbox(this.inboxPrefix);
     let received = 0;
     let done!: () => void;
     let failed!: (e: Error) => void;

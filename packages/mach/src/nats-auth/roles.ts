@@ -35,6 +35,8 @@ export interface NatsRoles {
   watcher(watchId: number): SubjectPermissions;
   /** A system-account user that pushes `account`'s JWT updates (revocations) to nats-server. */
   accountUpdater(account: string): SubjectPermissions;
+  /** Server `server` of hurd `hurd` writing through to its own JetStream bucket (JetStreamKv). */
+  store(hurd: string, server: string): SubjectPermissions;
   /** The inbox prefix each task's connection must use. */
   taskInbox(taskId: number): string;
 }
@@ -76,6 +78,7 @@ export function natsRoles(system: string): NatsRoles {
     launch: (hurd, server) => permissionsFor(system, { kind: "launch", hurd, server }),
     watcher: (watchId) => permissionsFor(system, { kind: "trace-watcher", watchId }),
     accountUpdater: (account) => permissionsFor(system, { kind: "account-updater", account }),
+    store: (hurd, server) => permissionsFor(system, { kind: "store", hurd, server }),
     taskInbox: (taskId) => checked(() => inboxOf(system, { kind: "task", taskId })!),
   };
 }
