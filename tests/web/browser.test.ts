@@ -89,6 +89,10 @@ describe("hurd web in a browser", () => {
     await until(() => /is pid \d+/.test(err), 30000, "hurd spawn");
     const pid = Number(/is pid (\d+)/.exec(err)![1]);
     await page.waitForFunction((id) => (globalThis as any).hurdweb.cy.getElementById(id).nonempty(), `${HURD}/${pid}`, { timeout: 15000 });
+    // Read between hurd spawn's fork and its proc_setprocargs, the process shows as "?" until the next read (once a second).
+    await page
+      .waitForFunction((id) => /sleep 60/.test(String((globalThis as any).hurdweb.cy.getElementById(id).data("label"))), `${HURD}/${pid}`, { timeout: 5000 })
+      .catch(() => {});
     assert.match(await page.evaluate((id) => (globalThis as any).hurdweb.cy.getElementById(id).data("label") as string, `${HURD}/${pid}`), /sleep 60/);
     hurd("kill", String(pid));
     await page.waitForFunction((id) => (globalThis as any).hurdweb.cy.getElementById(id).empty(), `${HURD}/${pid}`, { timeout: 15000 });
