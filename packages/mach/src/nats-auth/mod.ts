@@ -26,7 +26,7 @@ export {
   type MintedUser,
   type ClientTls,
 } from "./creds.js";
-export { AccountRevocations, pushAccountJwt, MAX_REVOCATIONS, UPDATE_TIMEOUT_MS, type UpdateRequester } from "./revocation.js";
+export { AccountRevocations, pushAccountJwt, MAX_REVOCATIONS, MAX_UPDATE_GAP_MS, MIN_UPDATE_GAP_MS, UPDATE_TIMEOUT_MS, type UpdateRequester } from "./revocation.js";
 export { makeCA, issueCert, CA_DAYS, CERT_DAYS, type CertPair, type CertificateAuthority, type IssueOptions } from "./tls.js";
 export {
   makeFabricKeys,
