@@ -38,6 +38,8 @@ export interface ProcessLauncherOptions {
   credentials?: NatsCredentialsOf;
   /** The kernel's gRPC edge, for the programs pid 1 runs (they never get the bus). */
   edge?: string;
+  /** The CA (PEM) of the edge's certificate, when it speaks TLS (HURD_EDGE_CA). */
+  edgeCa?: string;
 }
 
 /**
@@ -66,6 +68,7 @@ export class ProcessLauncher implements Launcher {
     delete env.HURD_BOOT_SECRET;
     if (creds) env.HURD_NATS_CREDS = credsFile(creds);
     if (this.env.edge) env.HURD_EDGE = this.env.edge;
+    if (this.env.edgeCa) env.HURD_EDGE_CA = this.env.edgeCa;
     const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env });
     // The channel ties the server to this process; it does not keep this one alive.
     child.channel?.unref();

@@ -22,6 +22,8 @@ const { values, positionals } = parseArgs({
     "boot-file": { type: "string" },
     session: { type: "string" },
     edge: { type: "string", default: "" },
+    // The CA (a file) of the edge's certificate when it speaks TLS: into the session files and the programs' environment.
+    "edge-ca": { type: "string" },
   },
 });
 const tel = telemetryFromEnv("hurd-init");
@@ -40,10 +42,11 @@ if (!me || !values.nats) {
   process.exit(2);
 }
 const url = values.nats;
+const edgeCa = values["edge-ca"] ? readFileSync(values["edge-ca"], "utf8") : undefined;
 const task = await attachOverNats(url, { name: "hurd-init", system: boot.system, taskId: me.taskId, token: me.token, credentials: me.nats, window: 1024, timeoutMs: 30_000 });
 // Each task init starts gets its own NATS user from the kernel, asked for as init (it holds the task's token).
 const credentials = (taskId: number, token: string) => task.natsCredentials(taskId, token);
-const launcher = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined, credentials, edge: values.edge || undefined });
+const launcher = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined, credentials, edge: values.edge || undefined, edgeCa });
 const init = new Init({ task, hostPriv: me.hostPriv, launcher });
 await init.boot();
 // Subhurds: their startup runs here, their auth, proc and pid 1 as OS processes of their own.
@@ -55,12 +58,12 @@ const subhurds = await serveSubhurds(task, {
   attach: async (taskId, token) =>
     attachOverNats(url, { name: "hurd-subhurd", system: boot.system, taskId, token, credentials: await credentials(taskId, token), window: 1024, timeoutMs: 30_000 }),
   launcher: () => {
-    const l = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, credentials, edge: values.edge || undefined });
+    const l = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, credentials, edge: values.edge || undefined, edgeCa });
     launchers.push(l);
     return l;
   },
   publish: (name, c, parent, system) => {
-    if (sessionDir) writeFileSync(join(sessionDir, `${name}.json`), JSON.stringify({ system, edge: values.edge, console: c, parent }, null, 2), { mode: 0o600 });
+    if (sessionDir) writeFileSync(join(sessionDir, `${name}.json`), JSON.stringify({ system, edge: values.edge, edgeCa, console: c, parent }, null, 2), { mode: 0o600 });
   },
   unpublish: (name) => {
     if (sessionDir) rmSync(join(sessionDir, `${name}.json`), { force: true });
@@ -68,7 +71,7 @@ const subhurds = await serveSubhurds(task, {
   say: (l) => console.log(`init: ${l}`),
 });
 const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
-if (values.session) writeFileSync(values.session, JSON.stringify({ system: boot.system, edge: values.edge, console: console_ }, null, 2), { mode: 0o600 });
+if (values.session) writeFileSync(values.session, JSON.stringify({ system: boot.system, edge: values.edge, edgeCa, console: console_ }, null, 2), { mode: 0o600 });
 console.log("init: ready");
 let stopping = false;
 const killAll = () => {

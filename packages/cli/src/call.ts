@@ -18,7 +18,7 @@
 //   hurd call --port 0x10a Process/Getpids
 import * as grpc from "@grpc/grpc-js";
 import { MsgType } from "@hurdmesh/mach";
-import { grpcClientOf } from "@hurdmesh/mach/edge";
+import { edgeChannelCredentials, grpcClientOf } from "@hurdmesh/mach/edge";
 import { methods, type MethodInfo, type ServiceDef } from "@hurdmesh/mach/internal";
 import { INTERFACES } from "@hurdmesh/mach/registry";
 import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
@@ -128,7 +128,7 @@ type Unary = (req: unknown, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc
 /** The call, as a task of the console's made for it and ended after it. */
 async function invoke(info: MethodInfo & { service: ServiceDef }, request: object, headers: Record<string, string>, timeoutMs: number, hurd?: string): Promise<unknown> {
   const s = readSession(hurd);
-  const mach = new (grpcClientOf(MachDefinition))(s.edge, grpc.credentials.createInsecure());
+  const mach = new (grpcClientOf(MachDefinition))(s.edge, edgeChannelCredentials(s.edgeCa));
   const unary = <T>(c: grpc.Client, method: string, req: unknown, md: grpc.Metadata): Promise<T> =>
     new Promise((res, rej) => ((c as unknown as Record<string, Unary>)[method]!).call(c, req, md, { deadline: Date.now() + timeoutMs }, (e, r) => (e ? rej(e) : res(r))));
   const consoleMd = metadata(s.console.taskId, s.console.token, {});
@@ -139,7 +139,7 @@ async function invoke(info: MethodInfo & { service: ServiceDef }, request: objec
     const insert = (n: number) => unary(mach, "portInsertRight", { task: t.task, name: n, right: n, disposition: MsgType.MSG_TYPE_COPY_SEND }, consoleMd);
     // Only the root hurd's console holds the subhurd manager.
     await Promise.all([insert(NAMES.pid1), insert(NAMES.auth), insert(NAMES.startup), insert(NAMES.subhurds).catch(() => {})]);
-    const svc = new (grpcClientOf(info.service))(s.edge, grpc.credentials.createInsecure());
+    const svc = new (grpcClientOf(info.service))(s.edge, edgeChannelCredentials(s.edgeCa));
     try {
       const rep = await unary<object>(svc, info.key, request, metadata(t.taskId, t.token, headers));
       return (info.def.responseType as unknown as JsonCodec).toJSON(rep);

@@ -7,7 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { portAt } from "@hurdmesh/mach";
 import { runProgram, W, describeStatus } from "@hurdmesh/libhurd";
-import { grpcClientOf } from "@hurdmesh/mach/edge";
+import { edgeChannelCredentials, grpcClientOf } from "@hurdmesh/mach/edge";
 import { TraceDefinition, type TraceBatch, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { allProcs } from "./list.js";
 import { jaegerLink, RpcTraceFormatter, traceIdHex } from "./rpctrace/format.js";
@@ -136,7 +136,7 @@ export async function rpctrace(argv: string[], o: RpctraceOptions): Promise<numb
     await c.close();
     throw new CliError(`rpctrace needs the host_priv port (root): ${(e as Error).message}`);
   }
-  const tc = new (grpcClientOf(TraceDefinition))(c.session.edge, grpc.credentials.createInsecure());
+  const tc = new (grpcClientOf(TraceDefinition))(c.session.edge, edgeChannelCredentials(c.session.edgeCa));
   const md = new grpc.Metadata();
   md.set("hurd-task", String(c.task.id));
   md.set("hurd-token", c.token);

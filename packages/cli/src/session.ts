@@ -7,7 +7,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { Process } from "@hurdmesh/libhurd";
 import { MsgType, Rights, Task, client, portAt } from "@hurdmesh/mach";
-import { EdgeBus, grpcClientOf, type GrpcClient } from "@hurdmesh/mach/edge";
+import { EdgeBus, edgeChannelCredentials, grpcClientOf, type GrpcClient } from "@hurdmesh/mach/edge";
 import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import * as grpc from "@grpc/grpc-js";
@@ -17,6 +17,8 @@ import { CliError } from "./errors.js";
 export interface Session {
   system: string;
   edge: string;
+  /** The CA (PEM) the edge's certificate chains to, when the edge speaks TLS (off loopback). */
+  edgeCa?: string;
   console: { taskId: number; token: string };
 }
 
@@ -49,6 +51,7 @@ export function readSession(hurd = "hurd"): Session {
     // The edge as seen from here, when it differs from what init wrote
     // (a container's published port on another address).
     if (process.env.HURD_EDGE) s.edge = process.env.HURD_EDGE;
+    if (process.env.HURD_EDGE_CA) s.edgeCa = process.env.HURD_EDGE_CA;
     return s;
   } catch {
     throw new CliError(`no hurd called ${hurd} is up (no ${p}): start one with \`hurd up\``);
@@ -80,7 +83,7 @@ export interface Connected {
 /** Becomes a process of the hurd: a fresh task, child of pid 1, root ids. */
 export async function connect(hurd = "hurd", name = "hurd"): Promise<Connected> {
   const s = readSession(hurd);
-  const mc = new MachClient(s.edge, grpc.credentials.createInsecure());
+  const mc = new MachClient(s.edge, edgeChannelCredentials(s.edgeCa));
   const md = new grpc.Metadata();
   md.set("hurd-task", String(s.console.taskId));
   md.set("hurd-token", s.console.token);
@@ -103,7 +106,7 @@ export async function connect(hurd = "hurd", name = "hurd"): Promise<Connected> 
     if (e instanceof CliError) throw e;
     throw new CliError(`cannot reach the hurd at ${s.edge}: ${(e as Error).message}`);
   }
-  const attach = async (taskId: number, token: string) => Task.attach({ bus: new EdgeBus(s.edge, taskId, token), system: s.system, taskId, token, timeoutMs: 10_000 });
+  const attach = async (taskId: number, token: string) => Task.attach({ bus: new EdgeBus(s.edge, taskId, token, s.edgeCa), system: s.system, taskId, token, timeoutMs: 10_000 });
   // mc closes only once the task's own channel is up: while it is open, that
   // channel takes over its connection to the edge (grpc-js shares one per
   // address) instead of opening another.

@@ -6,7 +6,8 @@
 // as its own NATS user, which the kernel mints.
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InProcessLauncher } from "@hurdmesh/boot";
@@ -74,8 +75,11 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   const traceBus = new TraceBus(kernel, kbus);
   traceBus.start();
   const edge = new Edge(kernel);
-  const port = await edge.listen(o.grpc);
-  const host = o.grpc.replace(/:\d+$/, "");
+  // Off loopback the edge speaks TLS, with a certificate of a private CA made now; the session carries the CA.
+  const tls = await edgeTlsFor(o.grpc);
+  const port = await edge.listen(o.grpc, tls);
+  const host = reachable(o.grpc.replace(/:\d+$/, ""), tls !== null);
+  const edgeCa = tls?.caPem;
   const boot = kernel.bootTask({ name: "init", hostPriv: true });
   const attach = (taskId: number, token: string) => Task.attach({ bus: hub.connect(), system: o.hurd, taskId, token, window: 1024, timeoutMs: 30_000 });
   const initTask = await attach(boot.task.id, boot.token);
@@ -87,11 +91,11 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
     attach,
     launcher: () => new InProcessLauncher(attach),
     say,
-    publish: (name, c, parent, system) => writeFileSync(sessionPath(name), JSON.stringify({ system, edge: `${host}:${port}`, console: c, parent }, null, 2), { mode: 0o600 }),
+    publish: (name, c, parent, system) => writeFileSync(sessionPath(name), JSON.stringify({ system, edge: `${host}:${port}`, edgeCa, console: c, parent }, null, 2), { mode: 0o600 }),
     unpublish: (name) => rmSync(sessionPath(name), { force: true }),
   });
   const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
-  writeFileSync(session, JSON.stringify({ system: o.hurd, edge: `${host}:${port}`, console: console_ }, null, 2), { mode: 0o600 });
+  writeFileSync(session, JSON.stringify({ system: o.hurd, edge: `${host}:${port}`, edgeCa, console: console_ }, null, 2), { mode: 0o600 });
   const onSignal = () => {
     stop();
     // Subhurds first, innermost first, each cleanly; then this hurd.
@@ -100,7 +104,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   // Before saying it is up: a Ctrl-C from then on is a clean shutdown.
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
+  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port}${tls ? " (TLS, a private CA of its own)" : ""} (embedded, in-process bus)`);
   // hurd web beside it, attached through the edge as the command would be.
   const web = o.web ? await (await import("./web.js")).startWebFor(o.hurd, { listen: typeof o.web === "string" ? o.web : undefined, quiet: o.quiet }) : null;
   if (web) say(`hurd web: ${web.server.url}`);
@@ -210,11 +214,20 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
     const imain = fileURLToPath(import.meta.resolve("@hurdmesh/boot/startup"));
     const auth = nats.keysFile ? ["--nats-keys", nats.keysFile] : ["--nats-insecure"];
+    // Off loopback the edge speaks TLS: its certificate and key for the kernel, its CA for init (files in the private directory).
+    const tls = await edgeTlsFor(o.grpc);
+    const edgeTls: string[] = [];
+    const caArgs: string[] = [];
+    if (tls) {
+      for (const [f, pem] of [["edge.crt", tls.certPem], ["edge.key", tls.keyPem], ["edge-ca.crt", tls.caPem]] as const) writeFileSync(join(dir.path, f), pem, { mode: 0o600 });
+      edgeTls.push("--grpc-cert", join(dir.path, "edge.crt"), "--grpc-key", join(dir.path, "edge.key"));
+      caArgs.push("--edge-ca", join(dir.path, "edge-ca.crt"));
+    }
     // Each child holds an IPC channel to this process: when it goes (SIGKILL included), they go.
     // Each is a process group of its own, so that a terminal's Ctrl-C reaches
     // this process alone, which shuts the hurd down in order (init first, the
     // kernel and NATS after).
-    kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", nats.url, ...auth, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], {
+    kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", nats.url, ...auth, "--grpc", o.grpc, ...edgeTls, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], {
       stdio: ["ignore", "pipe", "inherit", "ipc"],
       detached: true,
     });
@@ -227,7 +240,8 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     for (let i = 0; i < 400 && kernel.exitCode === null && !(existsSync(bootFile) && /gRPC edge on (\S+)/.test(kout)); i++) await new Promise((r) => setTimeout(r, 50));
     const m = /gRPC edge on (\S+)/.exec(kout);
     if (!m || kernel.exitCode !== null) throw new CliError("the kernel did not start");
-    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, "--", ...(o.command ?? [])], {
+    m[1] = `${reachable(m[1]!.replace(/:\d+$/, ""), tls !== null)}:${/:(\d+)$/.exec(m[1]!)![1]}`;
+    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...caArgs, "--", ...(o.command ?? [])], {
       stdio: ["ignore", "pipe", "inherit", "ipc"],
       detached: true,
     });
@@ -244,7 +258,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     // Everyone has read what they needed from the private directory.
     dir.done();
     say(
-      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${m[1]} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"})`,
+      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${m[1]}${tls ? " (TLS, a private CA of its own)" : ""} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"})`,
     );
     process.on("SIGINT", () => init!.kill("SIGINT"));
     process.on("SIGTERM", () => init!.kill("SIGTERM"));
@@ -258,4 +272,31 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     await stopAll();
     throw e;
   }
+}
+
+/**
+ * The edge's TLS for `hurd up --grpc ADDRESS`: none on loopback (nobody
+ * else can listen there); elsewhere a private CA made for this hurd and a
+ * certificate for the address (and loopback, for the commands run here).
+ */
+async function edgeTlsFor(address: string): Promise<{ certPem: string; keyPem: string; caPem: string } | null> {
+  const { hostOf, isLoopback } = await import("@hurdmesh/mach/edge");
+  if (isLoopback(address)) return null;
+  const { issueCert, makeCA } = await import("@hurdmesh/mach/nats-auth");
+  const host = hostOf(address);
+  const ca = await makeCA({ name: "hurdmesh edge CA" });
+  const ips = ["127.0.0.1", "::1", ...(isIP(host) && host !== "0.0.0.0" && host !== "::" ? [host] : [])];
+  const dns = ["localhost", ...(host && !isIP(host) ? [host] : []), hostname()];
+  const cert = await issueCert(ca, { ip: ips, dns });
+  return { ...cert, caPem: ca.certPem };
+}
+
+/**
+ * Where this host's commands reach an edge bound to `host`: a wildcard
+ * address by loopback, named "localhost" with TLS (the certificate names
+ * it, and TLS's server name is a DNS name, never an address: RFC 6066).
+ */
+function reachable(host: string, tls: boolean): string {
+  if (host !== "0.0.0.0" && host !== "::" && host !== "[::]") return host;
+  return tls ? "localhost" : "127.0.0.1";
 }

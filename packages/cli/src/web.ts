@@ -106,6 +106,7 @@ export async function startWebFor(hurd = "hurd", o: WebCmdOptions = {}): Promise
   const subTasks = new Set<number>();
   const observed = edgeObserved({
     edge: c.session.edge,
+    edgeCa: c.session.edgeCa,
     task: c.task,
     token: c.token,
     hostPriv,

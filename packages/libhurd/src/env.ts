@@ -7,6 +7,7 @@
 //   HURD_NATS_CREDS the task's own NATS user (a .creds file's text) when
 //                   NATS authorization is on; or
 //   HURD_EDGE       the kernel's gRPC edge (host:port), for everything else
+//   HURD_EDGE_CA    the CA (PEM) of the edge's certificate, when it speaks TLS
 // HURD_TOKEN and HURD_NATS_CREDS are removed from process.env once read, so
 // children do not inherit them; workloadEnv is what a server hands the
 // programs it runs.
@@ -32,7 +33,7 @@ export async function attachFromEnv(env: NodeJS.ProcessEnv = process.env, o: { w
     const task = await (await import("@hurdmesh/mach/nats")).attachOverNats(env.NATS_URL, { system, taskId, token, credentials, window: o.window, timeoutMs: o.timeoutMs });
     return { task, bus: task.bus };
   }
-  const bus: Bus = new (await import("@hurdmesh/mach/edge")).EdgeBus(env.HURD_EDGE!, taskId, token);
+  const bus: Bus = new (await import("@hurdmesh/mach/edge")).EdgeBus(env.HURD_EDGE!, taskId, token, env.HURD_EDGE_CA);
   const task = await Task.attach({ bus, system, taskId, token, window: o.window, timeoutMs: o.timeoutMs });
   return { task, bus };
 }

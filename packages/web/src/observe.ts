@@ -7,7 +7,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Process } from "@hurdmesh/libhurd";
 import type { Task } from "@hurdmesh/mach";
-import { grpcClientOf } from "@hurdmesh/mach/edge";
+import { edgeChannelCredentials, grpcClientOf } from "@hurdmesh/mach/edge";
 import type { HostIpcGraphReply } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { ProcInfo } from "@hurdmesh/proto/hurd/process/v1/process";
 import { TraceDefinition, type TraceBatch } from "@hurdmesh/proto/hurd/trace/v1/trace";
@@ -24,6 +24,8 @@ export interface Reached {
 export interface EdgeObservedOptions {
   /** The kernel's edge, and the root hurd task the view watches as. */
   edge: string;
+  /** The CA of the edge's certificate (TLS); absent: plaintext on loopback. */
+  edgeCa?: string;
   task: Task;
   token: string;
   /** A send right to the root hurd's host_priv, in `task`'s space. */
@@ -70,7 +72,7 @@ export function edgeObserved(o: EdgeObservedOptions): Observed {
       return all;
     },
     watch(onBatch: (b: TraceBatch) => void, onEnd: (e: Error | null) => void): () => void {
-      const tc = new (grpcClientOf(TraceDefinition))(o.edge, grpc.credentials.createInsecure());
+      const tc = new (grpcClientOf(TraceDefinition))(o.edge, edgeChannelCredentials(o.edgeCa));
       const md = new grpc.Metadata();
       md.set("hurd-task", String(o.task.id));
       md.set("hurd-token", o.token);

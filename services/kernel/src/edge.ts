@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { HurdError, errnoName, Errno } from "@hurdmesh/mach";
-import { grpcServiceOf, grpcStatusOf } from "@hurdmesh/mach/edge";
+import { edgeServerCredentials, grpcServiceOf, grpcStatusOf, type EdgeTls } from "@hurdmesh/mach/edge";
 import { methods } from "@hurdmesh/mach/internal";
 import { INTERFACES } from "@hurdmesh/mach/registry";
 import { AttachRequest, CallReply, MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
@@ -67,11 +67,15 @@ export class Edge {
     serveReflectionLazily(this.server, () => protos.reflectionPackage());
   }
 
-  /** Listens on `address` (host:port; port 0 picks one) and reports SERVING. */
-  async listen(address: string): Promise<number> {
-    this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))),
-    );
+  /**
+   * Listens on `address` (host:port; port 0 picks one) and reports SERVING:
+   * with TLS when given a certificate; in plaintext only on a loopback
+   * address or when `insecure` (EINVAL otherwise: tokens travel in every
+   * call's metadata).
+   */
+  async listen(address: string, tls?: EdgeTls | null, insecure = false): Promise<number> {
+    const creds = edgeServerCredentials(address, tls, insecure);
+    this.port = await new Promise<number>((resolve, reject) => this.server.bindAsync(address, creds, (e, port) => (e ? reject(e) : resolve(port))));
     this.health.setStatus("", "SERVING");
     this.health.setStatus("hurd.mach.v1.Mach", "SERVING");
     for (const s of this.gateway.services) this.health.setStatus(s.name, "SERVING");

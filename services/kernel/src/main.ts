@@ -34,6 +34,9 @@ const { values } = parseArgs({
   options: {
     nats: { type: "string", default: process.env.NATS_URL },
     grpc: { type: "string", default: process.env.HURD_GRPC ?? "127.0.0.1:7400" },
+    "grpc-cert": { type: "string", default: process.env.HURD_GRPC_CERT },
+    "grpc-key": { type: "string", default: process.env.HURD_GRPC_KEY },
+    "grpc-insecure": { type: "boolean", default: process.env.HURD_GRPC_INSECURE === "1" },
     system: { type: "string", default: process.env.HURD_SYSTEM ?? "hurd" },
     boot: { type: "string", default: process.env.HURD_BOOT ?? "" },
     "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
@@ -49,8 +52,8 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(
-    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N]\n" +
-      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL as the flags)",
+    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N]\n" +
+      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_INSECURE=1 as the flags; plaintext gRPC only on loopback unless --grpc-insecure)",
   );
   process.exit(0);
 }
@@ -128,9 +131,18 @@ const claims = secret ? new BootClaims(kernel, bus, secret, { log: say }) : null
 claims?.start();
 
 const edge = new Edge(kernel);
-const port = await edge.listen(values.grpc!);
+// The edge's certificate: from files (a Kubernetes Secret's, cert-manager's), never argv.
+if (!values["grpc-cert"] !== !values["grpc-key"]) fail("--grpc-cert and --grpc-key go together");
+const edgeTls = values["grpc-cert"] ? { certPem: readFileSync(values["grpc-cert"], "utf8"), keyPem: readFileSync(values["grpc-key"]!, "utf8") } : null;
+if (!edgeTls && values["grpc-insecure"]) say(`the gRPC edge on ${values.grpc} is plaintext (--grpc-insecure): tokens, the console's among them, cross the network in clear`);
+let port: number;
+try {
+  port = await edge.listen(values.grpc!, edgeTls, values["grpc-insecure"]);
+} catch (e) {
+  fail((e as Error).message);
+}
 const host = values.grpc!.replace(/:\d+$/, "");
-say(`bus ${bus.kind}${values.nats ? ` ${values.nats}${nats ? " (authorization on)" : " (NO authorization)"}` : ""}, gRPC edge on ${host}:${port}${metrics?.endpoint ? `, metrics on ${metrics.endpoint}` : ""}`);
+say(`bus ${bus.kind}${values.nats ? ` ${values.nats}${nats ? " (authorization on)" : " (NO authorization)"}` : ""}, gRPC edge on ${host}:${port}${edgeTls ? " (TLS)" : ""}${metrics?.endpoint ? `, metrics on ${metrics.endpoint}` : ""}`);
 
 let stopping = false;
 async function stop(sig: string): Promise<void> {

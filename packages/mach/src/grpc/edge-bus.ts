@@ -8,6 +8,7 @@ import { CallReply, Delivery, MachDefinition, Trap } from "@hurdmesh/proto/hurd/
 import type { Bus, BusHandler, BusSubscription } from "../bus/types.js";
 import { Errno, HurdError } from "../errors.js";
 import { grpcServiceOf } from "./service.js";
+import { edgeChannelCredentials } from "./tls.js";
 
 const raw = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
@@ -34,15 +35,20 @@ export class EdgeBus implements Bus {
   /** The task's delivery handler (one subscription per EdgeBus). */
   private deliver: BusHandler | null = null;
 
-  /** `address` is host:port of the kernel's gRPC edge; the task proves itself on the stream. */
+  /**
+   * `address` is host:port of the kernel's gRPC edge; the task proves itself
+   * on the stream. `caPem`: the CA the edge's certificate must chain to
+   * (TLS); absent: plaintext, for a loopback edge.
+   */
   constructor(
     readonly address: string,
     private readonly taskId: number,
     private readonly token: string,
+    caPem?: string | null,
   ) {
     // The largest delivery is the kernel's largest body (4 MiB) and its
     // envelope: above grpc-js's 4 MiB default for what a client receives.
-    this.c = new Ctor(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 16 * 1024 * 1024 }) as unknown as EdgeClient;
+    this.c = new Ctor(address, edgeChannelCredentials(caPem), { "grpc.max_receive_message_length": 16 * 1024 * 1024 }) as unknown as EdgeClient;
   }
 
   private md(traceparent?: string): grpc.Metadata {

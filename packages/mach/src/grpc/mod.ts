@@ -3,5 +3,6 @@
 // and grpc-js services and clients made from the generated definitions.
 // Only whoever imports this path loads grpc-js.
 export { EdgeBus } from "./edge-bus.js";
+export { edgeChannelCredentials, edgeServerCredentials, hostOf, isLoopback, type EdgeTls } from "./tls.js";
 export { grpcStatusOf } from "./status.js";
 export { grpcServiceOf, grpcClientOf, type GrpcService, type GrpcClient } from "./service.js";
