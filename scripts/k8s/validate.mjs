@@ -371,6 +371,25 @@ export function rules(objects) {
       if (!named) say(s, `spec.ports[${i}].targetPort`, `no selected container has a port named ${p.targetPort}`);
     });
   }
+  // NATS is the fabric: its pods are selected by a NetworkPolicy whose every
+  // ingress rule admits hurdmesh's own pods only (issue 15).
+  for (const o of objects) {
+    const pod = podOf(o);
+    if (pod?.metadata?.labels?.["app.kubernetes.io/name"] !== "nats") continue;
+    const ns = o.metadata?.namespace ?? "";
+    const labels = pod.metadata.labels;
+    const guards = objects.filter(
+      (p) =>
+        p.kind === "NetworkPolicy" &&
+        (p.metadata?.namespace ?? "") === ns &&
+        (p.spec?.policyTypes ?? ["Ingress"]).includes("Ingress") &&
+        Object.entries(p.spec?.podSelector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v),
+    );
+    const ownOnly = (p) =>
+      (p.spec.ingress ?? []).every((r) => (r.from ?? []).length > 0 && r.from.every((peer) => peer.podSelector?.matchLabels?.["app.kubernetes.io/part-of"] === "hurdmesh" && !peer.ipBlock));
+    if (!guards.length) say(o, "metadata.labels", "NATS pods are selected by no NetworkPolicy: anything in the cluster reaches the fabric");
+    else if (!guards.every(ownOnly)) say(o, "metadata.labels", "a NetworkPolicy selecting NATS admits pods that are not hurdmesh's own");
+  }
   return problems;
 }
 

@@ -132,6 +132,20 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       expect: /Service hurdmesh\/kernel: spec\.selector: app\.kubernetes\.io\/name=kernal matches no workload in namespace hurdmesh/,
     },
     {
+      name: "NATS with no NetworkPolicy (anything in the cluster would reach the fabric)",
+      file: "base/kustomization.yaml",
+      edit: once("  - network-policy.yaml\n", ""),
+      overlay: "base",
+      expect: /StatefulSet hurdmesh\/nats: metadata\.labels: NATS pods are selected by no NetworkPolicy/,
+    },
+    {
+      name: "a NetworkPolicy that lets any pod reach NATS",
+      file: "base/network-policy.yaml",
+      edit: once("  ingress:\n    - from:\n        - namespaceSelector: {}\n          podSelector:\n            matchLabels:\n              app.kubernetes.io/part-of: hurdmesh\n      ports:\n        - port: 4222", "  ingress:\n    - ports:\n        - port: 4222"),
+      overlay: "base",
+      expect: /StatefulSet hurdmesh\/nats: metadata\.labels: a NetworkPolicy selecting NATS admits pods that are not hurdmesh's own/,
+    },
+    {
       name: "a hurd server that a rolling update would double",
       file: "hurd/init.yaml",
       edit: once("    type: Recreate", "    type: RollingUpdate"),
