@@ -70,6 +70,8 @@ describe("hurd up --nats with NATS authorization", { skip: !haveNats && "nats-se
     const session = readFileSync(join(state, `${name}.json`), "utf8");
     assert.doesNotMatch(session, /nats|NATS|SU[A-Z2-7]{50,}/, "the session file names the edge, not the bus");
     assert.match(session, /"edge"/);
+    // The program's sh wrote the file and then execs sleep (through setpriv): wait for that, not just the file.
+    await until(() => processesWith(state).map(cmdline).some((c) => /^sleep 300/.test(c)), 30_000, "pid 1's program to exec sleep");
     const mine = processesWith(state);
     const cmds = mine.map(cmdline);
     assert.ok(cmds.some((c) => /^nats-server -c /.test(c)), `a nats-server: ${cmds.join("\n")}`);

@@ -228,9 +228,15 @@ export class NatsBus implements Bus {
     try {
       await next.flush();
       this.held = [];
-      for (const s of subs) if (s.active) s.nats.unsubscribe();
-      // Everything the old connection had for us before its UNSUBs, and
-      // everything we published on it, has reached its destination.
+      // Drained, not unsubscribed: nats.js drops a message that reaches a
+      // closed subscription, and the old socket may still hold some the
+      // server sent before the incoming subscriptions existed (the two
+      // sockets are not ordered with each other). A drain sends the UNSUB
+      // and keeps the handler until the server's answer to a flush behind
+      // it, so everything sent there before the UNSUB is let in (found
+      // under load: a Ping's reply lost at a renewal).
+      await Promise.all(subs.map((s) => (s.active ? s.nats.drain().catch(() => {}) : undefined)));
+      // Everything we published on the old connection has reached its destination.
       await old.flush().catch(() => {});
     } finally {
       this.current = next;
