@@ -261,7 +261,7 @@ function podOf(o) {
  * a probe is pointless there); runAsNonRoot (pod or container) and not
  * runAsUser 0. Per hurdmesh pod (label app.kubernetes.io/component kernel,
  * init, proc or auth): HURD_BOOT_SECRET from a Secret (and key) in its
- * namespace, gRPC probes on 7400 (kernel) or 7401, one replica that is never
+ * namespace for the kernel and init, and none for proc and auth; gRPC probes on 7400 (kernel) or 7401, one replica that is never
  * doubled (Deployment strategy Recreate, or a StatefulSet). Every Secret or
  * ConfigMap a pod references exists in its namespace (unless optional); every
  * namespaced object's namespace is declared in the same output; every
@@ -325,7 +325,10 @@ export function rules(objects) {
       });
       if (hurd && !init) {
         const boot = (c.env ?? []).findIndex((e) => e.name === "HURD_BOOT_SECRET");
-        if (boot < 0) say(o, `${path}.env`, `no HURD_BOOT_SECRET (container ${c.name}): the kernel refuses an init without it`);
+        // The kernel checks boot claims and init makes one; proc and auth never need the secret, so never get it.
+        if (role === "proc" || role === "auth") {
+          if (boot >= 0) say(o, `${path}.env[${boot}]`, `the ${role} has HURD_BOOT_SECRET: only the kernel and init need it`);
+        } else if (boot < 0) say(o, `${path}.env`, `no HURD_BOOT_SECRET (container ${c.name}): the kernel refuses an init without it`);
         else if (!c.env[boot].valueFrom?.secretKeyRef) say(o, `${path}.env[${boot}]`, "HURD_BOOT_SECRET must come from a Secret (valueFrom.secretKeyRef), not a literal");
         const port = HURD_ROLES[role];
         for (const p of ["readinessProbe", "livenessProbe"]) {

@@ -146,6 +146,13 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       expect: /StatefulSet hurdmesh\/nats: metadata\.labels: a NetworkPolicy selecting NATS admits pods that are not hurdmesh's own/,
     },
     {
+      name: "the boot secret handed to proc, which does not need it",
+      file: "hurd/proc.yaml",
+      edit: once("          env:\n", "          env:\n            - name: HURD_BOOT_SECRET\n              valueFrom:\n                secretKeyRef:\n                  name: hurd-boot\n                  key: secret\n"),
+      overlay: "overlays/subhurd-a",
+      expect: /Deployment hurd-subhurd-a\/proc: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: the proc has HURD_BOOT_SECRET: only the kernel and init need it/,
+    },
+    {
       name: "a hurd server that a rolling update would double",
       file: "hurd/init.yaml",
       edit: once("    type: Recreate", "    type: RollingUpdate"),
