@@ -7,7 +7,7 @@ import { errors } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
 import { encodeAccount, nowSeconds } from "./jwt.js";
 import { NKey } from "./nkeys.js";
-import { AccountRevocations, MAX_REVOCATIONS, pushAccountJwt, type UpdateRequester } from "./revocation.js";
+import { AccountRevocations, MAX_REVOCATIONS, MAX_UPDATE_GAP_MS, MIN_UPDATE_GAP_MS, pushAccountJwt, type UpdateRequester } from "./revocation.js";
 import { natsWanted, startFabric, type Fabric } from "./test-server.js";
 
 const enc = new TextEncoder();
@@ -80,6 +80,25 @@ describe("credential expiry and revocation on nats-server", { skip: !natsWanted 
     await Promise.all(users.map((u) => revs.revoke(u.publicKey, u.exp)));
     assert.equal(updates, 2, "the first update, then one with the other four");
     for (const nc of conns) assert.ok(isRevoked(await within(nc.closed(), CUT_OFF_MS, "a revoked connection closing")));
+  });
+
+  it("spaces updates when tasks die one after another: a few updates carry them all, and every one is cut off within the stated bound", async () => {
+    let updates = 0;
+    const counting: UpdateRequester = { request: (s, d, t) => (updates++, f.updater.request(s, d, t)) };
+    const revs = new AccountRevocations(f.account.publicKey, f.operatorSigner, f.accountClaims, counting);
+    const users = Array.from({ length: 40 }, (_, i) => f.mint(`task ${50 + i}`, f.roles.task(50 + i), nowSeconds() + 3600));
+    const conns = await Promise.all(users.map((u) => f.connect(u)));
+    const t0 = performance.now();
+    const done: Promise<void>[] = [];
+    // One death every 5 ms: back to back, each would be an update of its own.
+    for (const u of users) {
+      done.push(revs.revoke(u.publicKey, u.exp));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const span = performance.now() - t0;
+    await Promise.all(done);
+    assert.ok(updates >= 2 && updates <= Math.ceil(span / MIN_UPDATE_GAP_MS) + 2, `${updates} updates for 40 revocations over ${span.toFixed(0)} ms`);
+    for (const nc of conns) assert.ok(isRevoked(await within(nc.closed(), CUT_OFF_MS + MAX_UPDATE_GAP_MS, "a revoked connection closing")));
   });
 
   it("refuses an account update not signed by the operator (EIO with the server's reason)", async () => {
