@@ -240,8 +240,9 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     for (let i = 0; i < 400 && kernel.exitCode === null && !(existsSync(bootFile) && /gRPC edge on (\S+)/.test(kout)); i++) await new Promise((r) => setTimeout(r, 50));
     const m = /gRPC edge on (\S+)/.exec(kout);
     if (!m || kernel.exitCode !== null) throw new CliError("the kernel did not start");
-    m[1] = `${reachable(m[1]!.replace(/:\d+$/, ""), tls !== null)}:${/:(\d+)$/.exec(m[1]!)![1]}`;
-    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...caArgs, "--", ...(o.command ?? [])], {
+    // The edge as the session and pid 1's programs name it.
+    const edgeAddr = `${reachable(m[1]!.replace(/:\d+$/, ""), tls !== null)}:${/:(\d+)$/.exec(m[1]!)![1]}`;
+    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", edgeAddr, ...caArgs, "--", ...(o.command ?? [])], {
       stdio: ["ignore", "pipe", "inherit", "ipc"],
       detached: true,
     });
@@ -258,7 +259,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     // Everyone has read what they needed from the private directory.
     dir.done();
     say(
-      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${m[1]}${tls ? " (TLS, a private CA of its own)" : ""} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"})`,
+      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${edgeAddr}${tls ? " (TLS, a private CA of its own)" : ""} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"})`,
     );
     process.on("SIGINT", () => init!.kill("SIGINT"));
     process.on("SIGTERM", () => init!.kill("SIGTERM"));
