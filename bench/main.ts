@@ -21,8 +21,9 @@ import { FULL, SAMPLED, SAMPLED_RATIO, tracing, tracingName } from "./rows/traci
 import { CLI, cli } from "./rows/cli.js";
 import { metrics, metricsName } from "./rows/metrics.js";
 import { GATEWAY_GETPIDS, gateway, NATIVE_GETPIDS } from "./rows/gateway.js";
+import { web, webName } from "./rows/web.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, cli, gateway];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway];
 const IN_FLIGHT = [1, 64];
 
 
@@ -157,6 +158,12 @@ const TARGETS: Target[] = [
     const name = metricsName(what, "on");
     const row = (rows: Row[]) => rows.find((r) => r.name === name && r.bus === "nats" && r.in_flight === 64);
     return { label: `metrics overhead: ${what} (NATS, 64 in flight)`, row, value: (rows) => row(rows)?.overhead as number | undefined, op: "<=", limit: 0.03, unit: "" };
+  }),
+  // The live view's cost: `hurd web` attached, a page reading its events, against no view.
+  ...[PING, LIFECYCLE].map((what): Target => {
+    const name = webName(what, "connected");
+    const row = (rows: Row[]) => rows.find((r) => r.name === name && r.bus === "nats" && r.in_flight === 64);
+    return { label: `hurd web overhead: ${what} (NATS, 64 in flight)`, row, value: (rows) => row(rows)?.overhead as number | undefined, op: "<=", limit: 0.1, unit: "" };
   }),
   {
     label: "list procinfo of 100,000 processes",

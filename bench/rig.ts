@@ -88,6 +88,8 @@ export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) =
 
 export interface Rig {
   kernel: Kernel;
+  /** The system name its tasks attach with. */
+  system: string;
   init: Init;
   parent: Process;
   proc: ProcServer;
@@ -106,5 +108,5 @@ export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => 
   const init = new Init({ task: initTask, hostPriv: b.hostPriv, launcher, log });
   const booted = await init.boot();
   const parent = await Process.attach(initTask, booted.proc, booted.auth, { msgport: false });
-  return { kernel: k.kernel, init, parent, proc: launcher.started.proc as ProcServer, attach, close: () => k.close() };
+  return { kernel: k.kernel, system: k.system, init, parent, proc: launcher.started.proc as ProcServer, attach, close: () => k.close() };
 }

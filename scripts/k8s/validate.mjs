@@ -323,7 +323,10 @@ export function rules(objects) {
         ref(`${path}.envFrom[${i}].secretRef`, "Secret", secrets, e.secretRef);
         ref(`${path}.envFrom[${i}].configMapRef`, "ConfigMap", configMaps, e.configMapRef);
       });
-      if (hurd && !init) {
+      // A container running the `hurd` command beside a server (hurd web in
+      // the root init's pod) is a client of the hurd, not one of its servers:
+      // no boot secret, and its own probes (checked above like any container's).
+      if (hurd && !init && c.args?.[0] !== "hurd") {
         const boot = (c.env ?? []).findIndex((e) => e.name === "HURD_BOOT_SECRET");
         // The kernel checks boot claims and init makes one; proc and auth never need the secret, so never get it.
         if (role === "proc" || role === "auth") {

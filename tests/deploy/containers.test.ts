@@ -3,9 +3,10 @@
 // exactly what docker compose and Kubernetes run, minus the containers, so
 // this runs on every machine. Boot in any start order, health, a subhurd,
 // a crash when proc goes (and a fresh boot when the "restart policy" brings
-// the servers back), a kernel restart, a clean shutdown on SIGTERM.
+// the servers back), a kernel restart, a clean shutdown on SIGTERM; and
+// `hurd web` as compose's web service runs it (`hurdmesh-service hurd web`).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -45,7 +46,7 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
     return creds ? { HURD_NATS_CREDS: creds } : {};
   }
 
-  function start(role: string, extra: NodeJS.ProcessEnv = {}): Role & { health: string } {
+  function start(role: string, extra: NodeJS.ProcessEnv = {}, args: string[] = []): Role & { health: string } {
     const health = `127.0.0.1:${healthPorts++}`;
     // The image's entry point runs the compiled programs (dist/), as in a container.
     const env: NodeJS.ProcessEnv = {
@@ -61,7 +62,7 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
       ...extra,
     };
     for (const k of Object.keys(env)) if (k.startsWith("OTEL_")) delete env[k];
-    const proc = spawn(process.execPath, [service, role], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [service, role, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     proc.stdout!.on("data", (d) => (out += d));
     proc.stderr!.on("data", (d) => (out += d));
@@ -94,6 +95,8 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
   let initR: Role & { health: string };
   let procR: Role & { health: string };
   let authR: Role & { health: string };
+  /** hurd web, while it runs (it must end with the hurd it watches). */
+  let webR: (Role & { health: string }) | null = null;
 
   before(async () => {
     // Servers first and the kernel last: containers start in any order.
@@ -155,12 +158,58 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
     assert.equal(rootPlain.filter((p) => p.command === "/libexec/runsystem").length, 1);
   });
 
+  it("runs hurd web as compose's web service does: waits for init's session, shows both hurds, /healthz and /metrics", async () => {
+    // Its own state folder, empty at first: a container started before init wrote the session.
+    const webState = mkdtempSync(join(tmpdir(), "hurd-containers-web-"));
+    const metrics = `127.0.0.1:${healthPorts++}`;
+    webR = start("hurd", { HURD_STATE_DIR: webState, HURD_EDGE: edge, HURD_METRICS_ADDR: metrics, HURD_JAEGER_URL: "http://jaeger.example:16686" }, ["web", "--listen", "127.0.0.1:0", "--wait", "60"]);
+    await until(() => /trying again for up to 60 s/.test(webR!.out()) || webR!.proc.exitCode !== null, 30000, "hurd web waiting for the session");
+    assert.match(webR.out(), /no hurd called hurd is up/);
+    // init's session appears (compose: the shared volume), the subhurd's beside it.
+    copyFileSync(join(state, "second.json"), join(webState, "second.json"));
+    copyFileSync(join(state, "hurd.json"), join(webState, "hurd.json"));
+    await until(() => /hurd web: http:\/\/\S+/.test(webR!.out()) || webR!.proc.exitCode !== null, 60000, "hurd web's address");
+    const url = new URL(/hurd web: (http:\/\/\S+)/.exec(webR.out())![1]!);
+    const base = `${url.protocol}//${url.host}`;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    assert.equal((await fetch(`${base}/api/state`)).status, 401, "no key, no view");
+    // The session's token (the console's, from the session file) is a bearer token.
+    const session = JSON.parse(readFileSync(join(state, "hurd.json"), "utf8")) as { console: { token: string } };
+    const auth = { authorization: `Bearer ${session.console.token}` };
+    assert.equal((await fetch(`${base}/api/state`, { headers: { authorization: "Bearer nope" } })).status, 401);
+    let last = "";
+    await until(
+      async () => {
+        const st = (await (await fetch(`${base}/api/state`, { headers: auth })).json()) as { hurds: { name: string; parent: string; procs: { pid: number }[] }[] };
+        last = JSON.stringify(st.hurds.map((h) => ({ name: h.name, parent: h.parent, pids: h.procs?.map((p) => p.pid) })));
+        const second = st.hurds.find((h) => h.name === "second");
+        return st.hurds[0]?.name === "hurd" && second?.parent === "hurd" && [1, 2, 3, 4].every((p) => second.procs.some((x) => x.pid === p));
+      },
+      30000,
+      "both hurds in the view, the second nested in the first",
+    ).catch((e: Error) => assert.fail(`${e.message}: ${last}\n${webR!.out()}`));
+    // The one-time key works once.
+    const first = await fetch(`${base}/?key=${url.searchParams.get("key")}`, { redirect: "manual" });
+    assert.equal(first.status, 303);
+    assert.equal((await fetch(`${base}/?key=${url.searchParams.get("key")}`, { redirect: "manual" })).status, 403);
+    const m = await (await fetch(`http://${metrics}/metrics`)).text();
+    assert.match(m, /service_name="hurd-web"/, "its own /metrics, as Prometheus scrapes web:9464");
+  });
+
   it("crashes when proc goes (an essential server), and boots again when the servers come back", async () => {
     procR.proc.kill("SIGTERM");
     assert.equal(await procR.exited, 0, procR.out());
     // init sees its essential server die: the hurd crashes, init exits non-zero for its restart policy.
     assert.equal(await initR.exited, 1, initR.out());
     assert.match(initR.out(), /CRASH: essential server proc/);
+    // hurd web's task ended with the hurd: it says so and exits 1, for its restart policy.
+    if (webR) {
+      const w = webR;
+      const code = await Promise.race([w.exited, new Promise<string>((r) => setTimeout(() => r("still running 60 s after its hurd crashed"), 60000).unref())]);
+      assert.equal(code, 1, w.out());
+      assert.match(w.out(), /the hurd has not answered for 10 s/);
+      webR = null;
+    }
     // auth's task ended with the hurd: it exits for the next boot.
     assert.equal(await authR.exited, 0, authR.out());
     assert.equal(existsSync(join(state, "hurd.json")), false, "the session is withdrawn");

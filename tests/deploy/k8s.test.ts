@@ -153,6 +153,14 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       expect: /Deployment hurd-subhurd-a\/proc: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: the proc has HURD_BOOT_SECRET: only the kernel and init need it/,
     },
     {
+      // hurd web's container beside init is exempt from the servers' rules; init's is not.
+      name: "the root init's server container without the boot secret (hurd web beside it)",
+      file: "hurd/init.yaml",
+      edit: once("            - name: HURD_BOOT_SECRET\n", "            - name: HURD_BOOT_SECRET_X\n"),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/init: spec\.template\.spec\.containers\[0\]\.env: no HURD_BOOT_SECRET \(container init\)/,
+    },
+    {
       name: "a hurd server that a rolling update would double",
       file: "hurd/init.yaml",
       edit: once("    type: Recreate", "    type: RollingUpdate"),

@@ -124,6 +124,7 @@ program
   .description("a live view in the browser: every hurd's processes, the port graph, messages as they flow")
   .option("--listen <host:port>", "where to serve the page", "127.0.0.1:7410")
   .option("--jaeger-url <url>", "the Jaeger UI messages link to (default $HURD_JAEGER_URL or http://localhost:16686)")
+  .option("--wait <seconds>", "keep trying to reach the hurd this long (a container started before init)", "0")
   .option("-q, --quiet")
   .option(...hurdOpt)
   .action(async (o) => {

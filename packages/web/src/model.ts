@@ -79,7 +79,10 @@ export class Model {
     let budget = VIEW_BOUNDS.maxNodes;
     const hurds: WebHurd[] = [];
     const nodeOf = new Map<number, string>();
-    const lists = await Promise.all(views.map((v) => v.procs().catch(() => [] as ProcInfo[])));
+    // The root hurd's table must answer (the view is a process of it: without
+    // it the view is lost, and refresh fails so the server can say so); a
+    // subhurd that does not answer is shown empty (subhurds come and go).
+    const lists = await Promise.all(views.map((v, i) => (i === 0 ? v.procs() : v.procs().catch(() => [] as ProcInfo[]))));
     views.forEach((v, i) => {
       // A hurd's own processes; a nested hurd's appear in its own view.
       const own = lists[i]!.filter((p) => !p.namespaceId);

@@ -15,6 +15,8 @@
 //   GET /api/space?node=H/PID   a process's IPC space (WebSpace)
 //   GET /api/message/N          one message in full (WebMessageDetail)
 //   GET /api/events             SSE: "state" when the processes change, "traffic" every tick
+//   GET /healthz                200 while the hurd answers, 503 once it has not for a while
+//                               (no access needed: it says nothing else; for container probes)
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -32,6 +34,14 @@ export interface WebOptions {
   /** How often traffic is sent to pages, ms (default 250): the drawing's rate limit. */
   tickMs?: number;
   log?: (line: string) => void;
+  /**
+   * Called once when the hurd has not answered for `lostAfterMs` (default
+   * 10 s): every refresh failed that long, e.g. the hurd was rebooted and the
+   * view's task ended with it. A container's `hurd web` exits then, so its
+   * restart policy attaches it to the hurd that is up now.
+   */
+  onLost?: (why: string) => void;
+  lostAfterMs?: number;
 }
 
 export interface WebServer {
@@ -66,6 +76,11 @@ export async function startWeb(o: WebOptions): Promise<WebServer> {
   let oneTimeKey: string | null = randomBytes(18).toString("base64url");
   const cookieSecret = randomBytes(24).toString("base64url");
   const clients = new Set<ServerResponse>();
+  /** When refreshes started failing (null while they succeed). */
+  let lostSince: number | null = null;
+  let lostSaid = false;
+  /** The last refresh that succeeded: a refresh that hangs (a call to a task the kernel ended) counts as failing too. */
+  let lastOk = Date.now();
 
   const allowed = (req: IncomingMessage, url: URL): boolean => {
     const auth = req.headers.authorization ?? "";
@@ -86,6 +101,11 @@ export async function startWeb(o: WebOptions): Promise<WebServer> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://x");
     if (req.method !== "GET") return json(res, 405, { error: "GET only" });
+    if (url.pathname === "/healthz") {
+      res.writeHead(lostSince === null ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+      res.end(lostSince === null ? "ok\n" : "the hurd does not answer\n");
+      return;
+    }
     // The one-time key: traded once for the cookie, then gone.
     const key = url.searchParams.get("key");
     if (url.pathname === "/" && key !== null) {
@@ -157,15 +177,31 @@ export async function startWeb(o: WebOptions): Promise<WebServer> {
 
   // The process tables, read once a period; the pages hear only of changes.
   let refreshing = false;
+  const lostAfter = o.lostAfterMs ?? 10_000;
+  const failing = (why: string) => {
+    lostSince ??= Date.now();
+    if (!lostSaid && Date.now() - lostSince >= lostAfter) {
+      lostSaid = true;
+      o.onLost?.(why);
+    }
+  };
   const refresh = setInterval(() => {
-    if (refreshing) return;
+    if (refreshing) {
+      if (Date.now() - lastOk >= lostAfter) failing(`no answer to the process tables' refresh for ${Math.round((Date.now() - lastOk) / 1000)} s`);
+      return;
+    }
     refreshing = true;
     model
       .refresh()
       .then((changed) => {
+        lostSince = null;
+        lastOk = Date.now();
         if (changed) for (const c of clients) send(c, "state", model.state);
       })
-      .catch((e: Error) => log(`refresh: ${e.message}`))
+      .catch((e: Error) => {
+        log(`refresh: ${e.message}`);
+        failing(e.message);
+      })
       .finally(() => (refreshing = false));
   }, o.refreshMs ?? 1000);
   // Traffic, batched: a page draws at most this often whatever the message rate.
@@ -173,13 +209,24 @@ export async function startWeb(o: WebOptions): Promise<WebServer> {
     const t = model.takeTraffic();
     if (t) for (const c of clients) send(c, "traffic", t);
   }, o.tickMs ?? 250);
-  // The kernel's trace stream: only while the view runs.
+  // The kernel's trace stream: only while the view runs. A stream that
+  // ends (the edge restarted, the kernel ended the watch) is asked for
+  // again a second later, so the view does not go quiet for good.
   let stopWatch: (() => void) | null = null;
+  let rewatch: NodeJS.Timeout | null = null;
+  let closed = false;
   const watch = () => {
+    let ended = false;
     stopWatch = o.observed.watch(
       (b) => model.ingest(b),
       (e) => {
+        if (ended || closed) return;
+        ended = true;
         if (e) log(`trace stream: ${e.message}`);
+        rewatch = setTimeout(() => {
+          stopWatch?.();
+          if (!closed) watch();
+        }, 1000);
       },
     );
   };
@@ -191,8 +238,10 @@ export async function startWeb(o: WebOptions): Promise<WebServer> {
     port: bound,
     model,
     async close() {
+      closed = true;
       clearInterval(refresh);
       clearInterval(tick);
+      if (rewatch) clearTimeout(rewatch);
       stopWatch?.();
       for (const c of clients) c.end();
       clients.clear();
