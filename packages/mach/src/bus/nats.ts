@@ -97,4 +97,5 @@ export class NatsBus implements Bus {
     await this.nc.close();
   }
 }
-export { JetStreamKv, type JetStreamKvOptions } from "./jetstream.js";
+export { JetStreamKv, WRONG_LAST_SEQUENCE, type JetStreamKvOptions } from "./jetstream.js";
+export { FencedError, JetStreamLog, type JetStreamLogOptions, type LogTail } from "./jetstream-log.js";
