@@ -18,6 +18,7 @@ import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";
+import type { Failover } from "./failover.js";
 import { TraceBus } from "./trace-bus.js";
 import { TrapServer } from "./trap.js";
 
@@ -31,12 +32,16 @@ const { values } = parseArgs({
     "boot-secret-file": { type: "string", default: process.env.HURD_BOOT_SECRET_FILE },
     "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
     "restart-grace-ms": { type: "string", default: process.env.HURD_RESTART_GRACE_MS },
+    // The kernel's state as a log on JetStream with a standby that takes over (failover.ts, docs/kernel-log.md).
+    journal: { type: "boolean", default: false },
+    standby: { type: "boolean", default: false },
+    "lead-lease-ms": { type: "string", default: process.env.HURD_LEAD_LEASE_MS ?? "1500" },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
-  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N]\n(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus)");
+  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N]]\n(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus)");
   process.exit(0);
 }
 
@@ -51,6 +56,7 @@ if (telemetry) {
 const metrics = await startMetrics("hurd-kernel", process.env, { hurd: values.system });
 const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}), ...(values["restart-grace-ms"] ? { restartGraceMs: Number(values["restart-grace-ms"]) } : {}) }, { telemetry, metrics });
 const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
+if (values.journal || values.standby) await replicated();
 const traps = new TrapServer(kernel, bus);
 traps.start();
 // The trace stream for watchers on the bus (hurd.<system>.trace.>): idle until someone asks.
@@ -92,3 +98,56 @@ async function stop(sig: string): Promise<void> {
 }
 process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGTERM", () => void stop("SIGTERM"));
+
+/**
+ * --journal (the first kernel) and --standby (the second): the state is a
+ * log on JetStream (failover.ts). The first slice serves the bus only: the
+ * gRPC edge, its gateway and boot claims are not logged yet, so they are
+ * not started (docs/kernel-log.md, "What is not logged yet").
+ */
+async function replicated(): Promise<never> {
+  const say = (l: string) => console.log(`hurd-kernel ${values.system}: ${l}`);
+  if (!values.nats) {
+    console.error("hurd-kernel: --journal and --standby need --nats (the log is a JetStream stream)");
+    process.exit(2);
+  }
+  const leaseMs = Number(values["lead-lease-ms"]);
+  if (!(Number.isFinite(leaseMs) && leaseMs >= 100)) {
+    console.error("hurd-kernel: --lead-lease-ms must be a number of ms, at least 100");
+    process.exit(2);
+  }
+  const { Failover: F } = await import("./failover.js");
+  let f: Failover = null as unknown as Failover;
+  f = await F.start(kernel, bus as NatsBus, {
+    id: `${(await import("node:os")).hostname()}:${process.pid}`,
+    leaseMs,
+    standby: values.standby!,
+    log: say,
+    leading: (fresh) => {
+      if (fresh) {
+        const boot: Record<string, { taskId: number; token: string; hostPriv: number }> = {};
+        for (const name of values.boot!.split(",").filter(Boolean)) {
+          const b = kernel.bootTask({ name, hostPriv: true });
+          boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv };
+        }
+        if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot }, null, 2), { mode: 0o600 });
+      }
+      say(`leading (${fresh ? "fresh log" : `took over after ${f.takeover.served - f.takeover.began} ms`})`);
+    },
+    deposed: (e) => {
+      // Nothing it held back is sent; a supervisor restarts it as a standby.
+      console.error(`hurd-kernel ${values.system}: ${e.message}; exiting`);
+      process.exit(3);
+    },
+  });
+  say(`bus nats ${values.nats}, log ${values.standby ? "standby" : "journal"} (lead lease ${leaseMs} ms); gRPC edge off (not logged yet)`);
+  const stop = async (sig: string) => {
+    say(`${sig}, stopping (lead released)`);
+    await f.stop(true);
+    await bus.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  return new Promise<never>(() => {});
+}
