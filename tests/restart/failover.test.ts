@@ -115,7 +115,8 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     }
     // The server's token still proves it: a call of its own works.
     await server.allocate();
-    await server.close?.();
+    await server.detach();
+    await client.detach();
   });
 
   it("a leader paused past its lease (SIGSTOP) is fenced when it wakes (SIGCONT): it writes nothing and exits", async () => {
@@ -132,5 +133,6 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     // The new leader goes on serving, its state intact.
     const info = await client.call("taskInfo", { task: after1.task });
     assert.equal(info.taskId, after1.taskId);
+    await client.detach();
   });
 });
