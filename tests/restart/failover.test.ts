@@ -95,7 +95,6 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
       }
     })();
     while (ok < 20) await new Promise((res) => setTimeout(res, 20));
-    // Let the log go quiet for a moment so the standby holds every acknowledged entry.
     const killedAt = Date.now();
     leader.p.kill("SIGKILL");
     const servedAt = await waitFor(standby, /leading \(took over after/, 10_000);
