@@ -86,7 +86,7 @@ export const web: RowGroup = {
       // Alternating buses, as the tracing rows do: no rig goes long without its event loop turn.
       for (const mode of ["none", "connected"] as const)
         for (const kind of ["local", "nats"] as const) {
-          const r = await bootRig(kind, ctx.natsUrl, ctx.log);
+          const r = await bootRig(kind, ctx, ctx.log);
           closers.push(async () => {
             while (await r.parent.wait(-1, WNOHANG).catch(() => null));
             await r.close();

@@ -109,6 +109,8 @@ export interface StoreSubjects {
   key(key: string): string;
   readonly streamCreate: string;
   readonly streamPurge: string;
+  /** $JS.API.STREAM.MSG.GET.<stream>: one key's last value and revision (JetStreamKv.get). */
+  readonly msgGet: string;
   readonly consumerCreate: string;
   consumerDelete(consumer: string): string;
 }
@@ -130,12 +132,40 @@ export function storeSubjectsOf(system: string, hurd: string, server: string): S
     },
     streamCreate: `$JS.API.STREAM.CREATE.${stream}`,
     streamPurge: `$JS.API.STREAM.PURGE.${stream}`,
+    msgGet: `$JS.API.STREAM.MSG.GET.${stream}`,
     consumerCreate: `$JS.API.CONSUMER.CREATE.${stream}`,
     consumerDelete: (consumer: string) => `$JS.API.CONSUMER.DELETE.${stream}.${token("a consumer name", consumer)}`,
   });
 }
 
-/** What a subject is, read back. */
+/** The kernel's log (services/kernel/src/journal.ts): a JetStream stream of its own per system, outside hurd.<system>.> so no wildcard subscriber of the system's subjects sees it. */
+export interface KernelLogSubjects {
+  stream: string;
+  /** The one subject the log's entries are appended on. */
+  subject: string;
+  streamCreate: string;
+  streamInfo: string;
+  streamPurge: string;
+  consumerCreate: string;
+  consumerDelete: (consumer: string) => string;
+}
+
+export function kernelLogSubjectsOf(system: string): KernelLogSubjects {
+  const sys = token("a system name", system);
+  const stream = `HURD_${sys}_KERNEL_LOG`;
+  if (!KV_KEY.test(stream)) throw new RangeError(`stream ${JSON.stringify(stream)} is not a stream name`);
+  return Object.freeze({
+    stream,
+    subject: `$HURDLOG.${sys}.kernel`,
+    streamCreate: `$JS.API.STREAM.CREATE.${stream}`,
+    streamInfo: `$JS.API.STREAM.INFO.${stream}`,
+    streamPurge: `$JS.API.STREAM.PURGE.${stream}`,
+    consumerCreate: `$JS.API.CONSUMER.CREATE.${stream}`,
+    consumerDelete: (consumer: string) => `$JS.API.CONSUMER.DELETE.${stream}.${token("a consumer name", consumer)}`,
+  });
+}
+
+/** The kernel's log is, read back. */
 export type ParsedSubject =
   | { kind: "trap"; system: string }
   | { kind: "delivery"; system: string; taskId: number; port: number }

@@ -27,7 +27,7 @@ import { observeKernel } from "./metrics.js";
 import { dropNestedTaskEvents } from "./notify.js";
 import { NatsUsers, type NatsUsersOptions } from "./nats-users.js";
 import type { KMsg, KTask, Namespace, Port } from "./objects.js";
-import { KernelState, type KernelEvents } from "./state.js";
+import { KernelState, type KernelEvents, type KernelJournal } from "./state.js";
 import { bootTask, destroyNamespace, killOffender, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
 import { TraceHub } from "./trace.js";
 
@@ -66,11 +66,32 @@ export class Kernel extends KernelState {
     const { telemetry, nats, metrics, ...events } = o;
     super(kernelConfig(config), events);
     if (nats) this.natsUsers = new NatsUsers(this.config.system, nats, (l) => this.log(l));
-    this.sweepTimer = setInterval(() => sweepLeases(this), Math.max(50, this.config.leaseMs / 4));
-    this.sweepTimer.unref();
+    this.startSweep();
     this.trace = new TraceHub((t) => (this.tracer = t), this.config.system);
     if (telemetry) this.trace.useTelemetry(telemetry);
     if (metrics) this.useMetrics(metrics);
+  }
+
+  private startSweep(): void {
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(50, this.config.leaseMs / 4));
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    const ended = sweepLeases(this);
+    if (this.journal !== null) this.journal.swept(ended);
+  }
+
+  /**
+   * Puts the kernel's changes in a log (journal.ts, leading) or makes it a
+   * standby that applies one (replay.ts): a standby runs no lease sweep, its
+   * leader's sweeps are in the log. Set before anything is made, or at takeover.
+   */
+  useJournal(j: KernelJournal | null): void {
+    this.journal = j;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    if (j === null || !j.replica) this.startSweep();
   }
 
   private unobserve: (() => void) | null = null;
@@ -96,7 +117,9 @@ export class Kernel extends KernelState {
 
   /** Creates a task with no parent task (boot servers, tests, the edge's first client). */
   bootTask(o: BootTaskOptions): BootTask {
-    return bootTask(this, o);
+    const b = bootTask(this, o);
+    if (this.journal !== null) this.journal.booted(o.name, !!o.hostPriv, (o.ns ?? this.root).id);
+    return b;
   }
 
   // task_terminate

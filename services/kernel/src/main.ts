@@ -27,6 +27,7 @@ import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";
+import type { Failover } from "./failover.js";
 import { TraceBus } from "./trace-bus.js";
 import { TrapServer } from "./trap.js";
 
@@ -46,13 +47,17 @@ const { values } = parseArgs({
     "nats-insecure": { type: "boolean", default: process.env.HURD_NATS_AUTH === "off" },
     "nats-user-ttl": { type: "string", default: process.env.HURD_NATS_USER_TTL },
     "restart-grace-ms": { type: "string", default: process.env.HURD_RESTART_GRACE_MS },
+    // The kernel's state as a log on JetStream with a standby that takes over (failover.ts, docs/kernel-log.md).
+    journal: { type: "boolean", default: false },
+    standby: { type: "boolean", default: false },
+    "lead-lease-ms": { type: "string", default: process.env.HURD_LEAD_LEASE_MS ?? "1500" },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
   console.log(
-    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N]\n" +
+    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N]]\n" +
       "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_INSECURE=1 as the flags; plaintext gRPC only on loopback unless --grpc-insecure)",
   );
   process.exit(0);
@@ -85,6 +90,7 @@ const kernel = new Kernel(
 const bus: Bus = values.nats
   ? await NatsBus.connect(values.nats, { name: `hurd-kernel-${values.system}`, credentials: kernel.natsUsers?.kernel() })
   : new LocalHub().connect();
+if (values.journal || values.standby) await replicated();
 
 /** The keys to mint NATS users with, and the account's revocations pushed through its updater; null with --nats-insecure. */
 async function natsAuthorization(url: string) {
@@ -163,3 +169,62 @@ process.on("SIGINT", () => void stop("SIGINT"));
 process.on("SIGTERM", () => void stop("SIGTERM"));
 // Started by `hurd up` with an IPC channel: when hurd up is gone, however it went, so is this kernel.
 process.on("disconnect", () => void stop("hurd up is gone"));
+
+/**
+ * --journal (the first kernel) and --standby (the second): the state is a
+ * log on JetStream (failover.ts). The first slice serves the bus only: the
+ * gRPC edge, its gateway and boot claims are not logged yet, so they are
+ * not started (docs/kernel-log.md, "What is not logged yet").
+ */
+async function replicated(): Promise<never> {
+  const say = (l: string) => console.log(`hurd-kernel ${values.system}: ${l}`);
+  if (!values.nats) {
+    console.error("hurd-kernel: --journal and --standby need --nats (the log is a JetStream stream)");
+    process.exit(2);
+  }
+  // A minted user is a fresh key pair and an account update: neither is in
+  // the log yet, so a standby could not take over the tasks' users.
+  if (kernel.natsUsers) {
+    console.error("hurd-kernel: --journal and --standby do not log the NATS users the kernel mints yet: run them with --nats-insecure (HURD_NATS_AUTH=off) on a server of their own (docs/kernel-log.md)");
+    process.exit(2);
+  }
+  const leaseMs = Number(values["lead-lease-ms"]);
+  if (!(Number.isFinite(leaseMs) && leaseMs >= 100)) {
+    console.error("hurd-kernel: --lead-lease-ms must be a number of ms, at least 100");
+    process.exit(2);
+  }
+  const { Failover: F } = await import("./failover.js");
+  let f: Failover = null as unknown as Failover;
+  f = await F.start(kernel, bus as NatsBus, {
+    id: `${(await import("node:os")).hostname()}:${process.pid}`,
+    leaseMs,
+    standby: values.standby!,
+    log: say,
+    leading: (fresh) => {
+      if (fresh) {
+        const boot: Record<string, { taskId: number; token: string; hostPriv: number }> = {};
+        for (const name of values.boot!.split(",").filter(Boolean)) {
+          const b = kernel.bootTask({ name, hostPriv: true });
+          boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv };
+        }
+        if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot }, null, 2), { mode: 0o600 });
+      }
+      say(`leading (${fresh ? "fresh log" : `took over after ${f.takeover.served - f.takeover.began} ms`})`);
+    },
+    deposed: (e) => {
+      // Nothing it held back is sent; a supervisor restarts it as a standby.
+      console.error(`hurd-kernel ${values.system}: ${e.message}; exiting`);
+      process.exit(3);
+    },
+  });
+  say(`bus nats ${values.nats}, log ${values.standby ? "standby" : "journal"} (lead lease ${leaseMs} ms); gRPC edge off (not logged yet)`);
+  const stop = async (sig: string) => {
+    say(`${sig}, stopping (lead released)`);
+    await f.stop(true);
+    await bus.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  return new Promise<never>(() => {});
+}

@@ -40,14 +40,10 @@ export function send(k: KernelState, t: KTask, m: Message, kernelReply: Port | n
       chargeQueued(k, msg, t);
       commit(k);
       const waiting = msg;
-      const w: Blocked = { msg: waiting, timer: null };
-      w.timer = setTimeout(() => {
-        const b = dest.blocked;
-        const i = b ? b.indexOf(w) : -1;
-        if (i < 0) return;
-        b!.splice(i, 1);
-        failSend(k, waiting, Errno.MACH_SEND_TIMED_OUT);
-      }, m.timeoutMs);
+      const w: Blocked = { msg: waiting, timer: null, timeoutMs: m.timeoutMs };
+      // A standby arms no timer: its leader's firing is in the log (timeOut from replay.ts).
+      if (k.journal === null || !k.journal.replica) armBlocked(k, dest, w);
+      if (k.journal !== null) k.journal.blocked(dest, w);
       if (k.tracer !== null) k.tracer.sent(msg, m);
       (dest.blocked ??= []).push(w);
       t.sent++;
@@ -68,6 +64,24 @@ export function send(k: KernelState, t: KTask, m: Message, kernelReply: Port | n
   k.stats.sent++;
   if (k.tracer !== null) k.tracer.sent(msg, m);
   enqueue(k, msg.dest, msg);
+}
+
+/** Fails a blocked sender once its timeout passes (a standby taking over arms those it holds). */
+export function armBlocked(k: KernelState, dest: Port, w: Blocked): void {
+  w.timer = setTimeout(() => {
+    if (timeOut(k, dest, w) && k.journal !== null) k.journal.timedOut(w.msg);
+  }, w.timeoutMs);
+}
+
+/** A blocked sender's timeout fired: it leaves the queue's waiters and fails (false: it had got in meanwhile). */
+export function timeOut(k: KernelState, dest: Port, w: Blocked): boolean {
+  const b = dest.blocked;
+  const i = b ? b.indexOf(w) : -1;
+  if (i < 0) return false;
+  b!.splice(i, 1);
+  if (b!.length === 0) dest.blocked = null;
+  failSend(k, w.msg, Errno.MACH_SEND_TIMED_OUT);
+  return true;
 }
 
 /**

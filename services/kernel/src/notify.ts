@@ -104,7 +104,8 @@ export function nestedTaskEvent(k: KernelState, n: Namespace, kind: TaskEvent, t
     k.eventsPending.push(n);
     if (!k.eventsScheduled) {
       k.eventsScheduled = true;
-      queueMicrotask((k.sendEvents ??= () => sendNestedTaskEvents(k)));
+      // A standby sends them where the log says its leader did (sendNestedTaskEvents from replay.ts).
+      if (k.journal === null || !k.journal.replica) queueMicrotask((k.sendEvents ??= () => sendNestedTaskEvents(k)));
     }
   }
   e.kind.push(kind);
@@ -115,13 +116,15 @@ export function nestedTaskEvent(k: KernelState, n: Namespace, kind: TaskEvent, t
   if (e.kind.length >= k.config.maxTaskEventsPerMessage) sendEventsOf(k, n);
 }
 
-function sendNestedTaskEvents(k: KernelState): void {
+/** Sends the nested-task events gathered so far (the microtask after a burst; a standby's replay of its leader's). */
+export function sendNestedTaskEvents(k: KernelState): void {
   k.eventsScheduled = false;
   // Sending ends no task, so no event is queued while this runs. A
   // namespace listed twice (its queue filled and was sent early) is
   // simply empty the second time.
   for (let i = 0; i < k.eventsPending.length; i++) sendEventsOf(k, k.eventsPending[i]!);
   k.eventsPending.length = 0;
+  if (k.journal !== null && !k.journal.replica) k.journal.eventsSent();
 }
 
 function sendEventsOf(k: KernelState, n: Namespace): void {

@@ -19,7 +19,8 @@ export type Sink = (delivery: Uint8Array, local: number) => void;
 export class KTask {
   readonly id = nextTaskId++;
   readonly space: Space;
-  readonly createdMs = Date.now();
+  /** Set by createTask from the kernel's clock (KernelState.now). */
+  createdMs = 0;
   active = true;
   /** The kernel port (task_self); its kobject is this task. */
   self!: Port;
@@ -79,6 +80,8 @@ export interface KernelReply {
 export interface Blocked {
   msg: KMsg;
   timer: NodeJS.Timeout | null;
+  /** The sender's timeout, ms (a standby that takes over arms it afresh). */
+  timeoutMs: number;
 }
 
 /**

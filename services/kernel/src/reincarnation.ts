@@ -50,7 +50,7 @@ export function lapse(k: KernelState, t: KTask): boolean {
   t.sink = null;
   t.credit = 0;
   k.leased.delete(t);
-  k.lapsed.set(t, Date.now());
+  k.lapsed.set(t, k.now());
   // The replies the dead process owed: their callers hear MIG_SERVER_DIED
   // now, not at their deadlines. Once per lapse, over one task's space.
   const sp = t.space;
@@ -87,7 +87,7 @@ export function claim(k: KernelState, t: KTask, stream: boolean): void {
   // Only essential tasks are held this strictly: every other task keeps
   // attach as it was (an edge client re-opening its stream attaches again).
   if (!t.essential || stream || !t.attached) return;
-  const quiet = Date.now() - t.lastSeen;
+  const quiet = k.now() - t.lastSeen;
   if (quiet <= k.config.leaseMs)
     throw new HurdError(Errno.EBUSY, `task ${t.id} is held by a process heard from ${quiet} ms ago; attach again once its lease (${k.config.leaseMs} ms) lapses`);
 }

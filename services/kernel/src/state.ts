@@ -15,7 +15,7 @@ import { subjectsOf, type SystemSubjects } from "@hurdmesh/mach/internal";
 import type { KernelConfig } from "./config.js";
 import type { NatsUsers } from "./nats-users.js";
 import { setRootLimits } from "./quota.js";
-import { Namespace, Port, type Entry, type KMsg, type KTask, type Space } from "./objects.js";
+import { Namespace, Port, type Blocked, type Entry, type KMsg, type KTask, type Space } from "./objects.js";
 import type { CallMetrics } from "./metrics.js";
 import type { KernelTracer } from "./trace.js";
 
@@ -43,6 +43,34 @@ export interface Undo {
   pset: Entry | null;
 }
 
+/**
+ * The kernel's log (journal.ts), as the rooms see it: where they take the
+ * time and random bytes they decide by, and where what they did outside a
+ * trap is noted, so that a standby replaying the log decides the same.
+ * Null (the embedded default, and any kernel without --journal): the rooms
+ * read Date.now() and getrandom as they always did and note nothing.
+ */
+export interface KernelJournal {
+  /** A standby: its state comes from the log; it decides nothing by its own clock or timers. */
+  readonly replica: boolean;
+  /** The time the entry in progress is decided at (one value per entry). */
+  now(): number;
+  /** `n` random bytes: drawn and logged by the leader, read back from the log by a standby. */
+  random(n: number): Buffer<ArrayBuffer>;
+  /** A sender blocked on a full queue (a standby fails it only when the log says its timeout fired). */
+  blocked(dest: Port, w: Blocked): void;
+  /** The leader's timer failed a blocked sender. */
+  timedOut(m: KMsg): void;
+  /** The leader sent the nested-task events gathered in the last burst (notify.ts). */
+  eventsSent(): void;
+  /** The leader applied a trap (trap.ts): `answered`, it had an answer to send; `keepSink`, it came from the edge. */
+  trap(data: Uint8Array, answered: boolean, keepSink: boolean): void;
+  /** The leader's lease sweep ran and ended or lapsed `ended` tasks. */
+  swept(ended: number): void;
+  /** A boot task was made (Kernel.bootTask). */
+  booted(name: string, hostPriv: boolean, ns: number): void;
+}
+
 export abstract class KernelState {
   readonly config: KernelConfig;
   /** The system's bus subjects, built once (subjects.ts in the runtime is their one home). */
@@ -57,6 +85,8 @@ export abstract class KernelState {
   tracer: KernelTracer | null = null;
   /** The NATS users of tasks, with NATS authorization on (nats-users.ts); null: the kernel mints none. */
   natsUsers: NatsUsers | null = null;
+  /** The log the kernel's changes go to (journal.ts); null: none, the embedded default. */
+  journal: KernelJournal | null = null;
   /** Set only while metrics are on (metrics.ts): kernel calls are timed. */
   callMetrics: CallMetrics | null = null;
 
@@ -130,6 +160,11 @@ export abstract class KernelState {
     this.bus = bus;
     const max = bus.maxPayload;
     this.busLimit = max !== undefined && max > 0 ? max : Infinity;
+  }
+
+  /** The clock leases and grace periods are decided by: the log's while there is one (KernelJournal.now). */
+  now(): number {
+    return this.journal === null ? Date.now() : this.journal.now();
   }
 
   /** Logs at most 20 lines a second, so a flood of bad traps cannot flood the log. */

@@ -40,7 +40,7 @@ export interface BootTask {
 
 function newToken(k: KernelState): string {
   if (k.tokenAt + 16 > k.tokenPool.length) {
-    k.tokenPool = randomBytes(16 * 256);
+    k.tokenPool = k.journal === null ? randomBytes(16 * 256) : k.journal.random(16 * 256);
     k.tokenAt = 0;
   }
   const t = k.tokenPool.toString("base64url", k.tokenAt, k.tokenAt + 16);
@@ -85,6 +85,7 @@ export function bootTask(k: KernelState, o: BootTaskOptions): BootTask {
 function createTask(k: KernelState, parent: KTask | null, ns: Namespace, name: string, dieWithParent: boolean): KTask {
   if (!ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
   const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), newToken(k), k.subjects);
+  t.createdMs = k.now();
   chargeTask(ns);
   const self = new Port(k.config.qlimit);
   self.kobject = { kind: "task", task: t };
@@ -376,7 +377,7 @@ export function attach(k: KernelState, t: KTask, sink: Sink | null, window: numb
 /** Marks a task alive. Cheap enough for every trap: it reorders only every lease/8. */
 export function touch(k: KernelState, t: KTask): void {
   if (!t.attached) return;
-  const now = Date.now();
+  const now = k.now();
   if (now - t.lastSeen > k.config.leaseMs / 8) {
     k.leased.delete(t);
     k.leased.set(t, true);
@@ -397,23 +398,28 @@ export function lostSink(t: KTask, sink: Sink): void {
  * front), and those that never attached within attachGraceMs of their
  * creation (the oldest at the front), as if their program went away.
  */
-export function sweepLeases(k: KernelState): void {
-  const now = Date.now();
+export function sweepLeases(k: KernelState): number {
+  const now = k.now();
+  let ended = 0;
   for (const t of k.leased.keys()) {
     if (now - t.lastSeen <= k.config.leaseMs) break;
+    ended++;
     if (lapse(k, t)) continue;
     k.log(`task ${t.id} (${t.name}) lease expired after ${now - t.lastSeen} ms`);
     terminate(k, t, "lease expired");
   }
   for (const t of overGrace(k, now)) {
+    ended++;
     k.log(`task ${t.id} (${t.name}) not re-attached within the restart grace (${k.config.restartGraceMs} ms)`);
     terminate(k, t, "lease expired");
   }
   for (const t of k.unattached.keys()) {
     if (now - t.createdMs <= k.config.attachGraceMs) break;
+    ended++;
     k.log(`task ${t.id} (${t.name}) never attached in ${now - t.createdMs} ms`);
     terminate(k, t, "never attached");
   }
+  return ended;
 }
 
 /** credit (hurdmesh, 4905): the task consumed `n` messages; queued ones may flow again. */

@@ -83,6 +83,8 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
   try {
     runTrap(k, t, trap, answer, keepSink);
   } finally {
+    // Logged once applied, after the clock and random bytes it drew (journal.ts).
+    if (k.journal !== null) k.journal.trap(data, answer !== null, keepSink);
     if (tracer !== null) {
       tracer.cause = NO_TRACE_CONTEXT;
       tracer.causeText = "";

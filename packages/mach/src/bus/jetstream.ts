@@ -26,6 +26,10 @@ interface ApiError {
 
 /** JetStream's error for a stream that exists with another configuration. */
 const STREAM_NAME_IN_USE = 10058;
+/** JetStream's error for a write whose Nats-Expected-Last-(Subject-)Sequence no longer holds. */
+export const WRONG_LAST_SEQUENCE = 10071;
+/** JetStream's error for a message that is not there. */
+const NO_MESSAGE = 10037;
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -100,6 +104,43 @@ export class JetStreamKv implements KeyValue {
     }
     const ack = JSON.parse(decoder.decode(m.data)) as ApiError;
     if (ack.error) throw this.fail(`write of ${key}`, ack);
+  }
+
+  /**
+   * A key's last value and its revision (the stream sequence that wrote
+   * it), or null if it has none: what a compare-and-set (update) expects.
+   */
+  async get(key: string): Promise<{ value: Uint8Array; revision: number } | null> {
+    const r = await this.api(this.subjects.msgGet, { last_by_subj: this.subjects.key(key) });
+    if (r.error) {
+      if (r.error.err_code === NO_MESSAGE) return null;
+      throw this.fail(`read of ${key}`, r);
+    }
+    const m = r.message as { seq: number; data?: string; hdrs?: string };
+    // A deleted key's last message is its delete marker.
+    if (m.hdrs && /KV-Operation:\s*(DEL|PURGE)/.test(Buffer.from(m.hdrs, "base64").toString())) return null;
+    return { value: m.data ? new Uint8Array(Buffer.from(m.data, "base64")) : new Uint8Array(0), revision: m.seq };
+  }
+
+  /**
+   * Writes `key` only if its last revision is still `revision` (0: the key
+   * was never written): the new revision, or null when someone wrote it
+   * first. JetStream checks it (Nats-Expected-Last-Subject-Sequence), so of
+   * two writers expecting the same revision exactly one wins.
+   */
+  async update(key: string, value: Uint8Array, revision: number): Promise<number | null> {
+    const h = headers();
+    h.set("Nats-Expected-Last-Subject-Sequence", String(revision));
+    let m;
+    try {
+      m = await this.nc.request(this.subjects.key(key), value, { timeout: this.timeoutMs, headers: h });
+    } catch (e) {
+      throw new HurdError(Errno.EIO, `JetStream bucket ${this.subjects.bucket}: write of ${key} not acknowledged: ${(e as Error).message}`, { cause: e });
+    }
+    const ack = JSON.parse(decoder.decode(m.data)) as ApiError & { seq?: number };
+    if (ack.error?.err_code === WRONG_LAST_SEQUENCE) return null;
+    if (ack.error) throw this.fail(`write of ${key}`, ack);
+    return ack.seq ?? 0;
   }
 
   async purge(): Promise<void> {

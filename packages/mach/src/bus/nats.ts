@@ -402,4 +402,5 @@ export async function attachOverNats(url: string, o: NatsAttachOptions): Promise
   return Task.attach({ ...o, bus, ownsBus: true });
 }
 
-export { JetStreamKv, type JetStreamKvOptions } from "./jetstream.js";
+export { JetStreamKv, WRONG_LAST_SEQUENCE, type JetStreamKvOptions } from "./jetstream.js";
+export { FencedError, JetStreamLog, type JetStreamLogOptions, type LogTail } from "./jetstream-log.js";

@@ -1,0 +1,176 @@
+// The kernel's log on JetStream (services/kernel/src/journal.ts says what
+// is in it): one stream per system, appended to by the leading kernel only,
+// each append conditioned on the sequence it expects to be the stream's last
+// (Nats-Expected-Last-Sequence), so that a kernel which is no longer the
+// only writer finds out at its next append instead of forking the log; and
+// tailed by standbys in order, with any gap (a slow consumer's dropped
+// messages) noticed by sequence and read again.
+import { createInbox, headers, type NatsConnection } from "@nats-io/transport-node";
+import { Errno, HurdError } from "../errors.js";
+import { kernelLogSubjectsOf, type KernelLogSubjects } from "../subjects.js";
+import { WRONG_LAST_SEQUENCE } from "./jetstream.js";
+
+export interface JetStreamLogOptions {
+  /** Replicas of the stream (1 on one nats-server; 3 on a cluster of 3). */
+  replicas?: number;
+  /** How long one append or API call may take, ms. */
+  timeoutMs?: number;
+}
+
+interface ApiError {
+  error?: { code: number; err_code?: number; description?: string };
+}
+
+const STREAM_NAME_IN_USE = 10058;
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** An append refused because another writer appended since: the writer is deposed. */
+export class FencedError extends HurdError {
+  constructor(readonly expected: number, detail: string) {
+    super(Errno.EPERM, `kernel log: append expecting last sequence ${expected} refused (${detail}): another kernel leads`);
+  }
+}
+
+export interface LogTail {
+  stop(): void;
+}
+
+export class JetStreamLog {
+  private constructor(
+    private readonly nc: NatsConnection,
+    readonly subjects: KernelLogSubjects,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** The log of `system`, made if it does not exist: file storage, every entry kept (until snapshots bound it). */
+  static async open(nc: NatsConnection, system: string, o: JetStreamLogOptions = {}): Promise<JetStreamLog> {
+    const s = kernelLogSubjectsOf(system);
+    const log = new JetStreamLog(nc, s, o.timeoutMs ?? 10_000);
+    const r = await log.api(s.streamCreate, {
+      name: s.stream,
+      subjects: [s.subject],
+      retention: "limits",
+      max_msgs: -1,
+      max_bytes: -1,
+      max_age: 0,
+      discard: "old",
+      storage: "file",
+      num_replicas: o.replicas ?? 1,
+      deny_delete: true,
+      deny_purge: false,
+    });
+    if (r.error && r.error.err_code !== STREAM_NAME_IN_USE) throw log.fail("cannot make the stream", r);
+    return log;
+  }
+
+  private async api(subject: string, body: unknown): Promise<ApiError & Record<string, unknown>> {
+    let m;
+    try {
+      m = await this.nc.request(subject, encoder.encode(JSON.stringify(body)), { timeout: this.timeoutMs });
+    } catch (e) {
+      throw new HurdError(Errno.EIO, `JetStream (${subject}): ${(e as Error).message}; is nats-server running with -js?`, { cause: e });
+    }
+    return JSON.parse(decoder.decode(m.data)) as ApiError & Record<string, unknown>;
+  }
+
+  private fail(what: string, r: ApiError): HurdError {
+    return new HurdError(Errno.EIO, `kernel log ${this.subjects.stream}: ${what}: ${r.error?.description ?? "error"} (${r.error?.err_code ?? r.error?.code})`);
+  }
+
+  /** The sequences of the log's first and last entries (first > last: empty; after a purge both go on from where they were). */
+  async state(): Promise<{ first: number; last: number }> {
+    const r = await this.api(this.subjects.streamInfo, {});
+    if (r.error) throw this.fail("cannot read its state", r);
+    const s = r.state as { first_seq: number; last_seq: number; messages: number };
+    return { first: s.messages === 0 ? s.last_seq + 1 : s.first_seq, last: s.last_seq };
+  }
+
+  /** Empties the log (a fresh boot); sequences go on from where they were. */
+  async purge(): Promise<void> {
+    const r = await this.api(this.subjects.streamPurge, {});
+    if (r.error) throw this.fail("cannot purge", r);
+  }
+
+  /**
+   * Appends one entry if the log's last sequence is still `expected`: its
+   * sequence once JetStream has stored it. FencedError if another append
+   * came first.
+   */
+  async append(data: Uint8Array, expected: number): Promise<number> {
+    const h = headers();
+    h.set("Nats-Expected-Last-Sequence", String(expected));
+    let m;
+    try {
+      m = await this.nc.request(this.subjects.subject, data, { timeout: this.timeoutMs, headers: h });
+    } catch (e) {
+      throw new HurdError(Errno.EIO, `kernel log ${this.subjects.stream}: append not acknowledged: ${(e as Error).message}`, { cause: e });
+    }
+    const ack = JSON.parse(decoder.decode(m.data)) as ApiError & { seq?: number };
+    if (ack.error?.err_code === WRONG_LAST_SEQUENCE) throw new FencedError(expected, ack.error.description ?? "wrong last sequence");
+    if (ack.error) throw this.fail("append", ack);
+    return ack.seq!;
+  }
+
+  /**
+   * Calls `entry` for every entry from sequence `from` on, in order, as they
+   * are appended, until stopped. A gap in the sequences (the push consumer
+   * dropped messages to a slow reader) restarts the tail at the first one
+   * missing, so `entry` sees every sequence exactly once and in order.
+   * `failed` hears of a tail that cannot be (re)started.
+   */
+  tail(from: number, entry: (seq: number, data: Uint8Array) => void, failed: (e: Error) => void): LogTail {
+    let next = from;
+    let stopped = false;
+    let sub: ReturnType<NatsConnection["subscribe"]> | null = null;
+    let consumer = "";
+    const drop = () => {
+      sub?.unsubscribe();
+      sub = null;
+      if (consumer) void this.api(this.subjects.consumerDelete(consumer), {}).catch(() => {});
+      consumer = "";
+    };
+    // Whether the consumer (re)started and has delivered nothing yet: a gap
+    // right at its start means the entries are gone (purged), not dropped.
+    let fresh = true;
+    const start = async () => {
+      drop();
+      fresh = true;
+      const inbox = createInbox();
+      sub = this.nc.subscribe(inbox, {
+        callback: (err, msg) => {
+          if (stopped || err || !msg.reply) return;
+          // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending> (or 12 tokens with a domain).
+          const t = msg.reply.split(".");
+          const seq = Number(t.length === 9 ? t[5] : t[7]);
+          if (seq < next) return;
+          if (seq > next) {
+            if (fresh) {
+              stopped = true;
+              drop();
+              failed(new HurdError(Errno.EIO, `kernel log ${this.subjects.stream}: entries ${next}..${seq - 1} are gone (purged?)`));
+            } else void start().catch(failed);
+            return;
+          }
+          fresh = false;
+          next = seq + 1;
+          entry(seq, msg.data);
+        },
+      });
+      const r = await this.api(this.subjects.consumerCreate, {
+        stream_name: this.subjects.stream,
+        config: { deliver_policy: "by_start_sequence", opt_start_seq: Math.max(1, next), ack_policy: "none", deliver_subject: inbox, replay_policy: "instant", mem_storage: true, num_replicas: 1, inactive_threshold: 60e9 },
+      });
+      if (r.error) throw this.fail("cannot tail", r);
+      consumer = String(r.name ?? "");
+      if (stopped) drop();
+    };
+    void start().catch(failed);
+    return {
+      stop: () => {
+        stopped = true;
+        drop();
+      },
+    };
+  }
+}

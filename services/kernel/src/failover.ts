@@ -1,0 +1,155 @@
+// A kernel whose state is its log (hurd-kernel --journal, --standby;
+// docs/kernel-log.md): it starts as a standby, replaying the log into its
+// Kernel while another kernel leads, and takes over when that kernel's lease
+// lapses: it catches up to the log's end, appends a TAKEOVER entry
+// conditioned on that end (the fence: an old leader's next append fails),
+// and only then takes the trap subject. From then on it leads: every burst
+// of traps is logged before anything it caused is sent (journal.ts). A
+// leader that is deposed (its lease lost, an append refused) stops serving
+// at once and tells its process, which exits: it restarts as a standby.
+import type { Bus } from "@hurdmesh/mach";
+import { JetStreamKv, JetStreamLog, type LogTail, type NatsBus } from "@hurdmesh/mach/nats";
+import { Journal } from "./journal.js";
+import type { Kernel } from "./kernel.js";
+import { Lease } from "./leadership.js";
+import { freshLeases, Replica, SilentBus } from "./replay.js";
+import { TrapServer } from "./trap.js";
+
+export interface FailoverOptions {
+  /** This kernel's name in the leadership key (host and pid). */
+  id: string;
+  /** The lead's lease (ms): a dead leader is replaced after about this long. */
+  leaseMs: number;
+  /** Wait for a leader to have existed before taking over (a second kernel); false: lead at once if none does. */
+  standby: boolean;
+  /** JetStream replicas of the log and the leadership bucket. */
+  replicas?: number;
+  log?: (line: string) => void;
+  /** This kernel began to lead; `fresh`: the log was empty (a new system: make the boot tasks). */
+  leading?: (fresh: boolean) => void;
+  /** This kernel was deposed, or its log failed: the process should exit. */
+  deposed?: (e: Error) => void;
+}
+
+export class Failover {
+  readonly replica: Replica;
+  journal: Journal | null = null;
+  traps: TrapServer | null = null;
+  /** When the takeover began and ended (Date.now()), for the tests and the bench. */
+  takeover = { began: 0, served: 0 };
+  private tail: LogTail | null = null;
+  private poll: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private failure: Error | null = null;
+
+  private constructor(
+    readonly kernel: Kernel,
+    private readonly bus: NatsBus,
+    private readonly logStream: JetStreamLog,
+    readonly lease: Lease,
+    private readonly o: FailoverOptions,
+    private readonly first: number,
+  ) {
+    this.replica = new Replica(kernel);
+    this.replica.applied = first - 1;
+  }
+
+  /** Opens the log and the leadership bucket, starts replaying, and takes the lead when it is free. */
+  static async start(kernel: Kernel, bus: NatsBus, o: FailoverOptions): Promise<Failover> {
+    const system = kernel.config.system;
+    const log = await JetStreamLog.open(bus.nc, system, { replicas: o.replicas });
+    const kv = await JetStreamKv.open(bus.nc, system, "", "kernel", { replicas: o.replicas });
+    const { first } = await log.state();
+    const f = new Failover(kernel, bus, log, new Lease(kv, o.id, o.leaseMs), o, first);
+    kernel.useJournal(f.replica);
+    kernel.useBus(new SilentBus(bus));
+    f.tail = log.tail(first, (seq, data) => f.apply(seq, data), (e) => f.fail(e));
+    f.watch();
+    return f;
+  }
+
+  private say(line: string): void {
+    this.o.log?.(line);
+  }
+
+  private apply(seq: number, data: Uint8Array): void {
+    try {
+      this.replica.apply(seq, data);
+    } catch (e) {
+      this.fail(new Error(`kernel log entry ${seq}: ${(e as Error).message}`));
+    }
+  }
+
+  private fail(e: Error): void {
+    if (this.failure !== null || this.stopped) return;
+    this.failure = e;
+    this.stop(false);
+    this.o.deposed?.(e);
+  }
+
+  /** Looks at the leadership key every leaseMs/4 while standing by. */
+  private watch(): void {
+    const every = Math.max(20, Math.floor(this.o.leaseMs / 4));
+    const look = async () => {
+      this.poll = null;
+      if (this.stopped) return;
+      try {
+        if (await this.lease.tryAcquire(!this.o.standby)) return await this.lead();
+      } catch (e) {
+        this.say(`leadership: ${(e as Error).message}`);
+      }
+      if (!this.stopped) this.poll = setTimeout(() => void look(), every);
+    };
+    void look();
+  }
+
+  /** Won the key: catch up, fence the old leader out of the log, then serve. */
+  private async lead(): Promise<void> {
+    this.takeover.began = Date.now();
+    const { last } = await this.logStream.state();
+    // Every entry the old leader got acknowledged is applied before this one leads.
+    while (this.replica.applied < last) {
+      if (this.failure !== null || this.stopped) return;
+      if (!this.lease.leading()) return this.fail(new Error(`catching up to entry ${last} took longer than the lead's lease`));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    this.tail?.stop();
+    this.tail = null;
+    const k = this.kernel;
+    const fresh = last < this.first;
+    const journal = new Journal(this.logStream, this.bus, {
+      lastSeq: last,
+      leading: () => this.lease.leading(),
+      deposed: (e) => this.fail(e),
+      maxBurstBytes: Math.max(4096, (this.bus.maxPayload ?? 1 << 20) - 4096),
+    });
+    this.journal = journal;
+    const timers = this.replica.armTimers();
+    k.useJournal(journal);
+    freshLeases(k, journal.now());
+    journal.tookOver();
+    // The fence: until this append is acknowledged nothing is served.
+    await journal.synced();
+    if (this.failure !== null) return;
+    const held: Bus = journal.heldBus();
+    this.traps = new TrapServer(k, held);
+    this.traps.start();
+    await this.bus.flush();
+    this.lease.keep((why) => this.fail(new Error(`deposed: ${why}`)));
+    this.takeover.served = Date.now();
+    this.say(`leading from log entry ${last} (${k.tasks.size} tasks, ${timers} blocked senders re-armed) after ${this.takeover.served - this.takeover.began} ms`);
+    this.o.leading?.(fresh);
+  }
+
+  /** Stops standing by or leading; `release`: a leader hands over at once (SIGTERM). */
+  stop(release: boolean): Promise<void> {
+    this.stopped = true;
+    if (this.poll) clearTimeout(this.poll);
+    this.poll = null;
+    this.tail?.stop();
+    this.tail = null;
+    this.traps?.stop();
+    this.traps = null;
+    return this.lease.stop(release);
+  }
+}

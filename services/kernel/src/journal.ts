@@ -1,0 +1,257 @@
+// The leading kernel's side of its log (docs/kernel-log.md): every input it
+// applies is recorded as it is applied, a burst of them is appended to the
+// log in one JetStream write, and nothing the burst made the kernel say (a
+// reply, a delivery, a notification, on the bus) leaves before that write is
+// acknowledged. The kernel keeps routing while a write is in flight; what it
+// does meanwhile is the next burst. A write refused because the log moved on
+// without this kernel (Nats-Expected-Last-Sequence), or made after this
+// kernel's lease ran out by its own clock, deposes it: nothing it held back
+// is ever sent, and the process is told to stop.
+import { Errno, HurdError, type Bus, type BusHandler, type BusSubscription } from "@hurdmesh/mach";
+import { BurstWriter, f64, Rec } from "./log-format.js";
+import { randomBytes } from "node:crypto";
+import type { Blocked, KMsg, Port } from "./objects.js";
+import type { KernelJournal } from "./state.js";
+
+/** Where bursts go: JetStreamLog on NATS (append conditioned on the expected last sequence). */
+export interface LogWriter {
+  append(data: Uint8Array, expected: number): Promise<number>;
+}
+
+export interface JournalOptions {
+  /** The log's last sequence when this kernel began to lead (its own TAKEOVER entry's, or 0). */
+  lastSeq: number;
+  /** Whether the kernel still holds its lease by its own clock (leadership.ts): checked before every append. */
+  leading(): boolean;
+  /** The kernel is deposed (or the log failed): nothing more is written or sent; the process stops. */
+  deposed(e: Error): void;
+  /** The largest burst appended as one message (the bus's max_payload, less room for headers). */
+  maxBurstBytes?: number;
+}
+
+type Held = [subject: string, data: Uint8Array, reply: string | undefined, traceparent: string | undefined];
+
+export class Journal implements KernelJournal {
+  readonly replica = false;
+  /** The log's last sequence this kernel wrote or started from. */
+  lastSeq: number;
+  /** Set once deposed: every later output is dropped. */
+  failed: Error | null = null;
+  /** Counters for tests and the bench. */
+  readonly stats = { appends: 0, records: 0, bytes: 0 };
+  private entryNow = 0;
+  private loggedNow = 0;
+  private burst = new BurstWriter();
+  private held: Held[] = [];
+  private inflight = false;
+  private scheduled = false;
+  private readonly maxBurst: number;
+  private readonly flushNow = () => void this.flush();
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly log: LogWriter,
+    private readonly bus: Bus,
+    private readonly o: JournalOptions,
+  ) {
+    this.lastSeq = o.lastSeq;
+    this.maxBurst = o.maxBurstBytes ?? 512 * 1024;
+  }
+
+  // ---------------------------------------------------------------- KernelJournal
+
+  now(): number {
+    if (this.entryNow === 0) this.entryNow = Date.now();
+    return this.entryNow;
+  }
+
+  random(n: number): Buffer<ArrayBuffer> {
+    const b = randomBytes(n);
+    // Copied: the token pool is wiped as tokens are handed out.
+    this.burst.add(Rec.RAND, Buffer.from(b), -1);
+    return b;
+  }
+
+  blocked(_dest: Port, _w: Blocked): void {}
+
+  timedOut(m: KMsg): void {
+    const p = Buffer.allocUnsafe(12);
+    p.writeUInt32LE(m.sender?.id ?? 0, 0);
+    p.writeDoubleLE(m.seq, 4);
+    this.record(Rec.TIMEOUT, p);
+  }
+
+  eventsSent(): void {
+    this.record(Rec.EVENTS, null);
+  }
+
+  /** A trap the kernel applied (trap.ts, once it is applied). */
+  trap(data: Uint8Array, answered: boolean, keepSink: boolean): void {
+    this.record(Rec.TRAP, data, (answered ? 1 : 0) | (keepSink ? 2 : 0));
+  }
+
+  /** A sweep ran: logged if it changed something, else its clock reading is dropped. */
+  swept(ended: number): void {
+    if (ended > 0) this.record(Rec.SWEEP, null);
+    else this.entryNow = 0;
+  }
+
+  /** A boot task was made (Kernel.bootTask). */
+  booted(name: string, hostPriv: boolean, ns: number): void {
+    this.record(Rec.BOOT, Buffer.from(JSON.stringify({ name, hostPriv, ns })));
+  }
+
+  /** This kernel took over: its leases restart (replay.ts, freshLeases) at `now`. */
+  tookOver(): void {
+    this.record(Rec.TAKEOVER, null);
+  }
+
+  private record(kind: Rec, payload: Uint8Array | null, flags = -1): void {
+    if (this.entryNow !== 0 && this.entryNow !== this.loggedNow) {
+      this.burst.add(Rec.CLOCK, f64(this.entryNow));
+      this.loggedNow = this.entryNow;
+    }
+    this.entryNow = 0;
+    this.burst.add(kind, payload, flags);
+    this.schedule();
+  }
+
+  // ---------------------------------------------------------------- group commit
+
+  /** Resolves once everything recorded so far is in the log (or the journal failed). */
+  synced(): Promise<void> {
+    if (this.failed !== null || (!this.inflight && this.burst.records === 0)) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  /** The bus the kernel speaks on while it leads: what it publishes waits for the burst that caused it. */
+  heldBus(): Bus {
+    return new HeldBus(this.bus, this);
+  }
+
+  /** A publish of the kernel's: now if nothing is unacknowledged, else after the writes before it. */
+  output(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
+    if (this.failed !== null) return;
+    if (!this.inflight && this.burst.records === 0 && this.held.length === 0) this.bus.publish(subject, data, reply, traceparent);
+    else this.held.push([subject, data, reply, traceparent]);
+  }
+
+  private schedule(): void {
+    if (this.inflight || this.scheduled) return;
+    this.scheduled = true;
+    // After this turn of the event loop: every trap of the socket read in
+    // hand (and the microtask that sends their nested-task events) joins it.
+    setImmediate(this.flushNow);
+  }
+
+  /** Appends the burst gathered so far, then sends what it held back; repeats while traps arrived meanwhile. */
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    while (this.failed === null && this.burst.records > 0) {
+      this.inflight = true;
+      const held = this.held;
+      this.held = [];
+      const records = this.burst.records;
+      const data = this.burst.take();
+      try {
+        if (!this.o.leading()) throw new HurdError(Errno.EPERM, "kernel log: this kernel's lease ran out before its write: another kernel may lead");
+        for (let at = 0; at < data.length; ) {
+          // A burst past the bus's largest message goes as several, each chained on the one before.
+          const end = this.cut(data, at);
+          this.lastSeq = await this.log.append(at === 0 && end === data.length ? data : withVersion(data, at, end), this.lastSeq);
+          this.stats.appends++;
+          at = end;
+        }
+      } catch (e) {
+        this.depose(e as Error);
+        this.wake();
+        return;
+      } finally {
+        this.inflight = false;
+      }
+      this.stats.records += records;
+      this.stats.bytes += data.length;
+      for (const [s, d, r, tp] of held) {
+        try {
+          this.bus.publish(s, d, r, tp);
+        } catch {
+          // The bus closing under a delivery: the receiver hears nothing, as when it is sent unlogged.
+        }
+      }
+    }
+    // Outputs gathered with no record of their own (a rejected trap's answer) go now.
+    if (this.failed === null && !this.inflight && this.burst.records === 0 && this.held.length > 0) {
+      const held = this.held;
+      this.held = [];
+      for (const [s, d, r, tp] of held) this.bus.publish(s, d, r, tp);
+    }
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Where the next message of a burst ends: whole records, at most maxBurst bytes (one record alone may be more). */
+  private cut(data: Uint8Array, from: number): number {
+    const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let at = from === 0 ? 1 : from;
+    const start = at;
+    while (at < b.length) {
+      const len = 5 + b.readUInt32LE(at + 1);
+      if (at > start && at + len - start > this.maxBurst) break;
+      at += len;
+    }
+    return at;
+  }
+
+  private depose(e: Error): void {
+    if (this.failed !== null) return;
+    this.failed = e;
+    this.held = [];
+    this.o.deposed(e);
+  }
+}
+
+/** A burst's records [from, end) as an entry of its own (the version byte first). */
+function withVersion(data: Uint8Array, from: number, end: number): Uint8Array {
+  const s = from === 0 ? 1 : from;
+  const out = new Uint8Array(1 + end - s);
+  out[0] = data[0]!;
+  out.set(data.subarray(s, end), 1);
+  return out;
+}
+
+/** The real bus, but publishes go through the journal (held until their burst is written). */
+class HeldBus implements Bus {
+  readonly kind: "local" | "nats";
+  constructor(
+    private readonly bus: Bus,
+    private readonly journal: Journal,
+  ) {
+    this.kind = bus.kind;
+  }
+  get closed(): boolean {
+    return this.bus.closed;
+  }
+  get maxPayload(): number | undefined {
+    return this.bus.maxPayload;
+  }
+  publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
+    this.journal.output(subject, data, reply, traceparent);
+  }
+  subscribe(subject: string, handler: BusHandler): BusSubscription {
+    return this.bus.subscribe(subject, handler);
+  }
+  request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
+    return this.bus.request(subject, data, timeoutMs, traceparent);
+  }
+  flush(): Promise<void> {
+    return this.bus.flush();
+  }
+  close(): Promise<void> {
+    return this.bus.close();
+  }
+}

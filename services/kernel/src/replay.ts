@@ -1,0 +1,168 @@
+// A standby's side of the kernel log (docs/kernel-log.md): each burst its
+// leader appended is applied to the standby's own Kernel, record by record,
+// with the leader's clock and random bytes, so that it makes the same
+// changes: the same tasks with the same ids and tokens, the same names in
+// the same spaces, the same queues. A standby says nothing while it
+// replays (its bus drops what the kernel publishes) and decides nothing by
+// its own clock or timers; at takeover it starts its timers and its leases
+// afresh, as a TAKEOVER record, which its own standbys replay the same way.
+import { Errno, type Bus, type BusHandler, type BusSubscription } from "@hurdmesh/mach";
+import type { Kernel } from "./kernel.js";
+import { readBurst, Rec } from "./log-format.js";
+import { armBlocked, timeOut } from "./mqueue.js";
+import { sendNestedTaskEvents } from "./notify.js";
+import type { Blocked, KMsg, Port } from "./objects.js";
+import type { KernelJournal, KernelState } from "./state.js";
+import { sweepLeases } from "./task.js";
+import { handleTrap } from "./trap.js";
+
+const NO_ANSWER = () => {};
+
+export class Replica implements KernelJournal {
+  readonly replica = true;
+  /** The leader's clock as of the last CLOCK record. */
+  clock = 0;
+  /** Entries (log sequences) applied so far. */
+  applied = 0;
+  private pool: Buffer<ArrayBuffer>[] = [];
+  /** Blocked senders by sender and seq, for the leader's TIMEOUT records; pruned as they get in. */
+  private waiting = new Map<string, { dest: Port; w: Blocked }>();
+  private pruneAt = 1024;
+
+  constructor(private readonly k: Kernel) {}
+
+  now(): number {
+    return this.clock;
+  }
+
+  random(n: number): Buffer<ArrayBuffer> {
+    const b = this.pool.shift();
+    if (b === undefined || b.length !== n) throw new Error(`kernel log diverged: ${n} random bytes asked for, ${b ? b.length : "none"} logged`);
+    return b;
+  }
+
+  blocked(dest: Port, w: Blocked): void {
+    this.waiting.set(keyOf(w.msg), { dest, w });
+    if (this.waiting.size >= this.pruneAt) {
+      for (const [key, { dest: d, w: b }] of this.waiting) if (!d.blocked?.includes(b)) this.waiting.delete(key);
+      this.pruneAt = Math.max(1024, this.waiting.size * 2);
+    }
+  }
+
+  timedOut(): void {}
+  eventsSent(): void {}
+  trap(): void {}
+  swept(): void {}
+  booted(): void {}
+
+  /** Applies one entry of the log (sequence `seq`, the next one: entries are applied in order, each once). */
+  apply(seq: number, data: Uint8Array): void {
+    if (seq !== this.applied + 1 && this.applied !== 0) throw new Error(`kernel log entry ${seq} applied after ${this.applied}`);
+    const k = this.k;
+    for (const r of readBurst(data)) {
+      switch (r.kind) {
+        case Rec.CLOCK:
+          this.clock = r.payload.readDoubleLE(0);
+          break;
+        case Rec.RAND:
+          this.pool.push(Buffer.from(r.payload));
+          break;
+        case Rec.TRAP: {
+          const flags = r.payload[0]!;
+          handleTrap(k, r.payload.subarray(1), flags & 1 ? NO_ANSWER : null, (flags & 2) !== 0);
+          break;
+        }
+        case Rec.SWEEP:
+          sweepLeases(k);
+          break;
+        case Rec.TIMEOUT: {
+          const key = `${r.payload.readUInt32LE(0)}:${r.payload.readDoubleLE(4)}`;
+          const b = this.waiting.get(key);
+          this.waiting.delete(key);
+          if (b === undefined || !timeOut(k, b.dest, b.w)) k.log(`kernel log: a timeout for a sender not blocked here (${key}): the replica may have diverged`);
+          break;
+        }
+        case Rec.EVENTS:
+          sendNestedTaskEvents(k);
+          break;
+        case Rec.BOOT: {
+          const o = JSON.parse(r.payload.toString()) as { name: string; hostPriv: boolean; ns: number };
+          const ns = k.namespaces.get(o.ns);
+          if (!ns) throw new Error(`kernel log diverged: boot task in hurd ${o.ns}, which is not here`);
+          k.bootTask({ name: o.name, hostPriv: o.hostPriv, ns });
+          break;
+        }
+        case Rec.TAKEOVER:
+          freshLeases(k, this.clock);
+          break;
+        default:
+          throw new Error(`kernel log record of unknown kind ${r.kind as number}`);
+      }
+    }
+    this.applied = seq;
+  }
+
+  /** The senders still blocked, for the new leader to arm their timeouts. */
+  armTimers(): number {
+    let n = 0;
+    for (const { dest, w } of this.waiting.values()) {
+      if (!dest.blocked?.includes(w)) continue;
+      armBlocked(this.k, dest, w);
+      n++;
+    }
+    this.waiting.clear();
+    return n;
+  }
+}
+
+function keyOf(m: KMsg): string {
+  return `${m.sender?.id ?? 0}:${m.seq}`;
+}
+
+/**
+ * A takeover's effect on the state (leader and standbys alike): every lease
+ * and restart grace runs from `now`, as if every task had just been heard
+ * from, since none could reach a kernel while none led; and tasks whose
+ * deliveries went to an edge stream of the old kernel's lose it (their
+ * clients reconnect).
+ */
+export function freshLeases(k: KernelState, now: number): void {
+  const leased = [...k.leased.keys()];
+  k.leased.clear();
+  for (const t of leased) {
+    t.lastSeen = now;
+    k.leased.set(t, true);
+    if (t.sink !== null) {
+      t.sink = null;
+      t.credit = 0;
+    }
+  }
+  for (const t of [...k.lapsed.keys()]) k.lapsed.set(t, now);
+}
+
+/** The standby's bus: what its kernel publishes while it replays is dropped (its leader sent it). */
+export class SilentBus implements Bus {
+  readonly kind: "local" | "nats";
+  constructor(private readonly bus: Bus) {
+    this.kind = bus.kind;
+  }
+  get closed(): boolean {
+    return this.bus.closed;
+  }
+  get maxPayload(): number | undefined {
+    return this.bus.maxPayload;
+  }
+  publish(): void {}
+  subscribe(_subject: string, _handler: BusHandler): BusSubscription {
+    return { unsubscribe() {} };
+  }
+  request(): Promise<Uint8Array> {
+    return Promise.reject(Object.assign(new Error("a standby kernel sends nothing"), { code: Errno.EPERM }));
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,71 @@
+// The kernel log's parts on their own (services/kernel/src/log-format.ts,
+// @hurdmesh/mach/nats's JetStreamLog and JetStreamKv.update): the record
+// format refuses what it cannot read whole, an append that does not follow
+// the log's last entry is refused (the fence), and the leadership key's
+// compare-and-set lets exactly one of two writers win.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { FencedError, JetStreamKv, JetStreamLog, NatsBus } from "@hurdmesh/mach/nats";
+import { BurstWriter, readBurst, Rec } from "../../services/kernel/src/log-format.js";
+import { busKinds, natsUrl } from "../harness.js";
+
+describe("kernel log record format", () => {
+  it("a burst reads back record by record; a cut, overlong or foreign-version entry is refused whole", () => {
+    const w = new BurstWriter();
+    w.add(Rec.CLOCK, Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]));
+    w.add(Rec.TRAP, Buffer.from("trap"), 1);
+    w.add(Rec.SWEEP, null);
+    const b = w.take();
+    assert.equal(w.records, 0);
+    const r = readBurst(b);
+    assert.deepEqual(r.map((x) => x.kind), [Rec.CLOCK, Rec.TRAP, Rec.SWEEP]);
+    assert.equal(r[1]!.payload[0], 1);
+    assert.equal(r[1]!.payload.subarray(1).toString(), "trap");
+    assert.throws(() => readBurst(b.subarray(0, b.length - 2)), /runs past the entry|cut short/);
+    const v2 = Buffer.from(b);
+    v2[0] = 9;
+    assert.throws(() => readBurst(v2), /version 9/);
+    assert.throws(() => readBurst(new Uint8Array(0)), /version/);
+  });
+});
+
+describe("kernel log on JetStream", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
+  let bus: NatsBus;
+  before(async () => {
+    bus = await NatsBus.connect(natsUrl());
+  });
+  after(async () => {
+    await bus.close();
+  });
+
+  it("appends chain on the expected last sequence; a stale writer is fenced; a tail sees every entry in order", async () => {
+    const log = await JetStreamLog.open(bus.nc, `klog${process.pid}`);
+    const { first, last } = await log.state();
+    assert.ok(first > last, "a new log is empty");
+    const s1 = await log.append(new Uint8Array([1]), last);
+    const s2 = await log.append(new Uint8Array([2]), s1);
+    // A writer that still expects s1 (a deposed leader) is refused.
+    await assert.rejects(log.append(new Uint8Array([99]), s1), FencedError);
+    assert.equal((await log.state()).last, s2);
+    const seen: number[] = [];
+    const tail = log.tail(first, (seq, d) => seen.push(seq * 1000 + d[0]!), (e) => assert.fail(e));
+    await log.append(new Uint8Array([3]), s2);
+    const t0 = Date.now();
+    while (seen.length < 3 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    tail.stop();
+    assert.deepEqual(seen, [s1 * 1000 + 1, s2 * 1000 + 2, (s2 + 1) * 1000 + 3]);
+  });
+
+  it("the leadership key: compare-and-set on its revision, exactly one of two writers wins", async () => {
+    const kv = await JetStreamKv.open(bus.nc, `klead${process.pid}`, "", "kernel");
+    assert.equal(await kv.get("leader"), null);
+    const enc = (s: string) => new TextEncoder().encode(s);
+    const r1 = await kv.update("leader", enc("a"), 0);
+    assert.ok(r1 !== null);
+    assert.equal(await kv.update("leader", enc("b"), 0), null, "a key already written is not 'never written'");
+    const both = await Promise.all([kv.update("leader", enc("c"), r1), kv.update("leader", enc("d"), r1)]);
+    assert.equal(both.filter((x) => x !== null).length, 1);
+    const cur = await kv.get("leader");
+    assert.ok(cur !== null && ["c", "d"].includes(new TextDecoder().decode(cur.value)));
+  });
+});
