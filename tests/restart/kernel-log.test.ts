@@ -7,7 +7,11 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { FencedError, JetStreamKv, JetStreamLog, NatsBus } from "@hurdmesh/mach/nats";
 import { BurstWriter, readBurst, Rec } from "../../services/kernel/src/log-format.js";
-import { busKinds, natsUrl } from "../harness.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNatsServer, type NatsServerProcess } from "@hurdmesh/mach/nats-auth";
+import { busKinds } from "../harness.js";
 
 describe("kernel log record format", () => {
   it("a burst reads back record by record; a cut, overlong or foreign-version entry is refused whole", () => {
@@ -30,12 +34,20 @@ describe("kernel log record format", () => {
 });
 
 describe("kernel log on JetStream", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
+  // An anonymous JetStream server of its own, as the failover suite's (the kernel log runs with authorization off for now).
   let bus: NatsBus;
+  let server: NatsServerProcess;
+  const dir = mkdtempSync(join(tmpdir(), "kernel-log-"));
   before(async () => {
-    bus = await NatsBus.connect(natsUrl());
+    const conf = join(dir, "nats.conf");
+    writeFileSync(conf, `host: "127.0.0.1"\nport: -1\njetstream: { store_dir: ${JSON.stringify(join(dir, "js"))} }\n`);
+    server = await startNatsServer(conf);
+    bus = await NatsBus.connect(server.url);
   });
   after(async () => {
-    await bus.close();
+    await bus?.close();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("appends chain on the expected last sequence; a stale writer is fenced; a tail sees every entry in order", async () => {
