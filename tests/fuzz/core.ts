@@ -153,16 +153,29 @@ export interface FuzzReport {
   /** RSS once 100,000 messages (or a tenth of the run, if less) were sent. */
   rssWarmMb: number;
   rssEndMb: number;
+  /** Live JavaScript heap after a full collection, after warm-up and at the end: a leak of objects shows here first. */
+  heapWarmMb: number;
+  heapEndMb: number;
   ms: number;
   rate: number;
   failure: Failure | null;
 }
 
 const TRACE = process.env.HURD_FUZZ_TRACE === "1";
-const gc = (globalThis as { gc?: () => void }).gc;
+const gc = (globalThis as { gc?: (o?: object) => void }).gc;
+/**
+ * RSS after a last-resort collection (one that also compacts and gives
+ * free pages back): the plain gc() leaves V8's grown old-space capacity in
+ * place, and that capacity, not live objects, was the "growth" of the
+ * first long runs.
+ */
 function rssMb(): number {
-  gc?.();
+  gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
   return Math.round((process.memoryUsage().rss / 1048576) * 10) / 10;
+}
+/** Live JavaScript objects after that collection (read right after rssMb). */
+function heapMb(): number {
+  return Math.round((process.memoryUsage().heapUsed / 1048576) * 10) / 10;
 }
 
 /**
@@ -176,6 +189,7 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
   const t0 = Date.now();
   const rssStart = rssMb();
   let rssWarm = 0;
+  let heapWarm = 0;
   const warmAt = Math.min(100_000, Math.ceil(o.messages / 10));
   const w = await target.start(kind);
   const entries = target.entries(w);
@@ -211,7 +225,10 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
       }
       throw e;
     }
-    if (!rssWarm && stats.messages >= warmAt) rssWarm = rssMb();
+    if (!rssWarm && stats.messages >= warmAt) {
+      rssWarm = rssMb();
+      heapWarm = heapMb();
+    }
   });
   let lastReport = Date.now();
   try {
@@ -238,7 +255,7 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
       if (o.path) break;
       if (o.progress && Date.now() - lastReport > 10_000) {
         lastReport = Date.now();
-        o.progress(`${target.name}: ${stats.messages} messages, ${Math.round(stats.messages / ((Date.now() - t0) / 1000))}/s, rss ${rssMb()} MB`);
+        o.progress(`${target.name}: ${stats.messages} messages, ${Math.round(stats.messages / ((Date.now() - t0) / 1000))}/s, rss ${rssMb()} MB, live heap ${heapMb()} MB`);
       }
       if (stats.messages === before) break;
     }
@@ -247,6 +264,8 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
     await target.close(w);
   }
   const ms = Date.now() - t0;
+  const rssEnd = rssMb();
+  const heapEnd = heapMb();
   const reached = entries.filter((e) => stats.reached.has(e));
   return {
     target: target.name,
@@ -260,7 +279,9 @@ export async function fuzz<W, C>(target: FuzzTarget<W, C>, kind: BusKind, o: Run
     violations: stats.violations,
     rssStartMb: rssStart,
     rssWarmMb: rssWarm || rssStart,
-    rssEndMb: rssMb(),
+    rssEndMb: rssEnd,
+    heapWarmMb: heapWarm || heapEnd,
+    heapEndMb: heapEnd,
     ms,
     rate: Math.round(stats.messages / (ms / 1000)),
     failure,
@@ -278,7 +299,10 @@ export function formatReport(r: FuzzReport): string {
     `crashes:              ${r.crashes}`,
     `invariant violations: ${r.violations}`,
     `RSS:                  ${r.rssStartMb} MB at start, ${r.rssWarmMb} MB after warm-up, ${r.rssEndMb} MB at end (${growth >= 0 ? "+" : ""}${growth.toFixed(1)} % after warm-up)`,
+    `live heap:            ${r.heapWarmMb} MB after warm-up, ${r.heapEndMb} MB at end`,
   ];
+  const flat = memoryFlat(r);
+  if (flat) lines.push(`MEMORY NOT FLAT: ${flat}`);
   if (r.failure) {
     lines.push(`FAILED: ${r.failure.error}`);
     lines.push(`shrunk case: ${r.failure.counterexample}`);
@@ -287,6 +311,18 @@ export function formatReport(r: FuzzReport): string {
     lines.push(`replay: npm run fuzz -- --target ${r.target} --bus ${r.bus} --seed ${r.failure.seed} --path ${JSON.stringify(r.failure.path)}${rp ? ` --replay-path ${JSON.stringify(rp)}` : ""}`);
   }
   return lines.join("\n");
+}
+
+/** Runs this long are held to flat memory (the issue's target is measured past 100,000 messages). */
+export const FLAT_MIN_MESSAGES = 200_000;
+/** RSS may grow this much after warm-up (V8 and malloc settle; a leak of a few hundred bytes a message does not fit). */
+export const FLAT_TOLERANCE = 0.1;
+
+/** Why a long run's memory is not flat, or null: RSS after warm-up grew more than FLAT_TOLERANCE. */
+export function memoryFlat(r: FuzzReport): string | null {
+  if (r.messages < FLAT_MIN_MESSAGES || !r.rssWarmMb) return null;
+  const g = (r.rssEndMb - r.rssWarmMb) / r.rssWarmMb;
+  return g > FLAT_TOLERANCE ? `RSS grew ${(g * 100).toFixed(1)} % after warm-up (${r.rssWarmMb} → ${r.rssEndMb} MB; live heap ${r.heapWarmMb} → ${r.heapEndMb} MB), more than ${FLAT_TOLERANCE * 100} %` : null;
 }
 
 /** Polls `cond` until it holds; a Violation naming `what` (with `detail()`) after `ms`. */

@@ -7,7 +7,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { busKinds } from "../harness.js";
-import { formatReport, fuzz } from "./core.js";
+import { FLAT_MIN_MESSAGES, formatReport, fuzz, memoryFlat, type FuzzReport } from "./core.js";
 import { TARGETS } from "./targets.js";
 
 const MS = Number(process.env.HURD_FUZZ_MS ?? 2500);
@@ -36,3 +36,21 @@ for (const kind of busKinds) {
     }
   });
 }
+
+// The long runs' memory check: a report past FLAT_MIN_MESSAGES whose RSS grew
+// more than 10 % after warm-up fails the script (main.ts exits 1 on it).
+describe("fuzz memory check", () => {
+  const report = (messages: number, rssWarmMb: number, rssEndMb: number): FuzzReport => ({
+    target: "proc", bus: "local", messages, entries: [], reached: [], unreached: [], errors: {}, crashes: 0, violations: 0,
+    rssStartMb: 100, rssWarmMb, rssEndMb, heapWarmMb: 30, heapEndMb: 60, ms: 1000, rate: messages, failure: null,
+  });
+  it("a long run whose RSS grew over 10 % after warm-up is not flat, and the report says so", () => {
+    const r = report(FLAT_MIN_MESSAGES, 130, 150);
+    assert.match(memoryFlat(r) ?? "", /RSS grew 15\.4 % after warm-up \(130 → 150 MB; live heap 30 → 60 MB\)/);
+    assert.match(formatReport(r), /MEMORY NOT FLAT/);
+  });
+  it("growth within 10 %, or a run too short to judge, passes", () => {
+    assert.equal(memoryFlat(report(1_000_000, 130, 142)), null);
+    assert.equal(memoryFlat(report(FLAT_MIN_MESSAGES - 1, 130, 200)), null);
+  });
+});

@@ -233,7 +233,7 @@ export async function runTraps(w: KernelWorld, batch: TrapCase[], stats: FuzzSta
   ];
   // Each holds the other's task port, so insert/extract and task calls cross spaces.
   await crossTaskPorts(w, parties, a.hostPriv);
-  const answers: Promise<void>[] = [];
+  const answers = new Set<Promise<void>>();
   let seq = 1;
   for (const c of batch) {
     const { bytes, entry, good } = trapBytes(c, parties, k.config.maxBodyBytes, seq++);
@@ -248,22 +248,24 @@ export async function runTraps(w: KernelWorld, batch: TrapCase[], stats: FuzzSta
       continue;
     }
     const t0 = Date.now();
-    answers.push(
-      w.bus.request(k.subjects.trap, bytes, 5000).then(
-        (rep) => {
-          if (TRACE && Date.now() - t0 > 500) console.error(`SLOW ${Date.now() - t0} ms: ${JSON.stringify(c)}`);
-          const r = CallReply.decode(rep);
-          stats.answered(r.code);
-          if (entry && good && !UNREACHED.has(r.code)) stats.reach(entry);
-        },
-        () => {
-          if (TRACE) console.error(`TIMEOUT: ${JSON.stringify(c)}`);
-          stats.answered(Errno.ETIMEDOUT);
-        },
-      ),
+    const p = w.bus.request(k.subjects.trap, bytes, 5000).then(
+      (rep) => {
+        if (TRACE && Date.now() - t0 > 500) console.error(`SLOW ${Date.now() - t0} ms: ${JSON.stringify(c)}`);
+        const r = CallReply.decode(rep);
+        stats.answered(r.code);
+        if (entry && good && !UNREACHED.has(r.code)) stats.reach(entry);
+      },
+      () => {
+        if (TRACE) console.error(`TIMEOUT: ${JSON.stringify(c)}`);
+        stats.answered(Errno.ETIMEDOUT);
+      },
     );
-    // A bounded number in flight, as a task's window bounds it.
-    if (answers.length >= 32) await Promise.all(answers.splice(0));
+    answers.add(p);
+    void p.finally(() => answers.delete(p));
+    // A bounded number in flight, as a task's window bounds it: a sliding
+    // window (the next call goes out as soon as one is answered), not waves
+    // of 32 that wait for their slowest.
+    if (answers.size >= 32) await Promise.race(answers);
   }
   await Promise.all(answers);
   await w.bus.flush();
