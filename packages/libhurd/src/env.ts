@@ -6,14 +6,26 @@
 //   NATS_URL        the bus (nats://host:port), for trusted servers; or
 //   HURD_EDGE       the kernel's gRPC edge (host:port), for everything else
 // HURD_TOKEN is removed from process.env once read, so children do not inherit it.
-import { Task, type Bus } from "@hurdmesh/mach";
+import { Errno, HurdError, Task, type Bus } from "@hurdmesh/mach";
 
 export interface EnvAttach {
   task: Task;
   bus: Bus;
 }
 
-export async function attachFromEnv(env: NodeJS.ProcessEnv = process.env, o: { window?: number; timeoutMs?: number } = {}): Promise<EnvAttach> {
+export interface EnvAttachOptions {
+  window?: number;
+  timeoutMs?: number;
+  /** Hold deliveries until task.resume() (a server re-attaching after a restart sets itself up first). */
+  hold?: boolean;
+  /**
+   * A restarted server: the kernel refuses its attach (EBUSY) until the
+   * dead holder's lease lapses; retry for up to this long, ms (0: no retry).
+   */
+  retryBusyMs?: number;
+}
+
+export async function attachFromEnv(env: NodeJS.ProcessEnv = process.env, o: EnvAttachOptions = {}): Promise<EnvAttach> {
   const taskId = Number(env.HURD_TASK_ID);
   const token = env.HURD_TOKEN;
   if (!Number.isSafeInteger(taskId) || taskId <= 0 || !token) throw new Error("HURD_TASK_ID and HURD_TOKEN must name the task to attach as");
@@ -23,6 +35,17 @@ export async function attachFromEnv(env: NodeJS.ProcessEnv = process.env, o: { w
   const bus: Bus = env.NATS_URL
     ? await (await import("@hurdmesh/mach/nats")).NatsBus.connect(env.NATS_URL, `hurd-task-${taskId}`)
     : new (await import("@hurdmesh/mach/edge")).EdgeBus(env.HURD_EDGE!, taskId, token);
-  const task = await Task.attach({ bus, system: env.HURD_SYSTEM ?? "hurd", taskId, token, window: o.window, timeoutMs: o.timeoutMs });
-  return { task, bus };
+  const until = Date.now() + (o.retryBusyMs ?? 0);
+  for (;;) {
+    try {
+      const task = await Task.attach({ bus, system: env.HURD_SYSTEM ?? "hurd", taskId, token, window: o.window, timeoutMs: o.timeoutMs, hold: o.hold });
+      return { task, bus };
+    } catch (e) {
+      if (HurdError.from(e).code !== Errno.EBUSY || Date.now() > until) {
+        await bus.close().catch(() => {});
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
