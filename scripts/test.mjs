@@ -46,8 +46,12 @@ function freePort() {
   });
 }
 
+// HURD_NATS_SERVER names another nats-server binary: one that takes
+// `sync_interval` (scripts/nats-server-trixie.sh fetches Debian trixie's
+// 2.10.27) runs with `sync_interval: always`, so JetStream fsyncs every
+// write before acknowledging it (README, "What survives a crash").
 async function startNats() {
-  const which = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" });
+  const which = env.HURD_NATS_SERVER ? { status: 0, stdout: env.HURD_NATS_SERVER } : spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" });
   if (which.status !== 0) return null;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "hurdmesh-nats-"));
@@ -60,7 +64,12 @@ async function startNats() {
     const server = await auth.startNatsServer(join(dir, "nats.conf"));
     return { url: server.url, stop: () => server.stop(), dir, keysFile };
   }
-  const proc = spawn(which.stdout.trim(), ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "ignore", "pipe"] });
+  const conf = join(dir, "nats.conf");
+  writeFileSync(conf, `jetstream { store_dir: ${JSON.stringify(join(dir, "js"))}, sync_interval: always }\n`);
+  const durable = spawnSync(which.stdout.trim(), ["-t", "-c", conf]).status === 0;
+  const storage = durable ? ["-c", conf] : ["-js", "-sd", dir];
+  if (durable) console.log("# JetStream with sync_interval: always");
+  const proc = spawn(which.stdout.trim(), ["-a", "127.0.0.1", "-p", String(port), ...storage], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   proc.stderr.on("data", (d) => (log += d));
   const url = `nats://127.0.0.1:${port}`;

@@ -33,6 +33,36 @@ describe("LocalHub", () => {
     assert.ok(late < 500, `a 20 ms timer fired after ${Math.round(late)} ms`);
   });
 
+  it("callers that send again from a reply's continuation do not starve timers (the queue empties between bursts)", async () => {
+    const hub = new LocalHub();
+    const c = hub.connect();
+    const data = new Uint8Array(1);
+    c.subscribe("echo", (_s, d, reply) => {
+      if (reply) c.publish(reply, d);
+    });
+    let n = 0;
+    let stop = false;
+    // Each loop has one request in flight and sends the next from the
+    // promise's continuation (a microtask), as an RPC load does: the hub's
+    // queue runs dry after every delivery.
+    // Bounded, so that a starving hub ends the test (and fails it) rather than hanging it.
+    const loop = async () => {
+      while (!stop && n < 200_000) {
+        await c.request("echo", data, 1000);
+        n++;
+      }
+    };
+    const loops = Promise.all([loop(), loop(), loop(), loop()]);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 20));
+    const late = performance.now() - t0;
+    stop = true;
+    await loops;
+    await c.close();
+    assert.ok(n > 1000, `the loops ran (${n} requests)`);
+    assert.ok(late < 500, `a 20 ms timer fired after ${Math.round(late)} ms`);
+  });
+
   it("routes exact, tail and star subscriptions, and keeps per-subject order", async () => {
     const hub = new LocalHub();
     const a = hub.connect();

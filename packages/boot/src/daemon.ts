@@ -4,10 +4,13 @@
 // own NATS user, with authorization on) and HURD_HOST_PRIV; runsystem also
 // HURD_COMMAND and HURD_EDGE (for the programs it runs, which get the edge
 // and never the bus). It exits when its task ends, and when the launcher
-// that started it is gone (the IPC channel closes).
+// that started it is gone (the IPC channel closes). HURD_RESTART=1 when the
+// launcher starts it again on the task a killed process of it held (restart
+// in place: services/kernel/src/reincarnation.ts).
+import { KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
 import { attachFromEnv } from "@hurdmesh/libhurd";
 import { Errno, HurdError } from "@hurdmesh/mach";
-import { attachOverNats } from "@hurdmesh/mach/nats";
+import { attachOverNats, JetStreamKv, type NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { Runsystem } from "./runsystem.js";
@@ -29,12 +32,38 @@ const hostPriv = Number(process.env.HURD_HOST_PRIV ?? 0);
 const command = process.env.HURD_COMMAND ? (JSON.parse(process.env.HURD_COMMAND) as string[]) : undefined;
 const url = process.env.NATS_URL!;
 const system = process.env.HURD_SYSTEM ?? "hurd";
-const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs: 30_000 });
+const restart = process.env.HURD_RESTART === "1";
+// A restarted process: the kernel refuses it (EBUSY) until the killed one's
+// lease lapses; what queued meanwhile is held until the server is set up.
+const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs: 30_000, hold: restart, retryBusyMs: restart ? 60_000 : 0 });
 // The tasks it starts (runsystem's programs) attach as themselves, each with the NATS user their creator may ask for.
 const attach = async (taskId: number, token: string) => attachOverNats(url, { system, taskId, token, credentials: await task.natsCredentials(taskId, token) });
 let server: unknown;
+
+/**
+ * auth's handles, written through to JetStream (a bucket per hurd) so that
+ * a restarted process carries on; in memory when the nats-server has no
+ * JetStream, and then a restart has nothing to carry on from.
+ */
+async function authStore(): Promise<AuthStore> {
+  try {
+    const hurd = task.hurd === system ? "" : task.hurd;
+    return new KvAuthStore(await JetStreamKv.open((bus as NatsBus).nc, system, hurd, "auth"));
+  } catch (e) {
+    if (restart) throw new Error(`cannot restart in place: no JetStream to read auth's handles back from (${(e as Error).message})`, { cause: e });
+    console.error(`daemon auth: handles in memory only, a restart of this process cannot carry on: ${(e as Error).message}`);
+    return new MemoryAuthStore();
+  }
+}
+
 try {
-  server = await startBootServer(name!, task, { hostPriv, command, attach });
+  const authStoreOpt = name === "auth" ? await authStore() : undefined;
+  server = await startBootServer(name!, task, { hostPriv, command, attach, authStore: authStoreOpt });
+  // Only auth restarts in place yet (proc's table is in its memory): a
+  // restarted process that found nothing to carry on from must not boot
+  // a second time on a running hurd.
+  if (restart && !(server as { restarted?: boolean }).restarted) throw new Error("restarted, but its store holds no image of this task");
+  if (restart) console.error(`daemon ${name}: restarted in place on task ${task.id}`);
 } catch (e) {
   console.error(`daemon ${name}: ${(e as Error).message}`);
   process.exit(2);

@@ -43,9 +43,24 @@ export interface ProcessLauncherOptions {
 }
 
 /**
- * Runs each boot server as its own OS process on a NATS bus. A server is
- * tied to this process by an IPC channel: when this one goes, however it
- * goes, the channel closes and the server exits.
+ * Servers that restart in place: their state is in a store a new process
+ * reads back (auth: its handles in JetStream). proc keeps its table in its
+ * memory, so a dead proc is not restarted: past the kernel's restart grace
+ * the hurd crashes, as the Hurd's does.
+ */
+const RESTARTS_IN_PLACE = new Set(["auth"]);
+/** At most this many restarts of one server within RESTART_WINDOW_MS: a server that dies as it starts is not respawned forever. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+/**
+ * Runs each boot server as its own OS process on a NATS bus, tied to this
+ * process by an IPC channel (when this one goes, however it goes, the
+ * channel closes and the server exits), and supervises
+ * them as MINIX 3's reincarnation server does its drivers: a server that
+ * restarts in place and was killed (a signal other than the SIGTERM/SIGINT
+ * of a shutdown: SIGKILL, the OOM killer) is started again with the same
+ * task id and token, and re-attaches to its task within the kernel's grace.
  */
 export class ProcessLauncher implements Launcher {
   readonly children: ChildProcess[] = [];
@@ -69,12 +84,28 @@ export class ProcessLauncher implements Launcher {
     if (creds) env.HURD_NATS_CREDS = credsFile(creds);
     if (this.env.edge) env.HURD_EDGE = this.env.edge;
     if (this.env.edgeCa) env.HURD_EDGE_CA = this.env.edgeCa;
-    const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env });
-    // The channel ties the server to this process; it does not keep this one alive.
-    child.channel?.unref();
-    this.children.push(child);
-    child.on("exit", (code, sig) => {
-      if (code !== 0) console.error(`init: ${name} (pid ${child.pid}) exited with ${sig ?? code}`);
-    });
+    const restarts: number[] = [];
+    const start = (restart: boolean) => {
+      const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...env, HURD_RESTART: restart ? "1" : "" } });
+      // The channel ties the server to this process; it does not keep this one alive.
+      child.channel?.unref();
+      this.children.push(child);
+      child.on("exit", (code, sig) => {
+        if (code !== 0) console.error(`init: ${name} (pid ${child.pid}) exited with ${sig ?? code}`);
+        const i = this.children.indexOf(child);
+        if (i >= 0) this.children.splice(i, 1);
+        if (!sig || sig === "SIGTERM" || sig === "SIGINT" || !RESTARTS_IN_PLACE.has(name)) return;
+        const now = Date.now();
+        while (restarts.length && now - restarts[0]! > RESTART_WINDOW_MS) restarts.shift();
+        if (restarts.length >= MAX_RESTARTS) {
+          console.error(`init: ${name} died ${MAX_RESTARTS + 1} times within ${RESTART_WINDOW_MS / 1000} s: not restarted`);
+          return;
+        }
+        restarts.push(now);
+        console.error(`init: restarting ${name} in place on task ${taskId}`);
+        start(true);
+      });
+    };
+    start(false);
   }
 }

@@ -3,6 +3,7 @@
 // a task it made and knows no more; this table is the one place that says
 // auth is bootAuth, proc is startProc and pid 1 is the built-in runsystem,
 // whichever launcher, process or container runs it.
+import type { AuthStore } from "@hurdmesh/auth";
 import { bootAuth } from "@hurdmesh/auth/boot";
 import type { Task } from "@hurdmesh/mach";
 import { startProc } from "@hurdmesh/proc";
@@ -15,13 +16,15 @@ export interface BootServerOptions {
   command?: string[];
   /** Attaches another task (runsystem attaches the children it starts). */
   attach: (taskId: number, token: string) => Promise<Task>;
+  /** For auth: where it writes its handles through (a restarted process reads them back); default in memory. */
+  authStore?: AuthStore;
 }
 
 /** Starts one boot server on its task; resolves with the server (for tests and the bench). */
 export type BootServer = (task: Task, o: BootServerOptions) => Promise<unknown>;
 
 export const BOOT_SERVERS: Readonly<Record<string, BootServer>> = Object.freeze({
-  auth: (task, o) => bootAuth(task, { hostPriv: o.hostPriv }),
+  auth: (task, o) => bootAuth(task, { hostPriv: o.hostPriv, store: o.authStore }),
   proc: (task) => startProc(task),
   runsystem: (task, o) => Runsystem.start(task, { command: o.command, attach: o.attach }),
 });

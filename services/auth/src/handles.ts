@@ -109,7 +109,10 @@ export class Handles {
   private refill(): Promise<void> {
     this.refilling ??= (async () => {
       try {
-        while (!this.closed && this.pool.length < POOL) this.pool.push(await this.armed());
+        // At most a pool's worth per run: under a makeauth load (a restarted
+        // auth resumes its queue before it warms) the pool may drain as fast
+        // as it fills, and warm() must still end.
+        for (let i = 0; i < POOL && !this.closed && this.pool.length < POOL; i++) this.pool.push(await this.armed());
       } catch {
         // The kernel said no (names exhausted, detached): makeauth will say why.
       } finally {

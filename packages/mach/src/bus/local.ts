@@ -55,6 +55,19 @@ export class LocalHub {
   private scheduled = false;
   // ``scheduled`` stays true while a continuation is pending (setImmediate).
   private readonly drain = () => this.run();
+  /**
+   * Deliveries left before the hub must yield to the event loop. Kept across
+   * drains, not reset when the queue empties: callers that each wait for a
+   * reply and send again refill the queue from microtasks only (the reply's
+   * promise continuation), so a per-drain budget let a few such loops starve
+   * timers (deadlines, lease sweeps, a test's polling) forever. Refilled
+   * only by a turn of the event loop.
+   */
+  private budget = BURST;
+  private readonly refill = () => {
+    this.budget = BURST;
+    this.run();
+  };
 
   connect(): LocalConnection {
     return new LocalConnection(this, this.nextConn++);
@@ -76,7 +89,8 @@ export class LocalHub {
     }
     if (!this.scheduled) {
       this.scheduled = true;
-      queueMicrotask(this.drain);
+      if (this.budget > 0) queueMicrotask(this.drain);
+      else setImmediate(this.refill);
     }
   }
 
@@ -85,10 +99,9 @@ export class LocalHub {
     // but yield to the event loop after a bounded burst: timers (heartbeats,
     // lease sweeps, deadlines) and I/O must run under sustained load, as they
     // do between NATS socket reads.
-    let budget = BURST;
     while (this.qHead < this.qLen) {
-      if (--budget === 0) {
-        setImmediate(this.drain);
+      if (--this.budget <= 0) {
+        setImmediate(this.refill);
         return;
       }
       const i = this.qHead++;

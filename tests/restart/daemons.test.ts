@@ -1,0 +1,139 @@
+// Restart in place with real OS processes: `hurd up --nats` runs each server
+// as its own process; SIGKILL auth's, and init's launcher starts it again on
+// the same task (packages/boot/src/launchers.ts), which re-attaches once the
+// killed one's lease lapses and reads its handles back from JetStream. The
+// hurd stays up, a process made with an auth handle before the kill keeps
+// its uid, and a makeauth asked while auth was down is answered, late.
+// proc is not restarted yet (its table is in its memory): its SIGKILL
+// crashes the hurd past the grace, with the report it always printed.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { busKinds, natsUrl, until } from "../harness.js";
+
+const LEASE = 2000;
+const GRACE = 8000;
+const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
+
+interface Up {
+  proc: ChildProcess;
+  out: () => string;
+  env: NodeJS.ProcessEnv;
+  exited: Promise<number>;
+}
+
+async function up(hurd: string): Promise<Up> {
+  // hurd-kernel reads its lease and grace from the environment it inherits:
+  // a shorter lease than the default 5 s so that a restart (lease lapse, then
+  // the new process's start-up) fits in a CLI call's 10 s deadline.
+  const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-restart-")), HURD_LEASE_MS: String(LEASE), HURD_RESTART_GRACE_MS: String(GRACE) };
+  const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", hurd, "--nats", natsUrl()], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number>((r) => proc.on("exit", (c) => r(c ?? 1)));
+  await until(() => / is up in /.test(out) || proc.exitCode !== null, 60000, "hurd up");
+  assert.match(out, / is up in /, out);
+  return { proc, out: () => out, env, exited };
+}
+
+function hurd(u: Up, hurdName: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const [cmd, ...rest] = args;
+  const r = spawnSync(process.execPath, ["--import", "tsx", main, cmd!, "--hurd", hurdName, ...rest], { env: u.env, encoding: "utf8", timeout: 60000 });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function hurdBg(u: Up, hurdName: string, ...args: string[]): { proc: ChildProcess; err: () => string; done: Promise<number> } {
+  const [cmd, ...rest] = args;
+  const proc = spawn(process.execPath, ["--import", "tsx", main, cmd!, "--hurd", hurdName, ...rest], { env: u.env, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  proc.stderr!.on("data", (d) => (err += d));
+  proc.stdout!.on("data", (d) => (err += d));
+  return { proc, err: () => err, done: new Promise((r) => proc.on("exit", (c) => r(c ?? 1))) };
+}
+
+/** The OS process of boot server `server` (daemon.js <server>) of hurd `system`, or 0. */
+function serverProcess(system: string, server: string): number {
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const env = readFileSync(`/proc/${d}/environ`, "utf8");
+      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean);
+      if (env.includes(`HURD_SYSTEM=${system}\0`) && /daemon\.(ts|js)$/.test(cmd.at(-2) ?? "") && cmd.at(-1) === server) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return 0;
+}
+
+/** Every OS process of hurd `system` (its environment or command line names it). */
+function processesOf(system: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const env = readFileSync(`/proc/${d}/environ`, "utf8");
+      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8");
+      if (env.includes(`HURD_SYSTEM=${system}\0`) || cmd.includes(`--system\0${system}\0`)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function uidOf(u: Up, name: string, pid: string): string | undefined {
+  const [head, ...rows] = hurd(u, name, "ps").stdout.trim().split("\n");
+  const cols = head!.trim().split(/\s+/);
+  const row = rows.map((l) => l.trim().split(/\s+/)).find((r) => r[cols.indexOf("PID")] === pid);
+  return row?.[cols.indexOf("UID")];
+}
+
+describe("restart in place: server OS processes killed under `hurd up --nats`", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
+  it("SIGKILLed auth comes back on its task: handles kept, a call made meanwhile answered late, the hurd stays up", async () => {
+    const name = `ra${process.pid}`;
+    const u = await up(name);
+    const running: ChildProcess[] = [];
+    try {
+      // A process holding an auth handle made before the kill.
+      const s = hurdBg(u, name, "spawn", "--uid", "1000", "--", "sleep", "60");
+      running.push(s.proc);
+      await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
+      const pid = /is pid (\d+)/.exec(s.err())![1]!;
+      assert.equal(uidOf(u, name, pid), "1000");
+
+      const first = serverProcess(name, "auth");
+      assert.ok(first > 0, "auth's OS process");
+      process.kill(first, "SIGKILL");
+      // Asked while auth is down: queued in the kernel, answered by the new process.
+      const late = hurdBg(u, name, "spawn", "--uid", "1001", "--", "sh", "-c", "exit 3");
+      running.push(late.proc);
+      await until(() => { const p = serverProcess(name, "auth"); return p > 0 && p !== first; }, 30000, "a new auth process");
+      assert.equal(await late.done, 3, late.err() + u.out());
+      assert.match(u.out(), /restarted in place on task/);
+      // Past the lease and the grace the hurd is still up.
+      await new Promise((r) => setTimeout(r, LEASE + GRACE + 1000));
+      assert.equal(u.proc.exitCode, null, u.out());
+      assert.doesNotMatch(u.out(), /essential server \w+ .* died/);
+      assert.equal(uidOf(u, name, pid), "1000");
+      // The restarted auth still serves makeauth from the root handle init holds.
+      const again = hurd(u, name, "spawn", "--uid", "1002", "--", "sh", "-c", "exit 4");
+      assert.equal(again.code, 4, again.stderr);
+      assert.equal(hurd(u, name, "kill", "-s", "KILL", pid).code, 0);
+      assert.equal(await s.done, 128 + 9);
+      assert.equal(hurd(u, name, "shutdown").code, 0);
+      assert.equal(await u.exited, 0, u.out());
+      await until(() => processesOf(name).length === 0, 10000, "every server process to exit");
+    } finally {
+      for (const p of running) if (p.exitCode === null) p.kill("SIGKILL");
+      if (u.proc.exitCode === null) u.proc.kill("SIGTERM");
+      await until(() => processesOf(name).length === 0, 15000, "leftovers").catch(() => {
+        for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+      });
+    }
+  });
+});
