@@ -26,7 +26,7 @@ import { observeKernel } from "./metrics.js";
 import { dropNestedTaskEvents } from "./notify.js";
 import type { KMsg, KTask, Namespace, Port } from "./objects.js";
 import { KernelState, type KernelEvents } from "./state.js";
-import { bootTask, destroyNamespace, killOffender, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
+import { bootTask, destroyNamespace, killOffender, leasesDue, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
 import { TraceHub } from "./trace.js";
 
 export interface KernelOptions extends Partial<KernelEvents> {
@@ -39,6 +39,9 @@ export interface KernelOptions extends Partial<KernelEvents> {
   /** Metrics (null: none): per-hurd gauges, counters and the kernel calls' durations (metrics.ts). */
   metrics?: Metrics | null;
 }
+
+/** How many leases a lease sweep waits for its round trip on the bus (Kernel.sweep). */
+const SWEEP_CONFIRM_LEASES = 10;
 
 /**
  * The kernel: tasks, IPC spaces, ports and rights, message routing with Mach's
@@ -56,11 +59,44 @@ export class Kernel extends KernelState {
   constructor(config: Partial<KernelConfig> = {}, o: KernelOptions = {}) {
     const { telemetry, metrics, ...events } = o;
     super(kernelConfig(config), events);
-    this.sweepTimer = setInterval(() => sweepLeases(this), Math.max(50, this.config.leaseMs / 4));
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(50, this.config.leaseMs / 4));
     this.sweepTimer.unref();
     this.trace = new TraceHub((t) => (this.tracer = t), this.config.system);
     if (telemetry) this.trace.useTelemetry(telemetry);
     if (metrics) this.useMetrics(metrics);
+  }
+
+  /** A sweep waiting for its round trip (sweep). */
+  private sweeping = false;
+
+  /**
+   * The lease sweep, confirmed by a round trip on the bus before it ends
+   * anything. A task is silent when the kernel has not read from it for a
+   * lease; but a kernel behind on its input (a neighbour flooding it with
+   * large messages, a starved CPU) has not read what its tasks did send:
+   * their heartbeats wait in the socket and the server's buffer behind the
+   * flood, and every lease in every hurd would run out at once. The bus's
+   * round trip (NATS: PING, answered after everything the server holds for
+   * the kernel; in process: a turn of the event loop) comes back once that
+   * is read, and the sweep then judges by the time it started. Should the
+   * round trip not come back at all, the sweep goes on after
+   * SWEEP_CONFIRM_LEASES leases, as it would have.
+   */
+  private sweep(): void {
+    const now = Date.now();
+    if (this.sweeping || !leasesDue(this, now)) return;
+    const bus = this.bus;
+    if (bus === null || bus.closed) return sweepLeases(this, now);
+    this.sweeping = true;
+    const done = () => {
+      if (!this.sweeping) return;
+      this.sweeping = false;
+      clearTimeout(timer);
+      if (this.sweepTimer !== null) sweepLeases(this, now);
+    };
+    const timer = setTimeout(done, SWEEP_CONFIRM_LEASES * this.config.leaseMs);
+    timer.unref();
+    bus.flush().then(done, done);
   }
 
   private unobserve: (() => void) | null = null;

@@ -391,12 +391,34 @@ export function lostSink(t: KTask, sink: Sink): void {
 }
 
 /**
- * Ends the tasks whose lease ran out (the least recently seen are at the
- * front), and those that never attached within attachGraceMs of their
- * creation (the oldest at the front), as if their program went away.
+ * Whether sweepLeases(k, now) would end (or lapse) a task: a look at the
+ * front of each list, which holds the least recently seen or oldest.
  */
-export function sweepLeases(k: KernelState): void {
-  const now = Date.now();
+export function leasesDue(k: KernelState, now: number): boolean {
+  for (const t of k.leased.keys()) {
+    if (now - t.lastSeen > k.config.leaseMs) return true;
+    break;
+  }
+  for (const since of k.lapsed.values()) {
+    if (now - since > k.config.restartGraceMs) return true;
+    break;
+  }
+  for (const t of k.unattached.keys()) {
+    if (now - t.createdMs > k.config.attachGraceMs) return true;
+    break;
+  }
+  return false;
+}
+
+/**
+ * Ends the tasks whose lease ran out by `now` (the least recently seen are
+ * at the front), and those that never attached within attachGraceMs of
+ * their creation (the oldest at the front), as if their program went away.
+ * `now` is when the kernel last knew it had read everything sent to it
+ * (kernel.ts, sweep): a kernel behind on its input must not take its own
+ * lag for its tasks' silence.
+ */
+export function sweepLeases(k: KernelState, now = Date.now()): void {
   for (const t of k.leased.keys()) {
     if (now - t.lastSeen <= k.config.leaseMs) break;
     if (lapse(k, t)) continue;
