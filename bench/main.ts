@@ -22,8 +22,9 @@ import { CLI, cli } from "./rows/cli.js";
 import { metrics, metricsName } from "./rows/metrics.js";
 import { GATEWAY_GETPIDS, gateway, NATIVE_GETPIDS } from "./rows/gateway.js";
 import { web, webName } from "./rows/web.js";
+import { quotasLocal, quotasNats, SIBLING } from "./rows/quotas.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats];
 const IN_FLIGHT = [1, 64];
 
 
@@ -165,6 +166,24 @@ const TARGETS: Target[] = [
     const row = (rows: Row[]) => rows.find((r) => r.name === name && r.bus === "nats" && r.in_flight === 64);
     return { label: `hurd web overhead: ${what} (NATS, 64 in flight)`, row, value: (rows) => row(rows)?.overhead as number | undefined, op: "<=", limit: 0.1, unit: "" };
   }),
+  ...(["local", "nats"] as const).flatMap((bus): Target[] => [
+    {
+      label: `sibling hurd's Ping p50, neighbour flooding / idle (${bus}, 1 in flight)`,
+      row: (rows) => find(rows, SIBLING("Ping", true), bus, 1),
+      value: (rows) => ratio(find(rows, SIBLING("Ping", true), bus, 1)?.p50_us, find(rows, SIBLING("Ping", false), bus, 1)?.p50_us),
+      op: "<=",
+      limit: 1.5,
+      unit: "x",
+    },
+    {
+      label: `sibling hurd's lifecycles/s, neighbour flooding / idle (${bus}, 64 in flight)`,
+      row: (rows) => find(rows, SIBLING("lifecycle", true), bus, 64),
+      value: (rows) => ratio(find(rows, SIBLING("lifecycle", true), bus, 64)?.calls_per_s, find(rows, SIBLING("lifecycle", false), bus, 64)?.calls_per_s),
+      op: ">=",
+      limit: 0.8,
+      unit: "x",
+    },
+  ]),
   {
     label: "list procinfo of 100,000 processes",
     row: (rows) => rows.find((r) => r.name.startsWith("list procinfo of 100")),

@@ -93,7 +93,7 @@ export interface Rig {
   init: Init;
   parent: Process;
   proc: ProcServer;
-  attach(taskId: number, token: string): Promise<Task>;
+  attach(taskId: number, token: string, o?: { window?: number }): Promise<Task>;
   close(): Promise<void>;
 }
 
@@ -101,7 +101,7 @@ let n = 0;
 
 export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}): Promise<Rig> {
   const k = await kernelRig(kind, nats, log);
-  const attach = (taskId: number, token: string) => k.attach(taskId, token, { window: 1024, timeoutMs: 30_000 });
+  const attach = (taskId: number, token: string, o: { window?: number } = {}) => k.attach(taskId, token, { window: 1024, timeoutMs: 30_000, ...o });
   const b = k.kernel.bootTask({ name: "init", hostPriv: true });
   const initTask = await attach(b.task.id, b.token);
   const launcher = new InProcessLauncher(attach);

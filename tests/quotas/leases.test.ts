@@ -2,11 +2,15 @@
 // like one whose connection was lost; one made to die with its parent
 // lives on its parent's lease and ends with it (a chain of them too); and
 // the runtime ends a task whose bus has been down longer than its lease,
-// since the kernel has ended it meanwhile.
+// since the kernel has ended it meanwhile; and a kernel that fell behind on
+// its input does not take its own lag for its tasks' silence.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { createServer, connect, type AddressInfo, type Socket } from "node:net";
+import { Kernel, TrapServer } from "@hurdmesh/kernel";
 import { NotifyId, Task, type Bus } from "@hurdmesh/mach";
-import { busKinds, startHurd, until, type Hurd } from "../harness.js";
+import { NatsBus } from "@hurdmesh/mach/nats";
+import { busKinds, natsUrl, startHurd, until, type Hurd } from "../harness.js";
 import { inbox, nth, sleep } from "../kernel/kit.js";
 
 for (const kind of busKinds) {
@@ -105,3 +109,80 @@ describe("the runtime and a lost bus", () => {
     }
   });
 });
+
+/**
+ * A TCP relay between a client and nats-server whose server-to-client way
+ * can be held: what the server sends waits in the relay, as it would in a
+ * congested link or in the socket of a kernel that is behind on reading,
+ * and is passed on, in order, when released.
+ */
+async function relay(to: string) {
+  const target = new URL(to);
+  const socks: Socket[] = [];
+  let held: Buffer[] | null = null;
+  const clients: Socket[] = [];
+  const server = createServer((c) => {
+    const s = connect(Number(target.port), target.hostname);
+    socks.push(c, s);
+    clients.push(c);
+    c.on("data", (d) => s.write(d));
+    s.on("data", (d) => (held !== null ? held.push(d) : c.write(d)));
+    const end = () => (c.destroy(), s.destroy());
+    c.on("error", end).on("close", end);
+    s.on("error", end).on("close", end);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `nats://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hold: () => void (held ??= []),
+    release() {
+      const h = held ?? [];
+      held = null;
+      for (const d of h) for (const c of clients) c.write(d);
+    },
+    async close() {
+      for (const x of socks) x.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+if (busKinds.includes("nats")) {
+  describe("leases and a kernel behind on its input (nats bus)", () => {
+    it("heartbeats that wait on their way to the kernel keep their task: the sweep is confirmed by a round trip first", async () => {
+      const leaseMs = 400;
+      const r = await relay(natsUrl());
+      const kernel = new Kernel({ system: `lag${process.pid}`, leaseMs }, { log: () => {} });
+      const kbus = await NatsBus.connect(r.url);
+      const trap = new TrapServer(kernel, kbus);
+      trap.start();
+      await kbus.flush();
+      const b = kernel.bootTask({ name: "beats" });
+      // The task's own connection goes straight to the server: it is not behind.
+      const tbus = await NatsBus.connect(natsUrl());
+      const t = await Task.attach({ bus: tbus, system: kernel.config.system, taskId: b.task.id, token: b.token });
+      try {
+        await sleep(2 * leaseMs);
+        assert.ok(kernel.tasks.has(b.task.id), "kept by its heartbeats");
+        // For three leases the kernel reads nothing: the task's heartbeats,
+        // sent all along, wait in the relay behind each other.
+        r.hold();
+        await sleep(3 * leaseMs);
+        assert.ok(kernel.tasks.has(b.task.id), "not ended while the kernel cannot tell");
+        r.release();
+        await sleep(2 * leaseMs);
+        assert.ok(kernel.tasks.has(b.task.id), "a task that kept beating outlives its kernel's lag");
+        // A task that does go silent still ends: the round trip only confirms.
+        t.abandon();
+        await until(() => !kernel.tasks.has(b.task.id), 10 * leaseMs, "the silent task to end");
+      } finally {
+        t.abandon();
+        trap.stop();
+        kernel.close();
+        await tbus.close();
+        await kbus.close();
+        await r.close();
+      }
+    });
+  });
+}

@@ -28,7 +28,7 @@ import { dropNestedTaskEvents } from "./notify.js";
 import { NatsUsers, type NatsUsersOptions } from "./nats-users.js";
 import type { KMsg, KTask, Namespace, Port } from "./objects.js";
 import { KernelState, type KernelEvents, type KernelJournal } from "./state.js";
-import { bootTask, destroyNamespace, killOffender, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
+import { bootTask, destroyNamespace, killOffender, leasesDue, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
 import { TraceHub } from "./trace.js";
 
 export interface KernelOptions extends Partial<KernelEvents> {
@@ -49,6 +49,9 @@ export interface KernelOptions extends Partial<KernelEvents> {
   metrics?: Metrics | null;
 }
 
+/** How many leases a lease sweep waits for its round trip on the bus (Kernel.sweep). */
+const SWEEP_CONFIRM_LEASES = 10;
+
 /**
  * The kernel: tasks, IPC spaces, ports and rights, message routing with Mach's
  * translation rules, notifications, namespaces. It holds no Hurd policy.
@@ -66,6 +69,8 @@ export class Kernel extends KernelState {
     const { telemetry, nats, metrics, ...events } = o;
     super(kernelConfig(config), events);
     if (nats) this.natsUsers = new NatsUsers(this.config.system, nats, (l) => this.log(l));
+    this.sweepEvery = Math.max(50, this.config.leaseMs / 4);
+    this.lastSweep = Date.now();
     this.startSweep();
     this.trace = new TraceHub((t) => (this.tracer = t), this.config.system);
     if (telemetry) this.trace.useTelemetry(telemetry);
@@ -73,13 +78,8 @@ export class Kernel extends KernelState {
   }
 
   private startSweep(): void {
-    this.sweepTimer = setInterval(() => this.sweep(), Math.max(50, this.config.leaseMs / 4));
+    this.sweepTimer = setInterval(() => this.sweep(), this.sweepEvery);
     this.sweepTimer.unref();
-  }
-
-  private sweep(): void {
-    const ended = sweepLeases(this);
-    if (this.journal !== null) this.journal.swept(ended);
   }
 
   /**
@@ -92,6 +92,57 @@ export class Kernel extends KernelState {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     if (j === null || !j.replica) this.startSweep();
+  }
+
+  /** A sweep waiting for its round trip (sweep). */
+  private sweeping = false;
+  /** The sweep's period (ms) and when it last ran. */
+  private readonly sweepEvery: number;
+  private lastSweep: number;
+
+  /**
+   * The lease sweep, confirmed by a round trip on the bus before it ends
+   * anything. A task is silent when the kernel has not read from it for a
+   * lease; but a kernel behind on its input (a neighbour flooding it with
+   * large messages, a starved CPU) has not read what its tasks did send:
+   * their heartbeats wait in the socket and the server's buffer behind the
+   * flood, and every lease in every hurd would run out at once. The bus's
+   * round trip (NATS: PING, answered after everything the server holds for
+   * the kernel; in process: a turn of the event loop) comes back once that
+   * is read, and the sweep then judges by the time it started. Should the
+   * round trip not come back at all, the sweep goes on after
+   * SWEEP_CONFIRM_LEASES leases, as it would have.
+   */
+  private sweep(): void {
+    const now = Date.now();
+    // A sweep that runs late (this process starved: every timer of it, the
+    // heartbeats of the tasks it runs in process among them, waited as
+    // long) judges nothing this time: the timers that are overdue with it
+    // run first, and the next sweep sees what they sent.
+    const late = now - this.lastSweep > 2 * this.sweepEvery;
+    this.lastSweep = now;
+    if (late || this.sweeping || !leasesDue(this, now)) return;
+    const bus = this.bus;
+    if (bus === null || bus.closed) return this.sweepAt(now);
+    this.sweeping = true;
+    const done = () => {
+      if (!this.sweeping) return;
+      this.sweeping = false;
+      clearTimeout(timer);
+      if (this.sweepTimer !== null) this.sweepAt(now);
+    };
+    const timer = setTimeout(done, SWEEP_CONFIRM_LEASES * this.config.leaseMs);
+    timer.unref();
+    bus.flush().then(done, done);
+  }
+
+  /** Ends what ran out by `now`; with a log, by the log's clock, and a sweep that ended something is logged. */
+  private sweepAt(now: number): void {
+    if (this.journal === null) {
+      sweepLeases(this, now);
+      return;
+    }
+    this.journal.swept(sweepLeases(this));
   }
 
   private unobserve: (() => void) | null = null;

@@ -394,12 +394,36 @@ export function lostSink(t: KTask, sink: Sink): void {
 }
 
 /**
- * Ends the tasks whose lease ran out (the least recently seen are at the
- * front), and those that never attached within attachGraceMs of their
- * creation (the oldest at the front), as if their program went away.
+ * Whether sweepLeases(k, now) would end (or lapse) a task: a look at the
+ * front of each list, which holds the least recently seen or oldest.
  */
-export function sweepLeases(k: KernelState): number {
-  const now = k.now();
+export function leasesDue(k: KernelState, now: number): boolean {
+  for (const t of k.leased.keys()) {
+    if (now - t.lastSeen > k.config.leaseMs) return true;
+    break;
+  }
+  for (const since of k.lapsed.values()) {
+    if (now - since > k.config.restartGraceMs) return true;
+    break;
+  }
+  for (const t of k.unattached.keys()) {
+    if (now - t.createdMs > k.config.attachGraceMs) return true;
+    break;
+  }
+  return false;
+}
+
+/**
+ * Ends the tasks whose lease ran out by `now` (the least recently seen are
+ * at the front), and those that never attached within attachGraceMs of
+ * their creation (the oldest at the front), as if their program went away.
+ * `now` is when the kernel last knew it had read everything sent to it
+ * (kernel.ts, sweep): a kernel behind on its input must not take its own
+ * lag for its tasks' silence (a standby replaying the log passes the
+ * leader's clock, k.now()).
+ * Returns how many it ended or lapsed (the kernel's log notes a sweep that changed something).
+ */
+export function sweepLeases(k: KernelState, now = k.now()): number {
   let ended = 0;
   for (const t of k.leased.keys()) {
     if (now - t.lastSeen <= k.config.leaseMs) break;
