@@ -87,8 +87,8 @@ export async function natsBus(system: string, role: Role | "any" = "any"): Promi
   return NatsBus.connect(natsUrl(), { name: `test ${system}`, credentials: creds ?? undefined, inboxPrefix: creds ? perms.inboxPrefix : undefined });
 }
 
-/** The kernel options that turn NATS authorization on with the test keys, and what must be closed after. */
-async function kernelNats(system: string, ttlS?: number): Promise<{ options: NonNullable<ConstructorParameters<typeof Kernel>[1]>["nats"]; close(): Promise<void> } | null> {
+/** The kernel options that turn NATS authorization on with the test keys, and what must be closed after (null: authorization off). */
+export async function kernelNats(system: string, ttlS?: number): Promise<{ options: NonNullable<ConstructorParameters<typeof Kernel>[1]>["nats"]; close(): Promise<void> } | null> {
   const k = natsKeys();
   if (!k) return null;
   // Each hurd pushes its account's revocations through an updater of its own (test files run side by side).

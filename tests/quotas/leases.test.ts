@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { Kernel, TrapServer } from "@hurdmesh/kernel";
 import { NotifyId, Task, type Bus } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
-import { busKinds, natsUrl, startHurd, until, type Hurd } from "../harness.js";
+import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
+import { busKinds, kernelNats, natsUrl, startHurd, until, type Hurd } from "../harness.js";
 import { inbox, nth, sleep } from "../kernel/kit.js";
 
 for (const kind of busKinds) {
@@ -152,15 +152,17 @@ if (busKinds.includes("nats")) {
     it("heartbeats that wait on their way to the kernel keep their task: the sweep is confirmed by a round trip first", async () => {
       const leaseMs = 400;
       const r = await relay(natsUrl());
-      const kernel = new Kernel({ system: `lag${process.pid}`, leaseMs }, { log: () => {} });
-      const kbus = await NatsBus.connect(r.url);
+      const system = `lag${process.pid}`;
+      // With NATS authorization on (npm test's server), the kernel mints the task's user, as hurd-kernel does.
+      const nats = await kernelNats(system);
+      const kernel = new Kernel({ system, leaseMs }, { log: () => {}, nats: nats?.options });
+      const kbus = await NatsBus.connect(r.url, { name: "lagging kernel", credentials: kernel.natsUsers?.kernel() });
       const trap = new TrapServer(kernel, kbus);
       trap.start();
       await kbus.flush();
       const b = kernel.bootTask({ name: "beats" });
       // The task's own connection goes straight to the server: it is not behind.
-      const tbus = await NatsBus.connect(natsUrl());
-      const t = await Task.attach({ bus: tbus, system: kernel.config.system, taskId: b.task.id, token: b.token });
+      const t = await attachOverNats(natsUrl(), { system, taskId: b.task.id, token: b.token, credentials: kernel.natsUsers?.task(b.task) ?? null });
       try {
         await sleep(2 * leaseMs);
         assert.ok(kernel.tasks.has(b.task.id), "kept by its heartbeats");
@@ -179,8 +181,8 @@ if (busKinds.includes("nats")) {
         t.abandon();
         trap.stop();
         kernel.close();
-        await tbus.close();
         await kbus.close();
+        await nats?.close();
         await r.close();
       }
     });

@@ -31,6 +31,8 @@ for (const kind of busKinds) {
     let auth: Auth;
     let ids: { taskId: number; token: string; port: number };
     let root = 0;
+    /** The store's own connection (NATS), closed after. */
+    let storeBus: { close(): Promise<void> } | null = null;
     before(async () => {
       h = await startHurd(kind, { leaseMs: LEASE, restartGraceMs: GRACE });
       boot = await h.task("boot");
@@ -40,16 +42,18 @@ for (const kind of busKinds) {
       await authTask.call("taskSetEssential", { task: 0, essential: true });
       // auth's store user reaches auth's bucket only (the subject map's "store" role).
       const system = h.kernel.config.system;
-      store =
-        kind === "nats"
-          ? new KvAuthStore(await JetStreamKv.open((await natsBus(system, { kind: "store", hurd: "", server: "auth" })).nc, system, "", "auth", { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "store", hurd: "", server: "auth" }) : undefined }))
-          : new MemoryAuthStore();
+      if (kind === "nats") {
+        const sb = await natsBus(system, { kind: "store", hurd: "", server: "auth" });
+        storeBus = sb;
+        store = new KvAuthStore(await JetStreamKv.open(sb.nc, system, "", "auth", { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "store", hurd: "", server: "auth" }) : undefined }));
+      } else store = new MemoryAuthStore();
       auth = await Auth.start(authTask, {}, store);
       assert.equal(auth.restarted, false);
       root = (await boot.extractRight(r.task, auth.root, MsgType.MSG_TYPE_MAKE_SEND)).name;
     });
     after(async () => {
       await h.close();
+      await storeBus?.close();
     });
 
     it(`keeps every handle through ${ROUNDS} restarts under a makeauth/getids load; every call completes or fails clearly`, async () => {
