@@ -2,7 +2,7 @@
 //   node daemon.js auth|proc|runsystem   (the package export @hurdmesh/boot/daemon)
 // with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { Task } from "@hurdmesh/mach";
+import { createLogger, Task } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -26,7 +26,7 @@ const attach = async (taskId: number, token: string) => Task.attach({ bus: await
 try {
   await startBootServer(name!, task, { hostPriv, command, attach });
 } catch (e) {
-  console.error(`daemon ${name}: ${(e as Error).message}`);
+  createLogger(`hurd-${name}`, { hurd: system }).fatal(`cannot start: ${(e as Error).message}`);
   process.exit(2);
 }
 // The hurd ends this task (shutdown or crash): then this process has nothing left to do.

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Launcher, LaunchPorts } from "@hurdmesh/init";
-import type { Task } from "@hurdmesh/mach";
+import { createLogger, type Task } from "@hurdmesh/mach";
 import { nodeImports } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
 
@@ -46,7 +46,7 @@ export class ProcessLauncher implements Launcher {
     });
     this.children.push(child);
     child.on("exit", (code, sig) => {
-      if (code !== 0) console.error(`init: ${name} (pid ${child.pid}) exited with ${sig ?? code}`);
+      if (code !== 0) createLogger("init", { hurd: this.env.HURD_SYSTEM }).warn(`${name} (pid ${child.pid}) exited with ${sig ?? code}`);
     });
   }
 }

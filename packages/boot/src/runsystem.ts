@@ -3,12 +3,12 @@
 // the configured user command, if any, as its child.
 import { Process, runProgram, SIG, WNOHANG, describeStatus } from "@hurdmesh/libhurd";
 import { BOOT_NAMES } from "@hurdmesh/init";
-import type { Task } from "@hurdmesh/mach";
+import { createLogger, type LogSink, type Task } from "@hurdmesh/mach";
 
 export interface RunsystemOptions {
   command?: string[];
   attach: (taskId: number, token: string) => Promise<Task>;
-  log?: (l: string) => void;
+  log?: LogSink;
 }
 
 export class Runsystem {
@@ -23,7 +23,7 @@ export class Runsystem {
     // Orphans may have died before we were listening.
     void rs.reap();
     if (o.command?.length) {
-      const log = o.log ?? ((l: string) => console.log(`runsystem: ${l}`));
+      const log = o.log ?? createLogger("runsystem", { hurd: task.system }).sink;
       const run = await runProgram(p, o.command, { attach: o.attach, auth: BOOT_NAMES.auth });
       log(`started ${o.command.join(" ")} as pid ${run.pid}`);
       void run.done.then((s) => log(`${o.command!.join(" ")} (pid ${run.pid}) ${describeStatus(s)}`));

@@ -6,7 +6,8 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { MsgType, Task } from "@hurdmesh/mach";
+import { createLogger, MsgType, Task } from "@hurdmesh/mach";
+import { notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -29,14 +30,15 @@ if (tel) {
 }
 const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as { system: string; tasks: Record<string, { taskId: number; token: string; hostPriv: number }> };
 const me = boot.tasks.init;
+const log = createLogger("init", { hurd: boot.system });
 if (!me || !values.nats) {
-  console.error("init: needs --nats and a boot file with an init task");
+  log.fatal("needs --nats and a boot file with an init task");
   process.exit(2);
 }
 const bus = await NatsBus.connect(values.nats, "hurd-init");
 const task = await Task.attach({ bus, system: boot.system, taskId: me.taskId, token: me.token, window: 1024, timeoutMs: 30_000 });
 const launcher = new ProcessLauncher({ NATS_URL: values.nats, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined });
-const init = new Init({ task, hostPriv: me.hostPriv, launcher });
+const init = new Init({ task, hostPriv: me.hostPriv, launcher, log: log.sink });
 await init.boot();
 // Subhurds: their startup runs here, their auth, proc and pid 1 as OS processes of their own.
 const launchers: ProcessLauncher[] = [];
@@ -55,11 +57,14 @@ const subhurds = await serveSubhurds(task, {
   unpublish: (name) => {
     if (sessionDir) rmSync(join(sessionDir, `${name}.json`), { force: true });
   },
-  say: (l) => console.log(`init: ${l}`),
+  say: log.sink,
+  log,
 });
 const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
 if (values.session) writeFileSync(values.session, JSON.stringify({ system: boot.system, edge: values.edge, nats: values.nats, console: console_ }, null, 2), { mode: 0o600 });
-console.log("init: ready");
+log.info("ready", values.session ? { session: values.session } : {});
+// What `hurd up --nats` waits for: the session is written and the hurd is booted.
+await notifyReady({ session: values.session ?? "" });
 let stopping = false;
 const killAll = () => {
   for (const l of [launcher, ...launchers]) for (const c of l.children) c.kill("SIGTERM");

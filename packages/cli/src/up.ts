@@ -1,15 +1,16 @@
 // hurd up: boots a hurd. Embedded (default): every server in this process on
 // the in-process bus, the kernel's gRPC edge on a loopback port. With --nats:
 // the kernel, init, proc, auth and pid 1 each run as their own OS process.
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
-import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
+import { createLogger, LocalHub, MsgType, Task, type LogSink } from "@hurdmesh/mach";
+import { READY_FD_ENV } from "@hurdmesh/mach/internal";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { nodeImports, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { sessionPath } from "./session.js";
@@ -26,7 +27,10 @@ export interface UpOptions {
 
 export async function up(o: UpOptions): Promise<number> {
   const session = sessionPath(o.hurd);
-  const say = (l: string) => !o.quiet && console.log(l);
+  // -q: warnings and errors only, here and in the servers this starts (they inherit the environment).
+  if (o.quiet && !process.env.HURD_LOG_LEVEL) process.env.HURD_LOG_LEVEL = "warn";
+  const log = createLogger("hurd-up", { hurd: o.hurd });
+  const say = log.sink;
   if (o.nats) return upNats(o, session, performance.now());
   let stopping = false;
   for (;;) {
@@ -38,7 +42,7 @@ export async function up(o: UpOptions): Promise<number> {
 }
 
 /** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
-async function upEmbedded(o: UpOptions, session: string, say: (l: string) => void, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
+async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
   const t0 = performance.now();
   // Spans when the OTEL_* environment asks for them; embedded, the servers
   // run in this process, so their handler spans too.
@@ -47,7 +51,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
     setGlobalTelemetry(telemetry);
     installTracingHooks(telemetry);
   }
-  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`), telemetry });
+  const kernel = new Kernel({ system: o.hurd }, { telemetry });
   const hub = new LocalHub();
   const kbus = hub.connect();
   const traps = new TrapServer(kernel, kbus);
@@ -61,13 +65,15 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   const boot = kernel.bootTask({ name: "init", hostPriv: true });
   const attach = (taskId: number, token: string) => Task.attach({ bus: hub.connect(), system: o.hurd, taskId, token, window: 1024, timeoutMs: 30_000 });
   const initTask = await attach(boot.task.id, boot.token);
-  const init = new Init({ task: initTask, hostPriv: boot.hostPriv, launcher: new InProcessLauncher(attach, { command: o.command }), log: (l) => say(`init: ${l}`) });
+  const initLog = createLogger("init", { hurd: o.hurd });
+  const init = new Init({ task: initTask, hostPriv: boot.hostPriv, launcher: new InProcessLauncher(attach, { command: o.command }) });
   await init.boot();
   const subhurds = await serveSubhurds(initTask, {
     root: o.hurd,
     attach,
     launcher: () => new InProcessLauncher(attach),
-    say,
+    say: initLog.sink,
+    log: initLog,
     publish: (name, c, parent, system) => writeFileSync(sessionPath(name), JSON.stringify({ system, edge: `${host}:${port}`, console: c, parent }, null, 2), { mode: 0o600 }),
     unpublish: (name) => rmSync(sessionPath(name), { force: true }),
   });
@@ -92,46 +98,65 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   traps.stop();
   kernel.close();
   void stopping;
-  say(`hurd ${o.hurd} halted${code ? ` (crash, status ${code})` : ""}`);
+  say(`hurd ${o.hurd} halted${code ? ` (crash, status ${code})` : ""}`, code ? "error" : "info");
   return { code };
 }
 
 async function upNats(o: UpOptions, session: string, t0: number): Promise<number> {
-  const say = (l: string) => !o.quiet && console.log(l);
+  const log = createLogger("hurd-up", { hurd: o.hurd });
   const dir = mkdtempSync(join(tmpdir(), "hurd-up-"));
   const bootFile = join(dir, "boot.json");
   // Sources or dist/, as this process runs (the package's export conditions).
   const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
   const imain = fileURLToPath(import.meta.resolve("@hurdmesh/boot/startup"));
-  const kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], { stdio: ["ignore", "pipe", "inherit"] });
-  let kout = "";
-  kernel.stdout!.on("data", (d) => {
-    kout += d;
-    if (!o.quiet) process.stdout.write(d);
-  });
-  for (let i = 0; i < 400 && !(existsSync(bootFile) && /gRPC edge on (\S+)/.test(kout)); i++) await new Promise((r) => setTimeout(r, 50));
-  const m = /gRPC edge on (\S+)/.exec(kout);
-  if (!m) {
+  const kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], readyStdio());
+  const k = await readiness(kernel, 20_000);
+  if (!k?.edge) {
     kernel.kill();
     throw new Error("the kernel did not start");
   }
-  const init = spawn(process.execPath, [...nodeImports(), imain, "--nats", o.nats!, "--boot-file", bootFile, "--session", session, "--edge", m[1]!, ...(o.command ?? [])], { stdio: ["ignore", "pipe", "inherit"] });
-  let ready!: () => void;
-  const up = new Promise<void>((r) => (ready = r));
-  init.stdout!.on("data", (d) => {
-    if (!o.quiet) process.stdout.write(d);
-    if (String(d).includes("init: ready")) ready();
-  });
+  const edge = String(k.edge);
+  const init = spawn(process.execPath, [...nodeImports(), imain, "--nats", o.nats!, "--boot-file", bootFile, "--session", session, "--edge", edge, ...(o.command ?? [])], readyStdio());
   const exited = new Promise<number>((r) => init.on("exit", (c) => r(c ?? 1)));
-  await Promise.race([up, exited]);
-  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${m[1]} (each server its own process on ${o.nats})`);
+  await readiness(init, 0);
+  log.info(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${edge} (each server its own process on ${o.nats})`);
   process.on("SIGINT", () => init.kill("SIGINT"));
   process.on("SIGTERM", () => init.kill("SIGTERM"));
   const code = await exited;
   kernel.kill("SIGTERM");
   rmSync(session, { force: true });
   rmSync(dir, { recursive: true, force: true });
-  void readFileSync;
-  say(`hurd ${o.hurd} halted${code ? ` (status ${code})` : ""}`);
+  log[code ? "error" : "info"](`hurd ${o.hurd} halted${code ? ` (status ${code})` : ""}`);
   return code;
+}
+
+/** Their logs are the terminal's; readiness comes on fd 3 (@hurdmesh/mach/internal notifyReady). */
+function readyStdio() {
+  return { stdio: ["ignore", "inherit", "inherit", "pipe"] as ("ignore" | "inherit" | "pipe")[], env: { ...process.env, [READY_FD_ENV]: "3" } };
+}
+
+/** The child's readiness line, or null once it exits, closes the pipe unready, or `timeoutMs` (0: none) passes. */
+function readiness(child: ChildProcess, timeoutMs: number): Promise<Record<string, unknown> | null> {
+  return new Promise((resolve) => {
+    let buf = "";
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    const timer = timeoutMs ? setTimeout(() => resolve(null), timeoutMs) : null;
+    const done = (v: Record<string, unknown> | null) => {
+      if (timer) clearTimeout(timer);
+      resolve(v);
+    };
+    pipe.setEncoding("utf8");
+    pipe.on("data", (d: string) => {
+      buf += d;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      try {
+        done(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      } catch {
+        done(null);
+      }
+    });
+    pipe.on("end", () => done(null));
+    child.on("exit", () => done(null));
+  });
 }

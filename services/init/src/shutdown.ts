@@ -1,7 +1,7 @@
 // Shutdown (startup_reboot) and crashes: startup_dosync to every registered
 // party, newest first, each bounded; then every task of this hurd is
 // terminated. `halted` resolves with the exit status for the host program.
-import { client, Errno, HurdError, MsgType, type Context, type Task } from "@hurdmesh/mach";
+import { client, Errno, HurdError, MsgType, type Context, type LogSink, type Task } from "@hurdmesh/mach";
 import type { RebootRequest, RequestNotificationRequest } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import { StartupNotifyDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import type { InitConfig } from "./config.js";
@@ -17,7 +17,7 @@ export class Shutdown {
     private readonly task: Task,
     private readonly hostPriv: number,
     private readonly config: InitConfig,
-    private readonly log: (l: string) => void,
+    private readonly log: LogSink,
   ) {}
 
   /** startup_request_notification (29001): newest registrations are told first. */
@@ -45,7 +45,7 @@ export class Shutdown {
   }
 
   crash(why: string): Promise<void> {
-    this.log(`CRASH: ${why}`);
+    this.log(`CRASH: ${why}`, "error");
     // Status 1: whoever hosts the hurd decides whether to boot it again (`hurd up --reboot-on-crash`).
     return this.halt(1, why);
   }
@@ -60,7 +60,7 @@ export class Shutdown {
         await client(this.task, StartupNotifyDefinition, n.port).dosync({ timeoutMs: this.config.dosyncTimeoutMs }, { timeoutMs: this.config.dosyncTimeoutMs });
         this.log(`  ${n.name}: synced (${Date.now() - t0} ms)`);
       } catch (e) {
-        this.log(`  ${n.name}: ${(e as Error).message}`);
+        this.log(`  ${n.name}: ${(e as Error).message}`, "warn");
       }
     }
     this.log("terminating every task of this hurd");

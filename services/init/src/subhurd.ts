@@ -5,7 +5,7 @@
 // always tear the subhurd down (as the Hurd's `boot` holds its subhurd's).
 // Where its servers run is the caller's choice (its launcher), as for the
 // root hurd.
-import { MsgType, type Task } from "@hurdmesh/mach";
+import { MsgType, type LogSink, type Task } from "@hurdmesh/mach";
 import { BOOT_NAMES, Init, type Console, type Launcher } from "./boot.js";
 
 export interface Subhurd {
@@ -23,7 +23,7 @@ export async function bootSubhurd(
   name: string,
   attach: (taskId: number, token: string) => Promise<Task>,
   launcher: Launcher,
-  o: { log?: (l: string) => void } = {},
+  o: { log?: LogSink } = {},
 ): Promise<Subhurd> {
   const t = await creator.taskCreate(`${name}:startup`, { newNamespace: true });
   await creator.insertRight(t.task, BOOT_NAMES.hostPriv, t.hostPriv, MsgType.MSG_TYPE_COPY_SEND);

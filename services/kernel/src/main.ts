@@ -11,7 +11,8 @@
 // (boot-claim.ts).
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { LocalHub, type Bus } from "@hurdmesh/mach";
+import { createLogger, LocalHub, type Bus } from "@hurdmesh/mach";
+import { notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -65,19 +66,22 @@ if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ sys
 // The secret comes from the environment or a file, never argv (ps would show it).
 const secret = values["boot-secret-file"] ? readFileSync(values["boot-secret-file"], "utf8").trim() : process.env.HURD_BOOT_SECRET;
 delete process.env.HURD_BOOT_SECRET;
-const claims = secret ? new BootClaims(kernel, bus, secret, { log: (l) => console.log(`hurd-kernel ${values.system}: ${l}`) }) : null;
+const log = createLogger("kernel", { hurd: values.system });
+const claims = secret ? new BootClaims(kernel, bus, secret, { log: log.sink }) : null;
 claims?.start();
 
 const edge = new Edge(kernel);
 const port = await edge.listen(values.grpc!);
 const host = values.grpc!.replace(/:\d+$/, "");
-console.log(`hurd-kernel ${values.system}: bus ${bus.kind}${values.nats ? ` ${values.nats}` : ""}, gRPC edge on ${host}:${port}`);
+log.info(`bus ${bus.kind}${values.nats ? ` ${values.nats}` : ""}, gRPC edge on ${host}:${port}`, { edge: `${host}:${port}` });
+// After the boot file is written and the edge listens: what `hurd up --nats` waits for.
+await notifyReady({ edge: `${host}:${port}` });
 
 let stopping = false;
 async function stop(sig: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.log(`hurd-kernel ${values.system}: ${sig}, stopping`);
+  log.info(`${sig}, stopping`);
   await edge.close();
   claims?.stop();
   traceBus.stop();

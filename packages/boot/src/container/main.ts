@@ -21,7 +21,7 @@
 // essential server's death, the crash the Hurd would have.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -42,9 +42,11 @@ const env = process.env;
 const system = env.HURD_SYSTEM || "hurd";
 const hurd = env.HURD_SUBHURD ?? "";
 const who = `hurd-${role}${hurd ? `@${hurd}` : ""}`;
-const say = (l: string) => console.log(`${who}: ${l}`);
+// One JSON object a line on stdout: what docker compose logs and Kubernetes' collectors take.
+const log = createLogger(`hurd-${role}`, { hurd: hurd || system });
+const say = log.sink;
 if (!env.NATS_URL) {
-  console.error(`${who}: NATS_URL must say where the bus is`);
+  log.fatal("NATS_URL must say where the bus is");
   process.exit(2);
 }
 
@@ -144,7 +146,7 @@ async function runServer(): Promise<void> {
     task = await attach(o.taskId, o.token);
     await startBootServer(role, task, { hostPriv: o.hostPriv, attach });
   }).catch((e) => {
-    say(`launch failed: ${(e as Error).message}`);
+    say(`launch failed: ${(e as Error).message}`, "error");
     return exit(1);
   });
   health!.set("SERVING", `hurdmesh.${role}`);
@@ -168,7 +170,7 @@ async function runInit(): Promise<void> {
   const secret = env.HURD_BOOT_SECRET;
   delete env.HURD_BOOT_SECRET;
   if (!secret) {
-    say("HURD_BOOT_SECRET must hold the kernel's boot secret");
+    say("HURD_BOOT_SECRET must hold the kernel's boot secret", "fatal");
     return exit(2);
   }
   const c = await claimBoot(bus, secret);
@@ -186,7 +188,7 @@ async function runInit(): Promise<void> {
   try {
     await init.boot();
   } catch (e) {
-    say(`boot failed: ${(e as Error).message}`);
+    say(`boot failed: ${(e as Error).message}`, "error");
     await task.taskTerminate(0).catch(() => {});
     return exit(1);
   }
@@ -211,6 +213,7 @@ async function runInit(): Promise<void> {
         publish: (name, con, parent, sys) => publish(name, con, { parent, system: sys }),
         unpublish: (name) => rmSync(join(stateDir, `${name}.json`), { force: true }),
         say,
+        log,
       });
   const con = await init.makeConsole(subhurds ? [{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }] : []);
   publish(sessionName, con, hurd ? { parent: env.HURD_PARENT || system } : {});
@@ -242,7 +245,7 @@ async function runInit(): Promise<void> {
   void init.halted.then(async (code) => {
     unwatch();
     if (stopping) return;
-    say(code === 0 ? "the hurd halted" : `the hurd crashed (status ${code}); exiting so the next boot starts clean`);
+    say(code === 0 ? "the hurd halted" : `the hurd crashed (status ${code}); exiting so the next boot starts clean`, code === 0 ? "info" : "error");
     rmSync(join(stateDir, `${sessionName}.json`), { force: true });
     await task!.taskTerminate(0).catch(() => {});
     await exit(code === 0 ? 0 : 1);
