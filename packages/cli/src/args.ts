@@ -25,8 +25,8 @@ export interface Parsed {
 
 export interface GetoptRules {
   /**
-   * Where `-SIGNAL` is taken: "first" (procps: the first word only, for kill
-   * and pkill), "any" (psmisc's killall), or never.
+   * Where `-SIGNAL` is taken: "first" (procps: before any other option or
+   * operand, for kill and pkill), "any" (psmisc's killall), or never.
    */
   signalOption?: "first" | "any";
   /** After the signal, `-N` is an operand (kill's negative pids: process groups). */
@@ -50,6 +50,7 @@ export function getopt(argv: string[], defs: Record<string, OptDef>, rules: Geto
     if (d.many) out.opts[k] = [...((out.opts[k] as string[] | undefined) ?? []), String(v)];
     else out.opts[k] = v;
   };
+  let shortSeen = false;
   for (let i = 0; i < argv.length; i++) {
     const w = argv[i]!;
     if (w === "--") {
@@ -71,7 +72,8 @@ export function getopt(argv: string[], defs: Record<string, OptDef>, rules: Geto
       continue;
     }
     if (w.startsWith("-") && w.length > 1) {
-      const signalHere = rules.signalOption === "any" || (rules.signalOption === "first" && i === 0);
+      // "first": before any operand or short option (long ones such as --hurd may come before it).
+      const signalHere = rules.signalOption === "any" || (rules.signalOption === "first" && !out.operands.length && !shortSeen);
       // "-INT" is a signal even where -I is a flag: a word is a bundle of flags only if every letter is one.
       const bundle = [...w.slice(1)].every((ch) => byShort.has(ch));
       if (signalHere && out.signal === undefined && isSignalWord(w) && !bundle) {
@@ -83,6 +85,7 @@ export function getopt(argv: string[], defs: Record<string, OptDef>, rules: Geto
         continue;
       }
       // Bundled short flags; a flag that takes a value ends the bundle.
+      shortSeen = true;
       for (let j = 1; j < w.length; j++) {
         const hit = byShort.get(w[j]!);
         if (!hit) {

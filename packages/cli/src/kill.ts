@@ -35,10 +35,9 @@ function listSignals(args: string[]): void {
     return;
   }
   for (const a of args) {
-    const n = parseSignal(a);
     // procps: a number (or an exit status 128+N) gives its name, a name its number.
-    if (/^\d+$/.test(a)) process.stdout.write(`${signalName(Number(a) > 128 ? Number(a) - 128 : n).replace(/^SIG/, "")}\n`);
-    else process.stdout.write(`${n}\n`);
+    if (/^\d+$/.test(a)) process.stdout.write(`${signalName(parseSignal(String(Number(a) > 128 ? Number(a) - 128 : Number(a)))).replace(/^SIG/, "")}\n`);
+    else process.stdout.write(`${parseSignal(a)}\n`);
   }
 }
 

@@ -55,9 +55,9 @@ program
       "  serial task ns ports msgs sent rcvd (hurdmesh's). TIME is CPU time, which hurdmesh tasks do not account: '-'.\n" +
       "  ETIME (ELAPSED) is the time since the process started.",
   )
-  .action(async (bsd: string[], o) =>
-    (await import("./ps.js")).ps(bsd, { o: o.format, f: o.f, p: o.pid, u: o.user, sort: o.sort, headers: o.headers, json: o.json, hurd: o.hurd, allHurds: o.allHurds }),
-  );
+  .action(async (bsd: string[], o) => {
+    exitCode = await (await import("./ps.js")).ps(bsd, { o: o.format, f: o.f, p: o.pid, u: o.user, sort: o.sort, headers: o.headers, json: o.json, hurd: o.hurd, allHurds: o.allHurds });
+  });
 program
   .command("pstree")
   .description("processes as a tree")
@@ -267,11 +267,11 @@ try {
   else await program.parseAsync(argv, { from: "user" });
   process.exit(exitCode);
 } catch (e) {
-  process.exit(await failed(e));
+  process.exit(failed(e));
 }
 
 /** One line on stderr and the exit status: 2 for a command line, 1 for a failure. */
-async function failed(e: unknown): Promise<number> {
+function failed(e: unknown): number {
   const tryHelp = () => process.stderr.write(`Try 'hurd${program.commands.some((c) => c.name() === cmd) ? ` ${cmd}` : ""} --help' for more information.\n`);
   if (e instanceof CommanderError) {
     // --help and --version end here too, with status 0; commander has printed its message.
@@ -284,8 +284,7 @@ async function failed(e: unknown): Promise<number> {
     if (e instanceof UsageError) tryHelp();
     return e.exitCode;
   }
-  // A HurdError comes from a subcommand that has loaded the runtime already.
-  const { HurdError } = await import("@hurdmesh/mach");
-  process.stderr.write(`hurd: ${e instanceof HurdError ? `${e.errno}: ${e.message}` : (e as Error).message}\n`);
+  // A HurdError's message starts with its errno name.
+  process.stderr.write(`hurd: ${(e as Error).message}\n`);
   return 1;
 }

@@ -43,7 +43,8 @@ export function bsdOptions(words: string[]): { user: boolean } {
   return { user };
 }
 
-export async function ps(words: string[], o: PsOptions): Promise<void> {
+/** Exit status 1 when pids were selected and none is there (procps). */
+export async function ps(words: string[], o: PsOptions): Promise<number> {
   const bsd = bsdOptions(words);
   let lists = o.o?.length ? o.o : o.f ? FULL_FORMAT : bsd.user ? USER_FORMAT : DEFAULT_FORMAT;
   // The namespace before the command, when subhurds' processes are in the list.
@@ -63,12 +64,12 @@ export async function ps(words: string[], o: PsOptions): Promise<void> {
     if (order) rows.sort(order);
     if (o.json) {
       for (const r of rows) process.stdout.write(`${JSON.stringify(processJson(r.p, now))}\n`);
-      return;
+      return pids && !rows.length ? 1 : 0;
     }
     // procps: selected pids that are not there make the exit status 1.
     if (rows.length) process.stdout.write(`${render(cols, rows, o.headers !== false)}\n`);
     else if (o.headers !== false) process.stdout.write(`${render(cols, [])}\n`);
-    if (pids && rows.length === 0) process.exitCode = 1;
+    return pids && !rows.length ? 1 : 0;
   } finally {
     await c.close();
   }

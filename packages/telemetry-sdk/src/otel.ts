@@ -227,12 +227,12 @@ export function createTelemetry(o: TelemetryOptions): SdkTelemetry {
   };
   const processor = new CountingBatchSpanProcessor(exporter, cfg);
   const provider = new TracerProvider({
-    resource: resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || o.service, "service.namespace": "hurdmesh" }),
+    resource: resourceFromAttributes(resourceAttributes(env, o.service)),
     spanProcessors: [processor],
     sampler: new EdgeCallsInTracesOnly(o.sampler ?? sdkSampler(env)),
   });
   const tracer = provider.getTracer("@hurdmesh/telemetry", "0.1.0");
-  const resource = resourceFromAttributes({ "service.name": env.OTEL_SERVICE_NAME || o.service, "service.namespace": "hurdmesh" });
+  const resource = resourceFromAttributes(resourceAttributes(env, o.service));
   const sampleRoot = rootSampler(o.sampler, env);
   const scope = { name: "@hurdmesh/telemetry", version: "0.1.0" };
   // The hot path's spans: encoded as they end when the exporter takes
@@ -286,3 +286,23 @@ export function nodeImports(env: NodeJS.ProcessEnv = process.env): string[] {
   return tracingEnabled(env) ? ["--import", REGISTER_FILE, ...run] : run;
 }
 const FROM_SOURCE = import.meta.url.endsWith(".ts");
+
+/**
+ * The resource: OTEL_RESOURCE_ATTRIBUTES (key=value,... percent-encoded, as
+ * the OpenTelemetry spec has it: a subhurd's servers say hurdmesh.hurd=NAME
+ * there), then service.name (OTEL_SERVICE_NAME over the program's own) and
+ * service.namespace.
+ */
+export function resourceAttributes(env: NodeJS.ProcessEnv, service: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (env.OTEL_RESOURCE_ATTRIBUTES ?? "").split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) continue;
+    try {
+      out[decodeURIComponent(pair.slice(0, eq).trim())] = decodeURIComponent(pair.slice(eq + 1).trim());
+    } catch {
+      // A malformed pair is dropped, as the spec says of an invalid value.
+    }
+  }
+  return { ...out, "service.name": env.OTEL_SERVICE_NAME || out["service.name"] || service, "service.namespace": out["service.namespace"] || "hurdmesh" };
+}
