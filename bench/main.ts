@@ -16,8 +16,9 @@ import { boot } from "./rows/boot.js";
 import { LIFECYCLE, procLifecycle, procScale, SUBHURD, subhurdLifecycle } from "./rows/proc.js";
 import { tracing, tracingName } from "./rows/tracing.js";
 import { CLI, cli } from "./rows/cli.js";
+import { GATEWAY_GETPIDS, gateway, NATIVE_GETPIDS } from "./rows/gateway.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, cli];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, cli, gateway];
 const IN_FLIGHT = [1, 64];
 
 
@@ -113,6 +114,16 @@ const TARGETS: Target[] = [
     limit: 1000,
     unit: " ms",
   },
+  ...IN_FLIGHT.map(
+    (n): Target => ({
+      label: `gateway Process/Getpids p50 / native NATS call p50 (${n} in flight)`,
+      row: (rows) => find(rows, GATEWAY_GETPIDS, "nats", n),
+      value: (rows) => ratio(find(rows, GATEWAY_GETPIDS, "nats", n)?.p50_us, find(rows, NATIVE_GETPIDS, "nats", n)?.p50_us),
+      op: "<=",
+      limit: 2,
+      unit: "x",
+    }),
+  ),
   {
     label: "hurd --help p50 / node -e 0 p50 (built CLI)",
     row: (rows) => rows.find((r) => r.name === CLI.help),

@@ -1,5 +1,5 @@
 // A Hurd hacker looks for `proc_getpids`, not for `getpids` in an object
-// literal: every RPC of proc, auth and startup names its implementation in
+// literal: every RPC of proc, auth and startup, and every kernel call, names its implementation in
 // one line, with the MIG id the proto declares (`proc_getpids (24016)`), so
 // one grep of the RPC's Hurd name finds it.
 import { describe, it } from "node:test";
@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { methods, type ServiceDef } from "@hurdmesh/mach/internal";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
+import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 
@@ -30,6 +31,9 @@ const SERVERS: Server[] = [
   { def: ProcessDefinition, dir: "services/proc/src", hurdName: (m) => `proc_${snake(m)}` },
   { def: AuthDefinition, dir: "services/auth/src", hurdName: (m) => AUTH_NAMES[m] ?? `auth_${snake(m)}` },
   { def: StartupDefinition, dir: "services/init/src", hurdName: (m) => `startup_${snake(m)}` },
+  // The kernel's calls by their Mach names (mach_port_mod_refs, task_create);
+  // hurdmesh's own calls by theirs, MsgSend being mach_msg's send as a call.
+  { def: MachDefinition, dir: "services/kernel/src", hurdName: (m) => (m === "MsgSend" ? "mach_msg" : m.startsWith("Port") ? `mach_${snake(m)}` : snake(m)) },
 ];
 
 function sources(dir: string): string {
@@ -47,8 +51,9 @@ describe("every Hurd RPC names its implementation with its msgid", () => {
       const missing: string[] = [];
       for (const info of methods(s.def).byKey.values()) {
         const name = s.hurdName(info.def.name);
-        // "proc_getpids (24016)", or with the interface: "auth_getids (auth.defs 25000)".
-        if (!new RegExp(`\\b${name} \\((?:[\\w.]+ )?${info.msgid}\\)`).test(text)) missing.push(`${name} (${info.msgid})`);
+        // "proc_getpids (24016)", or with the interface: "auth_getids (auth.defs 25000)",
+        // "task_for_id (hurdmesh, 4908)", "mach_msg (hurdmesh msg_send, 4904)".
+        if (!new RegExp(`\\b${name} \\((?:[\\w.]+(?: [\\w.]+)?,? )?${info.msgid}\\)`).test(text)) missing.push(`${name} (${info.msgid})`);
       }
       assert.deepEqual(missing, [], `no line names ${missing.join(", ")}`);
     });

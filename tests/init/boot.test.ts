@@ -1,6 +1,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { client } from "@hurdmesh/mach";
+import { BOOT_NAMES } from "@hurdmesh/init";
+import { client, isErrno, MsgType, PortRight, Rights } from "@hurdmesh/mach";
+import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { busKinds } from "../harness.js";
 import { bootHurd, type BootedHurd } from "./kit.js";
@@ -28,6 +30,32 @@ for (const kind of busKinds) {
       assert.equal(byPid.get(4)?.ppid, 2, "proc is a child of startup");
       assert.equal(byPid.get(2)?.ppid, 1);
       assert.ok(log.some((l) => l.includes("pid 1 started")), log.join("\n"));
+    });
+
+    it("a bare name (MSG_TYPE_PORT_NAME) is no host port: startup_reboot and startup_essential_task are EPERM, and init keeps its own right of that number", async () => {
+      const hostPriv = b.initTask.hostPriv;
+      const refs = await b.initTask.getRefs(hostPriv, PortRight.PORT_RIGHT_SEND);
+      const c = await b.init.makeConsole();
+      const con = await b.h.attach(c.taskId, c.token);
+      try {
+        const startup = client(con, StartupDefinition, BOOT_NAMES.startup);
+        // The number init's host_priv right has in init's space: anyone can write it in a message.
+        const bare = () => {
+          const r = new Rights();
+          return { r, i: r.add(hostPriv, MsgType.MSG_TYPE_PORT_NAME) };
+        };
+        const v = bare();
+        await assert.rejects(startup.reboot({ refport: v.i, code: 0 }, { rights: v.r }), (e) => isErrno(e, "EPERM"));
+        const w = bare();
+        const t = await con.allocate(PortRight.PORT_RIGHT_RECEIVE);
+        const ti = w.r.makeSend(t);
+        await assert.rejects(startup.essentialTask({ credential: w.i, task: ti, excpt: 0, name: "forged" }, { rights: w.r }), (e) => isErrno(e, "EPERM"));
+        assert.equal(await b.initTask.getRefs(hostPriv, PortRight.PORT_RIGHT_SEND), refs, "init's host_priv urefs");
+        const proc = client(b.initTask, ProcessDefinition, b.init.booted!.proc);
+        assert.equal((await proc.getpids({})).pid, 2, "the hurd is still up");
+      } finally {
+        await con.detach().catch(() => {});
+      }
     });
   });
 }

@@ -9,7 +9,7 @@ import { startHurd, natsUrl, type BusKind, type Hurd } from "../harness.js";
 export interface BootedHurd {
   h: Hurd;
   init: Init;
-  initTask: Task;
+  initTask: Task & { hostPriv: number };
   launcher: InProcessLauncher | ProcessLauncher;
   close(): Promise<void>;
 }

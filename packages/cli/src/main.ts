@@ -211,6 +211,19 @@ sub
   .argument("<name>")
   .option(...hurdOpt)
   .action(async (n: string, o) => (await import("./subhurds.js")).subhurdRm(n, o));
+program
+  .command("call")
+  .description("call a Hurd server's RPC through the kernel's gRPC edge: SERVICE/METHOD [JSON], the reply as JSON")
+  .argument("[method]", "SERVICE/METHOD, as Process/Getpids (--list names them)")
+  .argument("[json]", "the request, proto3 JSON")
+  .option("--list", "every method with its MIG id")
+  .option("--pid <n>", "a msg call goes to process N's message port")
+  .option("--port <name>", "send to this port name of the calling task instead of the default")
+  .option("--timeout <ms>", "the call's deadline", "10000")
+  .option(...hurdOpt)
+  .action(async (m: string | undefined, j: string | undefined, o) => {
+    exitCode = await (await import("./call.js")).call(m, j, o);
+  });
 program.command("shutdown").description("shut the hurd down (startup_reboot)").option(...hurdOpt).action(async (o) => (await import("./shutdown.js")).shutdown(o));
 const k8s = program.command("k8s").description("Kubernetes manifests (k8s/)");
 k8s

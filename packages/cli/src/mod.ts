@@ -1,2 +1,2 @@
 export { up, type UpOptions } from "./up.js";
-export { connect, readSession, sessionPath, type Session, type Connected } from "./session.js";
+export { connect, readSession, sessionPath, NAMES, type Session, type Connected } from "./session.js";

@@ -7,6 +7,7 @@ export { subjectsOf, parseSubject, permissionsOf, ROOT, INBOX_PREFIX, ROOT_HURD,
 export { matches } from "./bus/local.js";
 export { methods, msgidOf, isSimple, type MethodDef, type MethodInfo, type ServiceDef } from "./msgid.js";
 export { encode } from "./wire.js";
+export { Deadlines, DEADLINE_GRAIN_MS } from "./deadlines.js";
 export { clearTaskEvents, decodeTaskEvents, encodeTaskEvents, newTaskEvents, type TaskEvents } from "./task-events.js";
 export { tracingHooks } from "./hooks.js";
 export { TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT, NO_TRACE_CONTEXT, isTraceContext, isSampled, traceparentOf, traceContextOf, hexOf } from "./trace-context.js";

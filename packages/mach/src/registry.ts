@@ -13,6 +13,7 @@ import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { MsgDefinition } from "@hurdmesh/proto/hurd/msg/v1/msg";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { StartupDefinition, StartupNotifyDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
+import { SubhurdDefinition } from "@hurdmesh/proto/hurd/subhurd/v1/subhurd";
 
 /** Kernel notifications (notify.defs, task_notify.defs, hurdmesh's 4401). */
 export const NOTIFICATIONS: ReadonlyMap<number, string> = new Map([
@@ -25,7 +26,16 @@ export const NOTIFICATIONS: ReadonlyMap<number, string> = new Map([
   [4401, "hurd_notify_task_terminated"],
 ]);
 
-const DEFS: ServiceDef[] = [ProcessDefinition, AuthDefinition, MsgDefinition, StartupDefinition, StartupNotifyDefinition, PingDefinition, MachDefinition];
+/**
+ * The interfaces of the Hurd's servers (and of hurdmesh's subhurd
+ * manager): what the kernel's gRPC edge serves as gRPC services, each call
+ * a message to a port (services/kernel/src/gateway.ts), and what `hurd
+ * call` calls. A new server interface joins by being listed here; its
+ * routines need no code of their own.
+ */
+export const INTERFACES: readonly ServiceDef[] = [ProcessDefinition, AuthDefinition, MsgDefinition, StartupDefinition, StartupNotifyDefinition, SubhurdDefinition];
+
+const DEFS: ServiceDef[] = [...INTERFACES, PingDefinition, MachDefinition];
 
 export class Registry {
   private readonly byId = new Map<number, MethodInfo>();

@@ -1,6 +1,6 @@
 // Essential tasks (startup_essential_task): the death of one is the crash
 // of this hurd, as in the Hurd (where startup then reboots the machine).
-import { Errno, HurdError, MsgType, Notify, NotifyId, PortRight, type Context, type LogSink, type Task } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, Notify, NotifyId, optionalRight, PortRight, type Context, type LogSink, type Task } from "@hurdmesh/mach";
 import { DeadNameNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { EssentialTaskRequest } from "@hurdmesh/proto/hurd/startup/v1/startup";
 
@@ -54,12 +54,13 @@ export class Essentials {
 
   /** startup_essential_task (29000): the credential must be init's host_priv. */
   async essentialTask(req: EssentialTaskRequest, ctx: Context<unknown>): Promise<object> {
-    const cred = ctx.msg.ports[req.credential];
-    // Same port, same name: comparing names compares ports.
-    if (!cred || cred.name !== this.hostPriv) throw new HurdError(Errno.EPERM, "the credential is not the host port");
+    // Same port, same name: comparing names compares ports. A bare name
+    // (MSG_TYPE_PORT_NAME) is a number the caller wrote, no right: no proof.
+    const cred = optionalRight(ctx.msg.ports, req.credential);
+    if (!cred || cred !== this.hostPriv) throw new HurdError(Errno.EPERM, "the credential is not the host port");
     const t = ctx.right(req.task, MsgType.MSG_TYPE_MOVE_SEND);
     ctx.keepRights = true;
-    this.task.deallocate(cred.name).catch(() => {});
+    this.task.deallocate(cred).catch(() => {});
     const name = req.name.slice(0, 64) || `task${t.name}`;
     if (this.byTask.has(t.name)) {
       this.task.deallocate(t.name).catch(() => {});

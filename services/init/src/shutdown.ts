@@ -1,7 +1,7 @@
 // Shutdown (startup_reboot) and crashes: startup_dosync to every registered
 // party, newest first, each bounded; then every task of this hurd is
 // terminated. `halted` resolves with the exit status for the host program.
-import { client, Errno, HurdError, MsgType, type Context, type LogSink, type Task } from "@hurdmesh/mach";
+import { client, Errno, HurdError, MsgType, optionalRight, type Context, type LogSink, type Task } from "@hurdmesh/mach";
 import type { RebootRequest, RequestNotificationRequest } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import { StartupNotifyDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import type { InitConfig } from "./config.js";
@@ -34,9 +34,11 @@ export class Shutdown {
 
   /** startup_reboot (29002): only with the host port. */
   reboot(req: RebootRequest, ctx: Context<unknown>): object {
-    const ref = ctx.msg.ports[req.refport];
-    const ok = !!ref && ref.name === this.hostPriv;
-    if (ref) this.task.deallocate(ref.name).catch(() => {});
+    // A right, not a bare name: a number the caller wrote proves nothing, and
+    // must not make init release its own right of that number.
+    const ref = optionalRight(ctx.msg.ports, req.refport);
+    const ok = ref !== 0 && ref === this.hostPriv;
+    if (ref) this.task.deallocate(ref).catch(() => {});
     ctx.keepRights = true;
     if (!ok) throw new HurdError(Errno.EPERM, "startup_reboot needs the host port");
     // Answer first: the caller is one of the tasks about to end.

@@ -45,6 +45,19 @@ export interface KernelConfig {
    */
   maxTraceWatches: number;
   /**
+   * How long a call through the edge's gateway (gateway.ts) waits for its
+   * reply when its caller set no gRPC deadline (ms). A Hurd RPC may block
+   * for as long as its server likes (proc_wait); a client that means to wait
+   * longer says so with a deadline, which is honoured as it is.
+   */
+  gatewayTimeoutMs: number;
+  /**
+   * Calls through the gateway awaiting their replies at once, for every
+   * caller together (KERN_RESOURCE_SHORTAGE past it): each holds a reply
+   * port and the gRPC call until its reply or its deadline.
+   */
+  maxGatewayCalls: number;
+  /**
    * The bus this kernel routes over. Only tracing asks: on NATS, on a
    * machine of two cores or fewer, span export stays on the routing thread
    * (nats-server needs the other core; see createTelemetry's exportThread).
@@ -68,6 +81,8 @@ export const defaultKernelConfig: KernelConfig = {
   callTimeoutMs: 10_000,
   maxTaskEventsPerMessage: 512,
   maxTraceWatches: 64,
+  gatewayTimeoutMs: 60_000,
+  maxGatewayCalls: 4096,
   bus: "local",
 };
 
@@ -75,6 +90,8 @@ export function kernelConfig(over: Partial<KernelConfig> = {}): KernelConfig {
   const c = { ...defaultKernelConfig, ...over };
   if (!(Number.isInteger(c.maxTaskEventsPerMessage) && c.maxTaskEventsPerMessage >= 1)) throw new Error("maxTaskEventsPerMessage must be a positive integer");
   if (!(Number.isInteger(c.maxTraceWatches) && c.maxTraceWatches >= 0)) throw new Error("maxTraceWatches must be a non-negative integer");
+  if (!(Number.isInteger(c.maxGatewayCalls) && c.maxGatewayCalls >= 0)) throw new Error("maxGatewayCalls must be a non-negative integer");
+  if (!(c.gatewayTimeoutMs > 0)) throw new Error("gatewayTimeoutMs must be positive");
   if (!/^[A-Za-z0-9_-]+$/.test(c.system)) throw new Error(`system name ${JSON.stringify(c.system)} must be one NATS token`);
   return c;
 }

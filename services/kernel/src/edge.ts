@@ -1,13 +1,15 @@
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { HealthImplementation } from "grpc-health-check";
 import { HurdError, errnoName, Errno } from "@hurdmesh/mach";
 import { grpcServiceOf, grpcStatusOf } from "@hurdmesh/mach/edge";
 import { methods } from "@hurdmesh/mach/internal";
+import { INTERFACES } from "@hurdmesh/mach/registry";
 import { AttachRequest, CallReply, MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { TraceDefinition, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { handlers } from "./calls.js";
+import { Gateway } from "./gateway.js";
+import { protoFilesOf, Protos } from "./protos.js";
 import { serveReflectionLazily } from "./reflection.js";
 import type { Kernel } from "./kernel.js";
 import { attach, authenticate, lostSink, touch, type KTask, type Sink } from "./task.js";
@@ -43,19 +45,26 @@ function toStatus(e: unknown): grpc.ServiceError {
  * The kernel's gRPC edge: the Mach interface for clients outside the bus
  * (the CLI, workloads, other languages). Every call carries the task id and
  * token in metadata; the Receive stream is the task's delivery subject. The
- * standard health service and server reflection are served beside it.
+ * Hurd's servers are served beside it as gRPC services, each call a message
+ * sent as its caller (gateway.ts), and the standard health service and
+ * server reflection.
  */
 export class Edge {
   readonly server = new grpc.Server({ "grpc.max_receive_message_length": 8 * 1024 * 1024 });
   readonly health = new HealthImplementation({ "": "NOT_SERVING", "hurd.mach.v1.Mach": "NOT_SERVING" });
+  readonly gateway: Gateway;
   port = 0;
 
   constructor(private readonly kernel: Kernel) {
     this.server.addService(EdgeService, this.implementation());
     this.server.addService(TraceService, { watch: (call: grpc.ServerWritableStream<WatchRequest, TraceBatch>) => this.watch(call) });
+    // The files are read when first needed (protos.ts).
+    const protos = new Protos(protoRoot, () => ["hurd/mach/v1/mach.proto", "hurd/trace/v1/trace.proto", ...protoFilesOf(protoRoot, INTERFACES)]);
+    this.gateway = new Gateway(kernel, { who: (md) => this.who(md), status: toStatus }, protos);
+    for (const s of this.gateway.services) this.server.addService(s.definition, s.implementation);
     this.health.addToServer(this.server);
     // Built when reflection is first asked for (reflection.ts says why).
-    serveReflectionLazily(this.server, () => protoLoader.loadSync(["hurd/mach/v1/mach.proto", "hurd/trace/v1/trace.proto"], { includeDirs: [protoRoot], keepCase: false }));
+    serveReflectionLazily(this.server, () => protos.reflectionPackage());
   }
 
   /** Listens on `address` (host:port; port 0 picks one) and reports SERVING. */
@@ -65,12 +74,15 @@ export class Edge {
     );
     this.health.setStatus("", "SERVING");
     this.health.setStatus("hurd.mach.v1.Mach", "SERVING");
+    for (const s of this.gateway.services) this.health.setStatus(s.name, "SERVING");
     return this.port;
   }
 
   async close(): Promise<void> {
     this.health.setStatus("", "NOT_SERVING");
     this.health.setStatus("hurd.mach.v1.Mach", "NOT_SERVING");
+    for (const s of this.gateway.services) this.health.setStatus(s.name, "NOT_SERVING");
+    this.gateway.close();
     // Streams of tasks that are gone would hold a graceful shutdown forever.
     await new Promise<void>((r) => {
       const t = setTimeout(() => {

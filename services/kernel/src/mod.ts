@@ -6,4 +6,5 @@ export { TrapServer } from "./trap.js";
 export type { KTask } from "./task.js";
 export type { Namespace } from "./namespace.js";
 export { Edge } from "./edge.js";
+export { Gateway, INIT_PORT_NAMES, PORT_HEADER, PID_HEADER } from "./gateway.js";
 export { TraceBus, type TraceBusOptions } from "./trace-bus.js";

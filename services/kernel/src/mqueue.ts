@@ -18,12 +18,18 @@ import { err, type KernelState } from "./state.js";
  * the sender's space (all or nothing), then queues or delivers. Throws a
  * HurdError, with the sender's space as it was, when the message cannot be
  * sent now; a message that waits for room and times out is failed through
- * `failSend`.
+ * `failSend`. `kernelReply`: a send-once right the kernel made to a reply
+ * port of its own (gateway.ts), the message's reply right instead of one
+ * from the sender's space.
  */
-export function send(k: KernelState, t: KTask, m: Message): void {
+export function send(k: KernelState, t: KTask, m: Message, kernelReply: Port | null = null): void {
   let msg: KMsg;
   try {
     msg = copyinMessage(k, t, m);
+    if (kernelReply !== null) {
+      msg.reply = kernelReply;
+      msg.replyType = R_SEND_ONCE;
+    }
     const dest = msg.dest;
     if (msg.destType === R_SEND && !dest.kobject && dest.msgcount >= dest.qlimit) {
       // A full queue: wait for room up to the sender's timeout (send-once
@@ -76,9 +82,14 @@ export function failSend(k: KernelState, m: KMsg, code: number): void {
     else releaseSend(k, m.dest);
   } else m.dest.sorights--;
   let replyName = 0;
-  if (m.reply) replyName = copyoutRight(k, t, m.replyType, m.reply);
+  // A kernel reply port (gateway.ts) hears of the failure itself; the
+  // sender never held a right to it.
+  const kr = m.reply !== null && m.reply.kobject?.kind === "reply" ? m.reply.kobject : null;
+  if (kr !== null) m.reply!.sorights--;
+  else if (m.reply) replyName = copyoutRight(k, t, m.replyType, m.reply);
   if (m.rights) for (const r of m.rights) if (r.type !== R_NAME) copyoutRight(k, t, r.type, r.port);
-  reportSendFailed(k, t, m.seq, code, replyName);
+  if (kr !== null) kr.sendFailed(code);
+  else reportSendFailed(k, t, m.seq, code, replyName);
 }
 
 /** Tells a sender that its message `seq` failed with `code` (on its delivery subject or stream). */
@@ -95,7 +106,8 @@ export function enqueue(k: KernelState, p: Port, m: KMsg): void {
     return;
   }
   if (p.kobject) {
-    kobjectMessage(k, m);
+    if (p.kobject.kind === "reply") p.kobject.received(m);
+    else kobjectMessage(k, m);
     return;
   }
   const t = p.receiver;

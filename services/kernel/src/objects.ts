@@ -54,7 +54,20 @@ export class KTask {
 // ---------------------------------------------------------------- ports
 
 /** What a kernel-held port stands for (its receive right is the kernel's). */
-export type KObject = { kind: "task"; task: KTask } | { kind: "host"; ns: Namespace };
+export type KObject = { kind: "task"; task: KTask } | { kind: "host"; ns: Namespace } | KernelReply;
+
+/**
+ * A reply port the kernel holds for a call it makes on behalf of an edge
+ * client (gateway.ts): the reply, or the send-once notification that says
+ * there will be none, is the kernel's to take, not a task's to receive.
+ */
+export interface KernelReply {
+  kind: "reply";
+  /** A message arrived on the port (the reply, or the kernel's send-once notification). */
+  received(m: KMsg): void;
+  /** The request never left: it waited for room until its timeout, or its destination died meanwhile. */
+  sendFailed(code: number): void;
+}
 
 /** A waiting sender on a full queue (MACH_SEND_TIMEOUT). */
 export interface Blocked {
