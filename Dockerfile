@@ -35,6 +35,7 @@ COPY packages/mach/package.json packages/mach/
 COPY packages/proto/package.json packages/proto/
 COPY packages/telemetry/package.json packages/telemetry/
 COPY packages/telemetry-sdk/package.json packages/telemetry-sdk/
+COPY packages/web/package.json packages/web/
 COPY services/auth/package.json services/auth/
 COPY services/init/package.json services/init/
 COPY services/kernel/package.json services/kernel/

@@ -37,7 +37,11 @@ export async function startNats(): Promise<NatsServer> {
   });
   let log = "";
   proc.stderr!.on("data", (d) => (log += d));
+  // A run that fails or is interrupted does not leave its server behind.
+  const onExit = () => proc.kill("SIGKILL");
+  process.on("exit", onExit);
   const stop = async (): Promise<void> => {
+    process.off("exit", onExit);
     if (proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise<void>((r) => proc.once("exit", () => r()));
       proc.kill();

@@ -17,6 +17,12 @@
 // typecheck` does that), the same transform tsx applies when the tests run
 // the sources, so compiled and tested code agree. Measured against tsc emit
 // in README's "Compiled JavaScript".
+//
+// A workspace may also declare browser bundles in its package.json
+// (`"hurdmesh": { "bundles": [{ "entry": "page/main.ts", "out": "dist/page/app.js" }] }`,
+// packages/web): each entry is bundled with its imports (cytoscape.js for
+// `hurd web`'s page) into one minified file, built with the workspace and
+// stale when a file beside its entry changes.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -58,10 +64,17 @@ function units(ws) {
   });
 }
 
+/** The browser bundles a workspace declares ({ entry, out, dir: the entry's folder }). */
+function bundles(ws) {
+  const b = JSON.parse(readFileSync(join(root, ws, "package.json"), "utf8")).hurdmesh?.bundles ?? [];
+  return b.map((x) => ({ ...x, dir: dirname(join(root, ws, x.entry)) }));
+}
+
 /** Newest mtime of a workspace's sources and manifest (ms). */
 function newestSource(ws, us) {
   let t = statSync(join(root, ws, "package.json")).mtimeMs;
   for (const u of us) for (const f of [...u.ts, ...u.mjs]) t = Math.max(t, statSync(join(u.dir, f)).mtimeMs);
+  for (const b of bundles(ws)) for (const f of walk(b.dir)) t = Math.max(t, statSync(join(b.dir, f)).mtimeMs);
   return t;
 }
 
@@ -98,6 +111,22 @@ for (const ws of workspaces()) {
       copyFileSync(join(u.dir, f), join(u.out, f));
     }
     built += u.ts.length + u.mjs.length;
+  }
+  for (const b of bundles(ws)) {
+    await build({
+      absWorkingDir: root,
+      entryPoints: [join(root, ws, b.entry)],
+      outfile: join(root, ws, b.out),
+      bundle: true,
+      minify: true,
+      format: "esm",
+      platform: b.platform ?? "browser",
+      target: "es2022",
+      sourcemap: "linked",
+      sourcesContent: false,
+      logLevel: "warning",
+    });
+    built++;
   }
   writeFileSync(join(root, ws, "dist", STAMP), "");
 }

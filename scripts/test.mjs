@@ -78,6 +78,19 @@ const build = spawnSync(process.execPath, [join(root, "scripts/build.mjs"), "--i
 if (build.status !== 0) process.exit(build.status ?? 1);
 env.NODE_OPTIONS = [env.NODE_OPTIONS, SOURCE_CONDITION].filter(Boolean).join(" ");
 const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...flags, ...tests], { stdio: "inherit", env, cwd: root });
+// Stopped from outside (Ctrl-C, a CI timeout): the runner goes first (it
+// stops the test files it runs), then the server; nothing is left behind.
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    child.kill(sig);
+    setTimeout(() => {
+      child.kill("SIGKILL");
+      nats?.proc.kill("SIGKILL");
+      if (nats) rmSync(nats.dir, { recursive: true, force: true });
+      process.exit(130);
+    }, 3000).unref();
+  });
+}
 const code = await new Promise((r) => child.on("exit", (c, s) => r(c ?? (s ? 1 : 0))));
 if (nats) {
   nats.proc.kill();

@@ -19,7 +19,9 @@ export interface Hurd {
   /** Creates a boot task and attaches to it over its own bus connection. */
   task(name: string, o?: { hostPriv?: boolean; window?: number; timeoutMs?: number }): Promise<Task & { hostPriv: number }>;
   /** Attaches to an existing task id with a token (e.g. from taskCreate). */
-  attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number }): Promise<Task>;
+  attach(taskId: number, token: string, o?: { window?: number; timeoutMs?: number; hold?: boolean }): Promise<Task>;
+  /** A new connection to the kernel's bus (closed with the hurd). */
+  connect(): Promise<Bus>;
   close(): Promise<void>;
 }
 
@@ -51,16 +53,30 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
   const trap = new TrapServer(kernel, kbus);
   trap.start();
   await kbus.flush();
-  const tasks: Task[] = [];
-  const attach = async (taskId: number, token: string, o: { window?: number; timeoutMs?: number } = {}) => {
-    const t = await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs ?? 5000 });
+  let tasks: Task[] = [];
+  /** Each attached task's own connection, closed once the task is gone (long fuzz runs attach tens of thousands). */
+  const connections = new Map<Task, Bus>();
+  const attach = async (taskId: number, token: string, o: { window?: number; timeoutMs?: number; hold?: boolean } = {}) => {
+    const bus = await connect();
+    const t = await Task.attach({ bus, system, taskId, token, window: o.window, timeoutMs: o.timeoutMs ?? 5000, hold: o.hold });
     tasks.push(t);
+    connections.set(t, bus);
+    if (tasks.length % 256 === 0) {
+      tasks = tasks.filter((x) => !x.detached);
+      for (const [x, b] of connections)
+        if (x.detached) {
+          connections.delete(x);
+          buses.splice(buses.indexOf(b), 1);
+          await b.close();
+        }
+    }
     return t;
   };
   return {
     kind,
     kernel,
     attach,
+    connect,
     async task(name, o = {}) {
       const b = kernel.bootTask({ name, hostPriv: o.hostPriv });
       const t = (await attach(b.task.id, b.token, o)) as Task & { hostPriv: number };

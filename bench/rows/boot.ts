@@ -3,10 +3,10 @@
 // every server its own OS process on NATS; with the built command (compiled
 // JavaScript, what `npx hurd` runs). Node's start-up is part of what a user
 // waits for, so it is included.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { killGroup, spawnGroup } from "../children.js";
 import type { Row } from "../harness.js";
 import { buildIfStale, compiledEnv, hurdBin } from "./cli.js";
 import type { BenchContext, RowGroup } from "./types.js";
@@ -14,31 +14,37 @@ import type { BenchContext, RowGroup } from "./types.js";
 async function once(nats: string | null): Promise<{ up: number; down: number }> {
   const dir = mkdtempSync(join(tmpdir(), "bench-up-"));
   const t0 = performance.now();
-  const p = spawn(process.execPath, [hurdBin, "up", "--grpc", "127.0.0.1:0", "--hurd", `b${process.pid}`, ...(nats ? ["--nats", nats] : [])], {
+  const p = spawnGroup(process.execPath, [hurdBin, "up", "--grpc", "127.0.0.1:0", "--hurd", `b${process.pid}`, ...(nats ? ["--nats", nats] : [])], {
     env: compiledEnv({ HURD_STATE_DIR: dir }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
   const exited = new Promise<number>((r) => p.on("exit", (c) => r(c ?? 1)));
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`hurd up did not come up: ${out}`)), 60_000);
-    p.stdout!.on("data", (d) => {
-      out += d;
-      if (/ is up in /.test(out)) {
-        clearTimeout(t);
-        resolve();
-      }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`hurd up did not come up: ${out}`)), 60_000);
+      p.stdout!.on("data", (d) => {
+        out += d;
+        if (/ is up in /.test(out)) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      p.stderr!.on("data", (d) => (out += d));
+      void exited.then((c) => reject(new Error(`hurd up exited ${c}: ${out}`)));
     });
-    p.stderr!.on("data", (d) => (out += d));
-  });
-  const up = performance.now() - t0;
-  const t1 = performance.now();
-  p.kill("SIGINT");
-  const code = await exited;
-  const down = performance.now() - t1;
-  rmSync(dir, { recursive: true, force: true });
-  if (code !== 0) throw new Error(`hurd up exited ${code}: ${out}`);
-  return { up, down };
+    const up = performance.now() - t0;
+    const t1 = performance.now();
+    p.kill("SIGINT");
+    const code = await exited;
+    const down = performance.now() - t1;
+    if (code !== 0) throw new Error(`hurd up exited ${code}: ${out}`);
+    return { up, down };
+  } finally {
+    // Whatever happened, nothing it started (with --nats: the kernel, init, proc, auth, pid 1) lives on.
+    killGroup(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function row(name: string, bus: string, ms: number): Row {

@@ -10,6 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { killGroup, spawnGroup } from "../children.js";
 import type { Row } from "../harness.js";
 import type { BenchContext, RowGroup } from "./types.js";
 
@@ -58,7 +59,7 @@ interface Up {
 /** `hurd up` (built, embedded) in a scratch state folder, until it says it is up. */
 async function up(name: string, dir: string): Promise<Up> {
   const t0 = performance.now();
-  const p = spawn(process.execPath, [hurdBin, "up", "--grpc", "127.0.0.1:0", "--hurd", name], { env: compiledEnv({ HURD_STATE_DIR: dir }), stdio: ["ignore", "pipe", "pipe"] });
+  const p = spawnGroup(process.execPath, [hurdBin, "up", "--grpc", "127.0.0.1:0", "--hurd", name], { env: compiledEnv({ HURD_STATE_DIR: dir }), stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const exited = new Promise<number>((r) => p.on("exit", (c) => r(c ?? 1)));
   await new Promise<void>((resolve, reject) => {
@@ -73,6 +74,9 @@ async function up(name: string, dir: string): Promise<Up> {
     p.stdout!.on("data", seen);
     p.stderr!.on("data", (d) => (out += d));
     void exited.then((c) => reject(new Error(`hurd up exited ${c}: ${out}`)));
+  }).catch((e) => {
+    killGroup(p);
+    throw e;
   });
   const readyMs = performance.now() - t0;
   return {
@@ -80,6 +84,7 @@ async function up(name: string, dir: string): Promise<Up> {
     async stop() {
       p.kill("SIGINT");
       const code = await exited;
+      killGroup(p);
       if (code !== 0) throw new Error(`hurd up exited ${code}: ${out}`);
     },
   };

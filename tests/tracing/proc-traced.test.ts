@@ -1,5 +1,6 @@
-// proc under tracing: the proc suites that load it hardest (the fuzz run of
-// random and mutated bodies to every Process RPC, waits, lifecycles) pass
+// proc under tracing: the proc suites that load it hardest (the fuzz
+// harness's proc target, random and mutated bodies to every Process and Msg
+// RPC; robustness, waits, lifecycles) pass
 // unchanged with every message traced at 100 % sampling and exported through
 // a small queue (so spans are also dropped meanwhile). Tracing changes no
 // answer, breaks no table, and never takes proc down.
@@ -11,10 +12,10 @@ const root = new URL("../../", import.meta.url).pathname;
 
 describe("proc under tracing", () => {
   it("fuzz, wait and lifecycle suites pass with 100 % sampling, batched export and a full queue", () => {
-    const suites = ["tests/proc/robustness.test.ts", "tests/proc/wait.test.ts", "tests/proc/lifecycle.test.ts"];
+    const suites = ["tests/fuzz/fuzz.test.ts", "tests/proc/robustness.test.ts", "tests/proc/wait.test.ts", "tests/proc/lifecycle.test.ts"];
     // A test run of its own (without NODE_TEST_CONTEXT), asked for TAP on
     // stdout: Node 24's default reporter on a pipe is spec ("ℹ fail 0").
-    const env: NodeJS.ProcessEnv = { ...process.env, HURD_TRACE: "serialize", OTEL_TRACES_SAMPLER: "always_on", OTEL_BSP_MAX_QUEUE_SIZE: "256", OTEL_BSP_SCHEDULE_DELAY: "50", HURD_PROC_FUZZ_MS: "3000" };
+    const env: NodeJS.ProcessEnv = { ...process.env, HURD_TRACE: "serialize", OTEL_TRACES_SAMPLER: "always_on", OTEL_BSP_MAX_QUEUE_SIZE: "256", OTEL_BSP_SCHEDULE_DELAY: "50", HURD_FUZZ_MS: "3000", HURD_FUZZ_TARGETS: "proc" };
     delete env.NODE_TEST_CONTEXT;
     const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-reporter=tap", "--test-concurrency=1", ...suites], {
       cwd: root,

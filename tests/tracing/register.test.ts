@@ -14,6 +14,7 @@ interface Span {
   traceId: string;
   spanId: string;
   parent: string | null;
+  attributes?: Record<string, unknown>;
 }
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
@@ -75,6 +76,13 @@ describe("register.mjs: gRPC instrumentation under ESM", () => {
     const server = traps.filter((s) => s.kind === SERVER);
     assert.equal(server.length, 1, all);
     assert.equal(server[0]!.parent, client[0]!.spanId, all);
+    // Both in the vocabulary of the kernel's and handlers' spans (conventions.ts maps the instrumentation's).
+    for (const s of [client[0]!, server[0]!]) {
+      assert.equal(s.attributes?.["rpc.system.name"], "grpc", all);
+      assert.equal(s.attributes?.["rpc.method"], "hurd.mach.v1.Mach/SendTrap", all);
+      assert.equal(s.attributes?.["rpc.response.status_code"], "OK", all);
+      assert.ok(s.attributes?.["server.address"] !== undefined || s.kind === SERVER, all);
+    }
     // Calls made outside any trace (attach, heartbeats, detach, the Receive
     // stream) are not traced: each would be a one-span trace of its own.
     const edgeSpans = r.spans.filter((s) => s.name.startsWith("grpc.hurd.mach.v1.Mach/"));

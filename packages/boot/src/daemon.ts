@@ -2,10 +2,10 @@
 //   node daemon.js auth|proc|runsystem   (the package export @hurdmesh/boot/daemon)
 // with HURD_TASK_ID, HURD_TOKEN, HURD_SYSTEM, NATS_URL and HURD_HOST_PRIV.
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { createLogger, Task } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError, Task } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
@@ -15,6 +15,9 @@ if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
 }
+
+// Metrics (HURD_METRICS_ADDR, OTEL_METRICS_EXPORTER): proc's tables and every RPC served.
+await startMetrics(`hurd-${process.argv[2]}`, process.env);
 
 const name = process.argv[2];
 const hostPriv = Number(process.env.HURD_HOST_PRIV ?? 0);
@@ -29,10 +32,20 @@ try {
   createLogger(`hurd-${name}`, { hurd: system }).fatal(`cannot start: ${(e as Error).message}`);
   process.exit(2);
 }
-// The hurd ends this task (shutdown or crash): then this process has nothing left to do.
+// The hurd ends this task (shutdown or crash), or its kernel is gone (no
+// one takes the trap subject, or a new kernel knows no such task): then
+// this process has nothing left to do, and must not linger as a process
+// of a hurd that is no more.
 const poll = setInterval(() => {
   if (task.detached || bus.closed) process.exit(0);
 }, 500);
+const ask = setInterval(() => {
+  task.taskInfo(0).catch((e) => {
+    const code = HurdError.from(e).code;
+    if (code === Errno.KERN_INVALID_TASK || code === Errno.MACH_SEND_INVALID_DEST) process.exit(0);
+  });
+}, 2000);
+ask.unref();
 process.on("SIGTERM", () => {
   clearInterval(poll);
   void bus.close().then(() => process.exit(0));

@@ -6,11 +6,11 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { createLogger, MsgType, Task } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError, MsgType, Task } from "@hurdmesh/mach";
 import { notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { ProcessLauncher } from "./launchers.js";
 
@@ -28,6 +28,7 @@ if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
 }
+await startMetrics("hurd-init");
 const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as { system: string; tasks: Record<string, { taskId: number; token: string; hostPriv: number }> };
 const me = boot.tasks.init;
 const log = createLogger("init", { hurd: boot.system });
@@ -45,6 +46,7 @@ const launchers: ProcessLauncher[] = [];
 const sessionDir = values.session ? dirname(values.session) : null;
 const subhurds = await serveSubhurds(task, {
   root: boot.system,
+  hostPriv: me.hostPriv,
   attach: async (taskId, token) => Task.attach({ bus: await NatsBus.connect(values.nats!, "hurd-subhurd"), system: boot.system, taskId, token, window: 1024, timeoutMs: 30_000 }),
   launcher: () => {
     const l = new ProcessLauncher({ NATS_URL: values.nats!, HURD_SYSTEM: boot.system });
@@ -80,6 +82,18 @@ const stop = async () => {
 process.on("SIGINT", () => void stop());
 process.on("SIGTERM", () => void stop());
 void init.halted.then((code) => {
+  stopping = true;
   killAll();
   setTimeout(() => process.exit(code), 200);
 });
+// A kernel that is gone (killed; or a new one that knows no old task) ends
+// this hurd: its servers go with it rather than linger.
+setInterval(() => {
+  task.taskInfo(0).catch((e) => {
+    const code = HurdError.from(e).code;
+    if (!stopping && (code === Errno.KERN_INVALID_TASK || code === Errno.MACH_SEND_INVALID_DEST)) {
+      killAll();
+      process.exit(1);
+    }
+  });
+}, 2000).unref();

@@ -28,10 +28,11 @@ program
   .option(...hurdOpt)
   .option("-q, --quiet", "log warnings and errors only")
   .option("--reboot-on-crash", "boot the hurd again when an essential server dies (embedded mode)")
+  .option("--web [host:port]", "also serve `hurd web` (default 127.0.0.1:7410)")
   .argument("[command...]", "a program pid 1 runs once the hurd is up")
   .action(async (command: string[], o) => {
     const { up } = await import("./up.js");
-    exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, rebootOnCrash: o.rebootOnCrash, command: command.length ? command : undefined });
+    exitCode = await up({ nats: o.nats, grpc: o.grpc, hurd: o.hurd, quiet: o.quiet, rebootOnCrash: o.rebootOnCrash, web: o.web, command: command.length ? command : undefined });
   });
 program
   .command("ps")
@@ -186,7 +187,9 @@ program
   .option("--task <t>", "only kernel task T and the tasks it creates")
   .option("--rpc <name...>", "only these RPCs (full name, method name, or part of it)")
   .option("--ns <id>", "only this namespace")
-  .option("--json", "one JSON object per message")
+  .option("--json", "one JSON object per message (with its traceId and traceUrl when traced)")
+  .option("--links", "end each line with the Jaeger URL of its trace (when traced)")
+  .option("--jaeger-url <url>", "the Jaeger UI for --links and --json (default $HURD_JAEGER_URL or http://localhost:16686)")
   .option("-t, --timestamps", "prefix lines with the time")
   .option("-s, --strsize <n>", "cut strings longer than this", "80")
   .option("-n, --count <n>", "stop after n messages")
@@ -196,14 +199,37 @@ program
   .action(async (argv: string[], o) => {
     exitCode = await (await import("./rpctrace.js")).rpctrace(argv, o);
   });
+program
+  .command("web")
+  .description("a live view in the browser: every hurd's processes, the port graph, messages as they flow")
+  .option("--listen <host:port>", "where to serve the page", "127.0.0.1:7410")
+  .option("--jaeger-url <url>", "the Jaeger UI messages link to (default $HURD_JAEGER_URL or http://localhost:16686)")
+  .option("-q, --quiet")
+  .option(...hurdOpt)
+  .action(async (o) => {
+    exitCode = await (await import("./web.js")).webCmd(o);
+  });
 const sub = program.command("subhurd").description("hurds nested in this one (each with its own proc, auth and init)");
-sub
-  .command("create")
-  .description("boot a subhurd NAME nested in the root hurd or in --parent")
-  .argument("<name>")
-  .option("--parent <name>", "nest it in this subhurd")
+/** A subhurd's limits and policy (the kernel's HurdLimits and HurdPolicy; defaults and errors in the README). */
+const limitFlags = (c: Command) =>
+  c
+    .option("--max-tasks <n>", "tasks alive in it and the hurds nested in it (default 4096)")
+    .option("--max-ports <n>", "port names its tasks hold (default 65536)")
+    .option("--max-queued-bytes <size>", "bytes of its messages waiting in queues, e.g. 32M (default 32M)")
+    .option("--max-children <n>", "hurds nested in it, at any depth (default 64)")
+    .option("--policy <list>", "deny-new-tasks, kill-on-limit, closed (comma-separated), or none");
+limitFlags(
+  sub
+    .command("create")
+    .description("boot a subhurd NAME nested in the root hurd or in --parent")
+    .argument("<name>")
+    .option("--parent <name>", "nest it in this subhurd"),
+)
   .option(...hurdOpt)
   .action(async (n: string, o) => (await import("./subhurds.js")).subhurdCreate(n, o));
+limitFlags(sub.command("set").description("change a subhurd's limits or policy").argument("<name>"))
+  .option(...hurdOpt)
+  .action(async (n: string, o) => (await import("./subhurds.js")).subhurdSet(n, o));
 sub.command("ls").description("list the subhurds").option("--json").option(...hurdOpt).action(async (o) => (await import("./subhurds.js")).subhurdLs(o));
 sub
   .command("rm")

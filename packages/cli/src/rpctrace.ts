@@ -10,7 +10,7 @@ import { runProgram, W, describeStatus } from "@hurdmesh/libhurd";
 import { grpcClientOf } from "@hurdmesh/mach/edge";
 import { TraceDefinition, type TraceBatch, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { allProcs } from "./list.js";
-import { RpcTraceFormatter } from "./rpctrace/format.js";
+import { jaegerLink, RpcTraceFormatter, traceIdHex } from "./rpctrace/format.js";
 import { CliError, connect, type Connected } from "./session.js";
 
 export interface RpctraceOptions {
@@ -25,7 +25,13 @@ export interface RpctraceOptions {
   strsize?: string;
   hurd?: string;
   quiet?: boolean;
+  /** End each line with the Jaeger URL of the message's trace. */
+  links?: boolean;
+  /** The Jaeger UI's base URL (default HURD_JAEGER_URL, else http://localhost:16686). */
+  jaegerUrl?: string;
 }
+
+export const DEFAULT_JAEGER_URL = "http://localhost:16686";
 
 /** Task id -> pid, refreshed from proc when an unknown task shows up (at most once a second). */
 class Pids {
@@ -108,7 +114,14 @@ export async function rpctrace(argv: string[], o: RpctraceOptions): Promise<numb
     const p = pids.pid(t);
     return p === undefined ? `task${t}` : `task${t}(pid${p})`;
   };
-  const fmt = new RpcTraceFormatter(write, { who, timestamps: o.timestamps, strsize: o.strsize ? Number(o.strsize) : undefined });
+  const jaeger = o.jaegerUrl || process.env.HURD_JAEGER_URL || DEFAULT_JAEGER_URL;
+  const link = o.links
+    ? (r: TraceRecord) => {
+        const u = jaegerLink(jaeger, r);
+        return u ? ` ${u}` : "";
+      }
+    : undefined;
+  const fmt = new RpcTraceFormatter(write, { who, timestamps: o.timestamps, strsize: o.strsize ? Number(o.strsize) : undefined, link });
   let seen = 0;
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((r) => (finish = r));
@@ -141,8 +154,14 @@ export async function rpctrace(argv: string[], o: RpctraceOptions): Promise<numb
       if (nsFilter !== undefined && r.namespaceId !== nsFilter) continue;
       if (!matchesRpc(r, rpcNames)) continue;
       if (o.json) {
-        const { body, ...rest } = r;
+        const { body, traceId, ...rest } = r;
         const out: Record<string, unknown> = { ...rest, pid: pids.pid(r.fromTask), toPid: pids.pid(r.toTask) };
+        // The trace as Jaeger and W3C write it, and its page (the same base URL as --links).
+        const id = traceIdHex(traceId);
+        if (id) {
+          out.traceId = id;
+          out.traceUrl = jaegerLink(jaeger, r);
+        }
         const args = r.kernel ? null : fmt.decode(r, r.isReply);
         if (args !== null) out.args = args;
         void body;

@@ -12,7 +12,7 @@ import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
 import { createLogger, LocalHub, MsgType, Task, type LogSink } from "@hurdmesh/mach";
 import { READY_FD_ENV } from "@hurdmesh/mach/internal";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { nodeImports, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { nodeImports, startMetrics, telemetryFromEnv, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -23,6 +23,8 @@ export interface UpOptions {
   quiet?: boolean;
   /** After an essential server's death, boot the hurd again (embedded mode). */
   rebootOnCrash?: boolean;
+  /** Also serve `hurd web` (true: on 127.0.0.1:7410). */
+  web?: string | boolean;
 }
 
 export async function up(o: UpOptions): Promise<number> {
@@ -41,17 +43,22 @@ export async function up(o: UpOptions): Promise<number> {
   }
 }
 
+let metrics: Promise<SdkMetrics | null> | null = null;
+
 /** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
 async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
   const t0 = performance.now();
   // Spans when the OTEL_* environment asks for them; embedded, the servers
   // run in this process, so their handler spans too.
-  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: "local" });
+  const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: "local", hurd: o.hurd, serverAddress: o.grpc });
   if (telemetry && !globalTelemetry()) {
     setGlobalTelemetry(telemetry);
     installTracingHooks(telemetry);
   }
-  const kernel = new Kernel({ system: o.hurd }, { telemetry });
+  // Metrics only when asked (HURD_METRICS_ADDR, OTEL_METRICS_EXPORTER): one set for the process, across reboots.
+  metrics ??= startMetrics("hurd", process.env, { hurd: o.hurd });
+  const m = await metrics;
+  const kernel = new Kernel({ system: o.hurd }, { telemetry, metrics: m });
   const hub = new LocalHub();
   const kbus = hub.connect();
   const traps = new TrapServer(kernel, kbus);
@@ -70,6 +77,7 @@ async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping:
   await init.boot();
   const subhurds = await serveSubhurds(initTask, {
     root: o.hurd,
+    hostPriv: boot.hostPriv,
     attach,
     launcher: () => new InProcessLauncher(attach),
     say: initLog.sink,
@@ -88,8 +96,13 @@ async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping:
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port} (embedded, in-process bus)`);
+  // hurd web beside it, attached through the edge as the command would be.
+  const web = o.web ? await (await import("./web.js")).startWebFor(o.hurd, { listen: typeof o.web === "string" ? o.web : undefined, quiet: o.quiet }) : null;
+  if (web) say(`hurd web: ${web.server.url}`);
+  if (m?.endpoint) say(`metrics on ${m.endpoint}`);
   say(`try: npx hurd ps    (Ctrl-C shuts it down)`);
   const code = await init.halted;
+  await web?.close().catch(() => {});
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
   rmSync(session, { force: true });

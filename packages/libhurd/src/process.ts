@@ -220,13 +220,21 @@ export class Process {
    * proc_child. The child is a process of ours from here on; whoever runs it
    * attaches with `token` and finds its process port under CHILD_NAMES.proc.
    */
-  async fork(name = "child"): Promise<ForkedChild> {
-    const c = await this.task.taskCreate(name);
-    const r = new Rights();
-    const t2p = await this.proc.task2proc({ task: r.copySend(c.task) }, { rights: r });
-    const procPort = portAt(t2p, t2p.proc);
-    const r2 = new Rights();
-    await this.proc.child({ child: r2.copySend(c.task) }, { rights: r2 });
+  async fork(name = "child", o: { dieWithParent?: boolean } = {}): Promise<ForkedChild> {
+    const c = await this.task.taskCreate(name, { dieWithParent: o.dieWithParent });
+    let procPort: number;
+    try {
+      const r = new Rights();
+      const t2p = await this.proc.task2proc({ task: r.copySend(c.task) }, { rights: r });
+      procPort = portAt(t2p, t2p.proc);
+      const r2 = new Rights();
+      await this.proc.child({ child: r2.copySend(c.task) }, { rights: r2 });
+    } catch (e) {
+      // fork failed (EAGAIN past RLIMIT_NPROC): the task made for it goes, as glibc's fork kills its new task.
+      await this.task.taskTerminate(c.task).catch(() => {});
+      this.task.deallocate(c.task).catch(() => {});
+      throw e;
+    }
     await this.task.insertRight(c.task, CHILD_NAMES.proc, procPort, MsgType.MSG_TYPE_COPY_SEND);
     if (this.authPort) await this.task.insertRight(c.task, CHILD_NAMES.auth, this.authPort, MsgType.MSG_TYPE_COPY_SEND);
     const r3 = new Rights();

@@ -3,6 +3,7 @@
 // that reach its message port are passed to the Linux process, SIGKILL (a
 // task_terminate) kills it, and how it ends becomes its Hurd exit status.
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { existsSync } from "node:fs";
 import { MsgType, Notify, NotifyId, PortRight, type Task } from "@hurdmesh/mach";
 import { CHILD_NAMES, Process } from "./process.js";
 import { fromLinux, signalName, SIG, W } from "./signals.js";
@@ -34,10 +35,14 @@ const LINUX: Record<number, NodeJS.Signals> = {
   [SIG.WINCH]: "SIGWINCH", [SIG.KILL]: "SIGKILL", [SIG.ABRT]: "SIGABRT", [SIG.PIPE]: "SIGPIPE",
 };
 
+const SETPRIV = process.platform === "linux" ? ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p)) : undefined;
+
 /** Runs argv as a child process of `parent`. */
 export async function runProgram(parent: Process, argv: string[], o: RunOptions): Promise<Running> {
   if (argv.length === 0) throw new Error("no program given");
-  const f = await parent.fork(argv[0]!.split("/").pop() || "program");
+  // The program's task dies with its parent's (this program's own task):
+  // when the parent goes, however it goes, so does the program.
+  const f = await parent.fork(argv[0]!.split("/").pop() || "program", { dieWithParent: true });
   // fork gave the child the parent's auth handle; the program's own goes beside it.
   if (o.auth) await parent.task.insertRight(f.task, PROGRAM_AUTH, o.auth, MsgType.MSG_TYPE_COPY_SEND);
   const task = await o.attach(f.taskId, f.token);
@@ -45,7 +50,21 @@ export async function runProgram(parent: Process, argv: string[], o: RunOptions)
   if (o.auth) await me.reauthenticate(PROGRAM_AUTH);
   await me.setArgs(argv, Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`).slice(0, 256));
   await me.markExec();
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: o.stdio ?? "inherit", env: o.env ?? process.env, cwd: o.cwd });
+  // With util-linux's setpriv, the program also gets SIGKILL if this
+  // process dies without a word (its tasks then end at their lease, and
+  // nothing would be left here to kill it): prctl's parent-death signal.
+  const [cmd, args] = SETPRIV ? [SETPRIV, ["--pdeathsig", "KILL", "--", ...argv]] : [argv[0]!, argv.slice(1)];
+  const child = spawn(cmd, args, { stdio: o.stdio ?? "inherit", env: o.env ?? process.env, cwd: o.cwd });
+  // The Linux process ends with its task, for any reason the task ends: a
+  // task_terminate, its hurd shut down, removed or crashed, or the kernel
+  // out of reach for longer than the lease (the runtime's Task then ends
+  // itself). A task's end is SIGKILL on the Hurd; a signal sent through
+  // the Hurd before it has already been passed on (below).
+  const killProgram = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  };
+  task.onTerminated = killProgram;
+  if (task.detached) killProgram();
   let notify = 0;
   // Listen for the end at once: a short program may be gone before the wiring below is done.
   const done = new Promise<number>((resolve) => {
@@ -78,7 +97,7 @@ export async function runProgram(parent: Process, argv: string[], o: RunOptions)
   // SIGKILL arrives as task_terminate: the parent watches the task port die.
   notify = await parent.task.allocate(PortRight.PORT_RIGHT_RECEIVE);
   parent.task.receive(notify, (m) => {
-    if (m.kernel && m.id === Notify.DEAD_NAME && child.exitCode === null) child.kill("SIGKILL");
+    if (m.kernel && m.id === Notify.DEAD_NAME) killProgram();
   });
   await parent.task.requestNotification(f.task, NotifyId.NOTIFY_DEAD_NAME, notify, 1).catch(() => {});
   return { pid: f.pid, process: me, child, done };

@@ -12,7 +12,28 @@ export const tracingHooks: {
    * with it active for whatever the handler sends synchronously. The
    * runtime calls `end` with that span once the request is answered.
    */
-  serve: ((m: Received, method: string | undefined, run: (m: Received, span: unknown) => void | Promise<void>) => void | Promise<void>) | null;
+  serve: ((m: Received, method: string | undefined, run: (m: Received, span: unknown) => void | Promise<void>, task: { readonly id: number; readonly hurd: string; readonly system: string }) => void | Promise<void>) | null;
   /** The request `serve` began was answered (`error` undefined) or failed. */
   end: ((span: unknown, error: unknown) => void) | null;
 } = { current: null, serve: null, end: null };
+
+/**
+ * One RPC method's duration series (rpc.server.call.duration or
+ * rpc.client.call.duration), bound to its attributes once: recording is a
+ * few stores, with no object made per call. `code` is the reply's (0: done).
+ */
+export interface RpcSeries {
+  record(seconds: number, code: number): void;
+}
+
+/**
+ * Where metrics plug into the runtime (set by @hurdmesh/telemetry's
+ * installMetricsHooks). Null unless the program exports metrics: the
+ * runtime then skips even reading the clock. Each returns the series of one
+ * method as served or called by one task; the runtime asks once per server
+ * (or client) and method, and again only if the hook itself is replaced.
+ */
+export const metricsHooks: {
+  server: ((task: { readonly hurd: string }, method: string) => RpcSeries) | null;
+  client: ((task: { readonly hurd: string }, method: string) => RpcSeries) | null;
+} = { server: null, client: null };

@@ -5,7 +5,7 @@
 // whoever picks it. What the repository's own packages share besides is
 // @hurdmesh/mach/internal.
 export { Errno, EWOULDBLOCK, HurdError, errnoName, fail, isErrno, type ErrnoName } from "./errors.js";
-export type { Bus, BusHandler, BusSubscription } from "./bus/types.js";
+export type { Bus, BusHandler, BusSubscription, KeyValue } from "./bus/types.js";
 export { LocalHub, LocalConnection } from "./bus/local.js";
 export { Task, Notify, MACH_PORT_NULL, MACH_PORT_DEAD, type AttachOptions, type MessageHandler, type RpcOptions } from "./task.js";
 export { client, type Client, type CallOptions } from "./client.js";

@@ -4,7 +4,7 @@ import { methods, type MethodInfo, type ServiceDef } from "./msgid.js";
 import { Rights, withRights } from "./rights.js";
 import { MACH_PORT_DEAD, type Task } from "./task.js";
 import { encode } from "./wire.js";
-import { tracingHooks } from "./hooks.js";
+import { metricsHooks, tracingHooks, type RpcSeries } from "./hooks.js";
 import { NO_TRACE_CONTEXT } from "./trace-context.js";
 
 /** What a handler knows of the request beyond its body. */
@@ -87,6 +87,9 @@ export class Server<D extends ServiceDef, O> {
   onNotify: NotifyHandler<O> | null = null;
   /** Requests that failed to decode or threw: for tests and health. */
   readonly stats = { requests: 0, errors: 0 };
+  /** rpc.server.call.duration per method, made on first use by the hook they came from. */
+  private series: Map<number, RpcSeries> | null = null;
+  private seriesOf: typeof metricsHooks.server = null;
 
   constructor(
     readonly task: Task,
@@ -138,7 +141,7 @@ export class Server<D extends ServiceDef, O> {
    */
   dispatch(m: Received): void | Promise<void> {
     const serve = tracingHooks.serve;
-    if (serve !== null && !m.kernel) return serve(m, this.byId.get(m.id)?.path, this.traced);
+    if (serve !== null && !m.kernel) return serve(m, this.byId.get(m.id)?.path, this.traced, this.task);
     return this.dispatchNow(m, null);
   }
 
@@ -163,6 +166,8 @@ export class Server<D extends ServiceDef, O> {
     }
     const fn = (this.impl as Record<string, Fn<O> | undefined>)[info.key];
     const ctx = new RequestContext(this.task, object, m);
+    // The clock is read only when metrics are on (0: off).
+    const t0 = metricsHooks.server !== null ? performance.now() : 0;
     let res: unknown;
     try {
       if (!fn) throw new HurdError(Errno.EOPNOTSUPP, `${info.path} is not implemented`);
@@ -174,15 +179,28 @@ export class Server<D extends ServiceDef, O> {
       }
       res = fn(req, ctx);
     } catch (e) {
-      return this.failed(m, info, ctx, e, span);
+      return this.failed(m, info, ctx, e, span, t0);
     }
     // Promise.resolve returns a native promise as is; other thenables are adopted.
     if (isThenable(res))
       return Promise.resolve(res).then(
-        (r) => this.succeeded(m, info, ctx, r, span),
-        (e) => this.failed(m, info, ctx, e, span),
+        (r) => this.succeeded(m, info, ctx, r, span, t0),
+        (e) => this.failed(m, info, ctx, e, span, t0),
       );
-    this.succeeded(m, info, ctx, res, span);
+    this.succeeded(m, info, ctx, res, span, t0);
+  }
+
+  /** Records a request's handling in rpc.server.call.duration (t0: when it began). */
+  private served(info: MethodInfo, code: number, t0: number): void {
+    const hook = metricsHooks.server;
+    if (hook === null) return;
+    if (this.seriesOf !== hook) {
+      this.seriesOf = hook;
+      this.series = new Map();
+    }
+    let s = this.series!.get(info.msgid);
+    if (s === undefined) this.series!.set(info.msgid, (s = hook(this.task, info.path)));
+    s.record((performance.now() - t0) / 1000, code);
   }
 
   private async notify(m: Received, object: O | undefined): Promise<void> {
@@ -195,19 +213,20 @@ export class Server<D extends ServiceDef, O> {
     } else this.task.dropRights(m);
   }
 
-  private succeeded(m: Received, info: MethodInfo, ctx: RequestContext<O>, res: unknown, span: unknown): void {
+  private succeeded(m: Received, info: MethodInfo, ctx: RequestContext<O>, res: unknown, span: unknown, t0: number): void {
     let out: Uint8Array;
     try {
       out = encode(info.def.responseType, info.def.responseType.fromPartial((res ?? {}) as object));
     } catch (e) {
-      return this.failed(m, info, ctx, e, span);
+      return this.failed(m, info, ctx, e, span, t0);
     }
     if (!info.simple) this.answer(m, m.id + 100, 0, out, ctx.replyPorts);
     if (span !== null) tracingHooks.end?.(span, undefined);
+    if (t0 !== 0) this.served(info, 0, t0);
   }
 
   /** An error answers with its code and releases the request's rights and the reply's moved ones. */
-  private failed(m: Received, info: MethodInfo, ctx: RequestContext<O>, e: unknown, span: unknown): void {
+  private failed(m: Received, info: MethodInfo, ctx: RequestContext<O>, e: unknown, span: unknown, t0: number): void {
     const he = HurdError.from(e);
     this.stats.errors++;
     if (!ctx.keepRights) this.task.dropRights(m);
@@ -216,6 +235,7 @@ export class Server<D extends ServiceDef, O> {
       this.task.dropRights({ ...m, ports: rp.map((p) => ({ name: p.name, type: p.disposition === MsgType.MSG_TYPE_MOVE_RECEIVE ? MsgType.MSG_TYPE_MOVE_RECEIVE : MsgType.MSG_TYPE_MOVE_SEND })).filter((_p, i) => isMove(rp[i]!.disposition)) });
     if (!info.simple) this.answer(m, m.id + 100, he.code, utf8.encode(he.message), NO_PORTS);
     if (span !== null) tracingHooks.end?.(span, he);
+    if (t0 !== 0) this.served(info, he.code, t0);
   }
 
   private answer(m: Received, id: number, code: number, body: Uint8Array, ports: Rights["ports"]): void {

@@ -83,6 +83,48 @@ export function subjectsOf(system: string): SystemSubjects {
   });
 }
 
+/**
+ * The JetStream key-value bucket a server writes its state through to
+ * (proc's table, auth's handles; see each one's store.ts), one per
+ * server of one hurd, and the subjects of JetStream's API it is reached by
+ * (the $KV and $JS.API conventions of nats.js's kv module: a stream
+ * KV_<bucket> over $KV.<bucket>.>, keeping each key's last value).
+ */
+export interface StoreSubjects {
+  readonly bucket: string;
+  readonly stream: string;
+  /** $KV.<bucket>.> */
+  readonly all: string;
+  /** $KV.<bucket>.<key> */
+  key(key: string): string;
+  readonly streamCreate: string;
+  readonly streamPurge: string;
+  readonly consumerCreate: string;
+  consumerDelete(consumer: string): string;
+}
+
+/** Keys are subject tokens made of these (as nats.js's kv validates them). */
+const KV_KEY = /^[-/_=a-zA-Z0-9]+$/;
+
+export function storeSubjectsOf(system: string, hurd: string, server: string): StoreSubjects {
+  const bucket = `hurd_${token("a system name", system)}_${hurd ? token("a hurd name", hurd) : ROOT_HURD}_${token("a server name", server)}`;
+  if (!KV_KEY.test(bucket)) throw new RangeError(`bucket ${JSON.stringify(bucket)} is not a stream name`);
+  const stream = `KV_${bucket}`;
+  return Object.freeze({
+    bucket,
+    stream,
+    all: `$KV.${bucket}.>`,
+    key: (key: string) => {
+      if (!KV_KEY.test(key)) throw new RangeError(`key ${JSON.stringify(key)} is not a key-value key`);
+      return `$KV.${bucket}.${key}`;
+    },
+    streamCreate: `$JS.API.STREAM.CREATE.${stream}`,
+    streamPurge: `$JS.API.STREAM.PURGE.${stream}`,
+    consumerCreate: `$JS.API.CONSUMER.CREATE.${stream}`,
+    consumerDelete: (consumer: string) => `$JS.API.CONSUMER.DELETE.${stream}.${token("a consumer name", consumer)}`,
+  });
+}
+
 /** What a subject is, read back. */
 export type ParsedSubject =
   | { kind: "trap"; system: string }

@@ -4,6 +4,8 @@ import {
   AttachReply,
   CallReply,
   Delivery,
+  type HurdLimits,
+  type HurdPolicy,
   MachDefinition,
   MsgType,
   NotifyId,
@@ -51,6 +53,12 @@ export interface AttachOptions {
   window?: number;
   /** Default deadline of kernel calls and RPCs, ms. */
   timeoutMs?: number;
+  /**
+   * Holds deliveries (at most a window's worth: no credit goes back) until
+   * resume(): a server re-attaching to its task after a restart has
+   * requests queued on its ports, and must set its handlers up first.
+   */
+  hold?: boolean;
 }
 
 /** An RPC waiting for its reply, keyed in `replies` by its reply port. */
@@ -77,6 +85,12 @@ const NO_PORTS: MsgPort[] = Object.freeze([]) as unknown as MsgPort[];
 const NO_OPTIONS: RpcOptions = Object.freeze({});
 /** One-way sends number their seq from here, so they never collide with reply names. */
 const ONE_WAY_SEQ = 2 ** 32;
+/**
+ * Replies remembered for their failure report: the kernel reports a failed
+ * send by its seq, before this many more replies were sent (it handles a
+ * task's traps in order); an older one is not looked for.
+ */
+const REPLIES_KEPT = 256;
 
 export interface RpcOptions {
   ports?: MsgPort[];
@@ -101,6 +115,8 @@ export class Task {
   readonly bootstrap: number;
   readonly namespaceId: number;
   readonly system: string;
+  /** The name of this task's hurd (the system's for the root hurd), for spans and metrics. */
+  readonly hurd: string;
   readonly leaseMs: number;
   readonly window: number;
   readonly timeoutMs: number;
@@ -117,7 +133,12 @@ export class Task {
   private pendingCredit = 0;
   private sentSinceBeat = false;
   private oneWaySeq = ONE_WAY_SEQ;
+  /** The last one-way sends on send-once rights (replies), by seq: what a failed one consumed. */
+  private readonly replySeqs = new Float64Array(REPLIES_KEPT);
+  private readonly replyNames = new Uint32Array(REPLIES_KEPT);
   private closed = false;
+  /** Deliveries held until resume() (AttachOptions.hold). */
+  private held: Uint8Array[] | null = null;
   /** Messages on ports nobody handles (default: rights released, RPCs answered MIG_BAD_ID). */
   onUnhandled: (m: Received) => void = (m) => this.refuse(m);
   /** The kernel ended this task; the Task is detached by then. */
@@ -133,6 +154,7 @@ export class Task {
     this.bootstrap = rep.bootstrap;
     this.namespaceId = rep.namespaceId;
     this.system = rep.system;
+    this.hurd = rep.hurd || rep.system;
     this.leaseMs = rep.leaseMs;
     this.window = window;
     this.timeoutMs = o.timeoutMs ?? 10_000;
@@ -162,17 +184,30 @@ export class Task {
     }
     task.sub = sub;
     task.startHeartbeat();
+    if (o.hold) task.held = [];
     for (const d of early) task.onDelivery(d);
     return task;
+  }
+
+  /** Delivers what arrived while held (AttachOptions.hold), then everything as it comes. */
+  resume(): void {
+    const held = this.held;
+    this.held = null;
+    if (held !== null) for (const d of held) this.onDelivery(d);
   }
 
   private startHeartbeat(): void {
     const every = Math.max(50, Math.floor(this.leaseMs / 3));
     this.heartbeat = setInterval(() => {
       if (this.closed) return;
-      if (this.bus.closed) {
-        // The connection is gone for good: the kernel will end the task at its lease.
+      // The connection is gone for good, or has been down longer than the
+      // lease: the kernel ends (or has ended) the task, so the program
+      // behind it ends as if the kernel had said so (a `hurd spawn` kills
+      // its Linux program), instead of living on as a task nobody knows.
+      const lost = this.bus.disconnectedSince;
+      if (this.bus.closed || (lost !== undefined && lost !== 0 && Date.now() - lost > this.leaseMs)) {
         this.shutdown();
+        this.onTerminated();
         return;
       }
       try {
@@ -245,8 +280,13 @@ export class Task {
   async extractRight(task: number, name: number, disposition: MsgType): Promise<{ name: number; type: MsgType }> {
     return this.call("portExtractRight", { task, name, disposition });
   }
-  async taskCreate(name: string, o: { parent?: number; newNamespace?: boolean } = {}) {
-    return this.call("taskCreate", { name, parent: o.parent ?? 0, newNamespace: o.newNamespace ?? false });
+  /**
+   * task_create. `newNamespace` makes it the first task of a new hurd nested
+   * in the parent's, with `limits` and `policy`; `dieWithParent` ends it
+   * with its parent, whose lease then keeps it (it need not attach).
+   */
+  async taskCreate(name: string, o: { parent?: number; newNamespace?: boolean; limits?: HurdLimits; policy?: HurdPolicy; dieWithParent?: boolean } = {}) {
+    return this.call("taskCreate", { name, parent: o.parent ?? 0, newNamespace: o.newNamespace ?? false, limits: o.limits, policy: o.policy, dieWithParent: o.dieWithParent ?? false });
   }
   async taskTerminate(task: number): Promise<void> {
     await this.call("taskTerminate", { task });
@@ -279,6 +319,12 @@ export class Task {
   /** A one-way send (simpleroutine, notification, reply). Failures go to onSendFailed. */
   send(m: Partial<Message>): void {
     if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
+    const seq = m.seq ?? this.oneWaySeq++;
+    if (m.destinationDisposition === MsgType.MSG_TYPE_MOVE_SEND_ONCE) {
+      const i = seq % REPLIES_KEPT;
+      this.replySeqs[i] = seq;
+      this.replyNames[i] = m.destination ?? 0;
+    }
     this.post({
       destination: m.destination ?? 0,
       destinationDisposition: m.destinationDisposition ?? MsgType.MSG_TYPE_UNSPECIFIED,
@@ -288,7 +334,7 @@ export class Task {
       body: m.body ?? EMPTY,
       ports: m.ports ?? NO_PORTS,
       timeoutMs: m.timeoutMs ?? 0,
-      seq: m.seq ?? this.oneWaySeq++,
+      seq,
       traceContext: m.traceContext ?? (tracingHooks.current !== null ? tracingHooks.current() : NO_TRACE_CONTEXT),
       code: m.code ?? 0,
     });
@@ -363,6 +409,12 @@ export class Task {
     const m = d.message;
     if (!m) return;
     const p = this.replies.get(m.local);
+    // Held (AttachOptions.hold): replies to this task's own RPCs still come,
+    // so that the server can set itself up by calling others.
+    if (this.held !== null && !p) {
+      this.held.push(data);
+      return;
+    }
     if (p) {
       this.replies.delete(m.local);
       this.deadlines.cancel(p, p.due);
@@ -432,6 +484,18 @@ export class Task {
       if (f.reply && f.reply !== MACH_PORT_DEAD) this.deallocate(f.reply).catch(() => {});
       p.reject(new HurdError(f.code));
       return;
+    }
+    // A reply whose send-once right died with its port (the client gave up,
+    // or sent the port's receive right along): the dead name stays with us,
+    // so its uref goes, as mach_msg_server destroys a reply that failed with
+    // MACH_SEND_INVALID_DEST. Only a dead name: a send that was refused for
+    // another reason (a wrong disposition) leaves the caller's right as it was.
+    if (f.code === Errno.MACH_SEND_INVALID_DEST && f.seq >= ONE_WAY_SEQ) {
+      const i = f.seq % REPLIES_KEPT;
+      if (this.replySeqs[i] === f.seq) {
+        this.replySeqs[i] = 0;
+        this.modRefs(this.replyNames[i]!, PortRight.PORT_RIGHT_DEAD_NAME, -1).catch(() => {});
+      }
     }
     this.onSendFailed(f);
   }

@@ -23,9 +23,11 @@ import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace";
 import { hexOf, isSampled, isTraceContext, NO_TRACE_CONTEXT, TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT } from "@hurdmesh/mach/internal";
-import { UNSAMPLED, type HotSpan, type HotTracer, type Parent } from "@hurdmesh/telemetry";
+import { UNSAMPLED, type HotSpan, type HotTracer, type Parent, type ServingTask } from "@hurdmesh/telemetry";
+import { Errno, errnoName } from "@hurdmesh/mach/errors";
+import { subjectsOf } from "@hurdmesh/mach/internal";
 import { attributes, LD, link, status as writeStatus, Writer } from "./otlp-writer.js";
-import { putRecord, putServerFields, REC_PLAIN, REC_SERVER, type NameTable, type RecordChunk } from "./records.js";
+import { putRecord, putServerFields, REC_PLAIN, REC_SERVER, S_ANSWERED, type NameTable, type RecordChunk } from "./records.js";
 
 export { UNSAMPLED, type Parent };
 
@@ -121,8 +123,16 @@ export class LightTracer implements HotTracer {
     return isSampled(c) ? c : UNSAMPLED;
   }
 
-  startServerSpan(name: string, parent: Parent | null, method: string | undefined, migId: number): ServerSpan {
-    return new ServerSpan(this, name, parent, method, migId);
+  startServerSpan(name: string, parent: Parent | null, method: string | undefined, migId: number, server?: ServingTask): ServerSpan {
+    return new ServerSpan(this, name, parent, method, migId, server);
+  }
+
+  private readonly prefixes = new Map<string, string>();
+  /** "hurd.<system>.rcv.": a task's delivery subject is this and its id (server.address). */
+  deliveryRoot(system: string): string {
+    let p = this.prefixes.get(system);
+    if (p === undefined) this.prefixes.set(system, (p = subjectsOf(system).deliveryRoot));
+    return p;
   }
 
   startSpan(name: string, kind: SpanKind, parent: Parent | null, given: Attributes): PlainSpan {
@@ -206,7 +216,7 @@ export class LightSpan implements ReadableSpan, HotSpan {
     (this.extra ??= {})[k] = v;
   }
 
-  fail(message: string): void {
+  fail(message: string, _code?: number): void {
     this.status = { code: SpanStatusCode.ERROR, message };
   }
 
@@ -345,23 +355,41 @@ export class PlainSpan extends LightSpan {
 
 /** A request's handling in its server (the API's hooks start it); attributes become an object only at export. */
 export class ServerSpan extends LightSpan {
+  /** The Hurd error code the request was answered with (0: success). */
+  code = 0;
   constructor(
-    lt: LightTracer,
+    private readonly tracer: LightTracer,
     name: string,
     parent: Parent | null,
     private readonly method: string | undefined,
     private readonly migId: number,
+    private readonly server?: ServingTask,
   ) {
-    super(lt, name, SpanKind.SERVER, parent);
+    super(tracer, name, SpanKind.SERVER, parent);
+  }
+  override fail(message: string, code?: number): void {
+    super.fail(message);
+    // A failure without a Hurd code (a handler that threw something else) is answered EIO by the runtime.
+    this.code = code ?? Errno.EIO;
   }
   // The kernel's span above this one names the ports, tasks and MIG id;
   // repeating them here would only add to every export's serialization.
+  // What is here is the vocabulary every RPC span shares: the method, the
+  // status code, the server's address and hurd.
   protected override recordFields(i32: Int32Array, wi: number, names: NameTable): number {
-    putServerFields(i32, wi, names.id(this.method ?? String(this.migId)));
-    return REC_SERVER;
+    const sv = this.server;
+    putServerFields(i32, wi, names.id(this.method ?? String(this.migId)), sv ? names.id(sv.hurd) : 0, sv ? names.id(this.tracer.deliveryRoot(sv.system)) : 0, sv ? sv.id : 0, this.code);
+    return REC_SERVER | S_ANSWERED;
   }
   protected override attrs(): Attributes {
-    return { "rpc.system.name": "hurdmesh", "rpc.method": this.method ?? String(this.migId) };
+    const a: Attributes = { "rpc.system.name": "hurdmesh", "rpc.method": this.method ?? String(this.migId), "rpc.response.status_code": this.code === 0 ? "OK" : errnoName(this.code) };
+    if (this.code !== 0) a["error.type"] = errnoName(this.code);
+    const sv = this.server;
+    if (sv) {
+      a["server.address"] = `${this.tracer.deliveryRoot(sv.system)}${sv.id}`;
+      a["hurd.name"] = sv.hurd;
+    }
+    return a;
   }
 }
 

@@ -6,5 +6,7 @@ export { createTelemetry, telemetryFromEnv, CountingBatchSpanProcessor, NoopExpo
 export { LightSpan, LightTracer, PlainSpan, ServerSpan, ProcessorSink, UNSAMPLED, unsampledRoot, newLightSpanId, newLightTraceId, type Parent, type LightSink } from "./light.js";
 export { encodeSpans, encodeSpan, OtlpHttpExporter, isEncodedExporter, type EncodedExporter, type ExporterConfig } from "./otlp.js";
 export { RecordSink, type RecordSinkOptions } from "./record-sink.js";
-export { NameTable, NameBytes, RecordChunk, encodeRecord, REC_BYTES, REC_KERNEL, K_NOTIFY, K_DELIVERED, K_REPLIED, putKernelFields } from "./records.js";
+export { NameTable, NameBytes, RecordChunk, encodeRecord, REC_BYTES, REC_KERNEL, K_NOTIFY, K_DELIVERED, K_REPLIED, K_FAILED, putKernelFields } from "./records.js";
 export { Writer, keyBytes } from "./otlp-writer.js";
+export { createMetrics, metricsFromEnv, startMetrics, prometheusAddr, BoundMeter, type SdkMetrics, type MetricsOptions } from "./metrics.js";
+export { programResource, resourceAttributes, parseResourceAttributes, INSTANCE_ID } from "./resource.js";

@@ -10,7 +10,6 @@ import { fileURLToPath } from "node:url";
 import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Context, type Link } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
-import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -28,6 +27,8 @@ import { tracingEnabled, type Telemetry } from "@hurdmesh/telemetry";
 import { LightTracer, newLightTraceId, ProcessorSink } from "./light.js";
 import { encodeSpans, headFor, isEncodedExporter, OtlpHttpExporter, type ExporterConfig } from "./otlp.js";
 import { RecordSink } from "./record-sink.js";
+import { RpcConventions } from "./conventions.js";
+import { programResource } from "./resource.js";
 
 export interface TelemetryOptions {
   /** service.name (OTEL_SERVICE_NAME wins when set). */
@@ -55,6 +56,10 @@ export interface TelemetryOptions {
    */
   bus?: "local" | "nats";
   env?: NodeJS.ProcessEnv;
+  /** The hurd the program serves (hurd.name on the resource; default: from the environment). */
+  hurd?: string;
+  /** What this program's gRPC server spans name as server.address (the kernel's edge, host:port). */
+  serverAddress?: string;
 }
 
 /** The API's Telemetry as the SDK builds it: what its own parts (the kernel's spans, tests, the bench) reach beyond the API. */
@@ -226,13 +231,15 @@ export function createTelemetry(o: TelemetryOptions): SdkTelemetry {
     exportTimeoutMillis: o.exportTimeoutMillis ?? num(env.OTEL_BSP_EXPORT_TIMEOUT, 10000),
   };
   const processor = new CountingBatchSpanProcessor(exporter, cfg);
+  // service.name, service.instance.id, hurd.name, OTEL_RESOURCE_ATTRIBUTES (resource.ts): the same for metrics.
+  const resource = programResource(o.service, env, o.hurd);
   const provider = new TracerProvider({
-    resource: resourceFromAttributes(resourceAttributes(env, o.service)),
-    spanProcessors: [processor],
+    resource,
+    // The conventions first: they add attributes while the span can still take them.
+    spanProcessors: [new RpcConventions(o.serverAddress), processor],
     sampler: new EdgeCallsInTracesOnly(o.sampler ?? sdkSampler(env)),
   });
   const tracer = provider.getTracer("@hurdmesh/telemetry", "0.1.0");
-  const resource = resourceFromAttributes(resourceAttributes(env, o.service));
   const sampleRoot = rootSampler(o.sampler, env);
   const scope = { name: "@hurdmesh/telemetry", version: "0.1.0" };
   // The hot path's spans: encoded as they end when the exporter takes
@@ -267,7 +274,7 @@ export function createTelemetry(o: TelemetryOptions): SdkTelemetry {
 }
 
 /** createTelemetry when the environment turns tracing on; null (and no cost) otherwise. */
-export function telemetryFromEnv(service: string, env: NodeJS.ProcessEnv = process.env, o: { bus?: "local" | "nats" } = {}): SdkTelemetry | null {
+export function telemetryFromEnv(service: string, env: NodeJS.ProcessEnv = process.env, o: { bus?: "local" | "nats"; hurd?: string; serverAddress?: string } = {}): SdkTelemetry | null {
   return tracingEnabled(env) ? createTelemetry({ service, env, ...o }) : null;
 }
 
@@ -286,23 +293,3 @@ export function nodeImports(env: NodeJS.ProcessEnv = process.env): string[] {
   return tracingEnabled(env) ? ["--import", REGISTER_FILE, ...run] : run;
 }
 const FROM_SOURCE = import.meta.url.endsWith(".ts");
-
-/**
- * The resource: OTEL_RESOURCE_ATTRIBUTES (key=value,... percent-encoded, as
- * the OpenTelemetry spec has it: a subhurd's servers say hurdmesh.hurd=NAME
- * there), then service.name (OTEL_SERVICE_NAME over the program's own) and
- * service.namespace.
- */
-export function resourceAttributes(env: NodeJS.ProcessEnv, service: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of (env.OTEL_RESOURCE_ATTRIBUTES ?? "").split(",")) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) continue;
-    try {
-      out[decodeURIComponent(pair.slice(0, eq).trim())] = decodeURIComponent(pair.slice(eq + 1).trim());
-    } catch {
-      // A malformed pair is dropped, as the spec says of an invalid value.
-    }
-  }
-  return { ...out, "service.name": env.OTEL_SERVICE_NAME || out["service.name"] || service, "service.namespace": out["service.namespace"] || "hurdmesh" };
-}

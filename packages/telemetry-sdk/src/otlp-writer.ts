@@ -221,6 +221,20 @@ export class Writer {
     this.pos = putDigits(o, p, b, db);
   }
   /** An int attribute; a small non-negative one (ids, names, codes) is written straight. */
+  /** `<prefix><a>` as a string attribute, digits written in place (a task's address). */
+  kvPrefixed(key: Uint8Array, prefix: Uint8Array, a: number): void {
+    const da = digits(a);
+    const n = prefix.length + da;
+    const av = 2 + n;
+    const kv = key.length + 2 + av;
+    if (n >= 0x80 || kv >= 0x80 || a < 0) return this.kvAny(key, `${Buffer.from(prefix).toString("utf8")}${a}`);
+    let p = this.shortKV(key, kv, av, 0x0a);
+    const o = this.buf;
+    o[p++] = n;
+    o.set(prefix, p);
+    p += prefix.length;
+    this.pos = putDigits(o, p, a, da);
+  }
   kvInt(key: Uint8Array, v: number): void {
     if (v >= 0 && v < 0x10000000) {
       const vl = v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : 4;

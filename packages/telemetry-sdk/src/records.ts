@@ -36,6 +36,10 @@ const F_START = 11;
 const F_END = 12;
 // Bytes: the context of the span's cause (a link), when F_CAUSE.
 const B_CAUSE = 104;
+// Int32 word past the cause (bytes 132-135): the hurd's name, by number (0: none).
+const W_HURD = 33;
+// A server record's own words (it has no sender or receiver): its task's id, for server.address.
+const W_TASK = 4;
 
 // Flags word: bits 0-2 SpanKind, then:
 const F_PARENT = 1 << 3;
@@ -51,6 +55,10 @@ export const K_NOTIFY = 1 << 6;
 export const K_DELIVERED = 1 << 7;
 /** Kernel record: answered (reply code known). */
 export const K_REPLIED = 1 << 8;
+/** Kernel record: not delivered, or a server record: answered with an error; the code is in W_CODE. */
+export const K_FAILED = 1 << 10;
+/** Server record: answered (its code, 0 or an errno, is in W_CODE). */
+export const S_ANSWERED = 1 << 6;
 
 /**
  * Strings by number, for records: span names, methods, subject prefixes.
@@ -136,8 +144,9 @@ export function putRecord(c: RecordChunk, flags: number, nameId: number, ctx: Ui
   return wi;
 }
 
-/** Words of a kernel record (kernel-trace.ts fills them). */
-export function putKernelFields(i32: Int32Array, wi: number, method: number, migId: number, sender: number, senderName: number, receiver: number, receiverName: number, ns: number, code: number, prefix: number): void {
+/** Words of a kernel record (kernel-trace.ts fills them); `hurd` is the receiving (else sending) hurd's name, by number. */
+export function putKernelFields(i32: Int32Array, wi: number, method: number, migId: number, sender: number, senderName: number, receiver: number, receiverName: number, ns: number, code: number, prefix: number, hurd = 0): void {
+  i32[wi + W_HURD] = hurd;
   i32[wi + W_METHOD] = method;
   i32[wi + W_MIG] = migId;
   i32[wi + W_SENDER] = sender;
@@ -149,9 +158,17 @@ export function putKernelFields(i32: Int32Array, wi: number, method: number, mig
   i32[wi + W_PREFIX] = prefix;
 }
 
-/** Words of a server record (ServerSpan, light.ts). */
-export function putServerFields(i32: Int32Array, wi: number, method: number): void {
+/**
+ * Words of a server record (ServerSpan, light.ts): its method; the serving
+ * task (server.address is its delivery subject, prefix and id) and hurd;
+ * the code it answered with.
+ */
+export function putServerFields(i32: Int32Array, wi: number, method: number, hurd = 0, prefix = 0, task = 0, code = 0): void {
   i32[wi + W_METHOD] = method;
+  i32[wi + W_HURD] = hurd;
+  i32[wi + W_PREFIX] = prefix;
+  i32[wi + W_TASK] = task;
+  i32[wi + W_CODE] = code;
 }
 
 // The kernel span's attributes, keys and constants encoded once.
@@ -168,6 +185,22 @@ const K_NAMESPACE = keyBytes("hurd.namespace");
 const K_DESTINATION = keyBytes("messaging.destination.name");
 const K_REPLY_CODE = keyBytes("hurd.reply.code");
 const K_ERRNO = keyBytes("hurd.errno");
+const K_STATUS = keyBytes("rpc.response.status_code");
+const K_ERROR_TYPE = keyBytes("error.type");
+const K_SERVER_ADDRESS = keyBytes("server.address");
+const K_HURD = keyBytes("hurd.name");
+const OK = utf8Of("OK");
+
+/** rpc.response.status_code ("OK" or the errno's name) and, for an error, error.type. */
+function writeStatusCode(w: Writer, code: number): void {
+  if (code === 0) {
+    w.kvBytes(K_STATUS, OK);
+    return;
+  }
+  const name = utf8Of(errnoName(code));
+  w.kvBytes(K_STATUS, name);
+  w.kvBytes(K_ERROR_TYPE, name);
+}
 /** A cause link's one attribute (field 4 of Link). */
 const LINK_CAUSE = (() => {
   const w = new Writer();
@@ -218,20 +251,31 @@ export function encodeRecord(w: Writer, c: RecordChunk, i: number, names: NameBy
     if (flags & K_DELIVERED) {
       const receiver = i32[wi + W_RECEIVER]! >>> 0;
       const receiverName = i32[wi + W_RECEIVER_NAME]! >>> 0;
+      const prefix = names.get(i32[wi + W_PREFIX]!);
       w.kvInt(K_RECEIVER, receiver);
       w.kvInt(K_RECEIVER_NAME, receiverName);
       w.kvInt(K_NAMESPACE, i32[wi + W_NS]!);
-      w.kvSubject(K_DESTINATION, names.get(i32[wi + W_PREFIX]!), receiver, receiverName);
+      w.kvSubject(K_DESTINATION, prefix, receiver, receiverName);
+      // The server's address: its task's delivery subject (the handler's span says the same).
+      w.kvPrefixed(K_SERVER_ADDRESS, prefix, receiver);
     }
+    const hurd = i32[wi + W_HURD]!;
+    if (hurd !== 0) w.kvBytes(K_HURD, names.get(hurd));
     if (flags & K_REPLIED) {
       const code = i32[wi + W_CODE]!;
       w.kvInt(K_REPLY_CODE, code);
       if (code !== 0) w.kvBytes(K_ERRNO, utf8Of(errnoName(code)));
-    }
+      writeStatusCode(w, code);
+    } else if (flags & K_FAILED) writeStatusCode(w, i32[wi + W_CODE]!);
   } else if (type === REC_SERVER) {
     w.kv(KV_RPC_SYSTEM);
     const method = i32[wi + W_METHOD]!;
     if (method !== 0) w.kvBytes(K_METHOD, names.get(method));
+    const prefix = i32[wi + W_PREFIX]!;
+    if (prefix !== 0) w.kvPrefixed(K_SERVER_ADDRESS, names.get(prefix), i32[wi + W_TASK]! >>> 0);
+    const hurd = i32[wi + W_HURD]!;
+    if (hurd !== 0) w.kvBytes(K_HURD, names.get(hurd));
+    if (flags & S_ANSWERED) writeStatusCode(w, i32[wi + W_CODE]!);
   }
   if (flags & F_CAUSE) {
     // Link { 1 trace_id, 2 span_id, 4 attributes (hurd.link: cause), 6 flags: sampled bit, remote }

@@ -16,10 +16,10 @@
 // The spans themselves are the SDK's (Telemetry.light): this module only
 // decides when one begins and ends, so servers load no SDK to be traced.
 import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes, type ContextManager } from "@opentelemetry/api";
-import { type Received } from "@hurdmesh/mach";
+import { HurdError, type Received } from "@hurdmesh/mach";
 import { NO_TRACE_CONTEXT, traceContextOf, traceparentOf, tracingHooks } from "@hurdmesh/mach/internal";
 import { formatTraceparent } from "./traceparent.js";
-import { UNSAMPLED, type HotSpan, type Telemetry } from "./types.js";
+import { UNSAMPLED, type HotSpan, type ServingTask, type Telemetry } from "./types.js";
 
 let manager: ContextManager | null = null;
 /** The trace context of the handler running synchronously now (empty outside handlers, or an unsampled one). */
@@ -133,13 +133,13 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
   }
   const lt = tel.light;
   tracingHooks.current = currentTraceContext;
-  tracingHooks.serve = (m: Received, method: string | undefined, run: (m: Received, span: unknown) => void | Promise<void>) => {
+  tracingHooks.serve = (m: Received, method: string | undefined, run: (m: Received, span: unknown) => void | Promise<void>, task: ServingTask) => {
     const name = method ?? `msgid ${m.id}`;
     const parent = lt.parent(m.traceContext);
     // Unsampled: no span, but the decision travels on with what the handler sends.
     if (parent === UNSAMPLED) return within(m.traceContext, m, run);
     if (parent === null && !lt.sampleRoot(name)) return within(lt.unsampledContext(), m, run);
-    const span = lt.startServerSpan(name, parent, method, m.id);
+    const span = lt.startServerSpan(name, parent, method, m.id, task);
     const prev = active;
     const prevSpan = activeSpan;
     active = NO_TRACE_CONTEXT;
@@ -148,7 +148,7 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
       // The runtime ends the span when it answers the request (tracingHooks.end).
       return asyncContext ? context.with(trace.setSpanContext(ROOT_CONTEXT, span.spanContext()), run, undefined, m, span) : run(m, span);
     } catch (e) {
-      span.fail(errText(e));
+      span.fail(errText(e), HurdError.from(e).code);
       span.end();
       throw e;
     } finally {
@@ -165,6 +165,6 @@ export function installTracingHooks(tel: Telemetry | null, o: HookOptions = {}):
 
 function endSpan(span: unknown, error: unknown): void {
   const s = span as HotSpan;
-  if (error !== undefined) s.fail(errText(error));
+  if (error !== undefined) s.fail(errText(error), HurdError.from(error).code);
   s.end();
 }

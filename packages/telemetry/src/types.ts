@@ -18,8 +18,16 @@ export interface HotSpan {
   /** This span's binary trace context (sampled), for the messages it causes. */
   readonly context: Uint8Array;
   spanContext(): SpanContext;
-  fail(message: string): void;
+  /** Marks the span failed; `code` is the Hurd error code it ended with, when there is one (rpc.response.status_code). */
+  fail(message: string, code?: number): void;
   end(): void;
+}
+
+/** The task serving a request, as a handler span names it: its hurd (hurd.name) and address (server.address). */
+export interface ServingTask {
+  readonly id: number;
+  readonly hurd: string;
+  readonly system: string;
 }
 
 /**
@@ -39,7 +47,7 @@ export interface HotTracer {
    */
   parent(c: Uint8Array): Parent | null;
   /** A request's handling in its server: a SERVER span named after its method (or MIG id). */
-  startServerSpan(name: string, parent: Parent | null, method: string | undefined, migId: number): HotSpan;
+  startServerSpan(name: string, parent: Parent | null, method: string | undefined, migId: number, server?: ServingTask): HotSpan;
   /** A span with a plain attribute object (rare spans: boot steps). */
   startSpan(name: string, kind: SpanKind, parent: Parent | null, attributes: Attributes): HotSpan;
 }

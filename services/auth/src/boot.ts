@@ -6,9 +6,12 @@ import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import type { AuthConfig } from "./config.js";
 import { Auth } from "./main.js";
+import type { AuthStore } from "./store.js";
 
-export async function bootAuth(task: Task, o: { hostPriv: number; config?: Partial<AuthConfig> }): Promise<Auth> {
-  const auth = await Auth.start(task, o.config);
+export async function bootAuth(task: Task, o: { hostPriv: number; config?: Partial<AuthConfig>; store?: AuthStore }): Promise<Auth> {
+  const auth = await Auth.start(task, o.config, o.store);
+  // A restart in place: startup has its root handle and watches this task already.
+  if (auth.restarted) return auth;
   const startup = client(task, StartupDefinition, task.bootstrap);
   const r = new Rights();
   // startup_authinit's answer is held until proc has checked in too: no short deadline here.

@@ -5,6 +5,7 @@
 import { Errno, HurdError, NotifyId, PortRight, type Server, type Task } from "@hurdmesh/mach";
 import type { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
 import type { AuthConfig } from "./config.js";
+import type { AuthStore } from "./store.js";
 
 /** A handle's ids: effective and available uids and gids. Duplicates kept, vectors may be empty. */
 export interface Ids {
@@ -54,6 +55,7 @@ export class Handles {
     private readonly task: Task,
     private readonly server: Server<typeof AuthDefinition, Handle>,
     private readonly config: AuthConfig,
+    private readonly store: AuthStore,
   ) {}
 
   get count(): number {
@@ -73,7 +75,17 @@ export class Handles {
   async create(ids: Ids, o: { audited?: boolean } = {}): Promise<number> {
     if (this.server.size >= this.config.maxHandles) throw new HurdError(Errno.EAGAIN, `${this.config.maxHandles} auth handles alive`);
     const name = this.pool.pop() ?? (await this.armed());
-    this.server.add(name, new Handle(freezeIds(ids)));
+    const frozen = freezeIds(ids);
+    this.server.add(name, new Handle(frozen));
+    // Written through before the name goes out in a reply: a restarted auth
+    // knows every handle a caller could hold.
+    try {
+      await this.store.putHandle(name, frozen);
+    } catch (e) {
+      this.server.remove(name);
+      await this.task.destroy(name).catch(() => {});
+      throw HurdError.from(e);
+    }
     if (o.audited !== false) {
       this.recent[this.recentAt] = name;
       this.recentAt = (this.recentAt + 1) % RECENT;
@@ -140,8 +152,26 @@ export class Handles {
         // Cannot re-arm: fall through and free it rather than leak it.
       }
     }
+    await this.forget(name);
+  }
+
+  /**
+   * A handle goes: out of the store first (a restart between the two finds
+   * a key without a live port and drops it; never a port without a key).
+   */
+  private async forget(name: number): Promise<void> {
     this.server.remove(name);
+    try {
+      await this.store.deleteHandle(name);
+    } catch {
+      // The restart's reconciliation drops a key whose port is gone.
+    }
     await this.task.destroy(name).catch(() => {});
+  }
+
+  /** A handle a previous process of auth's task made, found again by its name (a restart). */
+  adopt(name: number, ids: Ids): void {
+    this.server.add(name, new Handle(freezeIds(ids)));
   }
 
   /**
@@ -160,8 +190,7 @@ export class Handles {
       } catch {
         continue;
       }
-      this.server.remove(name);
-      await this.task.destroy(name).catch(() => {});
+      await this.forget(name);
     }
   }
 

@@ -12,6 +12,7 @@ import {
   PortRight,
   Rights,
   TaskSpecialPort,
+  optionalRight,
   portAt,
   serve,
   type LogSink,
@@ -121,6 +122,7 @@ export class Init {
     steps.phase("start core servers (proc, auth)");
     const startupPort = await this.startupPort;
     await this.essentials.start();
+    await this.shutdown.start();
     serve(task, StartupDefinition, {
       // startup_procinit (29003): proc's reply waits until auth has called too.
       procinit: (req, ctx) => {
@@ -152,8 +154,11 @@ export class Init {
     }).add(startupPort, {});
 
     // The core servers' tasks: init holds their task ports, as startup does.
-    const authT = await task.taskCreate("auth");
-    const procT = await task.taskCreate("proc");
+    // They die with init's task (a hurd without its startup is gone anyway),
+    // which also keeps them until their server attaches, however long a
+    // container takes to come up.
+    const authT = await task.taskCreate("auth", { dieWithParent: true });
+    const procT = await task.taskCreate("proc", { dieWithParent: true });
     for (const t of [authT, procT]) {
       await task.setSpecialPort(t.task, TaskSpecialPort.TASK_BOOTSTRAP_PORT, startupPort);
       await task.insertRight(t.task, BOOT_NAMES.hostPriv, hostPriv, MsgType.MSG_TYPE_COPY_SEND);
@@ -198,7 +203,7 @@ export class Init {
 
     // pid 1: a task of init's, bound with proc_set_init_task.
     steps.phase("start pid 1 (runsystem)");
-    const rs = await task.taskCreate("runsystem");
+    const rs = await task.taskCreate("runsystem", { dieWithParent: true });
     const t = new Rights();
     await proc.setInitTask({ task: t.copySend(rs.task) }, { rights: t });
     const pid1 = await this.processPort(proc, rs.task);
@@ -223,7 +228,9 @@ export class Init {
     const b = this.booted;
     if (!b) throw new HurdError(Errno.EAGAIN, "the hurd is not up yet");
     const { task } = this.o;
-    const c = await task.taskCreate("console");
+    // No program runs as the console: the `hurd` command calls the kernel
+    // with its token. It lives on init's lease and dies with init.
+    const c = await task.taskCreate("console", { dieWithParent: true });
     const proc = client(task, ProcessDefinition, b.proc);
     const pid1 = await this.processPort(proc, b.runsystemTask);
     await task.insertRight(c.task, BOOT_NAMES.proc, pid1, MsgType.MSG_TYPE_MOVE_SEND);
@@ -266,8 +273,8 @@ export class Init {
     const port = await task.allocate(PortRight.PORT_RIGHT_RECEIVE);
     serve(task, MsgDefinition, {
       sigPost: (req, ctx) => {
-        const ref = ctx.msg.ports[req.refport];
-        const ok = !!ref && ref.name === task.self;
+        // A right, not a bare name (MSG_TYPE_PORT_NAME): anyone can write init's number for its task port.
+        const ok = optionalRight(ctx.msg.ports, req.refport) === task.self;
         task.dropRights(ctx.msg);
         ctx.keepRights = true;
         if (!ok) throw new HurdError(Errno.EPERM, "init takes signals only from itself");

@@ -54,19 +54,23 @@ export class Essentials {
 
   /** startup_essential_task (29000): the credential must be init's host_priv. */
   async essentialTask(req: EssentialTaskRequest, ctx: Context<unknown>): Promise<object> {
-    // Same port, same name: comparing names compares ports. A bare name
-    // (MSG_TYPE_PORT_NAME) is a number the caller wrote, no right: no proof.
-    const cred = optionalRight(ctx.msg.ports, req.credential);
-    if (!cred || cred !== this.hostPriv) throw new HurdError(Errno.EPERM, "the credential is not the host port");
+    const cred = ctx.msg.ports[req.credential];
+    // Same port, same name: comparing names compares ports.
+    // A right, not a bare name (MSG_TYPE_PORT_NAME): anyone can write init's number for host_priv.
+    if (!cred || optionalRight(ctx.msg.ports, req.credential) !== this.hostPriv) throw new HurdError(Errno.EPERM, "the credential is not the host port");
     const t = ctx.right(req.task, MsgType.MSG_TYPE_MOVE_SEND);
     ctx.keepRights = true;
-    this.task.deallocate(cred).catch(() => {});
+    this.task.deallocate(cred.name).catch(() => {});
     const name = req.name.slice(0, 64) || `task${t.name}`;
     if (this.byTask.has(t.name)) {
       this.task.deallocate(t.name).catch(() => {});
     } else {
       this.byTask.set(t.name, name);
       await this.task.requestNotification(t.name, NotifyId.NOTIFY_DEAD_NAME, this.notifyPort, 1);
+      // task_set_essential: the kernel keeps an essential task through a
+      // restart of its process (its restart grace) before it dies and this
+      // hurd crashes.
+      await this.task.call("taskSetEssential", { task: t.name, essential: true });
     }
     this.arrived.add(name);
     this.log(`essential task ${name} registered`);

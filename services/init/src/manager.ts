@@ -4,12 +4,19 @@
 // auth, proc and pid 1; its servers run where the launcher puts them.
 import { Errno, HurdError, PortRight, serve, type Logger, type LogSink, type Task } from "@hurdmesh/mach";
 import { SubhurdDefinition } from "@hurdmesh/proto/hurd/subhurd/v1/subhurd";
-import type { Console, Launcher } from "./boot.js";
+import { BOOT_NAMES, type Console, type Launcher } from "./boot.js";
 import { bootSubhurd, type Subhurd } from "./subhurd.js";
 
 export interface ManagerOptions {
   /** The root hurd's name (subhurds may not take it). */
   root: string;
+  /**
+   * The root hurd's host port in the host task's space: through it the
+   * manager may change its subhurds' policy and limits either way
+   * (namespace_set_policy from an ancestor). Without it, a subhurd's own
+   * host port only tightens them.
+   */
+  hostPriv?: number;
   attach: (id: number, token: string) => Promise<Task>;
   /** Where a new subhurd's auth, proc and pid 1 run. */
   launcher: (name: string) => Launcher;
@@ -25,6 +32,13 @@ interface Entry {
   sub: Subhurd;
   parent: string;
   depth: number;
+  /** The task that created it, which holds its host port (sub.hostPriv). */
+  creator: Task;
+}
+
+/** A subhurd's limits, policy and usage (the kernel's namespace_info, on its own host port). */
+function info(e: Entry) {
+  return e.creator.call("namespaceInfo", { hostPriv: e.sub.hostPriv, namespaceId: 0 });
 }
 
 /** Serves the manager on a new port of `host` (the root hurd's startup task); answers the port's name. */
@@ -51,8 +65,8 @@ export async function serveSubhurds(host: Task, o: ManagerOptions): Promise<{ po
       const parent = req.parent && req.parent !== o.root ? hurds.get(req.parent) : null;
       if (req.parent && req.parent !== o.root && !parent) throw new HurdError(Errno.ENOENT, `no subhurd called ${req.parent}`);
       const creator = parent ? parent.sub.task : host;
-      const sub = await bootSubhurd(creator, name, o.attach, o.launcher(name), { log: o.log ? o.log.child({ hurd: name }).sink : (l, level) => o.say(`${name}: ${l}`, level) });
-      hurds.set(name, { sub, parent: parent ? req.parent : o.root, depth: (parent?.depth ?? 0) + 1 });
+      const sub = await bootSubhurd(creator, name, o.attach, o.launcher(name), { log: o.log ? o.log.child({ hurd: name }).sink : (l, level) => o.say(`${name}: ${l}`, level), limits: req.limits, policy: req.policy });
+      hurds.set(name, { sub, parent: parent ? req.parent : o.root, depth: (parent?.depth ?? 0) + 1, creator });
       o.publish(name, sub.console, parent ? req.parent : o.root, sub.task.system);
       void sub.init.halted.then(() => {
         if (hurds.get(name)?.sub === sub) {
@@ -64,11 +78,20 @@ export async function serveSubhurds(host: Task, o: ManagerOptions): Promise<{ po
       o.say(`subhurd ${name} is up (namespace ${sub.namespaceId}, in ${parent ? req.parent : o.root})`);
       return { namespaceId: sub.namespaceId, session: name };
     },
-    list() {
-      return { subhurds: [...hurds].map(([name, e]) => ({ name, parent: e.parent, namespaceId: e.sub.namespaceId, depth: e.depth })) };
+    async list() {
+      return { subhurds: await Promise.all([...hurds].map(async ([name, e]) => ({ name, parent: e.parent, namespaceId: e.sub.namespaceId, depth: e.depth, info: await info(e).catch(() => undefined) }))) };
     },
     async remove(req) {
       return { removed: await remove(req.name) };
+    },
+    /** The kernel's namespace_set_policy on a subhurd, through its parent's host port where the manager holds it. */
+    async setPolicy(req) {
+      const e = hurds.get(req.name);
+      if (!e) throw new HurdError(Errno.ENOENT, `no subhurd called ${req.name}`);
+      const up = e.parent === o.root ? (o.hostPriv ? { task: host, hostPriv: o.hostPriv } : null) : { task: e.creator, hostPriv: BOOT_NAMES.hostPriv };
+      const via = up ?? { task: e.creator, hostPriv: e.sub.hostPriv };
+      await via.task.call("namespaceSetPolicy", { hostPriv: via.hostPriv, namespaceId: up ? e.sub.namespaceId : 0, policy: req.policy, limits: req.limits });
+      return { info: await info(e) };
     },
   }).add(port, {});
   return {

@@ -6,6 +6,7 @@
 // Where its servers run is the caller's choice (its launcher), as for the
 // root hurd.
 import { MsgType, type LogSink, type Task } from "@hurdmesh/mach";
+import type { HurdLimits, HurdPolicy } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { BOOT_NAMES, Init, type Console, type Launcher } from "./boot.js";
 
 export interface Subhurd {
@@ -23,9 +24,10 @@ export async function bootSubhurd(
   name: string,
   attach: (taskId: number, token: string) => Promise<Task>,
   launcher: Launcher,
-  o: { log?: LogSink } = {},
+  o: { log?: LogSink; limits?: HurdLimits; policy?: HurdPolicy } = {},
 ): Promise<Subhurd> {
-  const t = await creator.taskCreate(`${name}:startup`, { newNamespace: true });
+  // The kernel checks the limits (within the parent's) and the parent's policy.
+  const t = await creator.taskCreate(`${name}:startup`, { newNamespace: true, limits: o.limits, policy: o.policy });
   await creator.insertRight(t.task, BOOT_NAMES.hostPriv, t.hostPriv, MsgType.MSG_TYPE_COPY_SEND);
   const task = await attach(t.taskId, t.token);
   const init = new Init({ task, hostPriv: BOOT_NAMES.hostPriv, launcher, log: o.log });

@@ -101,7 +101,6 @@ export class BootClaims {
       ns = this.kernel.newNamespace(parent, hurd);
     }
     const b = this.kernel.bootTask({ name: r.name || "startup", hostPriv: true, ns });
-    if (ns !== this.kernel.root) ns.parent!.children.add(ns);
     this.claims.set(hurd, { task: b.task, ns });
     this.o.log?.(`boot claim: ${hurd || "root hurd"} booted by task ${b.task.id} (namespace ${ns.id})`);
     return { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, namespaceId: ns.id, system: this.kernel.config.system };

@@ -17,8 +17,9 @@ import {
   portType,
   requestNotification,
 } from "./mach-port.js";
+import { hostIpcGraph } from "./introspect.js";
 import { send } from "./mqueue.js";
-import { namespaceFromHost, registerNewTaskNotification } from "./namespace.js";
+import { namespaceFromHost, namespaceInfo, namespaceSetPolicy, registerNewTaskNotification } from "./namespace.js";
 import type { KTask } from "./objects.js";
 import type { KernelState } from "./state.js";
 import { credit, destroyNamespace, taskCreate, taskForId, taskFromPort, taskGetSpecialPort, taskInfo, taskSetEssential, taskSetName, taskSetSpecialPort, terminate } from "./task.js";
@@ -35,7 +36,7 @@ const EMPTY = {};
 
 export const handlers: Record<string, Handler> = {
   // task_create (2007)
-  taskCreate: (k, t, r) => taskCreate(k, t, r.parent, r.name, r.newNamespace),
+  taskCreate: (k, t, r) => taskCreate(k, t, r.parent, r.name, { newNamespace: r.newNamespace, limits: r.limits, policy: r.policy, dieWithParent: r.dieWithParent }),
   // task_terminate (2008)
   taskTerminate: (k, t, r) => (terminate(k, taskFromPort(t, r.task), `terminated by task ${t.id}`), EMPTY),
   // task_info (2012)
@@ -84,10 +85,16 @@ export const handlers: Record<string, Handler> = {
   namespaceTerminate: (k, t, r) => (destroyNamespace(k, namespaceFromHost(t, r.hostPriv), `namespace terminated by task ${t.id}`), EMPTY),
   // task_for_id (hurdmesh, 4908)
   taskForId: (k, t, r) => ({ task: taskForId(k, t, r.hostPriv, r.taskId) }),
+  // namespace_set_policy (hurdmesh, 4909)
+  namespaceSetPolicy: (k, t, r) => (namespaceSetPolicy(k, t, r.hostPriv, r.namespaceId, r.policy, r.limits), EMPTY),
+  // namespace_info (hurdmesh, 4910)
+  namespaceInfo: (k, t, r) => namespaceInfo(k, t, r.hostPriv, r.namespaceId),
   // detach (hurdmesh, 4903): the task ends as if terminated
   detach: (k, t) => (terminate(k, t, "detached"), EMPTY),
   // credit (hurdmesh, 4905)
   credit: (k, t, r) => (credit(k, t, r.credit), EMPTY),
+  // host_ipc_graph (hurdmesh, 4930): every IPC space of a hurd, for its host_priv holder
+  hostIpcGraph: (k, t, r) => hostIpcGraph(k, t, r),
   // mach_msg (hurdmesh msg_send, 4904): a send as a call, for the edge's unary clients
   msgSend: (k, t, r) => (send(k, t, r), EMPTY),
 };
@@ -96,6 +103,21 @@ const table = methods(MachDefinition);
 
 /** Runs one kernel call from its encoded request; answers the encoded reply or throws a HurdError. */
 export function dispatch(k: KernelState, t: KTask, msgid: number, request: Uint8Array): Uint8Array {
+  const cm = k.callMetrics;
+  if (cm === null || !table.byId.has(msgid)) return run(k, t, msgid, request);
+  // Timed for rpc.server.call.duration (metrics.ts): only known calls, so a series per real method.
+  const t0 = performance.now();
+  try {
+    const rep = run(k, t, msgid, request);
+    cm.record(t.ns, msgid, (performance.now() - t0) / 1000, 0);
+    return rep;
+  } catch (e) {
+    cm.record(t.ns, msgid, (performance.now() - t0) / 1000, e instanceof HurdError ? e.code : Errno.EIO);
+    throw e;
+  }
+}
+
+function run(k: KernelState, t: KTask, msgid: number, request: Uint8Array): Uint8Array {
   const info = table.byId.get(msgid);
   const h = info && handlers[info.key];
   if (!info || !h) throw new HurdError(Errno.MIG_BAD_ID, `no kernel call ${msgid}`);
@@ -105,7 +127,14 @@ export function dispatch(k: KernelState, t: KTask, msgid: number, request: Uint8
   } catch (e) {
     throw new HurdError(Errno.MIG_BAD_ARGUMENTS, `malformed ${info.def.name} request`, { cause: e });
   }
-  const rep = h(k, t, req);
+  let rep: unknown;
+  try {
+    rep = h(k, t, req);
+  } catch (e) {
+    // A hurd that kills on a limit ends the caller now that its call is undone (quota.ts).
+    if (k.offender !== null) k.killOffender();
+    throw e;
+  }
   return info.def.responseType.encode(info.def.responseType.fromPartial(rep as object)).finish();
 }
 

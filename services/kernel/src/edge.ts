@@ -175,6 +175,8 @@ export class Edge {
           const rep = h ? h(k, t, call.request) : (() => { throw new HurdError(Errno.MIG_BAD_ID, info.path); })();
           cb(null, info.def.responseType.fromPartial(rep as object));
         } catch (e) {
+          // A hurd that kills on a limit ends the caller now that its call is undone (quota.ts).
+          if (k.offender !== null) k.killOffender();
           cb(toStatus(e));
         } finally {
           if (tracer !== null) tracer.causeText = "";
@@ -210,6 +212,8 @@ export class Edge {
       };
       const window = Number(call.metadata.get(WINDOW_HEADER)[0] ?? 256) || 256;
       attach(k, t, sink, window);
+      // Headers at once: the client learns the stream is up before any delivery (EdgeBus.disconnectedSince).
+      call.sendMetadata(new grpc.Metadata());
       // An open stream is a live connection: keep the lease fresh while it lasts.
       const beat = setInterval(() => touch(k, t), Math.max(50, k.config.leaseMs / 3));
       beat.unref();

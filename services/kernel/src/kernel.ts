@@ -10,18 +10,23 @@
 //   mqueue.ts     ipc_mqueue: mach_msg's send, queues, delivery
 //   notify.ts     ipc_notify: the messages the kernel sends by itself
 //   task.ts       tasks, tokens, leases, special ports, a namespace's end
+//   quota.ts      what tasks and hurds hold, charged up the namespace chain; hurds' limits and policy
 //   namespace.ts  hurds: nesting, the host port, the proc that hears of tasks
 //   mach-port.ts  the mach_port_* calls
 //   calls.ts      every kernel call by its Mach name, for the trap and the edge
 //   trace.ts      the tracer: watchers' records and OpenTelemetry spans
+//   metrics.ts    the kernel's metrics: per-hurd gauges, counters, its calls' durations
+//   introspect.ts host_ipc_graph: every IPC space of a hurd, for its host_priv holder
+import type { Metrics } from "@hurdmesh/telemetry";
 import type { SdkTelemetry as Telemetry } from "@hurdmesh/telemetry-sdk";
 import { kernelConfig, type KernelConfig } from "./config.js";
 import { drain, enqueue, failSend } from "./mqueue.js";
 import { namespaceFromHost, newNamespace } from "./namespace.js";
+import { observeKernel } from "./metrics.js";
 import { dropNestedTaskEvents } from "./notify.js";
 import type { KMsg, KTask, Namespace, Port } from "./objects.js";
 import { KernelState, type KernelEvents } from "./state.js";
-import { bootTask, destroyNamespace, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
+import { bootTask, destroyNamespace, killOffender, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
 import { TraceHub } from "./trace.js";
 
 export interface KernelOptions extends Partial<KernelEvents> {
@@ -31,6 +36,8 @@ export interface KernelOptions extends Partial<KernelEvents> {
    * the kernel reads no environment.
    */
   telemetry?: Telemetry | null;
+  /** Metrics (null: none): per-hurd gauges, counters and the kernel calls' durations (metrics.ts). */
+  metrics?: Metrics | null;
 }
 
 /**
@@ -47,12 +54,20 @@ export class Kernel extends KernelState {
   private readonly closing = new Set<() => void>();
 
   constructor(config: Partial<KernelConfig> = {}, o: KernelOptions = {}) {
-    const { telemetry, ...events } = o;
+    const { telemetry, metrics, ...events } = o;
     super(kernelConfig(config), events);
     this.sweepTimer = setInterval(() => sweepLeases(this), Math.max(50, this.config.leaseMs / 4));
     this.sweepTimer.unref();
     this.trace = new TraceHub((t) => (this.tracer = t), this.config.system);
     if (telemetry) this.trace.useTelemetry(telemetry);
+    if (metrics) this.useMetrics(metrics);
+  }
+
+  private unobserve: (() => void) | null = null;
+  /** Registers the kernel's metrics on `m` (null: stops). */
+  useMetrics(m: Metrics | null): void {
+    this.unobserve?.();
+    this.unobserve = m ? observeKernel(this, m) : null;
   }
 
   // The calls that go back up the rooms' layering (see state.ts).
@@ -64,6 +79,9 @@ export class Kernel extends KernelState {
   }
   failSend(m: KMsg, code: number): void {
     failSend(this, m, code);
+  }
+  killOffender(): void {
+    killOffender(this);
   }
 
   /** Creates a task with no parent task (boot servers, tests, the edge's first client). */
@@ -103,6 +121,7 @@ export class Kernel extends KernelState {
   }
 
   close(): void {
+    this.useMetrics(null);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     // First, so that what they hold ends before the flood of terminations is traced for it.

@@ -28,7 +28,7 @@ import { taskFromPort } from "./task.js";
 
 // mach_port_allocate (3204)
 export function portAllocate(k: KernelState, t: KTask, right: PortRight): number {
-  need(k, t.space);
+  need(k, t.space, t);
   const sp = t.space;
   switch (right) {
     case PortRight.PORT_RIGHT_RECEIVE: {
@@ -293,7 +293,7 @@ export function insertRight(k: KernelState, caller: KTask, taskName: number, nam
   } else {
     if (port && (sendish || disp === MsgType.MSG_TYPE_MOVE_RECEIVE) && target.space.byPort.has(port))
       throw err("KERN_RIGHT_EXISTS", "the task already names that port");
-    need(k, target.space);
+    need(k, target.space, caller);
   }
   const r = copyinOne(k, caller, right, disp, "KERN_INVALID_RIGHT");
   if (r.type === R_DEAD) {
@@ -308,7 +308,7 @@ export function insertRight(k: KernelState, caller: KTask, taskName: number, nam
 export function extractRight(k: KernelState, caller: KTask, taskName: number, name: number, disp: MsgType): { name: number; type: MsgType } {
   const target = taskFromPort(caller, taskName);
   if (disp === MsgType.MSG_TYPE_PORT_NAME || !(disp >= 16 && disp <= 21)) throw err("KERN_INVALID_VALUE", `disposition ${disp}`);
-  need(k, caller.space);
+  need(k, caller.space, caller);
   const r = copyinOne(k, target, name, disp, "KERN_INVALID_RIGHT");
   const type = r.type === R_DEAD ? MsgType.MSG_TYPE_MOVE_SEND : (r.type as MsgType);
   return { name: copyoutRight(k, caller, r.type, r.port), type };

@@ -15,7 +15,7 @@ import { createLogger, LocalHub, type Bus } from "@hurdmesh/mach";
 import { notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
 import { Kernel } from "./kernel.js";
@@ -31,23 +31,26 @@ const { values } = parseArgs({
     "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
     "boot-secret-file": { type: "string", default: process.env.HURD_BOOT_SECRET_FILE },
     "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
+    "restart-grace-ms": { type: "string", default: process.env.HURD_RESTART_GRACE_MS },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
-  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N]\n(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus)");
+  console.log("usage: hurd-kernel [--nats URL] [--grpc HOST:PORT] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N]\n(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus)");
   process.exit(0);
 }
 
 // Spans for every routed message (and the edge's calls) when the OTEL_*
 // environment asks for them; off, and free, otherwise.
-const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local" });
+const telemetry = telemetryFromEnv("hurd-kernel", process.env, { bus: values.nats ? "nats" : "local", hurd: values.system, serverAddress: values.grpc });
 if (telemetry) {
   setGlobalTelemetry(telemetry);
   installTracingHooks(telemetry);
 }
-const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}) }, { telemetry });
+// Metrics on a Prometheus endpoint (HURD_METRICS_ADDR) and/or OTLP when the environment asks.
+const metrics = await startMetrics("hurd-kernel", process.env, { hurd: values.system });
+const kernel = new Kernel({ system: values.system!, bus: values.nats ? "nats" : "local", ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}), ...(values["restart-grace-ms"] ? { restartGraceMs: Number(values["restart-grace-ms"]) } : {}) }, { telemetry, metrics });
 const bus: Bus = values.nats ? await NatsBus.connect(values.nats, `hurd-kernel-${values.system}`) : new LocalHub().connect();
 const traps = new TrapServer(kernel, bus);
 traps.start();
@@ -73,7 +76,7 @@ claims?.start();
 const edge = new Edge(kernel);
 const port = await edge.listen(values.grpc!);
 const host = values.grpc!.replace(/:\d+$/, "");
-log.info(`bus ${bus.kind}${values.nats ? ` ${values.nats}` : ""}, gRPC edge on ${host}:${port}`, { edge: `${host}:${port}` });
+log.info(`bus ${bus.kind}${values.nats ? ` ${values.nats}` : ""}, gRPC edge on ${host}:${port}${metrics?.endpoint ? `, metrics on ${metrics.endpoint}` : ""}`, { edge: `${host}:${port}` });
 // After the boot file is written and the edge listens: what `hurd up --nats` waits for.
 await notifyReady({ edge: `${host}:${port}` });
 
@@ -88,6 +91,7 @@ async function stop(sig: string): Promise<void> {
   traps.stop();
   kernel.close();
   await bus.close();
+  await metrics?.shutdown();
   process.exit(0);
 }
 process.on("SIGINT", () => void stop("SIGINT"));

@@ -8,6 +8,7 @@ import { MsgType, type Message } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { ErrnoName } from "@hurdmesh/mach";
 import {
   MACH_PORT_DEAD,
+  MOVED,
   newEntry,
   R_DEAD,
   R_NAME,
@@ -27,6 +28,7 @@ import {
 } from "./objects.js";
 import { notifyPortDeleted } from "./notify.js";
 import { leaveSet, releaseRight } from "./port.js";
+import { deliveryBound, roomForName } from "./quota.js";
 import { err, type KernelState } from "./state.js";
 
 // ---------------------------------------------------------------- the undo log
@@ -118,7 +120,7 @@ export function copyin(k: KernelState, t: KTask, name: number, disp: number, bad
           e.bits &= ~TYPE_SEND;
           if (!(e.bits & TYPE_RECEIVE)) takeEntry(k, sp, e);
         } else p!.srights++;
-        return { type: R_SEND, port: p, value: 0 };
+        return { type: R_SEND, port: p, value: MOVED };
       }
       if (e.bits & TYPE_DEAD_NAME) {
         snapshot(k, sp, e);
@@ -145,7 +147,7 @@ export function copyin(k: KernelState, t: KTask, name: number, disp: number, bad
       if (e.bits & TYPE_SEND_ONCE) {
         snapshot(k, sp, e);
         takeEntry(k, sp, e);
-        return { type: R_SEND_ONCE, port: p, value: 0 };
+        return { type: R_SEND_ONCE, port: p, value: MOVED };
       }
       if (e.bits & TYPE_DEAD_NAME) {
         snapshot(k, sp, e);
@@ -162,7 +164,7 @@ export function copyin(k: KernelState, t: KTask, name: number, disp: number, bad
         p!.mscount = 0;
         p!.ready = false;
         leaveSet(p!);
-        return { type: R_RECEIVE, port: p, value: 0 };
+        return { type: R_RECEIVE, port: p, value: MOVED };
       }
       throw err(bad, `name ${name} holds no receive right`);
     default:
@@ -207,6 +209,10 @@ export function copyinLive(k: KernelState, t: KTask, name: number, disp: number,
 export function copyinMessage(k: KernelState, t: KTask, m: Message): KMsg {
   if (m.body.length > k.config.maxBodyBytes) throw err("MACH_SEND_NO_BUFFER", `body of ${m.body.length} bytes exceeds ${k.config.maxBodyBytes}`);
   if (m.ports.length > k.config.maxPortsPerMessage) throw err("MACH_SEND_NO_BUFFER", `${m.ports.length} rights exceed ${k.config.maxPortsPerMessage}`);
+  // Nothing is accepted that the bus could not deliver in one message: a
+  // delivery that fails to publish would have nowhere to go.
+  if (deliveryBound(m.body.length, m.ports.length, m.traceContext.length) > k.busLimit)
+    throw err("MACH_SEND_NO_BUFFER", `a body of ${m.body.length} bytes with ${m.ports.length} rights exceeds the bus's ${k.busLimit}-byte messages`);
   const dd = m.destinationDisposition || MsgType.MSG_TYPE_COPY_SEND;
   if (dd !== MsgType.MSG_TYPE_COPY_SEND && dd !== MsgType.MSG_TYPE_MOVE_SEND && dd !== MsgType.MSG_TYPE_MAKE_SEND && dd !== MsgType.MSG_TYPE_MOVE_SEND_ONCE && dd !== MsgType.MSG_TYPE_MAKE_SEND_ONCE)
     throw err("MACH_SEND_INVALID_HEADER", `destination disposition ${dd}`);
@@ -255,6 +261,8 @@ export function copyinMessage(k: KernelState, t: KTask, m: Message): KMsg {
     seq: m.seq,
     traceContext: m.traceContext,
     trace: null,
+    payer: null,
+    charged: 0,
   };
 }
 
@@ -264,10 +272,13 @@ export function copyinMessage(k: KernelState, t: KTask, m: Message): KMsg {
 export function copyoutRight(k: KernelState, t: KTask, type: number, port: Port | null): number {
   const sp = t.space;
   if (type === R_DEAD || !port) return MACH_PORT_DEAD;
-  if (!t.active || sp.entries.size >= k.config.maxNamesPerTask) {
+  if (!t.active) {
     releaseRight(k, { type, port, value: 0 });
     return MACH_PORT_DEAD;
   }
+  // A right that needs a new name in a space (or hurd) with no room for one
+  // is destroyed and arrives as MACH_PORT_DEAD, as Mach's copyout into a full
+  // space gives up the right (MACH_MSG_IPC_SPACE) rather than the message.
   if (type === R_SEND) {
     if (!port.active) {
       port.srights--;
@@ -285,6 +296,10 @@ export function copyoutRight(k: KernelState, t: KTask, type: number, port: Port 
       }
       return e.name;
     }
+    if (!roomForName(k, sp)) {
+      releaseRight(k, { type, port, value: 0 });
+      return MACH_PORT_DEAD;
+    }
     const ne = newEntry(sp.newName(), port, TYPE_SEND, 1);
     sp.insert(ne);
     return ne.name;
@@ -292,6 +307,10 @@ export function copyoutRight(k: KernelState, t: KTask, type: number, port: Port 
   if (type === R_SEND_ONCE) {
     if (!port.active) {
       port.sorights--;
+      return MACH_PORT_DEAD;
+    }
+    if (!roomForName(k, sp)) {
+      releaseRight(k, { type, port, value: 0 });
       return MACH_PORT_DEAD;
     }
     const ne = newEntry(sp.newName(), port, TYPE_SEND_ONCE, 0);
@@ -302,11 +321,74 @@ export function copyoutRight(k: KernelState, t: KTask, type: number, port: Port 
   let e = sp.byPort.get(port);
   if (e) e.bits |= TYPE_RECEIVE;
   else {
+    if (!roomForName(k, sp)) {
+      releaseRight(k, { type, port, value: 0 });
+      return MACH_PORT_DEAD;
+    }
     e = newEntry(sp.newName(), port, TYPE_RECEIVE, 0);
     sp.insert(e);
   }
   setReceiver(k, port, t);
   return e.name;
+}
+
+// ---------------------------------------------------------------- a delivery undone
+
+/**
+ * copyoutRight for a delivery, logged so that `undoCopyouts` can take the
+ * right back out of the receiver's space if the hand-over then fails (the
+ * bus refuses the publish). `index` is the right's place in the message
+ * (-1: the reply right). A delivery logs from where the log stood when it
+ * began (`mark`): one may start inside another (a notification sent while
+ * a right is copied out). What the name held before is all the log keeps:
+ * no allocation, eight slots a right, in an array reused for every delivery.
+ */
+export function copyoutLogged(k: KernelState, t: KTask, type: number, port: Port, index: number): number {
+  const pre = type === R_SEND_ONCE ? null : (t.space.byPort.get(port) ?? null);
+  const bits = pre !== null ? pre.bits : 0;
+  const urefs = pre !== null ? pre.urefs : 0;
+  const srights = port.srights;
+  const name = copyoutRight(k, t, type, port);
+  k.outLog.push(index, type, port, pre, bits, urefs, srights, name);
+  return name;
+}
+
+/**
+ * The hand-over of `m` to `t` failed after its rights were copied out: each
+ * goes back into the message, as it was before the copyout (a right that
+ * arrived as MACH_PORT_DEAD was already given up, and stays given up).
+ */
+export function undoCopyouts(k: KernelState, t: KTask, m: KMsg, mark: number): void {
+  const log = k.outLog;
+  const sp = t.space;
+  for (let i = log.length - 8; i >= mark; i -= 8) {
+    const index = log[i] as number;
+    const type = log[i + 1] as number;
+    const port = log[i + 2] as Port;
+    const pre = log[i + 3] as Entry | null;
+    const name = log[i + 7] as number;
+    if (name === MACH_PORT_DEAD) {
+      if (index < 0) {
+        m.reply = null;
+        m.replyType = R_DEAD;
+      } else m.rights![index] = { type: R_DEAD, port: null, value: 0 };
+      continue;
+    }
+    const e = sp.entries.get(name);
+    if (!e) continue;
+    if (pre === null) sp.remove(e);
+    else {
+      e.bits = log[i + 4] as number;
+      e.urefs = log[i + 5] as number;
+      if (type === R_SEND) port.srights = log[i + 6] as number;
+    }
+    if (type === R_RECEIVE) {
+      // Its queue stays on the port; the stale entry in t's ready list is skipped.
+      port.receiver = null;
+      port.ready = false;
+    }
+  }
+  log.length = mark;
 }
 
 /** ipc_object_copyout_name (mach_port_insert_right): like copyoutRight but at a name the caller chose (already validated). */

@@ -5,12 +5,13 @@
 // receiver's space (message.ts) and hands the encoded Delivery to its sink
 // or its bus subject. This is the hot path: every routed message passes
 // send, enqueue, deliver and emit.
-import { Errno } from "@hurdmesh/mach";
+import { Errno, HurdError } from "@hurdmesh/mach";
 import { encode, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { Delivery, MsgType, type Message, type Received, type ReceivedPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import { commit, copyinMessage, copyoutRight, rollback } from "./message.js";
-import { MACH_PORT_DEAD, R_DEAD, R_NAME, R_SEND, R_SEND_ONCE, type Blocked, type KMsg, type KTask, type Port } from "./objects.js";
-import { destroyMsg, releaseSend } from "./port.js";
+import { commit, copyinMessage, copyoutLogged, copyoutRight, rollback, undoCopyouts } from "./message.js";
+import { MACH_PORT_DEAD, MOVED, R_DEAD, R_NAME, R_SEND, R_SEND_ONCE, type Blocked, type KMsg, type KTask, type Port } from "./objects.js";
+import { destroyMsg, releaseRight, releaseSend } from "./port.js";
+import { chargeQueued, unchargeQueued } from "./quota.js";
 import { err, type KernelState } from "./state.js";
 
 /**
@@ -36,6 +37,7 @@ export function send(k: KernelState, t: KTask, m: Message, kernelReply: Port | n
       // messages, replies among them, are never held back, as in Mach).
       if (m.timeoutMs === 0) throw err("MACH_SEND_TIMED_OUT", `queue full (${dest.qlimit})`);
       if ((dest.blocked?.length ?? 0) >= k.config.maxBlockedSenders) throw err("MACH_SEND_NO_BUFFER", `${k.config.maxBlockedSenders} senders already wait on this port`);
+      chargeQueued(k, msg, t);
       commit(k);
       const waiting = msg;
       const w: Blocked = { msg: waiting, timer: null };
@@ -51,8 +53,14 @@ export function send(k: KernelState, t: KTask, m: Message, kernelReply: Port | n
       t.sent++;
       return;
     }
+    // A message that will wait in its queue is charged (quota.ts); one
+    // handed straight to its receiver costs nothing to account.
+    if (dest.kobject === null && !(dest.receiver !== null && dest.receiver.credit > 0 && dest.msgcount === 0))
+      chargeQueued(k, msg, msg.destType === R_SEND_ONCE && dest.receiver !== null ? dest.receiver : t);
   } catch (e) {
     rollback(k);
+    // A hurd that kills on a limit ends the task now that its send is undone.
+    if (k.offender !== null) k.killOffender();
     throw e;
   }
   commit(k);
@@ -63,12 +71,14 @@ export function send(k: KernelState, t: KTask, m: Message, kernelReply: Port | n
 }
 
 /**
- * A message that had left its sender cannot be delivered: the rights go back
- * to the sender where it still lives (Mach's pseudo-receive), and the sender
- * hears of it on its delivery subject.
+ * A message that had left its sender cannot be delivered: the rights the
+ * sender moved go back to it where it still lives (Mach's pseudo-receive),
+ * those the message copied or made are released, its queued bytes are given
+ * back, and the sender hears of it on its delivery subject.
  */
 export function failSend(k: KernelState, m: KMsg, code: number): void {
   k.stats.sendFailures++;
+  if (m.charged !== 0) unchargeQueued(m);
   if (k.tracer !== null) k.tracer.failed(m, code);
   const t = m.sender;
   if (!t || !t.active) {
@@ -87,7 +97,7 @@ export function failSend(k: KernelState, m: KMsg, code: number): void {
   const kr = m.reply !== null && m.reply.kobject?.kind === "reply" ? m.reply.kobject : null;
   if (kr !== null) m.reply!.sorights--;
   else if (m.reply) replyName = copyoutRight(k, t, m.replyType, m.reply);
-  if (m.rights) for (const r of m.rights) if (r.type !== R_NAME) copyoutRight(k, t, r.type, r.port);
+  if (m.rights) for (const r of m.rights) if (r.type !== R_NAME) r.value === MOVED ? copyoutRight(k, t, r.type, r.port) : releaseRight(k, r);
   if (kr !== null) kr.sendFailed(code);
   else reportSendFailed(k, t, m.seq, code, replyName);
 }
@@ -96,7 +106,7 @@ export function failSend(k: KernelState, m: KMsg, code: number): void {
 export function reportSendFailed(k: KernelState, t: KTask, seq: number, code: number, reply: number): void {
   if (!t.active) return;
   const bytes = Delivery.encode({ failed: { seq, code, reply } }).finish();
-  emit(k, t, bytes, 0);
+  tell(k, t, bytes);
 }
 
 /** ipc_mqueue_send: delivered at once if the receiver can take it, else queued (bounded by qlimit at send). */
@@ -133,7 +143,7 @@ function kobjectMessage(k: KernelState, m: KMsg): void {
   m.reply = null;
   destroyMsg(k, m);
   if (reply && replyType === R_SEND_ONCE) {
-    const r: KMsg = { dest: reply, destType: R_SEND_ONCE, destMoved: false, reply: null, replyType: 0, id: m.id + 100, code: Errno.MIG_BAD_ID, body: new Uint8Array(0), rights: null, sender: null, kernel: false, seq: 0, traceContext: NO_TRACE_CONTEXT, trace: null };
+    const r: KMsg = { dest: reply, destType: R_SEND_ONCE, destMoved: false, reply: null, replyType: 0, id: m.id + 100, code: Errno.MIG_BAD_ID, body: new Uint8Array(0), rights: null, sender: null, kernel: false, seq: 0, traceContext: NO_TRACE_CONTEXT, trace: null, payer: null, charged: 0 };
     enqueue(k, reply, r);
   } else if (reply && replyType === R_SEND) releaseSend(k, reply);
 }
@@ -204,10 +214,11 @@ function deliverNow(k: KernelState, t: KTask, p: Port, m: KMsg): void {
     return;
   }
   p.seqno++;
+  const mark = k.outLog.length;
   let replyName = 0;
   let replyType = MsgType.MSG_TYPE_UNSPECIFIED;
   if (m.reply) {
-    replyName = copyoutRight(k, t, m.replyType, m.reply);
+    replyName = copyoutLogged(k, t, m.replyType, m.reply, -1);
     replyType = m.replyType as MsgType;
   } else if (m.replyType === R_DEAD) replyName = MACH_PORT_DEAD;
   let ports: ReceivedPort[] = [];
@@ -217,7 +228,7 @@ function deliverNow(k: KernelState, t: KTask, p: Port, m: KMsg): void {
       const r = m.rights[i]!;
       if (r.type === R_NAME) ports[i] = { name: r.value, type: MsgType.MSG_TYPE_PORT_NAME };
       else if (r.type === R_DEAD) ports[i] = { name: MACH_PORT_DEAD, type: MsgType.MSG_TYPE_MOVE_SEND };
-      else ports[i] = { name: copyoutRight(k, t, r.type, r.port), type: r.type as MsgType };
+      else ports[i] = { name: copyoutLogged(k, t, r.type, r.port!, i), type: r.type as MsgType };
     }
   }
   const rec: Received = {
@@ -234,19 +245,41 @@ function deliverNow(k: KernelState, t: KTask, p: Port, m: KMsg): void {
     code: m.code,
   };
   if (k.tracer !== null) k.tracer.delivered(m, t, rec);
-  const bytes = encode(Delivery, { message: rec });
+  try {
+    emit(k, t, encode(Delivery, { message: rec }), local.name);
+  } catch (e) {
+    // The carrier refused it (a bus that cannot take it, a connection
+    // closing): all or nothing, the receiver keeps no name and no credit
+    // is spent, and the message fails back to its sender with its rights
+    // and its destination right, as one that timed out does.
+    undoCopyouts(k, t, m, mark);
+    p.seqno--;
+    k.log(`delivery to task ${t.id} failed: ${(e as Error).message}`);
+    failSend(k, m, HurdError.from(e).code === Errno.MACH_SEND_NO_BUFFER ? Errno.MACH_SEND_NO_BUFFER : Errno.MACH_SEND_INVALID_DEST);
+    return;
+  }
+  k.outLog.length = mark;
+  if (m.charged !== 0) unchargeQueued(m);
   t.credit--;
   t.received++;
   k.stats.delivered++;
-  emit(k, t, bytes, local.name);
   // The destination right in flight is released only now, after the
   // message left: a no-senders it triggers must not overtake it.
   if (m.destType === R_SEND) releaseSend(k, p);
   else if (m.destType === R_SEND_ONCE) p.sorights--;
 }
 
-/** Hands encoded bytes to a task: its stream at the edge, or its bus subject. */
+/** Hands encoded bytes to a task: its stream at the edge, or its bus subject. Throws when the carrier refuses them. */
 export function emit(k: KernelState, t: KTask, bytes: Uint8Array, local: number): void {
   if (t.sink) t.sink(bytes, local);
   else if (k.bus && !k.bus.closed) k.bus.publish(t.subject + local, bytes);
+}
+
+/** emit for what the kernel tells a task of its own accord (a failed send, its end): a refusal is only logged. */
+export function tell(k: KernelState, t: KTask, bytes: Uint8Array): void {
+  try {
+    emit(k, t, bytes, 0);
+  } catch (e) {
+    k.log(`cannot tell task ${t.id}: ${(e as Error).message}`);
+  }
 }

@@ -2,21 +2,52 @@
 // privileged host port, and the proc registered on it hears of the
 // namespace's tasks (notify.ts). Ending a namespace ends its tasks, so that
 // lives with them in task.ts. The Namespace itself is declared in objects.ts.
-import { MsgType } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { MsgType, type HurdLimits, type HurdPolicy } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { copyinLive } from "./message.js";
 import { Namespace, Port, R_SEND, TYPE_SEND, type KTask } from "./objects.js";
 import { releaseSend } from "./port.js";
+import { namespaceInfoOf, resolveLimits, setLimits, setPolicy, within } from "./quota.js";
 import { err, type KernelState } from "./state.js";
 
 export type { Namespace };
 
-/** A namespace nested in `parent`, with its own host port; the caller links it in once something lives in it. */
+/**
+ * A namespace nested in `parent`, with its own host port and the default
+ * limits for a new hurd (never above the parent's); the caller links it in
+ * once something lives in it (quota.ts, linkNamespace).
+ */
 export function newNamespace(k: KernelState, parent: Namespace, label: string): Namespace {
   if (parent.depth + 1 > k.config.maxNamespaceDepth) throw err("EINVAL", `namespaces nest at most ${k.config.maxNamespaceDepth} deep`);
   const host = new Port(k.config.qlimit);
   const ns = new Namespace(parent, host, label);
   host.kobject = { kind: "host", ns };
+  setLimits(ns, resolveLimits(parent, k.config.hurdLimits, undefined));
   return ns;
+}
+
+/**
+ * The hurd a namespace call is about: the host port's own (id 0 or its
+ * own id) or one nested in it, found by id and then checked to lie under
+ * the host's hurd (a walk up of at most maxNamespaceDepth). Answers whether
+ * it is the host port's own hurd.
+ */
+function targetOf(k: KernelState, caller: KTask, hostName: number, namespaceId: number): { ns: Namespace; own: boolean } {
+  const host = namespaceFromHost(caller, hostName);
+  if (namespaceId === 0 || namespaceId === host.id) return { ns: host, own: true };
+  const ns = k.namespaces.get(namespaceId);
+  if (!ns || !within(ns, host)) throw err("KERN_INVALID_ARGUMENT", `no hurd ${namespaceId} nested in this host's hurd`);
+  return { ns, own: false };
+}
+
+// namespace_set_policy (hurdmesh, 4909)
+export function namespaceSetPolicy(k: KernelState, caller: KTask, hostName: number, namespaceId: number, policy: HurdPolicy | undefined, limits: HurdLimits | undefined): void {
+  const { ns, own } = targetOf(k, caller, hostName, namespaceId);
+  setPolicy(ns, own, policy, limits);
+}
+
+// namespace_info (hurdmesh, 4910)
+export function namespaceInfo(k: KernelState, caller: KTask, hostName: number, namespaceId: number) {
+  return namespaceInfoOf(targetOf(k, caller, hostName, namespaceId).ns);
 }
 
 /** convert_port_to_host_priv: the namespace whose privileged host port `name` holds a send right to. */

@@ -52,7 +52,7 @@ export function kernelMessage(k: KernelState, dest: Port, destType: number, id: 
   // kernel's: the message carries a copy, released when it is delivered.
   // A send-once right is consumed by the message, as Mach's are.
   if (destType === R_SEND) dest.srights++;
-  const m: KMsg = { dest, destType, destMoved: false, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceContext: NO_TRACE_CONTEXT, trace: null };
+  const m: KMsg = { dest, destType, destMoved: false, reply: null, replyType: 0, id, code: 0, body, rights, sender: null, kernel: true, seq: 0, traceContext: NO_TRACE_CONTEXT, trace: null, payer: null, charged: 0 };
   if (k.tracer !== null) k.tracer.sent(m, null);
   k.enqueue(dest, m);
 }

@@ -18,7 +18,7 @@ export type Sink = (delivery: Uint8Array, local: number) => void;
 /** A task as the kernel knows it. */
 export class KTask {
   readonly id = nextTaskId++;
-  readonly space = new Space();
+  readonly space: Space;
   readonly createdMs = Date.now();
   active = true;
   /** The kernel port (task_self); its kobject is this task. */
@@ -36,6 +36,11 @@ export class KTask {
   essential = false;
   sent = 0;
   received = 0;
+  /** Bytes of queued messages charged to this task (quota.ts). */
+  queuedBytes = 0;
+  /** The task it dies with (task_create's die_with_parent), and the tasks that die with it. */
+  boundTo: KTask | null = null;
+  bound: Set<KTask> | null = null;
   readonly tokenBytes: Buffer;
   /** The subject prefix of this task's deliveries. */
   readonly subject: string;
@@ -48,6 +53,7 @@ export class KTask {
   ) {
     this.subject = subjects.deliveryPrefix(this.id);
     this.tokenBytes = Buffer.from(token);
+    this.space = new Space(ns);
   }
 }
 
@@ -202,6 +208,14 @@ export class Space {
   private nextName = 1;
   active = true;
 
+  /**
+   * The hurd its names are charged to, with the hurds it is nested in: a
+   * name counts against every one of their port limits (quota.ts checks
+   * them before a name is made; the counting is here, where every name
+   * comes and goes).
+   */
+  constructor(readonly ns: Namespace) {}
+
   newName(): number {
     let n = this.nextName++;
     if (n === MACH_PORT_DEAD) {
@@ -216,11 +230,21 @@ export class Space {
   insert(e: Entry): void {
     this.entries.set(e.name, e);
     if (e.port && e.bits & (TYPE_SEND | TYPE_RECEIVE)) this.byPort.set(e.port, e);
+    for (let n: Namespace | null = this.ns; n !== null; n = n.parent) n.ports++;
   }
 
   remove(e: Entry): void {
-    this.entries.delete(e.name);
+    const had = this.entries.delete(e.name);
     if (e.port && this.byPort.get(e.port) === e) this.byPort.delete(e.port);
+    if (had) for (let n: Namespace | null = this.ns; n !== null; n = n.parent) n.ports--;
+  }
+
+  /** Forgets every name at once (a dead task's space, once each right was released). */
+  clear(): void {
+    const k = this.entries.size;
+    this.entries.clear();
+    this.byPort.clear();
+    for (let n: Namespace | null = this.ns; n !== null; n = n.parent) n.ports -= k;
   }
 
   /** ipc_entry_lookup: a right whose port died becomes a dead name here, lazily, as in Mach (ipc_right_check). */
@@ -258,9 +282,17 @@ export const R_NAME = 15;
 export interface KRight {
   type: number;
   port: Port | null;
-  /** For R_NAME: the integer itself. */
+  /**
+   * For R_NAME: the integer itself. For a right: MOVED when it was the
+   * sender's own (MOVE_*: a send that fails gives it back, as Mach's
+   * pseudo-receive), 0 when the message made or copied it (a send that
+   * fails releases it: giving it back would leave the sender a uref it
+   * never learns the name of).
+   */
   value: number;
 }
+
+export const MOVED = 1;
 
 /** A message inside the kernel: its rights are the kernel's until delivered. */
 export interface KMsg {
@@ -284,6 +316,9 @@ export interface KMsg {
   traceContext: Uint8Array;
   /** The tracer's note while the message is in flight (null untraced). */
   trace: TraceNote | null;
+  /** The task this message's queued bytes are charged to, and how many (0: not charged; quota.ts). */
+  payer: KTask | null;
+  charged: number;
 }
 
 // ---------------------------------------------------------------- namespaces
@@ -302,6 +337,20 @@ export class Namespace {
   /** The port new-task / task-terminated notifications go to (a send right the kernel holds). */
   notify: Port | null = null;
   active = true;
+  /** In its parent's children, and counted in its ancestors' (quota.ts). */
+  linked = false;
+  // Its limits and what it holds now, counting the hurds nested in it
+  // (quota.ts): plain fields, since every charge walks the chain.
+  maxTasks = 0;
+  maxPorts = 0;
+  maxQueuedBytes = 0;
+  maxChildren = 0;
+  ntasks = 0;
+  ports = 0;
+  queuedBytes = 0;
+  nchildren = 0;
+  /** Creation policy bits (quota.ts: POLICY_*). */
+  policy = 0;
   /**
    * Events of tasks of nested hurds not yet sent to this hurd's proc (see
    * notify.ts, nestedTaskEvent); made on first use, reused after every send.

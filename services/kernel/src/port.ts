@@ -6,6 +6,7 @@
 import { Errno } from "@hurdmesh/mach";
 import { R_RECEIVE, R_SEND, R_SEND_ONCE, type KMsg, type KRight, type Port } from "./objects.js";
 import { notifyDeadName, notifyNoSenders, notifyPortDestroyed, notifySendOnce } from "./notify.js";
+import { unchargeQueued } from "./quota.js";
 import type { KernelState } from "./state.js";
 
 /** ipc_port_make_send: one more send right, held by the kernel until it is copied out. */
@@ -111,6 +112,7 @@ export function destroyPort(k: KernelState, p: Port): void {
 
 /** ipc_kmsg_destroy: a message that will never be received; every right it carries is released. */
 export function destroyMsg(k: KernelState, m: KMsg): void {
+  if (m.charged !== 0) unchargeQueued(m);
   if (m.destType === R_SEND) releaseSend(k, m.dest);
   else if (m.destType === R_SEND_ONCE) m.dest.sorights--;
   if (m.reply) {

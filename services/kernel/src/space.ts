@@ -3,14 +3,19 @@
 // then becomes a port-deleted notification, and the right it held is
 // released to its port (port.ts). The Space and its entries are declared in
 // objects.ts, with the lookup that turns rights to dead ports into dead names.
-import { TYPE_PORT_SET, TYPE_RECEIVE, TYPE_SEND, TYPE_SEND_ONCE, type Entry, type Space } from "./objects.js";
+import { TYPE_PORT_SET, TYPE_RECEIVE, TYPE_SEND, TYPE_SEND_ONCE, type Entry, type KTask, type Space } from "./objects.js";
 import { notifyPortDeleted } from "./notify.js";
 import { destroyReceive, destroySendOnce, leaveSet, releaseSend } from "./port.js";
+import { needName } from "./quota.js";
 import { err, type KernelState } from "./state.js";
 
-/** Refuses a new name in a full space (KERN_NO_SPACE), before anything is changed. */
-export function need(k: KernelState, sp: Space): void {
-  if (sp.entries.size >= k.config.maxNamesPerTask) throw err("KERN_NO_SPACE", `${k.config.maxNamesPerTask} names in one space`);
+/**
+ * Refuses a new name, before anything is changed, in a full space
+ * (KERN_NO_SPACE) or a hurd at its port limit (KERN_RESOURCE_SHORTAGE);
+ * `caller` is the task whose call it is (quota.ts: a kill-on-limit hurd ends it).
+ */
+export function need(k: KernelState, sp: Space, caller: KTask | null): void {
+  needName(k, sp, caller);
 }
 
 /** ipc_entry_lookup for a call: the entry of `name`, or KERN_INVALID_NAME. */

@@ -13,7 +13,9 @@
 import { createLogger, Errno, HurdError, type Bus, type ErrnoName } from "@hurdmesh/mach";
 import { subjectsOf, type SystemSubjects } from "@hurdmesh/mach/internal";
 import type { KernelConfig } from "./config.js";
+import { setRootLimits } from "./quota.js";
 import { Namespace, Port, type Entry, type KMsg, type KTask, type Space } from "./objects.js";
+import type { CallMetrics } from "./metrics.js";
 import type { KernelTracer } from "./trace.js";
 
 export function err(name: ErrnoName, detail?: string): HurdError {
@@ -52,10 +54,16 @@ export abstract class KernelState {
   readonly stats = { sent: 0, delivered: 0, notifications: 0, rejectedTraps: 0, sendFailures: 0 };
   /** Set only while someone watches the trace stream or spans are on: routing checks this one field. */
   tracer: KernelTracer | null = null;
+  /** Set only while metrics are on (metrics.ts): kernel calls are timed. */
+  callMetrics: CallMetrics | null = null;
 
   // task.ts: leases and tokens.
   /** Attached tasks in order of last activity: the lease sweep reads from the front. */
   readonly leased = new Map<KTask, true>();
+  /** Tasks that have not attached yet, in order of creation (attachGraceMs; die-with-parent tasks are not here). */
+  readonly unattached = new Map<KTask, true>();
+  /** Essential tasks whose process went away, waiting for a new one, with when (reincarnation.ts). */
+  readonly lapsed = new Map<KTask, number>();
   /**
    * Task tokens come from a pool of random bytes filled 256 tokens at a
    * time: one getrandom call per task was a visible cost of task_create.
@@ -70,6 +78,9 @@ export abstract class KernelState {
   /** Entries a copyin took out that held a dead-name request: port-deleted is owed at commit. */
   readonly deletedLater: { space: Space; e: Entry; dn: Port }[] = [];
 
+  /** The copyouts of the delivery in progress (message.ts, copyoutLogged): eight slots a right. */
+  readonly outLog: unknown[] = [];
+
   // mqueue.ts: the delivery in progress.
   /** Inside deliver: copying out a receive right must not push its queue yet. */
   delivering = 0;
@@ -82,6 +93,16 @@ export abstract class KernelState {
   eventsScheduled = false;
   /** The microtask that sends them (made once, on first use). */
   sendEvents: (() => void) | null = null;
+
+  // quota.ts: hurds by id, and the task a kill-on-limit policy ends once its call is undone.
+  readonly namespaces = new Map<number, Namespace>();
+  offender: KTask | null = null;
+  /**
+   * The most bytes one delivery may encode to: the bus's largest message
+   * (NATS's max_payload; unbounded in process). copyinMessage refuses what
+   * would not fit, so no message is accepted that its delivery cannot carry.
+   */
+  busLimit = Infinity;
 
   // mach-port.ts and port.ts: dead-name requests.
   /** Which space an entry with a dead-name request lives in (to turn it into a dead name at death). */
@@ -99,6 +120,15 @@ export abstract class KernelState {
     const host = new Port(config.qlimit);
     this.root = new Namespace(null, host, "root");
     host.kobject = { kind: "host", ns: this.root };
+    setRootLimits(this, this.root);
+    this.namespaces.set(this.root.id, this.root);
+  }
+
+  /** The bus the kernel delivers on: what it can carry bounds what the kernel accepts. */
+  useBus(bus: Bus): void {
+    this.bus = bus;
+    const max = bus.maxPayload;
+    this.busLimit = max !== undefined && max > 0 ? max : Infinity;
   }
 
   /** Logs at most 20 lines a second, so a flood of bad traps cannot flood the log. */
@@ -118,4 +148,6 @@ export abstract class KernelState {
   abstract drain(t: KTask): void;
   /** A message that had left its sender will not be delivered (port.ts, a port's death → mqueue.ts). */
   abstract failSend(m: KMsg, code: number): void;
+  /** Terminates `offender`, the task a kill-on-limit hurd's limit stopped, once its call is undone (quota.ts → task.ts). */
+  abstract killOffender(): void;
 }

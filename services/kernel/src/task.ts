@@ -4,13 +4,15 @@
 // its tasks. The KTask itself is declared in objects.ts.
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { Errno } from "@hurdmesh/mach";
-import { Delivery, TaskEvent, TaskSpecialPort } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { Delivery, TaskEvent, TaskSpecialPort, type HurdLimits as HurdLimitsMsg, type HurdPolicy } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { copyoutRight } from "./message.js";
-import { drain, emit } from "./mqueue.js";
+import { drain, tell } from "./mqueue.js";
 import { namespaceFromHost, namespacePath, newNamespace } from "./namespace.js";
 import { bodies, HURD_NOTIFY_TASK_TERMINATED, kernelMessage, MACH_NOTIFY_NEW_TASK, nestedTaskEvent } from "./notify.js";
 import { KTask, MACH_PORT_DEAD, Port, R_DEAD, R_SEND, TYPE_RECEIVE, TYPE_SEND, type KRight, type Namespace, type Sink } from "./objects.js";
 import { destroyPort, makeSend, releaseSend } from "./port.js";
+import { checkNewTask, chargeTask, linkNamespace, policyBits, resolveLimits, setLimits, unchargeTask, unlinkNamespace } from "./quota.js";
+import { claim, forget, lapse, overGrace } from "./reincarnation.js";
 import { destroyEntry, need } from "./space.js";
 import { err, type KernelState } from "./state.js";
 
@@ -69,17 +71,21 @@ export function authenticate(k: KernelState, taskId: number, token: string): KTa
 /** Creates a task with no parent task (boot servers, tests, the edge's first client). */
 export function bootTask(k: KernelState, o: BootTaskOptions): BootTask {
   const ns = o.ns ?? k.root;
-  const t = createTask(k, null, ns, o.name);
+  if (!ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
+  checkNewTask(k, null, ns.linked || ns.parent === null ? ns : ns.parent, ns.parent !== null && !ns.linked);
+  const t = createTask(k, null, ns, o.name, false);
+  linkNamespace(k, ns);
   let hostPriv = 0;
   if (o.hostPriv) hostPriv = copyoutRight(k, t, R_SEND, makeSend(ns.hostPriv));
   if (o.bootstrap) setSpecial(k, t, TaskSpecialPort.TASK_BOOTSTRAP_PORT, o.bootstrap);
   return { task: t, token: t.token, hostPriv };
 }
 
-function createTask(k: KernelState, parent: KTask | null, ns: Namespace, name: string): KTask {
-  if (k.tasks.size >= k.config.maxTasks) throw err("KERN_RESOURCE_SHORTAGE", `${k.config.maxTasks} tasks alive`);
+/** Makes the task; the caller has checked its hurd's policy and limits (quota.ts, checkNewTask). */
+function createTask(k: KernelState, parent: KTask | null, ns: Namespace, name: string, dieWithParent: boolean): KTask {
   if (!ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
   const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), newToken(k), k.subjects);
+  chargeTask(ns);
   const self = new Port(k.config.qlimit);
   self.kobject = { kind: "task", task: t };
   t.self = self;
@@ -87,6 +93,13 @@ function createTask(k: KernelState, parent: KTask | null, ns: Namespace, name: s
   if (parent?.bootstrap?.active) setSpecial(k, t, TaskSpecialPort.TASK_BOOTSTRAP_PORT, parent.bootstrap);
   k.tasks.set(t.id, t);
   ns.tasks.add(t);
+  // Every task is leased: by its own attach (and heartbeats), or, made to
+  // die with its parent, by its parent's; one that does neither ends after
+  // attachGraceMs (sweepLeases).
+  if (dieWithParent && parent !== null) {
+    t.boundTo = parent;
+    (parent.bound ??= new Set()).add(t);
+  } else k.unattached.set(t, true);
   if (k.tracer !== null) k.tracer.created(t);
   // The proc of this hurd and of every hurd it is nested in hears of the
   // task (as Linux PID namespaces: visible upward, never sideways or down).
@@ -103,48 +116,104 @@ function createTask(k: KernelState, parent: KTask | null, ns: Namespace, name: s
   return t;
 }
 
+export interface TaskCreateOptions {
+  newNamespace?: boolean;
+  /** With newNamespace: the new hurd's limits and policy (quota.ts). */
+  limits?: HurdLimitsMsg;
+  policy?: HurdPolicy;
+  /** Terminated with its parent; leased by its parent's lease. */
+  dieWithParent?: boolean;
+}
+
 // task_create (2007)
-export function taskCreate(k: KernelState, caller: KTask, parentName: number, name: string, newNs: boolean) {
+export function taskCreate(k: KernelState, caller: KTask, parentName: number, name: string, o: TaskCreateOptions) {
   const parent = taskFromPort(caller, parentName);
   // Everything that can refuse is checked before anything is made: a
   // refused call must not leave a namespace, or a task nobody names, behind.
-  need(k, caller.space);
+  need(k, caller.space, caller);
   if (!parent.ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
+  if (!parent.active) throw err("KERN_INVALID_TASK", "the parent task is ending");
+  checkNewTask(k, caller, parent.ns, !!o.newNamespace);
   let ns = parent.ns;
-  if (newNs) ns = newNamespace(k, parent.ns, name);
-  const t = createTask(k, parent, ns, name);
-  if (ns !== parent.ns) parent.ns.children.add(ns);
+  if (o.newNamespace) {
+    const limits = resolveLimits(parent.ns, k.config.hurdLimits, o.limits);
+    ns = newNamespace(k, parent.ns, name);
+    setLimits(ns, limits);
+    ns.policy = policyBits(o.policy);
+  }
+  const t = createTask(k, parent, ns, name, !!o.dieWithParent);
+  linkNamespace(k, ns);
   const task = copyoutRight(k, caller, R_SEND, makeSend(t.self));
-  const hostPriv = newNs ? copyoutRight(k, caller, R_SEND, makeSend(ns.hostPriv)) : 0;
+  const hostPriv = o.newNamespace ? copyoutRight(k, caller, R_SEND, makeSend(ns.hostPriv)) : 0;
   return { task, taskId: t.id, token: t.token, namespaceId: ns.id, hostPriv };
 }
 
-/** task_terminate (2008): its space is destroyed, then its task port, so holders see a dead name. */
+/**
+ * task_terminate (2008): its space is destroyed, then its task port, so
+ * holders see a dead name; the tasks made to die with it go too (one after
+ * another, not by recursion: such a chain may be as long as a hurd has tasks).
+ */
 export function terminate(k: KernelState, t: KTask, reason: string): void {
   if (!t.active) return;
+  terminateOne(k, t, reason);
+  if (t.bound === null) return;
+  const todo: KTask[] = [...t.bound];
+  t.bound = null;
+  for (let i = 0; i < todo.length; i++) {
+    const c = todo[i]!;
+    if (!c.active) continue;
+    terminateOne(k, c, `its parent task ${c.boundTo?.id ?? 0} ended`);
+    if (c.bound !== null) {
+      for (const g of c.bound) todo.push(g);
+      c.bound = null;
+    }
+  }
+}
+
+function terminateOne(k: KernelState, t: KTask, reason: string): void {
   // An attached task hears of its own end (seq 0, KERN_TERMINATED), so its
   // program can stop instead of sending traps nobody will take.
-  if (t.attached) emit(k, t, Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 } }).finish(), 0);
+  if (t.attached) tell(k, t, Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 } }).finish());
   t.active = false;
   t.attached = false;
   t.sink = null;
   t.credit = 0;
   k.tasks.delete(t.id);
   k.leased.delete(t);
+  k.unattached.delete(t);
+  forget(k, t);
+  if (t.boundTo !== null) {
+    t.boundTo.bound?.delete(t);
+    t.boundTo = null;
+  }
   t.ns.tasks.delete(t);
+  unchargeTask(t.ns);
   const sp = t.space;
   sp.active = false;
   for (const e of [...sp.entries.values()]) {
     if (!sp.entries.has(e.name)) continue;
     destroyEntry(k, sp, e);
   }
-  sp.entries.clear();
-  sp.byPort.clear();
+  sp.clear();
   for (const which of [TaskSpecialPort.TASK_BOOTSTRAP_PORT, TaskSpecialPort.TASK_EXCEPTION_PORT]) setSpecial(k, t, which, null);
   destroyPort(k, t.self);
   const ns = t.ns;
   if (ns.notify?.active) kernelMessage(k, ns.notify, R_SEND, HURD_NOTIFY_TASK_TERMINATED, bodies.taskTerminated(t.id, reason, ns.id), null);
   for (let n = ns.parent; n; n = n.parent) nestedTaskEvent(k, n, TaskEvent.TASK_EVENT_TERMINATED, t.id, 0, ns.id, "");
+  // A subhurd whose last task ended, with nothing nested in it, is gone:
+  // no task can be made in it again (task_create needs a parent task in it),
+  // and it no longer counts against its ancestors' nested hurds.
+  for (let n: Namespace | null = ns; n !== null && n.linked && n.tasks.size === 0 && n.children.size === 0; n = n.parent) endNamespace(k, n);
+}
+
+/** A namespace with nothing left in it: unlinked from its parent, its proc's notify right released. */
+function endNamespace(k: KernelState, ns: Namespace): void {
+  ns.active = false;
+  if (ns.notify) {
+    releaseSend(k, ns.notify);
+    ns.notify = null;
+  }
+  unlinkNamespace(k, ns);
 }
 
 /** Terminates every task of a namespace and of the namespaces nested in it (namespace_terminate). */
@@ -153,15 +222,25 @@ export function destroyNamespace(k: KernelState, ns: Namespace, reason: string):
   ns.active = false;
   for (const c of [...ns.children]) n += destroyNamespace(k, c, reason);
   for (const t of [...ns.tasks]) {
+    if (!t.active) continue;
     terminate(k, t, reason);
     n++;
   }
-  if (ns.notify) {
-    releaseSend(k, ns.notify);
-    ns.notify = null;
-  }
-  ns.parent?.children.delete(ns);
+  endNamespace(k, ns);
   return n;
+}
+
+/**
+ * A kill-on-limit hurd's limit stopped a call (quota.ts): once the call is
+ * undone, the task that made it is terminated instead of being refused.
+ */
+export function killOffender(k: KernelState): void {
+  const t = k.offender;
+  k.offender = null;
+  if (t !== null && t.active) {
+    k.log(`task ${t.id} (${t.name}) killed on a limit of its hurd`);
+    terminate(k, t, "killed on a limit");
+  }
 }
 
 /**
@@ -209,7 +288,7 @@ export function taskForId(k: KernelState, caller: KTask, hostName: number, taskI
   let n: Namespace | null = t?.active ? t.ns : null;
   while (n && n !== ns) n = n.parent;
   if (!t || !n) throw err("KERN_INVALID_ARGUMENT", `no task ${taskId} in this hurd or one nested in it`);
-  need(k, caller.space);
+  need(k, caller.space, caller);
   return copyoutRight(k, caller, R_SEND, makeSend(t.self));
 }
 
@@ -263,6 +342,8 @@ export function taskInfo(caller: KTask, name: number) {
     createdMs: t.createdMs,
     essential: t.essential,
     namespacePath: namespacePath(t.ns),
+    queuedBytes: t.queuedBytes,
+    dieWithParent: t.boundTo !== null,
   };
 }
 
@@ -280,6 +361,8 @@ export function taskSetEssential(caller: KTask, taskName: number, essential: unk
 
 /** attach (hurdmesh, 4902): opens delivery to a task, over the bus (sink null) or to a stream. */
 export function attach(k: KernelState, t: KTask, sink: Sink | null, window: number): void {
+  claim(k, t, sink !== null);
+  k.unattached.delete(t);
   t.attached = true;
   t.sink = sink;
   t.credit = Math.max(1, Math.min(window || 256, k.config.maxWindow));
@@ -307,13 +390,27 @@ export function lostSink(t: KTask, sink: Sink): void {
   }
 }
 
-/** Ends the tasks whose lease ran out: the least recently seen are at the front. */
+/**
+ * Ends the tasks whose lease ran out (the least recently seen are at the
+ * front), and those that never attached within attachGraceMs of their
+ * creation (the oldest at the front), as if their program went away.
+ */
 export function sweepLeases(k: KernelState): void {
   const now = Date.now();
   for (const t of k.leased.keys()) {
     if (now - t.lastSeen <= k.config.leaseMs) break;
+    if (lapse(k, t)) continue;
     k.log(`task ${t.id} (${t.name}) lease expired after ${now - t.lastSeen} ms`);
     terminate(k, t, "lease expired");
+  }
+  for (const t of overGrace(k, now)) {
+    k.log(`task ${t.id} (${t.name}) not re-attached within the restart grace (${k.config.restartGraceMs} ms)`);
+    terminate(k, t, "lease expired");
+  }
+  for (const t of k.unattached.keys()) {
+    if (now - t.createdMs <= k.config.attachGraceMs) break;
+    k.log(`task ${t.id} (${t.name}) never attached in ${now - t.createdMs} ms`);
+    terminate(k, t, "never attached");
   }
 }
 

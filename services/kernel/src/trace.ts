@@ -12,13 +12,14 @@
 // spans and keeps the span tree the shape a person reads (call, handling).
 import { SpanKind, type Attributes } from "@opentelemetry/api";
 import { errnoName } from "@hurdmesh/mach";
-import { isTraceContext, NO_TRACE_CONTEXT, subjectsOf, traceContextOf } from "@hurdmesh/mach/internal";
+import { isSampled, isTraceContext, NO_TRACE_CONTEXT, subjectsOf, traceContextOf } from "@hurdmesh/mach/internal";
 import type { Message, Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { registry, type Registry } from "@hurdmesh/mach/registry";
 import { UNSAMPLED, type Parent } from "@hurdmesh/telemetry";
 import type { SdkTelemetry as Telemetry } from "@hurdmesh/telemetry-sdk";
-import { K_DELIVERED, K_NOTIFY, K_REPLIED, keyBytes, LightSpan, putKernelFields, REC_KERNEL, type LightTracer, type NameTable, type Writer } from "@hurdmesh/telemetry-sdk";
+import { K_DELIVERED, K_FAILED, K_NOTIFY, K_REPLIED, keyBytes, LightSpan, putKernelFields, REC_KERNEL, type LightTracer, type NameTable, type Writer } from "@hurdmesh/telemetry-sdk";
+import { hurdNameOf } from "./introspect.js";
 import { R_SEND_ONCE, type KMsg, type KTask, type Namespace, type TraceNote } from "./objects.js";
 
 /** What the kernel tells a tracer. Called only while kernel.tracer is set. */
@@ -110,6 +111,8 @@ class KernelSpan extends LightSpan {
   ns = -1;
   replied = false;
   code = 0;
+  /** The receiving hurd's name (the sender's until it is delivered): hurd.name. */
+  hurd = "";
   constructor(
     lt: LightTracer,
     name: string,
@@ -128,8 +131,8 @@ class KernelSpan extends LightSpan {
   // The record carries the numbers (records.ts writes the attributes from
   // them); the rights moved, rare and of any length, go in the tail.
   protected override recordFields(i32: Int32Array, wi: number, names: NameTable): number {
-    putKernelFields(i32, wi, this.rpc ? names.id(this.rpc) : 0, this.migId, this.sender, this.senderName, this.receiver, this.receiverName, this.ns, this.code, names.id(this.rcvPrefix));
-    return REC_KERNEL | (this.kernel ? K_NOTIFY : 0) | (this.receiver !== 0 ? K_DELIVERED : 0) | (this.replied ? K_REPLIED : 0);
+    putKernelFields(i32, wi, this.rpc ? names.id(this.rpc) : 0, this.migId, this.sender, this.senderName, this.receiver, this.receiverName, this.ns, this.code, names.id(this.rcvPrefix), this.hurd ? names.id(this.hurd) : 0);
+    return REC_KERNEL | (this.kernel ? K_NOTIFY : 0) | (this.receiver !== 0 ? K_DELIVERED : 0) | (this.replied ? K_REPLIED : this.code !== 0 ? K_FAILED : 0);
   }
   protected override needsTail(): boolean {
     return this.rights !== null;
@@ -156,10 +159,16 @@ class KernelSpan extends LightSpan {
       a["hurd.port.receiver_name"] = this.receiverName;
       a["hurd.namespace"] = this.ns;
       a["messaging.destination.name"] = `${this.rcvPrefix}${this.receiver}.${this.receiverName}`;
+      a["server.address"] = `${this.rcvPrefix}${this.receiver}`;
     }
+    if (this.hurd) a["hurd.name"] = this.hurd;
     if (this.replied) {
       a["hurd.reply.code"] = this.code;
       if (this.code !== 0) a["hurd.errno"] = errnoName(this.code);
+    }
+    if (this.replied || this.code !== 0) {
+      a["rpc.response.status_code"] = this.code === 0 ? "OK" : errnoName(this.code);
+      if (this.code !== 0) a["error.type"] = errnoName(this.code);
     }
     return a;
   }
@@ -184,7 +193,7 @@ const NO_BODY = new Uint8Array(0);
 const BATCH = 256;
 
 function blank(n: number, tsMs: number, namespaceId: number, fromTask: number, toTask: number, senderName: number, receiverName: number, msgid: number, bodyLength: number): TraceRecord {
-  return { n, tsMs, namespaceId, fromTask, toTask, senderName, receiverName, msgid, rpc: "", isReply: false, replyTo: 0, code: 0, error: 0, kernel: false, rights: [], body: NO_BODY, bodyLength };
+  return { n, tsMs, namespaceId, fromTask, toTask, senderName, receiverName, msgid, rpc: "", isReply: false, replyTo: 0, code: 0, error: 0, kernel: false, rights: [], body: NO_BODY, bodyLength, traceId: NO_BODY };
 }
 
 function inNs(ns: Namespace, root: Namespace): boolean {
@@ -223,6 +232,11 @@ export class TraceHub implements KernelTracer {
 
   get watching(): number {
     return this.watchers.size;
+  }
+
+  /** Spans the telemetry's full export queue turned away (0 without telemetry). */
+  spansDropped(): number {
+    return this.telemetry ? this.telemetry.dropped : 0;
   }
 
   /** Turns OpenTelemetry spans on (or off with null). */
@@ -305,6 +319,7 @@ export class TraceHub implements KernelTracer {
         span.receiver = to.id;
         span.receiverName = rec.local;
         span.ns = to.ns.id;
+        span.hurd = this.hurdOf(to.ns);
         rec.traceContext = span.context;
         if (!awaitsReply) span.end();
       }
@@ -370,6 +385,9 @@ export class TraceHub implements KernelTracer {
     }
     r.error = err;
     r.kernel = m.kernel;
+    // The trace to link to (rpctrace --links, hurd web): the kernel's span's, else the sender's sampled context.
+    if (fl.span !== null) r.traceId = fl.span.ids.subarray(0, 16);
+    else if (m.traceContext.length !== 0 && isSampled(m.traceContext)) r.traceId = m.traceContext.subarray(0, 16);
     const rights = r.rights;
     const wire = fl.wire;
     if (wire && wire.reply && wire.reply !== DEAD) rights.push(`reply ${DISP[wire.replyDisposition || 21] ?? wire.replyDisposition} ${wire.reply}->${rec ? rec.reply : "?"}`);
@@ -422,6 +440,19 @@ export class TraceHub implements KernelTracer {
 
   // ------------------------------------------------------------ spans
 
+  /** A namespace's hurd name, made once per namespace (spans of one hurd mostly follow one another). */
+  private readonly hurds = new WeakMap<Namespace, string>();
+  private lastNs: Namespace | null = null;
+  private lastHurd = "";
+  private hurdOf(ns: Namespace): string {
+    if (ns === this.lastNs) return this.lastHurd;
+    let h = this.hurds.get(ns);
+    if (h === undefined) this.hurds.set(ns, (h = hurdNameOf(this.system, ns)));
+    this.lastNs = ns;
+    this.lastHurd = h;
+    return h;
+  }
+
   private startSpan(lt: LightTracer, m: KMsg, fl: Flight): void {
     const name = m.kernel ? (fl.rpc ?? `notify ${m.id}`) : (fl.rpc ?? `msgid ${m.id}`);
     const parent = lt.parent(m.traceContext);
@@ -438,6 +469,7 @@ export class TraceHub implements KernelTracer {
       for (const p of wire.ports) rights.push(`${DISP[p.disposition] ?? p.disposition} ${p.name}`);
     }
     const span = (fl.span = new KernelSpan(lt, name, parent, this.rcvPrefix, m.id, sender ? sender.id : 0, fl.sname, m.kernel, fl.rpc, rights));
+    if (sender) span.hurd = this.hurdOf(sender.ns);
     this.stats.spans++;
     // A notification starts its own trace, linked to its cause: the span of
     // the trap that made the kernel send it (task_terminate, the message or

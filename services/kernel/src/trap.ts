@@ -3,6 +3,7 @@ import { methods, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { AttachRequest, CallReply, MachDefinition, TaskSpecialPort, Trap, type AttachReply } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { dispatch } from "./calls.js";
 import type { Kernel } from "./kernel.js";
+import { hurdName } from "./introspect.js";
 import { reportSendFailed, send } from "./mqueue.js";
 import { attach, authenticate, credit, taskGetSpecialPort, touch, type KTask } from "./task.js";
 
@@ -24,6 +25,7 @@ export function attachReply(k: Kernel, t: KTask): AttachReply {
     namespaceId: t.ns.id,
     system: k.config.system,
     leaseMs: k.config.leaseMs,
+    hurd: hurdName(k, t.ns),
   };
 }
 
@@ -118,6 +120,9 @@ function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: bool
   }
   touch(k, t);
   if (trap.credit) credit(k, t, trap.credit);
+  // A heartbeat asks nothing, but a caller that waits for an answer (a bus
+  // request, the edge's SendTrap) gets one, or its call stays open until its deadline.
+  answer?.(0, NONE, "");
 }
 
 /**
@@ -132,7 +137,7 @@ export class TrapServer {
     private readonly bus: Bus,
   ) {
     this.subject = kernel.subjects.trap;
-    kernel.bus = bus;
+    kernel.useBus(bus);
   }
 
   start(): void {

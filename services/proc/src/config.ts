@@ -5,8 +5,20 @@ export interface ProcConfig {
   pidMax: number;
   /** Where allocation wraps to: low pids stay for the boot servers (the Hurd wraps to 100). */
   pidFloor: number;
-  /** Open process handles one uid may hold (EDQUOT past it): pinning must not exhaust PIDs. */
+  /**
+   * Open process handles one uid may hold (EDQUOT past it): pinning must not
+   * exhaust PIDs. A process with no ids has a quota of its own, not one
+   * shared by every id-less process (one of them could otherwise deny the
+   * others any handle).
+   */
   handleQuota: number;
+  /**
+   * Processes one uid may have, zombies included (RLIMIT_NPROC): proc_child
+   * past it is EAGAIN, as Linux's fork. Root (uid 0) is exempt, as a
+   * process with CAP_SYS_RESOURCE is. 4,096 is what distributions commonly
+   * set for users in limits.conf; the kernel bounds a hurd's tasks anyway.
+   */
+  maxProcsPerUid: number;
   /** Waits one process may have pending (EAGAIN past it). */
   maxWaitersPerProcess: number;
   /** Callers blocked in proc_getmsgport on one process. */
@@ -29,6 +41,7 @@ export const defaultProcConfig: ProcConfig = {
   pidMax: 4_194_304,
   pidFloor: 100,
   handleQuota: 4096,
+  maxProcsPerUid: 4096,
   maxWaitersPerProcess: 64,
   maxMsgportWaiters: 64,
   maxArgsBytes: 128 * 1024,

@@ -25,7 +25,7 @@ export class Handle {
     readonly port: number,
     readonly pid: number,
     readonly serial: number,
-    readonly owner: number,
+    readonly owner: Owner,
     p: Proc,
   ) {
     this.proc = p;
@@ -48,12 +48,19 @@ export class Handle {
   }
 }
 
-/** Open handles per owner uid (-1: processes with no ids), for the quota. */
+/**
+ * Who a handle counts against: the opener's uid, or, for a process with no
+ * ids, that process itself (a bucket of its own, not one every id-less
+ * process shares).
+ */
+export type Owner = number | Proc;
+
+/** Open handles per owner, for the quota. */
 export class HandleTable {
   readonly byPort = new Map<number, Handle>();
-  private readonly perOwner = new Map<number, number>();
+  private readonly perOwner = new Map<Owner, number>();
 
-  count(owner: number): number {
+  count(owner: Owner): number {
     return this.perOwner.get(owner) ?? 0;
   }
 
@@ -70,8 +77,12 @@ export class HandleTable {
   }
 }
 
-export function ownerOf(p: Proc): number {
-  return p.uids.length ? p.uids[0]! : -1;
+export function ownerOf(p: Proc): Owner {
+  return p.uids.length ? p.uids[0]! : p;
+}
+
+function ownerName(o: Owner): string {
+  return typeof o === "number" ? `uid ${o}` : `pid ${o.pid} (no ids)`;
 }
 
 /** proc_pid_open: checks ownership and quota, pins the pid, makes the handle port. */
@@ -80,7 +91,7 @@ export async function pidOpen(srv: ProcServer, table: HandleTable, caller: Proc,
   if (serial && p.serial !== serial) throw new HurdError(Errno.ESRCH, `pid ${pid} is not incarnation ${serial}`);
   if (!checkOwner(caller, p)) throw new HurdError(Errno.EPERM, `pid ${pid} belongs to someone else`);
   const owner = ownerOf(caller);
-  if (table.count(owner) >= srv.config.handleQuota) throw new HurdError(Errno.EDQUOT, `uid ${owner} holds ${srv.config.handleQuota} handles`);
+  if (table.count(owner) >= srv.config.handleQuota) throw new HurdError(Errno.EDQUOT, `${ownerName(owner)} holds ${srv.config.handleQuota} handles`);
   const port = await srv.newPort();
   if (p.has(P.REAPED)) {
     srv.destroyPort(port);
@@ -88,7 +99,7 @@ export async function pidOpen(srv: ProcServer, table: HandleTable, caller: Proc,
   }
   if (table.count(owner) >= srv.config.handleQuota) {
     srv.destroyPort(port);
-    throw new HurdError(Errno.EDQUOT, `uid ${owner} holds ${srv.config.handleQuota} handles`);
+    throw new HurdError(Errno.EDQUOT, `${ownerName(owner)} holds ${srv.config.handleQuota} handles`);
   }
   const h = new Handle(port, p.pid, p.serial, owner, p);
   h.ids = caller.uids;

@@ -8,6 +8,7 @@ import type { ProcConfig } from "./config.js";
 import { HandleTable, handleRpcs } from "./handles.js";
 import { host } from "./host.js";
 import { info } from "./info.js";
+import { observeProc } from "./metrics.js";
 import { mgt } from "./mgt.js";
 import { msg, signalProcess } from "./msg.js";
 import { onNamespaceNotice, onPortNotice } from "./notify.js";
@@ -50,6 +51,7 @@ export async function startProc(task: Task, o: StartProcOptions = {}): Promise<P
   );
   srv.server.onNotify = (m, obj) => onPortNotice(srv, handles, m, obj);
   srv.makeBootProcesses();
+  observeProc(srv, handles);
 
   srv.notifyPort = await task.allocate(PortRight.PORT_RIGHT_RECEIVE);
   task.receive(srv.notifyPort, (m) => onNamespaceNotice(srv, m));

@@ -180,10 +180,15 @@ export function mgt(srv: ProcServer): H {
       // ever leaves; the Hurd's proc_child does not check and loops there.
       for (let a = parent.parent; a && a !== a.parent; a = a.parent) if (a === c) throw new HurdError(Errno.EINVAL, `pid ${c.pid} is an ancestor of the caller`);
       if (parent.dead) throw new HurdError(Errno.EOPNOTSUPP, "caller died");
+      // RLIMIT_NPROC: the child becomes a process of the parent's uid; past
+      // the limit fork fails EAGAIN (root is exempt, as on Linux).
+      const uid = parent.uids.length ? parent.uids[0]! : -1;
+      if (uid > 0 && (c.uids[0] ?? -1) !== uid && srv.procsOf(uid) >= srv.config.maxProcsPerUid)
+        throw new HurdError(Errno.EAGAIN, `uid ${uid} has ${srv.config.maxProcsPerUid} processes (RLIMIT_NPROC)`);
       c.flags |= P.PARENTSET;
       reparent(srv, c, parent);
       c.login = parent.login;
-      c.uids = parent.uids;
+      srv.setUids(c, parent.uids);
       if (!c.exe) c.exe = parent.exe;
       if (!c.startCode && !c.endCode) {
         c.startCode = parent.startCode;

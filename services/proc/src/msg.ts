@@ -32,7 +32,8 @@ export function postSignal(srv: ProcServer, p: Proc, signo: number, sigcode: num
 }
 
 function sigPostBody(signal: number, sigcode: number, refport: number): Uint8Array {
-  return MsgDefinition.methods.sigPost.requestType.encode({ signal, sigcode, refport }).finish();
+  // msg.defs's sigcode is a C int; the wire's uint32 carries its bits (a negative code must not throw here).
+  return MsgDefinition.methods.sigPost.requestType.encode({ signal, sigcode: sigcode >>> 0, refport }).finish();
 }
 
 /** msg_proc_newids: the process's parent, pgrp or orphan status changed (one-way). */
@@ -61,7 +62,7 @@ async function postSignalAndWait(srv: ProcServer, p: Proc, signo: number, sigcod
   const r = new Rights();
   const refport = r.copySend(p.task);
   const msg = client(srv.task, MsgDefinition, p.msgport);
-  await msg.sigPost({ signal: signo, sigcode, refport }, { rights: r, timeoutMs: srv.config.signalTimeoutMs });
+  await msg.sigPost({ signal: signo, sigcode: sigcode >>> 0, refport }, { rights: r, timeoutMs: srv.config.signalTimeoutMs });
 }
 
 /**

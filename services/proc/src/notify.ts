@@ -94,7 +94,7 @@ function newTask(srv: ProcServer, m: Received): void {
     removeChild(p);
     addChild(creator, p);
     p.flags |= P.PARENTSET;
-    p.uids = creator.uids;
+    srv.setUids(p, creator.uids);
     p.login = creator.login;
     p.nsRoot = root;
     if (creator.pgrp) joinPgrp(srv, p, creator.pgrp);

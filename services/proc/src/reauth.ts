@@ -102,7 +102,7 @@ async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvous: number, new
     if (stub === p || p.dead || stub.has(P.PARENTSET) || stub.firstChild) return fail();
     reassignTo(srv, p, stub);
   }
-  p.uids = Object.freeze(obj.uids);
+  srv.setUids(p, Object.freeze(obj.uids));
   if (p.port && p.port !== port) srv.destroyPort(p.port);
   p.port = port;
   srv.server.add(port, { kind: "proc", p });

@@ -54,6 +54,8 @@ export class ProcServer {
   kernelProc!: Proc;
   self!: Proc;
   readonly stats = { created: 0, reaped: 0, forgedNotifications: 0, signalsSent: 0, signalFailures: 0, nestedDropped: 0 };
+  /** Processes in the table (zombies included) per owner uid, for RLIMIT_NPROC (maxProcsPerUid). */
+  private readonly perUid = new Map<number, number>();
 
   constructor(
     readonly task: Task,
@@ -131,6 +133,27 @@ export class ProcServer {
   }
 
   // ------------------------------------------------------------ the table
+
+  /** Processes `uid` owns now (RLIMIT_NPROC counts them until they are reaped). */
+  procsOf(uid: number): number {
+    return this.perUid.get(uid) ?? 0;
+  }
+
+  /** Gives p its ids; every change of a process's ids goes through here, so the per-uid count stays right. */
+  setUids(p: Proc, uids: readonly number[]): void {
+    const was = p.uids.length ? p.uids[0]! : -1;
+    const now = uids.length ? uids[0]! : -1;
+    p.uids = uids;
+    if (was === now || p.has(P.REAPED)) return;
+    if (was >= 0) this.countUid(was, -1);
+    if (now >= 0) this.countUid(now, 1);
+  }
+
+  private countUid(uid: number, d: number): void {
+    const n = (this.perUid.get(uid) ?? 0) + d;
+    if (n <= 0) this.perUid.delete(uid);
+    else this.perUid.set(uid, n);
+  }
 
   nextSerial(): number {
     return ++this.serials;
@@ -222,6 +245,7 @@ export class ProcServer {
   /** Removes a process from every table; its pid stays pinned by its pgrp/session/handles. */
   reap(p: Proc): void {
     if (p.has(P.REAPED)) return;
+    if (p.uids.length) this.countUid(p.uids[0]!, -1);
     p.flags |= P.REAPED | P.DEAD;
     leavePgrp(this, p);
     removeChild(p);
@@ -241,7 +265,7 @@ export class ProcServer {
     const init = this.createProcess(0, 0, 1);
     init.flags |= P.IMPORTANT | P.LOGINLEADER | P.PARENTSET;
     init.login = this.rootLogin;
-    init.uids = [0, 0];
+    this.setUids(init, [0, 0]);
     init.exe = "init";
     // pid 1 is its own parent in proc's tree, as in the Hurd.
     init.parent = null;
@@ -250,7 +274,7 @@ export class ProcServer {
     const mk = (pid: number, exe: string, task = 0, taskId = 0) => {
       const p = this.createProcess(task, taskId, pid);
       p.flags |= P.IMPORTANT;
-      p.uids = [0, 0];
+      this.setUids(p, [0, 0]);
       p.exe = exe;
       p.args = new TextEncoder().encode(`${exe}\0`);
       return p;

@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { createLogger, Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
-import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds, type Console } from "@hurdmesh/init";
 import { serveHealth, type HealthServer } from "@hurdmesh/mach/health";
 import { subjectsOf } from "@hurdmesh/mach/internal";
@@ -55,6 +55,10 @@ if (tel) {
   setGlobalTelemetry(tel);
   installTracingHooks(tel);
 }
+
+// Metrics (HURD_METRICS_ADDR, OTEL_METRICS_EXPORTER): proc's tables and every RPC served or called.
+const metrics = await startMetrics(`hurd-${role}`, process.env, { hurd: hurd || system });
+if (metrics?.endpoint) say(`metrics on ${metrics.endpoint}`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -35,6 +35,19 @@ export interface FormatOptions {
   strsize?: number;
   /** Prefix each line with the time (rpctrace's -t). */
   timestamps?: boolean;
+  /** What ends a message's line (`--links`: " <Jaeger URL of its trace>"); "" for none. */
+  link?: (r: TraceRecord) => string;
+}
+
+/** A trace id's 16 bytes as the 32 hex digits Jaeger and W3C write ("" when there is none). */
+export function traceIdHex(id: Uint8Array): string {
+  return id.length === 16 ? Buffer.from(id.buffer, id.byteOffset, 16).toString("hex") : "";
+}
+
+/** The Jaeger UI's page of a record's trace under `base` ("" when the record carries no trace). */
+export function jaegerLink(base: string, r: TraceRecord): string {
+  const id = traceIdHex(r.traceId);
+  return id ? `${base.replace(/\/+$/, "")}/trace/${id}` : "";
 }
 
 /** A compact rendering of a decoded message: `{pid: 105, name: "x"}`, defaults left out. */
@@ -83,6 +96,9 @@ export class RpcTraceFormatter {
   private readonly strsize: number;
   /** The request whose line is still open (no newline yet), or 0. */
   private open = 0;
+  /** What ends the open line (its link). */
+  private openEnd = "";
+  private readonly link: (r: TraceRecord) => string;
   /** Requests waiting for their reply: record number -> expects a reply. */
   private readonly waiting = new Set<number>();
 
@@ -93,6 +109,7 @@ export class RpcTraceFormatter {
     this.reg = o.registry ?? registry();
     this.who = o.who ?? ((t) => `task${t}`);
     this.strsize = o.strsize ?? 80;
+    this.link = o.link ?? (() => "");
   }
 
   /** Decodes a body with the generated type of its request or reply, if the id is known. */
@@ -110,7 +127,7 @@ export class RpcTraceFormatter {
 
   private closeOpen(): void {
     if (this.open) {
-      this.write(` ...${this.open}\n`);
+      this.write(` ...${this.open}${this.openEnd}\n`);
       this.open = 0;
     }
   }
@@ -123,11 +140,11 @@ export class RpcTraceFormatter {
     if (r.isReply) {
       const result = r.error ? ` = ${errorText(r.error)} (reply not delivered)` : r.code === 0 ? ` = 0${this.outArgs(r)}` : ` = ${errorText(r.code)}${this.errDetail(r)}`;
       if (r.replyTo && this.open === r.replyTo) {
-        this.write(`${result}\n`);
+        this.write(`${result}${this.openEnd}\n`);
         this.open = 0;
       } else {
         this.closeOpen();
-        this.write(`${this.stamp(r)}${r.replyTo || "?"}...${result}\n`);
+        this.write(`${this.stamp(r)}${r.replyTo || "?"}...${result}${this.link(r)}\n`);
       }
       if (r.replyTo) this.waiting.delete(r.replyTo);
       return;
@@ -142,17 +159,18 @@ export class RpcTraceFormatter {
     const to = r.kernel && r.toTask ? ` [to ${this.who(r.toTask)}]` : "";
     let line = `${this.stamp(r)}${from}->${name} ${argText}${portText}${to}`;
     if (r.error) {
-      this.write(`${line} = ${errorText(r.error)}\n`);
+      this.write(`${line} = ${errorText(r.error)}${this.link(r)}\n`);
       return;
     }
     const expectsReply = r.rights.some((x) => x.startsWith("reply "));
     if (!expectsReply) {
-      this.write(`${line}\n`);
+      this.write(`${line}${this.link(r)}\n`);
       return;
     }
     this.waiting.add(r.n);
     this.write(line);
     this.open = r.n;
+    this.openEnd = this.link(r);
   }
 
   private outArgs(r: TraceRecord): string {

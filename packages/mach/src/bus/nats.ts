@@ -14,10 +14,27 @@ function traceHeaders(tp: string): MsgHdrs {
 export class NatsBus implements Bus {
   readonly kind = "nats" as const;
   closed = false;
+  disconnectedSince = 0;
   private constructor(readonly nc: NatsConnection) {
     void nc.closed().then(() => {
       this.closed = true;
     });
+    // nats.js reconnects by itself; the runtime only needs to know for how
+    // long the kernel has been out of reach (Task ends itself past its lease).
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect") this.disconnectedSince ||= Date.now();
+        else if (s.type === "reconnect") this.disconnectedSince = 0;
+      }
+    })().catch(() => {});
+  }
+
+  /**
+   * The largest message the server takes (its advertised max_payload):
+   * the kernel accepts no message whose delivery would not fit.
+   */
+  get maxPayload(): number | undefined {
+    return this.nc.info?.max_payload;
   }
 
   /** Connects to `servers` (e.g. "nats://127.0.0.1:4222"). */
@@ -36,6 +53,9 @@ export class NatsBus implements Bus {
 
   publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "bus connection closed");
+    const max = this.nc.info?.max_payload;
+    // Past the server's max_payload nats.js throws: say it as Mach does, and before trying.
+    if (max !== undefined && data.length > max) throw new HurdError(Errno.MACH_SEND_NO_BUFFER, `${data.length} bytes exceed the bus's max_payload of ${max}`);
     if (traceparent) this.nc.publish(subject, data, reply ? { reply, headers: traceHeaders(traceparent) } : { headers: traceHeaders(traceparent) });
     else this.nc.publish(subject, data, reply ? { reply } : undefined);
   }
@@ -52,6 +72,8 @@ export class NatsBus implements Bus {
   }
 
   async request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
+    const max = this.nc.info?.max_payload;
+    if (max !== undefined && data.length > max) throw new HurdError(Errno.MACH_SEND_NO_BUFFER, `${data.length} bytes exceed the bus's max_payload of ${max}`);
     try {
       const m = await this.nc.request(subject, data, traceparent ? { timeout: timeoutMs, headers: traceHeaders(traceparent) } : { timeout: timeoutMs });
       return m.data;
@@ -75,3 +97,4 @@ export class NatsBus implements Bus {
     await this.nc.close();
   }
 }
+export { JetStreamKv, type JetStreamKvOptions } from "./jetstream.js";

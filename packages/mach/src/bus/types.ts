@@ -30,4 +30,30 @@ export interface Bus {
   flush(): Promise<void>;
   close(): Promise<void>;
   readonly closed: boolean;
+  /**
+   * The largest message the bus carries, in bytes (NATS: the server's
+   * advertised max_payload); undefined when it has no such bound (in process).
+   */
+  readonly maxPayload?: number;
+  /**
+   * When the connection to the other side was lost (Date.now()), 0 while it
+   * is up; undefined when the bus cannot tell. A task whose bus has been down
+   * longer than its lease has been ended by the kernel meanwhile.
+   */
+  readonly disconnectedSince?: number;
+}
+
+/**
+ * A key-value bucket a server writes its state through to (JetStream on
+ * NATS: @hurdmesh/mach/nats's JetStreamKv). A put or delete resolves once
+ * the store has acknowledged it, so a server that awaits it before
+ * answering never answers with a state a restart can take back.
+ */
+export interface KeyValue {
+  put(key: string, value: Uint8Array): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Every key's last value. */
+  entries(): Promise<Map<string, Uint8Array>>;
+  /** Forgets every key (a fresh boot's server starts from nothing). */
+  purge(): Promise<void>;
 }

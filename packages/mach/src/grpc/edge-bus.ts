@@ -4,7 +4,7 @@
 // task's Receive stream. Only the task's own subjects are meaningful here.
 import * as grpc from "@grpc/grpc-js";
 import { context, propagation } from "@opentelemetry/api";
-import { CallReply, MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { CallReply, Delivery, MachDefinition, Trap } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { Bus, BusHandler, BusSubscription } from "../bus/types.js";
 import { Errno, HurdError } from "../errors.js";
 import { grpcServiceOf } from "./service.js";
@@ -26,8 +26,13 @@ type EdgeClient = grpc.Client & {
 export class EdgeBus implements Bus {
   readonly kind = "nats" as const;
   closed = false;
+  /** Since when the Receive stream has been down (0: up); the runtime ends a task past its lease. */
+  disconnectedSince = 0;
   private readonly c: EdgeClient;
   private stream: grpc.ClientReadableStream<Buffer> | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  /** The task's delivery handler (one subscription per EdgeBus). */
+  private deliver: BusHandler | null = null;
 
   /** `address` is host:port of the kernel's gRPC edge; the task proves itself on the stream. */
   constructor(
@@ -35,7 +40,9 @@ export class EdgeBus implements Bus {
     private readonly taskId: number,
     private readonly token: string,
   ) {
-    this.c = new Ctor(address, grpc.credentials.createInsecure()) as unknown as EdgeClient;
+    // The largest delivery is the kernel's largest body (4 MiB) and its
+    // envelope: above grpc-js's 4 MiB default for what a client receives.
+    this.c = new Ctor(address, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": 16 * 1024 * 1024 }) as unknown as EdgeClient;
   }
 
   private md(traceparent?: string): grpc.Metadata {
@@ -63,15 +70,56 @@ export class EdgeBus implements Bus {
 
   publish(_subject: string, data: Uint8Array, _reply?: string, traceparent?: string): void {
     if (this.closed) throw new HurdError(Errno.MACH_SEND_INVALID_DEST, "edge connection closed");
-    this.sendTrap(data, traceparent, {}, () => {});
+    this.sendTrap(data, traceparent, {}, (e, r) => {
+      if (e || !r || this.deliver === null) return;
+      // The edge answers every trap; a send the kernel refused (too large,
+      // no room, a bad right) is told to the sender as on the bus, where a
+      // one-way trap's refusal comes as a SendFailed on its delivery subject.
+      const ans = CallReply.decode(r);
+      if (ans.code === 0) return;
+      const seq = Trap.decode(data).send?.seq;
+      if (seq !== undefined) this.deliver("", Delivery.encode({ failed: { seq, code: ans.code, reply: 0 } }).finish(), undefined);
+    });
   }
 
+  /**
+   * The task's deliveries, on its Receive stream. A stream that ends (the
+   * kernel restarted or went away, the network failed) is opened again
+   * every half second, which attaches the task anew, until it is up (the
+   * kernel's first headers say so) or the bus is closed; meanwhile
+   * disconnectedSince tells the runtime how long it has been without one.
+   */
   subscribe(_subject: string, handler: BusHandler): BusSubscription {
-    const s = this.c.receive({}, this.md());
-    this.stream = s;
-    s.on("data", (b: Buffer) => handler("", b, undefined));
-    s.on("error", () => {});
-    return { unsubscribe: () => s.cancel() };
+    this.deliver = handler;
+    let cancelled = false;
+    const open = () => {
+      this.retry = null;
+      if (cancelled || this.closed) return;
+      const s = this.c.receive({}, this.md());
+      this.stream = s;
+      s.on("metadata", () => (this.disconnectedSince = 0));
+      s.on("data", (b: Buffer) => {
+        this.disconnectedSince = 0;
+        handler("", b, undefined);
+      });
+      const lost = () => {
+        if (this.stream !== s || cancelled || this.closed) return;
+        this.stream = null;
+        this.disconnectedSince ||= Date.now();
+        this.retry = setTimeout(open, 500);
+        this.retry.unref();
+      };
+      s.on("error", lost);
+      s.on("end", lost);
+    };
+    open();
+    return {
+      unsubscribe: () => {
+        cancelled = true;
+        if (this.retry) clearTimeout(this.retry);
+        this.stream?.cancel();
+      },
+    };
   }
 
   request(_subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
@@ -90,6 +138,7 @@ export class EdgeBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
     this.stream?.cancel();
     this.c.close();
   }
