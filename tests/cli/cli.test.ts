@@ -4,6 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createConnection as connectTcp, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -281,6 +282,69 @@ describe("hurd up --nats: every server its own OS process", { skip: !busKinds.in
     } finally {
       u.proc.kill("SIGKILL");
       for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+    }
+  });
+});
+
+/** `pid` and every process under it, from /proc (each line of stat: pid (comm) state ppid ...). */
+function treeOf(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie is over: only its parent's wait is left.
+    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+describe("hurd up --nats: NATS goes away", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
+  it("every process it started ends, and a hurd spawn's Linux program with them", async () => {
+    // A nats-server of this test's own, on a free port, to kill.
+    const free = await new Promise<number>((r) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => r(p));
+      });
+    });
+    const nats = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(free)], { stdio: "ignore" });
+    const name = `l${process.pid}`;
+    let u: Up | null = null;
+    let pids: number[] = [];
+    try {
+      await until(async () => new Promise<boolean>((r) => connectTcp(free, "127.0.0.1").on("connect", function (this: Socket) { this.destroy(); r(true); }).on("error", () => r(false))), 10000, "nats-server");
+      u = await up(["--nats", `nats://127.0.0.1:${free}`], name);
+      const s = hurdBg(u, name, "spawn", "--", "sleep", "300");
+      await until(() => /is pid \d+/.test(s.err()), 30000, "hurd spawn");
+      // hurd up's kernel, init, proc, auth and runsystem; hurd spawn and its sleep.
+      pids = [...treeOf(u.proc.pid!), ...treeOf(s.proc.pid!)];
+      assert.ok(pids.length >= 8, `hurd up and its 5 servers, hurd spawn and sleep: ${pids.length}`);
+      assert.ok(pids.every(alive), "all running before NATS goes");
+      nats.kill("SIGKILL");
+      // The tasks end when their bus has been down longer than their lease
+      // (5 s), then init ends the hurd, hurd up its kernel, the edge's end
+      // hurd spawn's task and its program.
+      await until(() => pids.every((p) => !alive(p)), 60000, "every process to end");
+      assert.notEqual(await u.exited, 0, "hurd up says the hurd did not halt cleanly");
+      assert.notEqual(await s.done, 0);
+    } finally {
+      nats.kill("SIGKILL");
+      u?.proc.kill("SIGKILL");
+      for (const p of pids.filter(alive)) process.kill(p, "SIGKILL");
     }
   });
 });

@@ -301,6 +301,48 @@ describe("hurd as procps and psmisc users expect", () => {
     });
   });
 
+  describe("subhurd and web (main's commands, the same conventions)", () => {
+    it("subhurd ls: usage against limits in columns, --json as schema subhurd.json; set changes them", () => {
+      const c = hurd(u, "subhurd", "create", "qa", "--max-tasks", "50", "--max-queued-bytes", "1M", "--policy", "closed");
+      assert.equal(c.code, 0, c.stderr);
+      try {
+        const rows = table(hurd(u, "subhurd", "ls").stdout);
+        assert.deepEqual(Object.keys(rows[0]!), ["NAME", "PARENT", "NS", "DEPTH", "TASKS", "PORTS", "QUEUED", "HURDS", "POLICY"]);
+        const qa = rows.find((x) => x.NAME === "qa")!;
+        assert.match(qa.TASKS!, /^[1-9]\d*\/50$/, "its startup, auth, proc and pid 1 count against 50");
+        assert.match(qa.QUEUED!, /^\d+\/1048576$/);
+        assert.equal(qa.POLICY, "closed");
+        const [j] = conforms<{ name: string; maxTasks: number; tasks: number; policy: string[]; depth: number }>("subhurd", jsonLines(hurd(u, "subhurd", "ls", "--json").stdout));
+        assert.deepEqual([j!.name, j!.maxTasks, j!.policy, j!.depth], ["qa", 50, ["closed"], 1]);
+        assert.ok(j!.tasks >= 4, `tasks ${j!.tasks}`);
+        const set = hurd(u, "subhurd", "set", "qa", "--max-tasks", "60", "--policy", "none");
+        assert.equal(set.code, 0, set.stderr);
+        const [k] = conforms<{ maxTasks: number; policy: string[] }>("subhurd", jsonLines(hurd(u, "subhurd", "ls", "--json").stdout));
+        assert.deepEqual([k!.maxTasks, k!.policy], [60, []]);
+      } finally {
+        assert.equal(hurd(u, "subhurd", "rm", "qa").code, 0);
+      }
+    });
+
+    it("bad limits, an empty set and a bad --listen are usage errors: one line, 'Try --help', status 2, nothing booted", () => {
+      for (const [args, msg, help] of [
+        [["subhurd", "create", "bad", "--max-tasks", "many"], /--max-tasks: not a count: many/, "hurd subhurd"],
+        [["subhurd", "create", "bad", "--max-queued-bytes", "3X"], /--max-queued-bytes: not a size: 3X/, "hurd subhurd"],
+        [["subhurd", "create", "bad", "--policy", "open"], /--policy: open is not one of/, "hurd subhurd"],
+        [["subhurd", "set", "bad"], /nothing to set/, "hurd subhurd"],
+        [["web", "--listen", "7410"], /not HOST:PORT: 7410/, "hurd web"],
+      ] as const) {
+        const r = hurd(u, ...args);
+        assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+        const lines = r.stderr.trimEnd().split("\n");
+        assert.equal(lines.length, 2, r.stderr);
+        assert.match(lines[0]!, msg);
+        assert.equal(lines[1], `Try '${help} --help' for more information.`);
+      }
+      assert.equal(hurd(u, "subhurd", "ls", "--json").stdout, "", "no subhurd was booted");
+    });
+  });
+
   describe("the command itself", () => {
     it("a closed pipe ends the command quietly (hurd ps --json | true)", () => {
       const r = spawnSync("sh", ["-c", `"${process.execPath}" --import tsx "${main}" ps --json --hurd ${u.name} | true; echo "status $?"`], { env: u.env, encoding: "utf8", timeout: 60000 });

@@ -86,6 +86,16 @@ void init.halted.then((code) => {
   killAll();
   setTimeout(() => process.exit(code), 200);
 });
+// Its task ended from outside, or its bus (NATS) down longer than the
+// lease: the kernel has ended (or will end) the hurd's tasks, so its
+// servers go too rather than linger.
+task.onTerminated = () => {
+  if (stopping) return;
+  stopping = true;
+  log.error("init's task ended (its bus lost past the lease, or ended from outside)");
+  killAll();
+  process.exit(1);
+};
 // A kernel that is gone (killed; or a new one that knows no old task) ends
 // this hurd: its servers go with it rather than linger.
 setInterval(() => {

@@ -117,3 +117,11 @@ export function parseSignal(s: string): number {
   if (n === undefined) throw new UsageError(`unknown signal name or number: ${s}`);
   return n;
 }
+
+/** HOST:PORT as --listen and `hurd up --web` take it; anything else is a command line the command cannot take. */
+export function checkListen(a: string): string {
+  const i = a.lastIndexOf(":");
+  const port = a.slice(i + 1);
+  if (i <= 0 || !/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new UsageError(`not HOST:PORT: ${a}`);
+  return a;
+}

@@ -230,7 +230,7 @@ limitFlags(
 limitFlags(sub.command("set").description("change a subhurd's limits or policy").argument("<name>"))
   .option(...hurdOpt)
   .action(async (n: string, o) => (await import("./subhurds.js")).subhurdSet(n, o));
-sub.command("ls").description("list the subhurds").option("--json").option(...hurdOpt).action(async (o) => (await import("./subhurds.js")).subhurdLs(o));
+sub.command("ls").description("list the subhurds, each resource's usage against its limit").option("--json", "one JSON object per subhurd (packages/cli/schema/subhurd.json)").option(...hurdOpt).action(async (o) => (await import("./subhurds.js")).subhurdLs(o));
 sub
   .command("rm")
   .description("shut a subhurd down cleanly (and those nested in it)")

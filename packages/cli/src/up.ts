@@ -13,6 +13,7 @@ import { createLogger, LocalHub, MsgType, Task, type LogSink } from "@hurdmesh/m
 import { READY_FD_ENV } from "@hurdmesh/mach/internal";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { nodeImports, startMetrics, telemetryFromEnv, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
+import { checkListen } from "./args.js";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -29,6 +30,7 @@ export interface UpOptions {
 
 export async function up(o: UpOptions): Promise<number> {
   const session = sessionPath(o.hurd);
+  if (typeof o.web === "string") checkListen(o.web);
   // -q: warnings and errors only, here and in the servers this starts (they inherit the environment).
   if (o.quiet && !process.env.HURD_LOG_LEVEL) process.env.HURD_LOG_LEVEL = "warn";
   const log = createLogger("hurd-up", { hurd: o.hurd });

@@ -14,6 +14,7 @@ import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { edgeObserved, startWeb, type Reached, type WebServer } from "@hurdmesh/web";
 import { DEFAULT_JAEGER_URL } from "./rpctrace.js";
 import { RpcTraceFormatter } from "./rpctrace/format.js";
+import { checkListen } from "./args.js";
 import { CliError, connect, NAMES, stateDir, type Connected, type Session } from "./session.js";
 
 export interface WebCmdOptions {
@@ -61,6 +62,8 @@ function sessionFiles(root: Session, rootName: string): { name: string; parent: 
 
 /** Starts the view on hurd `hurd` (its session file); answers it running. */
 export async function startWebFor(hurd = "hurd", o: WebCmdOptions = {}): Promise<RunningWeb> {
+  // Refused before anything is attached.
+  if (o.listen !== undefined) checkListen(o.listen);
   const c = await connect(hurd, "hurd web");
   let hostPriv: number;
   try {
