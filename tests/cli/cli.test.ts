@@ -348,3 +348,32 @@ describe("hurd up --nats: NATS goes away", { skip: !busKinds.includes("nats") &&
     }
   });
 });
+
+describe("hurd up --nats: no NATS there", () => {
+  it("fails with one line saying the kernel did not start, status 1, nothing left running", async () => {
+    // A port nothing listens on.
+    const free = await new Promise<number>((r) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => r(p));
+      });
+    });
+    const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-cli-")) };
+    const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", `x${process.pid}`, "--nats", `nats://127.0.0.1:${free}`], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    proc.stderr!.on("data", (d) => (err += d));
+    proc.stdout!.on("data", () => {});
+    const seen = new Set<number>();
+    const watch = setInterval(() => treeOf(proc.pid!).forEach((p) => seen.add(p)), 100);
+    try {
+      const code = await new Promise<number>((r) => proc.on("exit", (c) => r(c ?? 1)));
+      assert.equal(code, 1, err);
+      assert.match(err, /^hurd: the kernel did not start \(status \d+\)$/m, err);
+      assert.doesNotMatch(err, / is up in /);
+      await until(() => [...seen].every((p) => !alive(p)), 10000, "the kernel to be gone");
+    } finally {
+      clearInterval(watch);
+      proc.kill("SIGKILL");
+    }
+  });
+});

@@ -7,13 +7,18 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger, Errno, HurdError, MsgType, Task } from "@hurdmesh/mach";
-import { notifyReady } from "@hurdmesh/mach/internal";
+import { notifyReady, READY_FD_ENV } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { ProcessLauncher } from "./launchers.js";
 
+// The readiness descriptor is this process's alone: taken out of the
+// environment before init starts its servers and pid 1's programs, which
+// would otherwise inherit the variable without the descriptor.
+const readyEnv = { [READY_FD_ENV]: process.env[READY_FD_ENV] };
+delete process.env[READY_FD_ENV];
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
@@ -66,7 +71,7 @@ const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subh
 if (values.session) writeFileSync(values.session, JSON.stringify({ system: boot.system, edge: values.edge, nats: values.nats, console: console_ }, null, 2), { mode: 0o600 });
 log.info("ready", values.session ? { session: values.session } : {});
 // What `hurd up --nats` waits for: the session is written and the hurd is booted.
-await notifyReady({ session: values.session ?? "" });
+await notifyReady({ session: values.session ?? "" }, readyEnv);
 let stopping = false;
 const killAll = () => {
   for (const l of [launcher, ...launchers]) for (const c of l.children) c.kill("SIGTERM");
@@ -90,7 +95,8 @@ void init.halted.then((code) => {
 // lease: the kernel has ended (or will end) the hurd's tasks, so its
 // servers go too rather than linger.
 task.onTerminated = () => {
-  if (stopping) return;
+  // A shutdown ends init's own task too: `halted` then says how it ended.
+  if (stopping || init.halting) return;
   stopping = true;
   log.error("init's task ended (its bus lost past the lease, or ended from outside)");
   killAll();

@@ -14,6 +14,7 @@ import { READY_FD_ENV } from "@hurdmesh/mach/internal";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { nodeImports, startMetrics, telemetryFromEnv, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
 import { checkListen } from "./args.js";
+import { CliError } from "./errors.js";
 import { sessionPath } from "./session.js";
 
 export interface UpOptions {
@@ -125,15 +126,25 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
   const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
   const imain = fileURLToPath(import.meta.resolve("@hurdmesh/boot/startup"));
   const kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", o.nats!, "--grpc", o.grpc, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], readyStdio());
-  const k = await readiness(kernel, 20_000);
+  // Ready, or ended: a kernel that cannot start (its port taken, NATS not
+  // there) exits and says why on stderr. The time limit is only against a
+  // hang, far past a start on a loaded machine (from sources, tens of seconds).
+  const k = await readiness(kernel, START_LIMIT_MS);
   if (!k?.edge) {
-    kernel.kill();
-    throw new Error("the kernel did not start");
+    const why = await ended(kernel);
+    rmSync(dir, { recursive: true, force: true });
+    throw new CliError(`the kernel did not start (${why})`);
   }
   const edge = String(k.edge);
   const init = spawn(process.execPath, [...nodeImports(), imain, "--nats", o.nats!, "--boot-file", bootFile, "--session", session, "--edge", edge, ...(o.command ?? [])], readyStdio());
   const exited = new Promise<number>((r) => init.on("exit", (c) => r(c ?? 1)));
-  await readiness(init, 0);
+  if (!(await readiness(init, START_LIMIT_MS))) {
+    const why = await ended(init);
+    kernel.kill("SIGTERM");
+    rmSync(session, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+    throw new CliError(`init did not boot the hurd (${why})`);
+  }
   log.info(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${edge} (each server its own process on ${o.nats})`);
   process.on("SIGINT", () => init.kill("SIGINT"));
   process.on("SIGTERM", () => init.kill("SIGTERM"));
@@ -143,6 +154,20 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
   rmSync(dir, { recursive: true, force: true });
   log[code ? "error" : "info"](`hurd ${o.hurd} halted${code ? ` (status ${code})` : ""}`);
   return code;
+}
+
+/** How long the kernel and init may take to say they are ready before hurd up gives up on them. */
+const START_LIMIT_MS = 120_000;
+
+/** Why a child never said it was ready: its exit, or the time limit (then it is killed). */
+async function ended(child: ChildProcess): Promise<string> {
+  // The pipe may close just before the exit is reported.
+  const exit = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r())));
+  const exitedSoon = await Promise.race([exit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]);
+  if (exitedSoon) return child.signalCode ?? `status ${child.exitCode}`;
+  child.kill("SIGKILL");
+  await exit;
+  return `not ready within ${START_LIMIT_MS / 1000} s`;
 }
 
 /** Their logs are the terminal's; readiness comes on fd 3 (@hurdmesh/mach/internal notifyReady). */

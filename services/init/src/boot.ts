@@ -100,6 +100,11 @@ export class Init {
     return this.shutdown.halted;
   }
 
+  /** True from the moment a shutdown or crash starts: init's own task ending then is part of it. */
+  get halting(): boolean {
+    return this.shutdown.halting;
+  }
+
   /**
    * Boots the hurd: proc and auth, their wiring, their essential check-in,
    * then pid 1. With telemetry on it is one trace: a root span "hurd boot"

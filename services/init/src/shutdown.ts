@@ -12,6 +12,10 @@ export class Shutdown {
   private done!: (code: number) => void;
   readonly halted = new Promise<number>((r) => (this.done = r));
   private going = false;
+  /** A shutdown or crash is under way (it ends init's own task too). */
+  get halting(): boolean {
+    return this.going;
+  }
   private deathPort: Promise<number> | null = null;
   procPort = 0;
 
