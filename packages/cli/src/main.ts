@@ -187,7 +187,7 @@ program
   .option("--task <t>", "only kernel task T and the tasks it creates")
   .option("--rpc <name...>", "only these RPCs (full name, method name, or part of it)")
   .option("--ns <id>", "only this namespace")
-  .option("--json", "one JSON object per message (with its traceId and traceUrl when traced)")
+  .option("--json", "one JSON object per message, with its traceId and traceUrl when traced (packages/cli/schema/rpctrace.json)")
   .option("--links", "end each line with the Jaeger URL of its trace (when traced)")
   .option("--jaeger-url <url>", "the Jaeger UI for --links and --json (default $HURD_JAEGER_URL or http://localhost:16686)")
   .option("-t, --timestamps", "prefix lines with the time")
