@@ -114,11 +114,11 @@ describe("hurd command, embedded hurd", () => {
   });
 
   it("spawns a real program, shows its argv, kills it through proc, and wait reports the signal", async () => {
-    const s = hurdBg(u, name, "spawn", "--", "sleep", "30");
+    const s = hurdBg(u, name, "spawn", "--", "sleep", "3630");
     await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
     const pid = /is pid (\d+)/.exec(s.err())![1]!;
     const row = table(hurd(u, name, "ps").stdout).find((x) => x.PID === pid);
-    assert.equal(row?.COMMAND, "sleep 30");
+    assert.equal(row?.COMMAND, "sleep 3630");
     const w = hurdBg(u, name, "wait", pid);
     await until(() => /waiting for pid/.test(w.err()), 30000, "wait holds a handle");
     const k = hurd(u, name, "kill", "-s", "TERM", pid);
@@ -129,7 +129,7 @@ describe("hurd command, embedded hurd", () => {
   });
 
   it("spawn --uid runs the program as a process of that uid (reauthenticated through auth)", async () => {
-    const s = hurdBg(u, name, "spawn", "--uid", "1000", "--", "sleep", "30");
+    const s = hurdBg(u, name, "spawn", "--uid", "1000", "--", "sleep", "3630");
     await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
     const pid = /is pid (\d+)/.exec(s.err())![1]!;
     const row = table(hurd(u, name, "ps").stdout).find((x) => x.PID === pid);
@@ -145,8 +145,8 @@ describe("hurd command, embedded hurd", () => {
   });
 
   it("killall signals every process of that name through handles, and nothing else", async () => {
-    const a = hurdBg(u, name, "spawn", "--", "sleep", "41");
-    const b = hurdBg(u, name, "spawn", "--", "sleep", "42");
+    const a = hurdBg(u, name, "spawn", "--", "sleep", "3641");
+    const b = hurdBg(u, name, "spawn", "--", "sleep", "3642");
     const other = hurdBg(u, name, "spawn", "--", "tail", "-f", "/dev/null");
     await until(() => /is pid/.test(a.err()) && /is pid/.test(b.err()) && /is pid/.test(other.err()), 30000, "spawns");
     const r = hurd(u, name, "killall", "sleep");

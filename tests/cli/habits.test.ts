@@ -3,13 +3,13 @@
 // --version, shell completion, exit statuses, closed pipes, and every
 // --json checked against its JSON Schema (packages/cli/schema).
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
-import { conforms, hurd, jsonLines, main, spawned, table, up, type Up } from "./kit.js";
+import { conforms, hurd, hurdBg, jsonLines, main, spawned, table, up, type Up } from "./kit.js";
 
 interface Proc {
   pid: number;
@@ -113,7 +113,7 @@ describe("hurd as procps and psmisc users expect", () => {
   describe("kill", () => {
     it("hurd kill -9 PID kills it; -s KILL, -n 9 and -KILL are the same signal", async () => {
       for (const form of [["-9"], ["-s", "KILL"], ["-n", "9"], ["-SIGKILL"]]) {
-        const s = await spawned(u, "sleep", "60");
+        const s = await spawned(u, "sleep", "3660");
         const r = hurd(u, "kill", ...form, String(s.pid));
         assert.equal(r.code, 0, `${form.join(" ")}: ${r.stderr}`);
         assert.equal(r.stdout + r.stderr, "", "kill is silent");
@@ -145,8 +145,8 @@ describe("hurd as procps and psmisc users expect", () => {
     });
 
     it("several targets: each is signalled; one that fails makes the status 1 and says which", async () => {
-      const a = await spawned(u, "sleep", "61");
-      const b = await spawned(u, "sleep", "62");
+      const a = await spawned(u, "sleep", "3661");
+      const b = await spawned(u, "sleep", "3662");
       const r = hurd(u, "kill", "-KILL", String(a.pid), "999999", String(b.pid));
       assert.equal(r.code, 1);
       assert.match(r.stderr, /^hurd: kill 999999: ESRCH/m);
@@ -184,13 +184,15 @@ describe("hurd as procps and psmisc users expect", () => {
 
   describe("pgrep, pkill, pidof", () => {
     it("pgrep selects by name, full command line, exactness, parent, newest and oldest; status 1 for none", async () => {
-      const a = await spawned(u, "sleep", "71");
-      const b = await spawned(u, "sleep", "72");
+      // An hour each: ended by the test, never by their own clock (a slow
+      // machine takes minutes over the test's twenty commands).
+      const a = await spawned(u, "sleep", "3671");
+      const b = await spawned(u, "sleep", "3672");
       const t = await spawned(u, "tail", "-f", "/dev/null");
       try {
         const pids = (s: string) => s.trim().split("\n").filter(Boolean).map(Number).sort((x, y) => x - y);
         assert.deepEqual(pids(hurd(u, "pgrep", "sleep").stdout), [a.pid, b.pid].sort((x, y) => x - y));
-        assert.deepEqual(pids(hurd(u, "pgrep", "-f", "^sleep 72").stdout), [b.pid], "the spawn command line has it too: anchored");
+        assert.deepEqual(pids(hurd(u, "pgrep", "-f", "^sleep 3672").stdout), [b.pid], "the spawn command line has it too: anchored");
         assert.deepEqual(pids(hurd(u, "pgrep", "-x", "slee").stdout), []);
         assert.equal(hurd(u, "pgrep", "-x", "slee").code, 1);
         assert.deepEqual(pids(hurd(u, "pgrep", "-x", "sleep").stdout), [a.pid, b.pid].sort((x, y) => x - y));
@@ -213,7 +215,7 @@ describe("hurd as procps and psmisc users expect", () => {
         assert.equal(hurd(u, "pidof", "nosuchprogram").code, 1);
 
         // pkill: race-free through handles; silent, or -e says what it did.
-        const k = hurd(u, "pkill", "-f", "^sleep 71");
+        const k = hurd(u, "pkill", "-f", "^sleep 3671");
         assert.equal(k.code, 0, k.stderr);
         assert.equal(k.stdout, "");
         assert.equal(await a.done, 143);
@@ -232,8 +234,8 @@ describe("hurd as procps and psmisc users expect", () => {
 
   describe("killall", () => {
     it("is silent on success; -w waits for the end; -s, -SIG, -r, -I select the signal and names", async () => {
-      const a = await spawned(u, "sleep", "81");
-      const b = await spawned(u, "sleep", "82");
+      const a = await spawned(u, "sleep", "3681");
+      const b = await spawned(u, "sleep", "3682");
       const r = hurd(u, "killall", "-w", "sleep");
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout + r.stderr, "", "silent, as psmisc");
@@ -241,7 +243,7 @@ describe("hurd as procps and psmisc users expect", () => {
       assert.equal(await a.done, 143);
       assert.equal(await b.done, 143);
 
-      const c = await spawned(u, "sleep", "83");
+      const c = await spawned(u, "sleep", "3683");
       assert.equal(hurd(u, "killall", "-KILL", "-I", "SLEEP").code, 0);
       assert.equal(await c.done, 137);
       const d = await spawned(u, "tail", "-f", "/dev/null");
@@ -257,7 +259,7 @@ describe("hurd as procps and psmisc users expect", () => {
     });
 
     it("--json: one line per process, schema signal-result.json", async () => {
-      const s = await spawned(u, "sleep", "84");
+      const s = await spawned(u, "sleep", "3684");
       const r = hurd(u, "killall", "--json", "sleep");
       assert.equal(r.code, 0, r.stderr);
       const [x] = conforms<{ pid: number; serial: number; comm: string; result: string }>("signal-result", jsonLines(r.stdout));
@@ -293,10 +295,15 @@ describe("hurd as procps and psmisc users expect", () => {
     });
 
     it("wait --json: schema wait.json", async () => {
-      const s = await spawned(u, "sh", "-c", "sleep 4; exit 3");
-      const r = hurd(u, "wait", "--json", "-q", String(s.pid));
-      assert.equal(r.code, 3, r.stderr);
-      const [w] = conforms<{ pid: number; description: string }>("wait", jsonLines(r.stdout));
+      // The program ends when told (a file appears), once hurd wait holds its
+      // handle: a fixed lifetime would race the command's start on a loaded machine.
+      const go = join(mkdtempSync(join(tmpdir(), "hurd-wait-")), "go");
+      const s = await spawned(u, "sh", "-c", `while [ ! -e ${go} ]; do sleep 0.1; done; exit 3`);
+      const w8 = hurdBg(u, "wait", "--json", String(s.pid));
+      await until(() => /waiting for pid/.test(w8.out()), 60000, "hurd wait to hold the process");
+      writeFileSync(go, "");
+      assert.equal(await w8.done, 3, w8.out());
+      const [w] = conforms<{ pid: number; description: string }>("wait", jsonLines(w8.out().split("\n").filter((l) => l.startsWith("{")).join("\n")));
       assert.deepEqual([w!.pid, w!.description], [s.pid, "exited with status 3"]);
     });
   });
