@@ -21,6 +21,13 @@ export interface LimitOptions {
 }
 
 const POLICIES = { "deny-new-tasks": "denyNewTasks", "kill-on-limit": "killOnLimit", closed: "closed" } as const;
+/**
+ * Booting or removing a subhurd waits on its servers: with --nats each is an
+ * OS process to start (or stop), which takes far longer than the CLI's
+ * default 10 s deadline on a loaded machine.
+ */
+const BOOT_DEADLINE = { timeoutMs: 180_000 };
+
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
 /** A count: a whole number (the kernel says whether it is in range). */
@@ -115,7 +122,7 @@ export async function subhurdCreate(name: string, o: { parent?: string; hurd?: s
   const pol = o.policy !== undefined ? policy(o.policy) : undefined;
   const { c, m } = await manager(o.hurd);
   try {
-    const r = await m.create({ name, parent: o.parent ?? "", limits, policy: pol });
+    const r = await m.create({ name, parent: o.parent ?? "", limits, policy: pol }, BOOT_DEADLINE);
     console.log(`subhurd ${name} is up (namespace ${r.namespaceId}): hurd ps --hurd ${r.session}`);
   } catch (e) {
     if (e instanceof HurdError && e.code === Errno.MACH_SEND_INVALID_DEST) throw new CliError("this hurd manages no subhurds (only `hurd up` in embedded mode does)");
@@ -168,7 +175,7 @@ export async function subhurdLs(o: { hurd?: string; json?: boolean }): Promise<v
 export async function subhurdRm(name: string, o: { hurd?: string }): Promise<void> {
   const { c, m } = await manager(o.hurd);
   try {
-    const r = await m.remove({ name });
+    const r = await m.remove({ name }, BOOT_DEADLINE);
     console.log(`removed ${r.removed.join(", ")}`);
   } finally {
     await c.close();
