@@ -233,6 +233,10 @@ const COMMON_KINDS = [
 ];
 
 const HURD_ROLES = { kernel: 7400, init: 7401, proc: 7401, auth: 7401 };
+/** Kubernetes' recommended labels: on every object, and on every pod template. */
+const RECOMMENDED = ["name", "instance", "version", "component", "part-of", "managed-by"].map((k) => `app.kubernetes.io/${k}`);
+/** Pod Security Admission: every namespace enforces the restricted profile (and warns and audits by it). */
+const PSA = { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/audit": "restricted" };
 const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]);
 const RUN_TO_COMPLETION = new Set(["Job", "CronJob"]);
 
@@ -255,7 +259,12 @@ function podOf(o) {
 }
 
 /**
- * Rules the schemas cannot express. Per container: resources.requests and
+ * Rules the schemas cannot express. Every object and pod template: the
+ * recommended app.kubernetes.io labels (name, instance, version, component,
+ * part-of, managed-by); every Namespace: Pod Security Admission labels
+ * enforcing (warning, auditing) "restricted", and every pod keeping that
+ * profile (no host namespaces or hostPath, no privilege escalation, all
+ * capabilities dropped, seccomp RuntimeDefault). Per container: resources.requests and
  * resources.limits with cpu and memory; readiness and liveness probes
  * (except init containers and Job/CronJob pods, which run to completion, so
  * a probe is pointless there); runAsNonRoot (pod or container) and not
@@ -277,6 +286,13 @@ export function rules(objects) {
 
   for (const o of objects) {
     const ns = o.metadata?.namespace ?? "";
+    for (const k of RECOMMENDED) if (!o.metadata?.labels?.[k]) say(o, `metadata.labels.${k}`, "missing (Kubernetes' recommended labels go on every object)");
+    const hurdName = o.metadata?.labels?.["hurdmesh.dev/hurd"];
+    if (hurdName && o.metadata.labels["app.kubernetes.io/instance"] !== hurdName)
+      say(o, "metadata.labels.app.kubernetes.io/instance", `must be the hurd's name, ${hurdName} (as hurdmesh.dev/hurd)`);
+    if (o.kind === "Namespace")
+      for (const [k, v] of Object.entries(PSA))
+        if (o.metadata?.labels?.[k] !== v) say(o, `metadata.labels.${k}`, `must be ${v} (Pod Security Admission)`);
     if (!CLUSTER_SCOPED.has(o.kind)) {
       if (!ns) say(o, "metadata.namespace", "no namespace (it would land in whatever namespace kubectl is pointed at)");
       else if (!namespaces.has(ns)) say(o, "metadata.namespace", `namespace ${ns} is not declared by a Namespace object in this kustomization`);
@@ -301,6 +317,13 @@ export function rules(objects) {
       if (h === "missing") say(o, path, `${kindName} ${r.name} does not exist in namespace ${ns || "(none)"}`);
       else if (h === "nokey") say(o, path, `${kindName} ${r.name} has no key ${key}`);
     };
+    for (const k of RECOMMENDED) if (!labels[k]) say(o, `${pod.path.replace(/\.spec$/, "")}.metadata.labels.${k}`, "missing (Kubernetes' recommended labels go on the pods too)");
+    // Pod Security's restricted profile, which the namespaces enforce: a pod that breaks it is refused at creation.
+    for (const f of ["hostNetwork", "hostPID", "hostIPC"]) if (spec[f]) say(o, `${pod.path}.${f}`, "not allowed by Pod Security's restricted profile");
+    (spec.volumes ?? []).forEach((v, i) => {
+      if (v.hostPath) say(o, `${pod.path}.volumes[${i}].hostPath`, "not allowed by Pod Security's restricted profile");
+    });
+    const podSeccomp = spec.securityContext?.seccompProfile?.type;
     const podNonRoot = spec.securityContext?.runAsNonRoot;
     const podUser = spec.securityContext?.runAsUser;
     const all = [
@@ -315,6 +338,15 @@ export function rules(objects) {
       if ((c.securityContext?.runAsNonRoot ?? podNonRoot) !== true)
         say(o, `${path}.securityContext.runAsNonRoot`, `must be true, here or in ${pod.path}.securityContext (container ${c.name})`);
       if ((c.securityContext?.runAsUser ?? podUser) === 0) say(o, `${path}.securityContext.runAsUser`, `is 0 (root) (container ${c.name})`);
+      const sc = c.securityContext ?? {};
+      if (sc.allowPrivilegeEscalation !== false) say(o, `${path}.securityContext.allowPrivilegeEscalation`, `must be false (Pod Security restricted; container ${c.name})`);
+      if (sc.privileged) say(o, `${path}.securityContext.privileged`, `not allowed by Pod Security's restricted profile (container ${c.name})`);
+      if (!(sc.capabilities?.drop ?? []).includes("ALL")) say(o, `${path}.securityContext.capabilities.drop`, `must include ALL (Pod Security restricted; container ${c.name})`);
+      const added = (sc.capabilities?.add ?? []).filter((x) => x !== "NET_BIND_SERVICE");
+      if (added.length) say(o, `${path}.securityContext.capabilities.add`, `${added.join(", ")} not allowed by Pod Security's restricted profile (container ${c.name})`);
+      const seccomp = sc.seccompProfile?.type ?? podSeccomp;
+      if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost")
+        say(o, `${path}.securityContext.seccompProfile.type`, `must be RuntimeDefault (or Localhost), here or in ${pod.path}.securityContext (Pod Security restricted; container ${c.name})`);
       (c.env ?? []).forEach((e, i) => {
         ref(`${path}.env[${i}].valueFrom.secretKeyRef`, "Secret", secrets, e.valueFrom?.secretKeyRef, e.valueFrom?.secretKeyRef?.key);
         ref(`${path}.env[${i}].valueFrom.configMapKeyRef`, "ConfigMap", configMaps, e.valueFrom?.configMapKeyRef, e.valueFrom?.configMapKeyRef?.key);

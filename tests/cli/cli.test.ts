@@ -4,6 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createConnection as connectTcp, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -100,7 +101,7 @@ describe("hurd command, embedded hurd", () => {
     assert.equal(by.get("4")?.PPID, "2");
     const auth = rows.find((x) => x.COMMAND === "/hurd/auth");
     assert.equal(auth?.PPID, "2");
-    assert.deepEqual(Object.keys(rows[0]!), ["PID", "PPID", "PGID", "SID", "UID", "STAT", "TIME", "COMMAND"]);
+    assert.deepEqual(Object.keys(rows[0]!), ["PID", "PPID", "PGID", "SID", "UID", "STAT", "ELAPSED", "COMMAND"]);
   });
 
   it("hurd ps -o and --json give the chosen columns and one object per process", () => {
@@ -113,11 +114,11 @@ describe("hurd command, embedded hurd", () => {
   });
 
   it("spawns a real program, shows its argv, kills it through proc, and wait reports the signal", async () => {
-    const s = hurdBg(u, name, "spawn", "--", "sleep", "30");
+    const s = hurdBg(u, name, "spawn", "--", "sleep", "3630");
     await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
     const pid = /is pid (\d+)/.exec(s.err())![1]!;
     const row = table(hurd(u, name, "ps").stdout).find((x) => x.PID === pid);
-    assert.equal(row?.COMMAND, "sleep 30");
+    assert.equal(row?.COMMAND, "sleep 3630");
     const w = hurdBg(u, name, "wait", pid);
     await until(() => /waiting for pid/.test(w.err()), 30000, "wait holds a handle");
     const k = hurd(u, name, "kill", "-s", "TERM", pid);
@@ -128,7 +129,7 @@ describe("hurd command, embedded hurd", () => {
   });
 
   it("spawn --uid runs the program as a process of that uid (reauthenticated through auth)", async () => {
-    const s = hurdBg(u, name, "spawn", "--uid", "1000", "--", "sleep", "30");
+    const s = hurdBg(u, name, "spawn", "--uid", "1000", "--", "sleep", "3630");
     await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
     const pid = /is pid (\d+)/.exec(s.err())![1]!;
     const row = table(hurd(u, name, "ps").stdout).find((x) => x.PID === pid);
@@ -144,13 +145,13 @@ describe("hurd command, embedded hurd", () => {
   });
 
   it("killall signals every process of that name through handles, and nothing else", async () => {
-    const a = hurdBg(u, name, "spawn", "--", "sleep", "41");
-    const b = hurdBg(u, name, "spawn", "--", "sleep", "42");
+    const a = hurdBg(u, name, "spawn", "--", "sleep", "3641");
+    const b = hurdBg(u, name, "spawn", "--", "sleep", "3642");
     const other = hurdBg(u, name, "spawn", "--", "tail", "-f", "/dev/null");
     await until(() => /is pid/.test(a.err()) && /is pid/.test(b.err()) && /is pid/.test(other.err()), 30000, "spawns");
     const r = hurd(u, name, "killall", "sleep");
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /sleep: 2 processes signalled/);
+    assert.equal(r.stdout + r.stderr, "", "silent on success, as psmisc's killall");
     assert.equal(await a.done, 143);
     assert.equal(await b.done, 143);
     assert.equal(other.proc.exitCode, null, "tail was not touched");
@@ -159,11 +160,13 @@ describe("hurd command, embedded hurd", () => {
     assert.equal(await other.done, 128 + 9);
   });
 
-  it("bad input gets one clear line and a non-zero status", () => {
-    for (const args of [["kill", "abc"], ["kill", "-s", "NOPE", "5"], ["ps", "-o", "pid,nope"], ["wait", "999999"], ["kill", "999999"]]) {
+  it("bad input gets one clear line and a non-zero status: 2 and 'Try --help' for a command line, 1 for a failure", () => {
+    for (const [args, code] of [[["kill", "abc"], 2], [["kill", "-s", "NOPE", "5"], 2], [["ps", "-o", "pid,nope"], 2], [["wait", "999999"], 1], [["kill", "999999"], 1]] as const) {
       const r = hurd(u, name, ...args);
-      assert.notEqual(r.code, 0, args.join(" "));
-      assert.match(r.stderr.trim(), /^hurd: .+$/, `${args.join(" ")}: ${r.stderr}`);
+      assert.equal(r.code, code, args.join(" "));
+      const [first, ...rest] = r.stderr.trimEnd().split("\n");
+      assert.match(first!, /^hurd: .+$/, `${args.join(" ")}: ${r.stderr}`);
+      assert.deepEqual(rest, code === 2 ? [`Try 'hurd ${args[0]} --help' for more information.`] : [], r.stderr);
     }
   });
 
@@ -279,6 +282,98 @@ describe("hurd up --nats: every server its own OS process", { skip: !busKinds.in
     } finally {
       u.proc.kill("SIGKILL");
       for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+    }
+  });
+});
+
+/** `pid` and every process under it, from /proc (each line of stat: pid (comm) state ppid ...). */
+function treeOf(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie is over: only its parent's wait is left.
+    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+describe("hurd up --nats: NATS goes away", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
+  it("every process it started ends, and a hurd spawn's Linux program with them", async () => {
+    // A nats-server of this test's own, on a free port, to kill.
+    const free = await new Promise<number>((r) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => r(p));
+      });
+    });
+    const nats = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(free)], { stdio: "ignore" });
+    const name = `l${process.pid}`;
+    let u: Up | null = null;
+    let pids: number[] = [];
+    try {
+      await until(async () => new Promise<boolean>((r) => connectTcp(free, "127.0.0.1").on("connect", function (this: Socket) { this.destroy(); r(true); }).on("error", () => r(false))), 10000, "nats-server");
+      u = await up(["--nats", `nats://127.0.0.1:${free}`], name);
+      const s = hurdBg(u, name, "spawn", "--", "sleep", "300");
+      await until(() => /is pid \d+/.test(s.err()), 30000, "hurd spawn");
+      // hurd up's kernel, init, proc, auth and runsystem; hurd spawn and its sleep.
+      pids = [...treeOf(u.proc.pid!), ...treeOf(s.proc.pid!)];
+      assert.ok(pids.length >= 8, `hurd up and its 5 servers, hurd spawn and sleep: ${pids.length}`);
+      assert.ok(pids.every(alive), "all running before NATS goes");
+      nats.kill("SIGKILL");
+      // The tasks end when their bus has been down longer than their lease
+      // (5 s), then init ends the hurd, hurd up its kernel, the edge's end
+      // hurd spawn's task and its program.
+      await until(() => pids.every((p) => !alive(p)), 60000, "every process to end");
+      assert.notEqual(await u.exited, 0, "hurd up says the hurd did not halt cleanly");
+      assert.notEqual(await s.done, 0);
+    } finally {
+      nats.kill("SIGKILL");
+      u?.proc.kill("SIGKILL");
+      for (const p of pids.filter(alive)) process.kill(p, "SIGKILL");
+    }
+  });
+});
+
+describe("hurd up --nats: no NATS there", () => {
+  it("fails with one line saying the kernel did not start, status 1, nothing left running", async () => {
+    // A port nothing listens on.
+    const free = await new Promise<number>((r) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => r(p));
+      });
+    });
+    const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-cli-")) };
+    const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", `x${process.pid}`, "--nats", `nats://127.0.0.1:${free}`], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    proc.stderr!.on("data", (d) => (err += d));
+    proc.stdout!.on("data", () => {});
+    const seen = new Set<number>();
+    const watch = setInterval(() => treeOf(proc.pid!).forEach((p) => seen.add(p)), 100);
+    try {
+      const code = await new Promise<number>((r) => proc.on("exit", (c) => r(c ?? 1)));
+      assert.equal(code, 1, err);
+      assert.match(err, /^hurd: the kernel did not start \(status \d+\)$/m, err);
+      assert.doesNotMatch(err, / is up in /);
+      await until(() => [...seen].every((p) => !alive(p)), 10000, "the kernel to be gone");
+    } finally {
+      clearInterval(watch);
+      proc.kill("SIGKILL");
     }
   });
 });

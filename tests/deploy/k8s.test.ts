@@ -161,6 +161,41 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       expect: /Deployment hurdmesh\/init: spec\.template\.spec\.containers\[0\]\.env: no HURD_BOOT_SECRET \(container init\)/,
     },
     {
+      name: "an object without Kubernetes' recommended labels",
+      file: "base/jaeger.yaml",
+      edit: once("  labels:\n    app.kubernetes.io/name: jaeger\n    app.kubernetes.io/component: tracing\nspec:\n  replicas", "  labels:\n    app.kubernetes.io/component: tracing\nspec:\n  replicas"),
+      overlay: "base",
+      expect: /Deployment hurdmesh\/jaeger: metadata\.labels\.app\.kubernetes\.io\/name: missing/,
+    },
+    {
+      name: "a namespace that does not enforce Pod Security's restricted profile",
+      file: "components/subhurd/namespace.yaml",
+      edit: once("pod-security.kubernetes.io/enforce: restricted", "pod-security.kubernetes.io/enforce: baseline"),
+      overlay: "overlays/subhurd-a",
+      expect: /Namespace hurd-subhurd-a: metadata\.labels\.pod-security\.kubernetes\.io\/enforce: must be restricted/,
+    },
+    {
+      name: "a container that may escalate its privileges",
+      file: "hurd/proc.yaml",
+      edit: once("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/proc: spec\.template\.spec\.containers\[0\]\.securityContext\.allowPrivilegeEscalation: must be false/,
+    },
+    {
+      name: "a container that keeps its capabilities",
+      file: "base/kernel.yaml",
+      edit: once('drop: ["ALL"]', 'drop: ["NET_RAW"]'),
+      overlay: "base",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.securityContext\.capabilities\.drop: must include ALL/,
+    },
+    {
+      name: "a subhurd whose instance label names another hurd",
+      file: "overlays/subhurd-b/kustomization.yaml",
+      edit: once("app.kubernetes.io/instance: subhurd-b", "app.kubernetes.io/instance: subhurd-a"),
+      overlay: "overlays/subhurd-b",
+      expect: /Deployment hurd-subhurd-b\/init: metadata\.labels\.app\.kubernetes\.io\/instance: must be the hurd's name, subhurd-b/,
+    },
+    {
       name: "a hurd server that a rolling update would double",
       file: "hurd/init.yaml",
       edit: once("    type: Recreate", "    type: RollingUpdate"),
@@ -178,14 +213,32 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       for (const line of out.split("\n")) assert.match(line, /: (Deployment|StatefulSet|Service|Secret|ConfigMap|Namespace) \S+: \S+: /);
     });
 
-  test("a third subhurd: a copied overlay with its two names changed validates once k8s/kustomization.yaml lists it", async () => {
+  test("hurd k8s new-subhurd NAME --write: an overlay that validates, listed in k8s/kustomization.yaml", async () => {
+    const t = mkdtempSync(join(tmpdir(), "hurdmesh-k8s-"));
+    temps.push(t);
+    const k8s = join(t, "k8s");
+    cpSync(join(repo, "k8s"), k8s, { recursive: true });
+    const cli = join(repo, "packages/cli/src/main.ts");
+    const w = spawnSync(process.execPath, ["--import", "tsx", cli, "k8s", "new-subhurd", "gamma", "--parent", "subhurd-a", "--write", "--dir", k8s], { encoding: "utf8", timeout: 60000 });
+    assert.equal(w.status, 0, w.stderr);
+    assert.match(readFileSync(join(k8s, "kustomization.yaml"), "utf8"), /  - overlays\/subhurd-b\n  - overlays\/gamma\n/);
+    assert.equal(await problems(k8s, [k8s, join(k8s, "overlays/gamma")]), "");
+    const rendered = spawnSync("kubectl", ["kustomize", join(k8s, "overlays/gamma")], { encoding: "utf8" }).stdout;
+    assert.match(rendered, /name: hurd-gamma\n/);
+    assert.match(rendered, /name: HURD_PARENT\n\s+value: subhurd-a/);
+    const again = spawnSync(process.execPath, ["--import", "tsx", cli, "k8s", "new-subhurd", "gamma", "--write", "--dir", k8s], { encoding: "utf8", timeout: 60000 });
+    assert.equal(again.status, 1, "an overlay is never overwritten");
+  });
+
+  test("a third subhurd: a copied overlay with its name changed validates once k8s/kustomization.yaml lists it", async () => {
     const t = mkdtempSync(join(tmpdir(), "hurdmesh-k8s-"));
     temps.push(t);
     const k8s = join(t, "k8s");
     cpSync(join(repo, "k8s"), k8s, { recursive: true });
     cpSync(join(k8s, "overlays/subhurd-b"), join(k8s, "overlays/subhurd-c"), { recursive: true });
     const kf = join(k8s, "overlays/subhurd-c/kustomization.yaml");
-    writeFileSync(kf, once("namespace: hurd-subhurd-b", "namespace: hurd-subhurd-c")(once("hurdmesh.dev/hurd: subhurd-b", "hurdmesh.dev/hurd: subhurd-c")(readFileSync(kf, "utf8"))));
+    // Every mention of the name, as `sed -i s/subhurd-b/subhurd-c/g` would (namespace, hurd and instance labels).
+    writeFileSync(kf, readFileSync(kf, "utf8").replaceAll("subhurd-b", "subhurd-c"));
     // Not yet listed in the top kustomization: the validator says so.
     // (The listing check looks at the folders; rendering the top kustomization is enough.)
     assert.match(await problems(k8s, [k8s]), /kustomization\.yaml: resources does not list overlays\/subhurd-c/);

@@ -87,11 +87,11 @@ describe("hurd call", () => {
     assert.doesNotMatch(ps.stdout, /^call$/m);
   });
 
-  it("usage errors are one line and exit 2", () => {
+  it("usage errors are one line, then where help is, and exit 2", () => {
     for (const args of [[], ["Nope/Getpids"], ["Process/Nope"], ["Process"], ["Process/Getpgrp", "{"], ["Process/Getpgrp", '{"pod":1}'], ["Process/Getpgrp", "[1]"], ["--pid", "x", "Msg/SigPost"], ["--pid", "1", "--port", "3", "Msg/SigPost"], ["--list", "Process/Getpids"], ["--timeout", "0", "Process/Getpids"]]) {
       const r = hurd("call", ...args);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
-      assert.match(r.stderr, /^hurd call: [^\n]+\n$/, args.join(" "));
+      assert.match(r.stderr, /^hurd: [^\n]+\nTry 'hurd call --help' for more information\.\n$/, args.join(" "));
       assert.equal(r.stdout, "");
     }
   });

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
+import { conforms } from "../cli/kit.js";
 
 const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
@@ -40,11 +41,14 @@ describe("hurd rpctrace --json and --links, with tracing on", () => {
   it("--json: traceId (32 hex digits, the same for a request and its reply) and traceUrl on the default Jaeger", () => {
     const r = hurd(["rpctrace", "--json", "--rpc", "Setprocargs", "-q", "--", "true"]);
     assert.equal(r.status, 0, r.stderr);
-    const recs = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const recs = conforms<{ traceId: string; traceUrl: string; rpc: string; isReply: boolean; args?: string }>("rpctrace", r.stdout.trim().split("\n").map((l) => JSON.parse(l) as unknown));
     assert.equal(recs.length, 2, r.stdout);
     assert.match(recs[0].traceId, /^[0-9a-f]{32}$/);
     assert.equal(recs[1].traceId, recs[0].traceId, "the reply is in its request's trace");
     assert.equal(recs[0].traceUrl, `http://localhost:16686/trace/${recs[0].traceId}`);
+    // The request's arguments decoded, as the text line has them (schema rpctrace.json).
+    assert.deepEqual([recs[0].rpc, recs[0].isReply, recs[1].isReply], ["hurd.process.v1.Process/Setprocargs", false, true]);
+    assert.match(recs[0].args!, /argv: \["true"\]/);
   });
 
   it("--links: each line ends with its trace's page, under --jaeger-url or HURD_JAEGER_URL", () => {

@@ -9,7 +9,7 @@
 // in place: services/kernel/src/reincarnation.ts).
 import { KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { Errno, HurdError } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError } from "@hurdmesh/mach";
 import { attachOverNats, JetStreamKv, type NatsBus } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -51,7 +51,7 @@ async function authStore(): Promise<AuthStore> {
     return new KvAuthStore(await JetStreamKv.open((bus as NatsBus).nc, system, hurd, "auth"));
   } catch (e) {
     if (restart) throw new Error(`cannot restart in place: no JetStream to read auth's handles back from (${(e as Error).message})`, { cause: e });
-    console.error(`daemon auth: handles in memory only, a restart of this process cannot carry on: ${(e as Error).message}`);
+    createLogger("hurd-auth", { hurd: system }).warn(`handles in memory only, a restart of this process cannot carry on: ${(e as Error).message}`);
     return new MemoryAuthStore();
   }
 }
@@ -63,9 +63,9 @@ try {
   // restarted process that found nothing to carry on from must not boot
   // a second time on a running hurd.
   if (restart && !(server as { restarted?: boolean }).restarted) throw new Error("restarted, but its store holds no image of this task");
-  if (restart) console.error(`daemon ${name}: restarted in place on task ${task.id}`);
+  if (restart) createLogger(`hurd-${name}`, { hurd: system }).warn(`restarted in place on task ${task.id}`);
 } catch (e) {
-  console.error(`daemon ${name}: ${(e as Error).message}`);
+  createLogger(`hurd-${name}`, { hurd: system }).fatal(`cannot start: ${(e as Error).message}`);
   process.exit(2);
 }
 // The hurd ends this task (shutdown or crash), or its kernel is gone (no

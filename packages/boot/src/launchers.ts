@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Launcher, LaunchPorts } from "@hurdmesh/init";
-import type { Task } from "@hurdmesh/mach";
+import { createLogger, type Task } from "@hurdmesh/mach";
 import { credsFile } from "@hurdmesh/mach/nats-auth";
 import { nodeImports } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
@@ -85,24 +85,25 @@ export class ProcessLauncher implements Launcher {
     if (this.env.edge) env.HURD_EDGE = this.env.edge;
     if (this.env.edgeCa) env.HURD_EDGE_CA = this.env.edgeCa;
     const restarts: number[] = [];
+    const log = createLogger("init", { hurd: this.env.HURD_SYSTEM });
     const start = (restart: boolean) => {
       const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...env, HURD_RESTART: restart ? "1" : "" } });
       // The channel ties the server to this process; it does not keep this one alive.
       child.channel?.unref();
       this.children.push(child);
       child.on("exit", (code, sig) => {
-        if (code !== 0) console.error(`init: ${name} (pid ${child.pid}) exited with ${sig ?? code}`);
+        if (code !== 0) log.warn(`${name} (pid ${child.pid}) exited with ${sig ?? code}`);
         const i = this.children.indexOf(child);
         if (i >= 0) this.children.splice(i, 1);
         if (!sig || sig === "SIGTERM" || sig === "SIGINT" || !RESTARTS_IN_PLACE.has(name)) return;
         const now = Date.now();
         while (restarts.length && now - restarts[0]! > RESTART_WINDOW_MS) restarts.shift();
         if (restarts.length >= MAX_RESTARTS) {
-          console.error(`init: ${name} died ${MAX_RESTARTS + 1} times within ${RESTART_WINDOW_MS / 1000} s: not restarted`);
+          log.error(`${name} died ${MAX_RESTARTS + 1} times within ${RESTART_WINDOW_MS / 1000} s: not restarted`);
           return;
         }
         restarts.push(now);
-        console.error(`init: restarting ${name} in place on task ${taskId}`);
+        log.warn(`restarting ${name} in place on task ${taskId}`);
         start(true);
       });
     };

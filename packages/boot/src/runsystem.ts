@@ -3,12 +3,12 @@
 // the configured user command, if any, as its child.
 import { Process, runProgram, SIG, WNOHANG, describeStatus, type Running } from "@hurdmesh/libhurd";
 import { BOOT_NAMES } from "@hurdmesh/init";
-import type { Task } from "@hurdmesh/mach";
+import { createLogger, type LogSink, type Task } from "@hurdmesh/mach";
 
 export interface RunsystemOptions {
   command?: string[];
   attach: (taskId: number, token: string) => Promise<Task>;
-  log?: (l: string) => void;
+  log?: LogSink;
 }
 
 export class Runsystem {
@@ -25,7 +25,7 @@ export class Runsystem {
     // Orphans may have died before we were listening.
     void rs.reap();
     if (o.command?.length) {
-      const log = o.log ?? ((l: string) => console.log(`runsystem: ${l}`));
+      const log = o.log ?? createLogger("runsystem", { hurd: task.system }).sink;
       // fork hands the program pid 1's own (root) auth handle: it needs no other (inserting that
       // same port again under another name is KERN_RIGHT_EXISTS).
       const run = await runProgram(p, o.command, { attach: o.attach });

@@ -8,13 +8,19 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { Errno, HurdError, MsgType } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError, MsgType } from "@hurdmesh/mach";
+import { notifyReady, READY_FD_ENV } from "@hurdmesh/mach/internal";
 import { attachOverNats } from "@hurdmesh/mach/nats";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { ProcessLauncher } from "./launchers.js";
 
+// The readiness descriptor is this process's alone: taken out of the
+// environment before init starts its servers and pid 1's programs, which
+// would otherwise inherit the variable without the descriptor.
+const readyEnv = { [READY_FD_ENV]: process.env[READY_FD_ENV] };
+delete process.env[READY_FD_ENV];
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
@@ -37,8 +43,9 @@ const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as {
   tasks: Record<string, { taskId: number; token: string; hostPriv: number; nats?: { jwt: string; seed: string } }>;
 };
 const me = boot.tasks.init;
+const log = createLogger("init", { hurd: boot.system });
 if (!me || !values.nats) {
-  console.error("init: needs --nats and a boot file with an init task");
+  log.fatal("needs --nats and a boot file with an init task");
   process.exit(2);
 }
 const url = values.nats;
@@ -47,7 +54,7 @@ const task = await attachOverNats(url, { name: "hurd-init", system: boot.system,
 // Each task init starts gets its own NATS user from the kernel, asked for as init (it holds the task's token).
 const credentials = (taskId: number, token: string) => task.natsCredentials(taskId, token);
 const launcher = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined, credentials, edge: values.edge || undefined, edgeCa });
-const init = new Init({ task, hostPriv: me.hostPriv, launcher });
+const init = new Init({ task, hostPriv: me.hostPriv, launcher, log: log.sink });
 await init.boot();
 // Subhurds: their startup runs here, their auth, proc and pid 1 as OS processes of their own.
 const launchers: ProcessLauncher[] = [];
@@ -68,11 +75,14 @@ const subhurds = await serveSubhurds(task, {
   unpublish: (name) => {
     if (sessionDir) rmSync(join(sessionDir, `${name}.json`), { force: true });
   },
-  say: (l) => console.log(`init: ${l}`),
+  say: log.sink,
+  log,
 });
 const console_ = await init.makeConsole([{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }]);
 if (values.session) writeFileSync(values.session, JSON.stringify({ system: boot.system, edge: values.edge, edgeCa, console: console_ }, null, 2), { mode: 0o600 });
-console.log("init: ready");
+log.info("ready", values.session ? { session: values.session } : {});
+// What `hurd up --nats` waits for: the session is written and the hurd is booted.
+await notifyReady({ session: values.session ?? "" }, readyEnv);
 let stopping = false;
 const killAll = () => {
   for (const l of [launcher, ...launchers]) for (const c of l.children) c.kill("SIGTERM");
@@ -98,6 +108,17 @@ void init.halted.then((code) => {
   killAll();
   setTimeout(() => process.exit(code), 200);
 });
+// Its task ended from outside, or its bus (NATS) down longer than the
+// lease: the kernel has ended (or will end) the hurd's tasks, so its
+// servers go too rather than linger.
+task.onTerminated = () => {
+  // A shutdown ends init's own task too: `halted` then says how it ended.
+  if (stopping || init.halting) return;
+  stopping = true;
+  log.error("init's task ended (its bus lost past the lease, or ended from outside)");
+  killAll();
+  process.exit(1);
+};
 // A kernel that is gone (killed; or a new one that knows no old task) ends
 // this hurd: its servers go with it rather than linger.
 setInterval(() => {

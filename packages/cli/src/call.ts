@@ -22,7 +22,7 @@ import { edgeChannelCredentials, grpcClientOf } from "@hurdmesh/mach/edge";
 import { methods, type MethodInfo, type ServiceDef } from "@hurdmesh/mach/internal";
 import { INTERFACES } from "@hurdmesh/mach/registry";
 import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import { CliError } from "./errors.js";
+import { CliError, UsageError } from "./errors.js";
 import { NAMES, readSession } from "./session.js";
 
 export interface CallOptions {
@@ -33,9 +33,6 @@ export interface CallOptions {
   hurd?: string;
 }
 
-/** A mistake in the command line: one line, exit status 2. */
-class Usage extends Error {}
-
 interface JsonCodec {
   fromJSON(o: unknown): object;
   toJSON(m: object): unknown;
@@ -45,26 +42,22 @@ interface JsonCodec {
 }
 
 export async function call(target: string | undefined, json: string | undefined, o: CallOptions): Promise<number> {
-  try {
-    if (o.list) {
-      if (target !== undefined) throw new Usage("--list takes no method");
-      list();
-      return 0;
-    }
-    if (target === undefined) throw new Usage("usage: hurd call SERVICE/METHOD [JSON] (hurd call --list names them)");
-    const info = resolve(target);
-    const request = requestOf(info, json);
-    const headers = headersOf(o);
-    const timeoutMs = o.timeout === undefined ? 10_000 : Number(o.timeout);
-    if (!(timeoutMs > 0)) throw new Usage(`not a timeout in ms: ${o.timeout}`);
-    const reply = await invoke(info, request, headers, timeoutMs, o.hurd);
-    console.log(JSON.stringify(reply, null, 2));
+  // A command line it cannot take is a UsageError: main.ts prints it with
+  // where help is, and exits 2, as for every other command.
+  if (o.list) {
+    if (target !== undefined) throw new UsageError("--list takes no method");
+    list();
     return 0;
-  } catch (e) {
-    if (!(e instanceof Usage)) throw e;
-    console.error(`hurd call: ${e.message}`);
-    return 2;
   }
+  if (target === undefined) throw new UsageError("usage: hurd call SERVICE/METHOD [JSON] (hurd call --list names them)");
+  const info = resolve(target);
+  const request = requestOf(info, json);
+  const headers = headersOf(o);
+  const timeoutMs = o.timeout === undefined ? 10_000 : Number(o.timeout);
+  if (!(timeoutMs > 0)) throw new UsageError(`not a timeout in ms: ${o.timeout}`);
+  const reply = await invoke(info, request, headers, timeoutMs, o.hurd);
+  console.log(JSON.stringify(reply, null, 2));
+  return 0;
 }
 
 /** Every method of every interface the edge serves, with its MIG id. */
@@ -79,13 +72,13 @@ function list(): void {
 /** SERVICE/METHOD, by short or full service name, method names in any case. */
 function resolve(target: string): MethodInfo & { service: ServiceDef } {
   const slash = target.lastIndexOf("/");
-  if (slash <= 0 || slash === target.length - 1) throw new Usage(`${target}: expected SERVICE/METHOD, as Process/Getpids`);
+  if (slash <= 0 || slash === target.length - 1) throw new UsageError(`${target}: expected SERVICE/METHOD, as Process/Getpids`);
   const s = target.slice(0, slash).replace(/^\//, "").toLowerCase();
   const m = target.slice(slash + 1).toLowerCase();
   const service = INTERFACES.find((d) => d.name.toLowerCase() === s || d.fullName.toLowerCase() === s);
-  if (!service) throw new Usage(`no service ${target.slice(0, slash)} (${INTERFACES.map((d) => d.name).join(", ")})`);
+  if (!service) throw new UsageError(`no service ${target.slice(0, slash)} (${INTERFACES.map((d) => d.name).join(", ")})`);
   for (const info of methods(service).byKey.values()) if (info.def.name.toLowerCase() === m) return { ...info, service };
-  throw new Usage(`${service.name} has no method ${target.slice(slash + 1)} (hurd call --list names them)`);
+  throw new UsageError(`${service.name} has no method ${target.slice(slash + 1)} (hurd call --list names them)`);
 }
 
 /** The request from proto3 JSON; a field the message does not have is a mistake, not ignored. */
@@ -96,28 +89,28 @@ function requestOf(info: MethodInfo & { service: ServiceDef }, json: string | un
   try {
     o = JSON.parse(json);
   } catch (e) {
-    throw new Usage(`the request is not JSON: ${(e as Error).message}`);
+    throw new UsageError(`the request is not JSON: ${(e as Error).message}`);
   }
-  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new Usage("the request is a JSON object");
+  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new UsageError("the request is a JSON object");
   const known = new Set(Object.keys(codec.fromPartial({})));
   const camel = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-  for (const k of Object.keys(o)) if (!known.has(camel(k))) throw new Usage(`${info.service.name}/${info.def.name} takes no field ${k} (${[...known].join(", ") || "no fields"})`);
+  for (const k of Object.keys(o)) if (!known.has(camel(k))) throw new UsageError(`${info.service.name}/${info.def.name} takes no field ${k} (${[...known].join(", ") || "no fields"})`);
   try {
     return codec.fromJSON(o);
   } catch (e) {
-    throw new Usage(`bad request: ${(e as Error).message}`);
+    throw new UsageError(`bad request: ${(e as Error).message}`);
   }
 }
 
 function headersOf(o: CallOptions): Record<string, string> {
   const h: Record<string, string> = {};
-  if (o.pid !== undefined && o.port !== undefined) throw new Usage("--pid and --port both name where the call goes: give one");
+  if (o.pid !== undefined && o.port !== undefined) throw new UsageError("--pid and --port both name where the call goes: give one");
   if (o.pid !== undefined) {
-    if (!/^[1-9][0-9]*$/.test(o.pid)) throw new Usage(`not a pid: ${o.pid}`);
+    if (!/^[1-9][0-9]*$/.test(o.pid)) throw new UsageError(`not a pid: ${o.pid}`);
     h["hurd-pid"] = o.pid;
   }
   if (o.port !== undefined) {
-    if (!/^(0x[0-9a-f]+|[1-9][0-9]*)$/i.test(o.port)) throw new Usage(`not a port name: ${o.port}`);
+    if (!/^(0x[0-9a-f]+|[1-9][0-9]*)$/i.test(o.port)) throw new UsageError(`not a port name: ${o.port}`);
     h["hurd-port"] = o.port;
   }
   return h;

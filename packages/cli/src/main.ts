@@ -1,12 +1,23 @@
-// hurd: boot a hurd and use it. Errors print one line and exit non-zero.
+// hurd: boot a hurd and use it, with the habits of procps and psmisc.
 // Each subcommand's module is imported when it runs: `hurd --help` loads
 // commander alone, `hurd ps` no kernel, OpenTelemetry or NATS (a command is
 // started often and waited for; see the `cli` bench rows).
-import { Command } from "commander";
-import { CliError } from "./errors.js";
+//
+// Exit statuses as coreutils': 0 done, 1 failed (one line on stderr), 2 a
+// command line the command cannot take (one line, then where help is). A
+// closed pipe (`hurd ps | head -3`) ends the command quietly.
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { CliError, UsageError } from "./errors.js";
+import type { CommandSpec } from "./completion.js";
 
-const program = new Command("hurd").description("boot a hurd and drive it").showHelpAfterError();
+const program = new Command("hurd").description("boot a hurd and drive it");
+// Before any command is added: subcommands inherit both.
+program.exitOverride();
+program.configureOutput({ outputError: (s, write) => write(`hurd: ${s.replace(/^error: /, "")}`) });
+program.version((JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version, "-V, --version", "print the version");
 const hurdOpt = ["--hurd <name>", "which hurd (its session file under ~/.hurdmesh)", "hurd"] as const;
+const collect = (v: string, prev: string[]) => [...prev, v];
 let exitCode = 0;
 
 program
@@ -17,7 +28,7 @@ program
   .option("--nats-keys <file>", "with --nats URL: the NATS keys (default $HURD_NATS_KEYS, then the state directory's)")
   .option("--grpc <host:port>", "the kernel's gRPC edge", "127.0.0.1:7400")
   .option(...hurdOpt)
-  .option("-q, --quiet", "print nothing but errors")
+  .option("-q, --quiet", "log warnings and errors only")
   .option("--reboot-on-crash", "boot the hurd again when an essential server dies (embedded mode)")
   .option("--web [host:port]", "also serve `hurd web` (default 127.0.0.1:7410)")
   .argument("[command...]", "a program pid 1 runs once the hurd is up")
@@ -47,44 +58,135 @@ keys
   .action(async (o) => (await import("./keys.js")).natsConfig(o));
 program
   .command("ps")
-  .description("list processes (PID PPID PGID SID UID STAT TIME COMMAND)")
-  .option("-e", "every process (the default: a hurd is small)")
-  .option("-o <columns>", "columns: pid,ppid,pgid,sid,uid,stat,time,serial,task,command")
-  .option("--json", "one JSON object per process")
+  .description("list processes, as procps's ps (UNIX -ef, -eo FORMAT, -p, -u, --sort; BSD aux)")
+  .usage("[-ef] [-o FORMAT] [-p PIDS] [-u USERS] [--sort KEYS] [--json] | aux")
+  .argument("[bsd...]", "BSD options as one word: aux, ax, u")
+  .option("-e", "every process (the default: a hurd has no terminals to select by)")
+  .option("-A", "every process, as -e")
+  .option("-f", "full format: UID PID PPID STIME TTY TIME CMD")
+  .option("-o, --format <format>", "format keywords, e.g. pid,ppid,user,stat,etime,comm or pid=,args (empty header); several -o add up", collect, [])
+  .option("-p, --pid <pids>", "only these pids (comma-separated; repeatable)", collect, [])
+  .option("-u, --user <users>", "only these users, by uid or name (comma-separated; repeatable)", collect, [])
+  .option("--sort <keys>", "sort by format keywords, - for descending: --sort=-etime,pid")
+  .option("--no-headers", "print no header line")
+  .option("--json", "one JSON object per process (packages/cli/schema/process.json)")
   .option("--all-hurds", "also the processes of nested subhurds (NS column)")
   .option(...hurdOpt)
-  .action(async (o) => (await import("./ps.js")).ps(o));
-program.command("pstree").description("processes as a tree").option("--json").option(...hurdOpt).action(async (o) => (await import("./ps.js")).pstree(o));
+  .addHelpText(
+    "after",
+    "\nFormat keywords: pid ppid pgid sid uid user comm args (cmd, command) etime etimes stime stat s tty time nlwp\n" +
+      "  serial task ns ports msgs sent rcvd (hurdmesh's). TIME is CPU time, which hurdmesh tasks do not account: '-'.\n" +
+      "  ETIME (ELAPSED) is the time since the process started.",
+  )
+  .action(async (bsd: string[], o) => {
+    exitCode = await (await import("./ps.js")).ps(bsd, { o: o.format, f: o.f, p: o.pid, u: o.user, sort: o.sort, headers: o.headers, json: o.json, hurd: o.hurd, allHurds: o.allHurds });
+  });
+program
+  .command("pstree")
+  .description("processes as a tree")
+  .option("--json", "one JSON tree per root process (packages/cli/schema/pstree.json)")
+  .option(...hurdOpt)
+  .action(async (o) => (await import("./ps.js")).pstree(o));
 program
   .command("top")
-  .description("the process table, refreshed")
-  .option("-d, --interval <ms>", "refresh every", "1000")
+  .description("the process table, refreshed; interactive in a terminal (h for its keys)")
+  .option("-d, --delay <secs>", "seconds between screens", "3")
   .option("-n, --iterations <n>", "stop after n screens")
+  .option("-b, --batch", "batch mode: plain screens one after another, for pipes and files")
+  .option("-p, --pid <pids>", "only these pids (comma-separated; repeatable)", collect, [])
+  .option("-u, --user <user>", "only this user's processes (uid or name)")
+  .option("--json", "with -b: one JSON object per screen (packages/cli/schema/top.json)")
   .option(...hurdOpt)
   .action(async (o) => (await import("./top.js")).top(o));
+
+// procps's and psmisc's option syntax (-9, -TERM, negative pids, bundles) is
+// read by args.ts (see `raw` below); these declarations are the help and the
+// completion.
 program
   .command("kill")
-  .description("send a signal to PID, or to process group PGRP given as -PGRP")
-  .option("-s, --signal <sig>", "signal name or number", "TERM")
-  .argument("<target>", "PID or -PGRP")
+  .description("send a signal to processes, or to process groups given as -PGID (procps's kill)")
+  .usage("[-s SIG | -SIG | -n NUM] PID|-PGID...  |  -l [SIG...]  |  -L")
+  .option("-s, --signal <sig>", "the signal, by name or number (default TERM)")
+  .option("-n <num>", "the signal, by number")
+  .option("-l, --list [sig]", "list the signal names, or translate a name to its number and back")
+  .option("-L, --table", "the signal names and numbers as a table")
   .option(...hurdOpt)
-  .action(async (t: string, o) => (await import("./kill.js")).kill(t, o));
+  .argument("[pid...]", "pids; -PGID for a process group (after the signal, or after --)");
 program
   .command("killall")
-  .description("signal every process called NAME, race-free through process handles")
-  .option("-s, --signal <sig>", "signal name or number", "TERM")
-  .option("--json", "one line per process: pid, serial, result")
-  .argument("<name>")
+  .description("signal processes by name, race-free through process handles; silent on success (psmisc's killall)")
+  .usage("[-SIG | -s SIG] [-eIqrvw] [-u USER] NAME...")
+  .option("-s, --signal <sig>", "the signal, by name or number (default TERM)")
+  .option("-e, --exact", "exact names (names are never truncated here)")
+  .option("-I, --ignore-case", "match names ignoring case")
+  .option("-r, --regexp", "NAME is an extended regular expression")
+  .option("-u, --user <user>", "only this user's processes")
+  .option("-w, --wait", "wait until every process signalled has ended")
+  .option("-q, --quiet", "say nothing when nothing matched")
+  .option("-v, --verbose", "say what was signalled")
+  .option("-l, --list", "list the signal names")
+  .option("--json", "one line per process (packages/cli/schema/signal-result.json)")
   .option(...hurdOpt)
-  .action(async (n: string, o) => {
-    const k = await (await import("./kill.js")).killall(n, o);
-    if (!o.json) console.log(`${n}: ${k} process${k === 1 ? "" : "es"} signalled`);
-  });
+  .argument("[name...]");
+program
+  .command("pgrep")
+  .description("pids of processes matching a pattern and conditions (procps's pgrep)")
+  .usage("[-flaxivnoc] [-u USERS] [-P PPIDS] [-g PGIDS] [-s SIDS] [-d DELIM] [PATTERN]")
+  .option("-f, --full", "match the whole command line, not just the name")
+  .option("-x, --exact", "the pattern must match all of the name")
+  .option("-i, --ignore-case", "match ignoring case")
+  .option("-v, --inverse", "those that do not match")
+  .option("-u, --euid <users>", "only these users (uids or names)")
+  .option("-U, --uid <users>", "the same (real and effective ids are one here)")
+  .option("-P, --parent <ppids>", "only children of these")
+  .option("-g, --pgroup <pgids>", "only in these process groups")
+  .option("-s, --session <sids>", "only in these sessions")
+  .option("-n, --newest", "only the newest")
+  .option("-o, --oldest", "only the oldest")
+  .option("-l, --list-name", "the name beside each pid")
+  .option("-a, --list-full", "the command line beside each pid")
+  .option("-c, --count", "how many, not which")
+  .option("-d, --delimiter <delim>", "between pids (default newline)")
+  .option("--json", "one JSON object per process (packages/cli/schema/process.json)")
+  .option(...hurdOpt)
+  .argument("[pattern]", "an extended regular expression");
+program
+  .command("pkill")
+  .description("signal processes matching a pattern, race-free through process handles (procps's pkill)")
+  .usage("[-SIG | --signal SIG] [-fxivnoce] [-u USERS] [-P PPIDS] [-g PGIDS] [-s SIDS] [PATTERN]")
+  .option("--signal <sig>", "the signal, by name or number (default TERM)")
+  .option("-f, --full", "match the whole command line, not just the name")
+  .option("-x, --exact", "the pattern must match all of the name")
+  .option("-i, --ignore-case", "match ignoring case")
+  .option("-v, --inverse", "those that do not match")
+  .option("-u, --euid <users>", "only these users (uids or names)")
+  .option("-U, --uid <users>", "the same (real and effective ids are one here)")
+  .option("-P, --parent <ppids>", "only children of these")
+  .option("-g, --pgroup <pgids>", "only in these process groups")
+  .option("-s, --session <sids>", "only in these sessions")
+  .option("-n, --newest", "only the newest")
+  .option("-o, --oldest", "only the oldest")
+  .option("-c, --count", "print how many were signalled")
+  .option("-e, --echo", "say what was signalled")
+  .option("--json", "one line per process (packages/cli/schema/signal-result.json)")
+  .option(...hurdOpt)
+  .argument("[pattern]", "an extended regular expression");
+program
+  .command("pidof")
+  .description("pids of the programs named, newest first (sysvinit's pidof)")
+  .usage("[-sq] [-o PID] [-d SEP] NAME...")
+  .option("-s, --single-shot", "one pid only")
+  .option("-q, --quiet", "print nothing: the exit status says")
+  .option("-o, --omit-pid <pid>", "leave this pid out (%PPID: this command's parent)")
+  .option("-d, --separator <sep>", "between pids (default space)")
+  .option(...hurdOpt)
+  .argument("<name...>");
+
 program
   .command("wait")
   .description("wait for PID to end and print how it ended")
   .argument("<pid>")
-  .option("--json")
+  .option("--json", "one JSON object (packages/cli/schema/wait.json)")
   .option("-q, --quiet", "say nothing on stderr while waiting")
   .option(...hurdOpt)
   .action(async (p: string, o) => {
@@ -107,7 +209,7 @@ program
   .option("--task <t>", "only kernel task T and the tasks it creates")
   .option("--rpc <name...>", "only these RPCs (full name, method name, or part of it)")
   .option("--ns <id>", "only this namespace")
-  .option("--json", "one JSON object per message (with its traceId and traceUrl when traced)")
+  .option("--json", "one JSON object per message, with its traceId and traceUrl when traced (packages/cli/schema/rpctrace.json)")
   .option("--links", "end each line with the Jaeger URL of its trace (when traced)")
   .option("--jaeger-url <url>", "the Jaeger UI for --links and --json (default $HURD_JAEGER_URL or http://localhost:16686)")
   .option("-t, --timestamps", "prefix lines with the time")
@@ -151,7 +253,7 @@ limitFlags(
 limitFlags(sub.command("set").description("change a subhurd's limits or policy").argument("<name>"))
   .option(...hurdOpt)
   .action(async (n: string, o) => (await import("./subhurds.js")).subhurdSet(n, o));
-sub.command("ls").description("list the subhurds").option("--json").option(...hurdOpt).action(async (o) => (await import("./subhurds.js")).subhurdLs(o));
+sub.command("ls").description("list the subhurds, each resource's usage against its limit").option("--json", "one JSON object per subhurd (packages/cli/schema/subhurd.json)").option(...hurdOpt).action(async (o) => (await import("./subhurds.js")).subhurdLs(o));
 sub
   .command("rm")
   .description("shut a subhurd down cleanly (and those nested in it)")
@@ -172,15 +274,79 @@ program
     exitCode = await (await import("./call.js")).call(m, j, o);
   });
 program.command("shutdown").description("shut the hurd down (startup_reboot)").option(...hurdOpt).action(async (o) => (await import("./shutdown.js")).shutdown(o));
+const k8s = program.command("k8s").description("Kubernetes manifests (k8s/)");
+k8s
+  .command("new-subhurd")
+  .description("a subhurd's kustomize overlay: printed, or written to k8s/overlays/NAME and listed with --write")
+  .argument("<name>", "the subhurd's name (its namespace is hurd-NAME)")
+  .option("--parent <name>", "nest it in this subhurd rather than the root hurd")
+  .option("--write", "write k8s/overlays/NAME/kustomization.yaml and list it in k8s/kustomization.yaml")
+  .option("--dir <path>", "the kustomize tree", "k8s")
+  .action(async (n: string, o) => (await import("./k8s.js")).newSubhurd(n, o));
+program
+  .command("completion")
+  .description("a completion script: source <(hurd completion bash); zsh and fish alike")
+  .argument("<shell>", "bash, zsh or fish")
+  .action(async (shell: string) => (await import("./completion.js")).completion(shell, specs(program)));
+
+/** The commands as the completion scripts see them. */
+function specs(c: Command): CommandSpec[] {
+  return c.commands.map((x) => ({
+    name: x.name(),
+    description: x.description(),
+    options: [...x.options.flatMap((o) => [o.short, o.long].filter((f): f is string => !!f)), "--help"],
+    words: x.name() === "completion" ? ["bash", "zsh", "fish"].map((name) => ({ name, description: `${name} completion`, options: [], words: [] })) : specs(x),
+  }));
+}
+
+/** Commands whose command lines args.ts reads (procps and psmisc syntax); commander shows their help only. */
+const raw: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+  kill: async () => (await import("./kill.js")).kill,
+  killall: async () => (await import("./kill.js")).killall,
+  pkill: async () => (await import("./kill.js")).pkill,
+  pgrep: async () => (await import("./pgrep.js")).pgrep,
+  pidof: async () => (await import("./pgrep.js")).pidof,
+};
+
+const argv = process.argv.slice(2);
+// `hurd -o pid,comm` and `hurd -e` are `hurd ps ...` (the short form the README has shown).
+if (argv[0] === "-o" || argv[0] === "-e") argv.unshift("ps");
+const cmd = argv[0] ?? "";
+
+// A reader that went away (`hurd ps --json | head -3`) is not an error: stop
+// quietly with the status a process killed by SIGPIPE has (Node ignores the
+// signal, so the write fails instead).
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(128 + 13);
+  throw e;
+});
 
 try {
-  if (process.argv[2] === "-o" || process.argv[2] === "-e") process.argv.splice(2, 0, "ps");
-  await program.parseAsync(process.argv);
+  const words = argv.slice(1);
+  const end = words.indexOf("--");
+  const wantsHelp = (end < 0 ? words : words.slice(0, end)).some((w) => w === "--help" || (w === "-h" && cmd !== "kill"));
+  if (raw[cmd] && !wantsHelp) exitCode = await (await raw[cmd]())(words);
+  else await program.parseAsync(argv, { from: "user" });
   process.exit(exitCode);
 } catch (e) {
-  // A HurdError comes from a subcommand that has loaded the runtime already.
-  const { HurdError } = await import("@hurdmesh/mach");
-  const msg = e instanceof CliError ? e.message : e instanceof HurdError ? `${e.errno}: ${e.message}` : (e as Error).message;
-  console.error(`hurd: ${msg}`);
-  process.exit(1);
+  process.exit(failed(e));
+}
+
+/** One line on stderr and the exit status: 2 for a command line, 1 for a failure. */
+function failed(e: unknown): number {
+  const tryHelp = () => process.stderr.write(`Try 'hurd${program.commands.some((c) => c.name() === cmd) ? ` ${cmd}` : ""} --help' for more information.\n`);
+  if (e instanceof CommanderError) {
+    // --help and --version end here too, with status 0; commander has printed its message.
+    if (e.exitCode === 0) return 0;
+    tryHelp();
+    return 2;
+  }
+  if (e instanceof CliError) {
+    process.stderr.write(`hurd: ${e.message}\n`);
+    if (e instanceof UsageError) tryHelp();
+    return e.exitCode;
+  }
+  // A HurdError's message starts with its errno name.
+  process.stderr.write(`hurd: ${(e as Error).message}\n`);
+  return 1;
 }

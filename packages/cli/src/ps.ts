@@ -1,84 +1,109 @@
-// hurd ps: procps-like columns. proc (pid 4) and init (pids 1 and 2) show
-// like any process: the seed's first complaint, answered.
-import { createRequire } from "node:module";
-import type TableType from "cli-table3";
+// hurd ps: procps's ps over proc_getallprocinfo. proc (pid 4) and init
+// (pids 1 and 2) show like any process: the seed's first complaint, answered.
+// The forms Linux users type: UNIX (`-ef`, `-eo pid,comm`, `-p 1,2`,
+// `-u root`, `--sort -pid`), BSD (`aux`), and procps's format keywords.
 import type { ProcInfo } from "@hurdmesh/proto/hurd/process/v1/process";
-import { CliError, connect } from "./session.js";
-import { allProcs, elapsed, stat } from "./list.js";
+import { UsageError } from "./errors.js";
+import { connect } from "./session.js";
+import { allProcs, numberList, parseFormat, PI_FETCH_TASKINFO, processJson, render, sorter, uidOf, type Row } from "./list.js";
 
-const COLUMNS: Record<string, (p: ProcInfo) => string | number> = {
-  pid: (p) => p.pid,
-  ppid: (p) => p.ppid,
-  pgid: (p) => p.pgrp,
-  sid: (p) => p.session,
-  uid: (p) => (p.owned ? p.owner : "-"),
-  stat: stat,
-  time: elapsed,
-  serial: (p) => p.serial,
-  task: (p) => p.taskId || "-",
-  ns: (p) => p.namespaceId || "-",
-  command: (p) => p.command || p.exe || "?",
-};
-export const DEFAULT_COLUMNS = "pid,ppid,pgid,sid,uid,stat,time,command";
+export const DEFAULT_FORMAT = ["pid,ppid,pgid,sid,uid,stat,etime,args"];
+// As procps, a header runs to the end of its list ("user=UID,pid" is one
+// column headed "UID,pid"): a renamed column ends its list.
+/** -f, as procps's full format less what hurdmesh has not (C): UID is the user's name there. */
+const FULL_FORMAT = ["user=UID", "pid,ppid,stime,tty,time", "args=CMD"];
+/** BSD u, as procps's user format less %CPU, %MEM, VSZ and RSS. */
+const USER_FORMAT = ["user,pid,tty,stat", "stime=START", "time,args"];
 
 export interface PsOptions {
-  o?: string;
+  /** Format lists (-o, several allowed). */
+  o?: string[];
+  /** -f: full format. */
+  f?: boolean;
+  /** -p: only these pids. */
+  p?: string[];
+  /** -u: only these users (effective uid, number or name). */
+  u?: string[];
+  sort?: string;
+  headers?: boolean;
   json?: boolean;
   hurd?: string;
   /** Also the processes of subhurds nested in this hurd (with their namespace). */
   allHurds?: boolean;
 }
 
-// cli-table3 (CommonJS) only when a table is printed: --json needs none.
-const require = createRequire(import.meta.url);
-
-export function render(procs: ProcInfo[], cols: string[]): string {
-  const Table = require("cli-table3") as typeof TableType;
-  const t = new Table({
-    head: cols.map((c) => c.toUpperCase()),
-    chars: { top: "", "top-mid": "", "top-left": "", "top-right": "", bottom: "", "bottom-mid": "", "bottom-left": "", "bottom-right": "", left: "", "left-mid": "", mid: "", "mid-mid": "", right: "", "right-mid": "", middle: " " },
-    style: { head: [], border: [], "padding-left": 0, "padding-right": 1 },
-  });
-  for (const p of procs) t.push(cols.map((c) => String(COLUMNS[c]!(p))));
-  return t.toString().split("\n").map((l) => l.trimEnd()).join("\n");
+/** BSD options given as a word ("aux", "ax", "u"): what they change, or a usage error. */
+export function bsdOptions(words: string[]): { user: boolean } {
+  let user = false;
+  for (const w of words) {
+    if (!/^[auxw]+$/.test(w)) throw new UsageError(`unknown argument ${w} (BSD options here: a, u, x, w)`);
+    // a and x select every process, which ps does anyway (a hurd has no terminals); w (wide) is the default.
+    if (w.includes("u")) user = true;
+  }
+  return { user };
 }
 
-export function columns(o?: string): string[] {
-  const cols = (o ?? DEFAULT_COLUMNS).split(",").map((c) => c.trim().toLowerCase()).filter(Boolean);
-  for (const c of cols) if (!COLUMNS[c]) throw new CliError(`unknown column ${c} (known: ${Object.keys(COLUMNS).join(", ")})`);
-  return cols;
-}
-
-export async function ps(o: PsOptions): Promise<void> {
-  const cols = columns(o.o ?? (o.allHurds ? `${DEFAULT_COLUMNS.replace(",command", "")},ns,command` : undefined));
+/** Exit status 1 when pids were selected and none is there (procps). */
+export async function ps(words: string[], o: PsOptions): Promise<number> {
+  const bsd = bsdOptions(words);
+  let lists = o.o?.length ? o.o : o.f ? FULL_FORMAT : bsd.user ? USER_FORMAT : DEFAULT_FORMAT;
+  // The namespace before the command, when subhurds' processes are in the list.
+  if (o.allHurds && !o.o?.length) lists = [...lists.slice(0, -1), lists[lists.length - 1]!.replace(/(^|,)args(=\w+)?$/, "$1ns,args$2")];
+  const cols = parseFormat(lists);
+  const pids = numberList(o.p, "pid");
+  const users = o.u?.flatMap((s) => s.split(",")).filter(Boolean);
+  const uids = users?.length ? users.map(uidOf) : undefined;
+  const order = o.sort ? sorter(o.sort) : null;
   const c = await connect(o.hurd, "ps");
   try {
-    const procs = (await allProcs(c.me)).filter((p) => o.allHurds || !p.namespaceId);
-    if (o.json) for (const p of procs) console.log(JSON.stringify(p));
-    else console.log(render(procs, cols));
+    const now = Date.now();
+    const procs = (await allProcs(c.me, cols.some((x) => x.col.taskinfo) ? PI_FETCH_TASKINFO : 0)).filter(
+      (p) => (o.allHurds || !p.namespaceId) && (!pids || pids.includes(p.pid)) && (!uids || (p.owned && uids.includes(p.owner))),
+    );
+    const rows: Row[] = procs.map((p) => ({ p, now }));
+    if (order) rows.sort(order);
+    if (o.json) {
+      for (const r of rows) process.stdout.write(`${JSON.stringify(processJson(r.p, now))}\n`);
+      return pids && !rows.length ? 1 : 0;
+    }
+    // procps: selected pids that are not there make the exit status 1.
+    if (rows.length) process.stdout.write(`${render(cols, rows, o.headers !== false)}\n`);
+    else if (o.headers !== false) process.stdout.write(`${render(cols, [])}\n`);
+    return pids && !rows.length ? 1 : 0;
   } finally {
     await c.close();
   }
+}
+
+/** pstree --json (schema/pstree.json): a process and its children, nested. */
+export interface TreeJson {
+  pid: number;
+  command: string;
+  children: TreeJson[];
 }
 
 export async function pstree(o: { hurd?: string; json?: boolean }): Promise<void> {
   const c = await connect(o.hurd, "pstree");
   try {
     const procs = (await allProcs(c.me)).filter((p) => !p.namespaceId);
-    if (o.json) {
-      for (const p of procs) console.log(JSON.stringify({ pid: p.pid, ppid: p.ppid, command: p.command }));
-      return;
-    }
     const kids = new Map<number, ProcInfo[]>();
     for (const p of procs) if (p.ppid !== p.pid) kids.set(p.ppid, [...(kids.get(p.ppid) ?? []), p]);
+    const byPid = new Set(procs.map((p) => p.pid));
+    const roots = procs.filter((p) => p.ppid === p.pid || !byPid.has(p.ppid));
+    const childrenOf = (p: ProcInfo) => (kids.get(p.pid) ?? []).sort((a, b) => a.pid - b.pid);
+    if (o.json) {
+      const tree = (p: ProcInfo): TreeJson => ({ pid: p.pid, command: p.command || "?", children: childrenOf(p).map(tree) });
+      for (const r of roots) process.stdout.write(`${JSON.stringify(tree(r))}\n`);
+      return;
+    }
     const lines: string[] = [];
     const walk = (p: ProcInfo, prefix: string, last: boolean, root: boolean) => {
       lines.push(`${root ? "" : prefix + (last ? "└─ " : "├─ ")}${p.command || "?"}(${p.pid})`);
-      const cs = (kids.get(p.pid) ?? []).sort((a, b) => a.pid - b.pid);
+      const cs = childrenOf(p);
       cs.forEach((k, i) => walk(k, root ? "" : prefix + (last ? "   " : "│  "), i === cs.length - 1, false));
     };
-    for (const r of procs.filter((p) => p.ppid === p.pid || !procs.some((q) => q.pid === p.ppid))) walk(r, "", true, true);
-    console.log(lines.join("\n"));
+    for (const r of roots) walk(r, "", true, true);
+    process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
     await c.close();
   }

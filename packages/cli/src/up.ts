@@ -5,7 +5,7 @@
 // authorization on (the README's Security section): every process connects
 // as its own NATS user, which the kernel mints.
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { isIP } from "node:net";
 import { join } from "node:path";
@@ -13,10 +13,12 @@ import { fileURLToPath } from "node:url";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
 import { Edge, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
-import { LocalHub, MsgType, Task } from "@hurdmesh/mach";
+import { createLogger, LocalHub, MsgType, Task, type LogSink } from "@hurdmesh/mach";
+import { READY_FD_ENV } from "@hurdmesh/mach/internal";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { nodeImports, startMetrics, telemetryFromEnv, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
 import type { NatsServerProcess } from "@hurdmesh/mach/nats-auth";
+import { checkListen } from "./args.js";
 import { CliError } from "./errors.js";
 import { natsKeysFor } from "./keys.js";
 import { sessionPath } from "./session.js";
@@ -40,7 +42,11 @@ export interface UpOptions {
 
 export async function up(o: UpOptions): Promise<number> {
   const session = sessionPath(o.hurd);
-  const say = (l: string) => !o.quiet && console.log(l);
+  if (typeof o.web === "string") checkListen(o.web);
+  // -q: warnings and errors only, here and in the servers this starts (they inherit the environment).
+  if (o.quiet && !process.env.HURD_LOG_LEVEL) process.env.HURD_LOG_LEVEL = "warn";
+  const log = createLogger("hurd-up", { hurd: o.hurd });
+  const say = log.sink;
   if (o.nats) return upNats(o, session, performance.now());
   let stopping = false;
   for (;;) {
@@ -54,7 +60,7 @@ export async function up(o: UpOptions): Promise<number> {
 let metrics: Promise<SdkMetrics | null> | null = null;
 
 /** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
-async function upEmbedded(o: UpOptions, session: string, say: (l: string) => void, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
+async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
   const t0 = performance.now();
   // Spans when the OTEL_* environment asks for them; embedded, the servers
   // run in this process, so their handler spans too.
@@ -66,7 +72,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   // Metrics only when asked (HURD_METRICS_ADDR, OTEL_METRICS_EXPORTER): one set for the process, across reboots.
   metrics ??= startMetrics("hurd", process.env, { hurd: o.hurd });
   const m = await metrics;
-  const kernel = new Kernel({ system: o.hurd }, { log: (l) => say(`kernel: ${l}`), telemetry, metrics: m });
+  const kernel = new Kernel({ system: o.hurd }, { telemetry, metrics: m });
   const hub = new LocalHub();
   const kbus = hub.connect();
   const traps = new TrapServer(kernel, kbus);
@@ -83,14 +89,16 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   const boot = kernel.bootTask({ name: "init", hostPriv: true });
   const attach = (taskId: number, token: string) => Task.attach({ bus: hub.connect(), system: o.hurd, taskId, token, window: 1024, timeoutMs: 30_000 });
   const initTask = await attach(boot.task.id, boot.token);
-  const init = new Init({ task: initTask, hostPriv: boot.hostPriv, launcher: new InProcessLauncher(attach, { command: o.command }), log: (l) => say(`init: ${l}`) });
+  const initLog = createLogger("init", { hurd: o.hurd });
+  const init = new Init({ task: initTask, hostPriv: boot.hostPriv, launcher: new InProcessLauncher(attach, { command: o.command }) });
   await init.boot();
   const subhurds = await serveSubhurds(initTask, {
     root: o.hurd,
     hostPriv: boot.hostPriv,
     attach,
     launcher: () => new InProcessLauncher(attach),
-    say,
+    say: initLog.sink,
+    log: initLog,
     publish: (name, c, parent, system) => writeFileSync(sessionPath(name), JSON.stringify({ system, edge: `${host}:${port}`, edgeCa, console: c, parent }, null, 2), { mode: 0o600 }),
     unpublish: (name) => rmSync(sessionPath(name), { force: true }),
   });
@@ -120,7 +128,7 @@ async function upEmbedded(o: UpOptions, session: string, say: (l: string) => voi
   traps.stop();
   kernel.close();
   void stopping;
-  say(`hurd ${o.hurd} halted${code ? ` (crash, status ${code})` : ""}`);
+  say(`hurd ${o.hurd} halted${code ? ` (crash, status ${code})` : ""}`, code ? "error" : "info");
   return { code };
 }
 
@@ -191,7 +199,8 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void): 
 }
 
 async function upNats(o: UpOptions, session: string, t0: number): Promise<number> {
-  const say = (l: string) => !o.quiet && console.log(l);
+  const log = createLogger("hurd-up", { hurd: o.hurd });
+  const say = (l: string) => !o.quiet && log.info(l);
   // Keys, the server's configuration and the boot file: 0700, gone once the hurd is up, and gone anyway if this process dies.
   const dir = privateDir("hurd-up-");
   const bootFile = join(dir.path, "boot.json");
@@ -223,39 +232,20 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
       edgeTls.push("--grpc-cert", join(dir.path, "edge.crt"), "--grpc-key", join(dir.path, "edge.key"));
       caArgs.push("--edge-ca", join(dir.path, "edge-ca.crt"));
     }
-    // Each child holds an IPC channel to this process: when it goes (SIGKILL included), they go.
-    // Each is a process group of its own, so that a terminal's Ctrl-C reaches
-    // this process alone, which shuts the hurd down in order (init first, the
-    // kernel and NATS after).
-    kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", nats.url, ...auth, "--grpc", o.grpc, ...edgeTls, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], {
-      stdio: ["ignore", "pipe", "inherit", "ipc"],
-      detached: true,
-    });
+    kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", nats.url, ...auth, "--grpc", o.grpc, ...edgeTls, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], readyStdio());
     kernel.channel?.unref();
-    let kout = "";
-    kernel.stdout!.on("data", (d) => {
-      kout += d;
-      if (!o.quiet) process.stdout.write(d);
-    });
-    for (let i = 0; i < 400 && kernel.exitCode === null && !(existsSync(bootFile) && /gRPC edge on (\S+)/.test(kout)); i++) await new Promise((r) => setTimeout(r, 50));
-    const m = /gRPC edge on (\S+)/.exec(kout);
-    if (!m || kernel.exitCode !== null) throw new CliError("the kernel did not start");
+    // Ready, or ended: a kernel that cannot start (its port taken, NATS not
+    // there) exits and says why on stderr. The time limit is only against a
+    // hang, far past a start on a loaded machine (from sources, tens of seconds).
+    const k = await readiness(kernel, START_LIMIT_MS);
+    if (!k?.edge) throw new CliError(`the kernel did not start (${await ended(kernel)})`);
+    const edgeSaid = String(k.edge);
     // The edge as the session and pid 1's programs name it.
-    const edgeAddr = `${reachable(m[1]!.replace(/:\d+$/, ""), tls !== null)}:${/:(\d+)$/.exec(m[1]!)![1]}`;
-    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", edgeAddr, ...caArgs, "--", ...(o.command ?? [])], {
-      stdio: ["ignore", "pipe", "inherit", "ipc"],
-      detached: true,
-    });
+    const edgeAddr = `${reachable(edgeSaid.replace(/:\d+$/, ""), tls !== null)}:${/:(\d+)$/.exec(edgeSaid)?.[1] ?? ""}`;
+    init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", edgeAddr, ...caArgs, "--", ...(o.command ?? [])], readyStdio());
     init.channel?.unref();
-    let ready!: () => void;
-    const up = new Promise<void>((r) => (ready = r));
-    init.stdout!.on("data", (d) => {
-      if (!o.quiet) process.stdout.write(d);
-      if (String(d).includes("init: ready")) ready();
-    });
     const exited = new Promise<number>((r) => init!.on("exit", (c) => r(c ?? 1)));
-    const first = await Promise.race([up.then(() => "up" as const), exited.then(() => "exited" as const)]);
-    if (first === "exited") throw new CliError("init did not boot the hurd");
+    if (!(await readiness(init, START_LIMIT_MS))) throw new CliError(`init did not boot the hurd (${await ended(init)})`);
     // Everyone has read what they needed from the private directory.
     dir.done();
     say(
@@ -300,4 +290,55 @@ async function edgeTlsFor(address: string): Promise<{ certPem: string; keyPem: s
 function reachable(host: string, tls: boolean): string {
   if (host !== "0.0.0.0" && host !== "::" && host !== "[::]") return host;
   return tls ? "localhost" : "127.0.0.1";
+}
+
+/** How long the kernel and init may take to say they are ready before hurd up gives up on them. */
+const START_LIMIT_MS = 120_000;
+
+/** Why a child never said it was ready: its exit, or the time limit (then it is killed). */
+async function ended(child: ChildProcess): Promise<string> {
+  // The pipe may close just before the exit is reported.
+  const exit = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once("exit", () => r())));
+  const exitedSoon = await Promise.race([exit.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]);
+  if (exitedSoon) return child.signalCode ?? `status ${child.exitCode}`;
+  child.kill("SIGKILL");
+  await exit;
+  return `not ready within ${START_LIMIT_MS / 1000} s`;
+}
+
+/**
+ * Their logs are the terminal's; fd 3 is the IPC channel that ties them to
+ * this process (when it goes, SIGKILL included, they go), and readiness
+ * comes on fd 4 (@hurdmesh/mach/internal notifyReady). Each is a process
+ * group of its own, so that a terminal's Ctrl-C reaches this process alone,
+ * which shuts the hurd down in order (init first, the kernel and NATS after).
+ */
+function readyStdio() {
+  return { stdio: ["ignore", "inherit", "inherit", "ipc", "pipe"] as ("ignore" | "inherit" | "pipe" | "ipc")[], env: { ...process.env, [READY_FD_ENV]: "4" }, detached: true };
+}
+
+/** The child's readiness line, or null once it exits, closes the pipe unready, or `timeoutMs` (0: none) passes. */
+function readiness(child: ChildProcess, timeoutMs: number): Promise<Record<string, unknown> | null> {
+  return new Promise((resolve) => {
+    let buf = "";
+    const pipe = child.stdio[4] as NodeJS.ReadableStream;
+    const timer = timeoutMs ? setTimeout(() => resolve(null), timeoutMs) : null;
+    const done = (v: Record<string, unknown> | null) => {
+      if (timer) clearTimeout(timer);
+      resolve(v);
+    };
+    pipe.setEncoding("utf8");
+    pipe.on("data", (d: string) => {
+      buf += d;
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      try {
+        done(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      } catch {
+        done(null);
+      }
+    });
+    pipe.on("end", () => done(null));
+    child.on("exit", () => done(null));
+  });
 }

@@ -1,13 +1,6 @@
 import { HurdError } from "@hurdmesh/mach";
-import { signalNumber as sn } from "@hurdmesh/libhurd";
-import { CliError } from "./session.js";
 
-export function signalNumber(s: string): number {
-  const n = sn(s);
-  if (n === undefined) throw new CliError(`unknown signal ${s}`);
-  return n;
-}
-
+/** The errno name of a Hurd error, or the message of any other. */
 export function isErrnoLike(e: unknown): string {
   return e instanceof HurdError ? e.errno : (e as Error).message;
 }

@@ -1,11 +1,12 @@
 // hurd wait PID: waits for the process through a handle (not its parent, so
 // it does not reap) and prints how it ended; the exit status is ours.
 import { describeStatus, W } from "@hurdmesh/libhurd";
-import { CliError, connect } from "./session.js";
+import { UsageError } from "./errors.js";
+import { connect } from "./session.js";
 
 export async function wait(target: string, o: { hurd?: string; json?: boolean; quiet?: boolean }): Promise<number> {
   const pid = Number(target);
-  if (!Number.isInteger(pid) || pid <= 0) throw new CliError(`not a pid: ${target}`);
+  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`not a pid: ${target}`);
   const c = await connect(o.hurd, "wait");
   try {
     const h = await c.me.open(pid);

@@ -21,6 +21,7 @@ import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { edgeObserved, startWeb, type Reached, type WebServer } from "@hurdmesh/web";
 import { DEFAULT_JAEGER_URL } from "./rpctrace.js";
 import { RpcTraceFormatter } from "./rpctrace/format.js";
+import { checkListen } from "./args.js";
 import { CliError, connect, NAMES, stateDir, type Connected, type Session } from "./session.js";
 
 export interface WebCmdOptions {
@@ -89,6 +90,8 @@ async function connectWaiting(hurd: string, waitS: number, say: (l: string) => v
 }
 
 export async function startWebFor(hurd = "hurd", o: WebCmdOptions = {}): Promise<RunningWeb> {
+  // Refused before anything is attached.
+  if (o.listen !== undefined) checkListen(o.listen);
   const waitS = Number(o.wait ?? 0);
   if (!Number.isFinite(waitS) || waitS < 0) throw new CliError(`--wait takes seconds (a number >= 0), not ${o.wait}`);
   const c = await connectWaiting(hurd, waitS, (l) => !o.quiet && console.error(`hurd web: ${l}`));

@@ -30,3 +30,4 @@ export { clearTaskEvents, decodeTaskEvents, encodeTaskEvents, newTaskEvents, typ
 export { tracingHooks, metricsHooks, type RpcSeries } from "./hooks.js";
 export { TRACE_CONTEXT_BYTES, TRACE_FLAGS_AT, NO_TRACE_CONTEXT, isTraceContext, isSampled, traceparentOf, traceContextOf, hexOf } from "./trace-context.js";
 export { watchTraceOnBus, traceSubjects, TRACE_LEASE, type BusTraceWatch, type BusWatchOptions, type TaskCredentials } from "./trace-watch.js";
+export { notifyReady, READY_FD_ENV } from "./ready.js";

@@ -12,4 +12,5 @@ export { client, type Client, type CallOptions } from "./client.js";
 export { serve, Server, type Context, type Impl, type NotifyHandler } from "./serve.js";
 export { Rights, rightsOf, portAt, optionalRight, withRights } from "./rights.js";
 export { SIG, NSIG, CLD, W, W_CONTINUED, WNOHANG, WUNTRACED, WSTOPPED, WCONTINUED, WNOWAIT, WEXITED, signalNumber, signalName } from "./signals.js";
+export { createLogger, formatLogLine, logFormat, LOG_LEVELS, type Logger, type LogLevel, type LogSink } from "./log.js";
 export { MsgType, PortRight, NotifyId, TaskSpecialPort, type Received, type ReceivedPort, type Message, type MsgPort } from "@hurdmesh/proto/hurd/mach/v1/mach";

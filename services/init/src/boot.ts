@@ -5,6 +5,7 @@
 // startup_essential_task, then starts the runsystem program as pid 1.
 import {
   client,
+  createLogger,
   Errno,
   HurdError,
   MsgType,
@@ -14,6 +15,7 @@ import {
   optionalRight,
   portAt,
   serve,
+  type LogSink,
   type Task,
 } from "@hurdmesh/mach";
 import { globalTelemetry, StepTrace } from "@hurdmesh/telemetry";
@@ -54,7 +56,8 @@ export interface InitOptions {
   hostPriv: number;
   launcher: Launcher;
   config?: Partial<InitConfig>;
-  log?: (line: string) => void;
+  /** Where init's lines go (default: the structured log, component "init", the kernel's system as the hurd). */
+  log?: LogSink;
 }
 
 export interface Booted {
@@ -77,7 +80,7 @@ export class Init {
   readonly essentials: Essentials;
   readonly shutdown: Shutdown;
   booted: Booted | null = null;
-  private readonly log: (l: string) => void;
+  private readonly log: LogSink;
   private procinit: { port: number; release: (rep: object) => void } | null = null;
   private authinit: { auth: number; release: (rep: object) => void } | null = null;
   private bothIn!: () => void;
@@ -86,7 +89,7 @@ export class Init {
 
   constructor(readonly o: InitOptions) {
     this.config = { ...defaultInitConfig, ...o.config };
-    this.log = o.log ?? ((l) => console.log(`init: ${l}`));
+    this.log = o.log ?? createLogger("init", { hurd: o.task.system }).sink;
     this.essentials = new Essentials(o.task, o.hostPriv, this.log);
     this.shutdown = new Shutdown(o.task, o.hostPriv, this.config, this.log);
     this.essentials.onCrash = (why) => void this.shutdown.crash(why);
@@ -95,6 +98,11 @@ export class Init {
 
   get halted(): Promise<number> {
     return this.shutdown.halted;
+  }
+
+  /** True from the moment a shutdown or crash starts: init's own task ending then is part of it. */
+  get halting(): boolean {
+    return this.shutdown.halting;
   }
 
   /**
@@ -165,7 +173,7 @@ export class Init {
       launcher.launch("auth", authT.taskId, authT.token, { hostPriv: BOOT_NAMES.hostPriv }),
       launcher.launch("proc", procT.taskId, procT.token, { hostPriv: BOOT_NAMES.hostPriv }),
     ]);
-    started.catch((e) => this.log(`a core server failed to start: ${(e as Error).message}`));
+    started.catch((e) => this.log(`a core server failed to start: ${(e as Error).message}`, "error"));
     await this.waitFor(this.both, () => `waiting for ${!this.procinit ? "proc (startup_procinit)" : ""}${!this.procinit && !this.authinit ? " and " : ""}${!this.authinit ? "auth (startup_authinit)" : ""}`);
 
     // launch_core_servers: answer proc first, then wire everything through proc.
@@ -247,7 +255,7 @@ export class Init {
     // init holds the startup port's receive right only: the message makes its own send right.
     await client(task, StartupDefinition, await this.startupPort)
       .reboot({ refport: r.copySend(hostPriv), code: 0 }, { rights: r, destinationDisposition: MsgType.MSG_TYPE_MAKE_SEND })
-      .catch((e) => this.log(`startup_reboot failed: ${(e as Error).message}`));
+      .catch((e) => this.log(`startup_reboot failed: ${(e as Error).message}`, "error"));
     return this.halted;
   }
 
@@ -295,7 +303,7 @@ export class Init {
       const left = this.config.bootTimeoutMs - (Date.now() - start);
       if (left <= 0) throw new HurdError(Errno.ETIMEDOUT, `boot: ${what()} after ${this.config.bootTimeoutMs} ms`);
       await Promise.race([p, new Promise((r) => setTimeout(r, Math.min(left, this.config.bootReportMs)))]);
-      if (!done) this.log(`${what()} (${Math.round((Date.now() - start) / 1000)} s)`);
+      if (!done) this.log(`${what()} (${Math.round((Date.now() - start) / 1000)} s)`, "warn");
     }
   }
 }

@@ -1,6 +1,6 @@
 // Essential tasks (startup_essential_task): the death of one is the crash
 // of this hurd, as in the Hurd (where startup then reboots the machine).
-import { Errno, HurdError, MsgType, Notify, NotifyId, PortRight, optionalRight, type Context, type Task } from "@hurdmesh/mach";
+import { Errno, HurdError, MsgType, Notify, NotifyId, optionalRight, PortRight, type Context, type LogSink, type Task } from "@hurdmesh/mach";
 import { DeadNameNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { EssentialTaskRequest } from "@hurdmesh/proto/hurd/startup/v1/startup";
 
@@ -17,7 +17,7 @@ export class Essentials {
   constructor(
     private readonly task: Task,
     private readonly hostPriv: number,
-    private readonly log: (l: string) => void,
+    private readonly log: LogSink,
   ) {}
 
   async start(): Promise<void> {

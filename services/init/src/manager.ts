@@ -2,7 +2,7 @@
 // serves: `hurd up` in one process, init's own process with --nats. Each
 // subhurd is a kernel namespace nested in its parent's, with its own startup,
 // auth, proc and pid 1; its servers run where the launcher puts them.
-import { Errno, HurdError, PortRight, serve, type Task } from "@hurdmesh/mach";
+import { Errno, HurdError, PortRight, serve, type Logger, type LogSink, type Task } from "@hurdmesh/mach";
 import { SubhurdDefinition } from "@hurdmesh/proto/hurd/subhurd/v1/subhurd";
 import { BOOT_NAMES, type Console, type Launcher } from "./boot.js";
 import { bootSubhurd, type Subhurd } from "./subhurd.js";
@@ -23,7 +23,9 @@ export interface ManagerOptions {
   /** Publishes a subhurd's console (the session file the `hurd` command reads), and takes it back. */
   publish(name: string, c: Console, parent: string, system: string): void;
   unpublish(name: string): void;
-  say: (l: string) => void;
+  say: LogSink;
+  /** With it, a subhurd's init logs under the subhurd's name (field hurd) rather than in say's lines. */
+  log?: Logger;
 }
 
 interface Entry {
@@ -63,7 +65,7 @@ export async function serveSubhurds(host: Task, o: ManagerOptions): Promise<{ po
       const parent = req.parent && req.parent !== o.root ? hurds.get(req.parent) : null;
       if (req.parent && req.parent !== o.root && !parent) throw new HurdError(Errno.ENOENT, `no subhurd called ${req.parent}`);
       const creator = parent ? parent.sub.task : host;
-      const sub = await bootSubhurd(creator, name, o.attach, o.launcher(name), { log: (l) => o.say(`${name}: ${l}`), limits: req.limits, policy: req.policy });
+      const sub = await bootSubhurd(creator, name, o.attach, o.launcher(name), { log: o.log ? o.log.child({ hurd: name }).sink : (l, level) => o.say(`${name}: ${l}`, level), limits: req.limits, policy: req.policy });
       hurds.set(name, { sub, parent: parent ? req.parent : o.root, depth: (parent?.depth ?? 0) + 1, creator });
       o.publish(name, sub.console, parent ? req.parent : o.root, sub.task.system);
       void sub.init.halted.then(() => {

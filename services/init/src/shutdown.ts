@@ -1,7 +1,7 @@
 // Shutdown (startup_reboot) and crashes: startup_dosync to every registered
 // party, newest first, each bounded; then every task of this hurd is
 // terminated. `halted` resolves with the exit status for the host program.
-import { client, Errno, HurdError, MsgType, Notify, NotifyId, PortRight, optionalRight, type Context, type Task } from "@hurdmesh/mach";
+import { client, Errno, HurdError, MsgType, Notify, NotifyId, PortRight, optionalRight, type Context, type LogSink, type Task } from "@hurdmesh/mach";
 import { DeadNameNotification } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { RebootRequest, RequestNotificationRequest } from "@hurdmesh/proto/hurd/startup/v1/startup";
 import { StartupNotifyDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
@@ -12,6 +12,10 @@ export class Shutdown {
   private done!: (code: number) => void;
   readonly halted = new Promise<number>((r) => (this.done = r));
   private going = false;
+  /** A shutdown or crash is under way (it ends init's own task too). */
+  get halting(): boolean {
+    return this.going;
+  }
   private deathPort: Promise<number> | null = null;
   procPort = 0;
 
@@ -19,7 +23,7 @@ export class Shutdown {
     private readonly task: Task,
     private readonly hostPriv: number,
     private readonly config: InitConfig,
-    private readonly log: (l: string) => void,
+    private readonly log: LogSink,
   ) {}
 
   /**
@@ -98,7 +102,7 @@ export class Shutdown {
   }
 
   crash(why: string): Promise<void> {
-    this.log(`CRASH: ${why}`);
+    this.log(`CRASH: ${why}`, "error");
     // Status 1: whoever hosts the hurd decides whether to boot it again (`hurd up --reboot-on-crash`).
     return this.halt(1, why);
   }
@@ -113,7 +117,7 @@ export class Shutdown {
         await client(this.task, StartupNotifyDefinition, n.port).dosync({ timeoutMs: this.config.dosyncTimeoutMs }, { timeoutMs: this.config.dosyncTimeoutMs });
         this.log(`  ${n.name}: synced (${Date.now() - t0} ms)`);
       } catch (e) {
-        this.log(`  ${n.name}: ${(e as Error).message}`);
+        this.log(`  ${n.name}: ${(e as Error).message}`, "warn");
       }
     }
     this.log("terminating every task of this hurd");

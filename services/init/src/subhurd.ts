@@ -5,7 +5,7 @@
 // always tear the subhurd down (as the Hurd's `boot` holds its subhurd's).
 // Where its servers run is the caller's choice (its launcher), as for the
 // root hurd.
-import { MsgType, type Task } from "@hurdmesh/mach";
+import { MsgType, type LogSink, type Task } from "@hurdmesh/mach";
 import type { HurdLimits, HurdPolicy } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { BOOT_NAMES, Init, type Console, type Launcher } from "./boot.js";
 
@@ -24,7 +24,7 @@ export async function bootSubhurd(
   name: string,
   attach: (taskId: number, token: string) => Promise<Task>,
   launcher: Launcher,
-  o: { log?: (l: string) => void; limits?: HurdLimits; policy?: HurdPolicy } = {},
+  o: { log?: LogSink; limits?: HurdLimits; policy?: HurdPolicy } = {},
 ): Promise<Subhurd> {
   // The kernel checks the limits (within the parent's) and the parent's policy.
   const t = await creator.taskCreate(`${name}:startup`, { newNamespace: true, limits: o.limits, policy: o.policy });

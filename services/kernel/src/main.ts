@@ -18,8 +18,8 @@
 // anonymous server instead, where anyone on the bus can read every token.
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { LocalHub, type Bus } from "@hurdmesh/mach";
-import { inboxOf } from "@hurdmesh/mach/internal";
+import { createLogger, LocalHub, type Bus } from "@hurdmesh/mach";
+import { inboxOf, notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { acceptsAnonymous, accountClaimsOf, AccountRevocations, NKey, readFabricKeys } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
@@ -62,9 +62,10 @@ if (values.help) {
   );
   process.exit(0);
 }
-const say = (l: string) => console.log(`hurd-kernel ${values.system}: ${l}`);
+const log = createLogger("kernel", { hurd: values.system });
+const say = (l: string) => log.info(l);
 function fail(l: string): never {
-  console.error(`hurd-kernel ${values.system}: ${l}`);
+  log.fatal(l);
   process.exit(2);
 }
 
@@ -95,7 +96,7 @@ if (values.journal || values.standby) await replicated();
 /** The keys to mint NATS users with, and the account's revocations pushed through its updater; null with --nats-insecure. */
 async function natsAuthorization(url: string) {
   if (values["nats-insecure"]) {
-    console.error(`hurd-kernel ${values.system}: NATS authorization is OFF (--nats-insecure): anyone who reaches ${url} can read every task's token and forge any message`);
+    log.warn(`NATS authorization is OFF (--nats-insecure): anyone who reaches ${url} can read every task's token and forge any message`);
     return null;
   }
   if (!values["nats-keys"]) fail("NATS authorization needs --nats-keys FILE (HURD_NATS_KEYS; `hurd keys nats-config` makes one), or --nats-insecure (HURD_NATS_AUTH=off) for a server without it");
@@ -148,13 +149,15 @@ try {
   fail((e as Error).message);
 }
 const host = values.grpc!.replace(/:\d+$/, "");
-say(`bus ${bus.kind}${values.nats ? ` ${values.nats}${nats ? " (authorization on)" : " (NO authorization)"}` : ""}, gRPC edge on ${host}:${port}${edgeTls ? " (TLS)" : ""}${metrics?.endpoint ? `, metrics on ${metrics.endpoint}` : ""}`);
+log.info(`bus ${bus.kind}${values.nats ? ` ${values.nats}${nats ? " (authorization on)" : " (NO authorization)"}` : ""}, gRPC edge on ${host}:${port}${edgeTls ? " (TLS)" : ""}${metrics?.endpoint ? `, metrics on ${metrics.endpoint}` : ""}`, { edge: `${host}:${port}` });
+// After the boot file is written and the edge listens: what `hurd up --nats` waits for.
+await notifyReady({ edge: `${host}:${port}` });
 
 let stopping = false;
 async function stop(sig: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  say(`${sig}, stopping`);
+  log.info(`${sig}, stopping`);
   await edge.close();
   claims?.stop();
   traceBus.stop();
@@ -177,20 +180,19 @@ process.on("disconnect", () => void stop("hurd up is gone"));
  * not started (docs/kernel-log.md, "What is not logged yet").
  */
 async function replicated(): Promise<never> {
-  const say = (l: string) => console.log(`hurd-kernel ${values.system}: ${l}`);
   if (!values.nats) {
-    console.error("hurd-kernel: --journal and --standby need --nats (the log is a JetStream stream)");
+    log.fatal("--journal and --standby need --nats (the log is a JetStream stream)");
     process.exit(2);
   }
   // A minted user is a fresh key pair and an account update: neither is in
   // the log yet, so a standby could not take over the tasks' users.
   if (kernel.natsUsers) {
-    console.error("hurd-kernel: --journal and --standby do not log the NATS users the kernel mints yet: run them with --nats-insecure (HURD_NATS_AUTH=off) on a server of their own (docs/kernel-log.md)");
+    log.fatal("--journal and --standby do not log the NATS users the kernel mints yet: run them with --nats-insecure (HURD_NATS_AUTH=off) on a server of their own (docs/kernel-log.md)");
     process.exit(2);
   }
   const leaseMs = Number(values["lead-lease-ms"]);
   if (!(Number.isFinite(leaseMs) && leaseMs >= 100)) {
-    console.error("hurd-kernel: --lead-lease-ms must be a number of ms, at least 100");
+    log.fatal("--lead-lease-ms must be a number of ms, at least 100");
     process.exit(2);
   }
   const { Failover: F } = await import("./failover.js");
@@ -213,7 +215,7 @@ async function replicated(): Promise<never> {
     },
     deposed: (e) => {
       // Nothing it held back is sent; a supervisor restarts it as a standby.
-      console.error(`hurd-kernel ${values.system}: ${e.message}; exiting`);
+      log.fatal(`${e.message}; exiting`);
       process.exit(3);
     },
   });

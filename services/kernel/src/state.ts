@@ -10,7 +10,7 @@
 // message.ts, mqueue.ts, then tasks, namespaces and the calls), each
 // importing only those before it; the three calls that go back up the
 // layering are the abstract methods at the end, which the Kernel implements.
-import { Errno, HurdError, type Bus, type ErrnoName } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError, type Bus, type ErrnoName } from "@hurdmesh/mach";
 import { subjectsOf, type SystemSubjects } from "@hurdmesh/mach/internal";
 import type { KernelConfig } from "./config.js";
 import type { NatsUsers } from "./nats-users.js";
@@ -147,7 +147,9 @@ export abstract class KernelState {
   constructor(config: KernelConfig, events: Partial<KernelEvents>) {
     this.config = config;
     this.subjects = subjectsOf(config.system);
-    this.events = { log: (l) => console.error(`[kernel ${config.system}] ${l}`), ...events };
+    // What the kernel logs is something refused or lost (bad tokens, malformed traps, expired leases).
+    const log = createLogger("kernel", { hurd: config.system });
+    this.events = { log: (l) => log.warn(l), ...events };
     const host = new Port(config.qlimit);
     this.root = new Namespace(null, host, "root");
     host.kobject = { kind: "host", ns: this.root };

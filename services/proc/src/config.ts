@@ -27,6 +27,8 @@ export interface ProcConfig {
   maxArgsBytes: number;
   /** Most entries in one proc_getallprocinfo page. */
   maxPage: number;
+  /** task_info calls in flight for one PI_FETCH_TASKINFO page (top's message counts): a page never floods the kernel. */
+  taskInfoInFlight: number;
   /** How long proc waits for a message port to accept a signal it relays (handles), ms. */
   signalTimeoutMs: number;
   /** Receive rights kept allocated ahead, so a new process port costs no round trip. */
@@ -44,6 +46,7 @@ export const defaultProcConfig: ProcConfig = {
   maxMsgportWaiters: 64,
   maxArgsBytes: 128 * 1024,
   maxPage: 4096,
+  taskInfoInFlight: 32,
   signalTimeoutMs: 5000,
   portPool: 64,
   reauthTimeoutMs: 10_000,

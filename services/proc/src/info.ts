@@ -105,6 +105,31 @@ function nulVector(strings: string[], max: number): Uint8Array {
   return out;
 }
 
+/**
+ * Fills in task_info for the processes of `procs` whose task right proc
+ * holds (a nested hurd's task proc knows by id only is left at zero, rather
+ * than asking the kernel for a right to each), a bounded number at a time.
+ */
+async function addTaskInfo(srv: ProcServer, procs: ProcInfo[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < procs.length) {
+      const pi = procs[next++]!;
+      const p = srv.byPid.get(pi.pid);
+      if (!p || p.dead || !p.task) continue;
+      try {
+        const ti = await srv.task.taskInfo(p.task);
+        pi.portNames = ti.portNames;
+        pi.messagesSent = ti.messagesSent;
+        pi.messagesReceived = ti.messagesReceived;
+      } catch {
+        // Ended meanwhile: its counts stay zero, as a zombie's.
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(srv.config.taskInfoInFlight, procs.length) }, worker));
+}
+
 export function info(srv: ProcServer): H {
   return {
     /** proc_getallpids (24005): live processes only; no task enumeration, discovery is by notification. */
@@ -137,8 +162,14 @@ export function info(srv: ProcServer): H {
       return { flags, procinfo: pi, threadwaits: new Uint8Array(0) };
     },
 
-    /** hurdmesh proc_getallprocinfo (24304): a page of procinfo, in pid order from start_pid. */
-    getallprocinfo(req, ctx) {
+    /**
+     * hurdmesh proc_getallprocinfo (24304): a page of procinfo, in pid order
+     * from start_pid. PI_FETCH_TASKINFO adds the kernel's task_info (port
+     * names, messages sent and received: top's activity) for the processes
+     * whose task proc holds; it costs a kernel call per process, so only top
+     * and ps -o with those columns ask.
+     */
+    async getallprocinfo(req, ctx) {
       srv.caller(ctx);
       const max = Math.min(req.max || srv.config.maxPage, srv.config.maxPage);
       const start = Math.max(1, req.startPid);
@@ -149,6 +180,7 @@ export function info(srv: ProcServer): H {
       pids.sort((a, b) => a - b);
       for (let i = 0; i < pids.length && procs.length < max; i++) procs.push(procinfo(srv, srv.byPid.get(pids[i]!)!));
       const nextPid = pids.length > max ? pids[max]! : 0;
+      if (req.flags & PI_FETCH_TASKINFO) await addTaskInfo(srv, procs);
       return { procs, nextPid };
     },
 

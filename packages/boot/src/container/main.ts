@@ -28,7 +28,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
 import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
 import { parseCreds, type UserCredentials } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
@@ -50,9 +50,11 @@ const env = process.env;
 const system = env.HURD_SYSTEM || "hurd";
 const hurd = env.HURD_SUBHURD ?? "";
 const who = `hurd-${role}${hurd ? `@${hurd}` : ""}`;
-const say = (l: string) => console.log(`${who}: ${l}`);
+// One JSON object a line on stdout: what docker compose logs and Kubernetes' collectors take.
+const log = createLogger(`hurd-${role}`, { hurd: hurd || system });
+const say = log.sink;
 if (!env.NATS_URL) {
-  console.error(`${who}: NATS_URL must say where the bus is`);
+  log.fatal("NATS_URL must say where the bus is");
   process.exit(2);
 }
 
@@ -178,7 +180,7 @@ async function runServer(): Promise<void> {
     task = await attachOverNats(env.NATS_URL!, { name: who, system, taskId: o.taskId, token: o.token, credentials: natsUser(o.nats), window: 1024, timeoutMs: 30_000 });
     await startBootServer(role, task, { hostPriv: o.hostPriv, attach: attacher(() => task!) });
   }).catch((e) => {
-    say(`launch failed: ${(e as Error).message}`);
+    say(`launch failed: ${(e as Error).message}`, "error");
     return exit(1);
   });
   // The launch user has done its one job.
@@ -205,7 +207,7 @@ async function runInit(): Promise<void> {
   const secret = env.HURD_BOOT_SECRET;
   delete env.HURD_BOOT_SECRET;
   if (!secret) {
-    say("HURD_BOOT_SECRET must hold the kernel's boot secret");
+    say("HURD_BOOT_SECRET must hold the kernel's boot secret", "fatal");
     return exit(2);
   }
   const c = await claimBoot(roleBus, secret);
@@ -228,7 +230,7 @@ async function runInit(): Promise<void> {
   try {
     await init.boot();
   } catch (e) {
-    say(`boot failed: ${(e as Error).message}`);
+    say(`boot failed: ${(e as Error).message}`, "error");
     await task.taskTerminate(0).catch(() => {});
     return exit(1);
   }
@@ -254,6 +256,7 @@ async function runInit(): Promise<void> {
         publish: (name, con, parent, sys) => publish(name, con, { parent, system: sys }),
         unpublish: (name) => rmSync(join(stateDir, `${name}.json`), { force: true }),
         say,
+        log,
       });
   const con = await init.makeConsole(subhurds ? [{ name: BOOT_NAMES.subhurds, port: subhurds.port, disposition: MsgType.MSG_TYPE_MAKE_SEND }] : []);
   publish(sessionName, con, hurd ? { parent: env.HURD_PARENT || system } : {});
@@ -285,7 +288,7 @@ async function runInit(): Promise<void> {
   void init.halted.then(async (code) => {
     unwatch();
     if (stopping) return;
-    say(code === 0 ? "the hurd halted" : `the hurd crashed (status ${code}); exiting so the next boot starts clean`);
+    say(code === 0 ? "the hurd halted" : `the hurd crashed (status ${code}); exiting so the next boot starts clean`, code === 0 ? "info" : "error");
     rmSync(join(stateDir, `${sessionName}.json`), { force: true });
     await task!.taskTerminate(0).catch(() => {});
     await exit(code === 0 ? 0 : 1);
