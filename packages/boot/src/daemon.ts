@@ -10,7 +10,9 @@
 import { KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
 import { attachFromEnv } from "@hurdmesh/libhurd";
 import { createLogger, Errno, HurdError } from "@hurdmesh/mach";
-import { attachOverNats, JetStreamKv, type NatsBus } from "@hurdmesh/mach/nats";
+import { inboxOf } from "@hurdmesh/mach/internal";
+import { attachOverNats, JetStreamKv, NatsBus } from "@hurdmesh/mach/nats";
+import { parseCreds } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { Runsystem } from "./runsystem.js";
@@ -33,6 +35,8 @@ const command = process.env.HURD_COMMAND ? (JSON.parse(process.env.HURD_COMMAND)
 const url = process.env.NATS_URL!;
 const system = process.env.HURD_SYSTEM ?? "hurd";
 const restart = process.env.HURD_RESTART === "1";
+const storeCreds = process.env.HURD_NATS_STORE_CREDS;
+delete process.env.HURD_NATS_STORE_CREDS;
 // A restarted process: the kernel refuses it (EBUSY) until the killed one's
 // lease lapses; what queued meanwhile is held until the server is set up.
 const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs: 30_000, hold: restart, retryBusyMs: restart ? 60_000 : 0 });
@@ -48,6 +52,13 @@ let server: unknown;
 async function authStore(): Promise<AuthStore> {
   try {
     const hurd = task.hurd === system ? "" : task.hurd;
+    // With NATS authorization on, the bucket is reached as auth's store user
+    // (HURD_NATS_STORE_CREDS), on a connection of its own; the task's user may not.
+    if (storeCreds) {
+      const inboxPrefix = inboxOf(system, { kind: "store", hurd, server: "auth" });
+      const sbus = await NatsBus.connect(url, { name: `hurd-auth store`, credentials: parseCreds(storeCreds), inboxPrefix });
+      return new KvAuthStore(await JetStreamKv.open(sbus.nc, system, hurd, "auth", { inboxPrefix }));
+    }
     return new KvAuthStore(await JetStreamKv.open((bus as NatsBus).nc, system, hurd, "auth"));
   } catch (e) {
     if (restart) throw new Error(`cannot restart in place: no JetStream to read auth's handles back from (${(e as Error).message})`, { cause: e });

@@ -36,6 +36,8 @@ export interface ProcessLauncherOptions {
   command?: string[];
   /** With NATS authorization on: each server's own NATS user, handed to it in HURD_NATS_CREDS. */
   credentials?: NatsCredentialsOf;
+  /** With NATS authorization on: the user each server writes its state through with (HURD_NATS_STORE_CREDS), by server. */
+  stores?: Record<string, { jwt: string; seed: string }>;
   /** The kernel's gRPC edge, for the programs pid 1 runs (they never get the bus). */
   edge?: string;
   /** The CA (PEM) of the edge's certificate, when it speaks TLS (HURD_EDGE_CA). */
@@ -81,7 +83,10 @@ export class ProcessLauncher implements Launcher {
     delete env.HURD_NATS_KEYS;
     delete env.HURD_NATS_CREDS;
     delete env.HURD_BOOT_SECRET;
+    delete env.HURD_NATS_STORE_CREDS;
     if (creds) env.HURD_NATS_CREDS = credsFile(creds);
+    const store = this.env.stores?.[name];
+    if (store) env.HURD_NATS_STORE_CREDS = credsFile(store);
     if (this.env.edge) env.HURD_EDGE = this.env.edge;
     if (this.env.edgeCa) env.HURD_EDGE_CA = this.env.edgeCa;
     const restarts: number[] = [];

@@ -41,6 +41,8 @@ await startMetrics("hurd-init");
 const boot = JSON.parse(readFileSync(values["boot-file"]!, "utf8")) as {
   system: string;
   tasks: Record<string, { taskId: number; token: string; hostPriv: number; nats?: { jwt: string; seed: string } }>;
+  /** With NATS authorization on: the users servers write their state through with (auth's). */
+  stores?: Record<string, { jwt: string; seed: string }>;
 };
 const me = boot.tasks.init;
 const log = createLogger("init", { hurd: boot.system });
@@ -53,7 +55,7 @@ const edgeCa = values["edge-ca"] ? readFileSync(values["edge-ca"], "utf8") : und
 const task = await attachOverNats(url, { name: "hurd-init", system: boot.system, taskId: me.taskId, token: me.token, credentials: me.nats, window: 1024, timeoutMs: 30_000 });
 // Each task init starts gets its own NATS user from the kernel, asked for as init (it holds the task's token).
 const credentials = (taskId: number, token: string) => task.natsCredentials(taskId, token);
-const launcher = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined, credentials, edge: values.edge || undefined, edgeCa });
+const launcher = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, command: positionals.length ? positionals : undefined, credentials, stores: boot.stores, edge: values.edge || undefined, edgeCa });
 const init = new Init({ task, hostPriv: me.hostPriv, launcher, log: log.sink });
 await init.boot();
 // Subhurds: their startup runs here, their auth, proc and pid 1 as OS processes of their own.

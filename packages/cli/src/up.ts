@@ -157,6 +157,8 @@ interface NatsPlan {
   url: string;
   keysFile: string | null;
   server: NatsServerProcess | null;
+  /** The own server's JetStream directory, removed once it has stopped. */
+  jetstream?: { done(): void };
 }
 
 /**
@@ -170,13 +172,17 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void): 
   const { acceptsAnonymous, fabricServerConfig, makeFabricKeys, startNatsServer, writeFabricKeys } = await import("@hurdmesh/mach/nats-auth");
   if (typeof o.nats !== "string") {
     const keysFile = join(dir, "nats-keys.json");
-    writeFabricKeys(keysFile, makeFabricKeys(o.hurd));
+    // JetStream on: auth writes its handles through to it and restarts in place from them.
+    writeFabricKeys(keysFile, makeFabricKeys(o.hurd, { jetstream: true }));
     const conf = join(dir, "nats.conf");
-    writeFileSync(conf, fabricServerConfig((await import("@hurdmesh/mach/nats-auth")).readFabricKeys(keysFile), { port: -1 }), { mode: 0o600 });
+    // The store outlives the private directory (gone once the hurd is up): a directory of its own, gone with the server.
+    const js = privateDir("hurd-up-js-");
+    writeFileSync(conf, fabricServerConfig((await import("@hurdmesh/mach/nats-auth")).readFabricKeys(keysFile), { port: -1, jetstreamDir: js.path }), { mode: 0o600 });
     const server = await startNatsServer(conf, { env: { ...process.env, HURD_SYSTEM: o.hurd } }).catch((e: Error) => {
+      js.done();
       throw new CliError(e.message);
     });
-    return { url: server.url, keysFile, server };
+    return { url: server.url, keysFile, server, jetstream: js };
   }
   const url = o.nats;
   const anonymous = await acceptsAnonymous(url).catch((e: Error) => {
@@ -215,6 +221,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
       await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
     }
     await nats?.server?.stop();
+    nats?.jetstream?.done();
     dir.done();
   };
   try {

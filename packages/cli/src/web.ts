@@ -15,7 +15,7 @@
 // brings it back attached to the hurd that is up.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { client, portAt } from "@hurdmesh/mach";
+import { client, createLogger, portAt } from "@hurdmesh/mach";
 import { SubhurdDefinition } from "@hurdmesh/proto/hurd/subhurd/v1/subhurd";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { edgeObserved, startWeb, type Reached, type WebServer } from "@hurdmesh/web";
@@ -94,7 +94,9 @@ export async function startWebFor(hurd = "hurd", o: WebCmdOptions = {}): Promise
   if (o.listen !== undefined) checkListen(o.listen);
   const waitS = Number(o.wait ?? 0);
   if (!Number.isFinite(waitS) || waitS < 0) throw new CliError(`--wait takes seconds (a number >= 0), not ${o.wait}`);
-  const c = await connectWaiting(hurd, waitS, (l) => !o.quiet && console.error(`hurd web: ${l}`));
+  // Its diagnostics are log lines as every server's (a service of its own in compose and Kubernetes); its address is its output.
+  const log = createLogger("hurd-web", { hurd });
+  const c = await connectWaiting(hurd, waitS, (l) => !o.quiet && log.warn(l));
   let hostPriv: number;
   try {
     const priv = await c.me.proc.getprivports({});
@@ -161,7 +163,7 @@ export async function startWebFor(hurd = "hurd", o: WebCmdOptions = {}): Promise
     listen: o.listen ?? "127.0.0.1:7410",
     observed,
     token: c.session.console.token,
-    log: (l) => !o.quiet && console.error(`hurd web: ${l}`),
+    log: (l) => !o.quiet && log.info(l),
     onLost: o.onLost,
   }).catch(async (e: Error) => {
     await c.close();
@@ -198,7 +200,7 @@ export async function webCmd(o: WebCmdOptions): Promise<number> {
   await w.close();
   await metrics?.shutdown();
   if (lost !== null) {
-    console.error(`hurd web: the hurd has not answered for 10 s (${lost}); exiting`);
+    createLogger("hurd-web", { hurd: o.hurd ?? "hurd" }).error(`the hurd has not answered for 10 s (${lost}); exiting`);
     return 1;
   }
   return 0;

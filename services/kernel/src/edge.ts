@@ -147,6 +147,7 @@ export class Edge {
           lost += records.length + dropped;
           return;
         }
+        if (call.writableEnded || call.destroyed) return;
         congested = !call.write({ records, dropped: dropped + lost, ended: 0 });
         lost = 0;
       },
@@ -211,8 +212,13 @@ export class Edge {
         return;
       }
       // Deliveries are already encoded Delivery messages: write the bytes as they are.
+      // A stream the client has just ended may still be handed a delivery
+      // before its 'cancelled' or 'close' detaches the sink: writing then
+      // would throw (write after end) outside any call. It is dropped, as
+      // it would have been lost had it gone out just before the end.
+      const w = call as unknown as { write(b: Uint8Array): boolean; writableEnded: boolean; destroyed: boolean };
       const sink: Sink = (bytes) => {
-        (call as unknown as { write(b: Uint8Array): boolean }).write(bytes);
+        if (!w.writableEnded && !w.destroyed) w.write(bytes);
       };
       const window = Number(call.metadata.get(WINDOW_HEADER)[0] ?? 256) || 256;
       attach(k, t, sink, window);

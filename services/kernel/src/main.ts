@@ -129,7 +129,9 @@ for (const name of values.boot!.split(",").filter(Boolean)) {
   const b = kernel.bootTask({ name, hostPriv: true });
   boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, nats: kernel.natsUsers?.task(b.task) };
 }
-if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot }, null, 2), { mode: 0o600 });
+// auth's store user for the root hurd, with authorization on: init hands it to auth, which restarts in place from its bucket.
+const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth") } : undefined;
+if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot, stores }, null, 2), { mode: 0o600 });
 
 // The secret comes from the environment or a file, never argv (ps would show it).
 const secret = values["boot-secret-file"] ? readFileSync(values["boot-secret-file"], "utf8").trim() : process.env.HURD_BOOT_SECRET;

@@ -75,6 +75,17 @@ export class NatsUsers {
     return { jwt: u.jwt, seed: u.seed };
   }
 
+  /**
+   * The user a server of hurd `hurd` ("" the root) writes its state through
+   * with (its own JetStream bucket and nothing else: the "store" role). It
+   * does not expire, as the kernel's does not: a server restarted in place
+   * reads its state back with it, however long after boot that is.
+   */
+  store(hurd: string, server: string): { jwt: string; seed: string } {
+    const u = mintUser(this.o.signer, this.o.account, `store ${hurd || "root"}/${server}`, permissionsFor(this.system, { kind: "store", hurd, server }));
+    return { jwt: u.jwt, seed: u.seed };
+  }
+
   /** A task's NATS user, minted; its previous one, if any, is revoked. */
   task(t: KTask, launches?: string): NatsCredentials {
     const exp = nowSeconds() + this.ttlS;
