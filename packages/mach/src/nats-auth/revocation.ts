@@ -139,7 +139,9 @@ export class AccountRevocations {
     // carries every revocation made meanwhile.
     this.next ??= (this.inflight ?? Promise.resolve())
       .catch(() => {})
-      .then(() => new Promise<void>((r) => setTimeout(r, Math.max(0, this.gapLeft())).unref()))
+      // Not unref'd: a revocation someone awaits is pushed before the
+      // process may exit (the wait is at most MAX_UPDATE_GAP_MS).
+      .then(() => new Promise<void>((r) => setTimeout(r, Math.max(0, this.gapLeft()))))
       .then(() => {
         this.next = null;
         return this.start();
