@@ -135,8 +135,14 @@ describe("hurd web in a browser", () => {
       await page.waitForFunction(
         ({ edge, n }) => {
           const e = (globalThis as any).hurdweb.cy.getElementById(edge);
-          const child = Object.entries((e.nonempty() && e.data("rpcs")) || {}).find(([k]) => /Child$/.test(k));
-          return ((child?.[1] as number) ?? 0) >= n;
+          // Spans arrive in batches, so the last turn's Wait may come after its Child: wait for both.
+          // (No named helper here: the page would not know the compiler's __name.)
+          let child = 0, wait = 0;
+          for (const [k, v] of Object.entries((e.nonempty() && e.data("rpcs")) || {})) {
+            if (/Child$/.test(k)) child += v as number;
+            else if (/Wait/.test(k)) wait += v as number;
+          }
+          return child >= n && wait >= n;
         },
         { edge, n: N },
         { timeout: 20000 },
