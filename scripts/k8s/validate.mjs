@@ -233,6 +233,12 @@ const COMMON_KINDS = [
 ];
 
 const HURD_ROLES = { kernel: 7400, init: 7401, proc: 7401, auth: 7401 };
+/**
+ * The Secrets the user makes in each hurd's namespace at deploy time, with
+ * their keys (`hurd keys k8s --namespace NS | kubectl apply -f -`): never in
+ * the manifests, so a reference to one need not find it in the output.
+ */
+const USER_SECRETS = { "hurd-boot": ["secret"] };
 /** Kubernetes' recommended labels: on every object, and on every pod template. */
 const RECOMMENDED = ["name", "instance", "version", "component", "part-of", "managed-by"].map((k) => `app.kubernetes.io/${k}`);
 /** Pod Security Admission: every namespace enforces the restricted profile (and warns and audits by it). */
@@ -269,8 +275,9 @@ function podOf(o) {
  * (except init containers and Job/CronJob pods, which run to completion, so
  * a probe is pointless there); runAsNonRoot (pod or container) and not
  * runAsUser 0. Per hurdmesh pod (label app.kubernetes.io/component kernel,
- * init, proc or auth): HURD_BOOT_SECRET from a Secret (and key) in its
- * namespace for the kernel and init, and none for proc and auth; gRPC probes on 7400 (kernel) or 7401, one replica that is never
+ * init, proc or auth): HURD_BOOT_SECRET from the user's Secret hurd-boot
+ * (key secret) for the kernel and init, and none for proc and auth; no
+ * Secret in the output carries a value (none is committed); gRPC probes on 7400 (kernel) or 7401, one replica that is never
  * doubled (Deployment strategy Recreate, or a StatefulSet). Every Secret or
  * ConfigMap a pod references exists in its namespace (unless optional); every
  * namespaced object's namespace is declared in the same output; every
@@ -290,6 +297,9 @@ export function rules(objects) {
     const hurdName = o.metadata?.labels?.["hurdmesh.dev/hurd"];
     if (hurdName && o.metadata.labels["app.kubernetes.io/instance"] !== hurdName)
       say(o, "metadata.labels.app.kubernetes.io/instance", `must be the hurd's name, ${hurdName} (as hurdmesh.dev/hurd)`);
+    // No secret value is committed: every Secret a pod needs is made at deploy time (USER_SECRETS).
+    if (o.kind === "Secret" && ["data", "stringData", "binaryData"].some((f) => Object.keys(o[f] ?? {}).length))
+      say(o, "data", "a Secret with values in the manifests commits a secret: make it at deploy time (hurd keys k8s), not in k8s/");
     if (o.kind === "Namespace")
       for (const [k, v] of Object.entries(PSA))
         if (o.metadata?.labels?.[k] !== v) say(o, `metadata.labels.${k}`, `must be ${v} (Pod Security Admission)`);
@@ -313,6 +323,10 @@ export function rules(objects) {
     };
     const ref = (path, kindName, list, r, key) => {
       if (!r || r.optional) return;
+      if (kindName === "Secret" && r.name in USER_SECRETS) {
+        if (key !== undefined && !USER_SECRETS[r.name].includes(key)) say(o, path, `Secret ${r.name} (made by hurd keys k8s) has no key ${key}`);
+        return;
+      }
       const h = has(list, r.name, key);
       if (h === "missing") say(o, path, `${kindName} ${r.name} does not exist in namespace ${ns || "(none)"}`);
       else if (h === "nokey") say(o, path, `${kindName} ${r.name} has no key ${key}`);
@@ -365,6 +379,8 @@ export function rules(objects) {
           if (boot >= 0) say(o, `${path}.env[${boot}]`, `the ${role} has HURD_BOOT_SECRET: only the kernel and init need it`);
         } else if (boot < 0) say(o, `${path}.env`, `no HURD_BOOT_SECRET (container ${c.name}): the kernel refuses an init without it`);
         else if (!c.env[boot].valueFrom?.secretKeyRef) say(o, `${path}.env[${boot}]`, "HURD_BOOT_SECRET must come from a Secret (valueFrom.secretKeyRef), not a literal");
+        else if (c.env[boot].valueFrom.secretKeyRef.name !== "hurd-boot" || c.env[boot].valueFrom.secretKeyRef.optional)
+          say(o, `${path}.env[${boot}]`, "HURD_BOOT_SECRET must come from the Secret hurd-boot (made by hurd keys k8s), not optional");
         const port = HURD_ROLES[role];
         for (const p of ["readinessProbe", "livenessProbe"]) {
           const g = c[p]?.grpc;

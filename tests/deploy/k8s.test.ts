@@ -1,6 +1,6 @@
 // The Kubernetes manifests (k8s/) pass the offline validator, and the
 // validator fails on broken copies: an unknown field, a missing limit, a
-// wrong type, a Secret missing from a subhurd's namespace, and a copied
+// wrong type, a committed Secret value, a boot secret from the wrong Secret, and a copied
 // overlay left out of k8s/kustomization.yaml. Each broken copy must be
 // rejected with a line that names the field. Needs kubectl (it renders the
 // kustomizations); skips, saying so, only when kubectl is absent.
@@ -118,11 +118,25 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       expect: /Deployment hurdmesh\/kernel: spec\.strategy\.type: must be equal to one of the allowed values/,
     },
     {
-      name: "a subhurd without the boot Secret in its namespace",
+      name: "a committed boot secret (a secretGenerator with a value)",
       file: "components/hurdmesh-env/kustomization.yaml",
-      edit: once("  - name: hurd-boot\n", "  - name: hurd-bootx\n"),
+      edit: once("configMapGenerator:\n", "secretGenerator:\n  - name: hurd-boot\n    literals:\n      - secret=change-me\n    options:\n      disableNameSuffixHash: true\nconfigMapGenerator:\n"),
       overlay: "overlays/subhurd-b",
-      expect: /Deployment hurd-subhurd-b\/init: spec\.template\.spec\.containers\[0\]\.env\[\d+\]\.valueFrom\.secretKeyRef: Secret hurd-boot does not exist in namespace hurd-subhurd-b/,
+      expect: /Secret hurd-subhurd-b\/hurd-boot: data: a Secret with values in the manifests commits a secret/,
+    },
+    {
+      name: "init's boot secret from a Secret hurd keys k8s does not make",
+      file: "hurd/init.yaml",
+      edit: once("                  name: hurd-boot\n", "                  name: hurd-bootx\n"),
+      overlay: "overlays/subhurd-b",
+      expect: /Deployment hurd-subhurd-b\/init: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: HURD_BOOT_SECRET must come from the Secret hurd-boot/,
+    },
+    {
+      name: "a key the boot Secret does not have",
+      file: "base/kernel.yaml",
+      edit: once("                  key: secret\n", "                  key: boot\n"),
+      overlay: "base",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env\[\d+\]\.valueFrom\.secretKeyRef: Secret hurd-boot \(made by hurd keys k8s\) has no key boot/,
     },
     {
       name: "a Service whose selector matches nothing",
@@ -248,6 +262,6 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     const rendered = spawnSync("kubectl", ["kustomize", k8s], { encoding: "utf8" }).stdout;
     assert.match(rendered, /name: hurd-subhurd-c\n/);
     assert.match(rendered, /fieldPath: metadata\.labels\['hurdmesh\.dev\/hurd'\]/);
-    assert.equal(rendered.match(/namespace: hurd-subhurd-c\n/g)?.length, 5, "ConfigMap, Secret and the three Deployments in hurd-subhurd-c");
+    assert.equal(rendered.match(/namespace: hurd-subhurd-c\n/g)?.length, 4, "ConfigMap and the three Deployments in hurd-subhurd-c (the Secret is the user's)");
   });
 });

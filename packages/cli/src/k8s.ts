@@ -37,7 +37,7 @@ labels:
     includeTemplates: true
 components:
   - ../../hurd               # init, proc, auth
-  - ../../components/subhurd # Namespace (Pod Security restricted), hurd-boot Secret, HURD_SUBHURD
+  - ../../components/subhurd # Namespace (Pod Security restricted), settings, HURD_SUBHURD; the boot Secret: hurd keys k8s
 ${nest}`;
 }
 
@@ -68,5 +68,5 @@ export function newSubhurd(name: string, o: { parent?: string; write?: boolean; 
     lines.splice(at, 0, entry);
     writeFileSync(top, `${lines.join("\n")}\n`);
   }
-  process.stdout.write(`wrote ${file} and listed it in ${top}: npm run k8s:validate && kubectl apply -k ${k8s}/\n`);
+  process.stdout.write(`wrote ${file} and listed it in ${top}: npm run k8s:validate && kubectl apply -k ${k8s}/ && hurd keys k8s --namespace hurd-${name} | kubectl apply -f -\n`);
 }

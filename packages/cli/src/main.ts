@@ -56,6 +56,11 @@ keys
   .option("--new", "make new keys (the server's old configuration stops working)")
   .option(...hurdOpt)
   .action(async (o) => (await import("./keys.js")).natsConfig(o));
+keys
+  .command("k8s")
+  .description("print a Kubernetes Secret with a new boot secret for one hurd's namespace: hurd keys k8s --namespace NS | kubectl apply -f -")
+  .requiredOption("--namespace <ns>", "the hurd's namespace (hurdmesh for the root hurd)")
+  .action(async (o) => (await import("./keys.js")).k8sKeys(o));
 program
   .command("ps")
   .description("list processes, as procps's ps (UNIX -ef, -eo FORMAT, -p, -u, --sort; BSD aux)")
