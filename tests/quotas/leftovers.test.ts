@@ -117,3 +117,36 @@ describe("nothing left behind (hurd spawn's Linux program)", () => {
     assert.ok(Date.now() - t0 >= 1000, "not before the edge was gone for a while");
   });
 });
+
+describe("nothing left behind (a failed bench)", () => {
+  // What bench/ starts goes through spawnGroup: a bench that throws, or is
+  // ended by a signal, still ends every process under what it started
+  // (here a shell's background sleep, a grandchild, as hurd up's servers are).
+  const children = new URL("../../bench/children.ts", import.meta.url).href;
+  const script = (ending: string) =>
+    `import { spawnGroup } from ${JSON.stringify(children)};
+     const p = spawnGroup("sh", ["-c", "sleep 3600 & echo $!; wait"], { stdio: ["ignore", "pipe", "inherit"] });
+     p.stdout.once("data", (d) => { console.log("grandchild " + String(d).trim()); ${ending} });`;
+
+  for (const [how, ending, signal] of [
+    // It throws when told (SIGUSR2), so that the test sees the grandchild alive first.
+    ["a bench that throws", `process.on("SIGUSR2", () => { throw new Error("bench row failed"); }); setInterval(() => {}, 1000);`, "SIGUSR2"],
+    ["a bench ended by SIGTERM", `setInterval(() => {}, 1000);`, "SIGTERM"],
+  ] as const) {
+    it(`${how}: the grandchild it started is gone by the time it has exited`, async () => {
+      const p = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script(ending)], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+      started.push(p);
+      let out = "";
+      p.stdout!.on("data", (d) => (out += d));
+      p.stderr!.on("data", (d) => (out += d));
+      await until(() => /grandchild \d+/.test(out), 60_000, "the bench's grandchild to start");
+      const pid = Number(/grandchild (\d+)/.exec(out)![1]);
+      assert.ok(alive(pid), "the grandchild runs while the bench does");
+      p.kill(signal);
+      await until(() => p.exitCode !== null || p.signalCode !== null, 60_000, "the bench to exit");
+      assert.notEqual(p.exitCode, 0, out);
+      if (signal === "SIGUSR2") assert.match(out, /bench row failed/);
+      await until(() => !alive(pid), 5_000, `the grandchild (pid ${pid}) to be gone`);
+    });
+  }
+});

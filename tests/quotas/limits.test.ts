@@ -2,10 +2,13 @@
 // included: what the kernel refuses, with which code, and that a refusal
 // changes nothing; limits charged up the namespace chain (a nested hurd's
 // usage counts against its ancestors' limits, as cgroups and Zircon jobs).
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errno, PortRight, type Task } from "@hurdmesh/mach";
 import type { SendFailed } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { defaultKernelConfig } from "@hurdmesh/kernel";
 import { busKinds, startHurd, until, type Hurd } from "../harness.js";
 import { rejectsWith, MsgType, sleep } from "../kernel/kit.js";
 import { info, subhurd } from "./kit.js";
@@ -240,3 +243,23 @@ for (const kind of busKinds) {
   });
 }
 
+
+describe("the limits' flags", () => {
+  it("hurd subhurd create --help and hurd subhurd set --help show every limit and the policy, with the kernel's defaults", () => {
+    const main = fileURLToPath(new URL("../../packages/cli/src/main.ts", import.meta.url));
+    const d = defaultKernelConfig.hurdLimits;
+    for (const sub of ["create", "set"]) {
+      const r = spawnSync(process.execPath, ["--import", "tsx", main, "subhurd", sub, "--help"], { encoding: "utf8", timeout: 60000 });
+      assert.equal(r.status, 0, r.stderr);
+      for (const flag of ["--max-tasks", "--max-ports", "--max-queued-bytes", "--max-children", "--policy"]) assert.match(r.stdout, new RegExp(`${flag} <`), `${sub}: ${flag}`);
+      if (sub === "create") {
+        const help = r.stdout.replace(/\s+/g, " ");
+        assert.match(help, new RegExp(`--max-tasks <n> .*\\(default ${d.maxTasks}\\)`));
+        assert.match(help, new RegExp(`--max-ports <n> .*\\(default ${d.maxPorts}\\)`));
+        assert.match(help, new RegExp(`--max-queued-bytes <size> .*\\(default ${d.maxQueuedBytes / 1024 / 1024}M\\)`));
+        assert.match(help, new RegExp(`--max-children <n> .*\\(default ${d.maxChildren}\\)`));
+        assert.match(help, /deny-new-tasks, kill-on-limit, closed/);
+      }
+    }
+  });
+});

@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import { createLogger, LocalHub, type Bus } from "@hurdmesh/mach";
 import { inboxOf, notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
+import { limitsFromEnv } from "./limits-env.js";
 import { acceptsAnonymous, accountClaimsOf, AccountRevocations, NKey, readFabricKeys } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -64,6 +65,15 @@ if (values.help) {
 }
 const log = createLogger("kernel", { hurd: values.system });
 const say = (l: string) => log.info(l);
+/** HURD_MAX_* and HURD_SUBHURD_MAX_* (limits-env.ts): a bad value stops the kernel with one line. */
+function limitsOrFail(): ReturnType<typeof limitsFromEnv> {
+  try {
+    return limitsFromEnv(process.env);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+
 function fail(l: string): never {
   log.fatal(l);
   process.exit(2);
@@ -85,6 +95,7 @@ const kernel = new Kernel(
     bus: values.nats ? "nats" : "local",
     ...(values["lease-ms"] ? { leaseMs: Number(values["lease-ms"]) } : {}),
     ...(values["restart-grace-ms"] ? { restartGraceMs: Number(values["restart-grace-ms"]) } : {}),
+    ...limitsOrFail(),
   },
   { telemetry, nats: nats?.users, metrics },
 );
