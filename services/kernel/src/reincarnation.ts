@@ -26,7 +26,8 @@
 //    (a slower answer, not an error);
 //  - a request the kernel had pushed to the dead process had its reply
 //    right copied out into the task's space, where no one will use it: at
-//    the lapse every send-once right in the space is destroyed, so each such
+//    the lapse (or when a new process takes the task before the sweep
+//    lapsed it) every send-once right in the space is destroyed, so each such
 //    caller gets the send-once notification, MIG_SERVER_DIED (the request
 //    may or may not have taken effect: as with EINTR after a signal, the
 //    caller asks again); the same goes for replies the server was holding
