@@ -6,6 +6,7 @@ import { Rights } from "@hurdmesh/mach";
 import { Process, WNOHANG } from "@hurdmesh/libhurd";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { bootSubhurd } from "@hurdmesh/init";
+import { JetStreamKv, NatsBus } from "@hurdmesh/mach/nats";
 import type { Row } from "../harness.js";
 import { bootRig, NATS_AUTH_OFF, type Rig } from "../rig.js";
 import type { BenchContext, Opened, RowGroup } from "./types.js";
@@ -26,6 +27,26 @@ export function lifecycle(r: Rig): () => Promise<unknown> {
   };
 }
 
+export const STORE_WRITES = "proc store: one lifecycle's writes (put, put, delete; JetStream KV)";
+
+/**
+ * What proc's write-through (services/proc/src/store.ts) would add to one
+ * lifecycle, measured alone until proc writes through: the child's record
+ * put at proc_child, put again as a zombie at its task's death, deleted at
+ * the reap, each acknowledged by JetStream before the next (as before each
+ * RPC's answer). A record of a ProcRecord's size, a key per call.
+ */
+function storeWrites(kv: JetStreamKv): () => Promise<unknown> {
+  const body = new TextEncoder().encode(JSON.stringify({ pad: "x".repeat(420) }));
+  let n = 0;
+  return async () => {
+    const key = `p${++n}`;
+    await kv.put(key, body);
+    await kv.put(key, body);
+    await kv.delete(key);
+  };
+}
+
 export const procLifecycle: RowGroup = {
   name: "proc",
   async open(ctx: BenchContext): Promise<Opened> {
@@ -33,13 +54,19 @@ export const procLifecycle: RowGroup = {
     const nats = await bootRig("nats", ctx, ctx.log);
     // The same on a nats-server without authorization: what authorization costs.
     const open = await bootRig(NATS_AUTH_OFF, ctx, ctx.log);
+    // The bench's anonymous nats-server runs JetStream; a bucket of the rig's own system.
+    const storeBus = await NatsBus.connect(ctx.natsUrl, "bench proc store");
+    const kv = await JetStreamKv.open(storeBus.nc, open.system, "", "proc");
     return {
       subjects: [
         { name: LIFECYCLE, bus: "local", call: lifecycle(local) },
         { name: LIFECYCLE, bus: "nats", call: lifecycle(nats) },
         { name: LIFECYCLE, bus: NATS_AUTH_OFF, call: lifecycle(open) },
+        { name: STORE_WRITES, bus: NATS_AUTH_OFF, call: storeWrites(kv) },
       ],
       async close() {
+        await kv.purge().catch(() => {});
+        await storeBus.close();
         // Reap what the last turns left behind, then stop.
         for (const r of [local, nats, open]) while (await r.parent.wait(-1, WNOHANG).catch(() => null));
         await local.close();

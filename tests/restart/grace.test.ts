@@ -82,6 +82,25 @@ for (const kind of busKinds) {
       assert.ok(Date.now() - t0 < 10_000);
     });
 
+    it("a new process that takes the task before the sweep has lapsed it (a late sweep, a loaded machine) still has the dead one's owed replies answered MIG_SERVER_DIED", async () => {
+      const x = await server("srv-early");
+      const got = inbox(x.s, x.svc);
+      const answer = client.rpc(x.send, 7002, new Uint8Array(0), { timeoutMs: 8000 });
+      await nth(got, 1, "the request in the server's hands");
+      x.s.abandon();
+      // The sweep as late as it gets under load: it never sees this task,
+      // whose holder was last heard from more than a lease ago.
+      const kt = h.kernel.tasks.get(x.taskId)!;
+      h.kernel.leased.delete(kt);
+      kt.lastSeen = h.kernel.now() - LEASE - 1;
+      const s2 = await h.attach(x.taskId, x.token);
+      assert.equal(h.kernel.lapsed.has(kt), false, "taken without a lapse");
+      await rejectsWith(answer, "MIG_SERVER_DIED");
+      // The new holder serves the same name.
+      echo(s2, x.svc);
+      assert.equal(new TextDecoder().decode((await client.rpc(x.send, 7000, new TextEncoder().encode("after"))).body), "after");
+    });
+
     it("past the grace the task is terminated as any task whose lease expired: holders of its task port get a dead name", async () => {
       const x = await server("srv-gone");
       const n = await client.allocate();

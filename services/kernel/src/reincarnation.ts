@@ -26,7 +26,8 @@
 //    (a slower answer, not an error);
 //  - a request the kernel had pushed to the dead process had its reply
 //    right copied out into the task's space, where no one will use it: at
-//    the lapse every send-once right in the space is destroyed, so each such
+//    the lapse (or when a new process takes the task before the sweep
+//    lapsed it) every send-once right in the space is destroyed, so each such
 //    caller gets the send-once notification, MIG_SERVER_DIED (the request
 //    may or may not have taken effect: as with EINTR after a signal, the
 //    caller asks again); the same goes for replies the server was holding
@@ -51,8 +52,18 @@ export function lapse(k: KernelState, t: KTask): boolean {
   t.credit = 0;
   k.leased.delete(t);
   k.lapsed.set(t, k.now());
-  // The replies the dead process owed: their callers hear MIG_SERVER_DIED
-  // now, not at their deadlines. Once per lapse, over one task's space.
+  const owed = answerOwed(k, t);
+  k.log(`task ${t.id} (${t.name}) lost its process; kept ${k.config.restartGraceMs} ms for a restart (${owed} replies owed answered MIG_SERVER_DIED)`);
+  return true;
+}
+
+/**
+ * The replies a dead process owed (send-once rights copied out into its
+ * task's space with the requests pushed to it): their callers hear
+ * MIG_SERVER_DIED now, not at their deadlines. Once per lapse, over one
+ * task's space. Returns how many.
+ */
+function answerOwed(k: KernelState, t: KTask): number {
   const sp = t.space;
   let owed = 0;
   for (const e of [...sp.entries.values()]) {
@@ -61,8 +72,7 @@ export function lapse(k: KernelState, t: KTask): boolean {
       owed++;
     }
   }
-  k.log(`task ${t.id} (${t.name}) lost its process; kept ${k.config.restartGraceMs} ms for a restart (${owed} replies owed answered MIG_SERVER_DIED)`);
-  return true;
+  return owed;
 }
 
 /** The lapsed tasks whose grace is over, oldest first, for the sweep to terminate. */
@@ -90,6 +100,15 @@ export function claim(k: KernelState, t: KTask, stream: boolean): void {
   const quiet = k.now() - t.lastSeen;
   if (quiet <= k.config.leaseMs)
     throw new HurdError(Errno.EBUSY, `task ${t.id} is held by a process heard from ${quiet} ms ago; attach again once its lease (${k.config.leaseMs} ms) lapses`);
+  // The holder went quiet past its lease and the sweep has not lapsed it
+  // yet (a sweep runs every lease/4, and a late one judges nothing: on a
+  // loaded machine the new process often comes first). The lapse's work is
+  // done here: the requests pushed to the dead process (or to this one's
+  // own attempts refused EBUSY, which dropped what they got) would
+  // otherwise leave their reply rights in the space, and their callers
+  // waiting to their deadlines.
+  const owed = answerOwed(k, t);
+  k.log(`task ${t.id} (${t.name}) taken by a new process ${quiet} ms after its holder was last heard from (${owed} replies owed answered MIG_SERVER_DIED)`);
 }
 
 /** The task ended (terminated, its hurd torn down): it is no longer waiting for a restart. */
