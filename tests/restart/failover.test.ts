@@ -3,18 +3,21 @@
 // with -js, one leading with its log (--journal), one replaying it
 // (--standby). Killing the leader hands its tasks, names and rights to the
 // standby; a leader paused past its lease is fenced out when it wakes.
-// This slice does not log the NATS users the kernel mints, so the kernels
-// run with authorization off, on an anonymous nats-server of this file's own.
+// On the nats-server `npm test` starts (operator mode, authorization on,
+// JetStream): the kernels mint every task's NATS user from the log's random
+// bytes (nats-users.ts), so tasks keep their credentials across a takeover
+// and the new leader revokes a dead task's user; no task's user reaches the
+// log or the leadership key.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MsgType, Task, type Received } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
-import { startNatsServer, type NatsServerProcess } from "@hurdmesh/mach/nats-auth";
-import { busKinds } from "../harness.js";
+import { MsgType, type Received, type Task } from "@hurdmesh/mach";
+import { inboxOf, kernelLogSubjectsOf, storeSubjectsOf } from "@hurdmesh/mach/internal";
+import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
+import { busKinds, natsKeys, natsUrl } from "../harness.js";
 
 const MAIN = new URL("../../services/kernel/src/main.ts", import.meta.url).pathname;
 const LEAD_LEASE = 800;
@@ -25,12 +28,11 @@ interface Proc {
   exited: Promise<number | null>;
 }
 
-let server: NatsServerProcess;
-const natsUrl = () => server.url;
+type Creds = { jwt: string; seed: string; expires: number } | undefined;
 
+/** A kernel process on the suite's server, with its keys (HURD_NATS_KEYS) or, under HURD_NATS_AUTH=off, none. */
 function kernel(system: string, args: string[]): Proc {
-  const env: NodeJS.ProcessEnv = { ...process.env, HURD_NATS_AUTH: "off" };
-  delete env.HURD_NATS_KEYS;
+  const env: NodeJS.ProcessEnv = { ...process.env };
   const p = spawn(process.execPath, ["--import", "tsx", MAIN, "--nats", natsUrl(), "--system", system, "--lease-ms", "4000", "--lead-lease-ms", String(LEAD_LEASE), ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   const k: Proc = { p, out: "", exited: new Promise((r) => p.on("exit", (c) => r(c))) };
   p.stdout!.on("data", (d) => (k.out += d));
@@ -50,19 +52,23 @@ async function waitFor(k: Proc, text: RegExp, ms: number): Promise<number> {
 
 describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
   const procs: Proc[] = [];
+  const tasks: Task[] = [];
   const buses: NatsBus[] = [];
   const dir = mkdtempSync(join(tmpdir(), "failover-"));
-  before(async () => {
-    const conf = join(dir, "nats.conf");
-    writeFileSync(conf, `host: "127.0.0.1"\nport: -1\njetstream: { store_dir: ${JSON.stringify(join(dir, "js"))} }\n`);
-    server = await startNatsServer(conf);
-  });
   after(async () => {
     for (const k of procs) if (k.p.exitCode === null && k.p.signalCode === null) k.p.kill("SIGKILL");
+    for (const t of tasks) t.abandon();
+    for (const t of tasks) await t.bus.close().catch(() => {});
     for (const b of buses) await b.close();
-    await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  /** Attaches as task `taskId` over its own connection, as its own NATS user (anonymous with authorization off). */
+  async function attach(system: string, taskId: number, token: string, creds: Creds): Promise<Task> {
+    const t = await attachOverNats(natsUrl(), { name: `failover task ${taskId}`, system, taskId, token, credentials: creds?.jwt ? creds : null, timeoutMs: 3000 });
+    tasks.push(t);
+    return t;
+  }
 
   /** A leader with a boot task "client", a standby, and the client attached over NATS. */
   async function pair(system: string) {
@@ -73,19 +79,24 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     const standby = kernel(system, ["--standby"]);
     procs.push(standby);
     await waitFor(standby, /log standby/, 20_000);
-    const boot = JSON.parse(readFileSync(bootFile, "utf8")) as { tasks: { client: { taskId: number; token: string } } };
-    const bus = await NatsBus.connect(natsUrl());
-    buses.push(bus);
-    const client = await Task.attach({ bus, system, taskId: boot.tasks.client.taskId, token: boot.tasks.client.token, timeoutMs: 3000 });
-    return { leader, standby, client, bus };
+    const boot = JSON.parse(readFileSync(bootFile, "utf8")) as { tasks: { client: { taskId: number; token: string; nats?: Creds } } };
+    assert.equal(!!boot.tasks.client.nats, !!natsKeys(), "the boot file carries the boot task's NATS user when authorization is on");
+    const client = await attach(system, boot.tasks.client.taskId, boot.tasks.client.token, boot.tasks.client.nats);
+    return { leader, standby, client };
+  }
+
+  /** A task made through `client`, attached as its own NATS user (minted by the leading kernel). */
+  async function child(system: string, client: Task, name: string) {
+    const r = await client.taskCreate(name);
+    const creds = await client.natsCredentials(r.taskId, r.token);
+    return { r, creds: creds ?? undefined, task: await attach(system, r.taskId, r.token, creds ?? undefined) };
   }
 
   it("SIGKILL of the leader: the standby takes over with the same tasks, names and rights, within a bounded time", async () => {
     const system = `fo${process.pid}a`;
-    const { leader, standby, client, bus } = await pair(system);
+    const { leader, standby, client } = await pair(system);
     // A server task with a port the client holds a send right to, answering RPCs by echo.
-    const r = await client.taskCreate("echo");
-    const server = await Task.attach({ bus, system, taskId: r.taskId, token: r.token, timeoutMs: 3000 });
+    const { r, task: server } = await child(system, client, "echo");
     const svc = await server.allocate();
     server.receive(svc, (m: Received) => server.send({ destination: m.reply, destinationDisposition: MsgType.MSG_TYPE_MOVE_SEND_ONCE, id: m.id + 100, body: m.body }));
     const send = (await client.extractRight(r.task, svc, MsgType.MSG_TYPE_MAKE_SEND)).name;
@@ -126,8 +137,10 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
       const info = await client.call("taskInfo", { task: o.task });
       assert.equal(info.taskId, o.taskId);
     }
-    // The server's token still proves it: a call of its own works.
+    // The server's token still proves it, and its NATS user (minted by the
+    // dead leader) still gets it onto the bus: a call of its own works.
     await server.allocate();
+    assert.ok(!server.bus.closed, "the server's connection outlived the takeover");
     await server.detach();
     await client.detach();
   });
@@ -147,5 +160,76 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     const info = await client.call("taskInfo", { task: after1.task });
     assert.equal(info.taskId, after1.taskId);
     await client.detach();
+  });
+  it("with authorization on: users the dead leader minted keep working, are renewed and revoked by the new one, and no task's user reaches the log or the leadership key", { skip: !natsKeys() && "HURD_NATS_AUTH=off: no users to keep" }, async () => {
+    const system = `fo${process.pid}c`;
+    const { leader, standby, client } = await pair(system);
+    const kept = await child(system, client, "kept");
+    const early = await child(system, client, "revoked before the takeover");
+    const doomed = await child(system, client, "revoked after the takeover");
+    const enc = new TextEncoder();
+
+    // A task's own user against the kernel's JetStream: its log, its tail's inbox, its leadership key.
+    const raw = await NatsBus.connect(natsUrl(), { name: "failover attacker", credentials: { jwt: kept.creds!.jwt, seed: kept.creds!.seed }, inboxPrefix: inboxOf(system, { kind: "task", taskId: kept.r.taskId }) });
+    buses.push(raw);
+    const log = kernelLogSubjectsOf(system);
+    const lead = storeSubjectsOf(system, "", "kernel");
+    const asks: [string, string][] = [
+      ["read the log's state", log.streamInfo],
+      ["append to the log", log.subject],
+      ["tail the log", log.consumerCreate],
+      ["read the leadership key", lead.msgGet],
+      ["write the leadership key", lead.key("leader")],
+      ["make the log's stream", log.streamCreate],
+    ];
+    for (const [what, subject] of asks) {
+      const body = subject === log.consumerCreate ? JSON.stringify({ stream_name: log.stream, config: { deliver_subject: `${inboxOf(system, { kind: "task", taskId: kept.r.taskId })}.tap`, ack_policy: "none" } }) : subject === lead.msgGet ? JSON.stringify({ last_by_subj: lead.key("leader") }) : "{}";
+      await assert.rejects(raw.nc.request(subject, enc.encode(body), { timeout: 1000 }), (e: Error) => /permission|timeout/i.test(`${e.name} ${e.message} ${String(e.cause ?? "")}`), `a task's user could ${what} (${subject})`);
+    }
+    // Nor listen in: on the log's subject or the kernel's inbox (where its tail and its API answers arrive).
+    let overheard = 0;
+    const refused: string[] = [];
+    const listen = (err: Error | null) => void (err ? refused.push(err.message) : overheard++);
+    raw.nc.subscribe(log.subject, { callback: listen });
+    raw.nc.subscribe(`${inboxOf(system, { kind: "kernel" })}.>`, { callback: listen });
+    await raw.nc.flush().catch(() => {});
+    for (let i = 0; i < 5; i++) await client.taskCreate(`appended ${i}`);
+    assert.equal(overheard, 0, "a task's user read the kernel's log traffic");
+    assert.equal(refused.length, 2, `both subscriptions refused by nats-server: ${refused.join("; ")}`);
+    assert.ok(refused.every((m) => /permission/i.test(m)), refused.join("; "));
+
+    // A second connection of each doomed task's user, which no Task of
+    // ours closes: only nats-server cutting the user off ends it ("User
+    // Authentication Revoked", or "Authorization Violation" when nats.js's
+    // reconnect is refused first).
+    const asUser = async (c: typeof early) => {
+      const b = await NatsBus.connect(natsUrl(), { name: `user of task ${c.r.taskId}`, credentials: { jwt: c.creds!.jwt, seed: c.creds!.seed }, inboxPrefix: inboxOf(system, { kind: "task", taskId: c.r.taskId }) });
+      buses.push(b);
+      return { closed: b.nc.closed() };
+    };
+    const cut = (closed: Promise<void | Error>) => Promise.race([closed.then(String), new Promise<string>((r) => setTimeout(() => r("not cut within 3 s"), 3000))]);
+    // A revocation pushed by the old leader...
+    const earlyClosed = (await asUser(early)).closed;
+    await client.taskTerminate(early.r.task);
+    assert.match(await cut(earlyClosed), /revoked|authorization violation/i);
+    leader.p.kill("SIGKILL");
+    await waitFor(standby, /leading \(took over after/, 10_000);
+    // ...and one made by the new leader, of a user the old one minted.
+    const doomedClosed = (await asUser(doomed)).closed;
+    await client.taskTerminate(doomed.r.task);
+    assert.match(await cut(doomedClosed), /revoked|authorization violation/i, `the new leader revokes a user the old one minted; new leader:\n${standby.out}`);
+    // The account the new leader pushed still revokes the old leader's (it replayed the list): both stay out.
+    for (const c of [early, doomed])
+      await assert.rejects(
+        NatsBus.connect(natsUrl(), { name: "revoked", credentials: { jwt: c.creds!.jwt, seed: c.creds!.seed }, inboxPrefix: inboxOf(system, { kind: "task", taskId: c.r.taskId }) }).then((b) => buses.push(b)),
+        /authoriz/i,
+        `task ${c.r.taskId}'s revoked user let back in after the takeover`,
+      );
+    // The kept task's user goes on: the new leader renews the JWT the old one minted (same key, its seed never re-sent).
+    const renewed = await kept.task.call("taskNatsRenew", {});
+    assert.equal(renewed.seed, "");
+    assert.ok(renewed.expires >= kept.creds!.expires, "renewed no earlier than minted");
+    assert.ok(!kept.task.bus.closed);
+    await kept.task.allocate();
   });
 });

@@ -7,11 +7,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { FencedError, JetStreamKv, JetStreamLog, NatsBus } from "@hurdmesh/mach/nats";
 import { BurstWriter, readBurst, Rec } from "../../services/kernel/src/log-format.js";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startNatsServer, type NatsServerProcess } from "@hurdmesh/mach/nats-auth";
-import { busKinds } from "../harness.js";
+import { inboxOf } from "@hurdmesh/mach/internal";
+import { busKinds, natsBus, natsKeys } from "../harness.js";
 
 describe("kernel log record format", () => {
   it("a burst reads back record by record; a cut, overlong or foreign-version entry is refused whole", () => {
@@ -34,24 +31,19 @@ describe("kernel log record format", () => {
 });
 
 describe("kernel log on JetStream", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
-  // An anonymous JetStream server of its own, as the failover suite's (the kernel log runs with authorization off for now).
+  // On the suite's server (authorization on), as the kernel's own NATS user: its role reaches its log and its leadership key.
+  const system = `klog${process.pid}`;
   let bus: NatsBus;
-  let server: NatsServerProcess;
-  const dir = mkdtempSync(join(tmpdir(), "kernel-log-"));
+  const inboxPrefix = () => (natsKeys() ? inboxOf(system, { kind: "kernel" }) : undefined);
   before(async () => {
-    const conf = join(dir, "nats.conf");
-    writeFileSync(conf, `host: "127.0.0.1"\nport: -1\njetstream: { store_dir: ${JSON.stringify(join(dir, "js"))} }\n`);
-    server = await startNatsServer(conf);
-    bus = await NatsBus.connect(server.url);
+    bus = await natsBus(system, { kind: "kernel" });
   });
   after(async () => {
     await bus?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("appends chain on the expected last sequence; a stale writer is fenced; a tail sees every entry in order", async () => {
-    const log = await JetStreamLog.open(bus.nc, `klog${process.pid}`);
+    const log = await JetStreamLog.open(bus.nc, system, { inboxPrefix: inboxPrefix() });
     const { first, last } = await log.state();
     assert.ok(first > last, "a new log is empty");
     const s1 = await log.append(new Uint8Array([1]), last);
@@ -69,7 +61,7 @@ describe("kernel log on JetStream", { skip: !busKinds.includes("nats") && "HURD_
   });
 
   it("the leadership key: compare-and-set on its revision, exactly one of two writers wins", async () => {
-    const kv = await JetStreamKv.open(bus.nc, `klead${process.pid}`, "", "kernel");
+    const kv = await JetStreamKv.open(bus.nc, system, "", "kernel", { inboxPrefix: inboxPrefix() });
     assert.equal(await kv.get("leader"), null);
     const enc = (s: string) => new TextEncoder().encode(s);
     const r1 = await kv.update("leader", enc("a"), 0);

@@ -6,6 +6,7 @@
 export {
   subjectsOf,
   storeSubjectsOf,
+  kernelLogSubjectsOf,
   parseSubject,
   permissionsOf,
   inboxOf,

@@ -108,7 +108,7 @@ describe("who may publish and subscribe what", () => {
     const requesters = roles.filter(([, r]) => permissionsOf(system, r).inbox);
     assert.deepEqual(
       requesters.map(([n]) => n),
-      ["task 7", "task 8", "init of the root hurd", "init of alpha", "boot claim of the root hurd", "boot claim of alpha", "watcher of watch 42", "updater of account A1"],
+      ["kernel", "task 7", "task 8", "init of the root hurd", "init of alpha", "boot claim of the root hurd", "boot claim of alpha", "watcher of watch 42", "updater of account A1"],
     );
     for (const [name, r] of requesters) {
       const inbox = `${inboxOf(system, r)}.abc.1`;
@@ -124,7 +124,9 @@ describe("who may publish and subscribe what", () => {
   it("never grants another system's subjects", () => {
     for (const [, r] of roles) {
       const p = permissionsOf(system, r);
-      for (const x of [...p.publish, ...p.subscribe]) assert.ok(x.startsWith(`hurd.${system}.`) || x.startsWith(`_INBOX.${system}.`) || x === accountUpdateSubject("A1"), x);
+      // JetStream subjects name this system's stream or bucket (the kernel's log and leadership key, a server's store).
+      const ownJetStream = (x: string) => x.startsWith(`$HURDLOG.${system}.`) || x.endsWith(`.HURD_${system}_KERNEL_LOG`) || x.endsWith(`.HURD_${system}_KERNEL_LOG.*`) || x.startsWith(`$KV.hurd_${system}_`) || x.includes(`.KV_hurd_${system}_`);
+      for (const x of [...p.publish, ...p.subscribe]) assert.ok(x.startsWith(`hurd.${system}.`) || x.startsWith(`_INBOX.${system}.`) || x === accountUpdateSubject("A1") || ownJetStream(x), x);
     }
   });
 });

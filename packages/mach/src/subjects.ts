@@ -281,6 +281,8 @@ export function accountUpdateSubject(account: string): string {
 export function inboxOf(system: string, role: Role): string | undefined {
   const base = `${INBOX_PREFIX}.${token("a system name", system)}`;
   switch (role.kind) {
+    case "kernel":
+      return `${base}.kernel`;
     case "task":
       return `${base}.${id("a task", role.taskId)}`;
     case "boot-claim":
@@ -312,14 +314,32 @@ export function permissionsOf(system: string, role: Role): Permissions {
   const inbox = inboxOf(system, role);
   const replies = inbox ? [`${inbox}.>`] : [];
   switch (role.kind) {
-    case "kernel":
+    case "kernel": {
+      // Its log and its leadership key (--journal/--standby): the only
+      // JetStream it speaks, and no other role's user may touch them (the
+      // log holds tokens and the random bytes of every task's NATS key).
+      const log = kernelLogSubjectsOf(system);
+      const lead = storeSubjectsOf(system, "", "kernel");
       return {
-        publish: [s.patterns.deliveries, s.patterns.traceBatches],
+        publish: [
+          s.patterns.deliveries,
+          s.patterns.traceBatches,
+          log.subject,
+          log.streamCreate,
+          log.streamInfo,
+          log.consumerCreate,
+          `$JS.API.CONSUMER.DELETE.${log.stream}.*`,
+          lead.all,
+          lead.streamCreate,
+          lead.msgGet,
+        ],
         denyPublish: [s.traceWatch, s.traceCtl],
-        subscribe: [s.trap, s.bootClaim, s.traceWatch, s.traceCtl],
+        subscribe: [s.trap, s.bootClaim, s.traceWatch, s.traceCtl, ...replies],
         respond: { max: 1, ttlMs: KERNEL_ANSWER_MS },
+        inbox,
         maxSubscriptions: -1,
       };
+    }
     case "task": {
       const publish = [s.trap, s.traceWatch];
       if (role.launches !== undefined) publish.push(s.patterns.launches(role.launches));

@@ -24,6 +24,8 @@ export interface FailoverOptions {
   standby: boolean;
   /** JetStream replicas of the log and the leadership bucket. */
   replicas?: number;
+  /** The kernel's connection's inbox prefix, with NATS authorization on (its user subscribes only there). */
+  inboxPrefix?: string;
   log?: (line: string) => void;
   /** This kernel began to lead; `fresh`: the log was empty (a new system: make the boot tasks). */
   leading?: (fresh: boolean) => void;
@@ -57,8 +59,8 @@ export class Failover {
   /** Opens the log and the leadership bucket, starts replaying, and takes the lead when it is free. */
   static async start(kernel: Kernel, bus: NatsBus, o: FailoverOptions): Promise<Failover> {
     const system = kernel.config.system;
-    const log = await JetStreamLog.open(bus.nc, system, { replicas: o.replicas });
-    const kv = await JetStreamKv.open(bus.nc, system, "", "kernel", { replicas: o.replicas });
+    const log = await JetStreamLog.open(bus.nc, system, { replicas: o.replicas, inboxPrefix: o.inboxPrefix });
+    const kv = await JetStreamKv.open(bus.nc, system, "", "kernel", { replicas: o.replicas, inboxPrefix: o.inboxPrefix });
     const { first } = await log.state();
     const f = new Failover(kernel, bus, log, new Lease(kv, o.id, o.leaseMs), o, first);
     kernel.useJournal(f.replica);
@@ -128,6 +130,7 @@ export class Failover {
     k.useJournal(journal);
     freshLeases(k, journal.now());
     journal.tookOver();
+    k.natsUsers?.tookOver();
     // The fence: until this append is acknowledged nothing is served.
     await journal.synced();
     if (this.failure !== null) return;

@@ -101,6 +101,13 @@ export class Journal implements KernelJournal {
     this.record(Rec.BOOT, Buffer.from(JSON.stringify({ name, hostPriv, ns })));
   }
 
+  /** A boot task's NATS user was minted (its key's random bytes are already in the burst). */
+  userMinted(taskId: number): void {
+    const p = Buffer.allocUnsafe(4);
+    p.writeUInt32LE(taskId, 0);
+    this.record(Rec.USER, p);
+  }
+
   /** This kernel took over: its leases restart (replay.ts, freshLeases) at `now`. */
   tookOver(): void {
     this.record(Rec.TAKEOVER, null);

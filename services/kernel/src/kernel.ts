@@ -68,7 +68,7 @@ export class Kernel extends KernelState {
   constructor(config: Partial<KernelConfig> = {}, o: KernelOptions = {}) {
     const { telemetry, nats, metrics, ...events } = o;
     super(kernelConfig(config), events);
-    if (nats) this.natsUsers = new NatsUsers(this.config.system, nats, (l) => this.log(l));
+    if (nats) this.natsUsers = new NatsUsers(this.config.system, nats, (l) => this.log(l), this);
     this.sweepEvery = Math.max(50, this.config.leaseMs / 4);
     this.lastSweep = Date.now();
     this.startSweep();
@@ -171,6 +171,14 @@ export class Kernel extends KernelState {
     const b = bootTask(this, o);
     if (this.journal !== null) this.journal.booted(o.name, !!o.hostPriv, (o.ns ?? this.root).id);
     return b;
+  }
+
+  /** A boot task's NATS user (hurd-kernel's boot file): logged, so that a standby mints the same one. */
+  bootUser(t: KTask): { jwt: string; seed: string; expires: number } | undefined {
+    if (this.natsUsers === null) return undefined;
+    const c = this.natsUsers.task(t);
+    if (this.journal !== null) this.journal.userMinted(t.id);
+    return c;
   }
 
   // task_terminate

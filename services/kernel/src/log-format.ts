@@ -23,6 +23,8 @@ export const enum Rec {
   BOOT = 7,
   /** A new leader took over (at the preceding CLOCK): every lease starts afresh. */
   TAKEOVER = 8,
+  /** A NATS user was minted outside a trap (a boot task's): task id u32; its key pair from the RAND before it. */
+  USER = 9,
 }
 
 /** The records of one burst as they are gathered (one allocation per record header, the payloads as they are). */

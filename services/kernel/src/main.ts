@@ -99,8 +99,10 @@ const kernel = new Kernel(
   },
   { telemetry, nats: nats?.users, metrics },
 );
+// The kernel's own requests (its log's, with --journal) come back on its role's inbox, the only one its user may read.
+const kernelInbox = kernel.natsUsers ? inboxOf(values.system!, { kind: "kernel" }) : undefined;
 const bus: Bus = values.nats
-  ? await NatsBus.connect(values.nats, { name: `hurd-kernel-${values.system}`, credentials: kernel.natsUsers?.kernel() })
+  ? await NatsBus.connect(values.nats, { name: `hurd-kernel-${values.system}`, credentials: kernel.natsUsers?.kernel(), inboxPrefix: kernelInbox })
   : new LocalHub().connect();
 if (values.journal || values.standby) await replicated();
 
@@ -138,7 +140,7 @@ await bus.flush();
 const boot: Record<string, { taskId: number; token: string; hostPriv: number; nats?: { jwt: string; seed: string; expires: number } }> = {};
 for (const name of values.boot!.split(",").filter(Boolean)) {
   const b = kernel.bootTask({ name, hostPriv: true });
-  boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, nats: kernel.natsUsers?.task(b.task) };
+  boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, nats: kernel.bootUser(b.task) };
 }
 // auth's store user for the root hurd, with authorization on: init hands it to auth, which restarts in place from its bucket.
 const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth") } : undefined;
@@ -197,12 +199,6 @@ async function replicated(): Promise<never> {
     log.fatal("--journal and --standby need --nats (the log is a JetStream stream)");
     process.exit(2);
   }
-  // A minted user is a fresh key pair and an account update: neither is in
-  // the log yet, so a standby could not take over the tasks' users.
-  if (kernel.natsUsers) {
-    log.fatal("--journal and --standby do not log the NATS users the kernel mints yet: run them with --nats-insecure (HURD_NATS_AUTH=off) on a server of their own (docs/kernel-log.md)");
-    process.exit(2);
-  }
   const leaseMs = Number(values["lead-lease-ms"]);
   if (!(Number.isFinite(leaseMs) && leaseMs >= 100)) {
     log.fatal("--lead-lease-ms must be a number of ms, at least 100");
@@ -214,15 +210,17 @@ async function replicated(): Promise<never> {
     id: `${(await import("node:os")).hostname()}:${process.pid}`,
     leaseMs,
     standby: values.standby!,
+    inboxPrefix: kernelInbox,
     log: say,
     leading: (fresh) => {
       if (fresh) {
-        const boot: Record<string, { taskId: number; token: string; hostPriv: number }> = {};
+        const boot: Record<string, { taskId: number; token: string; hostPriv: number; nats?: { jwt: string; seed: string; expires: number } }> = {};
         for (const name of values.boot!.split(",").filter(Boolean)) {
           const b = kernel.bootTask({ name, hostPriv: true });
-          boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv };
+          boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, nats: kernel.bootUser(b.task) };
         }
-        if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot }, null, 2), { mode: 0o600 });
+        const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth") } : undefined;
+        if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot, stores }, null, 2), { mode: 0o600 });
       }
       say(`leading (${fresh ? "fresh log" : `took over after ${f.takeover.served - f.takeover.began} ms`})`);
     },

@@ -17,7 +17,7 @@
 // show it.
 import { Errno, HurdError } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
-import { encodeUser, mintUser, nowSeconds, permissionsFor, type NKey } from "@hurdmesh/mach/nats-auth";
+import { encodeUser, mintUser, NKey, nowSeconds, permissionsFor } from "@hurdmesh/mach/nats-auth";
 import { NatsCredentials, TaskNatsCredentialsRequest } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { KTask } from "./objects.js";
 import type { KernelState } from "./state.js";
@@ -29,6 +29,25 @@ export const NATS_USER_TTL_S = 300;
 /** What revokes a user: the account's revocation list (AccountRevocations), one per account. */
 export interface NatsRevoker {
   revoke(user: string, exp: number): Promise<void>;
+  /** Keeps a revocation without pushing it (a standby kernel: its leader pushed it). */
+  note(user: string, exp: number): void;
+  /** Pushes every revocation kept (a standby that took over). */
+  pushAll(): Promise<void>;
+}
+
+/**
+ * Where minting takes its key pairs and expiries from: with the kernel's
+ * log on (journal.ts), the log's random bytes and clock, so that a standby
+ * replaying the same traps makes the same users (same public keys, same
+ * expiries) and can renew and revoke them once it leads. The account's
+ * signing key is never in the log: every kernel of the system reads it
+ * from its keys file.
+ */
+export interface MintInputs {
+  /** The kernel's log, if any (KernelState.journal). */
+  readonly journal: { readonly replica: boolean; random(n: number): Uint8Array } | null;
+  /** The kernel's clock, ms (the log's while there is one). */
+  now(): number;
 }
 
 export interface NatsUsersOptions {
@@ -64,6 +83,7 @@ export class NatsUsers {
     readonly system: string,
     private readonly o: NatsUsersOptions,
     private readonly log: (line: string) => void,
+    private readonly inputs: MintInputs = { journal: null, now: Date.now },
   ) {
     this.ttlS = o.ttlS ?? NATS_USER_TTL_S;
     if (!(Number.isInteger(this.ttlS) && this.ttlS >= 3)) throw new HurdError(Errno.EINVAL, "a NATS user's lifetime is a whole number of seconds, at least 3");
@@ -88,8 +108,8 @@ export class NatsUsers {
 
   /** A task's NATS user, minted; its previous one, if any, is revoked. */
   task(t: KTask, launches?: string): NatsCredentials {
-    const exp = nowSeconds() + this.ttlS;
-    const u = mintUser(this.o.signer, this.o.account, `task ${t.id}`, permissionsFor(this.system, { kind: "task", taskId: t.id, launches }), exp);
+    const exp = this.nowS() + this.ttlS;
+    const u = mintUser(this.o.signer, this.o.account, `task ${t.id}`, permissionsFor(this.system, { kind: "task", taskId: t.id, launches }), exp, this.key());
     const old = this.tasks.get(t);
     this.tasks.set(t, { publicKey: u.publicKey, exp, launches });
     if (old) this.revoke(old, `task ${t.id}'s previous user`);
@@ -100,7 +120,7 @@ export class NatsUsers {
   renewTask(t: KTask): NatsCredentials {
     const m = this.tasks.get(t);
     if (!m) throw new HurdError(Errno.KERN_INVALID_ARGUMENT, `task ${t.id} has no NATS user to renew`);
-    m.exp = nowSeconds() + this.ttlS;
+    m.exp = this.nowS() + this.ttlS;
     const jwt = encodeUser(m.publicKey, this.o.signer, {
       name: `task ${t.id}`,
       account: this.o.account,
@@ -150,6 +170,25 @@ export class NatsUsers {
     this.revoke(m, `trace watcher ${watchId}`);
   }
 
+  /** The clock expiries are counted from, unix seconds. */
+  private nowS(): number {
+    return this.inputs.journal === null ? nowSeconds() : Math.floor(this.inputs.now() / 1000);
+  }
+
+  /** A user's key pair: from the log's random bytes while there is a log (a standby draws the same). */
+  private key(): NKey {
+    const j = this.inputs.journal;
+    return j === null ? NKey.create("user") : NKey.fromRaw("user", j.random(32));
+  }
+
+  /** A standby took over: the revocations its leader made (and may not have pushed) are pushed. */
+  tookOver(): void {
+    this.o.revoker?.pushAll().catch((e: unknown) => {
+      this.revokeFailures++;
+      this.log(`NATS revocations not pushed after the takeover (their JWTs still expire): ${(e as Error).message}`);
+    });
+  }
+
   /** Users minted and alive (tests, the bench). */
   get size(): number {
     return this.tasks.size + this.watchers.size;
@@ -157,6 +196,8 @@ export class NatsUsers {
 
   private revoke(m: Minted, who: string): void {
     if (!this.o.revoker) return;
+    // A standby's leader pushed it; the standby keeps the list for when it leads.
+    if (this.inputs.journal?.replica) return this.o.revoker.note(m.publicKey, m.exp);
     this.o.revoker.revoke(m.publicKey, m.exp).catch((e: unknown) => {
       this.revokeFailures++;
       this.log(`NATS user of ${who} not revoked (its JWT expires in ${Math.max(0, m.exp - nowSeconds())} s): ${(e as Error).message}`);

@@ -54,6 +54,7 @@ export class Replica implements KernelJournal {
   trap(): void {}
   swept(): void {}
   booted(): void {}
+  userMinted(): void {}
 
   /** Applies one entry of the log (sequence `seq`, the next one: entries are applied in order, each once). */
   apply(seq: number, data: Uint8Array): void {
@@ -90,6 +91,13 @@ export class Replica implements KernelJournal {
           const ns = k.namespaces.get(o.ns);
           if (!ns) throw new Error(`kernel log diverged: boot task in hurd ${o.ns}, which is not here`);
           k.bootTask({ name: o.name, hostPriv: o.hostPriv, ns });
+          break;
+        }
+        case Rec.USER: {
+          const t = k.tasks.get(r.payload.readUInt32LE(0));
+          if (k.natsUsers === null) throw new Error("kernel log diverged: the leader mints NATS users and this kernel has no keys (--nats-keys)");
+          if (!t) throw new Error(`kernel log diverged: a NATS user for task ${r.payload.readUInt32LE(0)}, which is not here`);
+          k.natsUsers.task(t);
           break;
         }
         case Rec.TAKEOVER:

@@ -69,6 +69,8 @@ export interface KernelJournal {
   swept(ended: number): void;
   /** A boot task was made (Kernel.bootTask). */
   booted(name: string, hostPriv: boolean, ns: number): void;
+  /** A NATS user was minted for task `taskId` outside any trap (Kernel.bootUser). */
+  userMinted(taskId: number): void;
 }
 
 export abstract class KernelState {

@@ -15,6 +15,8 @@ export interface JetStreamLogOptions {
   replicas?: number;
   /** How long one append or API call may take, ms. */
   timeoutMs?: number;
+  /** The connection's inbox prefix (its user may subscribe only there): where a tail's entries are delivered. */
+  inboxPrefix?: string;
 }
 
 interface ApiError {
@@ -41,12 +43,13 @@ export class JetStreamLog {
     private readonly nc: NatsConnection,
     readonly subjects: KernelLogSubjects,
     private readonly timeoutMs: number,
+    private readonly inboxPrefix: string | undefined,
   ) {}
 
   /** The log of `system`, made if it does not exist: file storage, every entry kept (until snapshots bound it). */
   static async open(nc: NatsConnection, system: string, o: JetStreamLogOptions = {}): Promise<JetStreamLog> {
     const s = kernelLogSubjectsOf(system);
-    const log = new JetStreamLog(nc, s, o.timeoutMs ?? 10_000);
+    const log = new JetStreamLog(nc, s, o.timeoutMs ?? 10_000, o.inboxPrefix);
     const r = await log.api(s.streamCreate, {
       name: s.stream,
       subjects: [s.subject],
@@ -136,7 +139,7 @@ export class JetStreamLog {
     const start = async () => {
       drop();
       fresh = true;
-      const inbox = createInbox();
+      const inbox = createInbox(this.inboxPrefix);
       sub = this.nc.subscribe(inbox, {
         callback: (err, msg) => {
           if (stopped || err || !msg.reply) return;

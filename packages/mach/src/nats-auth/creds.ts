@@ -29,8 +29,7 @@ export interface MintedUser extends UserCredentials {
  * given, that expiry. The whole cost of a task's credentials: a native key
  * pair and one native signature (bench/nats-auth-mint.ts measures it).
  */
-export function mintUser(signer: NKey, account: string, name: string, permissions: SubjectPermissions, exp?: number): MintedUser {
-  const user = NKey.create("user");
+export function mintUser(signer: NKey, account: string, name: string, permissions: SubjectPermissions, exp?: number, user: NKey = NKey.create("user")): MintedUser {
   const jwt = encodeUser(user.publicKey, signer, { name, account, permissions, exp });
   return { jwt, seed: user.seed, publicKey: user.publicKey, exp: exp ?? 0, inboxPrefix: permissions.inboxPrefix };
 }

@@ -53,6 +53,12 @@ export class NKey {
     return new NKey(kind, encodePublic(kind, Buffer.from(jwk.x!, "base64url")), td.decode(Codec.encodeSeed(PREFIX[kind], seed)), privateKey);
   }
 
+  /** The key of 32 seed bytes drawn elsewhere (a kernel whose random bytes are in its log: a standby makes the same key). */
+  static fromRaw(kind: NKeyKind, raw: Uint8Array): NKey {
+    if (raw.length !== 32) throw new HurdError(Errno.EINVAL, `an nkey seed is 32 bytes, not ${raw.length}`);
+    return NKey.fromSeed(td.decode(Codec.encodeSeed(PREFIX[kind], raw)), kind);
+  }
+
   /** The key of an encoded seed; `kind`, when given, is checked. EINVAL for a malformed seed or another role's. */
   static fromSeed(seed: string, kind?: NKeyKind): NKey {
     let raw: Uint8Array;

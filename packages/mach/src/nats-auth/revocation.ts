@@ -114,10 +114,23 @@ export class AccountRevocations {
    * resolves once the server has applied it.
    */
   revoke(user: string, exp: number): Promise<void> {
-    const now = nowSeconds();
+    this.note(user, exp);
+    return this.push();
+  }
+
+  /**
+   * Adds a revocation to the list without pushing it: a standby kernel
+   * replaying its leader's log keeps the list its leader pushed, so that
+   * its first update after a takeover (pushAll) does not drop them.
+   */
+  note(user: string, exp: number): void {
     this.revoked.delete(user);
     // A never-expiring JWT's revocation is kept for as long as the list has room.
-    this.revoked.set(user, [now, exp || Number.MAX_SAFE_INTEGER]);
+    this.revoked.set(user, [nowSeconds(), exp || Number.MAX_SAFE_INTEGER]);
+  }
+
+  /** Pushes the whole list now (a new leading kernel: what its predecessor revoked and may not have pushed). */
+  pushAll(): Promise<void> {
     return this.push();
   }
 

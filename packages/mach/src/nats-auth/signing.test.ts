@@ -171,11 +171,11 @@ describe("role permissions", () => {
 
   it("give every role that makes requests an inbox of its own under _INBOX.<system>., which the kernel answers through NATS's allow_responses", () => {
     const r = natsRoles("x");
-    const prefixes = [r.task(1), r.task(12), r.bootClaim(""), r.bootClaim("alpha"), r.watcher(1), r.accountUpdater(NKey.create("account").publicKey)].map((p) => p.inboxPrefix!);
+    const prefixes = [r.kernel, r.task(1), r.task(12), r.bootClaim(""), r.bootClaim("alpha"), r.watcher(1), r.accountUpdater(NKey.create("account").publicKey)].map((p) => p.inboxPrefix!);
     assert.equal(new Set(prefixes).size, prefixes.length);
     for (const p of prefixes) assert.match(p, /^_INBOX\.x\.[^.]+(\.[^.]+)?$/);
-    // The kernel makes no requests and publishes on no inbox but the reply subjects of what it was asked.
-    assert.equal(r.kernel.inboxPrefix, undefined);
+    // The kernel's own requests are its log's (--journal): answered on its inbox; it publishes on no inbox but the reply subjects of what it was asked.
+    assert.equal(r.kernel.inboxPrefix, "_INBOX.x.kernel");
     assert.ok(!r.kernel.pub.some((p) => p.startsWith("_INBOX")));
     assert.deepEqual(r.kernel.resp, { max: 1, ttlMs: 60_000 });
     assert.equal(r.launch("", "proc").inboxPrefix, undefined);
