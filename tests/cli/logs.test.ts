@@ -23,7 +23,7 @@ interface Line {
   span_id?: string;
 }
 
-const lines = (out: string) => out.trimEnd().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Line);
+const lines = (out: string) => out.trimEnd().split("\n").filter(Boolean).map((l) => { try { return JSON.parse(l) as Line; } catch { throw new Error(`not JSON: ${l}\n--- all:\n${out}`); } });
 
 describe("logs", () => {
   // A stand-in OTLP/HTTP collector: tracing on, spans accepted and dropped.
