@@ -166,14 +166,17 @@ const settle = async (r: Real) => {
   for (let i = 0; i < 2; i++) for (const t of r.tasks) if (!t.detached) await t.names().catch(() => {});
 };
 
-async function expectCode(p: Promise<unknown>, code: number | null, what: string): Promise<unknown> {
+/** The kernel's answer checked against the model's, and counted by errno as every target's are. */
+async function expectCode(stats: FuzzStats, p: Promise<unknown>, code: number | null, what: string): Promise<unknown> {
   try {
     const v = await p;
+    stats.answered(0);
     if (code !== null && code !== 0) throw new Violation(`${what}: succeeded, the model says ${code}`);
     return v;
   } catch (e) {
     if (e instanceof Violation) throw e;
     const got = e instanceof HurdError ? e.code : -1;
+    stats.answered(e instanceof HurdError ? e.code : "not a HurdError");
     if (code === null) throw new Violation(`${what}: failed ${got} (${(e as Error).message}), the model says it succeeds`);
     if (got !== code) throw new Violation(`${what}: failed ${got}, the model says ${code}`);
     return undefined;
@@ -235,7 +238,7 @@ class Move implements Cmd {
       this.op === "insert"
         ? r.tasks[t].insertRight(r.taskPort[t], at, name, this.disp)
         : r.tasks[t].extractRight(r.taskPort[t], name, this.disp).then((x) => x.name);
-    const got = (await expectCode(call, code, what)) as number | undefined;
+    const got = (await expectCode(r.stats, call, code, what)) as number | undefined;
     if (code !== null) return compare(m, r, what);
     // The source gives up a uref (move) or keeps everything (copy, make).
     if (this.disp === MsgType.MSG_TYPE_MOVE_SEND) {
@@ -286,7 +289,7 @@ class ModRefs implements Cmd {
     else if (have + this.delta < 0) code = Errno.KERN_INVALID_VALUE;
     else if (have + this.delta > MAX_UREFS) code = Errno.KERN_UREFS_OVERFLOW;
     const what = `${this} on name ${name}`;
-    await expectCode(r.tasks[this.t].modRefs(name, this.dead ? PortRight.PORT_RIGHT_DEAD_NAME : PortRight.PORT_RIGHT_SEND, this.delta), code, what);
+    await expectCode(r.stats, r.tasks[this.t].modRefs(name, this.dead ? PortRight.PORT_RIGHT_DEAD_NAME : PortRight.PORT_RIGHT_SEND, this.delta), code, what);
     if (code === null) {
       if (this.dead) {
         e!.dead += this.delta;
@@ -318,7 +321,7 @@ class Deallocate implements Cmd {
     const name = pickName(m, this.t, this.i);
     const e = m.spaces[this.t].get(name);
     const code = !e ? Errno.KERN_INVALID_NAME : !e.send && !e.dead ? Errno.KERN_INVALID_RIGHT : null;
-    await expectCode(r.tasks[this.t].deallocate(name), code, `${this} on ${name}`);
+    await expectCode(r.stats, r.tasks[this.t].deallocate(name), code, `${this} on ${name}`);
     if (code === null) {
       if (e!.send) {
         if (--e!.send === 0) {
@@ -345,7 +348,7 @@ class Destroy implements Cmd {
     r.stats.reach("destroy");
     const name = pickName(m, this.t, this.i);
     const e = m.spaces[this.t].get(name);
-    await expectCode(r.tasks[this.t].destroy(name), e ? null : Errno.KERN_INVALID_NAME, `${this} on ${name}`);
+    await expectCode(r.stats, r.tasks[this.t].destroy(name), e ? null : Errno.KERN_INVALID_NAME, `${this} on ${name}`);
     if (e) {
       m.removeName(this.t, name);
       if (e.port !== null) {
