@@ -87,7 +87,7 @@ export const tracing: RowGroup = {
         // What the edge does for a watcher: records with bodies, encoded in batches.
         const sink = (rs: Parameters<Parameters<typeof life.kernel.trace.watch>[1]>[0], dropped: number) => {
           records += rs.length;
-          TraceBatch.encode({ records: rs, dropped, ended: 0 }).finish();
+          TraceBatch.encode({ records: rs, dropped, ended: 0, counts: [] }).finish();
         };
         for (const k of [life.kernel, ping.kernel]) {
           const stop = k.trace.watch({ bodies: true }, sink);

@@ -106,6 +106,41 @@ for (const kind of busKinds) {
       assert.ok(dropped > 0, "some were dropped");
       assert.ok(got + dropped >= 2000, `${got} + ${dropped}`);
     });
+
+    it("a rate-limited watch gets at most its rate in records and every other message counted, by edge and RPC", async () => {
+      const k = w.b.h.kernel;
+      const me = w.init.task.id;
+      const recs: TraceRecord[] = [];
+      const counted = new Map<string, number>();
+      let dropped = 0;
+      const rate = 20;
+      const stop = k.trace.watch({ tasks: [me], recordsPerSecond: rate, bodies: true }, (rs, d, cs) => {
+        recs.push(...rs);
+        dropped += d;
+        for (const c of cs) {
+          assert.ok(c.count > 0);
+          const key = `${c.fromTask}>${c.toTask} ${c.rpc}${c.isReply ? " reply" : ""}`;
+          counted.set(key, (counted.get(key) ?? 0) + c.count);
+        }
+      });
+      const t0 = Date.now();
+      const N = 300;
+      for (let i = 0; i < N / 50; i++) await Promise.all(Array.from({ length: 50 }, () => w.init.getpids()));
+      await new Promise((res) => setImmediate(res));
+      stop();
+      const secs = (Date.now() - t0) / 1000;
+      assert.equal(dropped, 0);
+      // The bucket holds a second's worth, and refills at the rate.
+      assert.ok(recs.length <= rate + Math.ceil(rate * secs) + 1, `${recs.length} records in ${secs.toFixed(2)} s at ${rate}/s`);
+      assert.ok(recs.length >= Math.min(rate, 2 * N), `the first second's worth is recorded: ${recs.length}`);
+      // Every Getpids request and reply is there, recorded or counted, on its edge.
+      const name = "hurd.process.v1.Process/Getpids";
+      const reqs = recs.filter((r) => r.rpc === name && !r.isReply && r.fromTask === me).length;
+      const reps = recs.filter((r) => r.rpc === name && r.isReply && r.toTask === me).length;
+      const proc = recs.find((r) => r.rpc === name && !r.isReply)?.toTask ?? [...counted.keys()].map((k) => /^\d+>(\d+) /.exec(k)?.[1]).find(Boolean);
+      assert.equal(reqs + (counted.get(`${me}>${proc} ${name}`) ?? 0), N, `requests: ${[...counted].join("; ")}`);
+      assert.equal(reps + (counted.get(`${proc}>${me} ${name} reply`) ?? 0), N, `replies: ${[...counted].join("; ")}`);
+    });
   });
 }
 

@@ -140,7 +140,7 @@ export async function rpctrace(argv: string[], o: RpctraceOptions): Promise<numb
   const md = new grpc.Metadata();
   md.set("hurd-task", String(c.task.id));
   md.set("hurd-token", c.token);
-  const stream = tc.watch({ tasks, follow, bodies: true, includeSelf: false, exclude: [c.task.id], hostPriv }, md);
+  const stream = tc.watch({ tasks, follow, bodies: true, includeSelf: false, exclude: [c.task.id], hostPriv, recordsPerSecond: 0 }, md);
   const ready = new Promise<void>((resolve) => {
     stream.on("metadata", () => resolve());
     setTimeout(resolve, 300).unref();

@@ -122,6 +122,14 @@ export class Model {
         this.unlisted++;
       }
     }
+    // Messages past the watch's record rate: counted on their edges, never listed.
+    for (const c of b.counts) {
+      const hurd = this.hurdOfNs.get(c.namespaceId) ?? this.state.hurds[0]?.name ?? "";
+      const from = c.fromTask ? (this.nodeOf.get(c.fromTask) ?? "") : c.kernel ? `${hurd}/3` : "";
+      const to = c.toTask ? (this.nodeOf.get(c.toTask) ?? "") : "";
+      if (from && to) this.count(from, to, c.rpc || `msgid ${c.msgid}`, c.count);
+      this.unlisted += c.count;
+    }
   }
 
   private keep(msg: WebMessage, rec: TraceRecord): void {
@@ -132,7 +140,7 @@ export class Model {
     this.ringAt = (this.ringAt + 1) % MODEL_BOUNDS.ring;
   }
 
-  private count(from: string, to: string, rpc: string): void {
+  private count(from: string, to: string, rpc: string, n = 1): void {
     const k = `${from}>${to}`;
     let e = this.edges.get(k);
     if (e === undefined) {
@@ -142,9 +150,9 @@ export class Model {
       }
       this.edges.set(k, (e = { from, to, count: 0, rpcs: new Map() }));
     }
-    e.count++;
+    e.count += n;
     const name = e.rpcs.has(rpc) || e.rpcs.size < MODEL_BOUNDS.rpcsPerEdge ? rpc : "(other)";
-    e.rpcs.set(name, (e.rpcs.get(name) ?? 0) + 1);
+    e.rpcs.set(name, (e.rpcs.get(name) ?? 0) + n);
   }
 
   /** The traffic since the last call (null when there was none). */

@@ -51,6 +51,14 @@ export async function procsOf(me: Process): Promise<ProcInfo[]> {
   }
 }
 
+/**
+ * Records a second the view asks the kernel for; every other message comes
+ * counted (TraceBatch.counts). The page lists at most MODEL_BOUNDS.listed
+ * messages a tick (50 per 250 ms): more records than that would be decoded
+ * only to be counted, and each costs the kernel a record with its body.
+ */
+export const WATCH_RECORDS_PER_SECOND = 200;
+
 export function edgeObserved(o: EdgeObservedOptions): Observed {
   return {
     async hurds(): Promise<HurdView[]> {
@@ -76,11 +84,11 @@ export function edgeObserved(o: EdgeObservedOptions): Observed {
       const md = new grpc.Metadata();
       md.set("hurd-task", String(o.task.id));
       md.set("hurd-token", o.token);
-      const stream = tc.watch({ tasks: [], follow: false, bodies: true, includeSelf: false, exclude: o.own(), hostPriv: o.hostPriv }, md);
+      const stream = tc.watch({ tasks: [], follow: false, bodies: true, includeSelf: false, exclude: o.own(), hostPriv: o.hostPriv, recordsPerSecond: WATCH_RECORDS_PER_SECOND }, md);
       // Tasks the view attaches later (a subhurd's) are left out here too.
       stream.on("data", (b: TraceBatch) => {
         const own = new Set(o.own());
-        onBatch({ ...b, records: b.records.filter((r) => !own.has(r.fromTask) && !own.has(r.toTask)) });
+        onBatch({ ...b, records: b.records.filter((r) => !own.has(r.fromTask) && !own.has(r.toTask)), counts: b.counts.filter((c) => !own.has(c.fromTask) && !own.has(c.toTask)) });
       });
       stream.on("error", (e: grpc.ServiceError) => onEnd(e.code === grpc.status.CANCELLED ? null : e));
       stream.on("end", () => onEnd(null));

@@ -141,14 +141,15 @@ export class Edge {
     let congested = false;
     let lost = 0;
     const stop = this.kernel.trace.watch(
-      { ns, tasks: q.tasks, follow: q.follow, bodies: q.bodies, exclude: q.includeSelf ? q.exclude : [t.id, ...q.exclude] },
-      (records, dropped) => {
+      { ns, tasks: q.tasks, follow: q.follow, bodies: q.bodies, recordsPerSecond: q.recordsPerSecond, exclude: q.includeSelf ? q.exclude : [t.id, ...q.exclude] },
+      (records, dropped, counts) => {
         if (congested) {
           lost += records.length + dropped;
+          for (const c of counts) lost += c.count;
           return;
         }
         if (call.writableEnded || call.destroyed) return;
-        congested = !call.write({ records, dropped: dropped + lost, ended: 0 });
+        congested = !call.write({ records, dropped: dropped + lost, ended: 0, counts });
         lost = 0;
       },
     );

@@ -21,7 +21,7 @@
 import { randomInt } from "node:crypto";
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
 import { inboxOf, TRACE_LEASE, traceSubjects } from "@hurdmesh/mach/internal";
-import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, type TraceCount, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import type { Kernel } from "./kernel.js";
 import { authenticate, touch, type KTask } from "./task.js";
 import type { WatchFilter } from "./trace.js";
@@ -35,6 +35,7 @@ const MAX_FILTER_TASKS = 4096;
  */
 const MAX_BATCH_BYTES = 256 * 1024;
 const NO_RECORDS: TraceRecord[] = [];
+const NO_COUNTS: TraceCount[] = [];
 
 interface BusWatch {
   readonly id: number;
@@ -193,7 +194,7 @@ export class TraceBus {
       id,
       task: t,
       subject: this.subjects.batches(id),
-      filter: { ns, tasks: w.tasks, follow: w.follow, bodies: w.bodies, exclude: w.includeSelf ? w.exclude : [t.id, ...w.exclude] },
+      filter: { ns, tasks: w.tasks, follow: w.follow, bodies: w.bodies, recordsPerSecond: w.recordsPerSecond, exclude: w.includeSelf ? w.exclude : [t.id, ...w.exclude] },
       leaseMs,
       deadline: Date.now() + leaseMs,
       stop: null,
@@ -229,7 +230,7 @@ export class TraceBus {
     bw.deadline = Date.now() + bw.leaseMs;
     if (bw.stop === null) {
       this.stats.started++;
-      bw.stop = this.kernel.trace.watch(bw.filter, (records, dropped) => this.publish(bw, records, dropped));
+      bw.stop = this.kernel.trace.watch(bw.filter, (records, dropped, counts) => this.publish(bw, records, dropped, counts));
     }
     // A watcher's JWT expires like a task's: renewals carry a fresh one once half its life is gone.
     return { errno: 0, error: "", watchId: bw.id, subject: bw.subject, leaseMs: bw.leaseMs, nats: this.kernel.natsUsers?.renewWatcherIfDue(bw.id) };
@@ -240,7 +241,7 @@ export class TraceBus {
    * leaves at once): it is published, in pieces the bus accepts, and never
    * throws. Nothing is queued here; the TraceHub's buffer is the bound.
    */
-  private publish(bw: BusWatch, records: TraceRecord[], dropped: number): void {
+  private publish(bw: BusWatch, records: TraceRecord[], dropped: number, counts: TraceCount[]): void {
     if (bw.ended) return;
     dropped += bw.lost;
     bw.lost = 0;
@@ -256,15 +257,34 @@ export class TraceBus {
       }
       size += n;
     }
-    if (from < records.length || dropped !== 0) this.send(bw, from === 0 ? records : records.slice(from), dropped, 0);
+    const last = from === 0 ? records : records.slice(from);
+    if (counts.length === 0) {
+      if (last.length !== 0 || dropped !== 0) this.send(bw, last, dropped, 0);
+      return;
+    }
+    // The counters go with the last records, in as many batches as they need.
+    let c0 = 0;
+    for (let i = 0; i < counts.length; i++) {
+      const n = 48 + counts[i]!.rpc.length;
+      if (size + n > MAX_BATCH_BYTES && i > c0) {
+        this.send(bw, from === -1 ? NO_RECORDS : last, dropped, 0, counts.slice(c0, i));
+        from = -1;
+        dropped = 0;
+        c0 = i;
+        size = 0;
+      }
+      size += n;
+    }
+    this.send(bw, from === -1 ? NO_RECORDS : last, dropped, 0, c0 === 0 ? counts : counts.slice(c0));
   }
 
-  private send(bw: BusWatch, records: TraceRecord[], dropped: number, ended: number): void {
+  private send(bw: BusWatch, records: TraceRecord[], dropped: number, ended: number, counts: TraceCount[] = NO_COUNTS): void {
     try {
-      this.bus.publish(bw.subject, TraceBatch.encode({ records, dropped, ended }).finish());
+      this.bus.publish(bw.subject, TraceBatch.encode({ records, dropped, ended, counts }).finish());
     } catch {
       // A closed bus or a payload it refuses: the watcher hears of it as drops.
       bw.lost += records.length + dropped;
+      for (const c of counts) bw.lost += c.count;
     }
   }
 

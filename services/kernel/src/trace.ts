@@ -14,7 +14,7 @@ import { SpanKind, type Attributes } from "@opentelemetry/api";
 import { errnoName } from "@hurdmesh/mach";
 import { isSampled, isTraceContext, NO_TRACE_CONTEXT, subjectsOf, traceContextOf } from "@hurdmesh/mach/internal";
 import type { Message, Received } from "@hurdmesh/proto/hurd/mach/v1/mach";
-import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import type { TraceCount, TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { registry, type Registry } from "@hurdmesh/mach/registry";
 import { UNSAMPLED, type Parent } from "@hurdmesh/telemetry";
 import type { SdkTelemetry as Telemetry } from "@hurdmesh/telemetry-sdk";
@@ -61,9 +61,12 @@ export interface WatchFilter {
   bodies?: boolean;
   /** Records kept between flushes before they are dropped (default WATCH_BUFFER). */
   buffer?: number;
+  /** At most this many records a second; the rest are counted (0 or absent: every message recorded). */
+  recordsPerSecond?: number;
 }
 
-export type WatchSink = (records: TraceRecord[], dropped: number) => void;
+/** A batch: the records, those dropped since the last, and (rate-limited watches) the messages counted instead. */
+export type WatchSink = (records: TraceRecord[], dropped: number, counts: TraceCount[]) => void;
 
 interface Watcher {
   ns: Namespace | null;
@@ -75,7 +78,17 @@ interface Watcher {
   sink: WatchSink;
   buf: TraceRecord[];
   dropped: number;
+  /** Records a second (0: no limit), and the token bucket that spends them. */
+  rate: number;
+  tokens: number;
+  refilled: number;
+  /** Counted messages by sender, then receiver, then msgid*2+reply: no key string made per message. */
+  counts: Map<number, Map<number, Map<number, TraceCount>>>;
+  counted: TraceCount[];
 }
+
+/** Distinct counters a watcher keeps between flushes; messages past them are dropped (and said so). */
+export const WATCH_COUNTS = 4096;
 
 /**
  * One message in flight. A delivered request's Flight stays on its reply
@@ -257,7 +270,13 @@ export class TraceHub implements KernelTracer {
       sink,
       buf: [],
       dropped: 0,
+      rate: Math.max(0, Math.floor(f.recordsPerSecond ?? 0)),
+      tokens: 0,
+      refilled: Date.now(),
+      counts: new Map(),
+      counted: [],
     };
+    w.tokens = w.rate;
     this.watchers.add(w);
     this.install(this);
     return () => {
@@ -345,10 +364,21 @@ export class TraceHub implements KernelTracer {
 
   refused(from: KTask, wire: Message, code: number): void {
     if (this.watchers.size === 0) return;
-    const rec = blank(++this.n, Date.now(), from.ns.id, from.id, 0, wire.destination, 0, wire.id, wire.body.length);
-    rec.error = code;
-    rec.rpc = this.registry.name(wire.id) ?? "";
-    for (const w of this.watchers) if (this.matches(w, from.id, 0, from.ns)) this.push(w, rec, wire.body);
+    const now = Date.now();
+    let rec: TraceRecord | null = null;
+    for (const w of this.watchers) {
+      if (!this.matches(w, from.id, 0, from.ns)) continue;
+      if (w.rate !== 0 && !this.spend(w, now)) {
+        this.count(w, from.ns.id, from.id, 0, wire.id, this.registry.name(wire.id), false, false);
+        continue;
+      }
+      if (rec === null) {
+        rec = blank(++this.n, now, from.ns.id, from.id, 0, wire.destination, 0, wire.id, wire.body.length);
+        rec.error = code;
+        rec.rpc = this.registry.name(wire.id) ?? "";
+      }
+      this.push(w, rec, wire.body);
+    }
   }
 
   created(t: KTask): void {
@@ -370,8 +400,48 @@ export class TraceHub implements KernelTracer {
     let r: TraceRecord | null = null;
     for (const w of this.watchers) {
       if (!this.matches(w, fromId, toId, ns)) continue;
+      if (w.rate !== 0 && !this.spend(w, fl.ts)) {
+        this.count(w, ns.id, fromId, toId, m.id, fl.rpc, fl.reply, m.kernel);
+        continue;
+      }
       r ??= this.makeRecord(m, fl, toId, rec, err, fromId, ns);
       this.push(w, r, m.body);
+    }
+  }
+
+  /** A record's worth of the watcher's rate, if it has one left (a token bucket holding a second's worth). */
+  private spend(w: Watcher, now: number): boolean {
+    if (w.tokens < 1) {
+      const add = ((now - w.refilled) * w.rate) / 1000;
+      if (add < 1) return false;
+      w.tokens = Math.min(w.rate, w.tokens + add);
+      w.refilled = now;
+    }
+    w.tokens--;
+    return true;
+  }
+
+  private count(w: Watcher, ns: number, from: number, to: number, id: number, rpc: string | undefined, reply: boolean, kernel: boolean): void {
+    let byTo = w.counts.get(from);
+    if (byTo === undefined) w.counts.set(from, (byTo = new Map()));
+    let byId = byTo.get(to);
+    if (byId === undefined) byTo.set(to, (byId = new Map()));
+    const k = id * 2 + (reply ? 1 : 0);
+    let c = byId.get(k);
+    if (c === undefined) {
+      if (w.counted.length >= WATCH_COUNTS) {
+        w.dropped++;
+        this.stats.dropped++;
+        return;
+      }
+      c = { namespaceId: ns, fromTask: from, toTask: to, msgid: id, rpc: rpc ?? "", isReply: reply, kernel, count: 0 };
+      byId.set(k, c);
+      w.counted.push(c);
+    }
+    c.count++;
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
     }
   }
 
@@ -423,16 +493,21 @@ export class TraceHub implements KernelTracer {
 
   private flush(): void {
     this.flushing = false;
-    for (const w of this.watchers) if (w.buf.length > 0 || w.dropped > 0) this.flushOne(w);
+    for (const w of this.watchers) if (w.buf.length > 0 || w.dropped > 0 || w.counted.length > 0) this.flushOne(w);
   }
 
   private flushOne(w: Watcher): void {
     const recs = w.buf;
     const dropped = w.dropped;
+    const counts = w.counted;
     w.buf = [];
     w.dropped = 0;
+    if (counts.length !== 0) {
+      w.counted = [];
+      w.counts.clear();
+    }
     try {
-      w.sink(recs, dropped);
+      w.sink(recs, dropped, counts);
     } catch {
       // A watcher's failure is its own: it never reaches routing.
     }
