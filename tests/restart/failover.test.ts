@@ -33,7 +33,7 @@ type Creds = { jwt: string; seed: string; expires: number } | undefined;
 /** A kernel process on the suite's server, with its keys (HURD_NATS_KEYS) or, under HURD_NATS_AUTH=off, none. */
 function kernel(system: string, args: string[]): Proc {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  const p = spawn(process.execPath, ["--import", "tsx", MAIN, "--nats", natsUrl(), "--system", system, "--lease-ms", "4000", "--lead-lease-ms", String(LEAD_LEASE), ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+  const p = spawn(process.execPath, ["--import", "tsx", MAIN, "--nats", natsUrl(), "--system", system, "--grpc", "127.0.0.1:0", "--lease-ms", "4000", "--lead-lease-ms", String(LEAD_LEASE), ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   const k: Proc = { p, out: "", exited: new Promise((r) => p.on("exit", (c) => r(c))) };
   p.stdout!.on("data", (d) => (k.out += d));
   p.stderr!.on("data", (d) => (k.out += d));
