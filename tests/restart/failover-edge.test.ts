@@ -60,7 +60,7 @@ async function freePort(): Promise<number> {
 const MachClient = grpcClientOf(MachDefinition);
 
 /** A unary Mach call at the edge as task `id`: its answer, or the hurd-errno of its failure. */
-function edgeCall<T>(c: InstanceType<typeof MachClient>, method: string, req: object, id: number, token: string): Promise<T> {
+function edgeCall<T>(c: grpc.Client, method: string, req: object, id: number, token: string): Promise<T> {
   const md = new grpc.Metadata();
   md.set("hurd-task", String(id));
   md.set("hurd-token", token);
