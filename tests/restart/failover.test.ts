@@ -207,7 +207,8 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
       buses.push(b);
       return { closed: b.nc.closed() };
     };
-    const cut = (closed: Promise<void | Error>) => Promise.race([closed.then(String), new Promise<string>((r) => setTimeout(() => r("not cut within 3 s"), 3000))]);
+    // The revocation reaches nats-server as a coalesced account update: on a loaded machine that took over 3 s once; never cut still fails.
+    const cut = (closed: Promise<void | Error>) => Promise.race([closed.then(String), new Promise<string>((r) => setTimeout(() => r("not cut within 10 s"), 10_000))]);
     // A revocation pushed by the old leader...
     const earlyClosed = (await asUser(early)).closed;
     await client.taskTerminate(early.r.task);
