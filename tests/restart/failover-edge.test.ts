@@ -151,4 +151,38 @@ describe("kernel failover with boot claims and the gRPC edge", { skip: !busKinds
     const wrong = await claim("not the secret at all");
     assert.equal(wrong.errno, Errno.EPERM);
   });
+
+  it("a leader paused (SIGSTOP) past its lease still holds the edge's address: the new leader listens once the old one wakes, finds itself deposed and exits", async () => {
+    const system = `foe${process.pid}b`;
+    const at = `127.0.0.1:${await freePort()}`;
+    const leader = kernel(system, at, ["--journal"]);
+    procs.push(leader);
+    await waitFor(leader, /gRPC edge on .* \(leading\)/, 20_000);
+    const standby = kernel(system, at, ["--standby"]);
+    procs.push(standby);
+    await waitFor(standby, /log standby/, 20_000);
+    const claimBus: NatsBus = await natsBus(system, { kind: "boot-claim", hurd: "" });
+    closers.push(claimBus);
+    const booted = BootClaimReply.decode(await claimBus.request(subjectsOf(system).bootClaim, BootClaimRequest.encode(BootClaimRequest.fromPartial({ secret: SECRET, name: "startup" })).finish(), 5000));
+    assert.equal(booted.errno, 0, booted.error);
+    const mc = new MachClient(at, grpc.credentials.createInsecure());
+    closers.push(mc);
+    const made = await edgeCall<{ task: number; taskId: number }>(mc, "taskCreate", { parent: 0, name: "before", newNamespace: false }, booted.taskId, booted.token);
+
+    leader.p.kill("SIGSTOP");
+    await waitFor(standby, /leading \(took over after/, 10_000);
+    await waitFor(standby, /is still bound/, 5_000);
+    assert.doesNotMatch(standby.out, /gRPC edge on .* \(leading\)/, "the address was still the paused leader's");
+    leader.p.kill("SIGCONT");
+    const code = await new Promise<number | null>((r) => (leader.p.exitCode !== null ? r(leader.p.exitCode) : leader.p.once("exit", (c) => r(c))));
+    assert.equal(code, 3, leader.out);
+    await waitFor(standby, /gRPC edge on .* \(leading\)/, 10_000);
+    // The edge on the same address is the new leader's: the task made through the old one is there.
+    let info: { taskId: number } | null = null;
+    for (let i = 0; !info && i < 50; i++) {
+      info = await edgeCall<{ taskId: number }>(mc, "taskInfo", { task: made.task }, booted.taskId, booted.token).catch(() => null);
+      if (!info) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(info?.taskId, made.taskId);
+  });
 });

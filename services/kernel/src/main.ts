@@ -262,20 +262,29 @@ async function replicated(): Promise<never> {
 
 /**
  * The edge of a leader, on --grpc's address. A new leader may find it
- * still bound by the old one (paused, or not yet gone): it tries again
- * until the address is free; the old one exits once it finds itself deposed.
+ * still bound by the old one (paused, or not yet gone): it waits until the
+ * address is free (the old one exits once it finds itself deposed), probed
+ * with a plain socket, since a gRPC server whose bind failed does not bind
+ * again.
  */
 async function listenWhileLeading(edge: Edge): Promise<void> {
-  for (let tries = 0; ; tries++) {
-    try {
-      const port = await edge.listen(values.grpc!, edgeTls, values["grpc-insecure"]);
-      log.info(`gRPC edge on ${host}:${port}${edgeTls ? " (TLS)" : ""} (leading)`, { edge: `${host}:${port}` });
-      await notifyReady({ edge: `${host}:${port}` });
-      return;
-    } catch (e) {
-      if (!/EADDRINUSE|address already in use|No address added/i.test((e as Error).message)) fail(`gRPC edge: ${(e as Error).message}`);
-      if (tries % 50 === 0) say(`gRPC edge: ${values.grpc} is still bound (the old leader?); trying again`);
-      await new Promise((r) => setTimeout(r, 100));
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(values.grpc!);
+  const { createServer } = await import("node:net");
+  for (let tries = 0; m && Number(m[2]) !== 0; tries++) {
+    const probe = createServer();
+    const free = await new Promise<boolean>((r) => probe.once("error", () => r(false)).listen(Number(m[2]), m[1], () => r(true)));
+    if (free) {
+      await new Promise((r) => probe.close(r));
+      break;
     }
+    if (tries % 50 === 0) say(`gRPC edge: ${values.grpc} is still bound (the old leader?); trying again`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  try {
+    const port = await edge.listen(values.grpc!, edgeTls, values["grpc-insecure"]);
+    log.info(`gRPC edge on ${host}:${port}${edgeTls ? " (TLS)" : ""} (leading)`, { edge: `${host}:${port}` });
+    await notifyReady({ edge: `${host}:${port}` });
+  } catch (e) {
+    fail(`gRPC edge: ${(e as Error).message}`);
   }
 }
