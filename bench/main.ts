@@ -23,8 +23,9 @@ import { metrics, metricsName } from "./rows/metrics.js";
 import { GATEWAY_GETPIDS, gateway, NATIVE_GETPIDS } from "./rows/gateway.js";
 import { web, webName } from "./rows/web.js";
 import { quotasLocal, quotasNats, SIBLING } from "./rows/quotas.js";
+import { failover, failoverName } from "./rows/failover.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats, failover];
 const IN_FLIGHT = [1, 64];
 
 
@@ -181,6 +182,25 @@ const TARGETS: Target[] = [
       value: (rows) => ratio(find(rows, SIBLING("lifecycle", true), bus, 64)?.calls_per_s, find(rows, SIBLING("lifecycle", false), bus, 64)?.calls_per_s),
       op: ">=",
       limit: 0.8,
+      unit: "x",
+    },
+  ]),
+  // The kernel's log (issue 18): what appending every burst before sending costs, on the same server in the same run.
+  ...[PING, LIFECYCLE].flatMap((what): Target[] => [
+    {
+      label: `kernel log on / off: ${what} calls/s (NATS, 64 in flight)`,
+      row: (rows) => find(rows, failoverName(what, "on"), NATS_AUTH_OFF, 64),
+      value: (rows) => ratio(find(rows, failoverName(what, "on"), NATS_AUTH_OFF, 64)?.calls_per_s, find(rows, failoverName(what, "off"), NATS_AUTH_OFF, 64)?.calls_per_s),
+      op: ">=",
+      limit: 0.7,
+      unit: "x",
+    },
+    {
+      label: `kernel log on / off: ${what} p50 (NATS, 1 in flight)`,
+      row: (rows) => find(rows, failoverName(what, "on"), NATS_AUTH_OFF, 1),
+      value: (rows) => ratio(find(rows, failoverName(what, "on"), NATS_AUTH_OFF, 1)?.p50_us, find(rows, failoverName(what, "off"), NATS_AUTH_OFF, 1)?.p50_us),
+      op: "<=",
+      limit: 1.5,
       unit: "x",
     },
   ]),

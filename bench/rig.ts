@@ -30,7 +30,12 @@ export interface KernelRig {
   close(): Promise<void>;
 }
 
-export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}): Promise<KernelRig> {
+/** How a rig's kernel runs: `journal`, with its log on JetStream, leading at once (hurd-kernel --journal; NATS only). */
+export interface KernelRigOptions {
+  journal?: boolean;
+}
+
+export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: KernelRigOptions = {}): Promise<KernelRig> {
   const system = `bench${process.pid}x${++n}`;
   const hub = new LocalHub();
   const buses: Bus[] = [];
@@ -60,8 +65,23 @@ export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) =
   };
   const kb = secured ? await NatsBus.connect(secured.url, { name: `bench kernel ${system}`, credentials: kernel.natsUsers!.kernel() }) : await connect();
   if (secured) buses.push(kb);
-  const traps = new TrapServer(kernel, kb);
-  traps.start();
+  let traps: { stop(): void };
+  if (ko.journal) {
+    if (kind === "local") throw new Error("the kernel's log is a JetStream stream: a journal rig runs on NATS");
+    // As hurd-kernel --journal with no kernel before it: it leads at once, on a log of its own system.
+    const { Failover } = await import("@hurdmesh/kernel/failover");
+    const f = await Failover.start(kernel, kb as NatsBus, { id: `bench:${process.pid}`, leaseMs: 5000, standby: false, inboxPrefix: secured ? inboxOf(system, { kind: "kernel" }) : undefined, log });
+    const t0 = Date.now();
+    while (f.traps === null) {
+      if (Date.now() - t0 > 10_000) throw new Error("the bench's logged kernel did not lead within 10 s");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    traps = { stop: () => void f.stop(true) };
+  } else {
+    const t = new TrapServer(kernel, kb);
+    t.start();
+    traps = t;
+  }
   await kb.flush();
   const tasks: Task[] = [];
   return {
@@ -99,8 +119,8 @@ export interface Rig {
 
 let n = 0;
 
-export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}): Promise<Rig> {
-  const k = await kernelRig(kind, nats, log);
+export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: KernelRigOptions = {}): Promise<Rig> {
+  const k = await kernelRig(kind, nats, log, ko);
   const attach = (taskId: number, token: string, o: { window?: number } = {}) => k.attach(taskId, token, { window: 1024, timeoutMs: 30_000, ...o });
   const b = k.kernel.bootTask({ name: "init", hostPriv: true });
   const initTask = await attach(b.task.id, b.token);

@@ -33,7 +33,7 @@ type Creds = { jwt: string; seed: string; expires: number } | undefined;
 /** A kernel process on the suite's server, with its keys (HURD_NATS_KEYS) or, under HURD_NATS_AUTH=off, none. */
 function kernel(system: string, args: string[]): Proc {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  const p = spawn(process.execPath, ["--import", "tsx", MAIN, "--nats", natsUrl(), "--system", system, "--lease-ms", "4000", "--lead-lease-ms", String(LEAD_LEASE), ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+  const p = spawn(process.execPath, ["--import", "tsx", MAIN, "--nats", natsUrl(), "--system", system, "--grpc", "127.0.0.1:0", "--lease-ms", "4000", "--lead-lease-ms", String(LEAD_LEASE), ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   const k: Proc = { p, out: "", exited: new Promise((r) => p.on("exit", (c) => r(c))) };
   p.stdout!.on("data", (d) => (k.out += d));
   p.stderr!.on("data", (d) => (k.out += d));
@@ -207,7 +207,8 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
       buses.push(b);
       return { closed: b.nc.closed() };
     };
-    const cut = (closed: Promise<void | Error>) => Promise.race([closed.then(String), new Promise<string>((r) => setTimeout(() => r("not cut within 3 s"), 3000))]);
+    // The revocation reaches nats-server as a coalesced account update: on a loaded machine that took over 3 s once; never cut still fails.
+    const cut = (closed: Promise<void | Error>) => Promise.race([closed.then(String), new Promise<string>((r) => setTimeout(() => r("not cut within 10 s"), 10_000))]);
     // A revocation pushed by the old leader...
     const earlyClosed = (await asUser(early)).closed;
     await client.taskTerminate(early.r.task);

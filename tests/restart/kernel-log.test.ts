@@ -6,7 +6,9 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { FencedError, JetStreamKv, JetStreamLog, NatsBus } from "@hurdmesh/mach/nats";
-import { BurstWriter, readBurst, Rec } from "../../services/kernel/src/log-format.js";
+import { BurstWriter, EdgeOp, readBurst, Rec } from "../../services/kernel/src/log-format.js";
+import { Journal, type LogWriter } from "../../services/kernel/src/journal.js";
+import type { Bus, BusHandler, BusSubscription } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
 import { busKinds, natsBus, natsKeys } from "../harness.js";
 
@@ -72,4 +74,79 @@ describe("kernel log on JetStream", { skip: !busKinds.includes("nats") && "HURD_
     const cur = await kv.get("leader");
     assert.ok(cur !== null && ["c", "d"].includes(new TextDecoder().decode(cur.value)));
   });
+
+  it("append before visible: an idle leader's answer, bus or gRPC, leaves only once the entry that caused it is acknowledged", async () => {
+    const log = await JetStreamLog.open(bus.nc, system, { inboxPrefix: inboxPrefix() });
+    const gated = new GatedLog(log);
+    const out = new RecordingBus();
+    const { last } = await log.state();
+    const j = new Journal(gated, out, { lastSeq: last, leading: () => true, deposed: (e) => assert.fail(e) });
+    const said: string[] = [];
+    // As handleTrap does: the answer is made while the trap is applied, its record added after.
+    j.output("reply.1", new Uint8Array([1]));
+    j.after(() => said.push("grpc answer"));
+    j.trap(new Uint8Array([7, 7]), true, true);
+    j.edge(EdgeOp.SINK, 42, 256);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(gated.waiting, 1, "one append for the burst");
+    assert.deepEqual(out.published, [], "nothing on the bus before the append is acknowledged");
+    assert.deepEqual(said, [], "no gRPC answer before the append is acknowledged");
+    gated.open();
+    await j.synced();
+    assert.deepEqual(out.published, ["reply.1"]);
+    assert.deepEqual(said, ["grpc answer"]);
+    // The entry is in the log, records in order, the edge's with its task and window.
+    const { last: now } = await log.state();
+    assert.equal(now, last + 1);
+    const recs: ReturnType<typeof readBurst>[] = [];
+    const tail = log.tail(now, (_seq, d) => recs.push(readBurst(d)), (e) => assert.fail(e));
+    const t0 = Date.now();
+    while (recs.length < 1 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    tail.stop();
+    const kinds = recs[0]!.map((r) => r.kind);
+    assert.deepEqual(kinds, [Rec.TRAP, Rec.EDGE]);
+    const e = recs[0]![1]!.payload;
+    assert.deepEqual([e[0], e.readUInt32LE(1), e.readUInt32LE(5)], [EdgeOp.SINK, 42, 256]);
+    // An output with no record of its own (a refused trap's answer) still leaves, after the writes before it.
+    j.output("reply.2", new Uint8Array([2]));
+    for (let i = 0; i < 5 && out.published.length < 2; i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(out.published, ["reply.1", "reply.2"]);
+  });
 });
+
+/** The log, with each append held until the test opens the gate (to see what the journal sends meanwhile). */
+class GatedLog implements LogWriter {
+  waiting = 0;
+  private gate: (() => void) | null = null;
+  private readonly opened: Promise<void>;
+  constructor(private readonly log: LogWriter) {
+    this.opened = new Promise((r) => (this.gate = r));
+  }
+  open(): void {
+    this.gate?.();
+  }
+  async append(data: Uint8Array, expected: number): Promise<number> {
+    this.waiting++;
+    await this.opened;
+    return this.log.append(data, expected);
+  }
+}
+
+/** A bus that keeps the subjects published on, in order. */
+class RecordingBus implements Bus {
+  readonly kind = "nats" as const;
+  readonly closed = false;
+  readonly maxPayload = undefined;
+  published: string[] = [];
+  publish(subject: string): void {
+    this.published.push(subject);
+  }
+  subscribe(_s: string, _h: BusHandler): BusSubscription {
+    return { unsubscribe() {} };
+  }
+  request(): Promise<Uint8Array> {
+    return Promise.reject(new Error("not asked"));
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}

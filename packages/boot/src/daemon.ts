@@ -86,11 +86,17 @@ try {
 const poll = setInterval(() => {
   if (task.detached || bus.closed) process.exit(0);
 }, 500);
+// Gone means unheard for longer than the task's lease: a kernel with a standby is away for a moment at a takeover.
+let unanswered = 0;
 const ask = setInterval(() => {
-  task.taskInfo(0).catch((e) => {
-    const code = HurdError.from(e).code;
-    if (code === Errno.KERN_INVALID_TASK || code === Errno.MACH_SEND_INVALID_DEST) process.exit(0);
-  });
+  task.taskInfo(0).then(
+    () => (unanswered = 0),
+    (e) => {
+      const code = HurdError.from(e).code;
+      if (code === Errno.MACH_SEND_INVALID_DEST) unanswered ||= Date.now();
+      if (code === Errno.KERN_INVALID_TASK || (code === Errno.MACH_SEND_INVALID_DEST && Date.now() - unanswered > task.leaseMs)) process.exit(0);
+    },
+  );
 }, 2000);
 ask.unref();
 // Stopped by its launcher (the hurd is gone or going): pid 1's program goes with it.

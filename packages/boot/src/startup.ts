@@ -122,13 +122,20 @@ task.onTerminated = () => {
   process.exit(1);
 };
 // A kernel that is gone (killed; or a new one that knows no old task) ends
-// this hurd: its servers go with it rather than linger.
+// this hurd: its servers go with it rather than linger. Gone means unheard
+// for longer than the task's lease: a kernel with a standby (hurd up
+// --standby) is away for a moment at a takeover, its tasks intact.
+let unanswered = 0;
 setInterval(() => {
-  task.taskInfo(0).catch((e) => {
-    const code = HurdError.from(e).code;
-    if (!stopping && (code === Errno.KERN_INVALID_TASK || code === Errno.MACH_SEND_INVALID_DEST)) {
-      killAll();
-      process.exit(1);
-    }
-  });
+  task.taskInfo(0).then(
+    () => (unanswered = 0),
+    (e) => {
+      const code = HurdError.from(e).code;
+      if (code === Errno.MACH_SEND_INVALID_DEST) unanswered ||= Date.now();
+      if (!stopping && (code === Errno.KERN_INVALID_TASK || (code === Errno.MACH_SEND_INVALID_DEST && Date.now() - unanswered > task.leaseMs))) {
+        killAll();
+        process.exit(1);
+      }
+    },
+  );
 }, 2000).unref();

@@ -26,6 +26,8 @@ program
   .option("--nats [url]", "each server its own OS process on NATS: a nats-server of its own, or the one at URL (with NATS authorization: see hurd keys nats-config)")
   .option("--nats-insecure", "with --nats URL: a server without NATS authorization (anyone who reaches it can read every token)")
   .option("--nats-keys <file>", "with --nats URL: the NATS keys (default $HURD_NATS_KEYS, then the state directory's)")
+  .option("--journal", "with --nats: the kernel's state as a log on JetStream (docs/kernel-log.md)")
+  .option("--standby", "with --nats: the log, and a standby kernel that takes over when the leading one dies")
   .option("--grpc <host:port>", "the kernel's gRPC edge", "127.0.0.1:7400")
   .option(...hurdOpt)
   .option("-q, --quiet", "log warnings and errors only")
@@ -38,6 +40,8 @@ program
       nats: o.nats,
       natsInsecure: o.natsInsecure,
       natsKeys: o.natsKeys,
+      journal: o.journal,
+      standby: o.standby,
       grpc: o.grpc,
       hurd: o.hurd,
       quiet: o.quiet,

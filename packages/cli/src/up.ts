@@ -38,6 +38,10 @@ export interface UpOptions {
   rebootOnCrash?: boolean;
   /** Also serve `hurd web` (true: on 127.0.0.1:7410). */
   web?: string | boolean;
+  /** With --nats: the kernel's state as a log on JetStream (hurd-kernel --journal; docs/kernel-log.md). */
+  journal?: boolean;
+  /** With --nats: a second kernel that replays the log and takes over when the first dies (implies journal). */
+  standby?: boolean;
 }
 
 export async function up(o: UpOptions): Promise<number> {
@@ -47,6 +51,7 @@ export async function up(o: UpOptions): Promise<number> {
   if (o.quiet && !process.env.HURD_LOG_LEVEL) process.env.HURD_LOG_LEVEL = "warn";
   const log = createLogger("hurd-up", { hurd: o.hurd });
   const say = log.sink;
+  if ((o.journal || o.standby) && !o.nats) throw new CliError("--journal and --standby need --nats (the kernel's log is a JetStream stream)");
   if (o.nats) return upNats(o, session, performance.now());
   let stopping = false;
   for (;;) {
@@ -213,13 +218,20 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
   let nats: NatsPlan | null = null;
   let kernel: ChildProcess | null = null;
   let init: ChildProcess | null = null;
+  /** With --standby: the kernels that replay the log (the first kernel's successors). */
+  const standbys = new Set<ChildProcess>();
+  let stopping = false;
   const stopAll = async () => {
+    stopping = true;
     init?.kill("SIGTERM");
-    if (kernel && kernel.exitCode === null) {
-      const gone = new Promise((r) => kernel!.once("exit", r));
-      kernel.kill("SIGTERM");
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+    // Every kernel at once: a standby stopped after its leader could take over a hurd that is shutting down.
+    const gone: Promise<unknown>[] = [];
+    for (const k of [...standbys, kernel]) {
+      if (!k || k.exitCode !== null || k.signalCode !== null) continue;
+      gone.push(new Promise((r) => k.once("exit", r)));
+      k.kill("SIGTERM");
     }
+    await Promise.race([Promise.all(gone), new Promise((r) => setTimeout(r, 5000))]);
     await nats?.server?.stop();
     nats?.jetstream?.done();
     dir.done();
@@ -239,7 +251,11 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
       edgeTls.push("--grpc-cert", join(dir.path, "edge.crt"), "--grpc-key", join(dir.path, "edge.key"));
       caArgs.push("--edge-ca", join(dir.path, "edge-ca.crt"));
     }
-    kernel = spawn(process.execPath, [...nodeImports(), kmain, "--nats", nats.url, ...auth, "--grpc", o.grpc, ...edgeTls, "--system", o.hurd, "--boot", "init", "--boot-file", bootFile], readyStdio());
+    // With a standby, both kernels listen on one address (whichever leads): the session's edge stays right across a takeover.
+    const grpcAt = o.standby ? await fixedPort(o.grpc) : o.grpc;
+    const logArgs = o.journal || o.standby ? ["--journal"] : [];
+    const kargs = [...nodeImports(), kmain, "--nats", nats.url, ...auth, "--grpc", grpcAt, ...edgeTls, "--system", o.hurd];
+    kernel = spawn(process.execPath, [...kargs, ...logArgs, "--boot", "init", "--boot-file", bootFile], readyStdio());
     kernel.channel?.unref();
     // Ready, or ended: a kernel that cannot start (its port taken, NATS not
     // there) exits and says why on stderr. The time limit is only against a
@@ -249,6 +265,30 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     const edgeSaid = String(k.edge);
     // The edge as the session and pid 1's programs name it.
     const edgeAddr = `${reachable(edgeSaid.replace(/:\d+$/, ""), tls !== null)}:${/:(\d+)$/.exec(edgeSaid)?.[1] ?? ""}`;
+    if (o.standby) {
+      // A standby replays the log from the start; a kernel that exits (the leader killed, a deposed one) is replaced by a new standby.
+      let replaced = 0;
+      const startStandby = async (): Promise<void> => {
+        const sb = spawn(process.execPath, [...kargs, "--standby"], readyStdio());
+        sb.channel?.unref();
+        standbys.add(sb);
+        sb.once("exit", () => {
+          standbys.delete(sb);
+          if (stopping) return;
+          if (++replaced > STANDBY_RESTARTS) return say(`hurd ${o.hurd}: a kernel exited; ${STANDBY_RESTARTS} standbys started already, none started again`);
+          say(`hurd ${o.hurd}: a kernel exited (${sb.signalCode ?? `status ${sb.exitCode}`}); starting a new standby`);
+          void startStandby();
+        });
+        if (!(await readiness(sb, START_LIMIT_MS)) && !stopping) say(`hurd ${o.hurd}: the standby kernel did not start (${await ended(sb)})`);
+      };
+      kernel.once("exit", () => {
+        if (stopping || replaced >= STANDBY_RESTARTS) return;
+        replaced++;
+        say(`hurd ${o.hurd}: the first kernel exited (${kernel!.signalCode ?? `status ${kernel!.exitCode}`}); its standby leads, starting a new standby`);
+        void startStandby();
+      });
+      await startStandby();
+    }
     init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", edgeAddr, ...caArgs, "--", ...(o.command ?? [])], readyStdio());
     init.channel?.unref();
     const exited = new Promise<number>((r) => init!.on("exit", (c) => r(c ?? 1)));
@@ -256,7 +296,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     // Everyone has read what they needed from the private directory.
     dir.done();
     say(
-      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${edgeAddr}${tls ? " (TLS, a private CA of its own)" : ""} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"})`,
+      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${edgeAddr}${tls ? " (TLS, a private CA of its own)" : ""} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"}${o.standby ? ", the kernel's log on JetStream with a standby" : o.journal ? ", the kernel's log on JetStream" : ""})`,
     );
     process.on("SIGINT", () => init!.kill("SIGINT"));
     process.on("SIGTERM", () => init!.kill("SIGTERM"));
@@ -297,6 +337,22 @@ async function edgeTlsFor(address: string): Promise<{ certPem: string; keyPem: s
 function reachable(host: string, tls: boolean): string {
   if (host !== "0.0.0.0" && host !== "::" && host !== "[::]") return host;
   return tls ? "localhost" : "127.0.0.1";
+}
+
+/** How many standby kernels `hurd up --standby` starts after the first one: a kernel that keeps dying is not restarted forever. */
+const STANDBY_RESTARTS = 10;
+
+/** `host:port` with a port chosen now when it is 0: the kernels of a log take turns on one address. */
+async function fixedPort(address: string): Promise<string> {
+  const m = /^(.*):(\d+)$/.exec(address);
+  if (!m || m[2] !== "0") return address;
+  const { createServer } = await import("node:net");
+  const s = createServer();
+  const host = m[1]!.replace(/^\[|\]$/g, "");
+  await new Promise<void>((r, j) => s.once("error", j).listen(0, host, r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return `${m[1]}:${port}`;
 }
 
 /** How long the kernel and init may take to say they are ready before hurd up gives up on them. */

@@ -24,8 +24,9 @@ import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach
 import { inboxOf, subjectsOf } from "@hurdmesh/mach/internal";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import type { Kernel } from "./kernel.js";
+import { ClaimOp } from "./log-format.js";
 import type { Namespace } from "./namespace.js";
-import type { KTask } from "./task.js";
+import { bootTask, type KTask } from "./task.js";
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
 
@@ -42,7 +43,7 @@ export class BootClaims {
 
   constructor(
     private readonly kernel: Kernel,
-    private readonly bus: Bus,
+    private bus: Bus,
     secret: string,
     private readonly o: { log?: (l: string) => void; pollMs?: number } = {},
   ) {
@@ -55,7 +56,9 @@ export class BootClaims {
     return subjectsOf(this.kernel.config.system).bootClaim;
   }
 
-  start(): void {
+  /** Serves claims, answering on `bus` (a leading kernel's held bus, with its log on). */
+  start(bus: Bus = this.bus): void {
+    this.bus = bus;
     this.sub = this.bus.subscribe(this.subject, (_s, data, reply) => {
       if (!reply) return;
       let answer: Partial<BootClaimReply>;
@@ -78,7 +81,10 @@ export class BootClaims {
       }
     });
     // A claim ends with its task; a handful of claims makes polling cheaper than a hook in task death.
-    this.timer = setInterval(() => this.sweep(), this.o.pollMs ?? 250);
+    this.timer = setInterval(() => {
+      // With the log on, a sweep that ended a hurd is logged: a standby replays it (replay).
+      if (this.sweep() > 0 && this.kernel.journal !== null) this.kernel.journal.claim(ClaimOp.SWEEP, null);
+    }, this.o.pollMs ?? 250);
     this.timer.unref();
   }
 
@@ -93,6 +99,30 @@ export class BootClaims {
   claim(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system" | "nats"> {
     const got = createHash("sha256").update(r.secret).digest();
     if (!timingSafeEqual(got, this.secret)) throw new HurdError(Errno.EPERM, "wrong boot secret");
+    const j = this.kernel.journal;
+    try {
+      return this.make(r);
+    } finally {
+      // Logged whatever its outcome (its sweep may have ended a hurd before an EBUSY), and without the secret.
+      if (j !== null) j.claim(ClaimOp.CLAIM, BootClaimRequest.encode({ ...r, secret: "" }).finish());
+    }
+  }
+
+  /** A standby applies its leader's claims and sweeps (replay.ts): the same namespaces, tasks and users, the same errors. */
+  replay(op: number, payload: Uint8Array): void {
+    if (op === ClaimOp.SWEEP) {
+      this.sweep();
+      return;
+    }
+    if (op !== ClaimOp.CLAIM) throw new Error(`kernel log claim record of unknown op ${op}`);
+    try {
+      this.make(BootClaimRequest.decode(payload));
+    } catch (e) {
+      if (!(e instanceof HurdError)) throw e;
+    }
+  }
+
+  private make(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system" | "nats"> {
     const hurd = r.hurd;
     if (hurd && !NAME.test(hurd)) throw new HurdError(Errno.EINVAL, "a subhurd name is a letter, then up to 31 letters, digits, - or _");
     if (r.parent && !NAME.test(r.parent)) throw new HurdError(Errno.EINVAL, `bad parent name ${JSON.stringify(r.parent)}`);
@@ -110,7 +140,8 @@ export class BootClaims {
       }
       ns = this.kernel.newNamespace(parent, hurd);
     }
-    const b = this.kernel.bootTask({ name: r.name || "startup", hostPriv: true, ns });
+    // Not Kernel.bootTask: with the log on, the CLAIM record stands for the task (no BOOT record of its own).
+    const b = bootTask(this.kernel, { name: r.name || "startup", hostPriv: true, ns });
     this.claims.set(hurd, { task: b.task, ns });
     this.o.log?.(`boot claim: ${hurd || "root hurd"} booted by task ${b.task.id} (namespace ${ns.id})`);
     // Its NATS user may also send this hurd's launch orders (to proc's and auth's containers).
@@ -118,19 +149,22 @@ export class BootClaims {
     return { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, namespaceId: ns.id, system: this.kernel.config.system, nats };
   }
 
-  /** Ends the hurd of every claim whose startup task has ended. */
-  private sweep(): void {
+  /** Ends the hurd of every claim whose startup task has ended; how many it ended. */
+  private sweep(): number {
+    let n = 0;
     for (const [hurd, c] of this.claims) {
       if (c.task.active) continue;
       this.claims.delete(hurd);
+      n++;
       if (c.ns === this.kernel.root) {
-        const n = this.kernel.resetRoot(`startup task ${c.task.id} ended`);
-        this.o.log?.(`boot claim: the root hurd's startup ended; ${n} tasks terminated`);
+        const ended = this.kernel.resetRoot(`startup task ${c.task.id} ended`);
+        this.o.log?.(`boot claim: the root hurd's startup ended; ${ended} tasks terminated`);
       } else if (c.ns.active) {
-        const n = this.kernel.destroyNamespace(c.ns, `startup of ${hurd} ended`);
-        this.o.log?.(`boot claim: ${hurd}'s startup ended; ${n} tasks terminated`);
+        const ended = this.kernel.destroyNamespace(c.ns, `startup of ${hurd} ended`);
+        this.o.log?.(`boot claim: ${hurd}'s startup ended; ${ended} tasks terminated`);
       }
     }
+    return n;
   }
 }
 

@@ -5,10 +5,11 @@ import { HurdError, errnoName, Errno } from "@hurdmesh/mach";
 import { edgeServerCredentials, grpcServiceOf, grpcStatusOf, type EdgeTls } from "@hurdmesh/mach/edge";
 import { methods } from "@hurdmesh/mach/internal";
 import { INTERFACES } from "@hurdmesh/mach/registry";
-import { AttachRequest, CallReply, MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { AttachRequest, CallReply, MachDefinition, Trap } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { TraceDefinition, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { handlers } from "./calls.js";
 import { Gateway } from "./gateway.js";
+import { EdgeOp } from "./log-format.js";
 import { protoFilesOf, Protos } from "./protos.js";
 import { serveReflectionLazily } from "./reflection.js";
 import type { Kernel } from "./kernel.js";
@@ -61,7 +62,7 @@ export class Edge {
     // The files are read when first needed (protos.ts).
     const protos = new Protos(protoRoot, () => ["hurd/mach/v1/mach.proto", "hurd/trace/v1/trace.proto", ...protoFilesOf(protoRoot, INTERFACES)]);
     this.gateway = new Gateway(kernel, { who: (md) => this.who(md), status: toStatus }, protos);
-    for (const s of this.gateway.services) this.server.addService(s.definition, s.implementation);
+    for (const s of this.gateway.services) this.server.addService(s.definition, unlogged(kernel, s.implementation, "the gateway's calls"));
     this.health.addToServer(this.server);
     // Built when reflection is first asked for (reflection.ts says why).
     serveReflectionLazily(this.server, () => protos.reflectionPackage());
@@ -113,6 +114,51 @@ export class Edge {
     return t;
   }
 
+  /** The task a call's metadata names and proves, without touching it. */
+  private authenticated(md: grpc.Metadata): KTask {
+    const id = Number(md.get(TASK_HEADER)[0] ?? 0);
+    const t = Number.isSafeInteger(id) ? authenticate(this.kernel, id, String(md.get(TOKEN_HEADER)[0] ?? "")) : null;
+    if (!t) {
+      this.kernel.stats.rejectedTraps++;
+      throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
+    }
+    return t;
+  }
+
+  /**
+   * A unary Mach call with the kernel's log on: made into the trap the
+   * runtime would send for it (the same bytes as on the bus), so that it is
+   * applied, logged and replayed by a standby exactly as a bus trap is; its
+   * answer leaves once that trap's record is written.
+   */
+  private callAsTrap(info: { msgid: number; def: { requestType: { encode(m: never): { finish(): Uint8Array } }; responseType: { decode(b: Uint8Array): unknown } } }, call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>): void {
+    const k = this.kernel;
+    const j = k.journal!;
+    const id = Number(call.metadata.get(TASK_HEADER)[0] ?? 0);
+    let trap: Uint8Array;
+    try {
+      const request = info.def.requestType.encode(call.request as never).finish();
+      trap = Trap.encode({ task: Number.isSafeInteger(id) && id > 0 ? id : 0, token: String(call.metadata.get(TOKEN_HEADER)[0] ?? ""), credit: 0, call: { msgid: info.msgid, request } }).finish();
+    } catch (e) {
+      return cb(toStatus(new HurdError(Errno.MIG_BAD_ARGUMENTS, "malformed request", { cause: e })));
+    }
+    handleTrap(
+      k,
+      trap,
+      (code, reply, detail) =>
+        j.after(() => {
+          if (code !== 0) return cb(toStatus(new HurdError(code, detail)));
+          try {
+            cb(null, info.def.responseType.decode(reply));
+          } catch (e) {
+            cb(toStatus(e));
+          }
+        }),
+      true,
+      k.tracer !== null ? traceparentOf(call.metadata) : undefined,
+    );
+  }
+
   /**
    * hurd.trace.v1.Trace/Watch: the kernel's trace records while the call is
    * open, for the caller's namespace and those nested in it. A watcher that
@@ -121,6 +167,7 @@ export class Edge {
   private watch(call: grpc.ServerWritableStream<WatchRequest, TraceBatch>): void {
     let t: KTask;
     try {
+      if (this.kernel.journal !== null) throw notLogged("the trace stream");
       t = this.who(call.metadata);
     } catch (e) {
       // grpc-js ends a server stream with a status when it emits 'error' (destroy() ends it without one).
@@ -173,6 +220,7 @@ export class Edge {
       if (key === "receive" || key === "attach" || key === "sendTrap") continue;
       const h = handlers[key];
       impl[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        if (k.journal !== null) return this.callAsTrap(info, call, cb);
         // The caller's W3C trace context (gRPC metadata) is the cause of what the call makes the kernel do.
         const tracer = k.tracer;
         if (tracer !== null) tracer.causeText = traceparentOf(call.metadata);
@@ -191,23 +239,34 @@ export class Edge {
     }
     // attach (hurdmesh, 4902): an edge client learns its task; delivery opens with Receive.
     impl.attach = (call: grpc.ServerUnaryCall<AttachRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const j = k.journal;
       try {
         const t = authenticate(k, call.request.taskId, call.request.token);
         if (!t) throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
-        cb(null, attachReply(k, t));
+        const rep = attachReply(k, t);
+        if (j === null) return cb(null, rep);
+        // Naming the bootstrap port is a change to the task's space: logged, answered once written.
+        j.edge(EdgeOp.ATTACHED, t.id, 0);
+        j.after(() => cb(null, rep));
       } catch (e) {
-        cb(toStatus(e));
+        if (j === null) cb(toStatus(e));
+        else j.after(() => cb(toStatus(e)));
       }
     };
     // send_trap (hurdmesh, 4907): the runtime's edge transport, bus traps byte for byte over gRPC.
     impl.sendTrap = (call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      handleTrap(k, call.request, (code, reply, detail) => cb(null, { code, reply, detail }), true, k.tracer !== null ? traceparentOf(call.metadata) : undefined);
+      const j = k.journal;
+      // With the log on the trap is recorded by handleTrap; its answer leaves once that record is written.
+      const answer = j === null ? (code: number, reply: Uint8Array, detail: string) => cb(null, { code, reply, detail }) : (code: number, reply: Uint8Array, detail: string) => j.after(() => cb(null, { code, reply, detail }));
+      handleTrap(k, call.request, answer, true, k.tracer !== null ? traceparentOf(call.metadata) : undefined);
     };
     // receive (hurdmesh, 4906): mach_msg's receive side, the task's deliveries as a stream.
     impl.receive = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      const j = k.journal;
       let t: KTask;
       try {
-        t = this.who(call.metadata);
+        // With the log on, the stream's attach below is the one logged change (who's touch would be another).
+        t = j === null ? this.who(call.metadata) : this.authenticated(call.metadata);
       } catch (e) {
         call.destroy(toStatus(e));
         return;
@@ -218,19 +277,28 @@ export class Edge {
       // would throw (write after end) outside any call. It is dropped, as
       // it would have been lost had it gone out just before the end.
       const w = call as unknown as { write(b: Uint8Array): boolean; writableEnded: boolean; destroyed: boolean };
-      const sink: Sink = (bytes) => {
+      const write = (bytes: Uint8Array) => {
         if (!w.writableEnded && !w.destroyed) w.write(bytes);
       };
+      // With the log on, a delivery leaves once the burst that made it is written (journal.ts).
+      const sink: Sink = j === null ? write : (bytes) => j.after(() => write(bytes));
       const window = Number(call.metadata.get(WINDOW_HEADER)[0] ?? 256) || 256;
       attach(k, t, sink, window);
+      j?.edge(EdgeOp.SINK, t.id, window);
       // Headers at once: the client learns the stream is up before any delivery (EdgeBus.disconnectedSince).
-      call.sendMetadata(new grpc.Metadata());
+      if (j === null) call.sendMetadata(new grpc.Metadata());
+      else j.after(() => !w.destroyed && call.sendMetadata(new grpc.Metadata()));
       // An open stream is a live connection: keep the lease fresh while it lasts.
-      const beat = setInterval(() => touch(k, t), Math.max(50, k.config.leaseMs / 3));
+      const beat = setInterval(() => {
+        touch(k, t);
+        if (j !== null && t.active) j.edge(EdgeOp.TOUCH, t.id, 0);
+      }, Math.max(50, k.config.leaseMs / 3));
       beat.unref();
       const end = () => {
         clearInterval(beat);
+        if (t.sink !== sink) return;
         lostSink(t, sink);
+        j?.edge(EdgeOp.UNSINK, t.id, 0);
       };
       call.on("cancelled", end);
       call.on("close", end);
@@ -238,6 +306,21 @@ export class Edge {
     };
     return impl;
   }
+}
+
+/** What a kernel with its log on does not serve yet: its effects are not logged, so a standby could not replay them. */
+function notLogged(what: string): HurdError {
+  return new HurdError(Errno.EOPNOTSUPP, `${what} is not served by a kernel with its log on (hurd-kernel --journal/--standby; docs/kernel-log.md)`);
+}
+
+/** A service's unary methods refused while the kernel has its log on. */
+function unlogged(k: Kernel, impl: grpc.UntypedServiceImplementation, what: string): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [key, f] of Object.entries(impl)) {
+    const h = f as (call: unknown, cb: grpc.sendUnaryData<unknown>) => void;
+    out[key] = ((call: unknown, cb: grpc.sendUnaryData<unknown>) => (k.journal !== null ? cb(toStatus(notLogged(what))) : h(call, cb))) as grpc.UntypedHandleCall;
+  }
+  return out;
 }
 
 // The Receive stream writes pre-encoded Delivery bytes (the kernel encodes a

@@ -31,12 +31,16 @@ export interface FailoverOptions {
   leading?: (fresh: boolean) => void;
   /** This kernel was deposed, or its log failed: the process should exit. */
   deposed?: (e: Error) => void;
+  /** The boot claims this kernel serves once it leads: its leader's claims replay into them (boot-claim.ts). */
+  claims?: Replica["claims"];
 }
 
 export class Failover {
   readonly replica: Replica;
   journal: Journal | null = null;
   traps: TrapServer | null = null;
+  /** The bus a leader speaks on besides its traps' answers (boot claims): held back as they are (journal.ts). */
+  held: Bus | null = null;
   /** When the takeover began and ended (Date.now()), for the tests and the bench. */
   takeover = { began: 0, served: 0 };
   private tail: LogTail | null = null;
@@ -53,6 +57,7 @@ export class Failover {
     private readonly first: number,
   ) {
     this.replica = new Replica(kernel);
+    this.replica.claims = o.claims ?? null;
     this.replica.applied = first - 1;
   }
 
@@ -135,6 +140,7 @@ export class Failover {
     await journal.synced();
     if (this.failure !== null) return;
     const held: Bus = journal.heldBus();
+    this.held = held;
     this.traps = new TrapServer(k, held);
     this.traps.start();
     await this.bus.flush();

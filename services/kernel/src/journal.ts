@@ -29,7 +29,8 @@ export interface JournalOptions {
   maxBurstBytes?: number;
 }
 
-type Held = [subject: string, data: Uint8Array, reply: string | undefined, traceparent: string | undefined];
+/** A publish held back, or an answer that leaves another way (the gRPC edge's callbacks and stream writes). */
+type Held = [subject: string, data: Uint8Array, reply: string | undefined, traceparent: string | undefined] | (() => void);
 
 export class Journal implements KernelJournal {
   readonly replica = false;
@@ -108,6 +109,26 @@ export class Journal implements KernelJournal {
     this.record(Rec.USER, p);
   }
 
+  /** The edge changed a task outside a trap (edge.ts). */
+  edge(op: number, taskId: number, arg: number): void {
+    const p = Buffer.allocUnsafe(9);
+    p[0] = op;
+    p.writeUInt32LE(taskId, 1);
+    p.writeUInt32LE(arg >>> 0, 5);
+    this.record(Rec.EDGE, p);
+  }
+
+  /** A boot claim's effect (boot-claim.ts). */
+  claim(op: number, payload: Uint8Array | null): void {
+    this.record(Rec.CLAIM, payload, op);
+  }
+
+  after(f: () => void): void {
+    if (this.failed !== null) return;
+    this.held.push(f);
+    this.schedule();
+  }
+
   /** This kernel took over: its leases restart (replay.ts, freshLeases) at `now`. */
   tookOver(): void {
     this.record(Rec.TAKEOVER, null);
@@ -136,11 +157,16 @@ export class Journal implements KernelJournal {
     return new HeldBus(this.bus, this);
   }
 
-  /** A publish of the kernel's: now if nothing is unacknowledged, else after the writes before it. */
+  /**
+   * A publish of the kernel's: after the burst that caused it is written.
+   * Never at once, even with nothing unwritten: a trap's answer is made
+   * before the trap's own record (handleTrap records it once applied), so
+   * it waits for the end of this turn, when that record is in the burst.
+   */
   output(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
     if (this.failed !== null) return;
-    if (!this.inflight && this.burst.records === 0 && this.held.length === 0) this.bus.publish(subject, data, reply, traceparent);
-    else this.held.push([subject, data, reply, traceparent]);
+    this.held.push([subject, data, reply, traceparent]);
+    this.schedule();
   }
 
   private schedule(): void {
@@ -178,21 +204,26 @@ export class Journal implements KernelJournal {
       }
       this.stats.records += records;
       this.stats.bytes += data.length;
-      for (const [s, d, r, tp] of held) {
-        try {
-          this.bus.publish(s, d, r, tp);
-        } catch {
-          // The bus closing under a delivery: the receiver hears nothing, as when it is sent unlogged.
-        }
-      }
+      this.release(held);
     }
     // Outputs gathered with no record of their own (a rejected trap's answer) go now.
     if (this.failed === null && !this.inflight && this.burst.records === 0 && this.held.length > 0) {
       const held = this.held;
       this.held = [];
-      for (const [s, d, r, tp] of held) this.bus.publish(s, d, r, tp);
+      this.release(held);
     }
     this.wake();
+  }
+
+  private release(held: Held[]): void {
+    for (const h of held) {
+      try {
+        if (typeof h === "function") h();
+        else this.bus.publish(h[0], h[1], h[2], h[3]);
+      } catch {
+        // The bus (or an edge stream) closing under a delivery: the receiver hears nothing, as when it is sent unlogged.
+      }
+    }
   }
 
   private wake(): void {

@@ -25,6 +25,30 @@ export const enum Rec {
   TAKEOVER = 8,
   /** A NATS user was minted outside a trap (a boot task's): task id u32; its key pair from the RAND before it. */
   USER = 9,
+  /** The gRPC edge changed a task outside a trap: op u8 (EdgeOp), task id u32, arg u32 (the Receive stream's window). */
+  EDGE = 10,
+  /** A boot claim (boot-claim.ts): op u8 (ClaimOp), then for CLAIM the BootClaimRequest bytes without its secret. */
+  CLAIM = 11,
+}
+
+/** What the edge did to a task outside a trap (edge.ts). */
+export const enum EdgeOp {
+  /** A Receive stream opened: the task attached with it as its delivery path. */
+  SINK = 1,
+  /** That stream ended while it was still the task's delivery path. */
+  UNSINK = 2,
+  /** The stream's heartbeat: the task was heard from. */
+  TOUCH = 3,
+  /** The edge's attach call answered (its bootstrap port may have been named in the task's space). */
+  ATTACHED = 4,
+}
+
+/** What a boot claim did (boot-claim.ts). */
+export const enum ClaimOp {
+  /** A claim whose secret was right, whatever its outcome: replayed, it meets the same outcome. */
+  CLAIM = 1,
+  /** The claims' sweep ended the hurd of a claim whose startup task had ended. */
+  SWEEP = 2,
 }
 
 /** The records of one burst as they are gathered (one allocation per record header, the payloads as they are). */

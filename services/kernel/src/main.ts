@@ -104,6 +104,14 @@ const kernelInbox = kernel.natsUsers ? inboxOf(values.system!, { kind: "kernel" 
 const bus: Bus = values.nats
   ? await NatsBus.connect(values.nats, { name: `hurd-kernel-${values.system}`, credentials: kernel.natsUsers?.kernel(), inboxPrefix: kernelInbox })
   : new LocalHub().connect();
+// The secret comes from the environment or a file, never argv (ps would show it).
+const secret = values["boot-secret-file"] ? readFileSync(values["boot-secret-file"], "utf8").trim() : process.env.HURD_BOOT_SECRET;
+delete process.env.HURD_BOOT_SECRET;
+// The edge's certificate: from files (a Kubernetes Secret's, cert-manager's), never argv.
+if (!values["grpc-cert"] !== !values["grpc-key"]) fail("--grpc-cert and --grpc-key go together");
+const edgeTls = values["grpc-cert"] ? { certPem: readFileSync(values["grpc-cert"], "utf8"), keyPem: readFileSync(values["grpc-key"]!, "utf8") } : null;
+if (!edgeTls && values["grpc-insecure"]) say(`the gRPC edge on ${values.grpc} is plaintext (--grpc-insecure): tokens, the console's among them, cross the network in clear`);
+const host = values.grpc!.replace(/:\d+$/, "");
 if (values.journal || values.standby) await replicated();
 
 /** The keys to mint NATS users with, and the account's revocations pushed through its updater; null with --nats-insecure. */
@@ -146,24 +154,16 @@ for (const name of values.boot!.split(",").filter(Boolean)) {
 const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth") } : undefined;
 if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot, stores }, null, 2), { mode: 0o600 });
 
-// The secret comes from the environment or a file, never argv (ps would show it).
-const secret = values["boot-secret-file"] ? readFileSync(values["boot-secret-file"], "utf8").trim() : process.env.HURD_BOOT_SECRET;
-delete process.env.HURD_BOOT_SECRET;
 const claims = secret ? new BootClaims(kernel, bus, secret, { log: say }) : null;
 claims?.start();
 
 const edge = new Edge(kernel);
-// The edge's certificate: from files (a Kubernetes Secret's, cert-manager's), never argv.
-if (!values["grpc-cert"] !== !values["grpc-key"]) fail("--grpc-cert and --grpc-key go together");
-const edgeTls = values["grpc-cert"] ? { certPem: readFileSync(values["grpc-cert"], "utf8"), keyPem: readFileSync(values["grpc-key"]!, "utf8") } : null;
-if (!edgeTls && values["grpc-insecure"]) say(`the gRPC edge on ${values.grpc} is plaintext (--grpc-insecure): tokens, the console's among them, cross the network in clear`);
 let port: number;
 try {
   port = await edge.listen(values.grpc!, edgeTls, values["grpc-insecure"]);
 } catch (e) {
   fail((e as Error).message);
 }
-const host = values.grpc!.replace(/:\d+$/, "");
 log.info(`bus ${bus.kind}${values.nats ? ` ${values.nats}${nats ? " (authorization on)" : " (NO authorization)"}` : ""}, gRPC edge on ${host}:${port}${edgeTls ? " (TLS)" : ""}${metrics?.endpoint ? `, metrics on ${metrics.endpoint}` : ""}`, { edge: `${host}:${port}` });
 // After the boot file is written and the edge listens: what `hurd up --nats` waits for.
 await notifyReady({ edge: `${host}:${port}` });
@@ -190,9 +190,12 @@ process.on("disconnect", () => void stop("hurd up is gone"));
 
 /**
  * --journal (the first kernel) and --standby (the second): the state is a
- * log on JetStream (failover.ts). The first slice serves the bus only: the
- * gRPC edge, its gateway and boot claims are not logged yet, so they are
- * not started (docs/kernel-log.md, "What is not logged yet").
+ * log on JetStream (failover.ts). Traps, boot claims and the gRPC edge's
+ * Mach calls and streams are logged; the edge listens only while this
+ * kernel leads, on the same address whichever kernel that is, so its
+ * clients reconnect to the new leader where they found the old one. The
+ * gateway and the trace stream are not logged: they answer EOPNOTSUPP
+ * (docs/kernel-log.md).
  */
 async function replicated(): Promise<never> {
   if (!values.nats) {
@@ -205,12 +208,16 @@ async function replicated(): Promise<never> {
     process.exit(2);
   }
   const { Failover: F } = await import("./failover.js");
+  // Made before the log is replayed: the leader's claims replay into them, so that the new leader knows which hurds are booted.
+  const claims = secret ? new BootClaims(kernel, bus, secret, { log: say }) : null;
+  let edge: Edge | null = null;
   let f: Failover = null as unknown as Failover;
   f = await F.start(kernel, bus as NatsBus, {
     id: `${(await import("node:os")).hostname()}:${process.pid}`,
     leaseMs,
     standby: values.standby!,
     inboxPrefix: kernelInbox,
+    claims,
     log: say,
     leading: (fresh) => {
       if (fresh) {
@@ -223,6 +230,9 @@ async function replicated(): Promise<never> {
         if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot, stores }, null, 2), { mode: 0o600 });
       }
       say(`leading (${fresh ? "fresh log" : `took over after ${f.takeover.served - f.takeover.began} ms`})`);
+      claims?.start(f.held!);
+      edge = new Edge(kernel);
+      void listenWhileLeading(edge);
     },
     deposed: (e) => {
       // Nothing it held back is sent; a supervisor restarts it as a standby.
@@ -230,14 +240,51 @@ async function replicated(): Promise<never> {
       process.exit(3);
     },
   });
-  say(`bus nats ${values.nats}, log ${values.standby ? "standby" : "journal"} (lead lease ${leaseMs} ms); gRPC edge off (not logged yet)`);
+  say(`bus nats ${values.nats}, log ${values.standby ? "standby" : "journal"} (lead lease ${leaseMs} ms); gRPC edge on ${values.grpc} while leading`);
+  // A standby is ready once it replays; `hurd up --standby` waits for that before it says the hurd is up.
+  if (values.standby && !f.traps) await notifyReady({ standby: true });
+  let stopping = false;
   const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
     say(`${sig}, stopping (lead released)`);
+    await edge?.close();
+    claims?.stop();
     await f.stop(true);
     await bus.close();
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("disconnect", () => void stop("hurd up is gone"));
   return new Promise<never>(() => {});
+}
+
+/**
+ * The edge of a leader, on --grpc's address. A new leader may find it
+ * still bound by the old one (paused, or not yet gone): it waits until the
+ * address is free (the old one exits once it finds itself deposed), probed
+ * with a plain socket, since a gRPC server whose bind failed does not bind
+ * again.
+ */
+async function listenWhileLeading(edge: Edge): Promise<void> {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(values.grpc!);
+  const { createServer } = await import("node:net");
+  for (let tries = 0; m && Number(m[2]) !== 0; tries++) {
+    const probe = createServer();
+    const free = await new Promise<boolean>((r) => probe.once("error", () => r(false)).listen(Number(m[2]), m[1], () => r(true)));
+    if (free) {
+      await new Promise((r) => probe.close(r));
+      break;
+    }
+    if (tries % 50 === 0) say(`gRPC edge: ${values.grpc} is still bound (the old leader?); trying again`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  try {
+    const port = await edge.listen(values.grpc!, edgeTls, values["grpc-insecure"]);
+    log.info(`gRPC edge on ${host}:${port}${edgeTls ? " (TLS)" : ""} (leading)`, { edge: `${host}:${port}` });
+    await notifyReady({ edge: `${host}:${port}` });
+  } catch (e) {
+    fail(`gRPC edge: ${(e as Error).message}`);
+  }
 }

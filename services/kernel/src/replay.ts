@@ -8,13 +8,13 @@
 // afresh, as a TAKEOVER record, which its own standbys replay the same way.
 import { Errno, type Bus, type BusHandler, type BusSubscription } from "@hurdmesh/mach";
 import type { Kernel } from "./kernel.js";
-import { readBurst, Rec } from "./log-format.js";
+import { EdgeOp, readBurst, Rec } from "./log-format.js";
 import { armBlocked, timeOut } from "./mqueue.js";
 import { sendNestedTaskEvents } from "./notify.js";
 import type { Blocked, KMsg, Port } from "./objects.js";
 import type { KernelJournal, KernelState } from "./state.js";
-import { sweepLeases } from "./task.js";
-import { handleTrap } from "./trap.js";
+import { attach, lostSink, sweepLeases, touch, type Sink } from "./task.js";
+import { attachReply, handleTrap } from "./trap.js";
 
 const NO_ANSWER = () => {};
 
@@ -55,6 +55,12 @@ export class Replica implements KernelJournal {
   swept(): void {}
   booted(): void {}
   userMinted(): void {}
+  edge(): void {}
+  claim(): void {}
+  /** A standby answers nobody: its leader did. */
+  after(): void {}
+  /** The boot claims this kernel serves once it leads (boot-claim.ts): their CLAIM records replay into it. */
+  claims: { replay(op: number, payload: Buffer): void } | null = null;
 
   /** Applies one entry of the log (sequence `seq`, the next one: entries are applied in order, each once). */
   apply(seq: number, data: Uint8Array): void {
@@ -100,6 +106,27 @@ export class Replica implements KernelJournal {
           k.natsUsers.task(t);
           break;
         }
+        case Rec.EDGE: {
+          const op = r.payload[0]! as EdgeOp;
+          const id = r.payload.readUInt32LE(1);
+          const t = k.tasks.get(id);
+          // A stream's end or heartbeat may come after its task ended (the leader logs what it saw).
+          if (!t) {
+            if (op === EdgeOp.SINK || op === EdgeOp.ATTACHED) throw new Error(`kernel log diverged: the edge attached task ${id}, which is not here`);
+            break;
+          }
+          if (op === EdgeOp.SINK) attach(k, t, replicaSink(), r.payload.readUInt32LE(5));
+          else if (op === EdgeOp.UNSINK) {
+            if (t.sink !== null) lostSink(t, t.sink);
+          } else if (op === EdgeOp.TOUCH) touch(k, t);
+          else if (op === EdgeOp.ATTACHED) attachReply(k, t);
+          else throw new Error(`kernel log edge record of unknown op ${op as number}`);
+          break;
+        }
+        case Rec.CLAIM:
+          if (this.claims === null) throw new Error("kernel log diverged: the leader serves boot claims and this kernel has no boot secret (HURD_BOOT_SECRET)");
+          this.claims.replay(r.payload[0]!, r.payload.subarray(1));
+          break;
         case Rec.TAKEOVER:
           freshLeases(k, this.clock);
           break;
@@ -121,6 +148,16 @@ export class Replica implements KernelJournal {
     this.waiting.clear();
     return n;
   }
+}
+
+/**
+ * A Receive stream as a standby has it: deliveries go nowhere (the
+ * leader's stream carried them), but the task has a stream, so its credit
+ * and queue move as the leader's did. One per attach: a stream's end is
+ * told apart from a newer stream's as the leader tells them.
+ */
+function replicaSink(): Sink {
+  return () => {};
 }
 
 function keyOf(m: KMsg): string {

@@ -71,6 +71,12 @@ export interface KernelJournal {
   booted(name: string, hostPriv: boolean, ns: number): void;
   /** A NATS user was minted for task `taskId` outside any trap (Kernel.bootUser). */
   userMinted(taskId: number): void;
+  /** The gRPC edge changed task `taskId` outside a trap (log-format.ts, EdgeOp). */
+  edge(op: number, taskId: number, arg: number): void;
+  /** A boot claim's effect (boot-claim.ts; log-format.ts, ClaimOp). */
+  claim(op: number, payload: Uint8Array | null): void;
+  /** Runs `f` once what was recorded so far is in the log: an answer that leaves by another way than the bus (the gRPC edge's). */
+  after(f: () => void): void;
 }
 
 export abstract class KernelState {
