@@ -207,10 +207,26 @@ async function runServer(): Promise<void> {
 
 async function runInit(): Promise<void> {
   // From a file when given one (compose's keys volume): a secret in the environment shows in `docker inspect`.
-  const secret = env.HURD_BOOT_SECRET_FILE ? readFileSync(env.HURD_BOOT_SECRET_FILE, "utf8").trim() : env.HURD_BOOT_SECRET;
+  let secret = env.HURD_BOOT_SECRET;
   delete env.HURD_BOOT_SECRET;
+  if (env.HURD_BOOT_SECRET_FILE) {
+    try {
+      secret = readFileSync(env.HURD_BOOT_SECRET_FILE, "utf8").trim();
+    } catch (e) {
+      say(`cannot read the boot secret (HURD_BOOT_SECRET_FILE): ${(e as Error).message}`, "fatal");
+      return exit(2);
+    }
+  }
   if (!secret) {
-    say("HURD_BOOT_SECRET or HURD_BOOT_SECRET_FILE must hold the kernel's boot secret", "fatal");
+    say("HURD_BOOT_SECRET must hold the kernel's boot secret (or HURD_BOOT_SECRET_FILE name a file that does)", "fatal");
+    return exit(2);
+  }
+  // Read before the boot, so that a missing file stops init before it claims anything.
+  let edgeCa: string | undefined;
+  try {
+    edgeCa = env.HURD_EDGE_CA_FILE ? readFileSync(env.HURD_EDGE_CA_FILE, "utf8") : undefined;
+  } catch (e) {
+    say(`cannot read the edge's CA (HURD_EDGE_CA_FILE): ${(e as Error).message}`, "fatal");
     return exit(2);
   }
   const c = await claimBoot(roleBus, secret);
@@ -241,7 +257,6 @@ async function runInit(): Promise<void> {
   const stateDir = env.HURD_STATE_DIR || "/var/lib/hurdmesh";
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const edge = env.HURD_PUBLIC_EDGE || "127.0.0.1:7400";
-  const edgeCa = env.HURD_EDGE_CA_FILE ? readFileSync(env.HURD_EDGE_CA_FILE, "utf8") : undefined;
   // Written whole, then renamed: a `hurd` command never reads half a session.
   const publish = (name: string, con: Console, extra: object = {}) => {
     const p = join(stateDir, `${name}.json`);
