@@ -71,6 +71,10 @@ describe("docker-compose.yml conventions", () => {
       assert.ok(!s.environment?.HURD_BOOT_SECRET || name === "keys", `${name}: the boot secret in its environment (docker inspect shows it): use HURD_BOOT_SECRET_FILE`);
       assert.ok(!s.environment?.HURD_NATS_CREDS, `${name}: NATS credentials in its environment`);
     }
+    // hurd web is a process of the hurd: the edge and its session, never the fabric's address.
+    assert.equal(services.web.environment.NATS_URL, undefined, "web is given the NATS address");
+    assert.equal(services.web.environment.HURD_EDGE, "kernel:7400");
+    assert.equal(services.proc.environment.NATS_URL, "nats://nats:4222");
     assert.ok(services.nats.command.includes("-c"), "nats-server runs from the keys service's configuration (operator mode)");
     assert.equal(services.kernel.environment.HURD_GRPC_CERT?.startsWith("/etc/hurdmesh/kernel/"), true, "the edge's certificate");
     assert.equal(services.init.environment.HURD_EDGE_CA_FILE?.startsWith("/etc/hurdmesh/init/"), true, "init puts the edge's CA in the session");
