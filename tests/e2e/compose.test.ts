@@ -132,7 +132,8 @@ if (why) {
         HURD_EDGE_PORT: String(await free()),
         NATS_MONITOR_PORT: String(await free()),
         JAEGER_UI_PORT: String(await free()),
-        HURD_BOOT_SECRET: `e2e-${Math.random().toString(36).slice(2)}-secret`,
+        // No HURD_BOOT_SECRET: the keys service generates one, as on a user's first `up`.
+        HURD_BOOT_SECRET: "",
         OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318",
         OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
       });
@@ -264,6 +265,13 @@ if (why) {
         assert.doesNotMatch(stdout, /^HURD_NATS_AUTH=off/m, `${svc} runs without NATS authorization`);
         assert.doesNotMatch(stdout, /^HURD_GRPC_INSECURE=/m, `${svc} asks for a plaintext edge`);
       }
+      // The boot secret the keys service generated (no .env override here), the same for the kernel and init, never logged.
+      const secrets = await Promise.all(["kernel", "init"].map(async (svc) => (await compose("exec", "-T", svc, "cat", "/etc/hurdmesh/boot/secret")).stdout));
+      assert.match(secrets[0]!, /^[A-Za-z0-9_-]{43}$/);
+      assert.equal(secrets[1], secrets[0]);
+      const keysLog = await compose("logs", "--no-color", "keys");
+      assert.match(keysLog.stdout, /boot secret generated/);
+      assert.ok(!(keysLog.stdout + keysLog.stderr).includes(secrets[0]!), "the boot secret is in the keys service's log");
       // proc's container mounts its own NATS user and nothing else of the keys.
       const procFiles = await compose("exec", "-T", "proc", "ls", "/etc/hurdmesh/creds");
       assert.deepEqual(procFiles.stdout.trim().split(/\s+/), ["nats.creds"]);
