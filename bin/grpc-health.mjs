@@ -5,7 +5,10 @@
 // Without an address: HURD_HEALTH_PROBE if set, else the boot servers'
 // health port (HURD_HEALTH_ADDR's, default 7401) on 127.0.0.1 and, if
 // nothing listens there, the kernel's edge (HURD_GRPC's port, default 7400):
-// the image's one HEALTHCHECK serves every role.
+// the image's one HEALTHCHECK serves every role. HURD_HEALTH_CA_FILE: the
+// server speaks TLS with a certificate from that CA (the kernel's edge in
+// docker compose), checked as any client checks it.
+import { readFileSync } from "node:fs";
 import { connect } from "node:http2";
 
 const port = (a) => a?.match(/:(\d+)$/)?.[1];
@@ -14,6 +17,7 @@ const candidates = given
   ? [given]
   : [`127.0.0.1:${port(process.env.HURD_HEALTH_ADDR) ?? "7401"}`, `127.0.0.1:${port(process.env.HURD_GRPC) ?? "7400"}`];
 const service = process.argv[3] ?? "";
+const ca = process.env.HURD_HEALTH_CA_FILE ? readFileSync(process.env.HURD_HEALTH_CA_FILE) : null;
 
 // HealthCheckRequest { string service = 1; } and HealthCheckResponse
 // { ServingStatus status = 1; } by hand, in gRPC's length-prefixed framing
@@ -37,7 +41,8 @@ function check(addr) {
       resolve({ addr, ...r });
     };
     const timer = setTimeout(() => done({ err: "no answer within 2.5 s" }), 2500);
-    const session = connect(`http://${addr}`);
+    // servername "": no SNI for an address (RFC 6066); the certificate is still checked against the host dialled.
+    const session = ca ? connect(`https://${addr}`, { ca, ALPNProtocols: ["h2"], servername: "" }) : connect(`http://${addr}`);
     const failed = (e) => done({ refused: e.code === "ECONNREFUSED" || /ECONNREFUSED/.test(e.message), err: e.message });
     session.on("error", failed);
     const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });

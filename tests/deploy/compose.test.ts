@@ -1,8 +1,11 @@
 // docker compose by the book, checked where CI can check it (the file
 // itself: no engine needed): every container has rotated logs and resource
 // limits, every setting the file reads is in .env.example with the same
-// default, the second hurd's servers have service names of their own, and
-// the stand-in base images never take the real images' names.
+// default, the second hurd's servers have service names of their own, the
+// stand-in base images never take the real images' names, and no secret is
+// committed or handed to a service that does not need it (issue 15): NATS
+// authorization on, the edge on TLS, every key from the keys service's
+// volumes, each mounted read-only where it is read.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -52,6 +55,77 @@ describe("docker-compose.yml conventions", () => {
       if (name.startsWith("second-")) assert.equal(s.environment.HURD_SUBHURD, "second", name);
     }
     assert.ok(names.has("hurd-proc.second") && names.has("hurd-proc"));
+  });
+
+  it("no anonymous NATS, no plaintext edge, no committed boot secret anywhere in the compose files", () => {
+    for (const f of ["docker-compose.yml", "docker-compose.ci.yml", ".env.example"]) {
+      const t = read(f);
+      assert.doesNotMatch(t, /HURD_NATS_AUTH/, `${f} turns NATS authorization off`);
+      assert.doesNotMatch(t, /HURD_GRPC_INSECURE/, `${f} asks for a plaintext edge`);
+      assert.doesNotMatch(t, /hurdmesh-compose-secret/, `${f} commits the old default secret`);
+      // A boot secret is only ever the .env override (no default after :-) or a file.
+      for (const m of t.matchAll(/^\s*-?\s*HURD_BOOT_SECRET\s*[:=][ \t]*(.*)$/gm))
+        assert.match(m[1]!, /^(["']?\$\{HURD_BOOT_SECRET(:-)?\}["']?)?\s*(#.*)?$/, `${f}: ${m[0].trim()} sets a value`);
+    }
+    for (const [name, s] of Object.entries(services)) {
+      assert.ok(!s.environment?.HURD_BOOT_SECRET || name === "keys", `${name}: the boot secret in its environment (docker inspect shows it): use HURD_BOOT_SECRET_FILE`);
+      assert.ok(!s.environment?.HURD_NATS_CREDS, `${name}: NATS credentials in its environment`);
+    }
+    // hurd web is a process of the hurd: the edge and its session, never the fabric's address.
+    assert.equal(services.web.environment.NATS_URL, undefined, "web is given the NATS address");
+    assert.equal(services.web.environment.HURD_EDGE, "kernel:7400");
+    assert.equal(services.proc.environment.NATS_URL, "nats://nats:4222");
+    assert.ok(services.nats.command.includes("-c"), "nats-server runs from the keys service's configuration (operator mode)");
+    assert.equal(services.kernel.environment.HURD_GRPC_CERT?.startsWith("/etc/hurdmesh/kernel/"), true, "the edge's certificate");
+    assert.equal(services.init.environment.HURD_EDGE_CA_FILE?.startsWith("/etc/hurdmesh/init/"), true, "init puts the edge's CA in the session");
+  });
+
+  it("the keys service runs first, once, and each secret volume is mounted read-only by its readers only", () => {
+    const keys = services.keys;
+    assert.deepEqual(keys.command.slice(0, 3), ["hurd", "keys", "compose"]);
+    assert.equal(keys.restart, "no");
+    const volumeOf = (v: string | { source: string; target: string; read_only?: boolean }) => {
+      if (typeof v !== "string") return { source: v.source, readOnly: !!v.read_only };
+      const [source, , mode] = v.split(":");
+      return { source: source!, readOnly: mode === "ro" };
+    };
+    const keyVolumes = Object.keys(compose.volumes).filter((v) => v.startsWith("keys-"));
+    assert.deepEqual(keys.volumes.map((v: string) => volumeOf(v).source).sort(), [...keyVolumes].sort(), "the keys service writes every keys volume");
+    // Who may read what: the signing keys are the kernel's alone, the boot secret the kernel's and the inits'.
+    const readers: Record<string, string[]> = {
+      "keys-nats": ["nats"],
+      "keys-kernel": ["kernel"],
+      "keys-boot": ["init", "kernel", "second-init"],
+      "keys-init": ["init"],
+      "keys-proc": ["proc"],
+      "keys-auth": ["auth"],
+      "keys-second-init": ["second-init"],
+      "keys-second-proc": ["second-proc"],
+      "keys-second-auth": ["second-auth"],
+    };
+    assert.deepEqual(Object.keys(readers).sort(), [...keyVolumes].sort());
+    for (const [vol, want] of Object.entries(readers)) {
+      const got: string[] = [];
+      for (const [name, s] of Object.entries(services)) {
+        if (name === "keys") continue;
+        for (const v of (s.volumes ?? []) as string[]) {
+          const m = volumeOf(v);
+          if (m.source !== vol) continue;
+          assert.ok(m.readOnly, `${name} mounts ${vol} writable`);
+          got.push(name);
+        }
+      }
+      assert.deepEqual(got.sort(), want, `${vol} is mounted by ${got.join(", ")}`);
+    }
+    // Whoever reads a keys volume starts after the keys service has completed (directly or through nats).
+    const after = (name: string, seen = new Set<string>()): boolean => {
+      if (seen.has(name)) return false;
+      seen.add(name);
+      const d = services[name]?.depends_on ?? {};
+      if (d.keys?.condition === "service_completed_successfully") return true;
+      return Object.keys(d).some((n) => after(n, seen));
+    };
+    for (const name of Object.values(readers).flat()) assert.ok(after(name), `${name} may start before the keys exist`);
   });
 
   it("the stand-in base images have private names, never node:… or nats:…", () => {

@@ -140,6 +140,17 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
     assert.match(noSecret.out(), /HURD_BOOT_SECRET must hold/);
   });
 
+  it("an init whose boot secret or edge CA file (compose's keys volumes) cannot be read stops with one line, before it claims anything", async () => {
+    const missing = join(state, "no-such-file");
+    const noSecret = start("init", { HURD_BOOT_SECRET: "", HURD_BOOT_SECRET_FILE: missing, HURD_SUBHURD: "nosecretfile" });
+    assert.equal(await noSecret.exited, 2);
+    assert.match(noSecret.out(), /cannot read the boot secret \(HURD_BOOT_SECRET_FILE\)/);
+    const noCa = start("init", { HURD_EDGE_CA_FILE: missing, HURD_SUBHURD: "nocafile" });
+    assert.equal(await noCa.exited, 2);
+    assert.match(noCa.out(), /cannot read the edge's CA \(HURD_EDGE_CA_FILE\)/);
+    assert.doesNotMatch(noSecret.out() + noCa.out(), /claimed boot task/);
+  });
+
   it("boots a subhurd from its own init, proc and auth: pids from 1, visible in the parent only with --all-hurds", async () => {
     start("proc", { HURD_SUBHURD: "second" });
     start("auth", { HURD_SUBHURD: "second" });

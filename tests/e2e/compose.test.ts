@@ -2,14 +2,17 @@
 // as a user would from the host: pids 1-4, a program spawned, signalled and
 // waited for, a process in the second hurd and isolation from it, spans at
 // the tracing backend, and proc's container stopped (the hurd crashes) and
-// started again (the hurd boots again).
+// started again (the hurd boots again). With the keys service's secrets
+// (NATS authorization, the edge's TLS), attacks from the compose network and
+// the host: an anonymous NATS client, a plaintext edge client, a client that
+// trusts another CA, each refused.
 //
 // Needs a Docker engine with compose v2 and the images built:
 //   sudo scripts/docker/ci.sh npm run test:e2e
 // which is what CI runs. Under plain `npm test` (HURD_E2E unset) it says it
 // did not run, and why; with HURD_E2E=1 a missing engine is a failure.
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -129,7 +132,8 @@ if (why) {
         HURD_EDGE_PORT: String(await free()),
         NATS_MONITOR_PORT: String(await free()),
         JAEGER_UI_PORT: String(await free()),
-        HURD_BOOT_SECRET: `e2e-${Math.random().toString(36).slice(2)}-secret`,
+        // No HURD_BOOT_SECRET: the keys service generates one, as on a user's first `up`.
+        HURD_BOOT_SECRET: "",
         OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318",
         OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
       });
@@ -139,6 +143,8 @@ if (why) {
         .withProfiles("subhurd")
         .withEnvironment(composeEnv)
         .withDefaultWaitStrategy(Wait.forHealthCheck())
+        // The keys service runs once and exits: done is its healthy.
+        .withWaitStrategy("keys-1", Wait.forOneShotStartup())
         .withStartupTimeout(240_000)
         .up();
       console.log(`# compose stack up and healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -248,6 +254,68 @@ if (why) {
       const inTrace = (await (await fetch(`${sinkUrl}/api/spans?trace=${boot.traceId}&limit=5000`)).json()) as Array<{ service: string }>;
       const inBoot = new Set(inTrace.map((x) => x.service));
       for (const s of ["hurd-init", "hurd-kernel", "hurd-proc"]) assert.ok(inBoot.has(s), `the boot trace has spans from ${s} (has ${[...inBoot].join(", ")})`);
+    });
+
+    test("the keys service's secrets: the session carries the edge's CA, the kernel and init hold no secret in their environment, proc no boot secret", async () => {
+      const session = JSON.parse(readFileSync(join(state, "hurd.json"), "utf8")) as { edgeCa?: string };
+      assert.match(session.edgeCa ?? "", /BEGIN CERTIFICATE/);
+      for (const svc of ["kernel", "init", "proc", "auth"]) {
+        const { stdout } = await compose("exec", "-T", svc, "env");
+        assert.doesNotMatch(stdout, /^HURD_BOOT_SECRET=/m, `${svc} has the boot secret in its environment`);
+        assert.doesNotMatch(stdout, /^HURD_NATS_AUTH=off/m, `${svc} runs without NATS authorization`);
+        assert.doesNotMatch(stdout, /^HURD_GRPC_INSECURE=/m, `${svc} asks for a plaintext edge`);
+      }
+      // The boot secret the keys service generated (no .env override here), the same for the kernel and init, never logged.
+      const secrets = await Promise.all(["kernel", "init"].map(async (svc) => (await compose("exec", "-T", svc, "cat", "/etc/hurdmesh/boot/secret")).stdout));
+      assert.match(secrets[0]!, /^[A-Za-z0-9_-]{43}$/);
+      assert.equal(secrets[1], secrets[0]);
+      const keysLog = await compose("logs", "--no-color", "keys");
+      assert.match(keysLog.stdout, /boot secret generated/);
+      assert.ok(!(keysLog.stdout + keysLog.stderr).includes(secrets[0]!), "the boot secret is in the keys service's log");
+      // proc's container mounts its own NATS user and nothing else of the keys.
+      const procFiles = await compose("exec", "-T", "proc", "ls", "/etc/hurdmesh/creds");
+      assert.deepEqual(procFiles.stdout.trim().split(/\s+/), ["nats.creds"]);
+      const noSecret = await compose("exec", "-T", "proc", "ls", "/etc/hurdmesh/boot").catch((e: Error & { stderr?: string }) => ({ stdout: "", stderr: e.stderr ?? e.message }));
+      assert.match(noSecret.stderr, /No such file/, "proc sees no boot secret");
+    });
+
+    test("attack: an anonymous NATS client on the compose network cannot connect, so cannot subscribe to hurd.>", async () => {
+      // A container of its own on the stack's network, with nothing mounted: what any workload there could run.
+      const script = `
+        const { connect } = await import("@nats-io/transport-node");
+        const out = { connected: false, messages: 0, error: "" };
+        try {
+          const nc = await connect({ servers: "nats://nats:4222", reconnect: false, timeout: 5000 });
+          out.connected = true;
+          const sub = nc.subscribe("hurd.>");
+          (async () => { for await (const _ of sub) out.messages++; })();
+          await new Promise((r) => setTimeout(r, 3000));
+          await nc.close();
+        } catch (e) { out.error = String(e.message ?? e); }
+        console.log(JSON.stringify(out));`;
+      const image = process.env.HURDMESH_IMAGE ?? "hurdmesh:dev";
+      const { stdout } = await run("docker", ["run", "--rm", "--network", `${project}_default`, "--entrypoint", "node", image, "--input-type=module", "-e", script], { maxBuffer: 1 << 20 });
+      const r = JSON.parse(stdout.trim().split("\n").pop()!) as { connected: boolean; messages: number; error: string };
+      assert.equal(r.connected, false, `an anonymous client got in and read ${r.messages} messages on hurd.>`);
+      assert.match(r.error, /authorization/i);
+      // And the hurd runs on, unchanged.
+      assert.equal(ps().find((p) => p.pid === 4)?.command, "/hurd/proc");
+    });
+
+    test("attack: the published edge refuses a plaintext client and one that trusts another CA", async () => {
+      const session = JSON.parse(readFileSync(join(state, "hurd.json"), "utf8")) as Record<string, unknown>;
+      const { makeCA } = await import("@hurdmesh/mach/nats-auth");
+      const other = await makeCA({ name: "not the hurd's CA" });
+      for (const [label, edgeCa] of [["plaintext", undefined], ["another CA", other.certPem]] as const) {
+        const dir = join(state, label.replace(/\W/g, "-"));
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        writeFileSync(join(dir, "hurd.json"), JSON.stringify({ ...session, edgeCa }), { mode: 0o600 });
+        const r = spawnSync(process.execPath, ["--import", "tsx", cli, "ps"], { env: { ...process.env, HURD_STATE_DIR: dir, HURD_EDGE: edge, HURD_EDGE_CA: "" }, encoding: "utf8", timeout: 60000 });
+        assert.notEqual(r.status, 0, `${label}: hurd ps answered:\n${r.stdout}`);
+        assert.doesNotMatch(r.stdout, /\/hurd\/proc/, label);
+      }
+      // The session's own CA still works.
+      assert.ok(ps().length >= 4);
     });
 
     test("stopping proc's container crashes the hurd; starting it again boots a fresh one", async () => {

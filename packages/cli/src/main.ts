@@ -65,6 +65,16 @@ keys
   .description("print a Kubernetes Secret with a new boot secret for one hurd's namespace: hurd keys k8s --namespace NS | kubectl apply -f -")
   .requiredOption("--namespace <ns>", "the hurd's namespace (hurdmesh for the root hurd)")
   .action(async (o) => (await import("./keys.js")).k8sKeys(o));
+keys
+  .command("compose")
+  .description("make, once, a docker compose deployment's NATS keys, nats-server configuration, role users, edge certificate and boot secret in DIR (the compose file's keys service runs it)")
+  .requiredOption("--dir <dir>", "the folder (the keys volume)")
+  .option("--system <name>", "the hurdmesh system (HURD_SYSTEM)", process.env.HURD_SYSTEM || "hurd")
+  .option("--subhurds <names>", "subhurds with containers of their own, comma-separated", "")
+  .option("--edge-hosts <names>", "names and addresses the edge is dialled by besides kernel, localhost and 127.0.0.1, comma-separated", "")
+  .option("--jetstream <dir>", "nats-server's JetStream store directory in its container (empty: none)", "")
+  .option("--owner <uid:gid>", "give every folder and file to this user (run as root: the volumes' folders are Docker's)")
+  .action(async (o) => (await import("./keys-compose.js")).composeKeysCommand(o));
 program
   .command("ps")
   .description("list processes, as procps's ps (UNIX -ef, -eo FORMAT, -p, -u, --sort; BSD aux)")

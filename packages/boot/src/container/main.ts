@@ -8,11 +8,13 @@
 // `hurd` command reads. proc and auth wait for init's launch order. Each
 // serves grpc.health.v1 on HURD_HEALTH_ADDR.
 //
-// Environment: NATS_URL, HURD_SYSTEM (default hurd), HURD_BOOT_SECRET
-// (init), HURD_SUBHURD (a subhurd's name; empty for the root hurd),
+// Environment: NATS_URL, HURD_SYSTEM (default hurd), HURD_BOOT_SECRET or
+// HURD_BOOT_SECRET_FILE (init), HURD_SUBHURD (a subhurd's name; empty for the root hurd),
 // HURD_PARENT (a subhurd's parent subhurd), HURD_HEALTH_ADDR (default
 // 0.0.0.0:7401), HURD_STATE_DIR (session files), HURD_PUBLIC_EDGE (the
-// kernel's edge as the `hurd` command should dial it), HURD_BOOT_TIMEOUT_MS.
+// kernel's edge as the `hurd` command should dial it), HURD_EDGE_CA_FILE (the
+// CA of the edge's certificate, put in the session files so that `hurd`
+// verifies the edge), HURD_BOOT_TIMEOUT_MS.
 //
 // NATS authorization (on unless HURD_NATS_AUTH=off): HURD_NATS_CREDS (a
 // .creds file's text) or HURD_NATS_CREDS_FILE holds this container's own
@@ -204,10 +206,27 @@ async function runServer(): Promise<void> {
 }
 
 async function runInit(): Promise<void> {
-  const secret = env.HURD_BOOT_SECRET;
+  // From a file when given one (compose's keys volume): a secret in the environment shows in `docker inspect`.
+  let secret = env.HURD_BOOT_SECRET;
   delete env.HURD_BOOT_SECRET;
+  if (env.HURD_BOOT_SECRET_FILE) {
+    try {
+      secret = readFileSync(env.HURD_BOOT_SECRET_FILE, "utf8").trim();
+    } catch (e) {
+      say(`cannot read the boot secret (HURD_BOOT_SECRET_FILE): ${(e as Error).message}`, "fatal");
+      return exit(2);
+    }
+  }
   if (!secret) {
-    say("HURD_BOOT_SECRET must hold the kernel's boot secret", "fatal");
+    say("HURD_BOOT_SECRET must hold the kernel's boot secret (or HURD_BOOT_SECRET_FILE name a file that does)", "fatal");
+    return exit(2);
+  }
+  // Read before the boot, so that a missing file stops init before it claims anything.
+  let edgeCa: string | undefined;
+  try {
+    edgeCa = env.HURD_EDGE_CA_FILE ? readFileSync(env.HURD_EDGE_CA_FILE, "utf8") : undefined;
+  } catch (e) {
+    say(`cannot read the edge's CA (HURD_EDGE_CA_FILE): ${(e as Error).message}`, "fatal");
     return exit(2);
   }
   const c = await claimBoot(roleBus, secret);
@@ -242,7 +261,7 @@ async function runInit(): Promise<void> {
   const publish = (name: string, con: Console, extra: object = {}) => {
     const p = join(stateDir, `${name}.json`);
     // The edge and the console's token: never the bus (a session is for the `hurd` command and workloads).
-    writeFileSync(`${p}.tmp`, JSON.stringify({ system, edge, console: con, ...extra }, null, 2), { mode: 0o600 });
+    writeFileSync(`${p}.tmp`, JSON.stringify({ system, edge, edgeCa, console: con, ...extra }, null, 2), { mode: 0o600 });
     renameSync(`${p}.tmp`, p);
   };
   const sessionName = hurd || "hurd";
