@@ -30,7 +30,12 @@ export interface KernelRig {
   close(): Promise<void>;
 }
 
-export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}): Promise<KernelRig> {
+/** What a rig's kernel is made with beyond the bench's defaults: accounting off for the accounting group's baseline. */
+export interface RigKernelOptions {
+  benchOnlyNoAccounting?: boolean;
+}
+
+export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: RigKernelOptions = {}): Promise<KernelRig> {
   const system = `bench${process.pid}x${++n}`;
   const hub = new LocalHub();
   const buses: Bus[] = [];
@@ -43,6 +48,7 @@ export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) =
     { system },
     {
       log,
+      ...ko,
       nats: secured
         ? {
             account: secured.keys.account,
@@ -99,8 +105,8 @@ export interface Rig {
 
 let n = 0;
 
-export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}): Promise<Rig> {
-  const k = await kernelRig(kind, nats, log);
+export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: RigKernelOptions = {}): Promise<Rig> {
+  const k = await kernelRig(kind, nats, log, ko);
   const attach = (taskId: number, token: string, o: { window?: number } = {}) => k.attach(taskId, token, { window: 1024, timeoutMs: 30_000, ...o });
   const b = k.kernel.bootTask({ name: "init", hostPriv: true });
   const initTask = await attach(b.task.id, b.token);

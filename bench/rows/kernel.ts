@@ -4,7 +4,7 @@
 // NATS (kernel and each task on their own connection, as separate processes
 // would be) and on the in-process hub.
 import { client, MsgType, serve } from "@hurdmesh/mach";
-import { kernelRig, NATS_AUTH_OFF, type RigKind } from "../rig.js";
+import { kernelRig, NATS_AUTH_OFF, type RigKernelOptions, type RigKind } from "../rig.js";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import type { BenchContext, RowGroup } from "./types.js";
 
@@ -25,8 +25,8 @@ export interface Rig {
  * the client task, inserts a send right to its port into the client's space,
  * and the client attaches with the token it was given.
  */
-export async function rig(kind: RigKind, ctx: BenchContext): Promise<Rig> {
-  const k = await kernelRig(kind, ctx, (l) => ctx.log(`kernel: ${l}`));
+export async function rig(kind: RigKind, ctx: BenchContext, ko: RigKernelOptions = {}): Promise<Rig> {
+  const k = await kernelRig(kind, ctx, (l) => ctx.log(`kernel: ${l}`), ko);
   const kernel = k.kernel;
   const boot = kernel.bootTask({ name: "bench-server" });
   const srv = await k.attach(boot.task.id, boot.token);

@@ -84,9 +84,9 @@ export function bootTask(k: KernelState, o: BootTaskOptions): BootTask {
 /** Makes the task; the caller has checked its hurd's policy and limits (quota.ts, checkNewTask). */
 function createTask(k: KernelState, parent: KTask | null, ns: Namespace, name: string, dieWithParent: boolean): KTask {
   if (!ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
-  const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), newToken(k), k.subjects);
+  const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), newToken(k), k.subjects, k.accounting);
   t.createdMs = k.now();
-  chargeTask(ns);
+  chargeTask(k, ns);
   const self = new Port(k.config.qlimit);
   self.kobject = { kind: "task", task: t };
   t.self = self;
@@ -188,7 +188,7 @@ function terminateOne(k: KernelState, t: KTask, reason: string): void {
     t.boundTo = null;
   }
   t.ns.tasks.delete(t);
-  unchargeTask(t.ns);
+  unchargeTask(k, t.ns);
   const sp = t.space;
   sp.active = false;
   for (const e of [...sp.entries.values()]) {
