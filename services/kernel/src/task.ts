@@ -7,7 +7,7 @@ import { Errno } from "@hurdmesh/mach";
 import { Delivery, TaskEvent, TaskSpecialPort, type HurdLimits as HurdLimitsMsg, type HurdPolicy } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { copyoutRight } from "./message.js";
 import { drain, tell } from "./mqueue.js";
-import { namespaceFromHost, namespacePath, newNamespace } from "./namespace.js";
+import { holdsHostOf, namespaceFromHost, namespacePath, newNamespace } from "./namespace.js";
 import { bodies, HURD_NOTIFY_TASK_TERMINATED, kernelMessage, MACH_NOTIFY_NEW_TASK, nestedTaskEvent } from "./notify.js";
 import { KTask, MACH_PORT_DEAD, Port, R_DEAD, R_SEND, TYPE_RECEIVE, TYPE_SEND, type KRight, type Namespace, type Sink } from "./objects.js";
 import { destroyPort, makeSend, releaseSend } from "./port.js";
@@ -134,6 +134,12 @@ export function taskCreate(k: KernelState, caller: KTask, parentName: number, na
   need(k, caller.space, caller);
   if (!parent.ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
   if (!parent.active) throw err("KERN_INVALID_TASK", "the parent task is ending");
+  // A new hurd is made inside the parent's, and only by a holder of that
+  // hurd's host port (or of a hurd enclosing it), as a Zircon job is made
+  // only through a handle to its parent job: else any task of any hurd
+  // could mint hurds, each with limits and a host port of its own.
+  if (o.newNamespace && !holdsHostOf(caller, parent.ns))
+    throw err("KERN_NO_ACCESS", `a new hurd inside ${parent.ns.parent === null ? "the root hurd" : `hurd ${parent.ns.label}`} takes a send right to its host port`);
   checkNewTask(k, caller, parent.ns, !!o.newNamespace);
   let ns = parent.ns;
   if (o.newNamespace) {
