@@ -24,8 +24,9 @@ import { GATEWAY_GETPIDS, gateway, NATIVE_GETPIDS } from "./rows/gateway.js";
 import { web, webName } from "./rows/web.js";
 import { quotasLocal, quotasNats, SIBLING } from "./rows/quotas.js";
 import { failover, failoverName } from "./rows/failover.js";
+import { accounting, accountingName } from "./rows/accounting.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats, failover];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats, accounting, failover];
 const IN_FLIGHT = [1, 64];
 
 
@@ -204,6 +205,31 @@ const TARGETS: Target[] = [
       unit: "x",
     },
   ]),
+  // Resource accounting's own cost (issue 16): on against a kernel with it
+  // off, interleaved; 1 in flight by p50, 64 in flight by calls/s.
+  ...(["local", "nats"] as const).flatMap((bus) =>
+    [PING, LIFECYCLE].flatMap((what): Target[] => [
+      {
+        label: `accounting cost: ${what} p50 on / off - 1 (${bus}, 1 in flight)`,
+        row: (rows) => find(rows, accountingName(what, "on"), bus, 1),
+        value: (rows) => less(ratio(find(rows, accountingName(what, "on"), bus, 1)?.p50_us, find(rows, accountingName(what, "off"), bus, 1)?.p50_us)),
+        op: "<=",
+        limit: 0.05,
+        unit: "",
+      },
+      {
+        label: `accounting cost: 1 - ${what} calls/s on / off (${bus}, 64 in flight)`,
+        row: (rows) => find(rows, accountingName(what, "on"), bus, 64),
+        value: (rows) => {
+          const r = ratio(find(rows, accountingName(what, "on"), bus, 64)?.calls_per_s, find(rows, accountingName(what, "off"), bus, 64)?.calls_per_s);
+          return r === undefined ? undefined : Math.round((1 - r) * 100) / 100;
+        },
+        op: "<=",
+        limit: 0.05,
+        unit: "",
+      },
+    ]),
+  ),
   {
     label: "list procinfo of 100,000 processes",
     row: (rows) => rows.find((r) => r.name.startsWith("list procinfo of 100")),
@@ -247,6 +273,11 @@ const TARGETS: Target[] = [
     unit: " ms",
   },
 ];
+
+/** A ratio as what it adds: 1.03 → 0.03. */
+function less(r: number | undefined): number | undefined {
+  return r === undefined ? undefined : Math.round((r - 1) * 100) / 100;
+}
 
 function ratio(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined || b === 0 ? undefined : Math.round((a / b) * 100) / 100;

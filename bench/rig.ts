@@ -30,9 +30,14 @@ export interface KernelRig {
   close(): Promise<void>;
 }
 
-/** How a rig's kernel runs: `journal`, with its log on JetStream, leading at once (hurd-kernel --journal; NATS only). */
+/**
+ * How a rig's kernel runs: `journal`, with its log on JetStream, leading at
+ * once (hurd-kernel --journal; NATS only); `benchOnlyNoAccounting`, with
+ * resource accounting off (the accounting group's baseline).
+ */
 export interface KernelRigOptions {
   journal?: boolean;
+  benchOnlyNoAccounting?: boolean;
 }
 
 export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: KernelRigOptions = {}): Promise<KernelRig> {
@@ -48,6 +53,7 @@ export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) =
     { system },
     {
       log,
+      benchOnlyNoAccounting: ko.benchOnlyNoAccounting,
       nats: secured
         ? {
             account: secured.keys.account,

@@ -163,7 +163,7 @@ for (const kind of busKinds) {
     });
 
     it("namespaces nest 32 deep; one more fails EINVAL and creates nothing", async () => {
-      const a = await h.task("ns-depth");
+      const a = await h.task("ns-depth", { hostPriv: true });
       let parent = 0;
       let last = 0;
       for (let i = 1; i <= 32; i++) {
@@ -183,7 +183,7 @@ for (const kind of busKinds) {
     });
 
     it("register_new_task_notification twice on one namespace answers KERN_NO_ACCESS", async () => {
-      const a = await h.task("proc-twice");
+      const a = await h.task("proc-twice", { hostPriv: true });
       const sub = await a.taskCreate("hurd2", { newNamespace: true });
       assert.ok(sub.hostPriv !== 0);
       const n1 = await a.allocate();
@@ -201,7 +201,7 @@ for (const kind of busKinds) {
     });
 
     it("new-task and task-terminated notifications do not use up the kernel's send right to the registered port", async () => {
-      const a = await h.task("proc-srights");
+      const a = await h.task("proc-srights", { hostPriv: true });
       const sub = await a.taskCreate("hurd4", { newNamespace: true });
       const n = await a.allocate();
       const box = inbox(a, n);
@@ -228,7 +228,7 @@ for (const kind of busKinds) {
     });
 
     it("new-task notifications reach a namespace's port for its tasks and its nested hurds' tasks, never a parent's or a sibling's", async () => {
-      const a = await h.task("proc-ns");
+      const a = await h.task("proc-ns", { hostPriv: true });
       const sub = await a.taskCreate("hurd3", { newNamespace: true });
       const n = await a.allocate();
       const box: Received[] = inbox(a, n);
@@ -284,7 +284,7 @@ for (const kind of busKinds) {
 
     /** `a` registered as the proc of a new hurd `sub`, with a hurd `inner` nested in it: what `a` hears of inner's tasks. */
     async function setup(name: string) {
-      const a = await h.task(name);
+      const a = await h.task(name, { hostPriv: true });
       const sub = await a.taskCreate(`${name}-sub`, { newNamespace: true });
       const n = await a.allocate();
       const box = inbox(a, n);
@@ -396,7 +396,7 @@ for (const kind of busKinds) {
     });
 
     it("task_create past maxTasks fails KERN_RESOURCE_SHORTAGE and leaves no namespace behind", async () => {
-      const a = await h.task("limit-a");
+      const a = await h.task("limit-a", { hostPriv: true });
       await a.taskCreate("limit-1");
       await a.taskCreate("limit-2");
       const children = h.kernel.root.children.size;

@@ -245,15 +245,25 @@ for (const kind of busKinds) {
       }
     });
 
-    it("deep nesting: a nested hurd past max_children is KERN_RESOURCE_SHORTAGE", async () => {
-      let level = await flooder("nest-flood");
-      const made: Task[] = [level];
+    it("deep nesting: a nested hurd past max_children is KERN_RESOURCE_SHORTAGE; a flooder without the host port makes none (KERN_NO_ACCESS)", async () => {
+      const f = await flooder("nest-flood");
+      try {
+        assert.equal(await f.taskCreate("nest", { newNamespace: true, dieWithParent: true }).then(() => "accepted", code), "KERN_NO_ACCESS");
+      } finally {
+        await f.detach();
+      }
+      // The noisy hurd's startup holds its host port (BOOT_NAMES.hostPriv),
+      // which reaches every hurd nested in it: it nests one in the last.
+      const top = await noisy.task.taskCreate("nest-top", { dieWithParent: true });
+      let parent = top.task;
+      let nested = 0;
       let refused = "";
-      while (!refused && made.length < 40) {
-        await level.taskCreate("nest", { newNamespace: true, dieWithParent: true }).then(
-          async (r) => {
-            level = await attach(r.taskId, r.token);
-            made.push(level);
+      const nest = () => noisy.task.taskCreate("nest", { parent, newNamespace: true, dieWithParent: true });
+      while (!refused && nested < 40) {
+        await nest().then(
+          (r) => {
+            parent = r.task;
+            nested++;
           },
           (e) => (refused = code(e)),
         );
@@ -261,10 +271,10 @@ for (const kind of busKinds) {
       }
       try {
         assert.equal(refused, "KERN_RESOURCE_SHORTAGE");
-        assert.equal(made.length - 1, LIMITS.maxChildren);
-        await hold(work, 500, () => level.taskCreate("nest", { newNamespace: true, dieWithParent: true }));
+        assert.equal(nested, LIMITS.maxChildren);
+        await hold(work, 500, nest);
       } finally {
-        await made[0]!.detach();
+        await noisy.task.taskTerminate(top.task);
       }
       await until(async () => (await info(b.initTask, noisy.hostPriv)).children === 0, 30_000, "the nested hurds to end");
     });

@@ -139,11 +139,15 @@ describe("nothing left behind (a failed bench)", () => {
       let out = "";
       p.stdout!.on("data", (d) => (out += d));
       p.stderr!.on("data", (d) => (out += d));
+      // Its output is all read only at "close": "exit" may come first (on a
+      // loaded machine the thrown error's lines were not in yet).
+      let closed = false;
+      p.once("close", () => (closed = true));
       await until(() => /grandchild \d+/.test(out), 60_000, "the bench's grandchild to start");
       const pid = Number(/grandchild (\d+)/.exec(out)![1]);
       assert.ok(alive(pid), "the grandchild runs while the bench does");
       p.kill(signal);
-      await until(() => p.exitCode !== null || p.signalCode !== null, 60_000, "the bench to exit");
+      await until(() => closed, 60_000, "the bench to exit and its output to end");
       assert.notEqual(p.exitCode, 0, out);
       if (signal === "SIGUSR2") assert.match(out, /bench row failed/);
       await until(() => !alive(pid), 5_000, `the grandchild (pid ${pid}) to be gone`);

@@ -197,6 +197,33 @@ for (const kind of busKinds) {
       await n.task.taskCreate("nested-inside-is-inside");
     });
 
+    it("task_create with a new hurd takes a send right to the host port of the parent's hurd or of one enclosing it (KERN_NO_ACCESS otherwise), and a refusal makes nothing", async () => {
+      // A task of the root hurd without its host port.
+      const plain = await h.task("no-host");
+      const tasks = h.kernel.tasks.size;
+      const names = (await plain.names()).names.length;
+      const hurds = (await info(a, a.hostPriv)).children;
+      await rejectsWith(plain.taskCreate("rogue", { newNamespace: true }), "KERN_NO_ACCESS");
+      await rejectsWith(plain.taskCreate("rogue", { newNamespace: true, dieWithParent: true, limits: { maxTasks: 1 } }), "KERN_NO_ACCESS");
+      assert.equal(h.kernel.tasks.size, tasks);
+      assert.equal((await plain.names()).names.length, names);
+      assert.equal((await info(a, a.hostPriv)).children, hurds);
+      // Without a new hurd it may still make tasks in its own.
+      await plain.taskCreate("plain-child");
+      // A subhurd's first task holds its own hurd's host port: it nests hurds
+      // in its hurd, but not in a sibling's, whose task port it was given.
+      const s1 = await subhurd(h, a, "host-s1");
+      const s2 = await subhurd(h, a, "host-s2");
+      await subhurd(h, s1.task, "host-s1-inner");
+      const S2 = 0x2400;
+      await a.insertRight(s1.taskPort, S2, s2.taskPort, MsgType.MSG_TYPE_COPY_SEND);
+      await rejectsWith(s1.task.taskCreate("into-sibling", { parent: S2, newNamespace: true }), "KERN_NO_ACCESS");
+      await s1.task.taskCreate("sibling-task", { parent: S2 });
+      // The root hurd's host port reaches every hurd nested in it.
+      await a.taskCreate("from-above", { parent: s2.taskPort, newNamespace: true });
+      assert.equal((await info(a, s2.hostPriv)).children, 1);
+    });
+
     it("kill_on_limit: a task that runs into the limit is terminated instead of refused", async () => {
       const s = await subhurd(h, a, "killer", { limits: { maxTasks: 2 }, policy: { denyNewTasks: false, killOnLimit: true, closed: false } });
       await s.task.taskCreate("fits");

@@ -47,6 +47,13 @@ export interface KernelOptions extends Partial<KernelEvents> {
   nats?: NatsUsersOptions;
   /** Metrics (null: none): per-hurd gauges, counters and the kernel calls' durations (metrics.ts). */
   metrics?: Metrics | null;
+  /**
+   * For the bench only (bench/rows/accounting.ts): true makes a kernel that
+   * charges nothing to tasks and hurds and enforces none of their limits
+   * (quota.ts), the baseline against which accounting's cost is measured.
+   * Never for a kernel that runs hurds: one hurd could then take it down.
+   */
+  benchOnlyNoAccounting?: boolean;
 }
 
 /** How many leases a lease sweep waits for its round trip on the bus (Kernel.sweep). */
@@ -66,8 +73,9 @@ export class Kernel extends KernelState {
   private readonly closing = new Set<() => void>();
 
   constructor(config: Partial<KernelConfig> = {}, o: KernelOptions = {}) {
-    const { telemetry, nats, metrics, ...events } = o;
+    const { telemetry, nats, metrics, benchOnlyNoAccounting, ...events } = o;
     super(kernelConfig(config), events);
+    this.accounting = !benchOnlyNoAccounting;
     if (nats) this.natsUsers = new NatsUsers(this.config.system, nats, (l) => this.log(l), this);
     this.sweepEvery = Math.max(50, this.config.leaseMs / 4);
     this.lastSweep = Date.now();

@@ -58,6 +58,20 @@ export function namespaceFromHost(caller: KTask, name: number): Namespace {
   return k.ns;
 }
 
+/**
+ * Whether `caller` holds a send right to the host port of `ns` or of a hurd
+ * `ns` is nested in: the authority over a hurd that making a hurd inside it
+ * takes (task_create with new_namespace). At most maxNamespaceDepth + 1
+ * lookups, one per enclosing hurd.
+ */
+export function holdsHostOf(caller: KTask, ns: Namespace): boolean {
+  for (let n: Namespace | null = ns; n !== null; n = n.parent) {
+    const e = caller.space.byPort.get(n.hostPriv);
+    if (e !== undefined && e.bits & TYPE_SEND) return true;
+  }
+  return false;
+}
+
 // register_new_task_notification (gnumach 4203)
 export function registerNewTaskNotification(k: KernelState, caller: KTask, hostName: number, notify: number, disp: MsgType): void {
   const ns = namespaceFromHost(caller, hostName);

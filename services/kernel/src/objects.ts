@@ -51,10 +51,11 @@ export class KTask {
     public name: string,
     readonly token: string,
     subjects: SystemSubjects,
+    accounted = true,
   ) {
     this.subject = subjects.deliveryPrefix(this.id);
     this.tokenBytes = Buffer.from(token);
-    this.space = new Space(ns);
+    this.space = new Space(ns, accounted ? ns : null);
   }
 }
 
@@ -215,9 +216,13 @@ export class Space {
    * The hurd its names are charged to, with the hurds it is nested in: a
    * name counts against every one of their port limits (quota.ts checks
    * them before a name is made; the counting is here, where every name
-   * comes and goes).
+   * comes and goes). `charged` is that hurd, or null in a kernel whose
+   * accounting is off (KernelState.accounting: the bench's baseline).
    */
-  constructor(readonly ns: Namespace) {}
+  constructor(
+    readonly ns: Namespace,
+    private readonly charged: Namespace | null = ns,
+  ) {}
 
   newName(): number {
     let n = this.nextName++;
@@ -233,13 +238,13 @@ export class Space {
   insert(e: Entry): void {
     this.entries.set(e.name, e);
     if (e.port && e.bits & (TYPE_SEND | TYPE_RECEIVE)) this.byPort.set(e.port, e);
-    for (let n: Namespace | null = this.ns; n !== null; n = n.parent) n.ports++;
+    for (let n = this.charged; n !== null; n = n.parent) n.ports++;
   }
 
   remove(e: Entry): void {
     const had = this.entries.delete(e.name);
     if (e.port && this.byPort.get(e.port) === e) this.byPort.delete(e.port);
-    if (had) for (let n: Namespace | null = this.ns; n !== null; n = n.parent) n.ports--;
+    if (had) for (let n = this.charged; n !== null; n = n.parent) n.ports--;
   }
 
   /** Forgets every name at once (a dead task's space, once each right was released). */
@@ -247,7 +252,7 @@ export class Space {
     const k = this.entries.size;
     this.entries.clear();
     this.byPort.clear();
-    for (let n: Namespace | null = this.ns; n !== null; n = n.parent) n.ports -= k;
+    for (let n = this.charged; n !== null; n = n.parent) n.ports -= k;
   }
 
   /** ipc_entry_lookup: a right whose port died becomes a dead name here, lazily, as in Mach (ipc_right_check). */

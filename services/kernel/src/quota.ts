@@ -11,6 +11,11 @@
 // Names are counted where they come and go (Space.insert/remove in
 // objects.ts), so no path can make one uncounted; what is charged here is
 // the rest: tasks, nested hurds and queued messages.
+//
+// A kernel made with accounting off (KernelState.accounting, for the
+// bench's baseline only) charges nothing and checks no limit here but a
+// space's own bound; policies still hold. What the bench compares is what
+// these walks cost on the hot path.
 import type { ErrnoName } from "@hurdmesh/mach";
 import type { HurdLimits as HurdLimitsMsg, HurdPolicy } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { HurdLimits } from "./config.js";
@@ -65,6 +70,7 @@ function who(ns: Namespace): string {
 /** Whether `sp` may take one more name: its task's and every enclosing hurd's limit. */
 export function roomForName(k: KernelState, sp: Space): boolean {
   if (sp.entries.size >= k.config.maxNamesPerTask) return false;
+  if (!k.accounting) return true;
   for (let n: Namespace | null = sp.ns; n !== null; n = n.parent) if (n.ports >= n.maxPorts) return false;
   return true;
 }
@@ -72,6 +78,7 @@ export function roomForName(k: KernelState, sp: Space): boolean {
 /** Refuses a new name in `sp` (for a call made by `offender`) when there is no room. */
 export function needName(k: KernelState, sp: Space, offender: KTask | null): void {
   if (sp.entries.size >= k.config.maxNamesPerTask) throw limitHit(k, offender, sp.ns, "KERN_NO_SPACE", `${k.config.maxNamesPerTask} names in one space`);
+  if (!k.accounting) return;
   for (let n: Namespace | null = sp.ns; n !== null; n = n.parent)
     if (n.ports >= n.maxPorts) throw limitHit(k, offender, n, "KERN_RESOURCE_SHORTAGE", `${who(n)} holds ${n.maxPorts} port names`);
 }
@@ -89,6 +96,7 @@ export function checkNewTask(k: KernelState, caller: KTask | null, ns: Namespace
   for (let n: Namespace | null = ns; n !== null; n = n.parent) {
     if (n.policy & POLICY_DENY_NEW_TASKS) throw err("KERN_NO_ACCESS", `${who(n)} denies new tasks`);
     if (n.policy & POLICY_CLOSED && caller !== null && !within(caller.ns, n)) throw err("KERN_NO_ACCESS", `${who(n)} is closed to tasks from outside`);
+    if (!k.accounting) continue;
     if (n.ntasks >= n.maxTasks) throw limitHit(k, caller, n, "KERN_RESOURCE_SHORTAGE", `${who(n)} has ${n.maxTasks} tasks`);
     if (newHurd && n.nchildren >= n.maxChildren) throw limitHit(k, caller, n, "KERN_RESOURCE_SHORTAGE", `${who(n)} has ${n.maxChildren} nested hurds`);
   }
@@ -100,12 +108,12 @@ export function within(inner: Namespace, outer: Namespace): boolean {
   return false;
 }
 
-export function chargeTask(ns: Namespace): void {
-  for (let n: Namespace | null = ns; n !== null; n = n.parent) n.ntasks++;
+export function chargeTask(k: KernelState, ns: Namespace): void {
+  if (k.accounting) for (let n: Namespace | null = ns; n !== null; n = n.parent) n.ntasks++;
 }
 
-export function unchargeTask(ns: Namespace): void {
-  for (let n: Namespace | null = ns; n !== null; n = n.parent) n.ntasks--;
+export function unchargeTask(k: KernelState, ns: Namespace): void {
+  if (k.accounting) for (let n: Namespace | null = ns; n !== null; n = n.parent) n.ntasks--;
 }
 
 /** Links a new hurd into its parent once something lives in it: one more nested hurd for every ancestor. */
@@ -134,6 +142,7 @@ export function unlinkNamespace(k: KernelState, ns: Namespace): void {
  * handed straight to its receiver is never charged.
  */
 export function chargeQueued(k: KernelState, m: KMsg, payer: KTask): void {
+  if (!k.accounting) return;
   const cost = queuedCost(m);
   if (payer.queuedBytes + cost > k.config.maxQueuedBytesPerTask)
     throw limitHit(k, payer, payer.ns, "MACH_SEND_NO_BUFFER", `task ${payer.id} has ${payer.queuedBytes} bytes queued (limit ${k.config.maxQueuedBytesPerTask})`);

@@ -139,6 +139,12 @@ export abstract class KernelState {
   readonly namespaces = new Map<number, Namespace>();
   offender: KTask | null = null;
   /**
+   * Whether tasks, names and queued bytes are charged and checked against
+   * the hurds' limits. Always, but in a kernel the bench makes to measure
+   * what accounting costs (KernelOptions.benchOnlyNoAccounting).
+   */
+  accounting = true;
+  /**
    * The most bytes one delivery may encode to: the bus's largest message
    * (NATS's max_payload; unbounded in process). copyinMessage refuses what
    * would not fit, so no message is accepted that its delivery cannot carry.

@@ -7,7 +7,7 @@ import { Errno } from "@hurdmesh/mach";
 import { Delivery, TaskEvent, TaskSpecialPort, type HurdLimits as HurdLimitsMsg, type HurdPolicy } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { copyoutRight } from "./message.js";
 import { drain, tell } from "./mqueue.js";
-import { namespaceFromHost, namespacePath, newNamespace } from "./namespace.js";
+import { holdsHostOf, namespaceFromHost, namespacePath, newNamespace } from "./namespace.js";
 import { bodies, HURD_NOTIFY_TASK_TERMINATED, kernelMessage, MACH_NOTIFY_NEW_TASK, nestedTaskEvent } from "./notify.js";
 import { KTask, MACH_PORT_DEAD, Port, R_DEAD, R_SEND, TYPE_RECEIVE, TYPE_SEND, type KRight, type Namespace, type Sink } from "./objects.js";
 import { destroyPort, makeSend, releaseSend } from "./port.js";
@@ -84,9 +84,9 @@ export function bootTask(k: KernelState, o: BootTaskOptions): BootTask {
 /** Makes the task; the caller has checked its hurd's policy and limits (quota.ts, checkNewTask). */
 function createTask(k: KernelState, parent: KTask | null, ns: Namespace, name: string, dieWithParent: boolean): KTask {
   if (!ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
-  const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), newToken(k), k.subjects);
+  const t = new KTask(ns, parent ? parent.id : 0, name.slice(0, 256), newToken(k), k.subjects, k.accounting);
   t.createdMs = k.now();
-  chargeTask(ns);
+  chargeTask(k, ns);
   const self = new Port(k.config.qlimit);
   self.kobject = { kind: "task", task: t };
   t.self = self;
@@ -134,6 +134,12 @@ export function taskCreate(k: KernelState, caller: KTask, parentName: number, na
   need(k, caller.space, caller);
   if (!parent.ns.active) throw err("KERN_INVALID_ARGUMENT", "namespace is being destroyed");
   if (!parent.active) throw err("KERN_INVALID_TASK", "the parent task is ending");
+  // A new hurd is made inside the parent's, and only by a holder of that
+  // hurd's host port (or of a hurd enclosing it), as a Zircon job is made
+  // only through a handle to its parent job: else any task of any hurd
+  // could mint hurds, each with limits and a host port of its own.
+  if (o.newNamespace && !holdsHostOf(caller, parent.ns))
+    throw err("KERN_NO_ACCESS", `a new hurd inside ${parent.ns.parent === null ? "the root hurd" : `hurd ${parent.ns.label}`} takes a send right to its host port`);
   checkNewTask(k, caller, parent.ns, !!o.newNamespace);
   let ns = parent.ns;
   if (o.newNamespace) {
@@ -188,7 +194,7 @@ function terminateOne(k: KernelState, t: KTask, reason: string): void {
     t.boundTo = null;
   }
   t.ns.tasks.delete(t);
-  unchargeTask(t.ns);
+  unchargeTask(k, t.ns);
   const sp = t.space;
   sp.active = false;
   for (const e of [...sp.entries.values()]) {
