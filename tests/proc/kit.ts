@@ -57,9 +57,9 @@ export interface ProcHurd {
  * `store`: where proc writes through (journal.ts); HURD_PROC_WRITE_THROUGH=1
  * runs any suite of this kit with write-through on, in memory.
  */
-export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = {}, kernel: Parameters<typeof startHurd>[1] = {}, o: { store?: ProcStore } = {}): Promise<ProcHurd> {
-  const store = o.store ?? (process.env.HURD_PROC_WRITE_THROUGH === "1" ? new MemoryProcStore() : undefined);
+export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = {}, kernel: Parameters<typeof startHurd>[1] = {}, o: { store?: ProcStore | ((h: Hurd) => Promise<ProcStore>) } = {}): Promise<ProcHurd> {
   const h = await startHurd(kind, kernel);
+  const store = typeof o.store === "function" ? await o.store(h) : (o.store ?? (process.env.HURD_PROC_WRITE_THROUGH === "1" ? new MemoryProcStore() : undefined));
   const st = await h.task("startup", { hostPriv: true, timeoutMs: 10000 });
 
   // auth first: startup holds its task port, so it can take a right from its space.

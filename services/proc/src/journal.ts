@@ -77,6 +77,9 @@ export class ProcJournal {
       await prev.then(noop, noop);
       this.queued = null;
       if (this.broken) throw this.eio();
+      // A process that no longer holds proc's task (the kernel detached it:
+      // a new process may be reading the store) writes nothing more.
+      if (this.srv.task.detached) throw new HurdError(Errno.MIG_SERVER_DIED, "proc's process no longer holds its task");
       const b = this.take();
       if (b.size === 0) return;
       this.stats.writes++;
