@@ -1,6 +1,6 @@
 // proc restarts in place (issue 17): its process goes as SIGKILL leaves it
 // (no goodbye, the task's lease lapses) in the middle of a load of forks,
-// setsid/setpgid, handles, exits and waits; a new process attaches to the
+// setsid/setpgid, handles, signals through them, exits and waits; a new process attaches to the
 // same task, rebuilds its tables from its store (JetStream KV on NATS, as
 // proc's own store user; memory in process) and goes on. Every child the
 // load made is as the load last saw it (pid, parent, group, session, exit
@@ -11,7 +11,7 @@
 // EIO, and a restart shows the failed call changed nothing.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { client, HurdError, portAt, W, type Task } from "@hurdmesh/mach";
+import { client, HurdError, portAt, SIG, W, type Task } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
 import { JetStreamKv, type NatsBus } from "@hurdmesh/mach/nats";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
@@ -164,7 +164,17 @@ for (const kind of busKinds) {
           const h = await call(() => sh.proc.pidOpen({ pid: c.pid, serial: 0 }), child);
           if (h) child.handle = portAt(h, h.handle);
           const end = (k >> 1) % 3;
-          if (end !== 2) {
+          const hc = child.handle ? client(sh.task, ProcessDefinition, child.handle) : null;
+          if (end === 2 && hc) {
+            // A signal through the handle reaches the child's message port, and the answer waits for it.
+            if (await call(() => hc.handleSignal({ signal: SIG.USR1, sigcode: 0 }), child)) assert.ok(c.signals.some((x) => x.signal === SIG.USR1), `pid ${c.pid} got SIGUSR1`);
+          } else if (end === 0 && k % 2 === 1 && hc) {
+            // Killed through its handle: the task ends, and proc hears of it by notification.
+            if (await call(() => hc.handleSignal({ signal: SIG.KILL, sigcode: 0 }), child)) {
+              child.state = "zombie";
+              child.status = W.exitcode(0, SIG.KILL);
+            } else child.state = "zombie";
+          } else if (end !== 2) {
             const status = W.exitcode((w * 16 + k) & 0x7f, 0);
             if (!(await call(() => exitProcess(c, status).then(() => true), child))) {
               await c.task.detach().catch(() => {});

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Launcher, LaunchPorts } from "@hurdmesh/init";
 import { createLogger, type Task } from "@hurdmesh/mach";
+import type { ProcStore } from "@hurdmesh/proc";
 import { credsFile } from "@hurdmesh/mach/nats-auth";
 import { nodeImports } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
@@ -15,12 +16,13 @@ export class InProcessLauncher implements Launcher {
   readonly started: Record<string, unknown> = {};
   constructor(
     private readonly attach: (taskId: number, token: string) => Promise<Task>,
-    private readonly o: { command?: string[] } = {},
+    /** procStore: proc writes through to it (the bench's write-through rows); none by default. */
+    private readonly o: { command?: string[]; procStore?: ProcStore } = {},
   ) {}
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
     const task = await this.attach(taskId, token);
-    this.started[name] = await startBootServer(name, task, { hostPriv: ports.hostPriv, command: this.o.command, attach: this.attach });
+    this.started[name] = await startBootServer(name, task, { hostPriv: ports.hostPriv, command: this.o.command, attach: this.attach, procStore: this.o.procStore });
   }
 }
 
