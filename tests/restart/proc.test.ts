@@ -255,11 +255,13 @@ for (const kind of busKinds) {
       await sh.proc.setpgrp({ pid: b.pid, pgrp: 0 });
       await exitProcess(b, W.exitcode(9, 0));
       await sh.proc.pidOpen({ pid: a.pid, serial: 0 });
+      await ph.startup.proc.setexecdata({ ports: [], ints: [7, 8, 9] });
       const before = await table(ph.startup);
       const r = await restartProc(ph, procTask, store);
       procTask = r.task;
       proc = r.proc;
       assert.deepEqual(await table(ph.startup), before);
+      assert.deepEqual((await ph.startup.proc.getexecdata({})).ints, [7, 8, 9], "the exec data");
       // A handle opened by the new process: its ports are its own now.
       assert.equal((await sh.proc.pidOpen({ pid: a.pid, serial: 0 })).pid, a.pid);
       assert.equal((await sh.proc.wait({ pid: b.pid, options: WNOHANG })).status, W.exitcode(9, 0));

@@ -22,6 +22,14 @@ import type { ProcServer } from "./server.js";
 import { ProcBatch, type ProcSelfRecord, type ProcStore } from "./store.js";
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/**
+ * How far ahead of the pid allocator (and the serial counter) the self
+ * record is written: a restarted proc starts there, so it hands out no pid
+ * or serial twice, and the record is rewritten only once the allocator has
+ * gone half that far, not at every fork. A restart skips at most this many
+ * pids (of 4 million).
+ */
+const RESERVE = 4096;
 const noop = () => {};
 
 export class ProcJournal {
@@ -33,6 +41,10 @@ export class ProcJournal {
   private flushing: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
   private lastSelf = "";
+  /** Where the allocator and the serial counter were when the self record last reserved ahead of them; -1: never. */
+  private pidBase = -1;
+  private serialBase = -1;
+  private hostDirty = false;
   /** Set once a write failed: the tables are no longer what the store holds. */
   broken: Error | null = null;
   /** Called once, at the first failed write. */
@@ -56,6 +68,9 @@ export class ProcJournal {
   }
   handle(port: number): void {
     this.ports.add(port);
+  }
+  host(): void {
+    this.hostDirty = true;
   }
 
   /** The EIO every RPC answers once a write failed. */
@@ -108,28 +123,43 @@ export class ProcJournal {
   }
 
   private dirty(): boolean {
-    return this.pids.size + this.pgids.size + this.sids.size + this.ports.size > 0 || this.selfJson() !== this.lastSelf;
+    return this.pids.size + this.pgids.size + this.sids.size + this.ports.size > 0 || this.hostDirty || this.selfDue();
+  }
+
+  /** The self record is due when a port of proc's changed or the allocator used half its reserve. */
+  private selfDue(): boolean {
+    const s = this.srv;
+    if (this.pidBase < 0) return true;
+    const span = s.pids.max - s.pids.floor;
+    const gone = (s.pids.position - this.pidBase + span) % span;
+    return gone >= RESERVE / 2 || s.serialCount - this.serialBase >= RESERVE / 2 || this.portsJson() !== this.lastSelf;
+  }
+
+  private portsJson(): string {
+    const s = this.srv;
+    return `${s.notifyPort}/${s.authPort}/${s.hostPriv}/${s.deviceMaster}`;
   }
 
   private selfRecord(): ProcSelfRecord {
     const s = this.srv;
-    return { task: s.task.id, notifyPort: s.notifyPort, authPort: s.authPort, hostPriv: s.hostPriv, deviceMaster: s.deviceMaster, pidNext: s.pids.position, serials: s.serialCount };
-  }
-
-  private selfJson(): string {
-    const r = this.selfRecord();
-    // The fields that change after boot; cheaper than JSON.stringify per RPC.
-    return `${r.pidNext}/${r.serials}/${r.notifyPort}/${r.authPort}/${r.hostPriv}/${r.deviceMaster}`;
+    const span = s.pids.max - s.pids.floor;
+    this.pidBase = s.pids.position;
+    this.serialBase = s.serialCount;
+    this.lastSelf = this.portsJson();
+    // Ahead by the reserve, wrapped as the allocator wraps.
+    const pidNext = s.pids.floor + ((s.pids.position - s.pids.floor + RESERVE) % span);
+    return { task: s.task.id, notifyPort: s.notifyPort, authPort: s.authPort, hostPriv: s.hostPriv, deviceMaster: s.deviceMaster, pidNext, serials: s.serialCount + RESERVE };
   }
 
   /** Everything dirty, as records of the tables now; the dirty sets are emptied. */
   private take(): ProcBatch {
     const b = new ProcBatch();
     const s = this.srv;
-    const self = this.selfJson();
-    if (self !== this.lastSelf) {
-      b.self(this.selfRecord());
-      this.lastSelf = self;
+    if (this.selfDue()) b.self(this.selfRecord());
+    if (this.hostDirty) {
+      const d = s.hostData;
+      b.host({ execPorts: d.execPorts, execInts: d.execInts, notifiers: d.notifiers, versions: [...d.versions] });
+      this.hostDirty = false;
     }
     for (const pid of this.pids) {
       const p = s.byPid.get(pid);
@@ -155,6 +185,7 @@ export class ProcJournal {
     for (const pgid of this.srv.pgrps.keys()) this.pgids.add(pgid);
     for (const sid of this.srv.sessions.keys()) this.sids.add(sid);
     for (const port of this.handles.byPort.keys()) this.ports.add(port);
-    this.lastSelf = "";
+    this.pidBase = -1;
+    this.hostDirty = true;
   }
 }

@@ -43,18 +43,44 @@ export interface StartProcOptions {
 type Fn = (req: unknown, ctx: Ctx) => unknown;
 
 /**
+ * The RPCs that change their caller's own record (its flags, status, exec
+ * data, message port, login...). Every other change is marked where the
+ * tables change (ProcServer.touch and the journal's calls), so a read or a
+ * fork does not rewrite its caller's record.
+ */
+const CALLER_CHANGES = new Set([
+  "setArgLocations",
+  "markStop",
+  "markCont",
+  "markExit",
+  "markExec",
+  "markTraced",
+  "modStopchild",
+  "markImportant",
+  "setCode",
+  "setExe",
+  "setEntry",
+  "setmsgport",
+  "setprocargs",
+  "makeLoginColl",
+  "setlogin",
+  "makeTaskNamespace",
+]);
+
+/**
  * Every RPC answers once its changes are acknowledged by the store (and a
  * read once the writes before it are: it must not show what a restart
  * could take back); once a write failed, every RPC answers EIO.
  */
 function writeThrough(impl: Record<string, Fn>, journal: ProcJournal): void {
   for (const [k, fn] of Object.entries(impl)) {
+    const own = CALLER_CHANGES.has(k);
     impl[k] = async (req: unknown, ctx: Ctx) => {
       journal.check();
       try {
         return await fn(req, ctx);
       } finally {
-        if (ctx.object.kind !== "handle") journal.proc(ctx.object.p.pid);
+        if (own && ctx.object.kind === "proc") journal.proc(ctx.object.p.pid);
         await journal.commit();
       }
     };

@@ -126,6 +126,13 @@ export function rebuild(srv: ProcServer, handles: HandleTable, image: ProcImage)
   srv.authPort = self.authPort;
   srv.hostPriv = self.hostPriv;
   srv.deviceMaster = self.deviceMaster;
+  if (image.host) {
+    const d = srv.hostData;
+    d.execPorts = image.host.execPorts;
+    d.execInts = image.host.execInts;
+    d.notifiers.push(...image.host.notifiers);
+    for (const [k, v] of image.host.versions) d.versions.set(k, v);
+  }
   srv.init = srv.byPid.get(HURD_PID_INIT)!;
   srv.startup = srv.byPid.get(HURD_PID_STARTUP)!;
   srv.kernelProc = srv.byPid.get(HURD_PID_KERNEL)!;

@@ -2,6 +2,7 @@ import { Errno, HurdError, MACH_PORT_DEAD, MsgType, serve, type Context, type Se
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { defaultProcConfig, type ProcConfig } from "./config.js";
 import type { Handle } from "./handles.js";
+import type { HostData } from "./host.js";
 import type { ProcJournal } from "./journal.js";
 import { PgrpChange, joinPgrp, leavePgrp, pgrpOf, reparent, sessionOf } from "./pgrp.js";
 import { Pids } from "./pids.js";
@@ -48,6 +49,8 @@ export class ProcServer {
   hostPriv = 0;
   authPort = 0;
   deviceMaster = 0;
+  /** The host RPCs' data (host.ts). */
+  readonly hostData: HostData = { execPorts: null, execInts: [], notifiers: [], versions: new Map() };
   /** The port new-task and task-terminated notifications arrive on. */
   notifyPort = 0;
   init!: Proc;
