@@ -15,7 +15,7 @@ import { client, HurdError, portAt, SIG, W, type Task } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
 import { JetStreamKv, type NatsBus } from "@hurdmesh/mach/nats";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
-import { KvProcStore, MemoryProcStore, startProc, type ProcImage, type ProcServer, type ProcStore } from "@hurdmesh/proc";
+import { KvProcStore, MemoryProcStore, ProcBatch, startProc, type ProcImage, type ProcServer, type ProcStore } from "@hurdmesh/proc";
 import { busKinds, natsBus, natsKeys, until, type Hurd } from "../harness.js";
 import { bootProcHurd, codeOf, Errno, exitProcess, type Proc, type ProcHurd } from "../proc/kit.js";
 
@@ -267,6 +267,20 @@ for (const kind of busKinds) {
       assert.equal((await sh.proc.wait({ pid: b.pid, options: WNOHANG })).status, W.exitcode(9, 0));
       await a.task.detach();
       await sh.task.detach();
+    });
+
+    it("a half-written image is mended at the restart: a pgrp its last member's batch did not delete goes, its pid with it", async () => {
+      // What the store holds if proc died writing a batch whose other keys landed (JetStream has no multi-key transaction).
+      const b = new ProcBatch();
+      b.pgrp(77_777, 77_777);
+      b.session(77_777, 0);
+      await store.write(b);
+      const r = await restartProc(ph, procTask, store);
+      procTask = r.task;
+      proc = r.proc;
+      assert.equal(await codeOf(ph.startup.proc.getsessionpgids({ sid: 77_777 })), Errno.ESRCH);
+      assert.equal(proc.pids.inUse(77_777), false);
+      assert.equal((await store.open(ph.procTask.taskId))?.pgrps.has(77_777), false, "the mended records are written back");
     });
   });
 }

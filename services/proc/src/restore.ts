@@ -33,8 +33,29 @@ const TYPE_SEND = 1 << 16;
 const TYPE_RECEIVE = 1 << 17;
 const TYPE_DEAD_NAME = 1 << 20;
 
-/** Builds srv's tables from `image` (no RPC is served yet: the task is held). */
+/**
+ * Builds srv's tables from `image` (no RPC is served yet: the task is held).
+ * Nothing is marked for writing but what it had to repair: the image is
+ * what the store holds.
+ */
 export function rebuild(srv: ProcServer, handles: HandleTable, image: ProcImage): void {
+  const journal = srv.journal;
+  const repaired: string[] = [];
+  srv.journal = null;
+  try {
+    build(srv, handles, image, repaired);
+  } finally {
+    srv.journal = journal;
+  }
+  for (const key of repaired) {
+    if (key[0] === "g") journal?.pgrp(Number(key.slice(1)));
+    else if (key[0] === "s") journal?.session(Number(key.slice(1)));
+    else journal?.proc(Number(key.slice(1)));
+  }
+}
+
+/** `repaired`: the records a half-written image made it mend ("g<pgid>", "s<sid>", "p<pid>"), to be written back. */
+function build(srv: ProcServer, handles: HandleTable, image: ProcImage, repaired: string[]): void {
   const logins = new Map<string, Login>([
     [srv.rootLogin.name, srv.rootLogin],
     [srv.noLogin.name, srv.noLogin],
@@ -49,7 +70,7 @@ export function rebuild(srv: ProcServer, handles: HandleTable, image: ProcImage)
   for (const [pgid, r] of image.pgrps) {
     const s = srv.sessions.get(r.sid);
     // A record half-written when the old process died (JetStream has no multi-key transaction): its session is the pgrp's own.
-    const session = s ?? sessionFor(srv, r.sid);
+    const session = s ?? sessionFor(srv, r.sid, repaired);
     const g = new Pgrp(pgid, session);
     session.pgrps.add(g);
     srv.pgrps.set(pgid, g);
@@ -91,11 +112,25 @@ export function rebuild(srv: ProcServer, handles: HandleTable, image: ProcImage)
     // pid 1 is its own parent (none in the table), as makeBootProcesses has it.
     if (parent && parent !== p) addChild(parent, p);
     p.nsRoot = r.nsRoot ? (srv.byPid.get(r.nsRoot) ?? null) : null;
-    const g = r.pgid ? (srv.pgrps.get(r.pgid) ?? pgrpFor(srv, r.pgid, pid)) : null;
+    const g = r.pgid ? (srv.pgrps.get(r.pgid) ?? pgrpFor(srv, r.pgid, pid, repaired)) : null;
     if (g) {
       p.pgrp = g;
       g.members.add(p);
     }
+  }
+  // A pgrp or session left with no member (its deletion was in the batch the old process died writing) goes.
+  for (const g of [...srv.pgrps.values()]) {
+    if (g.members.size) continue;
+    srv.pgrps.delete(g.pgid);
+    g.session.pgrps.delete(g);
+    srv.pids.unpin(g.pgid);
+    repaired.push(`g${g.pgid}`);
+  }
+  for (const ss of [...srv.sessions.values()]) {
+    if (ss.pgrps.size) continue;
+    srv.sessions.delete(ss.sid);
+    srv.pids.unpin(ss.sid);
+    repaired.push(`s${ss.sid}`);
   }
   // The orphan counts follow from the tree, once it is whole (no signals: nothing changed).
   for (const p of srv.byPid.values()) if (p.pgrp && links(p, p.pgrp)) p.pgrp.linked++;
@@ -140,23 +175,22 @@ export function rebuild(srv: ProcServer, handles: HandleTable, image: ProcImage)
   if (!srv.init || !srv.startup || !srv.kernelProc || !srv.self) throw new Error("proc's store holds no boot processes: not an image of a booted proc");
 }
 
-function sessionFor(srv: ProcServer, sid: number): Session {
+function sessionFor(srv: ProcServer, sid: number, repaired: string[]): Session {
   const s = new Session(sid);
   srv.sessions.set(sid, s);
   srv.pids.pin(sid);
-  srv.journal?.session(sid);
+  repaired.push(`s${sid}`);
   return s;
 }
 
 /** A pgrp a process names that its record did not make it for (see sessionFor): in a session of its own id. */
-function pgrpFor(srv: ProcServer, pgid: number, pid: number): Pgrp {
-  const s = srv.sessions.get(pgid) ?? sessionFor(srv, pgid);
+function pgrpFor(srv: ProcServer, pgid: number, pid: number, repaired: string[]): Pgrp {
+  const s = srv.sessions.get(pgid) ?? sessionFor(srv, pgid, repaired);
   const g = new Pgrp(pgid, s);
   s.pgrps.add(g);
   srv.pgrps.set(pgid, g);
   srv.pids.pin(pgid);
-  srv.journal?.pgrp(pgid);
-  srv.journal?.proc(pid);
+  repaired.push(`g${pgid}`, `p${pid}`);
   return g;
 }
 
