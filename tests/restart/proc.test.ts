@@ -5,8 +5,9 @@
 // proc's own store user; memory in process) and goes on. Every child the
 // load made is as the load last saw it (pid, parent, group, session, exit
 // status for a zombie, gone once reaped, its handle answering), every call
-// either completed or failed with a clear error (none hung), and no pid
-// was handed out twice. Then, with the load stopped, a restart changes
+// either completed or failed with a clear error (none hung), a call made
+// while proc had no process is answered late, and no pid was handed out
+// twice. Then, with the load stopped, a restart changes
 // nothing proc_getallprocinfo shows. And a proc whose store fails answers
 // EIO, and a restart shows the failed call changed nothing.
 import { after, before, describe, it } from "node:test";
@@ -59,9 +60,12 @@ async function restartProc(ph: ProcHurd, task: Task, store: ProcStore): Promise<
   task.abandon();
   const t0 = Date.now();
   await until(() => ph.h.kernel.lapsed.size === 1, LEASE * 10, "the lapse");
+  // Asked while proc has no process: queued in the kernel, answered late by the new one.
+  const late = ph.startup.proc.getpids({});
   const next = await ph.h.attach(ph.procTask.taskId, ph.procTask.token, { hold: true, window: 1024, timeoutMs: 10_000 });
   const proc = await startProc(next, { store });
   assert.equal(proc.restarted, true);
+  assert.equal((await late).pid, ph.startup.pid, "a call queued during the restart, answered late");
   const ms = Date.now() - t0;
   assert.ok(ms < GRACE, `restart took ${ms} ms`);
   return { task: next, proc, ms };
