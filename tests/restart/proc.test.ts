@@ -1,15 +1,16 @@
 // proc restarts in place (issue 17): its process goes as SIGKILL leaves it
 // (no goodbye, the task's lease lapses) in the middle of a load of forks,
-// setsid/setpgid, handles, signals through them, exits and waits; a new process attaches to the
-// same task, rebuilds its tables from its store (JetStream KV on NATS, as
-// proc's own store user; memory in process) and goes on. Every child the
-// load made is as the load last saw it (pid, parent, group, session, exit
-// status for a zombie, gone once reaped, its handle answering), every call
-// either completed or failed with a clear error (none hung), a call made
-// while proc had no process is answered late, and no pid was handed out
-// twice. Then, with the load stopped, a restart changes
-// nothing proc_getallprocinfo shows. And a proc whose store fails answers
-// EIO, and a restart shows the failed call changed nothing.
+// setsid/setpgid, handles, signals through them, exits and waits; a new
+// process attaches to the same task, rebuilds its tables from its store
+// (JetStream KV on NATS, as proc's own store user; memory in process) and
+// goes on. Every child the load made is as the load last saw it (pid,
+// parent, group, session, exit status for a zombie, gone once reaped, its
+// handle answering), every call either completed or failed with a clear
+// error (none hung), a call made while proc had no process is answered
+// late, and no pid was handed out twice. Then, with the load stopped, a
+// restart changes nothing proc_getallprocinfo shows; a half-written image
+// is mended; and a proc whose store fails answers EIO, and a restart shows
+// the failed call changed nothing.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { client, HurdError, portAt, SIG, W, type Task } from "@hurdmesh/mach";
