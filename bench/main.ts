@@ -16,7 +16,7 @@ import { RAW_NATS as RAW, rawNats } from "./rows/nats.js";
 import type { BenchContext, Opened, RowGroup } from "./rows/types.js";
 import { authLocal, authNats } from "./rows/auth.js";
 import { boot } from "./rows/boot.js";
-import { LIFECYCLE, procLifecycle, procScale, SUBHURD, subhurdLifecycle } from "./rows/proc.js";
+import { LIFECYCLE, procLifecycle, procScale, SUBHURD, subhurdLifecycle, WRITE_THROUGH } from "./rows/proc.js";
 import { FULL, SAMPLED, SAMPLED_RATIO, tracing, tracingName } from "./rows/tracing.js";
 import { CLI, cli } from "./rows/cli.js";
 import { metrics, metricsName } from "./rows/metrics.js";
@@ -96,6 +96,16 @@ const TARGETS: Target[] = [
     op: "<=",
     limit: 1000,
     unit: " µs",
+  },
+  // proc's write-through (issue 17): lifecycles with proc writing its table
+  // to JetStream KV against the same without, interleaved on one server.
+  {
+    label: "process lifecycles/s with proc writing through / without (NATS, 64 in flight)",
+    row: (rows) => find(rows, WRITE_THROUGH, NATS_AUTH_OFF, 64),
+    value: (rows) => ratio(find(rows, WRITE_THROUGH, NATS_AUTH_OFF, 64)?.calls_per_s, find(rows, LIFECYCLE, NATS_AUTH_OFF, 64)?.calls_per_s),
+    op: ">=",
+    limit: 0.75,
+    unit: "x",
   },
   {
     label: "in-process brokered p50 (1 in flight)",

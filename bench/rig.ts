@@ -12,7 +12,7 @@ import { LocalHub, Task, type Bus } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
 import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
 import { AccountRevocations, accountClaimsOf, NKey } from "@hurdmesh/mach/nats-auth";
-import type { ProcServer } from "@hurdmesh/proc";
+import type { ProcServer, ProcStore } from "@hurdmesh/proc";
 import type { BenchContext } from "./rows/types.js";
 
 /** The bus label of rows on NATS with authorization off (rows labelled "nats" have it on, the default). */
@@ -125,12 +125,13 @@ export interface Rig {
 
 let n = 0;
 
-export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: KernelRigOptions = {}): Promise<Rig> {
-  const k = await kernelRig(kind, nats, log, ko);
+/** `ko`: the kernel's options (kernelRig); procStore: proc writes through to the store it makes for the rig's system (issue 17's rows). */
+export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: KernelRigOptions & { procStore?: (system: string) => Promise<ProcStore> } = {}): Promise<Rig> {
+  const k = await kernelRig(kind, nats, log, { journal: ko.journal, benchOnlyNoAccounting: ko.benchOnlyNoAccounting });
   const attach = (taskId: number, token: string, o: { window?: number } = {}) => k.attach(taskId, token, { window: 1024, timeoutMs: 30_000, ...o });
   const b = k.kernel.bootTask({ name: "init", hostPriv: true });
   const initTask = await attach(b.task.id, b.token);
-  const launcher = new InProcessLauncher(attach);
+  const launcher = new InProcessLauncher(attach, { procStore: ko.procStore ? await ko.procStore(k.system) : undefined });
   const init = new Init({ task: initTask, hostPriv: b.hostPriv, launcher, log });
   const booted = await init.boot();
   const parent = await Process.attach(initTask, booted.proc, booted.auth, { msgport: false });

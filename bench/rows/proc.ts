@@ -6,6 +6,7 @@ import { Rights } from "@hurdmesh/mach";
 import { Process, WNOHANG } from "@hurdmesh/libhurd";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { bootSubhurd } from "@hurdmesh/init";
+import { KvProcStore } from "@hurdmesh/proc";
 import { JetStreamKv, NatsBus } from "@hurdmesh/mach/nats";
 import type { Row } from "../harness.js";
 import { bootRig, NATS_AUTH_OFF, type Rig } from "../rig.js";
@@ -27,25 +28,7 @@ export function lifecycle(r: Rig): () => Promise<unknown> {
   };
 }
 
-export const STORE_WRITES = "proc store: one lifecycle's writes (put, put, delete; JetStream KV)";
-
-/**
- * What proc's write-through (services/proc/src/store.ts) would add to one
- * lifecycle, measured alone until proc writes through: the child's record
- * put at proc_child, put again as a zombie at its task's death, deleted at
- * the reap, each acknowledged by JetStream before the next (as before each
- * RPC's answer). A record of a ProcRecord's size, a key per call.
- */
-function storeWrites(kv: JetStreamKv): () => Promise<unknown> {
-  const body = new TextEncoder().encode(JSON.stringify({ pad: "x".repeat(420) }));
-  let n = 0;
-  return async () => {
-    const key = `p${++n}`;
-    await kv.put(key, body);
-    await kv.put(key, body);
-    await kv.delete(key);
-  };
-}
+export const WRITE_THROUGH = `${LIFECYCLE}, proc writing through (JetStream KV)`;
 
 export const procLifecycle: RowGroup = {
   name: "proc",
@@ -54,24 +37,28 @@ export const procLifecycle: RowGroup = {
     const nats = await bootRig("nats", ctx, ctx.log);
     // The same on a nats-server without authorization: what authorization costs.
     const open = await bootRig(NATS_AUTH_OFF, ctx, ctx.log);
-    // The bench's anonymous nats-server runs JetStream; a bucket of the rig's own system.
+    // The same with proc writing its table through to a bucket of its own
+    // (the bench's anonymous nats-server runs JetStream), as hurd up --nats
+    // runs it: each RPC answered once JetStream acknowledged its changes.
     const storeBus = await NatsBus.connect(ctx.natsUrl, "bench proc store");
-    const kv = await JetStreamKv.open(storeBus.nc, open.system, "", "proc");
+    let kv: JetStreamKv | null = null;
+    const stored = await bootRig(NATS_AUTH_OFF, ctx, ctx.log, { procStore: async (system) => new KvProcStore((kv = await JetStreamKv.open(storeBus.nc, system, "", "proc"))) });
     return {
       subjects: [
         { name: LIFECYCLE, bus: "local", call: lifecycle(local) },
         { name: LIFECYCLE, bus: "nats", call: lifecycle(nats) },
         { name: LIFECYCLE, bus: NATS_AUTH_OFF, call: lifecycle(open) },
-        { name: STORE_WRITES, bus: NATS_AUTH_OFF, call: storeWrites(kv) },
+        { name: WRITE_THROUGH, bus: NATS_AUTH_OFF, call: lifecycle(stored) },
       ],
       async close() {
-        await kv.purge().catch(() => {});
-        await storeBus.close();
         // Reap what the last turns left behind, then stop.
-        for (const r of [local, nats, open]) while (await r.parent.wait(-1, WNOHANG).catch(() => null));
+        for (const r of [local, nats, open, stored]) while (await r.parent.wait(-1, WNOHANG).catch(() => null));
         await local.close();
         await nats.close();
         await open.close();
+        await stored.close();
+        await kv?.purge().catch(() => {});
+        await storeBus.close();
       },
     };
   },

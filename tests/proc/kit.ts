@@ -9,7 +9,7 @@ import { userReauthenticate } from "@hurdmesh/iohelp";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
 import { client, MsgType, PortRight, Rights, serve, TaskSpecialPort, portAt, type Received, type Task } from "@hurdmesh/mach";
 import { Auth } from "@hurdmesh/auth";
-import { startProc, type ProcConfig, type ProcServer } from "@hurdmesh/proc";
+import { MemoryProcStore, startProc, type ProcConfig, type ProcServer, type ProcStore } from "@hurdmesh/proc";
 import { MsgDefinition } from "@hurdmesh/proto/hurd/msg/v1/msg";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { StartupDefinition } from "@hurdmesh/proto/hurd/startup/v1/startup";
@@ -48,11 +48,18 @@ export interface ProcHurd {
    * process port, and registers a message port that records signals.
    */
   spawn(parent: Proc, name?: string, o?: { msgport?: boolean; adopted?: boolean }): Promise<Proc & { taskInParent: number }>;
+  /** proc's task, as startup made it (a restart attaches a new process to it). */
+  procTask: { taskId: number; token: string; task: Task };
   close(): Promise<void>;
 }
 
-export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = {}, kernel: Parameters<typeof startHurd>[1] = {}): Promise<ProcHurd> {
+/**
+ * `store`: where proc writes through (journal.ts); HURD_PROC_WRITE_THROUGH=1
+ * runs any suite of this kit with write-through on, in memory.
+ */
+export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = {}, kernel: Parameters<typeof startHurd>[1] = {}, o: { store?: ProcStore | ((h: Hurd) => Promise<ProcStore>) } = {}): Promise<ProcHurd> {
   const h = await startHurd(kind, kernel);
+  const store = typeof o.store === "function" ? await o.store(h) : (o.store ?? (process.env.HURD_PROC_WRITE_THROUGH === "1" ? new MemoryProcStore() : undefined));
   const st = await h.task("startup", { hostPriv: true, timeoutMs: 10000 });
 
   // auth first: startup holds its task port, so it can take a right from its space.
@@ -86,7 +93,7 @@ export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = 
   const procT = await st.taskCreate("proc");
   await st.setSpecialPort(procT.task, TaskSpecialPort.TASK_BOOTSTRAP_PORT, startupPort);
   const procTask = await h.attach(procT.taskId, procT.token, { window: 1024, timeoutMs: 10000 });
-  const proc = await startProc(procTask, { config });
+  const proc = await startProc(procTask, { config, store });
   await procinitDone;
 
   const startup: Proc = await asProcess(st, startupProcPort, false);
@@ -97,6 +104,7 @@ export async function bootProcHurd(kind: BusKind, config: Partial<ProcConfig> = 
     auth,
     startup,
     rootAuth,
+    procTask: { taskId: procT.taskId, token: procT.token, task: procTask },
     async spawn(parent, name = "child", o = {}) {
       const c = await parent.task.taskCreate(name);
       const r = new Rights();

@@ -4,8 +4,9 @@
 // killed one's lease lapses and reads its handles back from JetStream. The
 // hurd stays up, a process made with an auth handle before the kill keeps
 // its uid, and a makeauth asked while auth was down is answered, late.
-// proc is not restarted yet (its table is in its memory): its SIGKILL
-// crashes the hurd past the grace, with the report it always printed.
+// SIGKILL proc's, and the new process rebuilds its table from its JetStream
+// bucket: a spawned program keeps its pid, parent, group and session, and
+// `hurd wait` reports how it ended.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -87,6 +88,14 @@ function processesOf(system: string): number[] {
   return out;
 }
 
+/** `hurd ps`'s PID, PPID, PGID and SID of `pid`, or undefined. */
+function idsOf(u: Up, name: string, pid: string): string[] | undefined {
+  const [head, ...rows] = hurd(u, name, "ps").stdout.trim().split("\n");
+  const cols = head!.trim().split(/\s+/);
+  const row = rows.map((l) => l.trim().split(/\s+/)).find((r) => r[cols.indexOf("PID")] === pid);
+  return row && ["PID", "PPID", "PGID", "SID"].map((c) => row[cols.indexOf(c)]!);
+}
+
 function uidOf(u: Up, name: string, pid: string): string | undefined {
   const [head, ...rows] = hurd(u, name, "ps").stdout.trim().split("\n");
   const cols = head!.trim().split(/\s+/);
@@ -149,6 +158,48 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       assert.equal(again.code, 4, again.stderr);
       assert.equal(hurd(u, name, "kill", "-s", "KILL", pid).code, 0);
       assert.equal(await s.done, 128 + 9);
+      assert.equal(hurd(u, name, "shutdown").code, 0);
+      assert.equal(await u.exited, 0, u.out());
+      await until(() => processesOf(name).length === 0, 10000, "every server process to exit");
+    } finally {
+      for (const p of running) if (p.exitCode === null) p.kill("SIGKILL");
+      if (u.proc.exitCode === null) u.proc.kill("SIGTERM");
+      await until(() => processesOf(name).length === 0, 15000, "leftovers").catch(() => {
+        for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+      });
+    }
+  });
+
+  it("SIGKILLed proc comes back on its task: a spawned program keeps its pid, parent, group and session, and hurd wait reports its end", async () => {
+    const name = `rp${process.pid}`;
+    const u = await up(name);
+    const running: ChildProcess[] = [];
+    try {
+      const s = hurdBg(u, name, "spawn", "--", "sleep", "3600");
+      running.push(s.proc);
+      await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
+      const pid = /is pid (\d+)/.exec(s.err())![1]!;
+      const before = idsOf(u, name, pid);
+      assert.ok(before, `pid ${pid} in hurd ps`);
+
+      const first = serverProcess(name, "proc");
+      assert.ok(first > 0, "proc's OS process");
+      process.kill(first, "SIGKILL");
+      await until(() => { const p = serverProcess(name, "proc"); return p > 0 && p !== first; }, 30000, "a new proc process");
+      await until(() => /restarted in place on task/.test(u.out()), 30000, "proc's restart in place");
+      assert.deepEqual(idsOf(u, name, pid), before, "pid, parent, group and session after the restart");
+
+      const w = hurdBg(u, name, "wait", pid);
+      running.push(w.proc);
+      await until(() => /waiting for pid/.test(w.err()), 30000, "hurd wait's handle");
+      assert.equal(hurd(u, name, "kill", "-s", "KILL", pid).code, 0);
+      assert.equal(await w.done, 128 + 9, w.err());
+      assert.match(w.err(), new RegExp(`^${pid} `, "m"));
+      assert.equal(await s.done, 128 + 9);
+      // Past the lease and the grace the hurd is still up: proc's task was never lost.
+      await new Promise((r) => setTimeout(r, LEASE + GRACE + 1000));
+      assert.equal(u.proc.exitCode, null, u.out());
+      assert.doesNotMatch(u.out(), /essential server \w+ .* died/);
       assert.equal(hurd(u, name, "shutdown").code, 0);
       assert.equal(await u.exited, 0, u.out());
       await until(() => processesOf(name).length === 0, 10000, "every server process to exit");

@@ -6,12 +6,16 @@
 // and never the bus). It exits when its task ends, and when the launcher
 // that started it is gone (the IPC channel closes). HURD_RESTART=1 when the
 // launcher starts it again on the task a killed process of it held (restart
-// in place: services/kernel/src/reincarnation.ts).
+// in place: services/kernel/src/reincarnation.ts); auth and proc read their
+// state back from their JetStream buckets (HURD_NATS_STORE_CREDS: each its
+// own store user). A proc whose store fails exits 75, to be started again.
 import { KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
+import { KvProcStore, type ProcServer, type ProcStore } from "@hurdmesh/proc";
 import { attachFromEnv } from "@hurdmesh/libhurd";
 import { createLogger, Errno, HurdError } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
 import { attachOverNats, JetStreamKv, NatsBus } from "@hurdmesh/mach/nats";
+import type { KeyValue } from "@hurdmesh/mach";
 import { parseCreds } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
@@ -45,33 +49,52 @@ const attach = async (taskId: number, token: string) => attachOverNats(url, { sy
 let server: unknown;
 
 /**
- * auth's handles, written through to JetStream (a bucket per hurd) so that
- * a restarted process carries on; in memory when the nats-server has no
- * JetStream, and then a restart has nothing to carry on from.
+ * The server's bucket (one per server and hurd, on JetStream): auth's
+ * handles and proc's table are written through to it so that a restarted
+ * process carries on. With NATS authorization on, the bucket is reached as
+ * the server's store user (HURD_NATS_STORE_CREDS), on a connection of its
+ * own; the task's user may not.
  */
-async function authStore(): Promise<AuthStore> {
+async function bucket(): Promise<KeyValue> {
+  const hurd = task.hurd === system ? "" : task.hurd;
+  if (storeCreds) {
+    const inboxPrefix = inboxOf(system, { kind: "store", hurd, server: name! });
+    const sbus = await NatsBus.connect(url, { name: `hurd-${name} store`, credentials: parseCreds(storeCreds), inboxPrefix });
+    return JetStreamKv.open(sbus.nc, system, hurd, name!, { inboxPrefix });
+  }
+  return JetStreamKv.open((bus as NatsBus).nc, system, hurd, name!);
+}
+
+/**
+ * Where the server writes through: its bucket, or nothing when the
+ * nats-server has no JetStream (then a restart has nothing to carry on
+ * from, and a restarted process must not start afresh on a running hurd).
+ */
+async function store<S>(make: (kv: KeyValue) => S, none: S, what: string): Promise<S> {
   try {
-    const hurd = task.hurd === system ? "" : task.hurd;
-    // With NATS authorization on, the bucket is reached as auth's store user
-    // (HURD_NATS_STORE_CREDS), on a connection of its own; the task's user may not.
-    if (storeCreds) {
-      const inboxPrefix = inboxOf(system, { kind: "store", hurd, server: "auth" });
-      const sbus = await NatsBus.connect(url, { name: `hurd-auth store`, credentials: parseCreds(storeCreds), inboxPrefix });
-      return new KvAuthStore(await JetStreamKv.open(sbus.nc, system, hurd, "auth", { inboxPrefix }));
-    }
-    return new KvAuthStore(await JetStreamKv.open((bus as NatsBus).nc, system, hurd, "auth"));
+    return make(await bucket());
   } catch (e) {
-    if (restart) throw new Error(`cannot restart in place: no JetStream to read auth's handles back from (${(e as Error).message})`, { cause: e });
-    createLogger("hurd-auth", { hurd: system }).warn(`handles in memory only, a restart of this process cannot carry on: ${(e as Error).message}`);
-    return new MemoryAuthStore();
+    if (restart) throw new Error(`cannot restart in place: no JetStream to read ${what} back from (${(e as Error).message})`, { cause: e });
+    createLogger(`hurd-${name}`, { hurd: system }).warn(`${what} in memory only, a restart of this process cannot carry on: ${(e as Error).message}`);
+    return none;
   }
 }
 
+/** Exit code of a server whose store failed: its launcher starts it again in place, from what the store acknowledged. */
+const EX_STORE_FAILED = 75;
+
 try {
-  const authStoreOpt = name === "auth" ? await authStore() : undefined;
-  server = await startBootServer(name!, task, { hostPriv, command, attach, authStore: authStoreOpt });
-  // Only auth restarts in place yet (proc's table is in its memory): a
-  // restarted process that found nothing to carry on from must not boot
+  const authStore = name === "auth" ? await store<AuthStore>((kv) => new KvAuthStore(kv), new MemoryAuthStore(), "auth's handles") : undefined;
+  const procStore = name === "proc" ? await store<ProcStore | undefined>((kv) => new KvProcStore(kv), undefined, "proc's table") : undefined;
+  server = await startBootServer(name!, task, { hostPriv, command, attach, authStore, procStore });
+  const journal = name === "proc" ? (server as ProcServer).journal : null;
+  if (journal)
+    // proc's memory is ahead of its store: it answers EIO until a new process rebuilds from what was acknowledged.
+    journal.onBroken = (e) => {
+      createLogger("hurd-proc", { hurd: system }).error(`its store failed (${e.message}): exiting to restart in place`);
+      setTimeout(() => process.exit(EX_STORE_FAILED), 100);
+    };
+  // A restarted process that found nothing to carry on from must not boot
   // a second time on a running hurd.
   if (restart && !(server as { restarted?: boolean }).restarted) throw new Error("restarted, but its store holds no image of this task");
   if (restart) createLogger(`hurd-${name}`, { hurd: system }).warn(`restarted in place on task ${task.id}`);

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Launcher, LaunchPorts } from "@hurdmesh/init";
 import { createLogger, type Task } from "@hurdmesh/mach";
+import type { ProcStore } from "@hurdmesh/proc";
 import { credsFile } from "@hurdmesh/mach/nats-auth";
 import { nodeImports } from "@hurdmesh/telemetry-sdk";
 import { startBootServer } from "./servers.js";
@@ -15,12 +16,13 @@ export class InProcessLauncher implements Launcher {
   readonly started: Record<string, unknown> = {};
   constructor(
     private readonly attach: (taskId: number, token: string) => Promise<Task>,
-    private readonly o: { command?: string[] } = {},
+    /** procStore: proc writes through to it (the bench's write-through rows); none by default. */
+    private readonly o: { command?: string[]; procStore?: ProcStore } = {},
   ) {}
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
     const task = await this.attach(taskId, token);
-    this.started[name] = await startBootServer(name, task, { hostPriv: ports.hostPriv, command: this.o.command, attach: this.attach });
+    this.started[name] = await startBootServer(name, task, { hostPriv: ports.hostPriv, command: this.o.command, attach: this.attach, procStore: this.o.procStore });
   }
 }
 
@@ -46,11 +48,13 @@ export interface ProcessLauncherOptions {
 
 /**
  * Servers that restart in place: their state is in a store a new process
- * reads back (auth: its handles in JetStream). proc keeps its table in its
- * memory, so a dead proc is not restarted: past the kernel's restart grace
- * the hurd crashes, as the Hurd's does.
+ * reads back (auth: its handles; proc: its table; both in JetStream).
+ * runsystem is not restarted: pid 1's program is a process of the hurd,
+ * not a server of it.
  */
-const RESTARTS_IN_PLACE = new Set(["auth"]);
+const RESTARTS_IN_PLACE = new Set(["auth", "proc"]);
+/** A server's exit code for "my store failed": started again in place, as a killed one (daemon.ts). */
+const EX_STORE_FAILED = 75;
 /** At most this many restarts of one server within RESTART_WINDOW_MS: a server that dies as it starts is not respawned forever. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
@@ -100,7 +104,8 @@ export class ProcessLauncher implements Launcher {
         if (code !== 0) log.warn(`${name} (pid ${child.pid}) exited with ${sig ?? code}`);
         const i = this.children.indexOf(child);
         if (i >= 0) this.children.splice(i, 1);
-        if (!sig || sig === "SIGTERM" || sig === "SIGINT" || !RESTARTS_IN_PLACE.has(name)) return;
+        const died = sig ? sig !== "SIGTERM" && sig !== "SIGINT" : code === EX_STORE_FAILED;
+        if (!died || !RESTARTS_IN_PLACE.has(name)) return;
         const now = Date.now();
         while (restarts.length && now - restarts[0]! > RESTART_WINDOW_MS) restarts.shift();
         if (restarts.length >= MAX_RESTARTS) {

@@ -6,7 +6,7 @@
 import type { AuthStore } from "@hurdmesh/auth";
 import { bootAuth } from "@hurdmesh/auth/boot";
 import type { Task } from "@hurdmesh/mach";
-import { startProc } from "@hurdmesh/proc";
+import { startProc, type ProcStore } from "@hurdmesh/proc";
 import { Runsystem } from "./runsystem.js";
 
 export interface BootServerOptions {
@@ -18,6 +18,8 @@ export interface BootServerOptions {
   attach: (taskId: number, token: string) => Promise<Task>;
   /** For auth: where it writes its handles through (a restarted process reads them back); default in memory. */
   authStore?: AuthStore;
+  /** For proc: where it writes its table through (a restarted process rebuilds from it); default none. */
+  procStore?: ProcStore;
 }
 
 /** Starts one boot server on its task; resolves with the server (for tests and the bench). */
@@ -25,7 +27,7 @@ export type BootServer = (task: Task, o: BootServerOptions) => Promise<unknown>;
 
 export const BOOT_SERVERS: Readonly<Record<string, BootServer>> = Object.freeze({
   auth: (task, o) => bootAuth(task, { hostPriv: o.hostPriv, store: o.authStore }),
-  proc: (task) => startProc(task),
+  proc: (task, o) => startProc(task, { store: o.procStore }),
   runsystem: (task, o) => Runsystem.start(task, { command: o.command, attach: o.attach }),
 });
 

@@ -150,8 +150,8 @@ for (const name of values.boot!.split(",").filter(Boolean)) {
   const b = kernel.bootTask({ name, hostPriv: true });
   boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, nats: kernel.bootUser(b.task) };
 }
-// auth's store user for the root hurd, with authorization on: init hands it to auth, which restarts in place from its bucket.
-const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth") } : undefined;
+// auth's and proc's store users for the root hurd, with authorization on: init hands each its own, and they restart in place from their buckets.
+const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth"), proc: kernel.natsUsers.store("", "proc") } : undefined;
 if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot, stores }, null, 2), { mode: 0o600 });
 
 const claims = secret ? new BootClaims(kernel, bus, secret, { log: say }) : null;
@@ -226,7 +226,7 @@ async function replicated(): Promise<never> {
           const b = kernel.bootTask({ name, hostPriv: true });
           boot[name] = { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, nats: kernel.bootUser(b.task) };
         }
-        const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth") } : undefined;
+        const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth"), proc: kernel.natsUsers.store("", "proc") } : undefined;
         if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot, stores }, null, 2), { mode: 0o600 });
       }
       say(`leading (${fresh ? "fresh log" : `took over after ${f.takeover.served - f.takeover.began} ms`})`);

@@ -107,6 +107,8 @@ export async function pidOpen(srv: ProcServer, table: HandleTable, caller: Proc,
   (p.handles ??= []).push(h);
   if (p.dead) h.died(p);
   table.add(h);
+  srv.journal?.handle(port);
+  srv.touch(p);
   srv.server.add(port, { kind: "handle", h });
   // sync 1: fires once the send right made for the reply is gone.
   await srv.task.requestNotification(port, NotifyId.NOTIFY_NO_SENDERS, port, 1);
@@ -117,6 +119,7 @@ export async function pidOpen(srv: ProcServer, table: HandleTable, caller: Proc,
 export function closeHandle(srv: ProcServer, table: HandleTable, h: Handle): void {
   if (!table.byPort.has(h.port)) return;
   table.remove(h);
+  srv.journal?.handle(h.port);
   if (h.proc?.handles) {
     const i = h.proc.handles.indexOf(h);
     if (i >= 0) h.proc.handles.splice(i, 1);

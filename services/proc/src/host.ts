@@ -10,11 +10,16 @@ const MAX_EXECDATA = 64;
 const MAX_VERSIONS = 64;
 const MAX_NOTIFIERS = 64;
 
+/** What the host RPCs keep: the standard exec data, exec servers' notify ports, registered versions (written through as one record). */
+export interface HostData {
+  execPorts: number[] | null;
+  execInts: number[];
+  notifiers: number[];
+  versions: Map<string, string>;
+}
+
 export function host(srv: ProcServer): H {
-  let execPorts: number[] | null = null;
-  let execInts: number[] = [];
-  const notifiers: number[] = [];
-  const versions = new Map<string, string>();
+  const d = srv.hostData;
   return {
     /** proc_getprivports (24004): root only. */
     getprivports(_req, ctx) {
@@ -33,17 +38,18 @@ export function host(srv: ProcServer): H {
       if (req.ports.length > MAX_EXECDATA || req.ints.length > MAX_EXECDATA) throw new HurdError(Errno.E2BIG, `at most ${MAX_EXECDATA} entries`);
       ctx.keepRights = true;
       const ports = req.ports.map((i) => optionalRight(ctx.msg.ports, i));
-      for (const old of execPorts ?? []) srv.drop(old);
-      execPorts = ports;
-      execInts = req.ints.slice();
+      for (const old of d.execPorts ?? []) srv.drop(old);
+      d.execPorts = ports;
+      d.execInts = req.ints.slice();
+      srv.journal?.host();
       return {};
     },
 
     /** proc_getexecdata (24007): anyone; ENOENT before it is set. */
     getexecdata(_req, ctx) {
       srv.caller(ctx);
-      if (!execPorts) throw new HurdError(Errno.ENOENT, "no exec data yet");
-      return { ports: execPorts.map((n) => (n ? ctx.reply.copySend(n) : ctx.reply.add(0, MsgType.MSG_TYPE_PORT_NAME))), ints: execInts };
+      if (!d.execPorts) throw new HurdError(Errno.ENOENT, "no exec data yet");
+      return { ports: d.execPorts.map((n) => (n ? ctx.reply.copySend(n) : ctx.reply.add(0, MsgType.MSG_TYPE_PORT_NAME))), ints: d.execInts };
     },
 
     /**
@@ -54,16 +60,17 @@ export function host(srv: ProcServer): H {
       srv.caller(ctx);
       const r = ctx.right(req.notify);
       // Refused before the right is kept: the server releases what the request brought (a right, never a bare name).
-      if (notifiers.length >= MAX_NOTIFIERS) throw new HurdError(Errno.EAGAIN, `${MAX_NOTIFIERS} notifiers registered`);
+      if (d.notifiers.length >= MAX_NOTIFIERS) throw new HurdError(Errno.EAGAIN, `${MAX_NOTIFIERS} notifiers registered`);
       ctx.keepRights = true;
-      notifiers.push(r.name);
+      d.notifiers.push(r.name);
+      srv.journal?.host();
       return {};
     },
 
     /** proc_uname (24009). */
     uname(_req, ctx) {
       srv.caller(ctx);
-      const v = [...versions].map(([n, r]) => `${n} ${r}`).join("; ");
+      const v = [...d.versions].map(([n, r]) => `${n} ${r}`).join("; ");
       return { sysname: "GNU", nodename: "hurdmesh", release: "0.1", version: `hurdmesh${v ? ` (${v})` : ""}`, machine: process.arch };
     },
 
@@ -77,8 +84,9 @@ export function host(srv: ProcServer): H {
       srv.drop(cred);
       ctx.keepRights = true;
       if (!ok) throw new HurdError(Errno.EPERM, "the credential is not the host port");
-      if (!versions.has(req.name) && versions.size >= MAX_VERSIONS) throw new HurdError(Errno.EAGAIN, "too many versions");
-      versions.set(req.name.slice(0, 64), `${req.release.slice(0, 64)} ${req.version.slice(0, 128)}`.trim());
+      if (!d.versions.has(req.name) && d.versions.size >= MAX_VERSIONS) throw new HurdError(Errno.EAGAIN, "too many versions");
+      d.versions.set(req.name.slice(0, 64), `${req.release.slice(0, 64)} ${req.version.slice(0, 128)}`.trim());
+      srv.journal?.host();
       return {};
     },
   };

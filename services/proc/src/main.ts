@@ -15,7 +15,10 @@ import { onNamespaceNotice, onPortNotice } from "./notify.js";
 import { ns } from "./ns.js";
 import { pgrp } from "./pgrp.js";
 import { reauth } from "./reauth.js";
-import { ProcServer } from "./server.js";
+import { ProcJournal } from "./journal.js";
+import { rebuild, reconcile } from "./restore.js";
+import { ProcServer, type Ctx } from "./server.js";
+import type { ProcStore } from "./store.js";
 import { waitid, waits } from "./wait.js";
 
 export interface StartProcOptions {
@@ -28,12 +31,70 @@ export interface StartProcOptions {
   auth?: number;
   /** Register with startup as an essential task (default: when there is a startup). */
   essential?: boolean;
+  /**
+   * Where proc writes its tables through (journal.ts), and reads them back
+   * from when it holds an image of this task (a restart in place: the task
+   * was attached with `hold`). None by default: the embedded hurd keeps
+   * its table in memory only, at no cost per RPC.
+   */
+  store?: ProcStore;
+}
+
+type Fn = (req: unknown, ctx: Ctx) => unknown;
+
+/**
+ * The RPCs that change their caller's own record (its flags, status, exec
+ * data, message port, login...). Every other change is marked where the
+ * tables change (ProcServer.touch and the journal's calls), so a read or a
+ * fork does not rewrite its caller's record.
+ */
+const CALLER_CHANGES = new Set([
+  "setArgLocations",
+  "markStop",
+  "markCont",
+  "markExit",
+  "markExec",
+  "markTraced",
+  "modStopchild",
+  "markImportant",
+  "setCode",
+  "setExe",
+  "setEntry",
+  "setmsgport",
+  "setprocargs",
+  "makeLoginColl",
+  "setlogin",
+  "makeTaskNamespace",
+]);
+
+/**
+ * Every RPC answers once its changes are acknowledged by the store (and a
+ * read once the writes before it are: it must not show what a restart
+ * could take back); once a write failed, every RPC answers EIO.
+ */
+function writeThrough(impl: Record<string, Fn>, journal: ProcJournal): void {
+  for (const [k, fn] of Object.entries(impl)) {
+    const own = CALLER_CHANGES.has(k);
+    impl[k] = async (req: unknown, ctx: Ctx) => {
+      journal.check();
+      try {
+        return await fn(req, ctx);
+      } finally {
+        if (own && ctx.object.kind === "proc") journal.proc(ctx.object.p.pid);
+        await journal.commit();
+      }
+    };
+  }
 }
 
 export async function startProc(task: Task, o: StartProcOptions = {}): Promise<ProcServer> {
   const srv = new ProcServer(task, o.config);
   const handles = new HandleTable();
-  srv.server.implement(
+  const image = o.store ? await o.store.open(task.id) : null;
+  const journal = o.store ? new ProcJournal(srv, o.store, handles) : null;
+  srv.journal = journal;
+  const impl: Record<string, Fn> = Object.assign(
+    {},
     mgt(srv),
     pgrp(srv),
     info(srv),
@@ -49,12 +110,34 @@ export async function startProc(task: Task, o: StartProcOptions = {}): Promise<P
       (w, pid, opts) => waitid(srv, w, pid, opts),
     ),
   );
-  srv.server.onNotify = (m, obj) => onPortNotice(srv, handles, m, obj);
+  if (journal) writeThrough(impl, journal);
+  srv.server.implement(impl);
+  srv.server.onNotify = (m, obj) => {
+    if (journal?.broken) return task.dropRights(m);
+    onPortNotice(srv, handles, m, obj);
+    srv.commitSoon();
+  };
+  const onNotice = (m: Parameters<typeof onNamespaceNotice>[1]) => {
+    if (journal?.broken) return task.dropRights(m);
+    onNamespaceNotice(srv, m);
+    srv.commitSoon();
+  };
+  if (image) {
+    rebuild(srv, handles, image);
+    srv.restarted = true;
+    observeProc(srv, handles);
+    task.receive(srv.notifyPort, onNotice);
+    await reconcile(srv, handles, task);
+    await journal!.commit();
+    // The handlers are set: what queued for proc's ports while it had no process flows now.
+    task.resume();
+    return srv;
+  }
   srv.makeBootProcesses();
   observeProc(srv, handles);
 
   srv.notifyPort = await task.allocate(PortRight.PORT_RIGHT_RECEIVE);
-  task.receive(srv.notifyPort, (m) => onNamespaceNotice(srv, m));
+  task.receive(srv.notifyPort, onNotice);
 
   if (task.bootstrap) {
     // startup_procinit: hand startup its process port (pid 2); its answer
@@ -80,5 +163,11 @@ export async function startProc(task: Task, o: StartProcOptions = {}): Promise<P
     const e = new Rights();
     await client(task, StartupDefinition, task.bootstrap).essentialTask({ task: e.copySend(task.self), name: "proc", credential: e.copySend(srv.hostPriv) }, { rights: e });
   }
+  if (journal) {
+    // A fresh start: the whole table is the first image (what an earlier boot left is gone, store.open saw to it).
+    journal.everything();
+    await journal.commit();
+  }
+  task.resume();
   return srv;
 }

@@ -78,6 +78,7 @@ export function reassignTo(srv: ProcServer, p: Proc, stub: Proc): void {
   p.msgport = 0;
   p.flags |= P.DEADMSG;
   if (stub.args && !p.args) p.args = stub.args;
+  srv.touch(p);
 }
 
 /**
@@ -97,7 +98,10 @@ export function nestedProcess(srv: ProcServer, task: number, taskId: number, par
     srv.task
       .taskInfo(task)
       .then((i) => {
-        if (!p.exe) p.exe = i.name;
+        if (p.exe || p.has(P.REAPED)) return;
+        p.exe = i.name;
+        srv.touch(p);
+        srv.commitSoon();
       })
       .catch(() => {});
   return p;
@@ -120,6 +124,7 @@ export function alertParent(srv: ProcServer, c: Proc, code: number): void {
  */
 export function processExited(srv: ProcServer, p: Proc): void {
   if (p.dead) return;
+  srv.touch(p);
   if (!p.has(P.EXITING)) {
     p.status = W.exitcode(0, SIG.KILL);
     p.sigcode = -1;
@@ -145,7 +150,10 @@ export function processExited(srv: ProcServer, p: Proc): void {
   }
   if (zombies) postSignal(srv, heir, SIG.CHLD, CLD.EXITED, heir);
   if (zombies) for (let c = heir.firstChild; c; c = c.nextSibling) if (c.dead) childChanged(srv, c);
-  for (const h of p.handles ?? []) h.died(p);
+  for (const h of p.handles ?? []) {
+    h.died(p);
+    srv.journal?.handle(h.port);
+  }
   if (p.has(P.NSROOT)) killNamespace(srv, p);
   const parent = p.parent;
   if (parent) recheckWaiters(parent);

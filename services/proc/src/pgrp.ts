@@ -27,6 +27,7 @@ export function sessionOf(srv: ProcServer, sid: number): Session {
   if (!s) {
     s = new Session(sid);
     srv.sessions.set(sid, s);
+    srv.journal?.session(sid);
     srv.pids.pin(sid);
   }
   return s;
@@ -39,13 +40,14 @@ export function pgrpOf(srv: ProcServer, pgid: number, session: Session): Pgrp {
     g = new Pgrp(pgid, session);
     session.pgrps.add(g);
     srv.pgrps.set(pgid, g);
+    srv.journal?.pgrp(pgid);
     srv.pids.pin(pgid);
   }
   return g;
 }
 
 /** Whether p counts toward its pgrp's "not orphaned" total (POSIX: a parent in another pgrp of the session). */
-function links(p: Proc, g: Pgrp): boolean {
+export function links(p: Proc, g: Pgrp): boolean {
   const par = p.parent;
   // Not "and the parent is alive": this must answer the same when a link is
   // counted and when it is uncounted, and a dying parent's children are
@@ -57,6 +59,7 @@ function links(p: Proc, g: Pgrp): boolean {
 /** join_pgrp: p leaves its pgrp for g. */
 export function joinPgrp(srv: ProcServer, p: Proc, g: Pgrp): void {
   if (p.pgrp === g) return;
+  srv.touch(p);
   change(srv, () => {
     if (p.pgrp) leavePgrp(srv, p);
     p.pgrp = g;
@@ -70,6 +73,7 @@ export function joinPgrp(srv: ProcServer, p: Proc, g: Pgrp): void {
 export function leavePgrp(srv: ProcServer, p: Proc): void {
   const g = p.pgrp;
   if (!g) return;
+  srv.touch(p);
   change(srv, () => {
     relinkChildren(srv, p, -1);
     const linked = links(p, g);
@@ -80,10 +84,12 @@ export function leavePgrp(srv: ProcServer, p: Proc): void {
     if (linked) unlink(srv, g);
     if (g.members.size === 0) {
       srv.pgrps.delete(g.pgid);
+      srv.journal?.pgrp(g.pgid);
       g.session.pgrps.delete(g);
       srv.pids.unpin(g.pgid);
       if (g.session.pgrps.size === 0) {
         srv.sessions.delete(g.session.sid);
+        srv.journal?.session(g.session.sid);
         if (g.session.sidport) srv.destroyPort(g.session.sidport);
         srv.pids.unpin(g.session.sid);
       }
@@ -93,6 +99,7 @@ export function leavePgrp(srv: ProcServer, p: Proc): void {
 
 /** Moves p under a new parent (reparenting to init or a namespace root). */
 export function reparent(srv: ProcServer, p: Proc, parent: Proc): void {
+  srv.touch(p);
   change(srv, () => {
     const g = p.pgrp;
     if (g && links(p, g)) unlink(srv, g);
@@ -197,7 +204,10 @@ export function pgrp(srv: ProcServer): H {
       if (!s.sidport) {
         const port = await srv.newPort();
         if (s.sidport) srv.destroyPort(port);
-        else s.sidport = port;
+        else {
+          s.sidport = port;
+          srv.journal?.session(s.sid);
+        }
       }
       return { sessport: ctx.reply.makeSend(s.sidport) };
     },

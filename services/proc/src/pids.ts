@@ -54,6 +54,14 @@ export class Pids {
     else this.refs.set(pid, n - 1);
   }
 
+  /** Where the next allocation starts (proc's store keeps it, so a restarted proc hands out no pid twice). */
+  get position(): number {
+    return this.next;
+  }
+  set position(pid: number) {
+    if (Number.isInteger(pid) && pid >= this.floor && pid < this.max) this.next = pid;
+  }
+
   inUse(pid: number): boolean {
     return this.refs.has(pid);
   }

@@ -106,6 +106,9 @@ async function begin(srv: ProcServer, p: Proc, ctx: Ctx, rendezvous: number, new
   if (p.port && p.port !== port) srv.destroyPort(p.port);
   p.port = port;
   srv.server.add(port, { kind: "proc", p });
+  srv.touch(p);
+  // Answered already (proc_reauthenticate is one-way for the user): written through behind it.
+  srv.commitSoon();
   newids(srv, p);
   // The calls that came in behind the completion, in their order.
   for (const e of early.splice(0)) void Promise.resolve(srv.server.dispatch(e.m)).finally(e.settle);

@@ -2,6 +2,8 @@ import { Errno, HurdError, MACH_PORT_DEAD, MsgType, serve, type Context, type Se
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { defaultProcConfig, type ProcConfig } from "./config.js";
 import type { Handle } from "./handles.js";
+import type { HostData } from "./host.js";
+import type { ProcJournal } from "./journal.js";
 import { PgrpChange, joinPgrp, leavePgrp, pgrpOf, reparent, sessionOf } from "./pgrp.js";
 import { Pids } from "./pids.js";
 import { Login, P, Proc, addChild, removeChild, type Pgrp, type Session } from "./proc.js";
@@ -47,12 +49,18 @@ export class ProcServer {
   hostPriv = 0;
   authPort = 0;
   deviceMaster = 0;
+  /** The host RPCs' data (host.ts). */
+  readonly hostData: HostData = { execPorts: null, execInts: [], notifiers: [], versions: new Map() };
   /** The port new-task and task-terminated notifications arrive on. */
   notifyPort = 0;
   init!: Proc;
   startup!: Proc;
   kernelProc!: Proc;
   self!: Proc;
+  /** Write-through to proc's store (journal.ts); null: none, the embedded default. */
+  journal: ProcJournal | null = null;
+  /** This process took over a task a previous proc process served, from its store's image (restore.ts). */
+  restarted = false;
   readonly stats = { created: 0, reaped: 0, forgedNotifications: 0, signalsSent: 0, signalFailures: 0, nestedDropped: 0 };
   /** Processes in the table (zombies included) per owner uid, for RLIMIT_NPROC (maxProcsPerUid). */
   private readonly perUid = new Map<number, number>();
@@ -98,6 +106,7 @@ export class ProcServer {
     }
     p.port = port;
     this.server.add(port, { kind: "proc", p });
+    this.touch(p);
     return port;
   }
 
@@ -141,6 +150,7 @@ export class ProcServer {
 
   /** Gives p its ids; every change of a process's ids goes through here, so the per-uid count stays right. */
   setUids(p: Proc, uids: readonly number[]): void {
+    this.touch(p);
     const was = p.uids.length ? p.uids[0]! : -1;
     const now = uids.length ? uids[0]! : -1;
     p.uids = uids;
@@ -157,6 +167,24 @@ export class ProcServer {
 
   nextSerial(): number {
     return ++this.serials;
+  }
+
+  /** The serial counter's position (written through; restore.ts sets it back). */
+  get serialCount(): number {
+    return this.serials;
+  }
+  set serialCount(n: number) {
+    this.serials = n;
+  }
+
+  /** p's record is to be written before the RPC in progress is answered (journal.ts). */
+  touch(p: Proc): void {
+    this.journal?.proc(p.pid);
+  }
+
+  /** Writes what changed outside an RPC (a notification, a reauthentication's end); a failure breaks proc (journal.ts). */
+  commitSoon(): void {
+    this.journal?.commit().catch(() => {});
   }
 
   /** pid_find: the process with that pid, zombies included; ESRCH when there is none. */
@@ -178,6 +206,7 @@ export class ProcServer {
     p.task = task;
     p.taskId = taskId;
     this.byPid.set(n, p);
+    this.touch(p);
     if (task) this.byTask.set(task, p);
     if (taskId) this.byTaskId.set(taskId, p);
     if (this.init && this.init !== p) {
@@ -213,6 +242,7 @@ export class ProcServer {
   }
 
   bindTask(p: Proc, task: number, taskId: number): void {
+    this.touch(p);
     if (p.task) this.byTask.delete(p.task);
     if (p.taskId) this.byTaskId.delete(p.taskId);
     p.task = task;
@@ -227,6 +257,7 @@ export class ProcServer {
    * or at reaping for a process that never died (a reassigned stub).
    */
   releasePorts(p: Proc): void {
+    this.touch(p);
     if (p.msgport) {
       this.drop(p.msgport);
       p.msgport = 0;
@@ -246,13 +277,17 @@ export class ProcServer {
   reap(p: Proc): void {
     if (p.has(P.REAPED)) return;
     if (p.uids.length) this.countUid(p.uids[0]!, -1);
+    this.touch(p);
     p.flags |= P.REAPED | P.DEAD;
     leavePgrp(this, p);
     removeChild(p);
     this.byPid.delete(p.pid);
     this.releasePorts(p);
     if (p.taskId) this.byTaskId.delete(p.taskId);
-    for (const h of p.handles ?? []) h.released(p);
+    for (const h of p.handles ?? []) {
+      h.released(p);
+      this.journal?.handle(h.port);
+    }
     p.handles = null;
     this.pids.unpin(p.pid);
     this.stats.reaped++;

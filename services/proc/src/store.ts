@@ -6,11 +6,8 @@
 // kernel, in proc's space, and a restarted proc finds them by the names
 // recorded here. A write is to be acknowledged before the RPC that caused
 // it is answered; one RPC's (one trap burst's) changes go as one batch, a
-// key written once however often the burst changed it.
-//
-// Not yet written to by proc: ProcServer does not record its changes nor
-// rebuild from an image, and init's launcher does not restart proc. This
-// is the record format and its two stores (in memory, JetStream KV).
+// key written once however often the burst changed it. journal.ts writes
+// the batches, restore.ts rebuilds from the image.
 import type { KeyValue } from "@hurdmesh/mach";
 import type { Rusage } from "./proc.js";
 import { P, type Proc } from "./proc.js";
@@ -84,9 +81,18 @@ export interface ProcSelfRecord {
   serials: number;
 }
 
+/** The host RPCs' data (host.ts): exec data and notifiers by port name in proc's space, versions. */
+export interface HostRecord {
+  execPorts: number[] | null;
+  execInts: number[];
+  notifiers: number[];
+  versions: [string, string][];
+}
+
 /** What a previous process of this task left. */
 export interface ProcImage {
   self: ProcSelfRecord;
+  host: HostRecord | null;
   procs: Map<number, ProcRecord>;
   pgrps: Map<number, PgrpRecord>;
   sessions: Map<number, SessionRecord>;
@@ -160,6 +166,9 @@ export class ProcBatch {
   self(r: ProcSelfRecord): void {
     this.changes.set(SELF, r);
   }
+  host(r: HostRecord): void {
+    this.changes.set(HOST, r);
+  }
   get size(): number {
     return this.changes.size;
   }
@@ -176,12 +185,13 @@ export interface ProcStore {
 }
 
 const SELF = "self";
+const HOST = "x";
 
 /** Files the records of `all` (key -> record) into an image for task `taskId`, or null if they are another task's. */
 function imageOf(taskId: number, all: Map<string, unknown>): ProcImage | null {
   const self = all.get(SELF) as ProcSelfRecord | undefined;
   if (!self || self.task !== taskId) return null;
-  const image: ProcImage = { self, procs: new Map(), pgrps: new Map(), sessions: new Map(), handles: new Map() };
+  const image: ProcImage = { self, host: (all.get(HOST) as HostRecord | undefined) ?? null, procs: new Map(), pgrps: new Map(), sessions: new Map(), handles: new Map() };
   for (const [k, v] of all) {
     const n = Number(k.slice(1));
     if (k[0] === "p") image.procs.set(n, v as ProcRecord);
@@ -220,7 +230,7 @@ export class MemoryProcStore implements ProcStore {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** On a key-value bucket (JetStream on NATS, proc's own): "self", "p<pid>", "g<pgid>", "s<sid>", "h<port>" -> JSON. */
+/** On a key-value bucket (JetStream on NATS, proc's own): "self", "x" (host data), "p<pid>", "g<pgid>", "s<sid>", "h<port>" -> JSON. */
 export class KvProcStore implements ProcStore {
   constructor(private readonly kv: KeyValue) {}
 

@@ -48,11 +48,15 @@ function report(srv: ProcServer, c: Proc, options: number): WaitResult {
   if (!(options & WNOWAIT)) {
     if (c.dead) {
       const parent = c.parent;
-      if (parent) parent.childRusage = addRusage(parent.childRusage, c.rusage, c.childRusage);
+      if (parent) {
+        parent.childRusage = addRusage(parent.childRusage, c.rusage, c.childRusage);
+        srv.touch(parent);
+      }
       srv.reap(c);
     } else {
       c.flags |= P.WAITED;
       c.flags &= ~P.CONTINUED;
+      srv.touch(c);
     }
   }
   return r;
