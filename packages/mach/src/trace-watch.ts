@@ -118,7 +118,7 @@ export async function watchTraceOnBus(
     } catch {
       return; // Not the kernel's: the subject is on a shared bus.
     }
-    if (b.records.length !== 0 || b.dropped !== 0) {
+    if (b.records.length !== 0 || b.dropped !== 0 || b.counts.length !== 0) {
       try {
         onBatch(b);
       } catch {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { client, Errno, HurdError, LocalHub, MsgType, serve, Task, type Bus } from "@hurdmesh/mach";
 import { methods, TRACE_LEASE, traceSubjects, watchTraceOnBus } from "@hurdmesh/mach/internal";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
-import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
+import { TraceBatch, TraceWatchCtl, TraceWatchReply, TraceWatchRequest, WatchRequest, type TraceCount, type TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { busKinds, natsBus, until } from "../../../tests/harness.js";
 import { Kernel } from "./kernel.js";
 import { TraceBus } from "./trace-bus.js";
@@ -125,32 +125,45 @@ for (const kind of busKinds) {
     });
 
     it("a rate-limited bus watch: records up to its rate, every other message counted in the batches' counts", async () => {
-      const a = await attach(...creds(kernel.bootTask({ name: "sampled" })));
-      const port = await a.allocate();
+      // Ping RPCs: each request and each reply is surely delivered, so each is recorded or counted.
+      const a = await attach(...creds(kernel.bootTask({ name: "sampled-server" })));
+      const p = await a.allocate();
+      serve(a, PingDefinition, { ping: (req) => ({ payload: req.payload }) }).add(p, {});
+      const child = await a.taskCreate("sampled-caller");
+      const b = await attach(child.taskId, child.token);
+      const NAME = 0x4322;
+      await a.insertRight(child.task, NAME, p, MsgType.MSG_TYPE_MAKE_SEND);
       const w = watcher();
       const records: TraceRecord[] = [];
-      let counted = 0;
+      const counts: TraceCount[] = [];
       let dropped = 0;
-      const watch = await watchTraceOnBus(cbus, system, w.cred, { hostPriv: w.hostPriv, tasks: [a.id], recordsPerSecond: 5 }, (b) => {
-        records.push(...b.records);
-        dropped += b.dropped;
-        for (const c of b.counts) {
-          assert.equal(c.fromTask, a.id);
-          assert.equal(c.toTask, a.id);
-          assert.equal(c.msgid, 5003);
-          counted += c.count;
-        }
+      const watch = await watchTraceOnBus(cbus, system, w.cred, { hostPriv: w.hostPriv, tasks: [b.id], recordsPerSecond: 5 }, (batch) => {
+        records.push(...batch.records);
+        counts.push(...batch.counts);
+        dropped += batch.dropped;
       });
-      const N = 200;
-      const t0 = Date.now();
-      for (let i = 0; i < N; i++) a.send({ destination: port, destinationDisposition: MsgType.MSG_TYPE_MAKE_SEND, id: 5003 });
-      await until(() => records.filter((r) => r.msgid === 5003).length + counted >= N, 5000, `${N} messages recorded or counted`);
-      assert.equal(dropped, 0);
-      const recorded = records.filter((r) => r.msgid === 5003).length;
-      // A second's worth at once, then the rate (a loaded machine may take seconds over the sends).
-      assert.ok(recorded >= 1 && recorded <= 5 + Math.ceil((5 * (Date.now() - t0)) / 1000) + 1, `${recorded} records at 5 a second`);
-      assert.equal(recorded + counted, N);
-      await watch.stop();
+      try {
+        const N = 100;
+        const t0 = Date.now();
+        const ping = client(b, PingDefinition, NAME);
+        for (let i = 0; i < N / 20; i++) await Promise.all(Array.from({ length: 20 }, () => ping.ping({ payload: new Uint8Array([1]) })));
+        const seen = (reply: boolean) =>
+          records.filter((r) => r.msgid === (reply ? PING + 100 : PING)).length + counts.filter((c) => c.isReply === reply && c.msgid === (reply ? PING + 100 : PING)).reduce((n, c) => n + c.count, 0);
+        await until(() => seen(false) >= N && seen(true) >= N, 10_000, `${N} requests and replies recorded or counted`).catch((e) => { throw new Error(`${e.message}: ${seen(false)} requests, ${seen(true)} replies, ${records.length} records, counts ${JSON.stringify(counts)}`); });
+        const secs = (Date.now() - t0) / 1000;
+        assert.equal(dropped, 0);
+        assert.equal(seen(false), N);
+        assert.equal(seen(true), N);
+        // A second's worth at once, then the rate.
+        assert.ok(records.length >= 1 && records.length <= 5 + Math.ceil(5 * secs) + 1, `${records.length} records in ${secs.toFixed(1)} s at 5 a second`);
+        for (const c of counts) {
+          assert.ok(c.count > 0);
+          assert.deepEqual([c.fromTask, c.toTask], c.isReply ? [a.id, b.id] : [b.id, a.id]);
+          assert.equal(c.rpc, "hurd.bench.v1.Ping/Ping");
+        }
+      } finally {
+        await watch.stop();
+      }
     });
 
     it("leaves the watcher's own messages out unless include_self, as the edge does", async () => {

@@ -89,6 +89,12 @@ interface Watcher {
 
 /** Distinct counters a watcher keeps between flushes; messages past them are dropped (and said so). */
 export const WATCH_COUNTS = 4096;
+/**
+ * Counters alone leave at most this often (with records they leave with the
+ * records): a batch per turn of the loop would cost the kernel a publish per
+ * counted message, what counting is there to save.
+ */
+const COUNTS_EVERY_MS = 100;
 
 /**
  * One message in flight. A delivered request's Flight stays on its reply
@@ -224,6 +230,7 @@ export class TraceHub implements KernelTracer {
   private telemetry: Telemetry | null = null;
   private n = 0;
   private flushing = false;
+  private countsDue: NodeJS.Timeout | null = null;
   readonly registry: Registry;
   readonly stats = { records: 0, dropped: 0, spans: 0 };
   cause: Uint8Array = NO_TRACE_CONTEXT;
@@ -280,7 +287,10 @@ export class TraceHub implements KernelTracer {
     this.watchers.add(w);
     this.install(this);
     return () => {
-      if (!this.watchers.delete(w)) return;
+      if (!this.watchers.has(w)) return;
+      // What was recorded or counted before the end is the watcher's: counters may wait up to COUNTS_EVERY_MS.
+      if (w.buf.length > 0 || w.dropped > 0 || w.counted.length > 0) this.flushOne(w);
+      this.watchers.delete(w);
       if (!this.active) this.install(null);
     };
   }
@@ -439,9 +449,13 @@ export class TraceHub implements KernelTracer {
       w.counted.push(c);
     }
     c.count++;
-    if (!this.flushing) {
-      this.flushing = true;
-      setImmediate(() => this.flush());
+    if (this.countsDue === null) {
+      this.countsDue = setTimeout(() => {
+        this.countsDue = null;
+        this.flush();
+      }, COUNTS_EVERY_MS);
+      // Counters not yet sent when the process ends are lost with the watch.
+      this.countsDue.unref();
     }
   }
 
