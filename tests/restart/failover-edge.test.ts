@@ -8,7 +8,7 @@
 // them with EOPNOTSUPP.
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { Errno, MsgType, Task, type Received } from "@hurdmesh/mach";
@@ -20,15 +20,13 @@ import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
 import { TraceDefinition, WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { busKinds, natsBus, natsUrl } from "../harness.js";
+import { waitFor, type KernelProc } from "./kernel-proc.js";
 
 const MAIN = new URL("../../services/kernel/src/main.ts", import.meta.url).pathname;
 const LEAD_LEASE = 800;
 const SECRET = "failover-edge-secret";
 
-interface Proc {
-  p: ChildProcess;
-  out: string;
-}
+type Proc = KernelProc;
 
 function kernel(system: string, grpcAt: string, args: string[]): Proc {
   const env: NodeJS.ProcessEnv = { ...process.env, HURD_BOOT_SECRET: SECRET };
@@ -37,16 +35,6 @@ function kernel(system: string, grpcAt: string, args: string[]): Proc {
   p.stdout!.on("data", (d) => (k.out += d));
   p.stderr!.on("data", (d) => (k.out += d));
   return k;
-}
-
-async function waitFor(k: Proc, text: RegExp, ms: number): Promise<number> {
-  const t0 = Date.now();
-  while (!text.test(k.out)) {
-    if (Date.now() - t0 > ms) throw new Error(`no ${text} within ${ms} ms; output:\n${k.out}`);
-    if (k.p.exitCode !== null) throw new Error(`kernel exited (${k.p.exitCode}) before ${text}; output:\n${k.out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now();
 }
 
 async function freePort(): Promise<number> {

@@ -10,7 +10,7 @@
 // log or the leadership key.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,13 +18,12 @@ import { MsgType, type Received, type Task } from "@hurdmesh/mach";
 import { inboxOf, kernelLogSubjectsOf, storeSubjectsOf } from "@hurdmesh/mach/internal";
 import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
 import { busKinds, natsKeys, natsUrl } from "../harness.js";
+import { waitFor, type KernelProc } from "./kernel-proc.js";
 
 const MAIN = new URL("../../services/kernel/src/main.ts", import.meta.url).pathname;
 const LEAD_LEASE = 800;
 
-interface Proc {
-  p: ChildProcess;
-  out: string;
+interface Proc extends KernelProc {
   exited: Promise<number | null>;
 }
 
@@ -38,16 +37,6 @@ function kernel(system: string, args: string[]): Proc {
   p.stdout!.on("data", (d) => (k.out += d));
   p.stderr!.on("data", (d) => (k.out += d));
   return k;
-}
-
-async function waitFor(k: Proc, text: RegExp, ms: number): Promise<number> {
-  const t0 = Date.now();
-  while (!text.test(k.out)) {
-    if (Date.now() - t0 > ms) throw new Error(`no ${text} within ${ms} ms; output:\n${k.out}`);
-    if (k.p.exitCode !== null) throw new Error(`kernel exited (${k.p.exitCode}) before ${text}; output:\n${k.out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now();
 }
 
 describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
