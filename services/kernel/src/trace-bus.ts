@@ -257,25 +257,21 @@ export class TraceBus {
       }
       size += n;
     }
-    const last = from === 0 ? records : records.slice(from);
-    if (counts.length === 0) {
-      if (last.length !== 0 || dropped !== 0) this.send(bw, last, dropped, 0);
-      return;
-    }
     // The counters go with the last records, in as many batches as they need.
+    let rest = from === 0 ? records : records.slice(from);
     let c0 = 0;
     for (let i = 0; i < counts.length; i++) {
       const n = 48 + counts[i]!.rpc.length;
       if (size + n > MAX_BATCH_BYTES && i > c0) {
-        this.send(bw, from === -1 ? NO_RECORDS : last, dropped, 0, counts.slice(c0, i));
-        from = -1;
+        this.send(bw, rest, dropped, 0, counts.slice(c0, i));
+        rest = NO_RECORDS;
         dropped = 0;
         c0 = i;
         size = 0;
       }
       size += n;
     }
-    this.send(bw, from === -1 ? NO_RECORDS : last, dropped, 0, c0 === 0 ? counts : counts.slice(c0));
+    if (rest.length !== 0 || dropped !== 0 || c0 < counts.length) this.send(bw, rest, dropped, 0, c0 === 0 ? counts : counts.slice(c0));
   }
 
   private send(bw: BusWatch, records: TraceRecord[], dropped: number, ended: number, counts: TraceCount[] = NO_COUNTS): void {

@@ -40,7 +40,8 @@ export class ProcJournal {
   /** The write in flight (or the last one), and the one that will take what is dirty now. */
   private flushing: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
-  private lastSelf = "";
+  /** proc's own ports as the self record last wrote them (notify, auth, host_priv, device master). */
+  private readonly lastPorts = [0, 0, 0, 0];
   /** Where the allocator and the serial counter were when the self record last reserved ahead of them; -1: never. */
   private pidBase = -1;
   private serialBase = -1;
@@ -132,12 +133,9 @@ export class ProcJournal {
     if (this.pidBase < 0) return true;
     const span = s.pids.max - s.pids.floor;
     const gone = (s.pids.position - this.pidBase + span) % span;
-    return gone >= RESERVE / 2 || s.serialCount - this.serialBase >= RESERVE / 2 || this.portsJson() !== this.lastSelf;
-  }
-
-  private portsJson(): string {
-    const s = this.srv;
-    return `${s.notifyPort}/${s.authPort}/${s.hostPriv}/${s.deviceMaster}`;
+    const l = this.lastPorts;
+    // Asked at every RPC's commit: compared field by field, nothing made.
+    return gone >= RESERVE / 2 || s.serialCount - this.serialBase >= RESERVE / 2 || l[0] !== s.notifyPort || l[1] !== s.authPort || l[2] !== s.hostPriv || l[3] !== s.deviceMaster;
   }
 
   private selfRecord(): ProcSelfRecord {
@@ -145,7 +143,11 @@ export class ProcJournal {
     const span = s.pids.max - s.pids.floor;
     this.pidBase = s.pids.position;
     this.serialBase = s.serialCount;
-    this.lastSelf = this.portsJson();
+    const l = this.lastPorts;
+    l[0] = s.notifyPort;
+    l[1] = s.authPort;
+    l[2] = s.hostPriv;
+    l[3] = s.deviceMaster;
     // Ahead by the reserve, wrapped as the allocator wraps.
     const pidNext = s.pids.floor + ((s.pids.position - s.pids.floor + RESERVE) % span);
     return { task: s.task.id, notifyPort: s.notifyPort, authPort: s.authPort, hostPriv: s.hostPriv, deviceMaster: s.deviceMaster, pidNext, serials: s.serialCount + RESERVE };
