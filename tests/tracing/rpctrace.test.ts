@@ -4,6 +4,9 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { SIG } from "@hurdmesh/libhurd";
+import { Errno, MsgType } from "@hurdmesh/mach";
+import { Message } from "@hurdmesh/proto/hurd/mach/v1/mach";
+import { WATCH_COUNTS } from "../../services/kernel/src/trace.js";
 import type { TraceRecord } from "@hurdmesh/proto/hurd/trace/v1/trace";
 import { RpcTraceFormatter } from "../../packages/cli/src/rpctrace/format.js";
 import { busKinds } from "../harness.js";
@@ -140,6 +143,30 @@ for (const kind of busKinds) {
       const proc = recs.find((r) => r.rpc === name && !r.isReply)?.toTask ?? [...counted.keys()].map((k) => /^\d+>(\d+) /.exec(k)?.[1]).find(Boolean);
       assert.equal(reqs + (counted.get(`${me}>${proc} ${name}`) ?? 0), N, `requests: ${[...counted].join("; ")}`);
       assert.equal(reps + (counted.get(`${proc}>${me} ${name} reply`) ?? 0), N, `replies: ${[...counted].join("; ")}`);
+    });
+
+    it("a flood of distinct messages past the rate keeps at most WATCH_COUNTS counters: the rest are dropped, and said so", async () => {
+      const k = w.b.h.kernel;
+      const me = w.init.task;
+      let counters = 0;
+      let counted = 0;
+      let recorded = 0;
+      let dropped = 0;
+      const stop = k.trace.watch({ tasks: [me.id], recordsPerSecond: 1 }, (rs, d, cs) => {
+        recorded += rs.filter((r) => r.msgid >= 700_000).length;
+        dropped += d;
+        for (const c of cs) if (c.msgid >= 700_000) (counters++, (counted += c.count));
+      });
+      // Refused sends, each with a message id of its own, told to the tracer as the trap path
+      // tells it, all within one turn of the loop: no batch leaves in between.
+      const N = WATCH_COUNTS + 500;
+      const t = k.tasks.get(me.id)!;
+      for (let i = 0; i < N; i++) k.trace.refused(t, Message.fromPartial({ destination: 0x7fff_0000, destinationDisposition: MsgType.MSG_TYPE_COPY_SEND, id: 700_000 + i }), Errno.MACH_SEND_INVALID_DEST);
+      stop();
+      assert.equal(counters, WATCH_COUNTS, "the counters kept");
+      assert.equal(dropped, N - WATCH_COUNTS - recorded, "the rest dropped, and said so");
+      assert.equal(recorded + counted + dropped, N, `${recorded} recorded, ${counted} counted, ${dropped} dropped`);
+      assert.ok((await me.names()).names.length > 0, "the kernel still answers");
     });
   });
 }
