@@ -201,7 +201,7 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     // A revocation pushed by the old leader...
     const earlyClosed = (await asUser(early)).closed;
     await client.taskTerminate(early.r.task);
-    assert.match(await cut(earlyClosed), /revoked|authorization violation/i);
+    assert.match(await cut(earlyClosed), /revoked|authorization violation/i, `the leader revokes a dead task's user; leader:\n${leader.out}`);
     leader.p.kill("SIGKILL");
     await waitFor(standby, /leading \(took over after/, 10_000);
     // ...and one made by the new leader, of a user the old one minted.

@@ -7,7 +7,7 @@ import { errors } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
 import { encodeAccount, nowSeconds } from "./jwt.js";
 import { NKey } from "./nkeys.js";
-import { AccountRevocations, MAX_REVOCATIONS, MAX_UPDATE_GAP_MS, MIN_UPDATE_GAP_MS, pushAccountJwt, type UpdateRequester } from "./revocation.js";
+import { AccountRevocations, MAX_REVOCATIONS, MAX_UPDATE_GAP_MS, MIN_UPDATE_GAP_MS, pushAccountJwt, UPDATE_RETRIES, type UpdateRequester } from "./revocation.js";
 import { natsWanted, startFabric, type Fabric } from "./test-server.js";
 
 const enc = new TextEncoder();
@@ -146,9 +146,30 @@ describe("the revocation list", () => {
     assert.ok(users[2] in kept && users.at(-1)! in kept);
   });
 
+  it("pushes a lost update again, whole: a revocation survives a server that timed out once", async () => {
+    const pushed: string[] = [];
+    let fails = 1;
+    const flaky: UpdateRequester = {
+      request: async (_s, data) => {
+        if (fails-- > 0) throw new Error("TIMEOUT");
+        pushed.push(dec.decode(data));
+        return enc.encode(JSON.stringify({ data: { code: 200, message: "jwt updated" } }));
+      },
+    };
+    const revs = new AccountRevocations(account, operatorSigner, { name: "a" }, flaky);
+    const u = NKey.create("user").publicKey;
+    await revs.revoke(u, 0);
+    assert.equal(pushed.length, 1);
+    assert.ok(u in revocationsOf(pushed[0]!), "the retry carries the revocation");
+  });
+
   it("rejects revoke() when the server refuses the update", async () => {
     const refusing: UpdateRequester = { request: async () => enc.encode(JSON.stringify({ error: { code: 500, description: "not trusted" } })) };
     const revs = new AccountRevocations(account, operatorSigner, { name: "a" }, refusing);
-    await assert.rejects(revs.revoke(NKey.create("user").publicKey, 0), (e: unknown) => e instanceof HurdError && e.code === Errno.EIO && /not trusted/.test(e.message));
+    let asked = 0;
+    const counting: UpdateRequester = { request: (s, d, t) => (asked++, refusing.request(s, d, t)) };
+    const revs2 = new AccountRevocations(account, operatorSigner, { name: "a" }, counting);
+    await assert.rejects(revs2.revoke(NKey.create("user").publicKey, 0), (e: unknown) => e instanceof HurdError && e.code === Errno.EIO && /not trusted/.test(e.message));
+    assert.equal(asked, 1 + UPDATE_RETRIES, "tried again a bounded number of times, then reported");
   });
 });

@@ -48,6 +48,8 @@ export const UPDATE_TIMEOUT_MS = 5_000;
  */
 export const MIN_UPDATE_GAP_MS = 20;
 export const MAX_UPDATE_GAP_MS = 500;
+/** Times a failed account update is pushed again before its revocations are reported lost. */
+export const UPDATE_RETRIES = 2;
 const UPDATE_DUTY = 8;
 
 /** What pushes an update: a connection of a system-account user (a Bus of the runtime has this shape). */
@@ -168,7 +170,7 @@ export class AccountRevocations {
     return this.lastStart + gap - performance.now();
   }
 
-  private start(): Promise<void> {
+  private start(retries = UPDATE_RETRIES): Promise<void> {
     const t0 = performance.now();
     this.lastStart = t0;
     this.jwt = encodeAccount(this.account, this.operatorSigner, { ...this.claims, revocations: this.prune(nowSeconds()) });
@@ -177,6 +179,10 @@ export class AccountRevocations {
       if (this.inflight === p) this.inflight = null;
     });
     this.inflight = p;
-    return p;
+    if (retries === 0) return p;
+    // A lost update (a timeout on a loaded server, a refusal) would leave a
+    // revoked user connected until the next revocation happened to push the
+    // list: it is pushed again, whole, after the gap, a bounded number of times.
+    return p.catch(() => new Promise<void>((r) => setTimeout(r, Math.max(0, this.gapLeft()))).then(() => this.start(retries - 1)));
   }
 }
