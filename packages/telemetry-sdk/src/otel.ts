@@ -156,27 +156,54 @@ class LazyOtlpExporter implements SpanExporter {
  * parentbased_ forms: children always follow their parent here).
  */
 const NEVER = (): boolean => false;
+const ALWAYS = (): boolean => true;
+
+/**
+ * A ratio as a root decision: Math.random() against it. The trace-id-ratio
+ * sampler hashes a trace id made for the purpose, which cost a random id
+ * and a hash for every root span, sampled or not. Its point, that every
+ * service decides alike for one trace id, does not arise for a root: the
+ * root decides once and its children follow the sampled flag it sends
+ * (LightTracer.parent), so a draw gives the same ratio for less.
+ */
+function ratioRoot(r: number): (name: string) => boolean {
+  if (!(r > 0)) return NEVER;
+  if (r >= 1) return ALWAYS;
+  return () => Math.random() < r;
+}
+
+function clampRatio(v: string | undefined): number {
+  const r = Number(v ?? "1");
+  return Number.isFinite(r) ? Math.min(1, Math.max(0, r)) : 1;
+}
+
+/** The ratio of a TraceIdRatioBasedSampler, from its documented toString ("TraceIdRatioBased{0.1}"); null for any other sampler. */
+function ratioOf(sampler: Sampler): number | null {
+  if (!(sampler instanceof TraceIdRatioBasedSampler)) return null;
+  const m = /^TraceIdRatioBased\{([^}]*)\}$/.exec(sampler.toString());
+  const r = m ? Number(m[1]) : NaN;
+  return Number.isFinite(r) ? r : null;
+}
 
 function rootSampler(sampler: Sampler | undefined, env: NodeJS.ProcessEnv): (name: string) => boolean {
-  // The sampler sees a fresh random trace id (the span's own is made once it is sampled).
-  if (sampler instanceof AlwaysOnSampler) return () => true;
+  if (sampler instanceof AlwaysOnSampler) return ALWAYS;
   if (sampler instanceof AlwaysOffSampler) return NEVER;
-  if (sampler) return (name) => sampler.shouldSample(ROOT_CONTEXT, newLightTraceId(), name, SpanKind.INTERNAL, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  if (sampler) {
+    const r = ratioOf(sampler);
+    if (r !== null) return ratioRoot(r);
+    // Any other sampler sees a fresh random trace id (the span's own is made once it is sampled).
+    return (name) => sampler.shouldSample(ROOT_CONTEXT, newLightTraceId(), name, SpanKind.INTERNAL, {}, []).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  }
   const kind = (env.OTEL_TRACES_SAMPLER ?? "parentbased_always_on").toLowerCase();
   if (kind === "always_off" || kind === "parentbased_always_off") return NEVER;
-  if (kind === "traceidratio" || kind === "parentbased_traceidratio") {
-    const r = Number(env.OTEL_TRACES_SAMPLER_ARG ?? "1");
-    const s = new TraceIdRatioBasedSampler(Number.isFinite(r) ? Math.min(1, Math.max(0, r)) : 1);
-    return () => s.shouldSample(ROOT_CONTEXT, newLightTraceId()).decision === SamplingDecision.RECORD_AND_SAMPLED;
-  }
-  return () => true;
+  if (kind === "traceidratio" || kind === "parentbased_traceidratio") return ratioRoot(clampRatio(env.OTEL_TRACES_SAMPLER_ARG));
+  return ALWAYS;
 }
 
 /** The SDK sampler OTEL_TRACES_SAMPLER names (parent-based always-on by default), for the SDK's own spans. */
 function sdkSampler(env: NodeJS.ProcessEnv): Sampler {
   const kind = (env.OTEL_TRACES_SAMPLER ?? "parentbased_always_on").toLowerCase();
-  const r = Number(env.OTEL_TRACES_SAMPLER_ARG ?? "1");
-  const ratio = () => new TraceIdRatioBasedSampler(Number.isFinite(r) ? Math.min(1, Math.max(0, r)) : 1);
+  const ratio = () => new TraceIdRatioBasedSampler(clampRatio(env.OTEL_TRACES_SAMPLER_ARG));
   if (kind === "always_off") return new AlwaysOffSampler();
   if (kind === "always_on") return new AlwaysOnSampler();
   if (kind === "traceidratio") return ratio();
