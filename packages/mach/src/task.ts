@@ -184,7 +184,7 @@ export class Task {
     });
     try {
       const req = MachDefinition.methods.attach.requestType.encode({ taskId: o.taskId, token: o.token, window }).finish();
-      const bytes = await trap(o.bus, subjects.trap, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, o.timeoutMs ?? 10_000, "");
+      const bytes = await trap(o.bus, subjects.trap, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, NO_TRACE_CONTEXT, o.timeoutMs ?? 10_000, "");
       const rep = AttachReply.decode(bytes);
       task = new Task({ ...o, system }, rep, window);
     } catch (e) {
@@ -256,12 +256,13 @@ export class Task {
     const def = info.def;
     const body = encode(def.requestType, def.requestType.fromPartial(req));
     this.sentSinceBeat = true;
-    // A kernel call has no message to carry its trace context: it goes as a
-    // bus header (NATS) or gRPC metadata, so what the call causes (a task's
-    // death, notifications) links back to the caller's span.
-    // A kernel call is not a message: its context rides as a text traceparent header.
-    const tp = tracingHooks.current !== null ? traceparentOf(tracingHooks.current()) : "";
-    const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, this.timeoutMs, tp);
+    // The caller's trace context rides in the call, in binary (Call.trace_context),
+    // so what the call causes (a task's death, notifications) links back to
+    // the caller's span. A bus that wants it as text too (the edge's, whose
+    // gRPC client span is parented on it) gets the traceparent header as well.
+    const ctx = tracingHooks.current !== null ? tracingHooks.current() : NO_TRACE_CONTEXT;
+    const tp = ctx.length !== 0 && this.bus.traceparentHeader === true ? traceparentOf(ctx) : "";
+    const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, ctx, this.timeoutMs, tp);
     return def.responseType.decode(bytes) as Rep<K>;
   }
 
@@ -607,8 +608,8 @@ export class Task {
 }
 
 /** One kernel call over the bus. */
-async function trap(bus: Bus, subject: string, task: number, token: string, credit: number, msgid: number, request: Uint8Array, timeoutMs: number, traceparent: string): Promise<Uint8Array> {
-  const bytes = encode(Trap, { task, token, credit, call: { msgid, request } });
+async function trap(bus: Bus, subject: string, task: number, token: string, credit: number, msgid: number, request: Uint8Array, traceContext: Uint8Array, timeoutMs: number, traceparent: string): Promise<Uint8Array> {
+  const bytes = encode(Trap, { task, token, credit, call: { msgid, request, traceContext } });
   const ans = CallReply.decode(await bus.request(subject, bytes, timeoutMs, traceparent || undefined));
   if (ans.code !== 0) throw new HurdError(ans.code, ans.detail || undefined);
   return ans.reply;

@@ -3,7 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { HurdError, errnoName, Errno } from "@hurdmesh/mach";
 import { edgeServerCredentials, grpcServiceOf, grpcStatusOf, type EdgeTls } from "@hurdmesh/mach/edge";
-import { methods } from "@hurdmesh/mach/internal";
+import { methods, NO_TRACE_CONTEXT } from "@hurdmesh/mach/internal";
 import { INTERFACES } from "@hurdmesh/mach/registry";
 import { AttachRequest, CallReply, MachDefinition, Trap } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { TraceDefinition, type TraceBatch, type WatchRequest } from "@hurdmesh/proto/hurd/trace/v1/trace";
@@ -138,7 +138,7 @@ export class Edge {
     let trap: Uint8Array;
     try {
       const request = info.def.requestType.encode(call.request as never).finish();
-      trap = Trap.encode({ task: Number.isSafeInteger(id) && id > 0 ? id : 0, token: String(call.metadata.get(TOKEN_HEADER)[0] ?? ""), credit: 0, call: { msgid: info.msgid, request } }).finish();
+      trap = Trap.encode({ task: Number.isSafeInteger(id) && id > 0 ? id : 0, token: String(call.metadata.get(TOKEN_HEADER)[0] ?? ""), credit: 0, call: { msgid: info.msgid, request, traceContext: NO_TRACE_CONTEXT } }).finish();
     } catch (e) {
       return cb(toStatus(new HurdError(Errno.MIG_BAD_ARGUMENTS, "malformed request", { cause: e })));
     }

@@ -74,10 +74,12 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
   }
   // What this trap makes the kernel do on its own (notifications: a task's
   // death, the last send right gone) links to the span that caused it: the
-  // message's traceparent, or a kernel call's bus header / gRPC metadata.
+  // message's trace context, or a kernel call's (Call.trace_context; from an
+  // older runtime without it, the call's bus header or gRPC metadata).
   const tracer = k.tracer;
   if (tracer !== null) {
     if (trap.send) tracer.cause = trap.send.traceContext;
+    else if (trap.call && trap.call.traceContext.length !== 0) tracer.cause = trap.call.traceContext;
     else tracer.causeText = traceparent ?? "";
   }
   try {

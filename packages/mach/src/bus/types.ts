@@ -6,8 +6,9 @@
 /**
  * Called for each message on a subscription. `data` must not be mutated.
  * `traceparent`: the W3C trace context the publisher gave (a NATS header,
- * gRPC metadata on the edge), for messages with no traceparent of their own
- * inside (kernel calls); undefined when there is none.
+ * gRPC metadata on the edge), for traps with no trace context of their own
+ * inside (a kernel call from a runtime older than Call.trace_context);
+ * undefined when there is none.
  */
 export type BusHandler = (subject: string, data: Uint8Array, reply: string | undefined, traceparent?: string) => void;
 
@@ -18,6 +19,13 @@ export interface BusSubscription {
 export interface Bus {
   /** "local" or "nats": for tables and traces. */
   readonly kind: "local" | "nats";
+  /**
+   * Whether a kernel call's trace context should also be given as a text
+   * traceparent (publish/request's last argument). A call carries it in
+   * binary (Call.trace_context); only a bus that uses the text itself asks:
+   * the edge's, where the gRPC instrumentation parents its client span on it.
+   */
+  readonly traceparentHeader?: boolean;
   publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void;
   /**
    * Subjects are dot-separated tokens; `>` as the last token matches one or

@@ -26,6 +26,12 @@ type EdgeClient = grpc.Client & {
 
 export class EdgeBus implements Bus {
   readonly kind = "nats" as const;
+  /**
+   * A kernel call's context also as text: with the OTel gRPC instrumentation
+   * on, the SendTrap client span is made the caller's child from it (and a
+   * kernel older than Call.trace_context reads it from the metadata).
+   */
+  readonly traceparentHeader = true;
   closed = false;
   /** Since when the Receive stream has been down (0: up); the runtime ends a task past its lease. */
   disconnectedSince = 0;
