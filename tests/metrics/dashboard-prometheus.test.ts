@@ -8,7 +8,13 @@
 // lists. Each query must parse and return data; where the workload
 // guarantees traffic, a value above zero; and a query filtered by $hurd
 // must answer for that hurd alone. A metric renamed in the code or the
-// dashboard makes its panel's query come back empty, and this fails.
+// dashboard makes its panel's query come back empty, and this fails. And
+// the compose profile's prometheus.yml passes Prometheus's own promtool.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { InProcessLauncher } from "@hurdmesh/boot";
@@ -40,6 +46,7 @@ const MAY_BE_ZERO = new Set([
   "Spans waiting for export, trace records dropped/B",
 ]);
 
+const PROMETHEUS_YML = fileURLToPath(new URL("../../deploy/dashboards/prometheus.yml", import.meta.url));
 const SCRAPE_S = 1;
 // Grafana's $__rate_interval is at least four scrape intervals; the window here also covers the whole workload.
 const INTERVALS = { rate: "15s", interval: `${SCRAPE_S}s`, range: "15s" };
@@ -54,6 +61,24 @@ async function lifecycle(parent: Process): Promise<void> {
   const w = await parent.wait(c.pid);
   assert.equal(w?.pid, c.pid);
 }
+
+describe("the dashboards profile's Prometheus config", () => {
+  it("is one Prometheus accepts (promtool check config), and promtool refuses a broken one", () => {
+    const ok = spawnSync("promtool", ["check", "config", PROMETHEUS_YML], { encoding: "utf8", timeout: 30000 });
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    const dir = mkdtempSync(join(tmpdir(), "hurd-promtool-"));
+    try {
+      const broken = join(dir, "prometheus.yml");
+      const text = readFileSync(PROMETHEUS_YML, "utf8");
+      assert.match(text, /scrape_interval: 5s/);
+      writeFileSync(broken, text.replace("scrape_interval: 5s", "scrape_interval: five seconds"));
+      const bad = spawnSync("promtool", ["check", "config", broken], { encoding: "utf8", timeout: 30000 });
+      assert.notEqual(bad.status, 0, "a config with a bad duration");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 for (const kind of busKinds) {
   describe(`the Grafana dashboard's queries on a real Prometheus (${kind} bus)`, () => {
