@@ -47,6 +47,7 @@ describe("hurd up with the user's certificate", () => {
     const good = await issueCert(ca, { dns: ["localhost"], ip: ["127.0.0.1"] });
     const elsewhere = await issueCert(ca, { dns: ["hurd.example.org"] });
     const foreign = await issueCert(other, { dns: ["localhost"], ip: ["127.0.0.1"] });
+    const ipOnly = await issueCert(ca, { ip: ["127.0.0.1"] });
     Object.assign(files, {
       ca: f("ca.crt", ca.certPem),
       cert: f("edge.crt", good.certPem),
@@ -56,6 +57,8 @@ describe("hurd up with the user's certificate", () => {
       foreignCert: f("foreign.crt", foreign.certPem),
       foreignKey: f("foreign.key", foreign.keyPem),
       garbage: f("garbage.pem", "not a certificate\n"),
+      ipOnlyCert: f("iponly.crt", ipOnly.certPem),
+      ipOnlyKey: f("iponly.key", ipOnly.keyPem),
     });
   });
   after(async () => {
@@ -80,6 +83,8 @@ describe("hurd up with the user's certificate", () => {
       [["--tls-cert", files.cert!, "--tls-key", files.foreignKey!, "--tls-ca", files.ca!], {}, /--tls-key \S+foreign\.key is not the key of the certificate in \S+edge\.crt/],
       [["--tls-cert", files.foreignCert!, "--tls-key", files.foreignKey!, "--tls-ca", files.ca!], {}, /the certificate in \S+foreign\.crt is not signed by the CA in \S+ca\.crt/],
       [["--tls-cert", files.elsewhereCert!, "--tls-key", files.elsewhereKey!, "--tls-ca", files.ca!], {}, /does not name 127\.0\.0\.1, which the edge is dialled by/],
+      // Its own nats-server is dialled at 127.0.0.1, which nats.js checks against the name localhost.
+      [["--nats", "--tls-cert", files.ipOnlyCert!, "--tls-key", files.ipOnlyKey!, "--tls-ca", files.ca!], {}, /does not name localhost, which NATS of its own/],
     ];
     for (const [args, env, want] of cases) {
       const r = up(args, env);

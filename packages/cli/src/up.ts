@@ -266,8 +266,10 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void, o
     const conf = join(dir, "nats.conf");
     // The store outlives the private directory (gone once the hurd is up): a directory of its own, gone with the server.
     const js = privateDir("hurd-up-js-");
-    // Plaintext on loopback unless the user gave a certificate: then TLS only, with it (its clients dial 127.0.0.1).
-    if (own) checkNames(own, "127.0.0.1", "NATS of its own");
+    // Plaintext on loopback unless the user gave a certificate: then TLS only, with it. Its clients dial
+    // 127.0.0.1, and nats.js checks a certificate dialled by address against the name localhost (the
+    // socket it upgrades to TLS has no server name): the certificate must name localhost.
+    if (own) checkNames(own, "localhost", "NATS of its own (at 127.0.0.1: nats.js checks the name localhost)");
     const tls = own ? { certFile: own.certFile, keyFile: own.keyFile } : undefined;
     writeFileSync(conf, fabricServerConfig((await import("@hurdmesh/mach/nats-auth")).readFabricKeys(keysFile), { port: -1, jetstreamDir: js.path, tls }), { mode: 0o600 });
     const server = await startNatsServer(conf, { env: { ...process.env, HURD_SYSTEM: o.hurd } }).catch((e: Error) => {
