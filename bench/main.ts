@@ -25,8 +25,9 @@ import { web, webName } from "./rows/web.js";
 import { quotasLocal, quotasNats, SIBLING } from "./rows/quotas.js";
 import { failover, failoverName } from "./rows/failover.js";
 import { accounting, accountingName } from "./rows/accounting.js";
+import { natsTls } from "./rows/nats-tls.js";
 
-const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats, accounting, failover];
+const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats, accounting, failover, natsTls];
 const IN_FLIGHT = [1, 64];
 
 

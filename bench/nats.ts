@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fabricServerConfig, makeFabricKeys, startNatsServer, type FabricKeys } from "@hurdmesh/mach/nats-auth";
+import { fabricServerConfig, issueCert, makeCA, makeFabricKeys, startNatsServer, type ClientTls, type FabricKeys } from "@hurdmesh/mach/nats-auth";
 
 export interface NatsServer {
   url: string;
@@ -19,19 +19,37 @@ export interface NatsServer {
 /** A nats-server with NATS authorization on, and the keys its kernels mint users with. */
 export interface SecuredNatsServer extends NatsServer {
   keys: FabricKeys;
+  /** With `tls`: the CA of the server's certificate, which clients dial with. */
+  tls?: ClientTls;
 }
 
-/** Starts nats-server from PATH in operator mode with fresh keys: no anonymous client. */
-export async function startSecuredNats(): Promise<SecuredNatsServer> {
+/**
+ * Starts nats-server from PATH in operator mode with fresh keys: no
+ * anonymous client. `tls`: TLS only, with a certificate for 127.0.0.1 from a
+ * private CA made now, as compose and Kubernetes run it.
+ */
+export async function startSecuredNats(o: { tls?: boolean } = {}): Promise<SecuredNatsServer> {
   const dir = mkdtempSync(join(tmpdir(), "hurdmesh-bench-nats-auth-"));
   try {
     const keys = makeFabricKeys("bench", { operatorName: "hurdmesh-bench" });
     const conf = join(dir, "nats.conf");
-    writeFileSync(conf, fabricServerConfig(keys, { port: -1 }), { mode: 0o600 });
+    let tls: ClientTls | undefined;
+    let files: { certFile: string; keyFile: string } | undefined;
+    if (o.tls) {
+      const ca = await makeCA({ name: "hurdmesh bench CA" });
+      // localhost too: nats.js checks a certificate dialled by address against the name localhost (an upgraded socket has no servername).
+      const cert = await issueCert(ca, { dns: ["localhost"], ip: ["127.0.0.1"] });
+      files = { certFile: join(dir, "nats.crt"), keyFile: join(dir, "nats.key") };
+      writeFileSync(files.certFile, cert.certPem, { mode: 0o600 });
+      writeFileSync(files.keyFile, cert.keyPem, { mode: 0o600 });
+      tls = { caPem: ca.certPem };
+    }
+    writeFileSync(conf, fabricServerConfig(keys, { port: -1, tls: files }), { mode: 0o600 });
     const server = await startNatsServer(conf);
     return {
-      url: server.url,
+      url: tls ? `tls://127.0.0.1:${server.port}` : server.url,
       keys,
+      tls,
       async stop() {
         await server.stop();
         rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { Process } from "@hurdmesh/libhurd";
 import { LocalHub, Task, type Bus } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
 import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
-import { AccountRevocations, accountClaimsOf, NKey } from "@hurdmesh/mach/nats-auth";
+import { AccountRevocations, accountClaimsOf, NKey, type ClientTls } from "@hurdmesh/mach/nats-auth";
 import type { ProcServer, ProcStore } from "@hurdmesh/proc";
 import type { BenchContext } from "./rows/types.js";
 
@@ -38,6 +38,8 @@ export interface KernelRig {
 export interface KernelRigOptions {
   journal?: boolean;
   benchOnlyNoAccounting?: boolean;
+  /** The secured nats-server speaks TLS with a certificate of this CA: every connection dials with it (the nats-tls rows). */
+  tls?: ClientTls;
 }
 
 export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: KernelRigOptions = {}): Promise<KernelRig> {
@@ -47,7 +49,7 @@ export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) =
   const secured = kind === "nats" ? nats.natsAuth : null;
   if (kind === "nats" && !secured) throw new Error("the bench's nats-server with authorization is not running");
   // As hurd-kernel does with --nats-keys: revocations pushed through the account's updater.
-  const updater = secured ? await NatsBus.connect(secured.url, { name: `bench updater ${system}`, credentials: secured.keys.updater, inboxPrefix: inboxOf(secured.keys.system, { kind: "account-updater", account: secured.keys.account }) }) : null;
+  const updater = secured ? await NatsBus.connect(secured.url, { name: `bench updater ${system}`, tls: ko.tls, credentials: secured.keys.updater, inboxPrefix: inboxOf(secured.keys.system, { kind: "account-updater", account: secured.keys.account }) }) : null;
   if (updater) buses.push(updater);
   const kernel = new Kernel(
     { system },
@@ -69,7 +71,7 @@ export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) =
     buses.push(b);
     return b;
   };
-  const kb = secured ? await NatsBus.connect(secured.url, { name: `bench kernel ${system}`, credentials: kernel.natsUsers!.kernel() }) : await connect();
+  const kb = secured ? await NatsBus.connect(secured.url, { name: `bench kernel ${system}`, tls: ko.tls, credentials: kernel.natsUsers!.kernel() }) : await connect();
   if (secured) buses.push(kb);
   let traps: { stop(): void };
   if (ko.journal) {
@@ -97,7 +99,7 @@ export async function kernelRig(kind: RigKind, nats: RigNats, log: (l: string) =
     async attach(taskId, token, o = {}) {
       const t = secured
         ? // The user the kernel mints for the task, as its creator would get it (TaskNatsCredentials).
-          await attachOverNats(secured.url, { system, taskId, token, credentials: kernel.natsUsers!.task(kernel.tasks.get(taskId)!), window: o.window, timeoutMs: o.timeoutMs })
+          await attachOverNats(secured.url, { system, taskId, token, tls: ko.tls, credentials: kernel.natsUsers!.task(kernel.tasks.get(taskId)!), window: o.window, timeoutMs: o.timeoutMs })
         : await Task.attach({ bus: await connect(), system, taskId, token, window: o.window, timeoutMs: o.timeoutMs });
       tasks.push(t);
       return t;
@@ -127,7 +129,7 @@ let n = 0;
 
 /** `ko`: the kernel's options (kernelRig); procStore: proc writes through to the store it makes for the rig's system (issue 17's rows). */
 export async function bootRig(kind: RigKind, nats: RigNats, log: (l: string) => void = () => {}, ko: KernelRigOptions & { procStore?: (system: string) => Promise<ProcStore> } = {}): Promise<Rig> {
-  const k = await kernelRig(kind, nats, log, { journal: ko.journal, benchOnlyNoAccounting: ko.benchOnlyNoAccounting });
+  const k = await kernelRig(kind, nats, log, { journal: ko.journal, benchOnlyNoAccounting: ko.benchOnlyNoAccounting, tls: ko.tls });
   const attach = (taskId: number, token: string, o: { window?: number } = {}) => k.attach(taskId, token, { window: 1024, timeoutMs: 30_000, ...o });
   const b = k.kernel.bootTask({ name: "init", hostPriv: true });
   const initTask = await attach(b.task.id, b.token);

@@ -234,11 +234,28 @@ const COMMON_KINDS = [
 
 const HURD_ROLES = { kernel: 7400, init: 7401, proc: 7401, auth: 7401 };
 /**
- * The Secrets the user makes in each hurd's namespace at deploy time, with
- * their keys (`hurd keys k8s --namespace NS | kubectl apply -f -`): never in
- * the manifests, so a reference to one need not find it in the output.
+ * The Secrets the user makes at deploy time, with their keys (`hurd keys k8s
+ * --subhurds … | kubectl apply -f -`, packages/cli/src/keys-k8s.ts; the
+ * k8s-keys test checks that it prints exactly these): never in the
+ * manifests, so a reference to one need not find it in the output.
  */
-const USER_SECRETS = { "hurd-boot": ["secret"] };
+export const USER_SECRETS = {
+  "nats-config": ["nats.conf"],
+  "nats-tls": ["tls.crt", "tls.key", "ca.crt"],
+  "kernel-tls": ["tls.crt", "tls.key", "ca.crt"],
+  "hurd-nats-keys": ["nats-keys.json"],
+  "hurd-boot": ["secret"],
+  "hurd-ca": ["ca.crt"],
+  "hurd-nats-init": ["nats.creds"],
+  "hurd-nats-proc": ["nats.creds"],
+  "hurd-nats-auth": ["nats.creds"],
+};
+/** The account's signing keys: whoever mounts them can mint any NATS user, so the kernel alone may. */
+const SIGNING_KEYS_SECRET = "hurd-nats-keys";
+/** Settings that name a file: the file must be under one of the container's volume mounts. */
+const FILE_SETTINGS = ["HURD_NATS_CA_FILE", "HURD_NATS_CREDS_FILE", "HURD_NATS_KEYS", "HURD_GRPC_CERT", "HURD_GRPC_KEY", "HURD_EDGE_CA_FILE", "HURD_HEALTH_CA_FILE", "HURD_BOOT_SECRET_FILE"];
+/** Each hurd server's own NATS user: init claims its boot with it, proc and auth take their launch order. */
+const NEEDS_CREDS = new Set(["init", "proc", "auth"]);
 /** Kubernetes' recommended labels: on every object, and on every pod template. */
 const RECOMMENDED = ["name", "instance", "version", "component", "part-of", "managed-by"].map((k) => `app.kubernetes.io/${k}`);
 /** Pod Security Admission: every namespace enforces the restricted profile (and warns and audits by it). */
@@ -276,7 +293,14 @@ function podOf(o) {
  * a probe is pointless there); runAsNonRoot (pod or container) and not
  * runAsUser 0. Per hurdmesh pod (label app.kubernetes.io/component kernel,
  * init, proc or auth): HURD_BOOT_SECRET from the user's Secret hurd-boot
- * (key secret) for the kernel and init, and none for proc and auth; no
+ * (key secret) for the kernel and init, and none for proc and auth; NATS
+ * authorization and TLS (issue 15): no HURD_NATS_AUTH=off anywhere, every
+ * NATS_URL tls:// with HURD_NATS_CA_FILE beside it, every file setting
+ * (HURD_NATS_CREDS_FILE, HURD_GRPC_CERT, …) under a volume mount, init,
+ * proc and auth with a NATS user, the account's signing keys
+ * (hurd-nats-keys) mounted by the kernel and nobody else, and the kernel's
+ * probes an exec of bin/grpc-health.mjs when its edge speaks TLS; a mounted
+ * Secret item must be a key the Secret has; no
  * Secret in the output carries a value (none is committed); gRPC probes on 7400 (kernel) or 7401, one replica that is never
  * doubled (Deployment strategy Recreate, or a StatefulSet). Every Secret or
  * ConfigMap a pod references exists in its namespace (unless optional); every
@@ -300,6 +324,10 @@ export function rules(objects) {
     // No secret value is committed: every Secret a pod needs is made at deploy time (USER_SECRETS).
     if (o.kind === "Secret" && ["data", "stringData", "binaryData"].some((f) => Object.keys(o[f] ?? {}).length))
       say(o, "data", "a Secret with values in the manifests commits a secret: make it at deploy time (hurd keys k8s), not in k8s/");
+    if (o.kind === "ConfigMap") {
+      if (o.data?.HURD_NATS_AUTH === "off") say(o, "data.HURD_NATS_AUTH", "off: NATS authorization is never off in Kubernetes");
+      if (o.data?.NATS_URL !== undefined && !String(o.data.NATS_URL).startsWith("tls://")) say(o, "data.NATS_URL", `${o.data.NATS_URL}: must be tls://`);
+    }
     if (o.kind === "Namespace")
       for (const [k, v] of Object.entries(PSA))
         if (o.metadata?.labels?.[k] !== v) say(o, `metadata.labels.${k}`, `must be ${v} (Pod Security Admission)`);
@@ -345,6 +373,39 @@ export function rules(objects) {
       ...(spec.containers ?? []).map((c, i) => ({ c, path: `${pod.path}.containers[${i}]`, init: false })),
     ];
     for (const { c, path, init } of all) {
+      // The container's settings as it sees them: envFrom's ConfigMaps, then env's literals (which win).
+      const settings = new Map();
+      (c.envFrom ?? []).forEach((e, i) => {
+        const cm = e.configMapRef && configMaps.find((x) => x.metadata?.name === e.configMapRef.name);
+        for (const [k, v] of Object.entries(cm?.data ?? {})) settings.set(k, { value: v, where: `${path}.envFrom[${i}]` });
+      });
+      (c.env ?? []).forEach((e, i) => {
+        if (e.value !== undefined) settings.set(e.name, { value: e.value, where: `${path}.env[${i}]` });
+      });
+      // NATS authorization and TLS hold everywhere (issue 15): nobody is told to do without.
+      if (settings.get("HURD_NATS_AUTH")?.value === "off") say(o, settings.get("HURD_NATS_AUTH").where, `HURD_NATS_AUTH=off (container ${c.name}): NATS authorization is never off in Kubernetes`);
+      const url = settings.get("NATS_URL");
+      if (url && !String(url.value).split(",").every((u) => u.trim().startsWith("tls://")))
+        say(o, url.where, `NATS_URL ${url.value} (container ${c.name}): must be tls://, NATS's traffic leaves the node`);
+      if (url && String(url.value).startsWith("tls://") && !settings.has("HURD_NATS_CA_FILE") && !settings.has("HURD_NATS_CA") && c.args?.[0] !== "hurd")
+        say(o, url.where, `NATS over TLS with no HURD_NATS_CA_FILE (container ${c.name}): the server's certificate is from hurd keys k8s's CA`);
+      const mounts = (c.volumeMounts ?? []).map((m) => m.mountPath.replace(/\/$/, ""));
+      // (A `hurd` client beside a server, hurd web, reads the session file, not these settings.)
+      for (const k of c.args?.[0] === "hurd" ? [] : FILE_SETTINGS) {
+        const v = settings.get(k);
+        if (v && !mounts.some((m) => String(v.value).startsWith(`${m}/`)))
+          say(o, v.where, `${k}=${v.value} (container ${c.name}) is under none of its volumeMounts: the file would not be there`);
+      }
+      for (const m of c.volumeMounts ?? []) {
+        const vol = [...(spec.volumes ?? []), ...(o.spec?.volumeClaimTemplates ?? []).map((t) => ({ name: t.metadata?.name }))].find((v) => v.name === m.name);
+        if (!vol) say(o, `${path}.volumeMounts`, `mounts volume ${m.name}, which the pod does not declare`);
+        else if (vol.secret?.secretName === SIGNING_KEYS_SECRET && role !== "kernel")
+          say(o, `${path}.volumeMounts`, `mounts ${SIGNING_KEYS_SECRET} (container ${c.name}): the NATS account's signing keys are the kernel's alone`);
+      }
+      if (hurd && !init && c.args?.[0] !== "hurd" && NEEDS_CREDS.has(role) && !settings.has("HURD_NATS_CREDS_FILE") && !settings.has("HURD_NATS_CREDS"))
+        say(o, `${path}.env`, `no HURD_NATS_CREDS_FILE (container ${c.name}): the ${role} has no NATS user (Secret hurd-nats-${role})`);
+      if (hurd && !init && role === "kernel" && !settings.has("HURD_NATS_KEYS"))
+        say(o, `${path}.env`, "no HURD_NATS_KEYS: the kernel mints every NATS user with the keys in Secret hurd-nats-keys");
       for (const what of ["requests", "limits"])
         for (const r of ["cpu", "memory"]) if (c.resources?.[what]?.[r] === undefined) say(o, `${path}.resources.${what}.${r}`, `missing (container ${c.name})`);
       if (!init && !RUN_TO_COMPLETION.has(o.kind))
@@ -382,15 +443,28 @@ export function rules(objects) {
         else if (c.env[boot].valueFrom.secretKeyRef.name !== "hurd-boot" || c.env[boot].valueFrom.secretKeyRef.optional)
           say(o, `${path}.env[${boot}]`, "HURD_BOOT_SECRET must come from the Secret hurd-boot (made by hurd keys k8s), not optional");
         const port = HURD_ROLES[role];
+        // An edge with TLS: the kubelet's gRPC probe speaks none, so the image's grpc-health script asks, checking the certificate.
+        const tlsEdge = role === "kernel" && settings.has("HURD_GRPC_CERT");
         for (const p of ["readinessProbe", "livenessProbe"]) {
-          const g = c[p]?.grpc;
-          if (c[p] && (!g || g.port !== port || (g.service ?? "") !== ""))
+          if (!c[p]) continue;
+          if (tlsEdge) {
+            const cmd = c[p].exec?.command ?? [];
+            if (!cmd.some((a) => /grpc-health\.mjs$/.test(a)) || !settings.has("HURD_HEALTH_CA_FILE") || !String(settings.get("HURD_HEALTH_PROBE")?.value ?? "").endsWith(`:${port}`))
+              say(o, `${path}.${p}`, `the edge speaks TLS: must be an exec probe running bin/grpc-health.mjs with HURD_HEALTH_PROBE=127.0.0.1:${port} and HURD_HEALTH_CA_FILE`);
+            continue;
+          }
+          const g = c[p].grpc;
+          if (!g || g.port !== port || (g.service ?? "") !== "")
             say(o, `${path}.${p}`, `must be a gRPC probe on port ${port} (grpc.health.v1, service "") for the ${role}`);
         }
       }
     }
     (spec.volumes ?? []).forEach((v, i) => {
-      if (v.secret) ref(`${pod.path}.volumes[${i}].secret`, "Secret", secrets, { name: v.secret.secretName, optional: v.secret.optional });
+      if (v.secret) {
+        const r = { name: v.secret.secretName, optional: v.secret.optional };
+        if (v.secret.items?.length) v.secret.items.forEach((it, j) => ref(`${pod.path}.volumes[${i}].secret.items[${j}]`, "Secret", secrets, r, it.key));
+        else ref(`${pod.path}.volumes[${i}].secret`, "Secret", secrets, r);
+      }
       if (v.configMap) ref(`${pod.path}.volumes[${i}].configMap`, "ConfigMap", configMaps, v.configMap);
     });
     if (hurd) {

@@ -38,7 +38,8 @@ describe("hurd keys compose", () => {
   test("one folder per reader, each with only its files; secrets 0600", () => {
     assert.equal(first.status, 0, first.stderr);
     const want: Record<string, string[]> = {
-      nats: ["nats.conf"],
+      nats: ["nats.conf", "nats.crt", "nats.key"],
+      ca: ["ca.crt"],
       kernel: ["ca.crt", "complete", "edge.crt", "edge.key", "generated-boot-secret", "nats-keys.json"],
       boot: ["secret"],
       init: ["ca.crt", "nats.creds"],
@@ -50,26 +51,35 @@ describe("hurd keys compose", () => {
     };
     assert.deepEqual(readdirSync(dir).sort(), Object.keys(want).sort());
     for (const [d, files] of Object.entries(want)) assert.deepEqual(readdirSync(join(dir, d)).sort(), files, d);
-    for (const p of ["kernel/edge.key", "kernel/nats-keys.json", "kernel/generated-boot-secret", "boot/secret", "init/nats.creds", "proc/nats.creds", "second-auth/nats.creds"])
+    for (const p of ["nats/nats.key", "kernel/edge.key", "kernel/nats-keys.json", "kernel/generated-boot-secret", "boot/secret", "init/nats.creds", "proc/nats.creds", "second-auth/nats.creds"])
       assert.equal(mode(join(dir, p)), 0o600, p);
     assert.match(readFileSync(join(dir, "boot/secret"), "utf8"), /^[A-Za-z0-9_-]{43}$/);
     // The kernel's keys file is what hurd-kernel reads (readFabricKeys refuses one others may read).
     assert.equal(readFabricKeys(join(dir, "kernel/nats-keys.json")).system, "hurd");
   });
 
-  test("nats.conf runs a nats-server that refuses anonymous clients and takes each role's user", async () => {
+  test("nats.conf runs a nats-server, TLS only, that refuses anonymous clients and takes each role's user", async () => {
     const conf = readFileSync(join(dir, "nats/nats.conf"), "utf8");
     assert.match(conf, /^host: "0\.0\.0\.0"$/m, "the compose network reaches it");
     assert.match(conf, /^port: 4222$/m);
+    // Where compose's nats service mounts keys-nats.
+    assert.match(conf, /cert_file: "\/etc\/hurdmesh\/nats\/nats\.crt"/);
+    // NATS's certificate chains to the CA every server is given and names the host they dial.
+    const ca = new X509Certificate(readFileSync(join(dir, "ca/ca.crt")));
+    const natsCert = new X509Certificate(readFileSync(join(dir, "nats/nats.crt")));
+    assert.ok(natsCert.verify(ca.publicKey));
+    assert.ok(natsCert.checkHost("nats") && natsCert.checkIP("127.0.0.1"));
+    assert.equal(readFileSync(join(dir, "ca/ca.crt"), "utf8"), readFileSync(join(dir, "kernel/ca.crt"), "utf8"), "one CA for NATS and the edge");
     // The same configuration on a free loopback port.
     const local = join(base, "nats-local.conf");
-    writeFileSync(local, conf.replace(/^host: .*$/m, 'host: "127.0.0.1"').replace(/^port: .*$/m, "port: -1"));
+    writeFileSync(local, conf.replace(/^host: .*$/m, 'host: "127.0.0.1"').replace(/^port: .*$/m, "port: -1").replaceAll("/etc/hurdmesh/nats/", `${dir}/nats/`));
     const server = await startNatsServer(local);
     stops.push(() => server.stop());
-    assert.equal(await acceptsAnonymous(server.url), false, "an anonymous client got in");
+    const tls = { caPem: ca.toString() };
+    assert.equal(await acceptsAnonymous(server.url, 3000, tls), false, "an anonymous client got in");
     for (const role of ["init", "proc", "auth", "second-init", "second-proc", "second-auth"]) {
       const creds = parseCreds(readFileSync(join(dir, role, "nats.creds"), "utf8"));
-      const nc = await connect({ servers: server.url, reconnect: false, timeout: 5000, ...natsConnectOptions(creds) });
+      const nc = await connect({ servers: server.url, reconnect: false, timeout: 5000, ...natsConnectOptions(creds, { tls }) });
       await nc.flush();
       await nc.close();
     }
@@ -103,7 +113,8 @@ describe("hurd keys compose", () => {
     // The inits put the same CA in the session files.
     assert.equal(readFileSync(join(dir, "init/ca.crt"), "utf8"), ca.toString());
     // The CA's private key is nowhere: nothing can issue another certificate.
-    for (const d of readdirSync(dir)) for (const f of readdirSync(join(dir, d))) if (f !== "edge.key") assert.doesNotMatch(readFileSync(join(dir, d, f), "utf8"), /PRIVATE KEY/, `${d}/${f}`);
+    // (edge.key and nats.key are the certificates' own keys, which sign nothing.)
+    for (const d of readdirSync(dir)) for (const f of readdirSync(join(dir, d))) if (f !== "edge.key" && f !== "nats.key") assert.doesNotMatch(readFileSync(join(dir, d, f), "utf8"), /PRIVATE KEY/, `${d}/${f}`);
   });
 
   test("a second run keeps the set; HURD_BOOT_SECRET overrides the boot secret, unset brings the generated one back, never printed", () => {

@@ -74,7 +74,11 @@ describe("docker-compose.yml conventions", () => {
     // hurd web is a process of the hurd: the edge and its session, never the fabric's address.
     assert.equal(services.web.environment.NATS_URL, undefined, "web is given the NATS address");
     assert.equal(services.web.environment.HURD_EDGE, "kernel:7400");
-    assert.equal(services.proc.environment.NATS_URL, "nats://nats:4222");
+    // NATS over TLS, its certificate checked against the keys service's CA, mounted by every server.
+    for (const name of ["kernel", "init", "proc", "auth", "second-init", "second-proc", "second-auth"]) {
+      assert.equal(services[name].environment.NATS_URL, "tls://nats:4222", name);
+      assert.equal(services[name].environment.HURD_NATS_CA_FILE, "/etc/hurdmesh/ca/ca.crt", name);
+    }
     assert.ok(services.nats.command.includes("-c"), "nats-server runs from the keys service's configuration (operator mode)");
     assert.equal(services.kernel.environment.HURD_GRPC_CERT?.startsWith("/etc/hurdmesh/kernel/"), true, "the edge's certificate");
     assert.equal(services.init.environment.HURD_EDGE_CA_FILE?.startsWith("/etc/hurdmesh/init/"), true, "init puts the edge's CA in the session");
@@ -94,6 +98,8 @@ describe("docker-compose.yml conventions", () => {
     // Who may read what: the signing keys are the kernel's alone, the boot secret the kernel's and the inits'.
     const readers: Record<string, string[]> = {
       "keys-nats": ["nats"],
+      // The CA's certificate (public): every server checks NATS's certificate against it.
+      "keys-ca": ["auth", "init", "kernel", "proc", "second-auth", "second-init", "second-proc"],
       "keys-kernel": ["kernel"],
       "keys-boot": ["init", "kernel", "second-init"],
       "keys-init": ["init"],

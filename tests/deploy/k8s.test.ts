@@ -216,6 +216,63 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       overlay: "overlays/subhurd-a",
       expect: /Deployment hurd-subhurd-a\/init: spec\.strategy\.type: must be Recreate/,
     },
+    // NATS authorization and TLS (issue 15).
+    {
+      name: "HURD_NATS_AUTH=off in the shared settings",
+      file: "components/hurdmesh-env/kustomization.yaml",
+      edit: once("      - HURD_NATS_CA_FILE=/etc/hurdmesh/ca/ca.crt\n", "      - HURD_NATS_CA_FILE=/etc/hurdmesh/ca/ca.crt\n      - HURD_NATS_AUTH=off\n"),
+      overlay: "overlays/subhurd-a",
+      expect: /ConfigMap hurd-subhurd-a\/hurdmesh-env-\S+: data\.HURD_NATS_AUTH: off: NATS authorization is never off/,
+    },
+    {
+      name: "HURD_NATS_AUTH=off on one container",
+      file: "hurd/proc.yaml",
+      edit: once("            - name: HURD_NATS_CREDS_FILE\n", '            - name: HURD_NATS_AUTH\n              value: "off"\n            - name: HURD_NATS_CREDS_FILE\n'),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/proc: spec\.template\.spec\.containers\[0\]\.env\[\d\]: HURD_NATS_AUTH=off \(container proc\)/,
+    },
+    {
+      name: "a plaintext NATS URL",
+      file: "components/hurdmesh-env/kustomization.yaml",
+      edit: once("NATS_URL=tls://", "NATS_URL=nats://"),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.envFrom\[0\]: NATS_URL nats:\/\/nats\.hurdmesh\.svc\.cluster\.local:4222 \(container kernel\): must be tls:\/\//,
+    },
+    {
+      name: "a NATS user file the pod does not mount",
+      file: "hurd/auth.yaml",
+      edit: once("            - name: nats-user\n              mountPath: /etc/hurdmesh/nats\n              readOnly: true\n", ""),
+      overlay: "overlays/subhurd-b",
+      expect: /Deployment hurd-subhurd-b\/auth: spec\.template\.spec\.containers\[0\]\.env\[\d\]: HURD_NATS_CREDS_FILE=\/etc\/hurdmesh\/nats\/nats\.creds \(container auth\) is under none of its volumeMounts/,
+    },
+    {
+      name: "init without its NATS user",
+      file: "hurd/init.yaml",
+      edit: once("            - name: HURD_NATS_CREDS_FILE\n", "            - name: HURD_NATS_CREDS_FILEX\n"),
+      overlay: "overlays/subhurd-a",
+      expect: /Deployment hurd-subhurd-a\/init: spec\.template\.spec\.containers\[0\]\.env: no HURD_NATS_CREDS_FILE \(container init\)/,
+    },
+    {
+      name: "the account's signing keys mounted into proc",
+      file: "hurd/proc.yaml",
+      edit: once("            secretName: hurd-nats-proc\n", "            secretName: hurd-nats-keys\n"),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/proc: spec\.template\.spec\.containers\[0\]\.volumeMounts: mounts hurd-nats-keys \(container proc\): the NATS account's signing keys are the kernel's alone/,
+    },
+    {
+      name: "a mounted key the Secret does not have",
+      file: "base/nats.yaml",
+      edit: once("              - key: tls.key\n", "              - key: tls.pem\n"),
+      overlay: "base",
+      expect: /StatefulSet hurdmesh\/nats: spec\.template\.spec\.volumes\[1\]\.secret\.items\[1\]: Secret nats-tls \(made by hurd keys k8s\) has no key tls\.pem/,
+    },
+    {
+      name: "the kubelet's gRPC probe on an edge that speaks TLS",
+      file: "base/kernel.yaml",
+      edit: once("          readinessProbe:\n            exec:\n              command: [\"node\", \"/opt/hurdmesh/bin/grpc-health.mjs\"]\n", "          readinessProbe:\n            grpc:\n              port: 7400\n"),
+      overlay: "base",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.readinessProbe: the edge speaks TLS: must be an exec probe running bin\/grpc-health\.mjs/,
+    },
   ];
   for (const c of cases)
     test(`rejects ${c.name}`, async () => {

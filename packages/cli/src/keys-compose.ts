@@ -4,7 +4,9 @@
 // read-only (volume.subpath would do it with one volume, but needs Docker
 // Engine 26, and CI's engine is Debian's 20.10):
 //
-//   nats/nats.conf          operator mode, the accounts preloaded, nobody anonymous (JWTs only: public)
+//   nats/nats.conf          operator mode, the accounts preloaded, nobody anonymous, TLS only (JWTs only: public)
+//   nats/nats.crt, .key     NATS's certificate (nats, localhost, 127.0.0.1), issued by the private CA
+//   ca/ca.crt               that CA: every server checks NATS's certificate against it (HURD_NATS_CA_FILE)
 //   kernel/nats-keys.json   the fabric's signing keys (0600): the kernel mints and revokes every user
 //   kernel/edge.crt, .key   the gRPC edge's certificate, issued by the private CA
 //   kernel/ca.crt           for its health probe, which dials the edge
@@ -15,7 +17,7 @@
 //                           claim; proc, auth: their own launch order), for the root hurd and each subhurd
 //   <init>/ca.crt           what init puts in the session file, so `hurd` verifies the edge
 //
-// The CA's private key is dropped once the edge's certificate is issued:
+// The CA's private key is dropped once NATS's and the edge's certificates are issued:
 // nothing can issue another. A complete set is kept as it is; `docker
 // compose down -v` makes a new one. HURD_BOOT_SECRET, when set, replaces the generated boot
 // secret on every run (the .env override), and the generated one comes back
@@ -25,6 +27,9 @@ import { chmodSync, chownSync, existsSync, readdirSync, mkdirSync, readFileSync,
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { CliError } from "./errors.js";
+
+/** Where the nats service mounts the nats folder (docker-compose.yml): nats.conf names its certificate there. */
+export const NATS_MOUNT = "/etc/hurdmesh/nats";
 
 /** Written last, in the kernel's folder: a set without it is remade whole. */
 export const COMPLETE = "kernel/complete";
@@ -96,10 +101,16 @@ async function makeAll(o: ComposeKeysOptions): Promise<void> {
     return d;
   };
   const keys = makeFabricKeys(o.system, { jetstream: !!o.jetstreamDir });
-  put(join(dir("nats"), "nats.conf"), fabricServerConfig(keys, { host: "0.0.0.0", port: 4222, jetstreamDir: o.jetstreamDir || undefined }), 0o644);
   writeFabricKeys(join(dir("kernel"), "nats-keys.json"), keys);
 
-  const ca = await makeCA({ name: `hurdmesh ${o.system} compose edge CA` });
+  const ca = await makeCA({ name: `hurdmesh ${o.system} compose CA` });
+  // NATS speaks TLS only: its traffic carries every task's token and crosses the compose network.
+  const nats = await issueCert(ca, { dns: ["nats", "localhost"], ip: ["127.0.0.1"] });
+  put(join(dir("nats"), "nats.crt"), nats.certPem, 0o644);
+  put(join(dir("nats"), "nats.key"), nats.keyPem, 0o600);
+  const tls = { certFile: `${NATS_MOUNT}/nats.crt`, keyFile: `${NATS_MOUNT}/nats.key` };
+  put(join(dir("nats"), "nats.conf"), fabricServerConfig(keys, { host: "0.0.0.0", port: 4222, jetstreamDir: o.jetstreamDir || undefined, tls }), 0o644);
+  put(join(dir("ca"), "ca.crt"), ca.certPem, 0o644);
   const hosts = ["kernel", "localhost", "127.0.0.1", ...o.edgeHosts];
   const cert = await issueCert(ca, { dns: [...new Set(hosts.filter((h) => !isIP(h)))], ip: [...new Set(hosts.filter((h) => isIP(h)))] });
   put(join(dir("kernel"), "edge.crt"), cert.certPem, 0o644);

@@ -4,7 +4,6 @@
 // behind it in the state directory (0600), where `hurd up --nats URL` finds
 // them. The configuration holds JWTs only, which are public; the keys file
 // holds the seeds that sign them, which are not.
-import { randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import { CliError } from "./errors.js";
 import { natsKeysPath } from "./session.js";
@@ -39,37 +38,4 @@ export async function natsConfig(o: { host: string; port: string; jetstream?: st
   if (o.jetstream && !keys.jetstream) throw new CliError(`the keys in ${path} were made without JetStream: run again with --new`);
   process.stdout.write(fabricServerConfig(keys, { host: o.host, port, jetstreamDir: o.jetstream }));
   process.stderr.write(`hurd: ${created ? "new NATS keys in" : "NATS keys kept in"} ${path} (mode 0600); then: hurd up --hurd ${o.hurd} --nats nats://${o.host}:${port}\n`);
-}
-
-/** The name the manifests give the boot Secret (k8s/hurd/init.yaml, k8s/base/kernel.yaml). */
-export const K8S_BOOT_SECRET = "hurd-boot";
-
-/**
- * The boot Secret of one hurd's namespace, as YAML for `kubectl apply -f -`:
- * a fresh random secret on every call, so no two hurds share one and none is
- * committed. Printed on stdout only (never argv, never a file left behind).
- */
-export function k8sBootSecret(namespace: string): string {
-  // A namespace is a DNS-1123 label; checking it here keeps the YAML below plain scalars.
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) throw new CliError(`not a Kubernetes namespace: ${JSON.stringify(namespace)}`);
-  const secret = randomBytes(32).toString("base64url");
-  return [
-    "apiVersion: v1",
-    "kind: Secret",
-    "metadata:",
-    `  name: ${K8S_BOOT_SECRET}`,
-    `  namespace: ${namespace}`,
-    "  labels:",
-    "    app.kubernetes.io/name: hurdmesh",
-    "    app.kubernetes.io/component: config",
-    "    app.kubernetes.io/part-of: hurdmesh",
-    "type: Opaque",
-    "data:",
-    `  secret: ${Buffer.from(secret).toString("base64")}`,
-    "",
-  ].join("\n");
-}
-
-export function k8sKeys(o: { namespace: string }): void {
-  process.stdout.write(k8sBootSecret(o.namespace));
 }

@@ -29,6 +29,9 @@ program
   .option("--journal", "with --nats: the kernel's state as a log on JetStream (docs/kernel-log.md)")
   .option("--standby", "with --nats: the log, and a standby kernel that takes over when the leading one dies")
   .option("--grpc <host:port>", "the kernel's gRPC edge", "127.0.0.1:7400")
+  .option("--tls-cert <file>", "TLS with this certificate (PEM) for the edge and, with --nats, NATS of its own (default $HURD_TLS_CERT)")
+  .option("--tls-key <file>", "its private key (default $HURD_TLS_KEY)")
+  .option("--tls-ca <file>", "the CA that signed it, which clients check it against (default $HURD_TLS_CA)")
   .option(...hurdOpt)
   .option("-q, --quiet", "log warnings and errors only")
   .option("--reboot-on-crash", "boot the hurd again when an essential server dies (embedded mode)")
@@ -43,6 +46,9 @@ program
       journal: o.journal,
       standby: o.standby,
       grpc: o.grpc,
+      tlsCert: o.tlsCert,
+      tlsKey: o.tlsKey,
+      tlsCa: o.tlsCa,
       hurd: o.hurd,
       quiet: o.quiet,
       rebootOnCrash: o.rebootOnCrash,
@@ -62,9 +68,17 @@ keys
   .action(async (o) => (await import("./keys.js")).natsConfig(o));
 keys
   .command("k8s")
-  .description("print a Kubernetes Secret with a new boot secret for one hurd's namespace: hurd keys k8s --namespace NS | kubectl apply -f -")
-  .requiredOption("--namespace <ns>", "the hurd's namespace (hurdmesh for the root hurd)")
-  .action(async (o) => (await import("./keys.js")).k8sKeys(o));
+  .description("print every Secret k8s/ needs (NATS's configuration and TLS, the kernel's keys and edge certificate, each hurd's boot secret, CA and NATS users): hurd keys k8s --subhurds subhurd-a,subhurd-b | kubectl apply -f -")
+  .option("--namespace <ns>", "the namespace of NATS, the kernel and the root hurd", "hurdmesh")
+  .option("--system <name>", "the hurdmesh system (HURD_SYSTEM in the manifests)", "hurd")
+  .option("--subhurds <names>", "the subhurds, comma-separated (each in namespace hurd-NAME)")
+  .option("--cluster-domain <domain>", "the cluster's DNS domain, in the certificates' names", "cluster.local")
+  .option("--external-certs", "leave out nats-tls and kernel-tls (cert-manager makes them); --ca names their CA")
+  .option("--ca <file>", "the CA certificate of nats-tls and kernel-tls (with --external-certs or --add-subhurds)")
+  .option("--add-subhurds <names>", "only the Secrets of new subhurds of an install (with --nats-keys, --ca, and the boot secret in HURD_BOOT_SECRET or --boot-secret-file)")
+  .option("--nats-keys <file>", "with --add-subhurds: the install's hurd-nats-keys (nats-keys.json)")
+  .option("--boot-secret-file <file>", "with --add-subhurds: the install's boot secret")
+  .action(async (o) => (await import("./keys-k8s.js")).k8sKeysCommand(o));
 keys
   .command("compose")
   .description("make, once, a docker compose deployment's NATS keys, nats-server configuration, role users, edge certificate and boot secret in DIR (the compose file's keys service runs it)")

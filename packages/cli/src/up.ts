@@ -4,11 +4,19 @@
 // on a nats-server of its own (no URL) or the one given, with NATS
 // authorization on (the README's Security section): every process connects
 // as its own NATS user, which the kernel mints.
+//
+// TLS: the edge off loopback gets a certificate of a private CA made now;
+// NATS of its own stays plaintext on loopback. --tls-cert/--tls-key/--tls-ca
+// (HURD_TLS_CERT/KEY/CA) give certificates of the user's instead: the edge
+// serves them wherever it listens, a nats-server of its own does too (its
+// clients check it against the CA), and a server given by URL is checked
+// against that CA.
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { isIP } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { BOOT_NAMES, Init, serveSubhurds } from "@hurdmesh/init";
@@ -42,6 +50,76 @@ export interface UpOptions {
   journal?: boolean;
   /** With --nats: a second kernel that replays the log and takes over when the first dies (implies journal). */
   standby?: boolean;
+  /** The user's certificate, its key and the CA that signed it (PEM files; default HURD_TLS_CERT, HURD_TLS_KEY, HURD_TLS_CA): all three or none. */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+}
+
+/** A certificate of the user's, checked: its files and their text. */
+interface UserTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+  cert: X509Certificate;
+}
+
+/**
+ * The user's certificate (--tls-cert/--tls-key/--tls-ca, else HURD_TLS_*),
+ * or null when none is given. Every way it can be wrong is said here, with
+ * the file named, before anything starts: a file missing or unreadable, one
+ * that is not PEM, a key that is not the certificate's, a certificate the
+ * CA did not sign or no longer valid. The environment's names are taken out
+ * (pid 1's programs inherit this process's environment).
+ */
+export function userTls(o: Pick<UpOptions, "tlsCert" | "tlsKey" | "tlsCa">, env: NodeJS.ProcessEnv = process.env): UserTls | null {
+  const given = { "--tls-cert": o.tlsCert ?? env.HURD_TLS_CERT, "--tls-key": o.tlsKey ?? env.HURD_TLS_KEY, "--tls-ca": o.tlsCa ?? env.HURD_TLS_CA };
+  delete env.HURD_TLS_CERT;
+  delete env.HURD_TLS_KEY;
+  delete env.HURD_TLS_CA;
+  const missing = Object.entries(given).filter(([, v]) => !v).map(([k]) => k);
+  if (missing.length === 3) return null;
+  if (missing.length) throw new CliError(`--tls-cert, --tls-key and --tls-ca go together (or HURD_TLS_CERT, HURD_TLS_KEY, HURD_TLS_CA): ${missing.join(" and ")} missing`);
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (e) {
+      throw new CliError(`${flag} ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+    }
+  };
+  const certFile = resolve(given["--tls-cert"]!);
+  const keyFile = resolve(given["--tls-key"]!);
+  const caFile = resolve(given["--tls-ca"]!);
+  const [certPem, keyPem, caPem] = [read("--tls-cert", certFile), read("--tls-key", keyFile), read("--tls-ca", caFile)];
+  const x509 = (flag: string, file: string, pem: string) => {
+    try {
+      return new X509Certificate(pem);
+    } catch {
+      throw new CliError(`${flag} ${file}: not a PEM certificate`);
+    }
+  };
+  const cert = x509("--tls-cert", certFile, certPem);
+  const ca = x509("--tls-ca", caFile, caPem);
+  let key;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch {
+    throw new CliError(`--tls-key ${keyFile}: not a PEM private key (unencrypted)`);
+  }
+  if (!cert.checkPrivateKey(key)) throw new CliError(`--tls-key ${keyFile} is not the key of the certificate in ${certFile}`);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new CliError(`the certificate in ${certFile} is not signed by the CA in ${caFile} (give the CA that signed it directly)`);
+  const now = Date.now();
+  if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) throw new CliError(`the certificate in ${certFile} is not valid now (${cert.validFrom} to ${cert.validTo})`);
+  return { certFile, keyFile, caFile, certPem, keyPem, caPem, cert };
+}
+
+/** That `cert` names `host` (a DNS name or an address), as a client dialling it checks. */
+function checkNames(t: UserTls, host: string, what: string): void {
+  const ok = isIP(host) ? t.cert.checkIP(host) : t.cert.checkHost(host);
+  if (!ok) throw new CliError(`the certificate in ${t.certFile} does not name ${host}, which ${what} is dialled by (its names: ${t.cert.subjectAltName ?? "none"})`);
 }
 
 export async function up(o: UpOptions): Promise<number> {
@@ -52,10 +130,12 @@ export async function up(o: UpOptions): Promise<number> {
   const log = createLogger("hurd-up", { hurd: o.hurd });
   const say = log.sink;
   if ((o.journal || o.standby) && !o.nats) throw new CliError("--journal and --standby need --nats (the kernel's log is a JetStream stream)");
-  if (o.nats) return upNats(o, session, performance.now());
+  // Read and checked once, before anything starts (a reboot keeps it).
+  const own = userTls(o);
+  if (o.nats) return upNats(o, session, performance.now(), own);
   let stopping = false;
   for (;;) {
-    const r = await upEmbedded(o, session, say, () => stopping, () => (stopping = true));
+    const r = await upEmbedded(o, session, say, () => stopping, () => (stopping = true), own);
     // A crash reboots the hurd only when asked (--reboot-on-crash); a shutdown never does.
     if (r.code === 0 || !o.rebootOnCrash || stopping) return r.code;
     say(`hurd ${o.hurd}: rebooting after the crash`);
@@ -65,7 +145,7 @@ export async function up(o: UpOptions): Promise<number> {
 let metrics: Promise<SdkMetrics | null> | null = null;
 
 /** One life of an embedded hurd: a fresh kernel, init's boot, until it halts. */
-async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping: () => boolean, stop: () => void): Promise<{ code: number }> {
+async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping: () => boolean, stop: () => void, own: UserTls | null): Promise<{ code: number }> {
   const t0 = performance.now();
   // Spans when the OTEL_* environment asks for them; embedded, the servers
   // run in this process, so their handler spans too.
@@ -86,10 +166,11 @@ async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping:
   const traceBus = new TraceBus(kernel, kbus);
   traceBus.start();
   const edge = new Edge(kernel);
-  // Off loopback the edge speaks TLS, with a certificate of a private CA made now; the session carries the CA.
-  const tls = await edgeTlsFor(o.grpc);
-  const port = await edge.listen(o.grpc, tls);
+  // The user's certificate; else off loopback a private CA's, made now. The session carries the CA.
+  const tls = own ?? (await edgeTlsFor(o.grpc));
   const host = reachable(o.grpc.replace(/:\d+$/, ""), tls !== null);
+  if (own) checkNames(own, host, "the edge");
+  const port = await edge.listen(o.grpc, tls);
   const edgeCa = tls?.caPem;
   const boot = kernel.bootTask({ name: "init", hostPriv: true });
   const attach = (taskId: number, token: string) => Task.attach({ bus: hub.connect(), system: o.hurd, taskId, token, window: 1024, timeoutMs: 30_000 });
@@ -117,7 +198,7 @@ async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping:
   // Before saying it is up: a Ctrl-C from then on is a clean shutdown.
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port}${tls ? " (TLS, a private CA of its own)" : ""} (embedded, in-process bus)`);
+  say(`hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${host}:${port}${own ? " (TLS, the certificate given)" : tls ? " (TLS, a private CA of its own)" : ""} (embedded, in-process bus)`);
   // hurd web beside it, attached through the edge as the command would be.
   const web = o.web ? await (await import("./web.js")).startWebFor(o.hurd, { listen: typeof o.web === "string" ? o.web : undefined, quiet: o.quiet }) : null;
   if (web) say(`hurd web: ${web.server.url}`);
@@ -173,8 +254,11 @@ interface NatsPlan {
  * hurd's keys (`hurd keys nats-config` printed its configuration and wrote
  * them), or with --nats-insecure any server, without authorization.
  */
-async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void): Promise<NatsPlan> {
+async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void, own: UserTls | null): Promise<NatsPlan> {
   const { acceptsAnonymous, fabricServerConfig, makeFabricKeys, startNatsServer, writeFabricKeys } = await import("@hurdmesh/mach/nats-auth");
+  // With the user's certificate every client of the fabric checks NATS's against its CA: the
+  // kernel and init inherit this, the servers they start too (never pid 1's programs: HURD_NATS_* is the fabric's).
+  if (own) process.env.HURD_NATS_CA_FILE = own.caFile;
   if (typeof o.nats !== "string") {
     const keysFile = join(dir, "nats-keys.json");
     // JetStream on: auth writes its handles through to it and restarts in place from them.
@@ -182,12 +266,17 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void): 
     const conf = join(dir, "nats.conf");
     // The store outlives the private directory (gone once the hurd is up): a directory of its own, gone with the server.
     const js = privateDir("hurd-up-js-");
-    writeFileSync(conf, fabricServerConfig((await import("@hurdmesh/mach/nats-auth")).readFabricKeys(keysFile), { port: -1, jetstreamDir: js.path }), { mode: 0o600 });
+    // Plaintext on loopback unless the user gave a certificate: then TLS only, with it. Its clients dial
+    // 127.0.0.1, and nats.js checks a certificate dialled by address against the name localhost (the
+    // socket it upgrades to TLS has no server name): the certificate must name localhost.
+    if (own) checkNames(own, "localhost", "NATS of its own (at 127.0.0.1: nats.js checks the name localhost)");
+    const tls = own ? { certFile: own.certFile, keyFile: own.keyFile } : undefined;
+    writeFileSync(conf, fabricServerConfig((await import("@hurdmesh/mach/nats-auth")).readFabricKeys(keysFile), { port: -1, jetstreamDir: js.path, tls }), { mode: 0o600 });
     const server = await startNatsServer(conf, { env: { ...process.env, HURD_SYSTEM: o.hurd } }).catch((e: Error) => {
       js.done();
       throw new CliError(e.message);
     });
-    return { url: server.url, keysFile, server, jetstream: js };
+    return { url: own ? `tls://127.0.0.1:${server.port}` : server.url, keysFile, server, jetstream: js };
   }
   const url = o.nats;
   const anonymous = await acceptsAnonymous(url).catch((e: Error) => {
@@ -209,7 +298,7 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void): 
   return { url, keysFile, server: null };
 }
 
-async function upNats(o: UpOptions, session: string, t0: number): Promise<number> {
+async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | null): Promise<number> {
   const log = createLogger("hurd-up", { hurd: o.hurd });
   const say = (l: string) => !o.quiet && log.info(l);
   // Keys, the server's configuration and the boot file: 0700, gone once the hurd is up, and gone anyway if this process dies.
@@ -237,16 +326,20 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     dir.done();
   };
   try {
-    nats = await natsFabric(o, dir.path, say);
+    nats = await natsFabric(o, dir.path, say, own);
     // Sources or dist/, as this process runs (the package's export conditions).
     const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
     const imain = fileURLToPath(import.meta.resolve("@hurdmesh/boot/startup"));
     const auth = nats.keysFile ? ["--nats-keys", nats.keysFile] : ["--nats-insecure"];
-    // Off loopback the edge speaks TLS: its certificate and key for the kernel, its CA for init (files in the private directory).
-    const tls = await edgeTlsFor(o.grpc);
+    // The user's certificate for the edge (its files as given); else off loopback a private CA's: its certificate and key for the kernel, its CA for init (files in the private directory).
+    const tls = own ?? (await edgeTlsFor(o.grpc));
     const edgeTls: string[] = [];
     const caArgs: string[] = [];
-    if (tls) {
+    if (own) {
+      checkNames(own, reachable(o.grpc.replace(/:\d+$/, ""), true), "the edge");
+      edgeTls.push("--grpc-cert", own.certFile, "--grpc-key", own.keyFile);
+      caArgs.push("--edge-ca", own.caFile);
+    } else if (tls) {
       for (const [f, pem] of [["edge.crt", tls.certPem], ["edge.key", tls.keyPem], ["edge-ca.crt", tls.caPem]] as const) writeFileSync(join(dir.path, f), pem, { mode: 0o600 });
       edgeTls.push("--grpc-cert", join(dir.path, "edge.crt"), "--grpc-key", join(dir.path, "edge.key"));
       caArgs.push("--edge-ca", join(dir.path, "edge-ca.crt"));
@@ -296,7 +389,7 @@ async function upNats(o: UpOptions, session: string, t0: number): Promise<number
     // Everyone has read what they needed from the private directory.
     dir.done();
     say(
-      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${edgeAddr}${tls ? " (TLS, a private CA of its own)" : ""} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"}${o.standby ? ", the kernel's log on JetStream with a standby" : o.journal ? ", the kernel's log on JetStream" : ""})`,
+      `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${edgeAddr}${own ? " (TLS, the certificate given)" : tls ? " (TLS, a private CA of its own)" : ""} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"}${o.standby ? ", the kernel's log on JetStream with a standby" : o.journal ? ", the kernel's log on JetStream" : ""})`,
     );
     process.on("SIGINT", () => init!.kill("SIGINT"));
     process.on("SIGTERM", () => init!.kill("SIGTERM"));

@@ -22,7 +22,7 @@ import { createLogger, LocalHub, type Bus } from "@hurdmesh/mach";
 import { inboxOf, notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
 import { limitsFromEnv } from "./limits-env.js";
-import { acceptsAnonymous, accountClaimsOf, AccountRevocations, NKey, readFabricKeys } from "@hurdmesh/mach/nats-auth";
+import { acceptsAnonymous, accountClaimsOf, AccountRevocations, natsClientTls, NKey, readFabricKeys } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
@@ -116,6 +116,13 @@ if (values.journal || values.standby) await replicated();
 
 /** The keys to mint NATS users with, and the account's revocations pushed through its updater; null with --nats-insecure. */
 async function natsAuthorization(url: string) {
+  // The fabric's CA (HURD_NATS_CA_FILE, compose and Kubernetes): a missing or wrong file stops the kernel here, saying which.
+  try {
+    natsClientTls();
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (/^tls:\/\//.test(url) && !natsClientTls()) log.warn(`NATS at ${url} speaks TLS and no HURD_NATS_CA_FILE names its CA: its certificate must then chain to a public one`);
   if (values["nats-insecure"]) {
     log.warn(`NATS authorization is OFF (--nats-insecure): anyone who reaches ${url} can read every task's token and forge any message`);
     return null;

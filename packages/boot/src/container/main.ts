@@ -8,7 +8,7 @@
 // `hurd` command reads. proc and auth wait for init's launch order. Each
 // serves grpc.health.v1 on HURD_HEALTH_ADDR.
 //
-// Environment: NATS_URL, HURD_SYSTEM (default hurd), HURD_BOOT_SECRET or
+// Environment: NATS_URL (tls://… with HURD_NATS_CA_FILE, the CA of NATS's certificate), HURD_SYSTEM (default hurd), HURD_BOOT_SECRET or
 // HURD_BOOT_SECRET_FILE (init), HURD_SUBHURD (a subhurd's name; empty for the root hurd),
 // HURD_PARENT (a subhurd's parent subhurd), HURD_HEALTH_ADDR (default
 // 0.0.0.0:7401), HURD_STATE_DIR (session files), HURD_PUBLIC_EDGE (the
@@ -32,7 +32,7 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { createLogger, Errno, HurdError, MsgType, Task, type Bus } from "@hurdmesh/mach";
 import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
-import { parseCreds, type UserCredentials } from "@hurdmesh/mach/nats-auth";
+import { natsClientTls, parseCreds, type UserCredentials } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BOOT_NAMES, Init, serveSubhurds, type Console } from "@hurdmesh/init";
@@ -87,6 +87,13 @@ function roleCredentials(): UserCredentials | null {
   return parseCreds(text);
 }
 const roleCreds = roleCredentials();
+// The fabric's CA (HURD_NATS_CA_FILE): a wrong one stops the container now, not a "waiting for NATS" loop forever.
+try {
+  natsClientTls();
+} catch (e) {
+  log.fatal((e as Error).message);
+  process.exit(2);
+}
 
 /** A task's own NATS user, as the kernel minted it; null when there is none. */
 const natsUser = (c: { jwt: string; seed: string } | undefined | null) => (c?.jwt ? { jwt: c.jwt, seed: c.seed } : null);

@@ -1,6 +1,6 @@
 import { connect, headers, type MsgHdrs, type NatsConnection, type NodeConnectionOptions, type Subscription } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
-import { natsConnectOptions, tlsOptions, type ClientTls, type UserCredentials } from "../nats-auth/creds.js";
+import { natsClientTls, natsConnectOptions, tlsOptions, type ClientTls, type UserCredentials } from "../nats-auth/creds.js";
 import { inboxOf } from "../subjects.js";
 import { Task, type AttachOptions } from "../task.js";
 import type { Bus, BusHandler, BusSubscription, CredentialRenewal } from "./types.js";
@@ -105,6 +105,8 @@ export class NatsBus implements Bus {
   }
 
   private static async dial(servers: string, o: NatsBusOptions, creds: () => UserCredentials | undefined): Promise<NatsConnection> {
+    // No TLS in the options: the process's own (HURD_NATS_CA_FILE, set by compose and Kubernetes), read before the try so a bad CA says so.
+    const tls = o.tls ?? natsClientTls();
     try {
       // noAsyncTraces: nats.js otherwise builds two Error objects (stack
       // traces) per request up front, in case it fails: about a tenth of a
@@ -112,8 +114,8 @@ export class NatsBus implements Bus {
       // the cause anyway, and the messages it maps by are the same.
       const opts: NodeConnectionOptions = { servers, name: o.name ?? "hurdmesh", maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true };
       // The authenticator asks for the credentials at every (re)connect: a renewed JWT is the one presented.
-      if (o.credentials) Object.assign(opts, natsConnectOptions(() => creds()!, { inboxPrefix: o.inboxPrefix, tls: o.tls }));
-      else if (o.tls) opts.tls = tlsOptions(o.tls);
+      if (o.credentials) Object.assign(opts, natsConnectOptions(() => creds()!, { inboxPrefix: o.inboxPrefix, tls }));
+      else if (tls) opts.tls = tlsOptions(tls);
       if (o.inboxPrefix) opts.inboxPrefix = o.inboxPrefix;
       return await connect(opts);
     } catch (e) {

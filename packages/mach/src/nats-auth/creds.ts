@@ -1,6 +1,8 @@
 // A NATS user's credentials: minting them (the kernel, per task), writing
 // them as a .creds file (what nats-server's tools and every NATS client
 // read), and the nats.js v3 connection options that present them.
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { Authenticator, NodeConnectionOptions } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
 import { encodeUser, type SubjectPermissions } from "./jwt.js";
@@ -105,4 +107,41 @@ export function natsConnectOptions(
 /** nats.js's TLS options for a CA (and a client certificate). */
 export function tlsOptions(t: ClientTls): NonNullable<NodeConnectionOptions["tls"]> {
   return { ca: t.caPem, ...(t.certPem ? { cert: t.certPem, key: t.keyPem } : {}) };
+}
+
+/** natsClientTls's answers by setting: a process dials many connections (one per task) and reads its CA once. */
+const clientTlsCache = new Map<string, ClientTls>();
+
+/**
+ * The TLS every fabric client of this process dials with, from its
+ * environment (docker compose and Kubernetes set it; the bus reads it in
+ * dial()): HURD_NATS_CA, the PEM of the CA that signed nats-server's
+ * certificate, or HURD_NATS_CA_FILE, a file holding it. Undefined when
+ * neither is set (a plaintext server on loopback, or TLS given in the
+ * options). EINVAL when the file cannot be read or holds no certificate:
+ * said once, at start, instead of a TLS failure on every reconnect.
+ */
+export function natsClientTls(env: NodeJS.ProcessEnv = process.env): ClientTls | undefined {
+  const inline = env.HURD_NATS_CA;
+  const file = env.HURD_NATS_CA_FILE;
+  if (!inline && !file) return undefined;
+  const key = inline ? `pem:${inline}` : `file:${file}`;
+  const known = clientTlsCache.get(key);
+  if (known) return known;
+  let caPem = inline ?? "";
+  if (!inline) {
+    try {
+      caPem = readFileSync(file!, "utf8");
+    } catch (e) {
+      throw new HurdError(Errno.EINVAL, `cannot read NATS's CA (HURD_NATS_CA_FILE=${file}): ${(e as Error).message}`, { cause: e });
+    }
+  }
+  try {
+    new X509Certificate(caPem);
+  } catch (e) {
+    throw new HurdError(Errno.EINVAL, `${inline ? "HURD_NATS_CA" : `HURD_NATS_CA_FILE (${file})`} holds no PEM certificate: ${(e as Error).message}`, { cause: e });
+  }
+  const tls = { caPem };
+  clientTlsCache.set(key, tls);
+  return tls;
 }

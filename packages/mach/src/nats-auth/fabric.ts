@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { connect, errors } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
-import { mintUser, type UserCredentials } from "./creds.js";
+import { mintUser, natsClientTls, tlsOptions, type ClientTls, type UserCredentials } from "./creds.js";
 import { encodeAccount, encodeOperator, type AccountOptions } from "./jwt.js";
 import { NKey } from "./nkeys.js";
 import { permissionsFor } from "./roles.js";
@@ -78,7 +78,10 @@ export function makeFabricKeys(system: string, o: { jetstream?: boolean; operato
 export function readFabricKeys(path: string): FabricKeys {
   let text: string;
   try {
-    if (statSync(path).mode & 0o077) throw new HurdError(Errno.EACCES, `${path} may be read by others than its owner: chmod 600 it`);
+    // Others may not read it; its group may: Kubernetes mounts a Secret
+    // 0440 (0640) owned by the pod's fsGroup, the kernel's own group there,
+    // and cannot make it owner-only (defaultMode's group bits come back with fsGroup).
+    if (statSync(path).mode & 0o007) throw new HurdError(Errno.EACCES, `${path} may be read by others than its owner and group: chmod 600 it`);
     text = readFileSync(path, "utf8");
   } catch (e) {
     if (e instanceof HurdError) throw e;
@@ -180,9 +183,10 @@ export async function startNatsServer(config: string, o: { env?: NodeJS.ProcessE
  * anonymous connect is tried. A server that refuses it (Authorization
  * Violation) answers false; one that cannot be reached is EIO.
  */
-export async function acceptsAnonymous(url: string, timeoutMs = PROBE_MS): Promise<boolean> {
+export async function acceptsAnonymous(url: string, timeoutMs = PROBE_MS, tls: ClientTls | undefined = natsClientTls()): Promise<boolean> {
   try {
-    const nc = await connect({ servers: url, reconnect: false, timeout: timeoutMs, name: "hurdmesh anonymous probe" });
+    // Over TLS when the fabric speaks it (the process's CA), so that the verdict is the server's, not a failed handshake's.
+    const nc = await connect({ servers: url, reconnect: false, timeout: timeoutMs, name: "hurdmesh anonymous probe", ...(tls ? { tls: tlsOptions(tls) } : {}) });
     await nc.close();
     return true;
   } catch (e) {

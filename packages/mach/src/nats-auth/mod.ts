@@ -22,6 +22,7 @@ export {
   parseCreds,
   userAuthenticator,
   natsConnectOptions,
+  natsClientTls,
   type UserCredentials,
   type MintedUser,
   type ClientTls,
