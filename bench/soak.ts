@@ -39,7 +39,7 @@ const KILLS = flag("kills", 20);
 const WORKERS = flag("workers", 16);
 /** Load between a restart's first answer and the next kill. */
 const GAP_MS = flag("gap-ms", 4000);
-const LEASE_MS = flag("lease-ms", 1000);
+const LEASE_MS = flag("lease-ms", 2000);
 const GRACE_MS = 30_000;
 /** The launcher restarts one server at most 5 times a minute: the same server is not killed again sooner than this. */
 const SAME_SERVER_MS = 12_500;
@@ -127,7 +127,8 @@ async function main(): Promise<void> {
     buses.push(b);
     return b;
   };
-  const kernel = new Kernel({ system, leaseMs: LEASE_MS, restartGraceMs: GRACE_MS }, { log: (l) => log(`kernel: ${l}`) });
+  // The load's children are processes of proc's table whose tasks no OS process attaches to: the kernel keeps them however long the run (attachGraceMs).
+  const kernel = new Kernel({ system, leaseMs: LEASE_MS, restartGraceMs: GRACE_MS, attachGraceMs: 24 * 3600_000 }, { log: (l) => log(`kernel: ${l}`) });
   const traps = new TrapServer(kernel, await connect("soak kernel"));
   traps.start();
   const attach = async (taskId: number, token: string) => Task.attach({ bus: await connect(`soak task ${taskId}`), system, taskId, token, window: 1024, timeoutMs: CALL_TIMEOUT_MS });
