@@ -99,7 +99,7 @@ const TARGETS: Target[] = [
     unit: " µs",
   },
   // proc's write-through (issue 17): lifecycles with proc writing its table
-  // to JetStream KV against the same without, interleaved on one server.
+  // to a JetStream log (one message per batch) against the same without, interleaved on one server.
   {
     label: "process lifecycles/s with proc writing through / without (NATS, 64 in flight)",
     row: (rows) => find(rows, WRITE_THROUGH, NATS_AUTH_OFF, 64),

@@ -6,8 +6,8 @@ import { Rights } from "@hurdmesh/mach";
 import { Process, WNOHANG } from "@hurdmesh/libhurd";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { bootSubhurd } from "@hurdmesh/init";
-import { KvProcStore } from "@hurdmesh/proc";
-import { JetStreamKv, NatsBus } from "@hurdmesh/mach/nats";
+import { KvProcStore, LogProcStore } from "@hurdmesh/proc";
+import { JetStreamKv, JetStreamStoreLog, NatsBus } from "@hurdmesh/mach/nats";
 import type { Row } from "../harness.js";
 import { bootRig, NATS_AUTH_OFF, type Rig } from "../rig.js";
 import type { BenchContext, Opened, RowGroup } from "./types.js";
@@ -28,7 +28,9 @@ export function lifecycle(r: Rig): () => Promise<unknown> {
   };
 }
 
-export const WRITE_THROUGH = `${LIFECYCLE}, proc writing through (JetStream KV)`;
+export const WRITE_THROUGH = `${LIFECYCLE}, proc writing through (JetStream log)`;
+/** The earlier layout, a KV put per key of each batch: kept as a row to compare with. */
+export const WRITE_THROUGH_KV = `${LIFECYCLE}, proc writing through (JetStream KV, a put per key)`;
 
 export const procLifecycle: RowGroup = {
   name: "proc",
@@ -42,22 +44,27 @@ export const procLifecycle: RowGroup = {
     // runs it: each RPC answered once JetStream acknowledged its changes.
     const storeBus = await NatsBus.connect(ctx.natsUrl, "bench proc store");
     let kv: JetStreamKv | null = null;
-    const stored = await bootRig(NATS_AUTH_OFF, ctx, ctx.log, { procStore: async (system) => new KvProcStore((kv = await JetStreamKv.open(storeBus.nc, system, "", "proc"))) });
+    let log: JetStreamStoreLog | null = null;
+    const stored = await bootRig(NATS_AUTH_OFF, ctx, ctx.log, { procStore: async (system) => new LogProcStore((log = await JetStreamStoreLog.open(storeBus.nc, system, "", "proc"))) });
+    const storedKv = await bootRig(NATS_AUTH_OFF, ctx, ctx.log, { procStore: async (system) => new KvProcStore((kv = await JetStreamKv.open(storeBus.nc, system, "", "proc"))) });
     return {
       subjects: [
         { name: LIFECYCLE, bus: "local", call: lifecycle(local) },
         { name: LIFECYCLE, bus: "nats", call: lifecycle(nats) },
         { name: LIFECYCLE, bus: NATS_AUTH_OFF, call: lifecycle(open) },
         { name: WRITE_THROUGH, bus: NATS_AUTH_OFF, call: lifecycle(stored) },
+        { name: WRITE_THROUGH_KV, bus: NATS_AUTH_OFF, call: lifecycle(storedKv) },
       ],
       async close() {
         // Reap what the last turns left behind, then stop.
-        for (const r of [local, nats, open, stored]) while (await r.parent.wait(-1, WNOHANG).catch(() => null));
+        for (const r of [local, nats, open, stored, storedKv]) while (await r.parent.wait(-1, WNOHANG).catch(() => null));
         await local.close();
         await nats.close();
         await open.close();
         await stored.close();
+        await storedKv.close();
         await kv?.purge().catch(() => {});
+        await log?.reset().catch(() => {});
         await storeBus.close();
       },
     };

@@ -18,6 +18,8 @@ import { busKinds, natsUrl, until } from "../harness.js";
 const LEASE = 2000;
 // Long enough for the test's own `hurd ps` calls while the new auth is held stopped.
 const GRACE = 20000;
+// A login (task JWT) lifetime far below the default 5 min, so a restart after it expires fits in a test.
+const LOGIN_TTL_S = 6;
 const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
 interface Up {
@@ -27,11 +29,11 @@ interface Up {
   exited: Promise<number>;
 }
 
-async function up(hurd: string): Promise<Up> {
+async function up(hurd: string, extra: NodeJS.ProcessEnv = {}): Promise<Up> {
   // hurd-kernel reads its lease and grace from the environment it inherits:
   // a shorter lease than the default 5 s so that a restart (lease lapse, then
   // the new process's start-up) fits in a CLI call's 10 s deadline.
-  const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-restart-")), HURD_LEASE_MS: String(LEASE), HURD_RESTART_GRACE_MS: String(GRACE) };
+  const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-restart-")), HURD_LEASE_MS: String(LEASE), HURD_RESTART_GRACE_MS: String(GRACE), ...extra };
   const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", hurd, "--nats", natsUrl()], { env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
@@ -70,6 +72,15 @@ function serverProcess(system: string, server: string): number {
     }
   }
   return 0;
+}
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie is gone for this test: its launcher reaps it.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
 }
 
 /** Every OS process of hurd `system` (its environment or command line names it). */
@@ -200,6 +211,102 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       await new Promise((r) => setTimeout(r, LEASE + GRACE + 1000));
       assert.equal(u.proc.exitCode, null, u.out());
       assert.doesNotMatch(u.out(), /essential server \w+ .* died/);
+      assert.equal(hurd(u, name, "shutdown").code, 0);
+      assert.equal(await u.exited, 0, u.out());
+      await until(() => processesOf(name).length === 0, 10000, "every server process to exit");
+    } finally {
+      for (const p of running) if (p.exitCode === null) p.kill("SIGKILL");
+      if (u.proc.exitCode === null) u.proc.kill("SIGTERM");
+      await until(() => processesOf(name).length === 0, 15000, "leftovers").catch(() => {
+        for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+      });
+    }
+  });
+
+  it("a SIGSTOPped proc replaced by a new process of its task: the new one holds the log, the old one, continued, exits 0 and writes nothing", async () => {
+    const name = `rs${process.pid}`;
+    const u = await up(name);
+    const running: ChildProcess[] = [];
+    let old = 0;
+    try {
+      const s = hurdBg(u, name, "spawn", "--", "sleep", "3600");
+      running.push(s.proc);
+      await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
+      const pid = /is pid (\d+)/.exec(s.err())![1]!;
+      const before = idsOf(u, name, pid);
+      assert.ok(before, `pid ${pid} in hurd ps`);
+      old = serverProcess(name, "proc");
+      assert.ok(old > 0, "proc's OS process");
+      // What an orchestrator does with a paused container it gave up on: starts another with the same credentials.
+      const env = Object.fromEntries(readFileSync(`/proc/${old}/environ`, "utf8").split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+      const argv = readFileSync(`/proc/${old}/cmdline`, "utf8").split("\0").filter(Boolean);
+      process.kill(old, "SIGSTOP");
+      // A call the kernel hands to the stopped process before its lease lapses: answered MIG_SERVER_DIED, or by the new process.
+      const during = hurdBg(u, name, "spawn", "--", "sh", "-c", "exit 6");
+      running.push(during.proc);
+      await until(() => /task \d+ \(proc\) lost its process/.test(u.out()), 30000, "the kernel's lapse of proc's task");
+      const next = spawn(argv[0]!, argv.slice(1), { env: { ...env, HURD_RESTART: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+      running.push(next);
+      let nextOut = "";
+      next.stdout!.on("data", (d) => (nextOut += d));
+      next.stderr!.on("data", (d) => (nextOut += d));
+      await until(() => /restarted in place on task/.test(nextOut) || next.exitCode !== null, 30000, "the new proc process");
+      assert.match(nextOut, /restarted in place on task/, nextOut);
+      const d = await during.done;
+      assert.ok(d === 6 || (d !== 0 && /MIG_SERVER_DIED/.test(during.err())), `the call made as proc stopped: ${d} ${during.err()}`);
+      // The old one goes on: its task is gone from it, and the log is not its to write.
+      process.kill(old, "SIGCONT");
+      const stopped = old;
+      await until(() => !alive(stopped), 30000, "the old proc process to exit");
+      old = 0;
+      // Its launcher logs a nonzero exit only.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.doesNotMatch(u.out(), new RegExp(`proc \\(pid ${stopped}\\) exited`), u.out());
+      assert.doesNotMatch(u.out(), /restarting proc in place/, "the old one exited 0: its launcher does not start a third");
+      assert.deepEqual(idsOf(u, name, pid), before, "pid, parent, group and session under the new process");
+      const again = hurd(u, name, "spawn", "--", "sh", "-c", "exit 4");
+      assert.equal(again.code, 4, again.stderr + nextOut);
+      assert.equal(hurd(u, name, "kill", "-s", "KILL", pid).code, 0);
+      assert.equal(await s.done, 128 + 9);
+      assert.equal(hurd(u, name, "shutdown").code, 0);
+      assert.equal(await u.exited, 0, u.out());
+      await until(() => next.exitCode !== null, 15000, "the new proc process to exit with its hurd");
+    } finally {
+      if (old) process.kill(old, "SIGCONT");
+      for (const p of running) if (p.exitCode === null) p.kill("SIGKILL");
+      if (u.proc.exitCode === null) u.proc.kill("SIGTERM");
+      await until(() => processesOf(name).length === 0, 15000, "leftovers").catch(() => {
+        for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+      });
+    }
+  });
+
+  it("a server restarted after its first login expired gets a fresh one (the launcher mints a login per start)", async () => {
+    const name = `rl${process.pid}`;
+    // Every task's NATS JWT lives 6 s: the login the first proc process was started with has expired long before the kill.
+    const u = await up(name, { HURD_NATS_USER_TTL: String(LOGIN_TTL_S) });
+    const running: ChildProcess[] = [];
+    try {
+      const s = hurdBg(u, name, "spawn", "--", "sleep", "3600");
+      running.push(s.proc);
+      await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
+      const pid = /is pid (\d+)/.exec(s.err())![1]!;
+      const before = idsOf(u, name, pid);
+      assert.ok(before, `pid ${pid} in hurd ps`);
+      await new Promise((r) => setTimeout(r, (LOGIN_TTL_S + 2) * 1000));
+      for (const server of ["proc", "auth"]) {
+        const first = serverProcess(name, server);
+        assert.ok(first > 0, `${server}'s OS process`);
+        const restarts = u.out().match(/restarted in place on task/g)?.length ?? 0;
+        process.kill(first, "SIGKILL");
+        await until(() => (u.out().match(/restarted in place on task/g)?.length ?? 0) > restarts || u.proc.exitCode !== null, 30000, `${server}'s restart in place`);
+        assert.doesNotMatch(u.out(), /Authorization Violation|Authentication Expired|cannot start/i, u.out());
+      }
+      assert.deepEqual(idsOf(u, name, pid), before, "pid, parent, group and session after the restarts");
+      const again = hurd(u, name, "spawn", "--uid", "1002", "--", "sh", "-c", "exit 4");
+      assert.equal(again.code, 4, again.stderr + u.out());
+      assert.equal(hurd(u, name, "kill", "-s", "KILL", pid).code, 0);
+      assert.equal(await s.done, 128 + 9);
       assert.equal(hurd(u, name, "shutdown").code, 0);
       assert.equal(await u.exited, 0, u.out());
       await until(() => processesOf(name).length === 0, 10000, "every server process to exit");

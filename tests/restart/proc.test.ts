@@ -2,7 +2,7 @@
 // (no goodbye, the task's lease lapses) in the middle of a load of forks,
 // setsid/setpgid, handles, signals through them, exits and waits; a new
 // process attaches to the same task, rebuilds its tables from its store
-// (JetStream KV on NATS, as proc's own store user; memory in process) and
+// (a log on JetStream on NATS, as proc's own store user; memory in process) and
 // goes on. Every child the load made is as the load last saw it (pid,
 // parent, group, session, exit status for a zombie, gone once reaped, its
 // handle answering), every call either completed or failed with a clear
@@ -15,9 +15,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { client, HurdError, portAt, SIG, W, type Task } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
-import { JetStreamKv, type NatsBus } from "@hurdmesh/mach/nats";
+import { JetStreamStoreLog, type NatsBus } from "@hurdmesh/mach/nats";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
-import { KvProcStore, MemoryProcStore, ProcBatch, startProc, type ProcImage, type ProcServer, type ProcStore } from "@hurdmesh/proc";
+import { LogProcStore, MemoryProcStore, ProcBatch, startProc, type ProcImage, type ProcServer, type ProcStore } from "@hurdmesh/proc";
 import { busKinds, natsBus, natsKeys, until, type Hurd } from "../harness.js";
 import { bootProcHurd, codeOf, Errno, exitProcess, type Proc, type ProcHurd } from "../proc/kit.js";
 
@@ -52,8 +52,8 @@ async function storeFor(kind: string, h: Hurd): Promise<{ store: ProcStore; bus:
   const system = h.kernel.config.system;
   const role = { kind: "store", hurd: "", server: "proc" } as const;
   const bus = await natsBus(system, role);
-  const kv = await JetStreamKv.open(bus.nc, system, "", "proc", { inboxPrefix: natsKeys() ? inboxOf(system, role) : undefined });
-  return { store: new KvProcStore(kv), bus };
+  const log = await JetStreamStoreLog.open(bus.nc, system, "", "proc", { inboxPrefix: natsKeys() ? inboxOf(system, role) : undefined });
+  return { store: new LogProcStore(log), bus };
 }
 
 /** Kills proc's process (no detach: its lease lapses) and starts a new one on its task from `store`. */

@@ -8,13 +8,14 @@
 // launcher starts it again on the task a killed process of it held (restart
 // in place: services/kernel/src/reincarnation.ts); auth and proc read their
 // state back from their JetStream buckets (HURD_NATS_STORE_CREDS: each its
-// own store user). A proc whose store fails exits 75, to be started again.
+// own store user). A proc whose store fails exits 75, to be started again;
+// one refused because a newer process of its task holds its log exits 0.
 import { KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
-import { KvProcStore, type ProcServer, type ProcStore } from "@hurdmesh/proc";
+import { LogProcStore, type ProcServer, type ProcStore } from "@hurdmesh/proc";
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { createLogger, Errno, HurdError } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError, StoreFencedError } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
-import { attachOverNats, JetStreamKv, NatsBus } from "@hurdmesh/mach/nats";
+import { attachOverNats, JetStreamKv, JetStreamStoreLog, NatsBus } from "@hurdmesh/mach/nats";
 import type { KeyValue } from "@hurdmesh/mach";
 import { parseCreds } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
@@ -55,14 +56,23 @@ let server: unknown;
  * the server's store user (HURD_NATS_STORE_CREDS), on a connection of its
  * own; the task's user may not.
  */
-async function bucket(): Promise<KeyValue> {
+async function storeConnection(): Promise<{ nc: NatsBus["nc"]; hurd: string; inboxPrefix?: string }> {
   const hurd = task.hurd === system ? "" : task.hurd;
   if (storeCreds) {
     const inboxPrefix = inboxOf(system, { kind: "store", hurd, server: name! });
     const sbus = await NatsBus.connect(url, { name: `hurd-${name} store`, credentials: parseCreds(storeCreds), inboxPrefix });
-    return JetStreamKv.open(sbus.nc, system, hurd, name!, { inboxPrefix });
+    return { nc: sbus.nc, hurd, inboxPrefix };
   }
-  return JetStreamKv.open((bus as NatsBus).nc, system, hurd, name!);
+  return { nc: (bus as NatsBus).nc, hurd };
+}
+async function bucket(): Promise<KeyValue> {
+  const c = await storeConnection();
+  return JetStreamKv.open(c.nc, system, c.hurd, name!, { inboxPrefix: c.inboxPrefix });
+}
+/** proc's: the same bucket's stream as a log, one message per batch (services/proc/src/store.ts, LogProcStore). */
+async function procLog(): Promise<LogProcStore> {
+  const c = await storeConnection();
+  return new LogProcStore(await JetStreamStoreLog.open(c.nc, system, c.hurd, name!, { inboxPrefix: c.inboxPrefix }));
 }
 
 /**
@@ -70,9 +80,9 @@ async function bucket(): Promise<KeyValue> {
  * nats-server has no JetStream (then a restart has nothing to carry on
  * from, and a restarted process must not start afresh on a running hurd).
  */
-async function store<S>(make: (kv: KeyValue) => S, none: S, what: string): Promise<S> {
+async function store<S>(make: () => Promise<S>, none: S, what: string): Promise<S> {
   try {
-    return make(await bucket());
+    return await make();
   } catch (e) {
     if (restart) throw new Error(`cannot restart in place: no JetStream to read ${what} back from (${(e as Error).message})`, { cause: e });
     createLogger(`hurd-${name}`, { hurd: system }).warn(`${what} in memory only, a restart of this process cannot carry on: ${(e as Error).message}`);
@@ -84,13 +94,19 @@ async function store<S>(make: (kv: KeyValue) => S, none: S, what: string): Promi
 const EX_STORE_FAILED = 75;
 
 try {
-  const authStore = name === "auth" ? await store<AuthStore>((kv) => new KvAuthStore(kv), new MemoryAuthStore(), "auth's handles") : undefined;
-  const procStore = name === "proc" ? await store<ProcStore | undefined>((kv) => new KvProcStore(kv), undefined, "proc's table") : undefined;
+  const authStore = name === "auth" ? await store<AuthStore>(async () => new KvAuthStore(await bucket()), new MemoryAuthStore(), "auth's handles") : undefined;
+  const procStore = name === "proc" ? await store<ProcStore | undefined>(procLog, undefined, "proc's table") : undefined;
   server = await startBootServer(name!, task, { hostPriv, command, attach, authStore, procStore });
   const journal = name === "proc" ? (server as ProcServer).journal : null;
   if (journal)
     // proc's memory is ahead of its store: it answers EIO until a new process rebuilds from what was acknowledged.
     journal.onBroken = (e) => {
+      // Refused because a newer process of this task opened the log (this one was stopped, not dead): it is the old one, and goes quietly.
+      if (e instanceof StoreFencedError) {
+        createLogger("hurd-proc", { hurd: system }).warn(`a newer process of task ${task.id} holds proc's store: this old one exits (${e.message})`);
+        setTimeout(() => process.exit(0), 100);
+        return;
+      }
       createLogger("hurd-proc", { hurd: system }).error(`its store failed (${e.message}): exiting to restart in place`);
       setTimeout(() => process.exit(EX_STORE_FAILED), 100);
     };

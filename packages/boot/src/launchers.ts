@@ -73,7 +73,6 @@ export class ProcessLauncher implements Launcher {
   constructor(private readonly env: ProcessLauncherOptions) {}
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
-    const creds = this.env.credentials ? await this.env.credentials(taskId, token) : null;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       NATS_URL: this.env.NATS_URL,
@@ -88,15 +87,22 @@ export class ProcessLauncher implements Launcher {
     delete env.HURD_NATS_CREDS;
     delete env.HURD_BOOT_SECRET;
     delete env.HURD_NATS_STORE_CREDS;
-    if (creds) env.HURD_NATS_CREDS = credsFile(creds);
     const store = this.env.stores?.[name];
     if (store) env.HURD_NATS_STORE_CREDS = credsFile(store);
     if (this.env.edge) env.HURD_EDGE = this.env.edge;
     if (this.env.edgeCa) env.HURD_EDGE_CA = this.env.edgeCa;
     const restarts: number[] = [];
     const log = createLogger("init", { hurd: this.env.HURD_SYSTEM });
-    const start = (restart: boolean) => {
-      const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...env, HURD_RESTART: restart ? "1" : "" } });
+    // Each start gets a login minted then: the JWT is short-lived (the
+    // kernel's NATS user TTL, 5 min by default) and a running server renews
+    // its own, so the one the first process got has long expired when a
+    // server is restarted later; nats-server would refuse the new process.
+    const login = async (): Promise<NodeJS.ProcessEnv> => {
+      const creds = this.env.credentials ? await this.env.credentials(taskId, token) : null;
+      return creds ? { HURD_NATS_CREDS: credsFile(creds) } : {};
+    };
+    const start = async (restart: boolean) => {
+      const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...env, ...(await login()), HURD_RESTART: restart ? "1" : "" } });
       // The channel ties the server to this process; it does not keep this one alive.
       child.channel?.unref();
       this.children.push(child);
@@ -114,9 +120,9 @@ export class ProcessLauncher implements Launcher {
         }
         restarts.push(now);
         log.warn(`restarting ${name} in place on task ${taskId}`);
-        start(true);
+        start(true).catch((e: Error) => log.error(`cannot restart ${name} in place: no login for its task (${e.message})`));
       });
     };
-    start(false);
+    await start(false);
   }
 }

@@ -6,6 +6,8 @@
 // @hurdmesh/mach/internal.
 export { Errno, EWOULDBLOCK, HurdError, errnoName, fail, isErrno, type ErrnoName } from "./errors.js";
 export type { Bus, BusHandler, BusSubscription, KeyValue } from "./bus/types.js";
+export { FramedStoreLog, StoreFencedError, type LogMessage, type LogTransport, type StoreLog, type StoreLogImage } from "./bus/store-log.js";
+export { MemoryLogBacking, MemoryStoreLog } from "./bus/memory-store-log.js";
 export { LocalHub, LocalConnection } from "./bus/local.js";
 export { Task, Notify, MACH_PORT_NULL, MACH_PORT_DEAD, type AttachOptions, type MessageHandler, type RpcOptions } from "./task.js";
 export { client, type Client, type CallOptions } from "./client.js";

@@ -5,11 +5,12 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { inboxOf } from "@hurdmesh/mach/internal";
-import { JetStreamKv, type NatsBus } from "@hurdmesh/mach/nats";
+import { MemoryLogBacking, MemoryStoreLog, StoreFencedError, type StoreLog } from "@hurdmesh/mach";
+import { JetStreamKv, JetStreamStoreLog, type NatsBus } from "@hurdmesh/mach/nats";
 import { busKinds, natsBus, natsKeys } from "../../../tests/harness.js";
 import { Handle } from "./handles.js";
 import { Login, P, Pgrp, Proc, Session, addChild } from "./proc.js";
-import { KvProcStore, MemoryProcStore, ProcBatch, bytesOf, type ProcStore } from "./store.js";
+import { KvProcStore, LogProcStore, MemoryProcStore, ProcBatch, bytesOf, type ProcStore } from "./store.js";
 
 /** pid 1, a session leader 10 in pgrp 10 with a child 11 (a zombie), a handle on 11; the self record. */
 function table() {
@@ -60,7 +61,9 @@ async function roundTrip(store: () => Promise<ProcStore>): Promise<void> {
   assert.equal(burst.size, 1);
   await first.write(burst);
 
-  const image = await (await store()).open(7);
+  // The restarted process reads the image and is the writer from then on (a log fences the first).
+  const second = await store();
+  const image = await second.open(7);
   assert.ok(image, "the image a restarted proc reads");
   assert.equal(image.self.pidNext, 12);
   assert.deepEqual([...image.procs.keys()].sort((a, b) => a - b), [1, 10, 11]);
@@ -89,7 +92,7 @@ async function roundTrip(store: () => Promise<ProcStore>): Promise<void> {
   reap.proc(t.z);
   reap.handle(0x400, null);
   reap.pgrp(10, null);
-  await first.write(reap);
+  await second.write(reap);
   const after = (await (await store()).open(7))!;
   assert.equal(after.procs.has(11), false);
   assert.equal(after.handles.size, 0);
@@ -101,10 +104,79 @@ async function roundTrip(store: () => Promise<ProcStore>): Promise<void> {
   assert.equal(await (await store()).open(7), null, "and gone for good");
 }
 
+/**
+ * The log's own promises, on `log()` (each call a new process of the same
+ * server): a new writer fences the old one; a batch over the largest
+ * message goes as parts and comes back whole; a snapshot drops what came
+ * before it and the image is the same; a batch cut off mid-parts is not
+ * read back.
+ */
+async function logBehaviour(log: () => Promise<StoreLog>, maxMessage: number, cutOff: ((l: StoreLog) => Promise<void>) | null): Promise<void> {
+  const a = await log();
+  await a.reset();
+  await a.append(new TextEncoder().encode("one"));
+  const big = new Uint8Array(maxMessage * 2 + 17).map((_, i) => i % 251);
+  await a.append(big);
+  const b = await log();
+  const img = await b.open();
+  assert.equal(img.snapshot, null);
+  assert.deepEqual(img.entries.map((e) => e.length), [3, big.length]);
+  assert.deepEqual(img.entries[1], big, "a batch split into parts comes back whole");
+  // The old writer is refused once the new one opened the log; the new one goes on.
+  await assert.rejects(a.append(new TextEncoder().encode("stale")), StoreFencedError);
+  await b.append(new TextEncoder().encode("two"));
+  await b.snapshot(new TextEncoder().encode("SNAP"));
+  await b.append(new TextEncoder().encode("three"));
+  const c = await log();
+  const after = await c.open();
+  assert.equal(new TextDecoder().decode(after.snapshot!), "SNAP");
+  assert.deepEqual(after.entries.map((e) => new TextDecoder().decode(e)), ["three"]);
+  assert.equal(c.snapshotBytes, 4);
+  assert.equal(c.tailBytes, 5);
+  if (cutOff) {
+    await cutOff(c);
+    const d = await log();
+    assert.deepEqual((await d.open()).entries.map((e) => new TextDecoder().decode(e)), ["three"], "a batch whose last part never landed is not read back");
+  }
+}
+
+/** Writes `n` batches of one process record each (pid 100+i), and checks the image a new store reads back. */
+async function manyBatches(store: () => Promise<LogProcStore>, n: number): Promise<LogProcStore> {
+  const first = await store();
+  assert.equal(await first.open(7), null);
+  const t = table();
+  await first.write(t.b);
+  for (let i = 0; i < n; i++) {
+    const b = new ProcBatch();
+    const p = new Proc(100 + (i % 50), 10 + i, new Login("bob"));
+    p.args = new Uint8Array(2000).fill(65 + (i % 26));
+    b.proc(p);
+    await first.write(b);
+  }
+  const image = (await (await store()).open(7))!;
+  assert.ok(image);
+  assert.equal(image.procs.size, 3 + Math.min(n, 50));
+  assert.equal(image.procs.get(100 + ((n - 1) % 50))!.serial, 10 + n - 1, "the last write of a key wins, across snapshots");
+  return first;
+}
+
 describe("proc's store", () => {
   it("in memory: batches written, the image read back by the same task, another task's forgotten", async () => {
     const mem = new MemoryProcStore();
     await roundTrip(async () => mem);
+  });
+
+  it("as a log in memory: one message per batch, fencing, parts, snapshots, a cut-off batch", async () => {
+    const backing = new MemoryLogBacking(4096);
+    await logBehaviour(async () => new MemoryStoreLog(backing), 4096, async () => {
+      // A process killed between the parts of a batch: its first part stored, the rest never.
+      backing.msgs.push({ seq: ++backing.seq, key: "L9999", data: new TextEncoder().encode('{"k":"b","i":0,"of":2}\nhalf') });
+    });
+    const procs = new MemoryLogBacking();
+    await roundTrip(async () => new LogProcStore(new MemoryStoreLog(procs)));
+    const store = await manyBatches(async () => new LogProcStore(new MemoryStoreLog(procs)), 1500);
+    assert.ok(store.stats.snapshots >= 1, "a snapshot once the tail passed 1 MiB and twice the last one");
+    assert.ok(procs.msgs.length < 1000, `the log was cut at the snapshot (${procs.msgs.length} messages)`);
   });
 
   describe("on JetStream KV", { skip: !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats" }, () => {
@@ -120,6 +192,35 @@ describe("proc's store", () => {
         return new KvProcStore(await JetStreamKv.open(b.nc, system, "", "proc", { timeoutMs: 5000, inboxPrefix: natsKeys() ? inboxOf(system, { kind: "store", hurd: "", server: "proc" }) : undefined }));
       };
       await roundTrip(store);
+    });
+    const logSystem = `pl${process.pid}`;
+    const openLog = async () => {
+      const b = await natsBus(logSystem, { kind: "store", hurd: "", server: "proc" });
+      buses.push(b);
+      return JetStreamStoreLog.open(b.nc, logSystem, "", "proc", { timeoutMs: 5000, inboxPrefix: natsKeys() ? inboxOf(logSystem, { kind: "store", hurd: "", server: "proc" }) : undefined });
+    };
+    it("as a log on JetStream, as proc's store user: fencing by expected last sequence, parts, snapshots, the image read back", async () => {
+      const max = buses[0]?.nc.info?.max_payload ?? (await openLog(), buses.at(-1)!.nc.info!.max_payload);
+      await logBehaviour(openLog, max, null);
+      await (await openLog()).reset();
+      await roundTrip(async () => new LogProcStore(await openLog()));
+      const store = await manyBatches(async () => new LogProcStore(await openLog()), 1500);
+      assert.ok(store.stats.snapshots >= 1);
+      await (await openLog()).reset();
+    });
+    it("an older layout's records (a KvProcStore's keys) in the bucket: the log starts afresh", async () => {
+      const sys = `po${process.pid}`;
+      const b = await natsBus(sys, { kind: "store", hurd: "", server: "proc" });
+      buses.push(b);
+      const inboxPrefix = natsKeys() ? inboxOf(sys, { kind: "store", hurd: "", server: "proc" }) : undefined;
+      const old = new KvProcStore(await JetStreamKv.open(b.nc, sys, "", "proc", { timeoutMs: 5000, inboxPrefix }));
+      assert.equal(await old.open(7), null);
+      await old.write(table().b);
+      const log = new LogProcStore(await JetStreamStoreLog.open(b.nc, sys, "", "proc", { timeoutMs: 5000, inboxPrefix }));
+      assert.equal(await log.open(7), null, "not read as a log");
+      await log.write(table().b);
+      assert.ok(await new LogProcStore(await JetStreamStoreLog.open(b.nc, sys, "", "proc", { timeoutMs: 5000, inboxPrefix })).open(7));
+      await log.log.reset();
     });
   });
 });

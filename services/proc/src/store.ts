@@ -8,7 +8,7 @@
 // it is answered; one RPC's (one trap burst's) changes go as one batch, a
 // key written once however often the burst changed it. journal.ts writes
 // the batches, restore.ts rebuilds from the image.
-import type { KeyValue } from "@hurdmesh/mach";
+import { Errno, HurdError, type KeyValue, type StoreLog } from "@hurdmesh/mach";
 import type { Rusage } from "./proc.js";
 import { P, type Proc } from "./proc.js";
 import type { Handle } from "./handles.js";
@@ -245,5 +245,59 @@ export class KvProcStore implements ProcStore {
   /** The batch's keys in parallel: JetStream has no multi-key transaction, so a process killed mid-batch may leave part of it (the RPC was not answered). */
   async write(b: ProcBatch): Promise<void> {
     await Promise.all([...b.changes].map(([k, v]) => (v === null ? this.kv.delete(k) : this.kv.put(k, enc.encode(JSON.stringify(v))))));
+  }
+}
+
+/** A snapshot is written once the batches since the last one are this many times its size... */
+const SNAPSHOT_RATIO = 2;
+/** ...and at least this many bytes: a small table is not rewritten at every few forks. */
+const SNAPSHOT_MIN_BYTES = 1024 * 1024;
+
+/**
+ * On a store log (StoreLog: JetStream on NATS, the bucket's stream): each
+ * batch is ONE appended message, JSON [[key, record|null], ...], so a trap
+ * burst costs one acknowledged write however many keys it touched (a
+ * KvProcStore put per key cost a quarter of the lifecycles/s); the image is
+ * rebuilt by replaying the batches after the last snapshot, and a snapshot
+ * of every record is written once the tail is SNAPSHOT_RATIO times the
+ * last one and at least SNAPSHOT_MIN_BYTES, which bounds both the log and
+ * a restart's replay. A write of an old process of proc's task, once a new
+ * one opened the log, is refused (StoreFencedError).
+ */
+export class LogProcStore implements ProcStore {
+  /** Every record as the log holds it: what a snapshot writes. */
+  private records = new Map<string, unknown>();
+  readonly stats = { snapshots: 0 };
+
+  constructor(readonly log: StoreLog) {}
+
+  async open(taskId: number): Promise<ProcImage | null> {
+    const { snapshot, entries } = await this.log.open();
+    let all: Map<string, unknown>;
+    try {
+      all = new Map<string, unknown>(snapshot ? (JSON.parse(dec.decode(snapshot)) as [string, unknown][]) : []);
+      for (const e of entries) for (const [k, v] of JSON.parse(dec.decode(e)) as [string, unknown][]) v === null ? all.delete(k) : all.set(k, v);
+    } catch (e) {
+      // Not proc's records: refused rather than forgotten, so nothing a restart needed is dropped unseen.
+      throw new HurdError(Errno.EIO, `proc's store log holds something that is not its records: ${(e as Error).message}`, { cause: e });
+    }
+    const image = imageOf(taskId, all);
+    this.records = image ? all : new Map();
+    // Another task's (an earlier boot's), or an older layout's: start from nothing.
+    if (image === null && (all.size || (this.log as { foreign?: boolean }).foreign)) await this.log.reset();
+    return image;
+  }
+
+  async write(b: ProcBatch): Promise<void> {
+    await this.log.append(enc.encode(JSON.stringify([...b.changes])));
+    for (const [k, v] of b.changes) {
+      if (v === null) this.records.delete(k);
+      else this.records.set(k, v);
+    }
+    const l = this.log;
+    if (l.tailBytes >= SNAPSHOT_MIN_BYTES && l.tailBytes >= SNAPSHOT_RATIO * l.snapshotBytes) {
+      await l.snapshot(enc.encode(JSON.stringify([...this.records])));
+      this.stats.snapshots++;
+    }
   }
 }

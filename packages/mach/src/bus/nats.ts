@@ -405,4 +405,5 @@ export async function attachOverNats(url: string, o: NatsAttachOptions): Promise
 }
 
 export { JetStreamKv, WRONG_LAST_SEQUENCE, type JetStreamKvOptions } from "./jetstream.js";
+export { JetStreamStoreLog } from "./jetstream-store-log.js";
 export { FencedError, JetStreamLog, type JetStreamLogOptions, type LogTail } from "./jetstream-log.js";
