@@ -48,8 +48,16 @@ const MAY_BE_ZERO = new Set([
 
 const PROMETHEUS_YML = fileURLToPath(new URL("../../deploy/dashboards/prometheus.yml", import.meta.url));
 const SCRAPE_S = 1;
-// Grafana's $__rate_interval is at least four scrape intervals; the window here also covers the whole workload.
-const INTERVALS = { rate: "15s", interval: `${SCRAPE_S}s`, range: "15s" };
+/**
+ * What Grafana puts for its interval macros. $__rate_interval is at least
+ * four scrape intervals and grows with the dashboard's time range: here it
+ * covers the whole workload (and the scrapes after it), however slowly a
+ * loaded machine ran it, so a rate() has samples on both sides of it.
+ */
+function intervals(coverS: number): { rate: string; interval: string; range: string } {
+  const w = `${Math.max(4 * SCRAPE_S, Math.ceil(coverS) + 5)}s`;
+  return { rate: w, interval: `${SCRAPE_S}s`, range: w };
+}
 
 const key = (q: DashboardQuery) => `${q.panel}/${q.refId}`;
 
@@ -92,6 +100,7 @@ for (const kind of busKinds) {
     const handles: ProcessHandle[] = [];
     /** The instant every query is evaluated at: after the workload and two more scrapes. */
     let at = 0;
+    let macros = intervals(0);
 
     before(async () => {
       assert.ok(havePrometheus(), "prometheus is not on PATH: apt-get install prometheus (.ci/run does)");
@@ -110,7 +119,8 @@ for (const kind of busKinds) {
       await prom.scraped(1);
       // The workload, spread over several scrapes so rate() has samples on both sides of it.
       handles.push(await root.open(1), await inner.open(1));
-      const until = Date.now() + 4000;
+      const started = Date.now();
+      const until = started + 4000;
       while (Date.now() < until) {
         await lifecycle(root);
         await lifecycle(inner);
@@ -120,6 +130,7 @@ for (const kind of busKinds) {
       }
       await prom.scraped(2);
       at = Date.now() / 1000;
+      macros = intervals(at - started / 1000);
     });
     after(async () => {
       for (const h of handles) await h.close().catch(() => {});
@@ -145,7 +156,7 @@ for (const kind of busKinds) {
       const empty: string[] = [];
       const zero: string[] = [];
       for (const q of qs) {
-        const promql = interpolate(q.expr, { hurd: "All" }, defs, INTERVALS);
+        const promql = interpolate(q.expr, { hurd: "All" }, defs, macros);
         const r = await prom!.query(promql, at);
         if (r.length === 0) {
           empty.push(`${key(q)}: ${promql}`);
@@ -168,7 +179,7 @@ for (const kind of busKinds) {
       for (const hurd of [system, "inner"]) {
         const empty: string[] = [];
         for (const q of qs) {
-          const promql = interpolate(q.expr, { hurd: [hurd] }, defs, INTERVALS);
+          const promql = interpolate(q.expr, { hurd: [hurd] }, defs, macros);
           const r: Series[] = await prom!.query(promql, at);
           if (r.length === 0) {
             empty.push(`${key(q)}: ${promql}`);

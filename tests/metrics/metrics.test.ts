@@ -11,21 +11,17 @@ import { bootSubhurd, type Subhurd } from "@hurdmesh/init";
 import { Process, WNOHANG } from "@hurdmesh/libhurd";
 import { installMetricsHooks, setGlobalMetrics } from "@hurdmesh/telemetry";
 import { startMetrics, type SdkMetrics } from "@hurdmesh/telemetry-sdk";
-import { readFileSync } from "node:fs";
 import { busKinds } from "../harness.js";
 import { bootHurd, type BootedHurd } from "../init/kit.js";
+import { dashboardQueries, dashboardVariables, labelValuesQuery } from "./dashboard.js";
 import { names, parsePrometheus, sample, type Samples } from "./prometheus.js";
-
-const DASHBOARD = new URL("../../deploy/dashboards/grafana/dashboards/hurdmesh.json", import.meta.url);
 
 /** Every metric name the dashboard's PromQL queries (and its variables) read. */
 export function dashboardMetrics(): Set<string> {
-  const d = JSON.parse(readFileSync(DASHBOARD, "utf8")) as { panels: { targets?: { expr: string }[] }[]; templating: { list: { definition?: string }[] } };
-  const exprs = d.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
   const out = new Set<string>();
   // A metric is a name followed by its selector or range ({ or [); functions are followed by (.
-  for (const e of exprs) for (const m of e.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{[]/g)) out.add(m[1]!);
-  for (const v of d.templating.list) for (const m of (v.definition ?? "").matchAll(/label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)/g)) out.add(m[1]!);
+  for (const q of dashboardQueries()) for (const m of q.expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{[]/g)) out.add(m[1]!);
+  for (const v of dashboardVariables()) out.add(labelValuesQuery(v.definition).match);
   return out;
 }
 
