@@ -133,10 +133,24 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     },
     {
       name: "a key the boot Secret does not have",
-      file: "base/kernel.yaml",
+      file: "hurd/init.yaml",
       edit: once("                  key: secret\n", "                  key: boot\n"),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/init: spec\.template\.spec\.containers\[0\]\.env\[\d+\]\.valueFrom\.secretKeyRef: Secret hurd-boot \(made by hurd keys k8s\) has no key boot/,
+    },
+    {
+      name: "the boot key mounted into init",
+      file: "hurd/init.yaml",
+      edit: once("            secretName: hurd-nats-init\n", "            secretName: hurd-boot-key\n"),
+      overlay: "overlays/subhurd-a",
+      expect: /Deployment hurd-subhurd-a\/init: spec\.template\.spec\.containers\[0\]\.volumeMounts: mounts hurd-boot-key \(container init\): the boot key, which claims any hurd: the kernel's alone/,
+    },
+    {
+      name: "a kernel without its boot key",
+      file: "base/kernel.yaml",
+      edit: once("            - name: HURD_BOOT_KEY_FILE\n", "            - name: HURD_BOOT_KEY_FILEX\n"),
       overlay: "base",
-      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env\[\d+\]\.valueFrom\.secretKeyRef: Secret hurd-boot \(made by hurd keys k8s\) has no key boot/,
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env: no HURD_BOOT_KEY_FILE/,
     },
     {
       name: "a Service whose selector matches nothing",
@@ -164,7 +178,14 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       file: "hurd/proc.yaml",
       edit: once("          env:\n", "          env:\n            - name: HURD_BOOT_SECRET\n              valueFrom:\n                secretKeyRef:\n                  name: hurd-boot\n                  key: secret\n"),
       overlay: "overlays/subhurd-a",
-      expect: /Deployment hurd-subhurd-a\/proc: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: the proc has HURD_BOOT_SECRET: only the kernel and init need it/,
+      expect: /Deployment hurd-subhurd-a\/proc: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: the proc has HURD_BOOT_SECRET: only init needs it/,
+    },
+    {
+      name: "a boot secret handed to the kernel, which checks claims against its boot key",
+      file: "base/kernel.yaml",
+      edit: once("          env:\n", "          env:\n            - name: HURD_BOOT_SECRET\n              valueFrom:\n                secretKeyRef:\n                  name: hurd-boot\n                  key: secret\n"),
+      overlay: "base",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env\[0\]: the kernel has HURD_BOOT_SECRET: it checks every hurd's claim against its boot key/,
     },
     {
       // hurd web's container beside init is exempt from the servers' rules; init's is not.
@@ -257,7 +278,7 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       file: "hurd/proc.yaml",
       edit: once("            secretName: hurd-nats-proc\n", "            secretName: hurd-nats-keys\n"),
       overlay: "overlays/root",
-      expect: /Deployment hurdmesh\/proc: spec\.template\.spec\.containers\[0\]\.volumeMounts: mounts hurd-nats-keys \(container proc\): the NATS account's signing keys are the kernel's alone/,
+      expect: /Deployment hurdmesh\/proc: spec\.template\.spec\.containers\[0\]\.volumeMounts: mounts hurd-nats-keys \(container proc\): the NATS account's signing keys, which mint any user: the kernel's alone/,
     },
     {
       name: "a mounted key the Secret does not have",
