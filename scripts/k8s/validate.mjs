@@ -404,6 +404,10 @@ export function rules(objects) {
         else if (KERNEL_ONLY_SECRETS.has(vol.secret?.secretName) && role !== "kernel")
           say(o, `${path}.volumeMounts`, `mounts ${vol.secret.secretName} (container ${c.name}): ${vol.secret.secretName === "hurd-boot-key" ? "the boot key, which claims any hurd" : "the NATS account's signing keys, which mint any user"}: the kernel's alone`);
       }
+      // A `hurd` client beside a server (hurd web) is a process of the hurd: the edge, never the fabric.
+      if (c.args?.[0] === "hurd")
+        for (const [k, v] of settings)
+          if (/^(NATS_.*|HURD_NATS_.*)$/.test(k)) say(o, v.where, `${k} (container ${c.name}): a client of the hurd is given the fabric; it reaches the hurd through the edge`);
       if (hurd && !init && c.args?.[0] !== "hurd" && NEEDS_CREDS.has(role) && !settings.has("HURD_NATS_CREDS_FILE") && !settings.has("HURD_NATS_CREDS"))
         say(o, `${path}.env`, `no HURD_NATS_CREDS_FILE (container ${c.name}): the ${role} has no NATS user (Secret hurd-nats-${role})`);
       if (hurd && !init && role === "kernel" && !settings.has("HURD_NATS_KEYS"))

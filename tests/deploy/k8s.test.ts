@@ -239,11 +239,18 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     },
     // NATS authorization and TLS (issue 15).
     {
+      name: "hurd web (a client of the hurd) given the fabric's address",
+      file: "overlays/root/web.yaml",
+      edit: once("          name: hurdmesh-env\n", "          name: hurdmesh-env\n      - configMapRef:\n          name: hurdmesh-fabric\n"),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/init: spec\.template\.spec\.containers\[1\]\.envFrom\[1\]: NATS_URL \(container web\): a client of the hurd is given the fabric/,
+    },
+    {
       name: "HURD_NATS_AUTH=off in the shared settings",
       file: "components/hurdmesh-env/kustomization.yaml",
       edit: once("      - HURD_NATS_CA_FILE=/etc/hurdmesh/ca/ca.crt\n", "      - HURD_NATS_CA_FILE=/etc/hurdmesh/ca/ca.crt\n      - HURD_NATS_AUTH=off\n"),
       overlay: "overlays/subhurd-a",
-      expect: /ConfigMap hurd-subhurd-a\/hurdmesh-env-\S+: data\.HURD_NATS_AUTH: off: NATS authorization is never off/,
+      expect: /ConfigMap hurd-subhurd-a\/hurdmesh-fabric-\S+: data\.HURD_NATS_AUTH: off: NATS authorization is never off/,
     },
     {
       name: "HURD_NATS_AUTH=off on one container",
@@ -257,7 +264,7 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       file: "components/hurdmesh-env/kustomization.yaml",
       edit: once("NATS_URL=tls://", "NATS_URL=nats://"),
       overlay: "overlays/root",
-      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.envFrom\[0\]: NATS_URL nats:\/\/nats\.hurdmesh\.svc\.cluster\.local:4222 \(container kernel\): must be tls:\/\//,
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.envFrom\[1\]: NATS_URL nats:\/\/nats\.hurdmesh\.svc\.cluster\.local:4222 \(container kernel\): must be tls:\/\//,
     },
     {
       name: "a NATS user file the pod does not mount",
@@ -340,6 +347,6 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     const rendered = spawnSync("kubectl", ["kustomize", k8s], { encoding: "utf8" }).stdout;
     assert.match(rendered, /name: hurd-subhurd-c\n/);
     assert.match(rendered, /fieldPath: metadata\.labels\['hurdmesh\.dev\/hurd'\]/);
-    assert.equal(rendered.match(/namespace: hurd-subhurd-c\n/g)?.length, 4, "ConfigMap and the three Deployments in hurd-subhurd-c (the Secret is the user's)");
+    assert.equal(rendered.match(/namespace: hurd-subhurd-c\n/g)?.length, 5, "the two ConfigMaps and the three Deployments in hurd-subhurd-c (the Secrets are the user's)");
   });
 });
