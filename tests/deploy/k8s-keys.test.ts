@@ -213,6 +213,9 @@ describe("hurd keys k8s", () => {
       [["--namespace", "Hurd_Mesh"], /not a Kubernetes namespace/],
       [["--namespace", "a\nkind: ConfigMap"], /not a Kubernetes namespace/],
       [["--subhurds", "Sub_A"], /not a subhurd name/],
+      // A Kubernetes label, but no hurd name the kernel takes (a letter first, at most 32).
+      [["--subhurds", "9lives"], /not a subhurd name/],
+      [["--subhurds", `s${"x".repeat(32)}`], /not a subhurd name/],
       [["--subhurds", "a,a"], /named twice/],
       [["--add-subhurds", "gamma"], /needs --nats-keys FILE and --ca FILE/],
       [["--add-subhurds", "gamma", "--nats-keys", join(base, "absent.json"), "--ca", caFile], /holds no PEM certificate/],

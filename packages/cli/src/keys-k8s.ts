@@ -96,7 +96,8 @@ function checkNames(o: { namespace: string; system: string; subhurds: string[]; 
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(o.clusterDomain)) throw new CliError(`not a cluster domain: ${JSON.stringify(o.clusterDomain)}`);
   const seen = new Set<string>();
   for (const h of o.subhurds) {
-    if (!LABEL.test(subhurdNamespace(h)) || h.length > 58) throw new CliError(`not a subhurd name for Kubernetes: ${JSON.stringify(h)} (lowercase letters, digits and '-', at most 58)`);
+    // A Kubernetes label (its namespace is hurd-NAME) that the kernel takes as a hurd's name (boot-claim.ts: a letter first, at most 32).
+    if (!/^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/.test(h)) throw new CliError(`not a subhurd name: ${JSON.stringify(h)} (a lowercase letter, then lowercase letters, digits and '-', at most 32)`);
     if (seen.has(h)) throw new CliError(`subhurd ${h} named twice`);
     seen.add(h);
   }
