@@ -245,15 +245,16 @@ export const USER_SECRETS = {
   "kernel-tls": ["tls.crt", "tls.key", "ca.crt"],
   "hurd-nats-keys": ["nats-keys.json"],
   "hurd-boot": ["secret"],
+  "hurd-boot-key": ["key"],
   "hurd-ca": ["ca.crt"],
   "hurd-nats-init": ["nats.creds"],
   "hurd-nats-proc": ["nats.creds"],
   "hurd-nats-auth": ["nats.creds"],
 };
-/** The account's signing keys: whoever mounts them can mint any NATS user, so the kernel alone may. */
-const SIGNING_KEYS_SECRET = "hurd-nats-keys";
+/** The account's signing keys (whoever mounts them can mint any NATS user) and the boot key (whoever reads it can claim any hurd): the kernel's alone. */
+const KERNEL_ONLY_SECRETS = new Set(["hurd-nats-keys", "hurd-boot-key"]);
 /** Settings that name a file: the file must be under one of the container's volume mounts. */
-const FILE_SETTINGS = ["HURD_NATS_CA_FILE", "HURD_NATS_CREDS_FILE", "HURD_NATS_KEYS", "HURD_GRPC_CERT", "HURD_GRPC_KEY", "HURD_EDGE_CA_FILE", "HURD_HEALTH_CA_FILE", "HURD_BOOT_SECRET_FILE"];
+const FILE_SETTINGS = ["HURD_NATS_CA_FILE", "HURD_NATS_CREDS_FILE", "HURD_NATS_KEYS", "HURD_GRPC_CERT", "HURD_GRPC_KEY", "HURD_EDGE_CA_FILE", "HURD_HEALTH_CA_FILE", "HURD_BOOT_SECRET_FILE", "HURD_BOOT_KEY_FILE"];
 /** Each hurd server's own NATS user: init claims its boot with it, proc and auth take their launch order. */
 const NEEDS_CREDS = new Set(["init", "proc", "auth"]);
 /** Kubernetes' recommended labels: on every object, and on every pod template. */
@@ -293,7 +294,8 @@ function podOf(o) {
  * a probe is pointless there); runAsNonRoot (pod or container) and not
  * runAsUser 0. Per hurdmesh pod (label app.kubernetes.io/component kernel,
  * init, proc or auth): HURD_BOOT_SECRET from the user's Secret hurd-boot
- * (key secret) for the kernel and init, and none for proc and auth; NATS
+ * (key secret) for init, HURD_BOOT_KEY_FILE for the kernel, and neither for
+ * proc and auth; NATS
  * authorization and TLS (issue 15): no HURD_NATS_AUTH=off anywhere, every
  * NATS_URL tls:// with HURD_NATS_CA_FILE beside it, every file setting
  * (HURD_NATS_CREDS_FILE, HURD_GRPC_CERT, …) under a volume mount, init,
@@ -399,9 +401,13 @@ export function rules(objects) {
       for (const m of c.volumeMounts ?? []) {
         const vol = [...(spec.volumes ?? []), ...(o.spec?.volumeClaimTemplates ?? []).map((t) => ({ name: t.metadata?.name }))].find((v) => v.name === m.name);
         if (!vol) say(o, `${path}.volumeMounts`, `mounts volume ${m.name}, which the pod does not declare`);
-        else if (vol.secret?.secretName === SIGNING_KEYS_SECRET && role !== "kernel")
-          say(o, `${path}.volumeMounts`, `mounts ${SIGNING_KEYS_SECRET} (container ${c.name}): the NATS account's signing keys are the kernel's alone`);
+        else if (KERNEL_ONLY_SECRETS.has(vol.secret?.secretName) && role !== "kernel")
+          say(o, `${path}.volumeMounts`, `mounts ${vol.secret.secretName} (container ${c.name}): ${vol.secret.secretName === "hurd-boot-key" ? "the boot key, which claims any hurd" : "the NATS account's signing keys, which mint any user"}: the kernel's alone`);
       }
+      // A `hurd` client beside a server (hurd web) is a process of the hurd: the edge, never the fabric.
+      if (c.args?.[0] === "hurd")
+        for (const [k, v] of settings)
+          if (/^(NATS_.*|HURD_NATS_.*)$/.test(k)) say(o, v.where, `${k} (container ${c.name}): a client of the hurd is given the fabric; it reaches the hurd through the edge`);
       if (hurd && !init && c.args?.[0] !== "hurd" && NEEDS_CREDS.has(role) && !settings.has("HURD_NATS_CREDS_FILE") && !settings.has("HURD_NATS_CREDS"))
         say(o, `${path}.env`, `no HURD_NATS_CREDS_FILE (container ${c.name}): the ${role} has no NATS user (Secret hurd-nats-${role})`);
       if (hurd && !init && role === "kernel" && !settings.has("HURD_NATS_KEYS"))
@@ -435,9 +441,13 @@ export function rules(objects) {
       // no boot secret, and its own probes (checked above like any container's).
       if (hurd && !init && c.args?.[0] !== "hurd") {
         const boot = (c.env ?? []).findIndex((e) => e.name === "HURD_BOOT_SECRET");
-        // The kernel checks boot claims and init makes one; proc and auth never need the secret, so never get it.
+        // The kernel checks boot claims against its boot key, each hurd's init claims with that hurd's own
+        // secret (derived from the key); proc and auth never need either, so never get one.
         if (role === "proc" || role === "auth") {
-          if (boot >= 0) say(o, `${path}.env[${boot}]`, `the ${role} has HURD_BOOT_SECRET: only the kernel and init need it`);
+          if (boot >= 0) say(o, `${path}.env[${boot}]`, `the ${role} has HURD_BOOT_SECRET: only init needs it`);
+        } else if (role === "kernel") {
+          if (boot >= 0) say(o, `${path}.env[${boot}]`, "the kernel has HURD_BOOT_SECRET: it checks every hurd's claim against its boot key (HURD_BOOT_KEY_FILE from hurd-boot-key)");
+          else if (!String(settings.get("HURD_BOOT_KEY_FILE")?.value ?? "")) say(o, `${path}.env`, "no HURD_BOOT_KEY_FILE: the kernel checks every hurd's boot claim against the key in Secret hurd-boot-key");
         } else if (boot < 0) say(o, `${path}.env`, `no HURD_BOOT_SECRET (container ${c.name}): the kernel refuses an init without it`);
         else if (!c.env[boot].valueFrom?.secretKeyRef) say(o, `${path}.env[${boot}]`, "HURD_BOOT_SECRET must come from a Secret (valueFrom.secretKeyRef), not a literal");
         else if (c.env[boot].valueFrom.secretKeyRef.name !== "hurd-boot" || c.env[boot].valueFrom.secretKeyRef.optional)

@@ -4,8 +4,8 @@
 // exactly the names and keys the validator lets the manifests mount; a
 // nats.conf that runs a real nats-server with TLS that refuses anonymous
 // and plaintext clients and takes each server's user; certificates that
-// chain to the CA and name the Services; one boot secret shared by the
-// kernel and every init, new on every run, never on stderr;
+// chain to the CA and name the Services; the kernel's boot key and each
+// hurd's own boot secret derived from it, new on every run, never on stderr;
 // --external-certs and --add-subhurds; bad input refused.
 import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
@@ -18,6 +18,7 @@ import { parseAllDocuments } from "yaml";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { connect } from "@nats-io/transport-node";
 import { acceptsAnonymous, natsConnectOptions, parseCreds, permissionsFor, readFabricKeys, startNatsServer } from "@hurdmesh/mach/nats-auth";
+import { hurdBootSecret } from "@hurdmesh/kernel";
 // @ts-expect-error: a plain .mjs script without type declarations
 import { USER_SECRETS } from "../../scripts/k8s/validate.mjs";
 
@@ -62,7 +63,7 @@ describe("hurd keys k8s", () => {
   test("every Secret the manifests mount, in the right namespaces, with exactly the validator's keys", () => {
     assert.equal(first.status, 0, first.stderr);
     const want = [
-      ...["nats-config", "nats-tls", "kernel-tls", "hurd-nats-keys"].map((n) => `hurdmesh/${n}`),
+      ...["nats-config", "nats-tls", "kernel-tls", "hurd-nats-keys", "hurd-boot-key"].map((n) => `hurdmesh/${n}`),
       ...["hurdmesh", "hurd-subhurd-a", "hurd-subhurd-b"].flatMap((ns) => HURD.map((n) => `${ns}/${n}`)),
     ];
     assert.deepEqual(docs.map((d) => `${d.namespace}/${d.name}`).sort(), want.sort());
@@ -81,12 +82,18 @@ describe("hurd keys k8s", () => {
     assert.throws(() => readFabricKeys(keysFile), /read by others/);
   });
 
-  test("one boot secret for the kernel and every init, new on every run, never on stderr", () => {
-    const boots = ["hurdmesh", "hurd-subhurd-a", "hurd-subhurd-b"].map((ns) => find(docs, ns, "hurd-boot").data.secret!);
-    assert.match(boots[0]!, /^[A-Za-z0-9_-]{43}$/);
-    assert.equal(new Set(boots).size, 1, "the kernel checks one secret: every init must hold it");
+  test("each hurd its own boot secret, derived from the kernel's boot key; new on every run, never on stderr", () => {
+    const key = find(docs, "hurdmesh", "hurd-boot-key").data.key!;
+    assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+    const boots = [["hurdmesh", ""], ["hurd-subhurd-a", "subhurd-a"], ["hurd-subhurd-b", "subhurd-b"]].map(([ns, hurd]) => {
+      const s = find(docs, ns!, "hurd-boot").data.secret!;
+      // What the kernel checks that hurd's claim against (BootClaims with perHurd).
+      assert.equal(s, hurdBootSecret(key, hurd!), `${ns}'s boot secret is not its hurd's`);
+      return s;
+    });
+    assert.equal(new Set([...boots, key]).size, 4, "two hurds share a boot secret, or an init holds the key");
     const again = secretsOf(keysK8s([]).stdout);
-    assert.notEqual(find(again, "hurdmesh", "hurd-boot").data.secret, boots[0]);
+    assert.notEqual(find(again, "hurdmesh", "hurd-boot-key").data.key, key);
     assert.notEqual(find(again, "hurdmesh", "hurd-nats-keys").data["nats-keys.json"], find(docs, "hurdmesh", "hurd-nats-keys").data["nats-keys.json"]);
     for (const d of docs) for (const v of Object.values(d.data)) if (!v.includes("CERTIFICATE-----") || v.includes("PRIVATE")) assert.ok(!first.stderr.includes(v.slice(0, 40)), `${d.name} on stderr`);
   });
@@ -170,26 +177,33 @@ describe("hurd keys k8s", () => {
     assert.match(none.stderr, /--external-certs needs --ca/);
   });
 
-  test("--add-subhurds: a new subhurd's Secrets from the install's keys, CA and boot secret", () => {
+  test("--add-subhurds: a new subhurd's Secrets from the install's keys, CA and boot key", () => {
     const keysFile = join(base, "install-keys.json");
     writeFileSync(keysFile, find(docs, "hurdmesh", "hurd-nats-keys").data["nats-keys.json"]!, { mode: 0o600 });
     const caFile = join(base, "install-ca.crt");
     writeFileSync(caFile, find(docs, "hurdmesh", "hurd-ca").data["ca.crt"]!);
-    const boot = find(docs, "hurdmesh", "hurd-boot").data.secret!;
-    const r = keysK8s(["--add-subhurds", "gamma", "--nats-keys", keysFile, "--ca", caFile], { HURD_BOOT_SECRET: boot });
+    const key = find(docs, "hurdmesh", "hurd-boot-key").data.key!;
+    const keyFile = join(base, "boot-key");
+    writeFileSync(keyFile, key, { mode: 0o600 });
+    const r = keysK8s(["--add-subhurds", "gamma", "--nats-keys", keysFile, "--ca", caFile, "--boot-key-file", keyFile]);
     assert.equal(r.status, 0, r.stderr);
     const add = secretsOf(r.stdout);
     assert.deepEqual(add.map((d) => `${d.namespace}/${d.name}`).sort(), HURD.map((n) => `hurd-gamma/${n}`).sort());
-    assert.equal(find(add, "hurd-gamma", "hurd-boot").data.secret, boot);
-    assert.ok(!r.stderr.includes(boot));
+    assert.equal(find(add, "hurd-gamma", "hurd-boot").data.secret, hurdBootSecret(key, "gamma"), "the install's kernel would refuse gamma's claim");
+    assert.ok(!r.stderr.includes(key));
+    // The key from the environment instead of a file.
+    const env = keysK8s(["--add-subhurds", "gamma", "--nats-keys", keysFile, "--ca", caFile], { HURD_BOOT_KEY: key });
+    assert.equal(env.status, 0, env.stderr);
+    assert.equal(find(secretsOf(env.stdout), "hurd-gamma", "hurd-boot").data.secret, hurdBootSecret(key, "gamma"));
     // Signed by the install's account signing key: the install's nats-server takes it.
     const keys = readFabricKeys(keysFile);
     const jwt = parseCreds(find(add, "hurd-gamma", "hurd-nats-init").data["nats.creds"]!).jwt;
     assert.equal(claimsOf(jwt).nats.issuer_account, keys.account);
     assert.deepEqual(claimsOf(jwt).nats.sub.allow, permissionsFor("hurd", { kind: "boot-claim", hurd: "gamma" }).sub);
-    const noBoot = keysK8s(["--add-subhurds", "gamma", "--nats-keys", keysFile, "--ca", caFile], { HURD_BOOT_SECRET: "" });
+    const noBoot = keysK8s(["--add-subhurds", "gamma", "--nats-keys", keysFile, "--ca", caFile], { HURD_BOOT_KEY: "" });
     assert.notEqual(noBoot.status, 0);
-    assert.match(noBoot.stderr, /boot secret/);
+    assert.equal(noBoot.stdout, "");
+    assert.match(noBoot.stderr, /the boot key .* is missing/);
   });
 
   test("bad input is refused with one line and nothing on stdout", () => {
@@ -199,6 +213,9 @@ describe("hurd keys k8s", () => {
       [["--namespace", "Hurd_Mesh"], /not a Kubernetes namespace/],
       [["--namespace", "a\nkind: ConfigMap"], /not a Kubernetes namespace/],
       [["--subhurds", "Sub_A"], /not a subhurd name/],
+      // A Kubernetes label, but no hurd name the kernel takes (a letter first, at most 32).
+      [["--subhurds", "9lives"], /not a subhurd name/],
+      [["--subhurds", `s${"x".repeat(32)}`], /not a subhurd name/],
       [["--subhurds", "a,a"], /named twice/],
       [["--add-subhurds", "gamma"], /needs --nats-keys FILE and --ca FILE/],
       [["--add-subhurds", "gamma", "--nats-keys", join(base, "absent.json"), "--ca", caFile], /holds no PEM certificate/],

@@ -133,10 +133,24 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     },
     {
       name: "a key the boot Secret does not have",
-      file: "base/kernel.yaml",
+      file: "hurd/init.yaml",
       edit: once("                  key: secret\n", "                  key: boot\n"),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/init: spec\.template\.spec\.containers\[0\]\.env\[\d+\]\.valueFrom\.secretKeyRef: Secret hurd-boot \(made by hurd keys k8s\) has no key boot/,
+    },
+    {
+      name: "the boot key mounted into init",
+      file: "hurd/init.yaml",
+      edit: once("            secretName: hurd-nats-init\n", "            secretName: hurd-boot-key\n"),
+      overlay: "overlays/subhurd-a",
+      expect: /Deployment hurd-subhurd-a\/init: spec\.template\.spec\.containers\[0\]\.volumeMounts: mounts hurd-boot-key \(container init\): the boot key, which claims any hurd: the kernel's alone/,
+    },
+    {
+      name: "a kernel without its boot key",
+      file: "base/kernel.yaml",
+      edit: once("            - name: HURD_BOOT_KEY_FILE\n", "            - name: HURD_BOOT_KEY_FILEX\n"),
       overlay: "base",
-      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env\[\d+\]\.valueFrom\.secretKeyRef: Secret hurd-boot \(made by hurd keys k8s\) has no key boot/,
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env: no HURD_BOOT_KEY_FILE/,
     },
     {
       name: "a Service whose selector matches nothing",
@@ -164,7 +178,14 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       file: "hurd/proc.yaml",
       edit: once("          env:\n", "          env:\n            - name: HURD_BOOT_SECRET\n              valueFrom:\n                secretKeyRef:\n                  name: hurd-boot\n                  key: secret\n"),
       overlay: "overlays/subhurd-a",
-      expect: /Deployment hurd-subhurd-a\/proc: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: the proc has HURD_BOOT_SECRET: only the kernel and init need it/,
+      expect: /Deployment hurd-subhurd-a\/proc: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: the proc has HURD_BOOT_SECRET: only init needs it/,
+    },
+    {
+      name: "a boot secret handed to the kernel, which checks claims against its boot key",
+      file: "base/kernel.yaml",
+      edit: once("          env:\n", "          env:\n            - name: HURD_BOOT_SECRET\n              valueFrom:\n                secretKeyRef:\n                  name: hurd-boot\n                  key: secret\n"),
+      overlay: "base",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env\[0\]: the kernel has HURD_BOOT_SECRET: it checks every hurd's claim against its boot key/,
     },
     {
       // hurd web's container beside init is exempt from the servers' rules; init's is not.
@@ -218,11 +239,18 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     },
     // NATS authorization and TLS (issue 15).
     {
+      name: "hurd web (a client of the hurd) given the fabric's address",
+      file: "overlays/root/web.yaml",
+      edit: once("          name: hurdmesh-env\n", "          name: hurdmesh-env\n      - configMapRef:\n          name: hurdmesh-fabric\n"),
+      overlay: "overlays/root",
+      expect: /Deployment hurdmesh\/init: spec\.template\.spec\.containers\[1\]\.envFrom\[1\]: NATS_URL \(container web\): a client of the hurd is given the fabric/,
+    },
+    {
       name: "HURD_NATS_AUTH=off in the shared settings",
       file: "components/hurdmesh-env/kustomization.yaml",
       edit: once("      - HURD_NATS_CA_FILE=/etc/hurdmesh/ca/ca.crt\n", "      - HURD_NATS_CA_FILE=/etc/hurdmesh/ca/ca.crt\n      - HURD_NATS_AUTH=off\n"),
       overlay: "overlays/subhurd-a",
-      expect: /ConfigMap hurd-subhurd-a\/hurdmesh-env-\S+: data\.HURD_NATS_AUTH: off: NATS authorization is never off/,
+      expect: /ConfigMap hurd-subhurd-a\/hurdmesh-fabric-\S+: data\.HURD_NATS_AUTH: off: NATS authorization is never off/,
     },
     {
       name: "HURD_NATS_AUTH=off on one container",
@@ -236,7 +264,7 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       file: "components/hurdmesh-env/kustomization.yaml",
       edit: once("NATS_URL=tls://", "NATS_URL=nats://"),
       overlay: "overlays/root",
-      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.envFrom\[0\]: NATS_URL nats:\/\/nats\.hurdmesh\.svc\.cluster\.local:4222 \(container kernel\): must be tls:\/\//,
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.envFrom\[1\]: NATS_URL nats:\/\/nats\.hurdmesh\.svc\.cluster\.local:4222 \(container kernel\): must be tls:\/\//,
     },
     {
       name: "a NATS user file the pod does not mount",
@@ -257,7 +285,7 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       file: "hurd/proc.yaml",
       edit: once("            secretName: hurd-nats-proc\n", "            secretName: hurd-nats-keys\n"),
       overlay: "overlays/root",
-      expect: /Deployment hurdmesh\/proc: spec\.template\.spec\.containers\[0\]\.volumeMounts: mounts hurd-nats-keys \(container proc\): the NATS account's signing keys are the kernel's alone/,
+      expect: /Deployment hurdmesh\/proc: spec\.template\.spec\.containers\[0\]\.volumeMounts: mounts hurd-nats-keys \(container proc\): the NATS account's signing keys, which mint any user: the kernel's alone/,
     },
     {
       name: "a mounted key the Secret does not have",
@@ -319,6 +347,6 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     const rendered = spawnSync("kubectl", ["kustomize", k8s], { encoding: "utf8" }).stdout;
     assert.match(rendered, /name: hurd-subhurd-c\n/);
     assert.match(rendered, /fieldPath: metadata\.labels\['hurdmesh\.dev\/hurd'\]/);
-    assert.equal(rendered.match(/namespace: hurd-subhurd-c\n/g)?.length, 4, "ConfigMap and the three Deployments in hurd-subhurd-c (the Secret is the user's)");
+    assert.equal(rendered.match(/namespace: hurd-subhurd-c\n/g)?.length, 5, "the two ConfigMaps and the three Deployments in hurd-subhurd-c (the Secrets are the user's)");
   });
 });

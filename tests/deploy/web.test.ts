@@ -82,6 +82,10 @@ describe("hurd web in Kubernetes (overlays/root)", { skip }, () => {
     assert.notEqual(envOf(w, "HURD_METRICS_ADDR"), initMetrics);
     assert.equal(envOf(w, "OTEL_SERVICE_NAME"), "hurd-web");
     assert.equal(w.env.find((e: any) => e.name === "HURD_BOOT_SECRET"), undefined, "a client of the hurd gets no boot secret");
+    // Nor the fabric: hurd web reaches the hurd through the edge (the servers take hurdmesh-fabric too).
+    const fabric = (c: any) => [...(c.envFrom ?? []).map((e: any) => objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === e.configMapRef?.name)?.data ?? {}), Object.fromEntries((c.env ?? []).map((e: any) => [e.name, e.value]))].flatMap((d) => Object.keys(d)).filter((k) => /^(NATS_|HURD_NATS_)/.test(k));
+    assert.deepEqual(fabric(w), [], "hurd web is given the fabric");
+    assert.ok(fabric(i).includes("NATS_URL"), "init is not given NATS's address");
     for (const p of ["startupProbe", "readinessProbe", "livenessProbe"]) assert.deepEqual(w[p].httpGet, { path: "/healthz", port: "web" }, p);
   });
 

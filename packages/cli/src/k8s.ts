@@ -37,7 +37,7 @@ labels:
     includeTemplates: true
 components:
   - ../../hurd               # init, proc, auth
-  - ../../components/subhurd # Namespace (Pod Security restricted), settings, HURD_SUBHURD; the boot Secret: hurd keys k8s
+  - ../../components/subhurd # Namespace (Pod Security restricted), settings, HURD_SUBHURD; its Secrets: hurd keys k8s
 ${nest}`;
 }
 

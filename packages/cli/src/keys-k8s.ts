@@ -10,23 +10,24 @@
 //   nats-tls        kubernetes.io/tls: NATS's certificate (nats.<ns>.svc…)
 //   kernel-tls      kubernetes.io/tls: the gRPC edge's (kernel.<ns>.svc…, 127.0.0.1 for its probe)
 //   hurd-nats-keys  nats-keys.json: the account's signing keys; the kernel's alone (it mints every user)
+//   hurd-boot-key   key: the boot key; the kernel's alone (it checks every hurd's boot claim against it)
 // In each hurd's namespace (the root hurd's is hurdmesh; subhurd NAME's is hurd-NAME):
-//   hurd-boot       secret: the kernel's boot secret, which that hurd's init claims its boot with
+//   hurd-boot       secret: that hurd's own boot secret, derived from the boot key
+//                   (hurdBootSecret), which its init claims its boot with, for that hurd only
 //   hurd-ca         ca.crt: the CA of NATS's and the edge's certificates (clients check both against it)
 //   hurd-nats-init, hurd-nats-proc, hurd-nats-auth
 //                   nats.creds: that server's own NATS user (init: its hurd's boot claim;
 //                   proc, auth: their own launch order), mounted into that server's pod only
 //
-// The kernel checks one boot secret, so every hurd-boot holds the same
-// value; what keeps one hurd's init from claiming another's boot is its NATS
-// user (a claim's answer goes only to the inbox of that hurd's claim user).
+// So whoever reads one hurd's namespace can claim that hurd's boot and no
+// other's (and its init's NATS user gets only that hurd's claim answers).
 //
 // --external-certs leaves nats-tls and kernel-tls out (cert-manager, say,
 // makes them, shaped alike) and takes the CA that signs them with --ca.
 // Otherwise a private CA is made, signs both, and its key is dropped.
 // --add-subhurds prints only a new subhurd's Secrets, from the install's
-// keys (--nats-keys), CA (--ca) and boot secret (HURD_BOOT_SECRET or
-// --boot-secret-file), read back with kubectl (k8s/README.md).
+// keys (--nats-keys), CA (--ca) and boot key (--boot-key-file, or
+// HURD_BOOT_KEY), read back with kubectl (k8s/README.md).
 import { randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { CliError } from "./errors.js";
@@ -40,6 +41,7 @@ export const K8S_SECRETS = {
   natsTls: "nats-tls",
   kernelTls: "kernel-tls",
   natsKeys: "hurd-nats-keys",
+  bootKey: "hurd-boot-key",
   boot: "hurd-boot",
   ca: "hurd-ca",
   user: (server: string) => `hurd-nats-${server}`,
@@ -94,7 +96,8 @@ function checkNames(o: { namespace: string; system: string; subhurds: string[]; 
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(o.clusterDomain)) throw new CliError(`not a cluster domain: ${JSON.stringify(o.clusterDomain)}`);
   const seen = new Set<string>();
   for (const h of o.subhurds) {
-    if (!LABEL.test(subhurdNamespace(h)) || h.length > 58) throw new CliError(`not a subhurd name for Kubernetes: ${JSON.stringify(h)} (lowercase letters, digits and '-', at most 58)`);
+    // A Kubernetes label (its namespace is hurd-NAME) that the kernel takes as a hurd's name (boot-claim.ts: a letter first, at most 32).
+    if (!/^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/.test(h)) throw new CliError(`not a subhurd name: ${JSON.stringify(h)} (a lowercase letter, then lowercase letters, digits and '-', at most 32)`);
     if (seen.has(h)) throw new CliError(`subhurd ${h} named twice`);
     seen.add(h);
   }
@@ -113,11 +116,12 @@ function readCa(path: string): string {
 }
 
 /** One hurd's Secrets in its namespace: the boot secret, the CA, and its three servers' NATS users. */
-async function hurdSecrets(o: { system: string; hurd: string; namespace: string; bootSecret: string; caPem: string; signer: unknown; account: string }): Promise<SecretDoc[]> {
+async function hurdSecrets(o: { system: string; hurd: string; namespace: string; bootKey: string; caPem: string; signer: unknown; account: string }): Promise<SecretDoc[]> {
   const { credsFile, mintUser, permissionsFor } = await import("@hurdmesh/mach/nats-auth");
+  const { hurdBootSecret } = await import("@hurdmesh/kernel");
   const signer = o.signer as Parameters<typeof mintUser>[0];
   const out: SecretDoc[] = [
-    { name: K8S_SECRETS.boot, namespace: o.namespace, type: "Opaque", data: { secret: o.bootSecret } },
+    { name: K8S_SECRETS.boot, namespace: o.namespace, type: "Opaque", data: { secret: hurdBootSecret(o.bootKey, o.hurd) } },
     { name: K8S_SECRETS.ca, namespace: o.namespace, type: "Opaque", data: { "ca.crt": o.caPem } },
   ];
   const who = o.hurd || "root";
@@ -171,15 +175,16 @@ export async function k8sSecrets(o: K8sKeysOptions): Promise<SecretDoc[]> {
     // The CA's key goes out of scope here: nothing can issue another certificate.
   }
   out.push({ name: K8S_SECRETS.natsKeys, namespace: ns, type: "Opaque", data: { "nats-keys.json": JSON.stringify(keys, null, 2) + "\n" } });
-  const bootSecret = randomBytes(32).toString("base64url");
+  const bootKey = randomBytes(32).toString("base64url");
+  out.push({ name: K8S_SECRETS.bootKey, namespace: ns, type: "Opaque", data: { key: bootKey } });
   const signer = NKey.fromSeed(keys.accountSigningSeed, "account");
   for (const hurd of ["", ...o.subhurds])
-    out.push(...(await hurdSecrets({ system: o.system, hurd, namespace: hurd ? subhurdNamespace(hurd) : ns, bootSecret, caPem: caPem!, signer, account: keys.account })));
+    out.push(...(await hurdSecrets({ system: o.system, hurd, namespace: hurd ? subhurdNamespace(hurd) : ns, bootKey, caPem: caPem!, signer, account: keys.account })));
   return out;
 }
 
-/** A subhurd's Secrets for an existing install, from its keys, CA and boot secret. */
-export async function k8sAddSubhurds(o: { subhurds: string[]; natsKeys: string; caPem: string; bootSecret: string }): Promise<SecretDoc[]> {
+/** A subhurd's Secrets for an existing install, from its keys, CA and boot key. */
+export async function k8sAddSubhurds(o: { subhurds: string[]; natsKeys: string; caPem: string; bootKey: string }): Promise<SecretDoc[]> {
   const { NKey, readFabricKeys } = await import("@hurdmesh/mach/nats-auth");
   let keys;
   try {
@@ -188,17 +193,17 @@ export async function k8sAddSubhurds(o: { subhurds: string[]; natsKeys: string; 
     throw new CliError((e as Error).message);
   }
   checkNames({ namespace: "hurdmesh", system: keys.system, subhurds: o.subhurds, clusterDomain: "cluster.local" });
-  if (o.bootSecret.length < 16) throw new CliError("the boot secret (HURD_BOOT_SECRET or --boot-secret-file) is missing or shorter than 16 characters");
+  if (o.bootKey.length < 16) throw new CliError("the boot key (--boot-key-file or HURD_BOOT_KEY: the install's hurd-boot-key) is missing or shorter than 16 characters");
   const signer = NKey.fromSeed(keys.accountSigningSeed, "account");
   const out: SecretDoc[] = [];
   for (const hurd of o.subhurds)
-    out.push(...(await hurdSecrets({ system: keys.system, hurd, namespace: subhurdNamespace(hurd), bootSecret: o.bootSecret, caPem: o.caPem, signer, account: keys.account })));
+    out.push(...(await hurdSecrets({ system: keys.system, hurd, namespace: subhurdNamespace(hurd), bootKey: o.bootKey, caPem: o.caPem, signer, account: keys.account })));
   return out;
 }
 
 const list = (s: string | undefined) => (s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
 
-/** The command: options as commander gives them; the boot secret from the environment or a file, never argv. */
+/** The command: options as commander gives them; the boot key from a file or the environment, never argv. */
 export async function k8sKeysCommand(o: {
   namespace: string;
   system: string;
@@ -208,7 +213,7 @@ export async function k8sKeysCommand(o: {
   ca?: string;
   addSubhurds?: string;
   natsKeys?: string;
-  bootSecretFile?: string;
+  bootKeyFile?: string;
 }): Promise<void> {
   const caPem = o.ca ? readCa(o.ca) : undefined;
   let docs: SecretDoc[];
@@ -216,18 +221,18 @@ export async function k8sKeysCommand(o: {
     if (!list(o.addSubhurds).length) throw new CliError("--add-subhurds names at least one subhurd");
     if (o.subhurds || o.externalCerts) throw new CliError("--add-subhurds adds to an install: not with --subhurds or --external-certs");
     if (!o.natsKeys || !caPem) throw new CliError("--add-subhurds needs --nats-keys FILE and --ca FILE (the install's; k8s/README.md says how to read them back)");
-    let bootSecret = process.env.HURD_BOOT_SECRET ?? "";
-    delete process.env.HURD_BOOT_SECRET;
-    if (o.bootSecretFile) {
+    let bootKey = process.env.HURD_BOOT_KEY ?? "";
+    delete process.env.HURD_BOOT_KEY;
+    if (o.bootKeyFile) {
       try {
-        bootSecret = readFileSync(o.bootSecretFile, "utf8").trim();
+        bootKey = readFileSync(o.bootKeyFile, "utf8").trim();
       } catch (e) {
-        throw new CliError(`cannot read the boot secret: ${(e as Error).message}`);
+        throw new CliError(`cannot read the boot key: ${(e as Error).message}`);
       }
     }
-    docs = await k8sAddSubhurds({ subhurds: list(o.addSubhurds), natsKeys: o.natsKeys, caPem, bootSecret });
+    docs = await k8sAddSubhurds({ subhurds: list(o.addSubhurds), natsKeys: o.natsKeys, caPem, bootKey });
   } else {
-    if (o.natsKeys || o.bootSecretFile) throw new CliError("--nats-keys and --boot-secret-file go with --add-subhurds");
+    if (o.natsKeys || o.bootKeyFile) throw new CliError("--nats-keys and --boot-key-file go with --add-subhurds");
     docs = await k8sSecrets({ namespace: o.namespace, system: o.system, subhurds: list(o.subhurds), clusterDomain: o.clusterDomain, externalCerts: !!o.externalCerts, caPem });
   }
   process.stdout.write(docs.map(secretYaml).join("---\n"));

@@ -68,16 +68,16 @@ keys
   .action(async (o) => (await import("./keys.js")).natsConfig(o));
 keys
   .command("k8s")
-  .description("print every Secret k8s/ needs (NATS's configuration and TLS, the kernel's keys and edge certificate, each hurd's boot secret, CA and NATS users): hurd keys k8s --subhurds subhurd-a,subhurd-b | kubectl apply -f -")
+  .description("print every Secret k8s/ needs (NATS's configuration and TLS, the kernel's keys, boot key and edge certificate, each hurd's own boot secret, CA and NATS users): hurd keys k8s --subhurds subhurd-a,subhurd-b | kubectl apply -f -")
   .option("--namespace <ns>", "the namespace of NATS, the kernel and the root hurd", "hurdmesh")
   .option("--system <name>", "the hurdmesh system (HURD_SYSTEM in the manifests)", "hurd")
   .option("--subhurds <names>", "the subhurds, comma-separated (each in namespace hurd-NAME)")
   .option("--cluster-domain <domain>", "the cluster's DNS domain, in the certificates' names", "cluster.local")
   .option("--external-certs", "leave out nats-tls and kernel-tls (cert-manager makes them); --ca names their CA")
   .option("--ca <file>", "the CA certificate of nats-tls and kernel-tls (with --external-certs or --add-subhurds)")
-  .option("--add-subhurds <names>", "only the Secrets of new subhurds of an install (with --nats-keys, --ca, and the boot secret in HURD_BOOT_SECRET or --boot-secret-file)")
+  .option("--add-subhurds <names>", "only the Secrets of new subhurds of an install (with --nats-keys, --ca, and --boot-key-file or HURD_BOOT_KEY)")
   .option("--nats-keys <file>", "with --add-subhurds: the install's hurd-nats-keys (nats-keys.json)")
-  .option("--boot-secret-file <file>", "with --add-subhurds: the install's boot secret")
+  .option("--boot-key-file <file>", "with --add-subhurds: the install's boot key (hurd-boot-key)")
   .action(async (o) => (await import("./keys-k8s.js")).k8sKeysCommand(o));
 keys
   .command("compose")

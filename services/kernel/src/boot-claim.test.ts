@@ -8,7 +8,7 @@ import { Errno, LocalHub, Task, type Bus } from "@hurdmesh/mach";
 import { subjectsOf } from "@hurdmesh/mach/internal";
 import { busKinds, natsBus, until } from "../../../tests/harness.js";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
-import { BootClaims } from "./boot-claim.js";
+import { BootClaims, hurdBootSecret } from "./boot-claim.js";
 import { Kernel } from "./kernel.js";
 import { TrapServer } from "./trap.js";
 
@@ -108,3 +108,61 @@ for (const kind of busKinds) {
     });
   });
 }
+
+// Each hurd its own secret (hurd-kernel --boot-key-file, Kubernetes): an
+// init holding one hurd's secret claims that hurd and no other, and the key
+// itself claims nothing.
+describe("boot claims with a secret per hurd (local bus)", () => {
+  const system = `claimkey${process.pid}`;
+  const key = "the-kernel's-boot-key-0123456789";
+  const hub = new LocalHub();
+  const kernel = new Kernel({ system }, { log: () => {} });
+  const kbus = hub.connect();
+  const cbus = hub.connect();
+  const traps = new TrapServer(kernel, kbus);
+  const claims = new BootClaims(kernel, kbus, key, { pollMs: 20, perHurd: true });
+  const ask = async (req: Partial<BootClaimRequest>): Promise<BootClaimReply> =>
+    BootClaimReply.decode(await cbus.request(subjectsOf(system).bootClaim, BootClaimRequest.encode(BootClaimRequest.fromPartial(req)).finish(), 3000));
+  before(() => {
+    traps.start();
+    claims.start();
+  });
+  after(async () => {
+    claims.stop();
+    traps.stop();
+    kernel.close();
+    await cbus.close();
+    await kbus.close();
+  });
+
+  it("derives a different secret for every hurd, from the key alone", () => {
+    const s = ["", "a", "b"].map((h) => hurdBootSecret(key, h));
+    assert.equal(new Set(s).size, 3);
+    assert.equal(hurdBootSecret(key, "a"), s[1], "the same key and name give the same secret");
+    assert.notEqual(hurdBootSecret(`${key}x`, "a"), s[1]);
+    assert.match(s[0]!, /^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it("takes each hurd's own secret, refuses another hurd's and the key itself with EPERM", async () => {
+    const root = hurdBootSecret(key, "");
+    const a = hurdBootSecret(key, "a");
+    const tasks = kernel.tasks.size;
+    for (const [req, what] of [
+      [{ secret: a }, "subhurd a's secret for the root hurd"],
+      [{ secret: root, hurd: "a" }, "the root's secret for subhurd a"],
+      [{ secret: hurdBootSecret(key, "b"), hurd: "a" }, "b's secret for a"],
+      [{ secret: key }, "the key for the root hurd"],
+      [{ secret: key, hurd: "a" }, "the key for subhurd a"],
+    ] as const) {
+      const r = await ask(req);
+      assert.equal(r.errno, Errno.EPERM, what);
+      assert.match(r.error, /wrong boot secret for (the root hurd|subhurd a)/);
+    }
+    assert.equal(kernel.tasks.size, tasks, "a refused claim made a task");
+    const r0 = await ask({ secret: root });
+    assert.equal(r0.errno, 0, r0.error);
+    const ra = await ask({ secret: a, hurd: "a" });
+    assert.equal(ra.errno, 0, ra.error);
+    assert.ok(ra.taskId > 0 && ra.taskId !== r0.taskId);
+  });
+});

@@ -19,7 +19,13 @@
 // orders); the secret is checked besides. Without it the bus is trusted
 // fabric, and the secret keeps a confused container, not an attacker on
 // the bus, from taking over a hurd.
-import { createHash, timingSafeEqual } from "node:crypto";
+//
+// Per hurd (`perHurd`, hurd-kernel --boot-key-file; Kubernetes): the kernel
+// holds a boot key, and each hurd's init holds its own secret derived from
+// it (hurdBootSecret: an HMAC of the hurd's name), so an init, or whoever
+// reads its namespace's Secret, can claim its own hurd and no other. The
+// kernel keeps only the key; `hurd keys k8s` derives the inits' secrets.
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { Errno, HurdError, type Bus, type BusSubscription } from "@hurdmesh/mach";
 import { inboxOf, subjectsOf } from "@hurdmesh/mach/internal";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
@@ -29,6 +35,11 @@ import type { Namespace } from "./namespace.js";
 import { bootTask, type KTask } from "./task.js";
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+
+/** Hurd `hurd`'s boot secret under the boot key `key` ("" is the root hurd): what its init claims with when the kernel checks per hurd. */
+export function hurdBootSecret(key: string, hurd: string): string {
+  return createHmac("sha256", key).update(`hurdmesh boot claim\0${hurd}`).digest("base64url");
+}
 
 interface Claim {
   task: KTask;
@@ -45,12 +56,17 @@ export class BootClaims {
     private readonly kernel: Kernel,
     private bus: Bus,
     secret: string,
-    private readonly o: { log?: (l: string) => void; pollMs?: number } = {},
+    private readonly o: { log?: (l: string) => void; pollMs?: number; perHurd?: boolean } = {},
   ) {
     if (secret.length < 8) throw new HurdError(Errno.EINVAL, "a boot secret has at least 8 characters");
+    // Per hurd, `secret` is the boot key and each claim's is derived from it; kept as given.
+    this.key = o.perHurd ? secret : null;
     // Compared as digests, so the comparison is constant-time whatever the length asked.
     this.secret = createHash("sha256").update(secret).digest();
   }
+
+  /** The boot key when each hurd has its own secret; null: one secret for every hurd. */
+  private readonly key: string | null;
 
   get subject(): string {
     return subjectsOf(this.kernel.config.system).bootClaim;
@@ -98,7 +114,8 @@ export class BootClaims {
   /** Makes the boot task for a claim, or throws the errno the claimant gets. */
   claim(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system" | "nats"> {
     const got = createHash("sha256").update(r.secret).digest();
-    if (!timingSafeEqual(got, this.secret)) throw new HurdError(Errno.EPERM, "wrong boot secret");
+    const want = this.key === null ? this.secret : createHash("sha256").update(hurdBootSecret(this.key, r.hurd)).digest();
+    if (!timingSafeEqual(got, want)) throw new HurdError(Errno.EPERM, `wrong boot secret${this.key === null ? "" : ` for ${r.hurd ? `subhurd ${r.hurd}` : "the root hurd"}`}`);
     const j = this.kernel.journal;
     try {
       return this.make(r);

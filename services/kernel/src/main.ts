@@ -8,7 +8,8 @@
 // (mode 0600) to the boot file, which is how the boot servers learn who they are.
 // In containers, where init cannot read that file, HURD_BOOT_SECRET (or
 // --boot-secret-file) lets an init claim its boot task over the bus instead
-// (boot-claim.ts).
+// (boot-claim.ts); with --boot-key-file (HURD_BOOT_KEY_FILE; Kubernetes)
+// each hurd claims with its own secret, derived from that key.
 //
 // On NATS, authorization is on unless told otherwise: --nats-keys (or
 // HURD_NATS_KEYS) names the fabric's keys file (`hurd keys nats-config`
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     boot: { type: "string", default: process.env.HURD_BOOT ?? "" },
     "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
     "boot-secret-file": { type: "string", default: process.env.HURD_BOOT_SECRET_FILE },
+    // Each hurd its own boot secret, derived from this key (BootClaims, hurdBootSecret): Kubernetes' hurd-boot-key.
+    "boot-key-file": { type: "string", default: process.env.HURD_BOOT_KEY_FILE },
     "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
     "nats-keys": { type: "string", default: process.env.HURD_NATS_KEYS },
     "nats-insecure": { type: "boolean", default: process.env.HURD_NATS_AUTH === "off" },
@@ -58,8 +61,8 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(
-    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N]]\n" +
-      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_INSECURE=1 as the flags; plaintext gRPC only on loopback unless --grpc-insecure)",
+    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH | --boot-key-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N]]\n" +
+      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; --boot-key-file (HURD_BOOT_KEY_FILE): each hurd with its own secret, derived from that key; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_INSECURE=1 as the flags; plaintext gRPC only on loopback unless --grpc-insecure)",
   );
   process.exit(0);
 }
@@ -105,7 +108,20 @@ const bus: Bus = values.nats
   ? await NatsBus.connect(values.nats, { name: `hurd-kernel-${values.system}`, credentials: kernel.natsUsers?.kernel(), inboxPrefix: kernelInbox })
   : new LocalHub().connect();
 // The secret comes from the environment or a file, never argv (ps would show it).
-const secret = values["boot-secret-file"] ? readFileSync(values["boot-secret-file"], "utf8").trim() : process.env.HURD_BOOT_SECRET;
+if (values["boot-key-file"] && (values["boot-secret-file"] || process.env.HURD_BOOT_SECRET)) fail("--boot-key-file (HURD_BOOT_KEY_FILE) replaces the boot secret: not both");
+const perHurd = !!values["boot-key-file"];
+const readSecret = (what: string, file: string) => {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (e) {
+    return fail(`cannot read the ${what} ${file}: ${(e as Error).message}`);
+  }
+};
+const secret = values["boot-key-file"]
+  ? readSecret("boot key", values["boot-key-file"])
+  : values["boot-secret-file"]
+    ? readSecret("boot secret", values["boot-secret-file"])
+    : process.env.HURD_BOOT_SECRET;
 delete process.env.HURD_BOOT_SECRET;
 // The edge's certificate: from files (a Kubernetes Secret's, cert-manager's), never argv.
 if (!values["grpc-cert"] !== !values["grpc-key"]) fail("--grpc-cert and --grpc-key go together");
@@ -161,7 +177,7 @@ for (const name of values.boot!.split(",").filter(Boolean)) {
 const stores = kernel.natsUsers ? { auth: kernel.natsUsers.store("", "auth"), proc: kernel.natsUsers.store("", "proc") } : undefined;
 if (values["boot-file"]) writeFileSync(values["boot-file"], JSON.stringify({ system: values.system, tasks: boot, stores }, null, 2), { mode: 0o600 });
 
-const claims = secret ? new BootClaims(kernel, bus, secret, { log: say }) : null;
+const claims = secret ? new BootClaims(kernel, bus, secret, { log: say, perHurd }) : null;
 claims?.start();
 
 const edge = new Edge(kernel);
@@ -216,7 +232,7 @@ async function replicated(): Promise<never> {
   }
   const { Failover: F } = await import("./failover.js");
   // Made before the log is replayed: the leader's claims replay into them, so that the new leader knows which hurds are booted.
-  const claims = secret ? new BootClaims(kernel, bus, secret, { log: say }) : null;
+  const claims = secret ? new BootClaims(kernel, bus, secret, { log: say, perHurd }) : null;
   let edge: Edge | null = null;
   let f: Failover = null as unknown as Failover;
   f = await F.start(kernel, bus as NatsBus, {

@@ -8,4 +8,4 @@ export type { Namespace } from "./namespace.js";
 export { Edge } from "./edge.js";
 export { Gateway, INIT_PORT_NAMES, PORT_HEADER, PID_HEADER } from "./gateway.js";
 export { TraceBus, type TraceBusOptions } from "./trace-bus.js";
-export { BootClaims } from "./boot-claim.js";
+export { BootClaims, hurdBootSecret } from "./boot-claim.js";

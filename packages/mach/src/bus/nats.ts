@@ -106,7 +106,7 @@ export class NatsBus implements Bus {
 
   private static async dial(servers: string, o: NatsBusOptions, creds: () => UserCredentials | undefined): Promise<NatsConnection> {
     // No TLS in the options: the process's own (HURD_NATS_CA_FILE, set by compose and Kubernetes), read before the try so a bad CA says so.
-    const tls = o.tls ?? natsClientTls();
+    if (!o.tls && natsClientTls()) o = { ...o, tls: natsClientTls() };
     try {
       // noAsyncTraces: nats.js otherwise builds two Error objects (stack
       // traces) per request up front, in case it fails: about a tenth of a
@@ -114,8 +114,8 @@ export class NatsBus implements Bus {
       // the cause anyway, and the messages it maps by are the same.
       const opts: NodeConnectionOptions = { servers, name: o.name ?? "hurdmesh", maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true };
       // The authenticator asks for the credentials at every (re)connect: a renewed JWT is the one presented.
-      if (o.credentials) Object.assign(opts, natsConnectOptions(() => creds()!, { inboxPrefix: o.inboxPrefix, tls }));
-      else if (tls) opts.tls = tlsOptions(tls);
+      if (o.credentials) Object.assign(opts, natsConnectOptions(() => creds()!, { inboxPrefix: o.inboxPrefix, tls: o.tls }));
+      else if (o.tls) opts.tls = tlsOptions(o.tls);
       if (o.inboxPrefix) opts.inboxPrefix = o.inboxPrefix;
       return await connect(opts);
     } catch (e) {
