@@ -2,6 +2,7 @@
 // here as plain OS processes on the real nats-server `npm test` starts:
 // exactly what docker compose and Kubernetes run, minus the containers, so
 // this runs on every machine. Boot in any start order, health, a subhurd,
+// proc and auth restarted in place when a container's process is killed,
 // a crash when proc goes (and a fresh boot when the "restart policy" brings
 // the servers back), a kernel restart, a clean shutdown on SIGTERM; and
 // `hurd web` as compose's web service runs it (`hurdmesh-service hurd web`).
@@ -103,7 +104,8 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
     procR = start("proc");
     authR = start("auth");
     await until(() => /waiting for init's launch order/.test(procR.out()) && /waiting for init's launch order/.test(authR.out()), 30000, "proc and auth listening");
-    kernel = start("kernel");
+    // An essential task outlives its process this long: time for a killed server's container to come back (restart in place).
+    kernel = start("kernel", { HURD_RESTART_GRACE_MS: "60000" });
     await until(() => /gRPC edge on/.test(kernel.out()), 30000, "kernel edge");
     edge = `127.0.0.1:${/gRPC edge on [\d.]+:(\d+)/.exec(kernel.out())![1]}`;
     initR = start("init", { HURD_PUBLIC_EDGE: edge });
@@ -207,6 +209,30 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
     assert.match(m, /service_name="hurd-web"/, "its own /metrics, as Prometheus scrapes web:9464");
   });
 
+  it("restarts proc and auth in place when a container's process is SIGKILLed and the container comes back: init re-issues the order, pids and the hurd stay", async () => {
+    // Each `hurd ps` is a process of its own (a new pid each time): the rest must not change.
+    const table = () => pids().filter((p) => !p.command.startsWith("hurd ps")).map((p) => [p.pid, p.command]);
+    const before = table();
+    for (const role of ["proc", "auth"] as const) {
+      const r = role === "proc" ? procR : authR;
+      r.proc.kill("SIGKILL");
+      await r.exited;
+      // The restart policy: the same role again, waiting for an order; init sees it wait and re-issues its task's.
+      const again = start(role);
+      if (role === "proc") procR = again;
+      else authR = again;
+      await until(() => /restarted in place on task/.test(again.out()) || again.proc.exitCode !== null, 90000, `${role} restarted in place`);
+      assert.match(again.out(), /restarted in place on task/, again.out() + initR.out());
+      // init hears the container's answer to the re-issued order just after the container says so.
+      await until(() => new RegExp(`${role} restarted in place on task`).test(initR.out()) || initR.proc.exitCode !== null, 30000, `init's word on ${role}`);
+      assert.match(initR.out(), new RegExp(`${role} restarted in place on task`));
+    }
+    assert.equal(initR.proc.exitCode, null, initR.out());
+    assert.doesNotMatch(initR.out(), /CRASH/);
+    assert.deepEqual(table(), before, "every process of the hurd as it was");
+    assert.ok(healthy(procR.health) && healthy(authR.health));
+  });
+
   it("crashes when proc goes (an essential server), and boots again when the servers come back", async () => {
     procR.proc.kill("SIGTERM");
     assert.equal(await procR.exited, 0, procR.out());
@@ -237,7 +263,8 @@ describe("container roles on a real nats-server", { skip: !busKinds.includes("na
   it("notices a restarted kernel (it knows none of the old tasks): the servers exit, and boot again on the new kernel", async () => {
     kernel.proc.kill("SIGKILL");
     await kernel.exited;
-    kernel = start("kernel");
+    // An essential task outlives its process this long: time for a killed server's container to come back (restart in place).
+    kernel = start("kernel", { HURD_RESTART_GRACE_MS: "60000" });
     await until(() => /gRPC edge on/.test(kernel.out()), 30000, "kernel edge");
     edge = `127.0.0.1:${/gRPC edge on [\d.]+:(\d+)/.exec(kernel.out())![1]}`;
     // A kernel call answers KERN_INVALID_TASK now: init exits non-zero, proc and auth for the next boot.

@@ -10,18 +10,15 @@
 // state back from their JetStream buckets (HURD_NATS_STORE_CREDS: each its
 // own store user). A proc whose store fails exits 75, to be started again;
 // one refused because a newer process of its task holds its log exits 0.
-import { KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
-import { LogProcStore, type ProcServer, type ProcStore } from "@hurdmesh/proc";
 import { attachFromEnv } from "@hurdmesh/libhurd";
-import { createLogger, Errno, HurdError, StoreFencedError } from "@hurdmesh/mach";
-import { inboxOf } from "@hurdmesh/mach/internal";
-import { attachOverNats, JetStreamKv, JetStreamStoreLog, NatsBus } from "@hurdmesh/mach/nats";
-import type { KeyValue } from "@hurdmesh/mach";
+import { createLogger, Errno, HurdError } from "@hurdmesh/mach";
+import { attachOverNats } from "@hurdmesh/mach/nats";
 import { parseCreds } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { Runsystem } from "./runsystem.js";
 import { startBootServer } from "./servers.js";
+import { serverStores, superviseStore } from "./stores.js";
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
 // (the kernel makes the per-message spans; these are their children).
@@ -49,67 +46,10 @@ const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs
 const attach = async (taskId: number, token: string) => attachOverNats(url, { system, taskId, token, credentials: await task.natsCredentials(taskId, token) });
 let server: unknown;
 
-/**
- * The server's bucket (one per server and hurd, on JetStream): auth's
- * handles and proc's table are written through to it so that a restarted
- * process carries on. With NATS authorization on, the bucket is reached as
- * the server's store user (HURD_NATS_STORE_CREDS), on a connection of its
- * own; the task's user may not.
- */
-async function storeConnection(): Promise<{ nc: NatsBus["nc"]; hurd: string; inboxPrefix?: string }> {
-  const hurd = task.hurd === system ? "" : task.hurd;
-  if (storeCreds) {
-    const inboxPrefix = inboxOf(system, { kind: "store", hurd, server: name! });
-    const sbus = await NatsBus.connect(url, { name: `hurd-${name} store`, credentials: parseCreds(storeCreds), inboxPrefix });
-    return { nc: sbus.nc, hurd, inboxPrefix };
-  }
-  return { nc: (bus as NatsBus).nc, hurd };
-}
-async function bucket(): Promise<KeyValue> {
-  const c = await storeConnection();
-  return JetStreamKv.open(c.nc, system, c.hurd, name!, { inboxPrefix: c.inboxPrefix });
-}
-/** proc's: the same bucket's stream as a log, one message per batch (services/proc/src/store.ts, LogProcStore). */
-async function procLog(): Promise<LogProcStore> {
-  const c = await storeConnection();
-  return new LogProcStore(await JetStreamStoreLog.open(c.nc, system, c.hurd, name!, { inboxPrefix: c.inboxPrefix }));
-}
-
-/**
- * Where the server writes through: its bucket, or nothing when the
- * nats-server has no JetStream (then a restart has nothing to carry on
- * from, and a restarted process must not start afresh on a running hurd).
- */
-async function store<S>(make: () => Promise<S>, none: S, what: string): Promise<S> {
-  try {
-    return await make();
-  } catch (e) {
-    if (restart) throw new Error(`cannot restart in place: no JetStream to read ${what} back from (${(e as Error).message})`, { cause: e });
-    createLogger(`hurd-${name}`, { hurd: system }).warn(`${what} in memory only, a restart of this process cannot carry on: ${(e as Error).message}`);
-    return none;
-  }
-}
-
-/** Exit code of a server whose store failed: its launcher starts it again in place, from what the store acknowledged. */
-const EX_STORE_FAILED = 75;
-
 try {
-  const authStore = name === "auth" ? await store<AuthStore>(async () => new KvAuthStore(await bucket()), new MemoryAuthStore(), "auth's handles") : undefined;
-  const procStore = name === "proc" ? await store<ProcStore | undefined>(procLog, undefined, "proc's table") : undefined;
-  server = await startBootServer(name!, task, { hostPriv, command, attach, authStore, procStore });
-  const journal = name === "proc" ? (server as ProcServer).journal : null;
-  if (journal)
-    // proc's memory is ahead of its store: it answers EIO until a new process rebuilds from what was acknowledged.
-    journal.onBroken = (e) => {
-      // Refused because a newer process of this task opened the log (this one was stopped, not dead): it is the old one, and goes quietly.
-      if (e instanceof StoreFencedError) {
-        createLogger("hurd-proc", { hurd: system }).warn(`a newer process of task ${task.id} holds proc's store: this old one exits (${e.message})`);
-        setTimeout(() => process.exit(0), 100);
-        return;
-      }
-      createLogger("hurd-proc", { hurd: system }).error(`its store failed (${e.message}): exiting to restart in place`);
-      setTimeout(() => process.exit(EX_STORE_FAILED), 100);
-    };
+  const stores = await serverStores(name!, { url, system, task, storeCreds: storeCreds ? parseCreds(storeCreds) : null, restart });
+  server = await startBootServer(name!, task, { hostPriv, command, attach, ...stores });
+  superviseStore(server, { system, task, exit: (code) => process.exit(code) });
   // A restarted process that found nothing to carry on from must not boot
   // a second time on a running hurd.
   if (restart && !(server as { restarted?: boolean }).restarted) throw new Error("restarted, but its store holds no image of this task");

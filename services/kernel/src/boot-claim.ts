@@ -112,7 +112,7 @@ export class BootClaims {
   }
 
   /** Makes the boot task for a claim, or throws the errno the claimant gets. */
-  claim(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system" | "nats"> {
+  claim(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system" | "nats" | "procStore" | "authStore"> {
     const got = createHash("sha256").update(r.secret).digest();
     const want = this.key === null ? this.secret : createHash("sha256").update(hurdBootSecret(this.key, r.hurd)).digest();
     if (!timingSafeEqual(got, want)) throw new HurdError(Errno.EPERM, `wrong boot secret${this.key === null ? "" : ` for ${r.hurd ? `subhurd ${r.hurd}` : "the root hurd"}`}`);
@@ -139,7 +139,7 @@ export class BootClaims {
     }
   }
 
-  private make(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system" | "nats"> {
+  private make(r: BootClaimRequest): Pick<BootClaimReply, "taskId" | "token" | "hostPriv" | "namespaceId" | "system" | "nats" | "procStore" | "authStore"> {
     const hurd = r.hurd;
     if (hurd && !NAME.test(hurd)) throw new HurdError(Errno.EINVAL, "a subhurd name is a letter, then up to 31 letters, digits, - or _");
     if (r.parent && !NAME.test(r.parent)) throw new HurdError(Errno.EINVAL, `bad parent name ${JSON.stringify(r.parent)}`);
@@ -163,7 +163,11 @@ export class BootClaims {
     this.o.log?.(`boot claim: ${hurd || "root hurd"} booted by task ${b.task.id} (namespace ${ns.id})`);
     // Its NATS user may also send this hurd's launch orders (to proc's and auth's containers).
     const nats = this.kernel.natsUsers?.task(b.task, hurd);
-    return { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, namespaceId: ns.id, system: this.kernel.config.system, nats };
+    // proc's and auth's store users (their own buckets only), for init to hand over in their launch orders: restart in place from JetStream.
+    const users = this.kernel.natsUsers;
+    // They do not expire (nats-users.ts): a server restarted in place long after the boot reads its state back with them.
+    const store = (server: string) => (users ? { ...users.store(hurd, server), expires: 0 } : undefined);
+    return { taskId: b.task.id, token: b.token, hostPriv: b.hostPriv, namespaceId: ns.id, system: this.kernel.config.system, nats, procStore: store("proc"), authStore: store("auth") };
   }
 
   /** Ends the hurd of every claim whose startup task has ended; how many it ended. */

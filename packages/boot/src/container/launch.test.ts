@@ -38,7 +38,7 @@ describe("launch orders (in-process bus)", () => {
     }
     const ok = LaunchReply.decode(await initBus.request("s.launch._.proc", order({ taskId: 7, token: "tok", hostPriv: 256 }), 1000));
     assert.equal(ok.errno, 0, ok.error);
-    assert.deepEqual(await waiting, { taskId: 7, token: "tok", hostPriv: 256, nats: undefined });
+    assert.deepEqual(await waiting, LaunchOrder.fromPartial({ taskId: 7, token: "tok", hostPriv: 256 }));
     assert.equal(got.length, 1);
     // One order only: nobody listens any more.
     await assert.rejects(initBus.request("s.launch._.proc", order({}), 300), (e) => HurdError.from(e).code === Errno.MACH_SEND_INVALID_DEST);
@@ -65,6 +65,37 @@ describe("launch orders (in-process bus)", () => {
     const l = new BusLauncher(hub.connect(), { system: "s", hurd: "", remote: ["auth"], local: noLocal });
     await assert.rejects(l.launch("auth", 3, "bad", { hostPriv: 256 }), (e) => HurdError.from(e).code === Errno.KERN_INVALID_TASK);
     await assert.rejects(failed, (e) => HurdError.from(e).code === Errno.KERN_INVALID_TASK);
+  });
+
+  it("re-issues the order with a fresh login and restart when the server's container waits again; probes mint nothing; none once stopped", async () => {
+    const hub = new LocalHub();
+    let mints = 0;
+    const store = { jwt: "store-jwt", seed: "SU", expires: 0 };
+    const l = new BusLauncher(hub.connect(), {
+      system: "s",
+      hurd: "",
+      remote: ["proc"],
+      local: noLocal,
+      relaunchMs: 50,
+      stores: { proc: store },
+      credentials: async () => ({ jwt: `login${++mints}`, seed: "SU" }),
+    });
+    const subject = subjectsOf("s").launch("", "proc");
+    const first = awaitLaunch(hub.connect(), subject, async () => {});
+    await l.launch("proc", 9, "tok", { hostPriv: 256 });
+    const o1 = await first;
+    assert.deepEqual([o1.restart, o1.nats?.jwt, o1.store?.jwt], [false, "login1", "store-jwt"]);
+    // While the server runs, init only probes: no order, no login minted (a login revokes the task's previous one).
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(mints, 1);
+    // Its process died; the container waits again.
+    const second = awaitLaunch(hub.connect(), subject, async () => {});
+    const o2 = await second;
+    assert.deepEqual([o2.taskId, o2.token, o2.restart, o2.nats?.jwt, o2.store?.jwt], [9, "tok", true, "login2", "store-jwt"]);
+    l.stop();
+    const third = awaitLaunch(hub.connect(), subject, async () => {});
+    const none = await Promise.race([third.then(() => "ordered"), new Promise((r) => setTimeout(() => r("none"), 300))]);
+    assert.equal(none, "none", "a stopped launcher re-issues nothing (the hurd is going down)");
   });
 
   it("gives up after its deadline when no server ever listens", async () => {

@@ -14,7 +14,9 @@
 // 0.0.0.0:7401), HURD_STATE_DIR (session files), HURD_PUBLIC_EDGE (the
 // kernel's edge as the `hurd` command should dial it), HURD_EDGE_CA_FILE (the
 // CA of the edge's certificate, put in the session files so that `hurd`
-// verifies the edge), HURD_BOOT_TIMEOUT_MS.
+// verifies the edge), HURD_BOOT_TIMEOUT_MS, HURD_RELAUNCH_MS (init: how often
+// it asks whether proc's or auth's container waits again, to restart the
+// server in place; default 1000).
 //
 // NATS authorization (on unless HURD_NATS_AUTH=off): HURD_NATS_CREDS (a
 // .creds file's text) or HURD_NATS_CREDS_FILE holds this container's own
@@ -24,7 +26,12 @@
 //
 // A server's task ends with its hurd (shutdown, crash, init gone): then its
 // process exits and the container's restart policy brings it back, waiting
-// for the next boot. SIGTERM: init shuts the hurd down cleanly through
+// for the next boot. A server process that dies while its hurd runs
+// (SIGKILL, the OOM killer) is brought back the same way, and init, which
+// probes for a container waiting again, re-issues its order with a fresh
+// login and `restart`: it re-attaches to its task within the kernel's
+// restart grace and carries on from its JetStream bucket (restart in place;
+// the order carries its store user). SIGTERM: init shuts the hurd down cleanly through
 // startup_reboot; proc and auth end their task, which init sees as an
 // essential server's death, the crash the Hurd would have.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -41,6 +48,7 @@ import { inboxOf, subjectsOf } from "@hurdmesh/mach/internal";
 import { BootClaimReply, BootClaimRequest } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import { InProcessLauncher } from "../launchers.js";
 import { startBootServer } from "../servers.js";
+import { serverStores, superviseStore } from "../stores.js";
 import { awaitLaunch, BusLauncher } from "./launch.js";
 
 const role = process.argv[2] ?? "";
@@ -186,8 +194,25 @@ async function runServer(): Promise<void> {
   health!.set("SERVING");
   say(`waiting for init's launch order on ${subject}`);
   const order = await awaitLaunch(roleBus, subject, async (o) => {
-    task = await attachOverNats(env.NATS_URL!, { name: who, system, taskId: o.taskId, token: o.token, credentials: natsUser(o.nats), window: 1024, timeoutMs: 30_000 });
-    await startBootServer(role, task, { hostPriv: o.hostPriv, attach: attacher(() => task!) });
+    // A re-issued order (this container's process died and it waits again):
+    // the kernel refuses the attach (EBUSY) until the dead process's lease
+    // lapses, and what queued meanwhile is held until the server is set up.
+    const until = Date.now() + (o.restart ? 120_000 : 0);
+    for (;;) {
+      try {
+        task = await attachOverNats(env.NATS_URL!, { name: who, system, taskId: o.taskId, token: o.token, credentials: natsUser(o.nats), window: 1024, timeoutMs: 30_000, hold: o.restart });
+        break;
+      } catch (e) {
+        if (HurdError.from(e).code !== Errno.EBUSY || Date.now() > until) throw e;
+        await sleep(250);
+      }
+    }
+    const stores = await serverStores(role, { url: env.NATS_URL!, system, task, storeCreds: natsUser(o.store), restart: o.restart });
+    const server = await startBootServer(role, task, { hostPriv: o.hostPriv, attach: attacher(() => task!), ...stores });
+    // One that found nothing to carry on from must not boot a second time on a running hurd.
+    if (o.restart && !(server as { restarted?: boolean }).restarted) throw new HurdError(Errno.ENOENT, "restarted, but its store holds no image of this task");
+    superviseStore(server, { system, task, exit: (code) => void exit(code) });
+    if (o.restart) say(`restarted in place on task ${o.taskId}`, "warn");
   }).catch((e) => {
     say(`launch failed: ${(e as Error).message}`, "error");
     return exit(1);
@@ -245,7 +270,17 @@ async function runInit(): Promise<void> {
   task = await Task.attach({ bus, system, taskId: c.taskId, token: c.token, window: 1024, timeoutMs: 30_000, ownsBus: true });
   const attach = attacher(() => task!);
   const local = new InProcessLauncher(attach);
-  const launcher = new BusLauncher(bus, { system, hurd, remote: ["auth", "proc"], local, log: say, credentials: (id, token) => task!.natsCredentials(id, token) });
+  // relaunchMs: a server container that waits again (its process died) gets its order again, and the server restarts in place.
+  const launcher = new BusLauncher(bus, {
+    system,
+    hurd,
+    remote: ["auth", "proc"],
+    local,
+    log: say,
+    credentials: (id, token) => task!.natsCredentials(id, token),
+    stores: { proc: c.procStore, auth: c.authStore },
+    relaunchMs: Number(env.HURD_RELAUNCH_MS || 1000),
+  });
   const init = new Init({
     task,
     hostPriv: c.hostPriv,
@@ -257,6 +292,7 @@ async function runInit(): Promise<void> {
     await init.boot();
   } catch (e) {
     say(`boot failed: ${(e as Error).message}`, "error");
+    launcher.stop();
     await task.taskTerminate(0).catch(() => {});
     return exit(1);
   }
@@ -296,6 +332,7 @@ async function runInit(): Promise<void> {
     stopping = true;
     health!.set("NOT_SERVING");
     say("SIGTERM: shutting the hurd down (startup_reboot)");
+    launcher.stop();
     await subhurds?.removeAll();
     const code = await init.reboot();
     rmSync(join(stateDir, `${sessionName}.json`), { force: true });
@@ -306,6 +343,7 @@ async function runInit(): Promise<void> {
   process.on("SIGINT", () => void stop());
   // Ended from outside (the parent hurd went, or the kernel restarted): nothing left to run.
   const unwatch = watchTask(task, () => {
+    launcher.stop();
     if (stopping) return;
     say("startup's task ended from outside; exiting for the next boot");
     rmSync(join(stateDir, `${sessionName}.json`), { force: true });
@@ -313,6 +351,7 @@ async function runInit(): Promise<void> {
   });
   void init.halted.then(async (code) => {
     unwatch();
+    launcher.stop();
     if (stopping) return;
     say(code === 0 ? "the hurd halted" : `the hurd crashed (status ${code}); exiting so the next boot starts clean`, code === 0 ? "info" : "error");
     rmSync(join(stateDir, `${sessionName}.json`), { force: true });
