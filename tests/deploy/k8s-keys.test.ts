@@ -82,6 +82,25 @@ describe("hurd keys k8s", () => {
     assert.throws(() => readFabricKeys(keysFile), /read by others/);
   });
 
+  test("every Secret key a pod of k8s/ mounts or reads is in this output, in that pod's namespace", { skip: spawnSync("kubectl", ["version", "--client"]).status !== 0 && "kubectl is not installed" }, () => {
+    const r = spawnSync("kubectl", ["kustomize", join(repo, "k8s")], { encoding: "utf8", maxBuffer: 1 << 26 });
+    assert.equal(r.status, 0, r.stderr);
+    const have = new Set(docs.flatMap((d) => Object.keys(d.data).map((k) => `${d.namespace}/${d.name}/${k}`)));
+    const wanted: string[] = [];
+    for (const d of parseAllDocuments(r.stdout)) {
+      const o = d.toJS() as Record<string, any>;
+      const spec = o?.spec?.template?.spec;
+      if (!spec) continue;
+      const ns = o.metadata.namespace;
+      for (const v of spec.volumes ?? []) if (v.secret) for (const it of v.secret.items ?? [{ key: "*" }]) wanted.push(`${ns}/${v.secret.secretName}/${it.key}`);
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+        for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) wanted.push(`${ns}/${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`);
+    }
+    assert.ok(wanted.length >= 20, `only ${wanted.length} Secret references found in k8s/`);
+    const missing = wanted.filter((w) => (w.endsWith("/*") ? ![...have].some((h) => h.startsWith(w.slice(0, -1))) : !have.has(w)));
+    assert.deepEqual([...new Set(missing)], [], "Secret keys the manifests need that hurd keys k8s does not make");
+  });
+
   test("each hurd its own boot secret, derived from the kernel's boot key; new on every run, never on stderr", () => {
     const key = find(docs, "hurdmesh", "hurd-boot-key").data.key!;
     assert.match(key, /^[A-Za-z0-9_-]{43}$/);
