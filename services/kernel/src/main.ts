@@ -135,6 +135,9 @@ async function natsAuthorization(url: string) {
     inboxPrefix: inboxOf(keys.system, { kind: "account-updater", account: keys.account }),
   });
   const revoker = new AccountRevocations(keys.account, NKey.fromSeed(keys.operatorSigningSeed, "operator"), accountClaimsOf(keys), updater);
+  // A restarted nats-server without a persistent resolver forgot the
+  // account's updates: the list goes again, whole, once the updater is back.
+  updater.onReconnect(() => void revoker.pushAll().catch((e: Error) => log.warn(`NATS revocations not pushed again after a reconnect (their JWTs still expire): ${e.message}`)));
   const ttlS = values["nats-user-ttl"] ? Number(values["nats-user-ttl"]) : undefined;
   return { updater, users: { account: keys.account, signer: NKey.fromSeed(keys.accountSigningSeed, "account"), revoker, ttlS } };
 }

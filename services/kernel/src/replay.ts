@@ -53,6 +53,7 @@ export class Replica implements KernelJournal {
   eventsSent(): void {}
   trap(): void {}
   swept(): void {}
+  tookOver(): void {}
   booted(): void {}
   userMinted(): void {}
   edge(): void {}

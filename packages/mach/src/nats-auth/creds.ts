@@ -106,3 +106,12 @@ export function natsConnectOptions(
 export function tlsOptions(t: ClientTls): NonNullable<NodeConnectionOptions["tls"]> {
   return { ca: t.caPem, ...(t.certPem ? { cert: t.certPem, key: t.keyPem } : {}) };
 }
+
+/** `servers` as nats.js takes it: one URL, or a cluster's comma-separated URLs (any one of them will do). */
+export function serverList(servers: string): string | string[] {
+  const list = servers
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean);
+  return list.length === 1 ? list[0]! : list;
+}

@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { connect, errors } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
-import { mintUser, type UserCredentials } from "./creds.js";
+import { mintUser, serverList, type UserCredentials } from "./creds.js";
 import { encodeAccount, encodeOperator, type AccountOptions } from "./jwt.js";
 import { NKey } from "./nkeys.js";
 import { permissionsFor } from "./roles.js";
@@ -182,7 +182,7 @@ export async function startNatsServer(config: string, o: { env?: NodeJS.ProcessE
  */
 export async function acceptsAnonymous(url: string, timeoutMs = PROBE_MS): Promise<boolean> {
   try {
-    const nc = await connect({ servers: url, reconnect: false, timeout: timeoutMs, name: "hurdmesh anonymous probe" });
+    const nc = await connect({ servers: serverList(url), reconnect: false, timeout: timeoutMs, name: "hurdmesh anonymous probe" });
     await nc.close();
     return true;
   } catch (e) {
