@@ -60,6 +60,8 @@ export class OwnNats {
 
 export interface Rig {
   kernel: Kernel;
+  /** The kernel's connection. */
+  kbus: NatsBus;
   logs: string[];
   server: Task;
   clients: { task: Task; ping: Client<typeof PingDefinition> }[];
@@ -100,6 +102,7 @@ export async function startRig(url: string, n: number, config: Partial<KernelCon
   }
   return {
     kernel,
+    kbus,
     logs,
     server,
     clients,
