@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Errno, errnoName } from "@hurdmesh/mach";
 import { NatsBus } from "@hurdmesh/mach/nats";
+import { acceptsAnonymous } from "@hurdmesh/mach/nats-auth";
 import { busKinds, until } from "../harness.js";
 import { freePort, load, OwnNats, sleep, startRig, type Rig } from "./kit.js";
 
@@ -36,6 +37,8 @@ if (busKinds.includes("nats")) {
       b.subscribe("probe.route", (_s, d, reply) => reply && b.publish(reply, d));
       await b.flush();
       await until(() => a.request("probe.route", new Uint8Array(1), 200).then(() => true, () => false), 10_000, "the cluster's routes");
+      // The fabric probe takes the list as the connections do (these nodes are anonymous).
+      assert.equal(await acceptsAnonymous(urls), true);
       rig = await startRig(urls, 8, { leaseMs: 2000, restartGraceMs: 2000 }, RPC_TIMEOUT_MS);
     });
     after(async () => {

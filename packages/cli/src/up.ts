@@ -200,7 +200,8 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void): 
   const { keysFile, created } = await natsKeysFor(o.hurd, o.natsKeys);
   if (anonymous) {
     const { readFabricKeys } = await import("@hurdmesh/mach/nats-auth");
-    const u = new URL(url);
+    // A cluster's URLs: the configuration printed is for the first node (each node takes the same keys).
+    const u = new URL(url.split(",")[0]!.trim());
     process.stdout.write(fabricServerConfig(readFabricKeys(keysFile), { host: u.hostname, port: Number(u.port || 4222) }));
     throw new CliError(
       `the nats-server at ${url} lets anonymous clients in, so anyone who reaches it could read every task's token: run it with the configuration above (nats-server -c FILE; its keys ${created ? "are now" : "are"} in ${keysFile}), or use --nats-insecure`,
