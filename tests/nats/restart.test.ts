@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { Errno, errnoName, HurdError } from "@hurdmesh/mach";
 import { attachOverNats, MAX_OFFLINE_BYTES, NatsBus } from "@hurdmesh/mach/nats";
 import { busKinds } from "../harness.js";
-import { freePort, load, OwnNats, sleep, startRig, type Rig } from "./kit.js";
+import { freePort, load, OwnNats, PING, sleep, startRig, type Rig } from "./kit.js";
 
 const LEASE_MS = 1500;
 const OUTAGE_MS = 2500;
@@ -42,6 +42,8 @@ if (busKinds.includes("nats")) {
       let shortEnded = false;
       short.onTerminated = () => (shortEnded = true);
       const late = rig.kernel.bootTask({ name: "attaches-during-the-outage" });
+      // A task that never made an RPC: its first needs a reply port, a kernel call, first.
+      const fresh = await rig.task("fresh", { timeoutMs: 5000 });
       const probe = await NatsBus.connect(nats.url, { name: "offline probe" });
       extra.push(probe);
       const l = load(rig);
@@ -73,6 +75,11 @@ if (busKinds.includes("nats")) {
       // A program starting now, attaching while NATS is away.
       const attaching = attachOverNats(nats.url, { system: rig.kernel.config.system, taskId: late.task.id, token: late.token, timeoutMs: 15_000 });
       extra.push({ close: () => attaching.then((t) => t.bus.close(), () => {}) });
+      // The reply port's allocation counts against the RPC's deadline (1 s), not the task's default (5 s) before it.
+      const t0 = Date.now();
+      await assert.rejects(fresh.rpc(PING, 33000, new Uint8Array(0), { timeoutMs: 1000 }), (e: unknown) => HurdError.from(e).code === Errno.ETIMEDOUT);
+      const took = Date.now() - t0;
+      assert.ok(took >= 990 && took < 1600, `an RPC needing a reply port failed in ${took} ms`);
       await sleep(OUTAGE_MS - (Date.now() - down));
       assert.ok(rig.logs.some((x) => /leases paused/.test(x)), `the kernel paused its leases: ${rig.logs.join("\n")}`);
       await nats.start();
