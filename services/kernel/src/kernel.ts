@@ -30,7 +30,6 @@ import { NatsUsers, type NatsUsersOptions } from "./nats-users.js";
 import type { KMsg, KTask, Namespace, Port } from "./objects.js";
 import { KernelState, type KernelEvents, type KernelJournal } from "./state.js";
 import { bootTask, destroyNamespace, killOffender, leasesDue, resetRoot, restartLeases, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
-import { freshLeases } from "./replay.js";
 import { TraceHub } from "./trace.js";
 
 export interface KernelOptions extends Partial<KernelEvents> {
@@ -172,9 +171,9 @@ export class Kernel extends KernelState {
     this.seenReconnects = r;
     if (this.journal === null) restartLeases(this, now);
     else {
-      // Logged as a takeover's, whose effect it is (replay.ts, freshLeases).
-      freshLeases(this, this.journal.now());
-      this.journal.tookOver();
+      // Logged: a standby restarts them at the same clock.
+      restartLeases(this, this.journal.now());
+      this.journal.resumed();
     }
     this.log(`the bus is back: ${this.leased.size} leases and ${this.lapsed.size} restart graces restarted`);
     return true;
