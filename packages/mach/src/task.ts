@@ -581,6 +581,8 @@ export class Task {
    * notice would otherwise take a server down, proc with it and then the
    * hurd; a real one costs the end a round trip. A kernel that does not
    * answer is no confirmation: the lease ends the task if it is truly gone.
+   * `noticed`: a notice came (a denial means it was forged); false: asked
+   * unprompted, after the bus came back from an outage.
    */
   private async confirmEnd(noticed = true): Promise<void> {
     if (this.confirming || this.closed) return;
