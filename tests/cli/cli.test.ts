@@ -19,8 +19,8 @@ interface Up {
   exited: Promise<number>;
 }
 
-async function up(args: string[], hurd: string): Promise<Up> {
-  const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-cli-")) };
+async function up(args: string[], hurd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Up> {
+  const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-cli-")), ...extraEnv };
   const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", hurd, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
@@ -328,7 +328,8 @@ describe("hurd up --nats: NATS goes away", { skip: !busKinds.includes("nats") &&
     try {
       await until(async () => new Promise<boolean>((r) => connectTcp(free, "127.0.0.1").on("connect", function (this: Socket) { this.destroy(); r(true); }).on("error", () => r(false))), 10000, "nats-server");
       // An anonymous server of its own to kill, so no authorization (--nats-insecure).
-      u = await up(["--nats", `nats://127.0.0.1:${free}`, "--nats-insecure"], name);
+      // Its processes give up on a bus gone for 8 s (HURD_BUS_LOST_MS; 120 s by default, to ride out a NATS restart).
+      u = await up(["--nats", `nats://127.0.0.1:${free}`, "--nats-insecure"], name, { HURD_BUS_LOST_MS: "8000" });
       const s = hurdBg(u, name, "spawn", "--", "sleep", "300");
       await until(() => /is pid \d+/.test(s.err()), 30000, "hurd spawn");
       // hurd up's kernel, init, proc, auth and runsystem; hurd spawn and its sleep.
@@ -336,9 +337,9 @@ describe("hurd up --nats: NATS goes away", { skip: !busKinds.includes("nats") &&
       assert.ok(pids.length >= 8, `hurd up and its 5 servers, hurd spawn and sleep: ${pids.length}`);
       assert.ok(pids.every(alive), "all running before NATS goes");
       nats.kill("SIGKILL");
-      // The tasks end when their bus has been down longer than their lease
-      // (5 s), then init ends the hurd, hurd up its kernel, the edge's end
-      // hurd spawn's task and its program.
+      // The tasks end when their bus has been down for HURD_BUS_LOST_MS,
+      // then init ends the hurd, hurd up its kernel, the edge's end hurd
+      // spawn's task and its program.
       await until(() => pids.every((p) => !alive(p)), 60000, "every process to end");
       assert.notEqual(await u.exited, 0, "hurd up says the hurd did not halt cleanly");
       assert.notEqual(await s.done, 0);

@@ -39,6 +39,10 @@ const system = process.env.HURD_SYSTEM ?? "hurd";
 const restart = process.env.HURD_RESTART === "1";
 const storeCreds = process.env.HURD_NATS_STORE_CREDS;
 delete process.env.HURD_NATS_STORE_CREDS;
+// The process that started this one gone while it still attaches (NATS
+// away: attaching retries until its deadline): nothing left to attach for.
+const launcherGone = () => process.exit(1);
+process.on("disconnect", launcherGone);
 // A restarted process: the kernel refuses it (EBUSY) until the killed one's
 // lease lapses; what queued meanwhile is held until the server is set up.
 const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs: 30_000, hold: restart, retryBusyMs: restart ? 60_000 : 0 });
@@ -84,6 +88,7 @@ process.on("SIGTERM", () => {
   if (server instanceof Runsystem) server.abandon();
   void bus.close().then(() => process.exit(0));
 });
+process.off("disconnect", launcherGone);
 process.channel?.unref();
 process.on("disconnect", () => {
   if (server instanceof Runsystem) server.abandon();

@@ -52,6 +52,10 @@ if (!me || !values.nats) {
 }
 const url = values.nats;
 const edgeCa = values["edge-ca"] ? readFileSync(values["edge-ca"], "utf8") : undefined;
+// The process that started this one gone while it still attaches (NATS
+// away: attaching retries until its deadline): nothing left to attach for.
+const launcherGone = () => process.exit(1);
+process.on("disconnect", launcherGone);
 const task = await attachOverNats(url, { name: "hurd-init", system: boot.system, taskId: me.taskId, token: me.token, credentials: me.nats, window: 1024, timeoutMs: 30_000 });
 // Each task init starts gets its own NATS user from the kernel, asked for as init (it holds the task's token).
 const credentials = (taskId: number, token: string) => task.natsCredentials(taskId, token);
@@ -100,6 +104,7 @@ const stop = async () => {
 process.on("SIGINT", () => void stop());
 process.on("SIGTERM", () => void stop());
 // Started by `hurd up` with an IPC channel: when hurd up is gone, however it went, the hurd goes too.
+process.off("disconnect", launcherGone);
 process.channel?.unref();
 process.on("disconnect", () => {
   killAll();

@@ -289,7 +289,8 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void, o
   const { keysFile, created } = await natsKeysFor(o.hurd, o.natsKeys);
   if (anonymous) {
     const { readFabricKeys } = await import("@hurdmesh/mach/nats-auth");
-    const u = new URL(url);
+    // A cluster's URLs: the configuration printed is for the first node (each node takes the same keys).
+    const u = new URL(url.split(",")[0]!.trim());
     process.stdout.write(fabricServerConfig(readFabricKeys(keysFile), { host: u.hostname, port: Number(u.port || 4222) }));
     throw new CliError(
       `the nats-server at ${url} lets anonymous clients in, so anyone who reaches it could read every task's token: run it with the configuration above (nats-server -c FILE; its keys ${created ? "are now" : "are"} in ${keysFile}), or use --nats-insecure`,
@@ -310,23 +311,36 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
   /** With --standby: the kernels that replay the log (the first kernel's successors). */
   const standbys = new Set<ChildProcess>();
   let stopping = false;
-  const stopAll = async () => {
-    stopping = true;
-    init?.kill("SIGTERM");
-    // Every kernel at once: a standby stopped after its leader could take over a hurd that is shutting down.
-    const gone: Promise<unknown>[] = [];
-    for (const k of [...standbys, kernel]) {
-      if (!k || k.exitCode !== null || k.signalCode !== null) continue;
-      gone.push(new Promise((r) => k.once("exit", r)));
-      k.kill("SIGTERM");
-    }
-    await Promise.race([Promise.all(gone), new Promise((r) => setTimeout(r, 5000))]);
-    await nats?.server?.stop();
-    nats?.jetstream?.done();
-    dir.done();
+  let stopped: Promise<void> | null = null;
+  // Bounded whatever the children do (a kernel or init stuck on a bus that
+  // is gone ignored SIGTERM once): each gets STOP_GRACE_MS after SIGTERM,
+  // then SIGKILL; the nats-server of its own the same (its stop()).
+  const stopAll = () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      if (init) await stopChild(init);
+      // Every kernel at once: a standby stopped after its leader could take over a hurd that is shutting down.
+      await Promise.all([...standbys, kernel].map((k) => (k ? stopChild(k) : undefined)));
+      await nats?.server?.stop();
+      nats?.jetstream?.done();
+      dir.done();
+    })());
+  // A signal before the hurd is up ends whatever has started (the awaited
+  // readiness then fails, and the error says why); once it is up, init
+  // shuts the hurd down in order, within STOP_GRACE_MS, and the rest follows.
+  let signalled: string | null = null;
+  let isUp = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = sig;
+    if (isUp && init) void stopChild(init, sig);
+    else void stopAll();
   };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     nats = await natsFabric(o, dir.path, say, own);
+    if (signalled) throw new CliError(`stopped by ${signalled} before the hurd was up`);
     // Sources or dist/, as this process runs (the package's export conditions).
     const kmain = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
     const imain = fileURLToPath(import.meta.resolve("@hurdmesh/boot/startup"));
@@ -354,6 +368,7 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
     // there) exits and says why on stderr. The time limit is only against a
     // hang, far past a start on a loaded machine (from sources, tens of seconds).
     const k = await readiness(kernel, START_LIMIT_MS);
+    if (signalled) throw new CliError(`stopped by ${signalled} before the hurd was up`);
     if (!k?.edge) throw new CliError(`the kernel did not start (${await ended(kernel)})`);
     const edgeSaid = String(k.edge);
     // The edge as the session and pid 1's programs name it.
@@ -382,27 +397,49 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
       });
       await startStandby();
     }
+    if (signalled) throw new CliError(`stopped by ${signalled} before the hurd was up`);
     init = spawn(process.execPath, [...nodeImports(), imain, "--nats", nats.url, "--boot-file", bootFile, "--session", session, "--edge", edgeAddr, ...caArgs, "--", ...(o.command ?? [])], readyStdio());
     init.channel?.unref();
     const exited = new Promise<number>((r) => init!.on("exit", (c) => r(c ?? 1)));
-    if (!(await readiness(init, START_LIMIT_MS))) throw new CliError(`init did not boot the hurd (${await ended(init)})`);
+    const booted = await readiness(init, START_LIMIT_MS);
+    if (signalled) throw new CliError(`stopped by ${signalled} before the hurd was up`);
+    if (!booted) throw new CliError(`init did not boot the hurd (${await ended(init)})`);
     // Everyone has read what they needed from the private directory.
     dir.done();
     say(
       `hurd ${o.hurd} is up in ${Math.round(performance.now() - t0)} ms: gRPC edge on ${edgeAddr}${own ? " (TLS, the certificate given)" : tls ? " (TLS, a private CA of its own)" : ""} (each server its own process on ${nats.url}${nats.server ? ", a nats-server of its own" : ""}, NATS authorization ${nats.keysFile ? "on" : "OFF"}${o.standby ? ", the kernel's log on JetStream with a standby" : o.journal ? ", the kernel's log on JetStream" : ""})`,
     );
-    process.on("SIGINT", () => init!.kill("SIGINT"));
-    process.on("SIGTERM", () => init!.kill("SIGTERM"));
+    isUp = true;
     const code = await exited;
-    init = null;
     await stopAll();
     rmSync(session, { force: true });
     say(`hurd ${o.hurd} halted${code ? ` (status ${code})` : ""}`);
     return code;
   } catch (e) {
     await stopAll();
+    // A server that came up after a signal had stopped everything else.
+    await nats?.server?.stop();
+    nats?.jetstream?.done();
     throw e;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
+}
+
+/** How long init and each kernel have to stop after SIGTERM before SIGKILL: `hurd up --nats` ends within about three of these. */
+const STOP_GRACE_MS = 5_000;
+
+/** Stops a child: `sig`, then SIGKILL after STOP_GRACE_MS; resolves once it has exited. */
+async function stopChild(child: ChildProcess, sig: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exit = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill(sig);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), STOP_GRACE_MS)));
+  if (await Promise.race([exit.then(() => false), late])) child.kill("SIGKILL");
+  clearTimeout(timer);
+  await exit;
 }
 
 /**

@@ -61,6 +61,21 @@ export interface AttachOptions {
    * requests queued on its ports, and must set its handlers up first.
    */
   hold?: boolean;
+  /**
+   * How long the bus may be down before the task ends itself, ms (default
+   * HURD_BUS_LOST_MS, else BUS_LOST_MS). While the bus is down no kernel
+   * can end the task unheard (the kernel pauses its leases while its own
+   * connection is down); after the bus is back the task asks the kernel.
+   */
+  busLostMs?: number;
+}
+
+/** The default of AttachOptions.busLostMs: a NATS restart or a node's loss is ridden out, a fabric gone for good is not. */
+export const BUS_LOST_MS = 120_000;
+
+function busLostDefault(): number {
+  const v = Number(process.env.HURD_BUS_LOST_MS);
+  return Number.isFinite(v) && v > 0 ? v : BUS_LOST_MS;
 }
 
 /** An RPC waiting for its reply, keyed in `replies` by its reply port. */
@@ -122,6 +137,9 @@ export class Task {
   readonly leaseMs: number;
   readonly window: number;
   readonly timeoutMs: number;
+  readonly busLostMs: number;
+  /** The bus's reconnects when the heartbeat last looked: a new one is asked about (heartbeat). */
+  private seenReconnects = 0;
   /** The bus this task is attached on. */
   readonly bus: Bus;
   private readonly token: string;
@@ -166,6 +184,8 @@ export class Task {
     this.leaseMs = rep.leaseMs;
     this.window = window;
     this.timeoutMs = o.timeoutMs ?? 10_000;
+    this.busLostMs = o.busLostMs ?? busLostDefault();
+    this.seenReconnects = o.bus.reconnects ?? 0;
     this.trapSubject = subjectsOf(rep.system).trap;
     this.ownsBus = o.ownsBus ?? false;
   }
@@ -216,15 +236,23 @@ export class Task {
     const every = Math.max(50, Math.floor(this.leaseMs / 3));
     this.heartbeat = setInterval(() => {
       if (this.closed) return;
-      // The connection is gone for good, or has been down longer than the
-      // lease: the kernel ends (or has ended) the task, so the program
-      // behind it ends as if the kernel had said so (a `hurd spawn` kills
-      // its Linux program), instead of living on as a task nobody knows.
+      // The connection is gone for good, or has been down for busLostMs:
+      // the program behind the task ends as if the kernel had said so (a
+      // `hurd spawn` kills its Linux program), instead of living on as a
+      // task nobody may know. A shorter outage (a NATS restart, a node of
+      // a cluster lost) is ridden out: the kernel paused its leases if it
+      // lost the bus too; if only this task's connection went, the kernel
+      // may have ended it meanwhile, which it is asked once back.
       const lost = this.bus.disconnectedSince;
-      if (this.bus.closed || (lost !== undefined && lost !== 0 && Date.now() - lost > this.leaseMs)) {
+      if (this.bus.closed || (lost !== undefined && lost !== 0 && Date.now() - lost > this.busLostMs)) {
         this.shutdown();
         this.onTerminated();
         return;
+      }
+      const r = this.bus.reconnects;
+      if (r !== undefined && r !== this.seenReconnects && lost === 0) {
+        this.seenReconnects = r;
+        void this.confirmEnd(false);
       }
       try {
         if (!this.sentSinceBeat || this.pendingCredit > 0) this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }));
@@ -250,7 +278,12 @@ export class Task {
   // ------------------------------------------------------------ kernel calls
 
   /** A kernel call by its hurd.mach.v1.Mach method name. */
-  async call<K extends MachKey>(key: K, req: Req<K>): Promise<Rep<K>> {
+  call<K extends MachKey>(key: K, req: Req<K>): Promise<Rep<K>> {
+    return this.callWithin(key, req, this.timeoutMs);
+  }
+
+  /** A kernel call answered within `timeoutMs`. */
+  private async callWithin<K extends MachKey>(key: K, req: Req<K>, timeoutMs: number): Promise<Rep<K>> {
     if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
     const info = mach.byKey.get(key)!;
     const def = info.def;
@@ -262,7 +295,7 @@ export class Task {
     // gRPC client span is parented on it) gets the traceparent header as well.
     const ctx = tracingHooks.current !== null ? tracingHooks.current() : NO_TRACE_CONTEXT;
     const tp = ctx.length !== 0 && this.bus.traceparentHeader === true ? traceparentOf(ctx) : "";
-    const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, ctx, this.timeoutMs, tp);
+    const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, ctx, timeoutMs, tp);
     return def.responseType.decode(bytes) as Rep<K>;
   }
 
@@ -384,7 +417,23 @@ export class Task {
     if (this.closed) return Promise.reject(new HurdError(Errno.KERN_INVALID_TASK, "task detached"));
     const rp = this.replyPool.pop();
     if (rp !== undefined) return this.sendRequest(rp, destination, id, body, o);
-    return this.allocate().then((name) => this.sendRequest(name, destination, id, body, o));
+    // A new reply port is a kernel call first: it counts against the RPC's
+    // deadline, so that a kernel out of reach fails the RPC by its
+    // deadline and not by twice that.
+    const timeoutMs = o.timeoutMs ?? this.timeoutMs;
+    const start = Date.now();
+    const allocated = this.callWithin("portAllocate", { right: PortRight.PORT_RIGHT_RECEIVE }, timeoutMs).catch((e: unknown) => {
+      // Abandoned meanwhile: the call fails as the ones already sent do.
+      throw this.closed ? new HurdError(Errno.KERN_INVALID_TASK, "task detached") : e;
+    });
+    return allocated.then(({ name }) => {
+      const left = timeoutMs - (Date.now() - start);
+      if (left <= 0) {
+        this.replyPool.push(name);
+        throw new HurdError(Errno.ETIMEDOUT, `no reply to message ${id} within ${timeoutMs} ms (allocating its reply port took that long)`);
+      }
+      return this.sendRequest(name, destination, id, body, left >= timeoutMs ? o : { ...o, timeoutMs: left });
+    });
   }
 
   private sendRequest(rp: number, destination: number, id: number, body: Uint8Array, o: RpcOptions): Promise<Received> {
@@ -498,7 +547,7 @@ export class Task {
     if (f.seq === 0 && f.code === Errno.KERN_TERMINATED) {
       // The kernel ended this task (terminated, namespace torn down, lease
       // lost), or so says something on the delivery path: asked first.
-      void this.confirmEnd();
+      void this.confirmEnd(true);
       return;
     }
     const p = f.seq < ONE_WAY_SEQ ? this.replies.get(f.seq) : undefined;
@@ -533,13 +582,15 @@ export class Task {
    * notice would otherwise take a server down, proc with it and then the
    * hurd; a real one costs the end a round trip. A kernel that does not
    * answer is no confirmation: the lease ends the task if it is truly gone.
+   * `noticed`: a notice came (a denial means it was forged); false: asked
+   * unprompted, after the bus came back from an outage.
    */
-  private async confirmEnd(): Promise<void> {
+  private async confirmEnd(noticed = true): Promise<void> {
     if (this.confirming || this.closed) return;
     this.confirming = true;
     try {
       await this.call("taskInfo", { task: 0 });
-      this.onForgedEnd();
+      if (noticed) this.onForgedEnd();
     } catch (e) {
       if (this.closed) return;
       if (HurdError.from(e).code === Errno.KERN_INVALID_TASK || this.bus.closed) {

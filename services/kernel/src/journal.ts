@@ -129,6 +129,11 @@ export class Journal implements KernelJournal {
     this.schedule();
   }
 
+  /** The bus is back after an outage: leases restart (task.ts, restartLeases) at `now`. */
+  resumed(): void {
+    this.record(Rec.RESUMED, null);
+  }
+
   /** This kernel took over: its leases restart (replay.ts, freshLeases) at `now`. */
   tookOver(): void {
     this.record(Rec.TAKEOVER, null);

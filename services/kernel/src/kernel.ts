@@ -18,6 +18,7 @@
 //   trace.ts      the tracer: watchers' records and OpenTelemetry spans
 //   metrics.ts    the kernel's metrics: per-hurd gauges, counters, its calls' durations
 //   introspect.ts host_ipc_graph: every IPC space of a hurd, for its host_priv holder
+import type { Bus } from "@hurdmesh/mach";
 import type { Metrics } from "@hurdmesh/telemetry";
 import type { SdkTelemetry as Telemetry } from "@hurdmesh/telemetry-sdk";
 import { kernelConfig, type KernelConfig } from "./config.js";
@@ -28,7 +29,7 @@ import { dropNestedTaskEvents } from "./notify.js";
 import { NatsUsers, type NatsUsersOptions } from "./nats-users.js";
 import type { KMsg, KTask, Namespace, Port } from "./objects.js";
 import { KernelState, type KernelEvents, type KernelJournal } from "./state.js";
-import { bootTask, destroyNamespace, killOffender, leasesDue, resetRoot, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
+import { bootTask, destroyNamespace, killOffender, leasesDue, resetRoot, restartLeases, sweepLeases, terminate, type BootTask, type BootTaskOptions } from "./task.js";
 import { TraceHub } from "./trace.js";
 
 export interface KernelOptions extends Partial<KernelEvents> {
@@ -129,8 +130,9 @@ export class Kernel extends KernelState {
     // run first, and the next sweep sees what they sent.
     const late = now - this.lastSweep > 2 * this.sweepEvery;
     this.lastSweep = now;
-    if (late || this.sweeping || !leasesDue(this, now)) return;
     const bus = this.bus;
+    if (bus !== null && this.busOutage(bus, now)) return;
+    if (late || this.sweeping || !leasesDue(this, now)) return;
     if (bus === null || bus.closed) return this.sweepAt(now);
     this.sweeping = true;
     const done = () => {
@@ -142,6 +144,39 @@ export class Kernel extends KernelState {
     const timer = setTimeout(done, SWEEP_CONFIRM_LEASES * this.config.leaseMs);
     timer.unref();
     bus.flush().then(done, done);
+  }
+
+  /** The bus's reconnects the sweep last saw. */
+  private seenReconnects = 0;
+  /** The bus was down at the last sweep. */
+  private busWasDown = false;
+
+  /**
+   * Leases pause while the kernel's bus is down: its tasks cannot reach it,
+   * and silence it cannot hear is no task's death (a NATS restart would
+   * otherwise end every task of every hurd at once). Once the bus is back
+   * (a reconnect seen), every lease and restart grace runs again from
+   * `now`, as at a takeover. True while leases are paused or just restarted.
+   */
+  private busOutage(bus: Bus, now: number): boolean {
+    const down = bus.disconnectedSince !== undefined && bus.disconnectedSince !== 0;
+    const r = bus.reconnects ?? 0;
+    if (down) {
+      if (!this.busWasDown) this.log(`the bus is down: leases paused`);
+      this.busWasDown = true;
+      return true;
+    }
+    if (!this.busWasDown && r === this.seenReconnects) return false;
+    this.busWasDown = false;
+    this.seenReconnects = r;
+    if (this.journal === null) restartLeases(this, now);
+    else {
+      // Logged: a standby restarts them at the same clock.
+      restartLeases(this, this.journal.now());
+      this.journal.resumed();
+    }
+    this.log(`the bus is back: ${this.leased.size} leases and ${this.lapsed.size} restart graces restarted`);
+    return true;
   }
 
   /** Ends what ran out by `now`; with a log, by the log's clock, and a sweep that ended something is logged. */

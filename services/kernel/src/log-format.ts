@@ -29,6 +29,8 @@ export const enum Rec {
   EDGE = 10,
   /** A boot claim (boot-claim.ts): op u8 (ClaimOp), then for CLAIM the BootClaimRequest bytes without its secret. */
   CLAIM = 11,
+  /** The leader's bus came back after an outage (at the preceding CLOCK): every lease and restart grace restarts; edge streams are kept. */
+  RESUMED = 12,
 }
 
 /** What the edge did to a task outside a trap (edge.ts). */

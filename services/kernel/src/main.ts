@@ -158,9 +158,22 @@ async function natsAuthorization(url: string) {
     inboxPrefix: inboxOf(keys.system, { kind: "account-updater", account: keys.account }),
   });
   const revoker = new AccountRevocations(keys.account, NKey.fromSeed(keys.operatorSigningSeed, "operator"), accountClaimsOf(keys), updater);
+  // A restarted nats-server (MEMORY resolver) forgot the account's updates:
+  // the list goes again, whole, once the updater is back, and again once
+  // the kernel's own connection (a user of the account) is: the server
+  // applies an update only to an account it has loaded, which a connection
+  // of one of its users does (found in tests/nats/revocations: an update
+  // pushed first, by the updater alone, was acknowledged and forgotten).
+  const pushAgain = (who: string) => {
+    if (revoker.size === 0) return;
+    log.info(`${who} reconnected: pushing the account's ${revoker.size} revocations again`);
+    void revoker.pushAll().catch((e: Error) => log.warn(`NATS revocations not pushed again after a reconnect (their JWTs still expire): ${e.message}`));
+  };
+  updater.onReconnect(() => pushAgain("the account updater"));
   const ttlS = values["nats-user-ttl"] ? Number(values["nats-user-ttl"]) : undefined;
-  return { updater, users: { account: keys.account, signer: NKey.fromSeed(keys.accountSigningSeed, "account"), revoker, ttlS } };
+  return { updater, pushAgain, users: { account: keys.account, signer: NKey.fromSeed(keys.accountSigningSeed, "account"), revoker, ttlS } };
 }
+if (nats && bus instanceof NatsBus) bus.onReconnect(() => nats.pushAgain("the kernel's connection"));
 const traps = new TrapServer(kernel, bus);
 traps.start();
 // The trace stream for watchers on the bus (hurd.<system>.trace.>): idle until someone asks.

@@ -13,7 +13,7 @@ import { armBlocked, timeOut } from "./mqueue.js";
 import { sendNestedTaskEvents } from "./notify.js";
 import type { Blocked, KMsg, Port } from "./objects.js";
 import type { KernelJournal, KernelState } from "./state.js";
-import { attach, lostSink, sweepLeases, touch, type Sink } from "./task.js";
+import { attach, lostSink, restartLeases, sweepLeases, touch, type Sink } from "./task.js";
 import { attachReply, handleTrap } from "./trap.js";
 
 const NO_ANSWER = () => {};
@@ -53,6 +53,7 @@ export class Replica implements KernelJournal {
   eventsSent(): void {}
   trap(): void {}
   swept(): void {}
+  resumed(): void {}
   booted(): void {}
   userMinted(): void {}
   edge(): void {}
@@ -129,6 +130,9 @@ export class Replica implements KernelJournal {
           break;
         case Rec.TAKEOVER:
           freshLeases(k, this.clock);
+          break;
+        case Rec.RESUMED:
+          restartLeases(k, this.clock);
           break;
         default:
           throw new Error(`kernel log record of unknown kind ${r.kind as number}`);

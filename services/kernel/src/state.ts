@@ -67,6 +67,8 @@ export interface KernelJournal {
   trap(data: Uint8Array, answered: boolean, keepSink: boolean): void;
   /** The leader's lease sweep ran and ended or lapsed `ended` tasks. */
   swept(ended: number): void;
+  /** The bus is back after an outage: every lease restarts now (task.ts, restartLeases). */
+  resumed(): void;
   /** A boot task was made (Kernel.bootTask). */
   booted(name: string, hostPriv: boolean, ns: number): void;
   /** A NATS user was minted for task `taskId` outside any trap (Kernel.bootUser). */

@@ -452,6 +452,22 @@ export function sweepLeases(k: KernelState, now = k.now()): number {
   return ended;
 }
 
+/**
+ * Every lease and restart grace runs again from `now`, as if every task had
+ * just been heard from: the kernel's bus was down (kernel.ts, busOutage),
+ * and no task could reach it meanwhile. Edge streams are kept (unlike a
+ * takeover's freshLeases): this kernel still holds them.
+ */
+export function restartLeases(k: KernelState, now: number): void {
+  const leased = [...k.leased.keys()];
+  k.leased.clear();
+  for (const t of leased) {
+    t.lastSeen = now;
+    k.leased.set(t, true);
+  }
+  for (const t of [...k.lapsed.keys()]) k.lapsed.set(t, now);
+}
+
 /** credit (hurdmesh, 4905): the task consumed `n` messages; queued ones may flow again. */
 export function credit(k: KernelState, t: KTask, n: number): void {
   if (!t.attached || n <= 0) return;

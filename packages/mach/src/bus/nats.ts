@@ -1,6 +1,6 @@
 import { connect, headers, type MsgHdrs, type NatsConnection, type NodeConnectionOptions, type Subscription } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
-import { natsClientTls, natsConnectOptions, tlsOptions, type ClientTls, type UserCredentials } from "../nats-auth/creds.js";
+import { natsClientTls, natsConnectOptions, serverList, tlsOptions, type ClientTls, type UserCredentials } from "../nats-auth/creds.js";
 import { inboxOf } from "../subjects.js";
 import { Task, type AttachOptions } from "../task.js";
 import type { Bus, BusHandler, BusSubscription, CredentialRenewal } from "./types.js";
@@ -32,6 +32,18 @@ const RENEW_AT = 1 / 3;
 const RENEW_RETRY_MS = 2_000;
 /** Publishes held while the connection is handed over (one round trip): past this, the oldest caller waits. */
 const MAX_HELD = 65_536;
+/**
+ * Bytes published while the connection is down (nats.js keeps them to send
+ * at reconnect): past this a publish fails with MACH_SEND_NO_BUFFER instead
+ * of growing the process without bound through a long outage.
+ */
+export const MAX_OFFLINE_BYTES = 8 * 1024 * 1024;
+/**
+ * How often the client pings the server: a server gone without closing the
+ * socket (a dead node, a partition) is noticed after two unanswered pings,
+ * 20 to 30 s, instead of nats.js's default of minutes.
+ */
+const PING_INTERVAL_MS = 10_000;
 
 /** A message as a subscription hands it on: subject, data, reply subject, traceparent. */
 type Held = [string, Uint8Array, string | undefined, string | undefined];
@@ -71,6 +83,11 @@ export class NatsBus implements Bus {
   private current: NatsConnection;
   /** When the current connection was lost (Date.now()), 0 while it is up: a task whose bus is down longer than its lease has been ended. */
   disconnectedSince = 0;
+  /** How many times a connection of this bus was lost and made again (nats.js reconnects by itself). */
+  reconnects = 0;
+  /** Bytes published since the connection went down (MAX_OFFLINE_BYTES). */
+  private offlineBytes = 0;
+  private readonly reconnected = new Set<() => void>();
   private creds: UserCredentials | undefined;
   private expiresAt = 0;
   private readonly subs = new Set<Sub>();
@@ -112,7 +129,14 @@ export class NatsBus implements Bus {
       // traces) per request up front, in case it fails: about a tenth of a
       // kernel call's CPU. request() below wraps failures in a HurdError with
       // the cause anyway, and the messages it maps by are the same.
-      const opts: NodeConnectionOptions = { servers, name: o.name ?? "hurdmesh", maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true };
+      const opts: NodeConnectionOptions = {
+        servers: serverList(servers),
+        name: o.name ?? "hurdmesh",
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        pingInterval: PING_INTERVAL_MS,
+        noAsyncTraces: true,
+      };
       // The authenticator asks for the credentials at every (re)connect: a renewed JWT is the one presented.
       if (o.credentials) Object.assign(opts, natsConnectOptions(() => creds()!, { inboxPrefix: o.inboxPrefix, tls: o.tls }));
       else if (o.tls) opts.tls = tlsOptions(o.tls);
@@ -135,9 +159,38 @@ export class NatsBus implements Bus {
       for await (const st of nc.status()) {
         if (this.current !== nc) return;
         if (st.type === "disconnect") this.disconnectedSince ||= Date.now();
-        else if (st.type === "reconnect") this.disconnectedSince = 0;
+        else if (st.type === "reconnect") {
+          this.disconnectedSince = 0;
+          this.offlineBytes = 0;
+          this.reconnects++;
+          for (const f of this.reconnected) {
+            try {
+              f();
+            } catch {
+              // One listener's failure is its own.
+            }
+          }
+        }
       }
     })().catch(() => {});
+  }
+
+  /**
+   * Calls `f` each time the connection is back after an outage (its
+   * subscriptions are made again by then): what the server forgot with its
+   * restart is told again there. Returns the way to stop.
+   */
+  onReconnect(f: () => void): () => void {
+    this.reconnected.add(f);
+    return () => this.reconnected.delete(f);
+  }
+
+  /** Counts a publish made while the connection is down against MAX_OFFLINE_BYTES. */
+  private offline(bytes: number): void {
+    if (this.disconnectedSince === 0) return;
+    if (this.offlineBytes + bytes > MAX_OFFLINE_BYTES)
+      throw new HurdError(Errno.MACH_SEND_NO_BUFFER, `the bus has been down for ${Date.now() - this.disconnectedSince} ms and holds ${this.offlineBytes} bytes unsent`);
+    this.offlineBytes += bytes;
   }
 
   /** The current connection (a renewal replaces it): JetStreamKv's. */
@@ -302,6 +355,7 @@ export class NatsBus implements Bus {
       this.held.push([subject, data, reply, traceparent]);
       return;
     }
+    this.offline(data.length);
     if (traceparent) this.current.publish(subject, data, reply ? { reply, headers: traceHeaders(traceparent) } : { headers: traceHeaders(traceparent) });
     else this.current.publish(subject, data, reply ? { reply } : undefined);
   }
@@ -327,6 +381,7 @@ export class NatsBus implements Bus {
     if (max !== undefined && data.length > max) throw new HurdError(Errno.MACH_SEND_NO_BUFFER, `${data.length} bytes exceed the bus's max_payload of ${max}`);
     // A request is a publish too: it must not overtake one held during a handover.
     if (this.switched) await this.switched;
+    this.offline(data.length);
     const nc = this.current;
     this.inflight.set(nc, (this.inflight.get(nc) ?? 0) + 1);
     try {
@@ -395,14 +450,33 @@ export interface NatsAttachOptions extends Omit<AttachOptions, "bus" | "ownsBus"
  */
 export async function attachOverNats(url: string, o: NatsAttachOptions): Promise<Task> {
   const creds = o.credentials?.jwt ? { jwt: o.credentials.jwt, seed: o.credentials.seed } : undefined;
-  const bus = await NatsBus.connect(url, {
-    name: o.name ?? `hurd-task-${o.taskId}`,
-    credentials: creds,
-    inboxPrefix: creds ? inboxOf(o.system, { kind: "task", taskId: o.taskId }) : undefined,
-    tls: o.tls,
-  });
-  return Task.attach({ ...o, bus, ownsBus: true });
+  // A program started while NATS restarts (refused), or before its kernel
+  // subscribes (no responders), tries again until its deadline: the same
+  // outage its running peers ride out must not end the ones starting.
+  const deadline = Date.now() + (o.timeoutMs ?? 10_000);
+  for (let wait = ATTACH_RETRY_MS; ; wait = Math.min(wait * 2, 2_000)) {
+    let bus: NatsBus | null = null;
+    try {
+      bus = await NatsBus.connect(url, {
+        name: o.name ?? `hurd-task-${o.taskId}`,
+        credentials: creds,
+        inboxPrefix: creds ? inboxOf(o.system, { kind: "task", taskId: o.taskId }) : undefined,
+        tls: o.tls,
+      });
+      const left = Math.max(1, deadline - Date.now());
+      return await Task.attach({ ...o, bus, ownsBus: true, timeoutMs: Math.min(o.timeoutMs ?? 10_000, left) });
+    } catch (e) {
+      const err = HurdError.from(e);
+      // Refused connections (EIO) and a kernel not listening yet (MACH_SEND_INVALID_DEST) pass; anything else is an answer.
+      const passing = (err.code === Errno.EIO && bus === null && !/authori[sz]ation|permission/i.test(err.message)) || err.code === Errno.MACH_SEND_INVALID_DEST;
+      if (!passing || Date.now() + wait >= deadline) throw e;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }
+
+/** The first pause between attempts to attach over NATS (doubling to 2 s). */
+const ATTACH_RETRY_MS = 100;
 
 export { JetStreamKv, WRONG_LAST_SEQUENCE, type JetStreamKvOptions } from "./jetstream.js";
 export { JetStreamStoreLog } from "./jetstream-store-log.js";

@@ -60,6 +60,12 @@ export interface Bus {
    * longer than its lease has been ended by the kernel meanwhile.
    */
   readonly disconnectedSince?: number;
+  /**
+   * How many times the connection was lost and made again; undefined when
+   * the bus cannot lose it. The kernel restarts its leases after one (its
+   * tasks could not reach it meanwhile).
+   */
+  readonly reconnects?: number;
 }
 
 /**

@@ -145,3 +145,12 @@ export function natsClientTls(env: NodeJS.ProcessEnv = process.env): ClientTls |
   clientTlsCache.set(key, tls);
   return tls;
 }
+
+/** `servers` as nats.js takes it: one URL, or a cluster's comma-separated URLs (any one of them will do). */
+export function serverList(servers: string): string | string[] {
+  const list = servers
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean);
+  return list.length === 1 ? list[0]! : list;
+}

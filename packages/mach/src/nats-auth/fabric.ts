@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { connect, errors } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
-import { mintUser, natsClientTls, tlsOptions, type ClientTls, type UserCredentials } from "./creds.js";
+import { mintUser, natsClientTls, serverList, tlsOptions, type ClientTls, type UserCredentials } from "./creds.js";
 import { encodeAccount, encodeOperator, type AccountOptions } from "./jwt.js";
 import { NKey } from "./nkeys.js";
 import { permissionsFor } from "./roles.js";
@@ -186,7 +186,7 @@ export async function startNatsServer(config: string, o: { env?: NodeJS.ProcessE
 export async function acceptsAnonymous(url: string, timeoutMs = PROBE_MS, tls: ClientTls | undefined = natsClientTls()): Promise<boolean> {
   try {
     // Over TLS when the fabric speaks it (the process's CA), so that the verdict is the server's, not a failed handshake's.
-    const nc = await connect({ servers: url, reconnect: false, timeout: timeoutMs, name: "hurdmesh anonymous probe", ...(tls ? { tls: tlsOptions(tls) } : {}) });
+    const nc = await connect({ servers: serverList(url), reconnect: false, timeout: timeoutMs, name: "hurdmesh anonymous probe", ...(tls ? { tls: tlsOptions(tls) } : {}) });
     await nc.close();
     return true;
   } catch (e) {
