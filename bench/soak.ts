@@ -53,6 +53,8 @@ const stats = {
   lifecycles: 0,
   calls: 0,
   failed: new Map<string, number>(),
+  /** Errors of a call that retried one answered MIG_SERVER_DIED which had taken effect (a wait's ECHILD: the first wait reaped). */
+  afterUncertain: new Map<string, number>(),
   hung: 0,
   duplicatedPids: 0,
   processesLost: new Set<number>(),
@@ -64,19 +66,31 @@ function errnoOf(e: unknown): string {
   return HurdError.from(e).errno;
 }
 
-function note(e: unknown): void {
+/** What a lifecycle's calls were told: once one was answered MIG_SERVER_DIED, whether it took effect is unknown. */
+interface Lifecycle {
+  uncertain: boolean;
+}
+/** What a call after an uncertain one may be told when the uncertain one did take effect: its process reaped, its task gone. */
+const FOLLOW_UPS = new Set(["ECHILD", "ESRCH", "KERN_INVALID_TASK"]);
+
+function note(e: unknown, l?: Lifecycle): void {
   const n = errnoOf(e);
   if (n === "ETIMEDOUT") stats.hung++;
+  if (l?.uncertain && FOLLOW_UPS.has(n)) {
+    stats.afterUncertain.set(n, (stats.afterUncertain.get(n) ?? 0) + 1);
+    return;
+  }
+  if (l && n === "MIG_SERVER_DIED") l.uncertain = true;
   stats.failed.set(n, (stats.failed.get(n) ?? 0) + 1);
 }
 
 /** One RPC of the load: its answer, or undefined (counted) when it failed. */
-async function call<T>(f: () => Promise<T>): Promise<T | undefined> {
+async function call<T>(f: () => Promise<T>, l?: Lifecycle): Promise<T | undefined> {
   stats.calls++;
   try {
     return await f();
   } catch (e) {
-    note(e);
+    note(e, l);
     // A call that fails with no round trip would spin on microtasks alone.
     await new Promise((r) => setImmediate(r));
     return undefined;
@@ -214,10 +228,11 @@ async function main(): Promise<void> {
           continue;
         }
         seePid(c.pid);
+        const l: Lifecycle = { uncertain: false };
         const cp = client(task, ProcessDefinition, c.port);
-        if (k % 3 === 0) await call(() => cp.setsid({}));
-        else if (k % 3 === 1) await call(() => parent.proc.setpgrp({ pid: c.pid, pgrp: 0 }));
-        const h = await call(() => parent.proc.pidOpen({ pid: c.pid, serial: 0 }));
+        if (k % 3 === 0) await call(() => cp.setsid({}), l);
+        else if (k % 3 === 1) await call(() => parent.proc.setpgrp({ pid: c.pid, pgrp: 0 }), l);
+        const h = await call(() => parent.proc.pidOpen({ pid: c.pid, serial: 0 }), l);
         const handle = h ? portAt(h, h.handle) : 0;
         const a = await call(() => auth.makeAuth({ otherHandles: [], euids: [1000 + w], auids: [], egids: [], agids: [] }));
         if (a) {
@@ -230,18 +245,24 @@ async function main(): Promise<void> {
         const end = k % 3;
         if (end === 0) {
           const status = W.exitcode((w * 7 + k) & 0x7f, 0);
-          if (await call(() => cp.markExit({ status, sigcode: 0 }))) want = status;
-          await call(() => task.taskTerminate(c.task));
+          if (await call(() => cp.markExit({ status, sigcode: 0 }), l)) want = status;
+          await call(() => task.taskTerminate(c.task), l);
         } else if (end === 1 && handle) {
-          if (await call(() => client(task, ProcessDefinition, handle).handleSignal({ signal: SIG.KILL, sigcode: 0 }))) want = W.exitcode(0, SIG.KILL);
-          else await call(() => task.taskTerminate(c.task));
-        } else await call(() => task.taskTerminate(c.task));
+          if (await call(() => client(task, ProcessDefinition, handle).handleSignal({ signal: SIG.KILL, sigcode: 0 }), l)) want = W.exitcode(0, SIG.KILL);
+          else await call(() => task.taskTerminate(c.task), l);
+        } else await call(() => task.taskTerminate(c.task), l);
         // Reaped, whatever failed before: asked again while the server restarts.
         for (let i = 0; i < 5 && !stop; i++) {
-          const r = await call(() => parent.proc.wait({ pid: c.pid, options: 0 }));
-          if (r) {
-            if (want !== null && r.status !== want) log(`pid ${c.pid}: wait says ${r.status}, its end was ${want}`);
+          stats.calls++;
+          try {
+            const r = await parent.proc.wait({ pid: c.pid, options: 0 });
+            if (want !== null && !l.uncertain && r.status !== want) log(`pid ${c.pid}: wait says ${r.status}, its end was ${want}`);
             break;
+          } catch (e) {
+            note(e, l);
+            // Only a server's death is worth asking again for (ECHILD after one: the wait it cut off had reaped).
+            if (errnoOf(e) !== "MIG_SERVER_DIED") break;
+            await new Promise((r) => setImmediate(r));
           }
         }
         if (handle) await task.deallocate(handle).catch(() => {});
@@ -281,6 +302,7 @@ async function main(): Promise<void> {
       `processes lost: ${stats.processesLost.size}`,
       `handles lost: ${stats.handlesLost.size}`,
       `RPCs failed: ${failed}`,
+      `after a call answered MIG_SERVER_DIED that had taken effect: ${[...stats.afterUncertain].map(([n, c]) => `${n} ${c}`).join(", ") || "none"}`,
       `RPCs hung: ${stats.hung}`,
       `pids handed out twice: ${stats.duplicatedPids}`,
       `restart to first answered RPC: p50 ${percentile(all, 50)} ms, p99 ${percentile(all, 99)} ms (proc p50 ${percentile(stats.restartMs.proc, 50)} p99 ${percentile(stats.restartMs.proc, 99)}; auth p50 ${percentile(stats.restartMs.auth, 50)} p99 ${percentile(stats.restartMs.auth, 99)})`,
