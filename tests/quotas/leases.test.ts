@@ -91,18 +91,22 @@ class CutBus implements Bus {
 }
 
 describe("the runtime and a lost bus", () => {
-  it("a Task whose bus has been down longer than its lease ends itself and says so (onTerminated)", async () => {
+  it("a Task whose bus has been down longer than busLostMs ends itself and says so (onTerminated); past the lease alone it waits", async () => {
     const h = await startHurd("local", { leaseMs: 300 });
     try {
       const b = h.kernel.bootTask({ name: "cut-off" });
       const bus = new CutBus(await h.connect());
-      const t = await Task.attach({ bus, system: h.kernel.config.system, taskId: b.task.id, token: b.token });
+      const t = await Task.attach({ bus, system: h.kernel.config.system, taskId: b.task.id, token: b.token, busLostMs: 1200 });
       let ended = false;
       t.onTerminated = () => (ended = true);
       await sleep(250);
       assert.equal(ended, false);
       bus.down = Date.now();
+      // Past the lease (300 ms) but within busLostMs: a NATS restart is ridden out.
+      await sleep(700);
+      assert.equal(ended, false, "ended before busLostMs");
       await until(() => ended, 3000, "the task to end itself");
+      assert.ok(Date.now() - bus.down >= 1200, "not before busLostMs");
       assert.equal(t.detached, true);
     } finally {
       await h.close();

@@ -63,7 +63,8 @@ export interface AttachOptions {
   hold?: boolean;
   /**
    * How long the bus may be down before the task ends itself, ms (default
-   * HURD_BUS_LOST_MS, else BUS_LOST_MS). While the bus is down no kernel
+   * on NATS HURD_BUS_LOST_MS, else BUS_LOST_MS; on a bus that does not
+   * reconnect by itself, such as the gRPC edge's, the lease). While the bus is down no kernel
    * can end the task unheard (the kernel pauses its leases while its own
    * connection is down); after the bus is back the task asks the kernel.
    */
@@ -184,7 +185,11 @@ export class Task {
     this.leaseMs = rep.leaseMs;
     this.window = window;
     this.timeoutMs = o.timeoutMs ?? 10_000;
-    this.busLostMs = o.busLostMs ?? busLostDefault();
+    // A NATS bus (it counts reconnects) rides out an outage: its kernel pauses
+    // leases meanwhile. An edge stream's kernel does not know of the outage
+    // (it is the client's, or the kernel is gone): past the lease the task
+    // has been ended, so the program behind it ends too (`hurd spawn`).
+    this.busLostMs = o.busLostMs ?? (o.bus.reconnects !== undefined ? busLostDefault() : rep.leaseMs);
     this.seenReconnects = o.bus.reconnects ?? 0;
     this.trapSubject = subjectsOf(rep.system).trap;
     this.ownsBus = o.ownsBus ?? false;

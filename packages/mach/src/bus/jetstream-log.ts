@@ -7,8 +7,8 @@
 // messages) noticed by sequence and read again.
 import { createInbox, headers, type NatsConnection } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
+import { jsDecode, jsFail, jsRequest, STREAM_NAME_IN_USE, WRONG_LAST_SEQUENCE, type ApiError } from "./jetstream-api.js";
 import { kernelLogSubjectsOf, type KernelLogSubjects } from "../subjects.js";
-import { WRONG_LAST_SEQUENCE } from "./jetstream.js";
 
 export interface JetStreamLogOptions {
   /** Replicas of the stream (1 on one nats-server; 3 on a cluster of 3). */
@@ -19,13 +19,7 @@ export interface JetStreamLogOptions {
   inboxPrefix?: string;
 }
 
-interface ApiError {
-  error?: { code: number; err_code?: number; description?: string };
-}
 
-const STREAM_NAME_IN_USE = 10058;
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 /** An append refused because another writer appended since: the writer is deposed. */
 export class FencedError extends HurdError {
@@ -67,18 +61,12 @@ export class JetStreamLog {
     return log;
   }
 
-  private async api(subject: string, body: unknown): Promise<ApiError & Record<string, unknown>> {
-    let m;
-    try {
-      m = await this.nc.request(subject, encoder.encode(JSON.stringify(body)), { timeout: this.timeoutMs });
-    } catch (e) {
-      throw new HurdError(Errno.EIO, `JetStream (${subject}): ${(e as Error).message}; is nats-server running with -js?`, { cause: e });
-    }
-    return JSON.parse(decoder.decode(m.data)) as ApiError & Record<string, unknown>;
+  private api(subject: string, body: unknown): Promise<ApiError & Record<string, unknown>> {
+    return jsRequest(this.nc, subject, body, this.timeoutMs);
   }
 
   private fail(what: string, r: ApiError): HurdError {
-    return new HurdError(Errno.EIO, `kernel log ${this.subjects.stream}: ${what}: ${r.error?.description ?? "error"} (${r.error?.err_code ?? r.error?.code})`);
+    return jsFail(`kernel log ${this.subjects.stream}`, what, r);
   }
 
   /** The sequences of the log's first and last entries (first > last: empty; after a purge both go on from where they were). */
@@ -109,7 +97,7 @@ export class JetStreamLog {
     } catch (e) {
       throw new HurdError(Errno.EIO, `kernel log ${this.subjects.stream}: append not acknowledged: ${(e as Error).message}`, { cause: e });
     }
-    const ack = JSON.parse(decoder.decode(m.data)) as ApiError & { seq?: number };
+    const ack = jsDecode<ApiError & { seq?: number }>(m.data);
     if (ack.error?.err_code === WRONG_LAST_SEQUENCE) throw new FencedError(expected, ack.error.description ?? "wrong last sequence");
     if (ack.error) throw this.fail("append", ack);
     return ack.seq!;

@@ -8,16 +8,12 @@
 // a purge up to its sequence.
 import { createInbox, headers, type NatsConnection } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
+import { jsDecode, jsFail, jsRequest, WRONG_LAST_SEQUENCE, type ApiError } from "./jetstream-api.js";
 import type { StoreSubjects } from "../subjects.js";
-import { JetStreamKv, WRONG_LAST_SEQUENCE, type JetStreamKvOptions } from "./jetstream.js";
+import { JetStreamKv, type JetStreamKvOptions } from "./jetstream.js";
 import { FramedStoreLog, StoreFencedError, type LogMessage, type LogTransport } from "./store-log.js";
 
-interface ApiError {
-  error?: { code: number; err_code?: number; description?: string };
-}
 
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 /** nats-server's default max_payload, when the connection does not say. */
 const MAX_PAYLOAD = 1024 * 1024;
 
@@ -32,18 +28,12 @@ class JetStreamTransport implements LogTransport {
     this.maxMessage = nc.info?.max_payload ?? MAX_PAYLOAD;
   }
 
-  private async api(subject: string, body: unknown): Promise<ApiError & Record<string, unknown>> {
-    let m;
-    try {
-      m = await this.nc.request(subject, encoder.encode(JSON.stringify(body)), { timeout: this.timeoutMs });
-    } catch (e) {
-      throw new HurdError(Errno.EIO, `JetStream (${subject}): ${(e as Error).message}; is nats-server running with -js?`, { cause: e });
-    }
-    return JSON.parse(decoder.decode(m.data)) as ApiError & Record<string, unknown>;
+  private api(subject: string, body: unknown): Promise<ApiError & Record<string, unknown>> {
+    return jsRequest(this.nc, subject, body, this.timeoutMs);
   }
 
   private fail(what: string, r: ApiError): HurdError {
-    return new HurdError(Errno.EIO, `JetStream store log ${this.s.bucket}: ${what}: ${r.error?.description ?? "error"} (${r.error?.err_code ?? r.error?.code})`);
+    return jsFail(`JetStream store log ${this.s.bucket}`, what, r);
   }
 
   async publish(key: string, data: Uint8Array, expected: number | null): Promise<number> {
@@ -58,7 +48,7 @@ class JetStreamTransport implements LogTransport {
     } catch (e) {
       throw new HurdError(Errno.EIO, `JetStream store log ${this.s.bucket}: write not acknowledged: ${(e as Error).message}`, { cause: e });
     }
-    const ack = JSON.parse(decoder.decode(m.data)) as ApiError & { seq?: number };
+    const ack = jsDecode<ApiError & { seq?: number }>(m.data);
     if (ack.error?.err_code === WRONG_LAST_SEQUENCE) {
       const d = ack.error.description ?? "wrong last sequence";
       throw new StoreFencedError(expected ?? 0, Number(/(\d+)\s*$/.exec(d)?.[1] ?? 0), d);

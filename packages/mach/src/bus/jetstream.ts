@@ -6,6 +6,9 @@
 import { createInbox, headers, type NatsConnection } from "@nats-io/transport-node";
 import { storeSubjectsOf, type StoreSubjects } from "../subjects.js";
 import { Errno, HurdError } from "../errors.js";
+import { jsDecode, jsFail, jsRequest, NO_MESSAGE, STREAM_NAME_IN_USE, WRONG_LAST_SEQUENCE, type ApiError } from "./jetstream-api.js";
+// The stores on it name the fencing refusal by this module (nats.ts re-exports it).
+export { WRONG_LAST_SEQUENCE } from "./jetstream-api.js";
 import type { KeyValue } from "./types.js";
 
 export interface JetStreamKvOptions {
@@ -20,19 +23,8 @@ export interface JetStreamKvOptions {
   inboxPrefix?: string;
 }
 
-interface ApiError {
-  error?: { code: number; err_code?: number; description?: string };
-}
 
-/** JetStream's error for a stream that exists with another configuration. */
-const STREAM_NAME_IN_USE = 10058;
-/** JetStream's error for a write whose Nats-Expected-Last-(Subject-)Sequence no longer holds. */
-export const WRONG_LAST_SEQUENCE = 10071;
-/** JetStream's error for a message that is not there. */
-const NO_MESSAGE = 10037;
 
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 export class JetStreamKv implements KeyValue {
   private constructor(
@@ -70,18 +62,12 @@ export class JetStreamKv implements KeyValue {
     return kv;
   }
 
-  private async api(subject: string, body: unknown): Promise<ApiError & Record<string, unknown>> {
-    let m;
-    try {
-      m = await this.nc.request(subject, encoder.encode(JSON.stringify(body)), { timeout: this.timeoutMs });
-    } catch (e) {
-      throw new HurdError(Errno.EIO, `JetStream (${subject}): ${(e as Error).message}; is nats-server running with -js?`, { cause: e });
-    }
-    return JSON.parse(decoder.decode(m.data)) as ApiError & Record<string, unknown>;
+  private api(subject: string, body: unknown): Promise<ApiError & Record<string, unknown>> {
+    return jsRequest(this.nc, subject, body, this.timeoutMs);
   }
 
   private fail(what: string, r: ApiError): HurdError {
-    return new HurdError(Errno.EIO, `JetStream bucket ${this.subjects.bucket}: ${what}: ${r.error?.description ?? "error"} (${r.error?.err_code ?? r.error?.code})`);
+    return jsFail(`JetStream bucket ${this.subjects.bucket}`, what, r);
   }
 
   /** Resolves once JetStream has stored the value (its PubAck). */
@@ -102,7 +88,7 @@ export class JetStreamKv implements KeyValue {
     } catch (e) {
       throw new HurdError(Errno.EIO, `JetStream bucket ${this.subjects.bucket}: write of ${key} not acknowledged: ${(e as Error).message}`, { cause: e });
     }
-    const ack = JSON.parse(decoder.decode(m.data)) as ApiError;
+    const ack = jsDecode<ApiError>(m.data);
     if (ack.error) throw this.fail(`write of ${key}`, ack);
   }
 
@@ -137,7 +123,7 @@ export class JetStreamKv implements KeyValue {
     } catch (e) {
       throw new HurdError(Errno.EIO, `JetStream bucket ${this.subjects.bucket}: write of ${key} not acknowledged: ${(e as Error).message}`, { cause: e });
     }
-    const ack = JSON.parse(decoder.decode(m.data)) as ApiError & { seq?: number };
+    const ack = jsDecode<ApiError & { seq?: number }>(m.data);
     if (ack.error?.err_code === WRONG_LAST_SEQUENCE) return null;
     if (ack.error) throw this.fail(`write of ${key}`, ack);
     return ack.seq ?? 0;

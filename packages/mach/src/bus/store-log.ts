@@ -134,6 +134,8 @@ export class FramedStoreLog implements StoreLog {
   snapshotBytes = 0;
   /** Messages not of this log (an older layout's records): the log is reset at open. */
   foreign = false;
+  /** The last write asked for (see serial()). */
+  private writing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly t: LogTransport) {}
 
@@ -208,19 +210,38 @@ export class FramedStoreLog implements StoreLog {
     return first;
   }
 
-  async append(data: Uint8Array): Promise<void> {
-    await this.put("b", data);
-    this.tailBytes += data.length;
+  /**
+   * Runs the writes of this process one after another, in the order asked:
+   * each names the sequence the one before it left, so two in flight would
+   * have JetStream refuse the second as if another process held the log.
+   */
+  private serial<T>(write: () => Promise<T>): Promise<T> {
+    const done = this.writing.then(write, write);
+    this.writing = done.catch(() => {});
+    return done;
   }
 
-  async snapshot(data: Uint8Array): Promise<void> {
-    const first = await this.put("s", data);
-    this.tailBytes = 0;
-    this.snapshotBytes = data.length;
-    await this.t.dropBefore(first);
+  append(data: Uint8Array): Promise<void> {
+    return this.serial(async () => {
+      await this.put("b", data);
+      this.tailBytes += data.length;
+    });
   }
 
-  async reset(): Promise<void> {
+  snapshot(data: Uint8Array): Promise<void> {
+    return this.serial(async () => {
+      const first = await this.put("s", data);
+      this.tailBytes = 0;
+      this.snapshotBytes = data.length;
+      await this.t.dropBefore(first);
+    });
+  }
+
+  reset(): Promise<void> {
+    return this.serial(() => this.resetNow());
+  }
+
+  private async resetNow(): Promise<void> {
     await this.t.dropAll();
     // Emptied, the log's last sequence is not known here: the claim goes unconditioned (a fresh start is its task's first process).
     this.last = await this.t.publish(`L${this.next++}`, frame({ k: "c", i: 0, of: 1 }, new Uint8Array(0)), null);

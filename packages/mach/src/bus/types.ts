@@ -56,8 +56,8 @@ export interface Bus {
   readonly maxPayload?: number;
   /**
    * When the connection to the other side was lost (Date.now()), 0 while it
-   * is up; undefined when the bus cannot tell. A task whose bus has been down
-   * longer than its lease has been ended by the kernel meanwhile.
+   * is up; undefined when the bus cannot tell. The runtime ends a task whose
+   * bus has been down longer than AttachOptions.busLostMs.
    */
   readonly disconnectedSince?: number;
   /**
