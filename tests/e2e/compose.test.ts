@@ -69,7 +69,7 @@ if (why) {
     const ps = (...args: string[]) => {
       const r = hurd("ps", "--json", ...args);
       assert.equal(r.code, 0, r.stderr);
-      return r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { pid: number; command: string; ns?: number | string });
+      return r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { pid: number; ppid: number; pgid: number; sid: number; command: string; ns?: number | string });
     };
     /** The session files init wrote in its volume, copied to the host as `docker compose cp` would. */
     async function fetchSessions(): Promise<void> {
@@ -317,6 +317,39 @@ if (why) {
       }
       // The session's own CA still works.
       assert.ok(ps().length >= 4);
+    });
+
+    test("SIGKILL of proc's container process: proc restarts in place; a spawned program keeps its pid, parent, group and session, and hurd wait reports its end", async () => {
+      const p = spawnProgram("--", "sleep", "300");
+      const pid = await p.pid;
+      const before = ps().find((x) => x.pid === pid);
+      assert.ok(before, "the program is listed");
+      const id = (await compose("ps", "-q", "proc")).stdout.trim();
+      const inspect = async (f: string) => (await run("docker", ["inspect", "-f", f, id])).stdout.trim();
+      const restarts = Number(await inspect("{{.RestartCount}}"));
+      // A crash, as Docker sees one: the container's process killed from the
+      // host. `docker compose kill` would count as a manual stop, which
+      // Docker's restart policy does not undo.
+      process.kill(Number(await inspect("{{.State.Pid}}")), "SIGKILL");
+      await until(async () => Number(await inspect("{{.RestartCount}}")) > restarts, 60_000, "Docker to restart proc's container");
+      // Asked while proc comes back: answered once it has re-attached (no reboot: pid 1 and the program are the same).
+      await until(async () => hurd("ps", "--json").code === 0, 90_000, "hurd ps to answer again");
+      const after = ps().find((x) => x.pid === pid);
+      assert.deepEqual(after && { ppid: after.ppid, pgid: after.pgid, sid: after.sid, command: after.command }, { ppid: before.ppid, pgid: before.pgid, sid: before.sid, command: before.command });
+      assert.equal(p.child.exitCode, null, "hurd spawn still runs its program");
+      assert.doesNotMatch((await compose("logs", "--no-color", "init")).stdout, /CRASH: essential server proc/);
+      let waitErr = "";
+      const waiter = new Promise<{ code: number; out: string }>((resolve) => {
+        const c = execFile(process.execPath, ["--import", "tsx", cli, "wait", String(pid)], { env: { ...process.env, HURD_STATE_DIR: state, HURD_EDGE: edge } }, (e, out) =>
+          resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out }),
+        );
+        c.stderr!.on("data", (d) => (waitErr += d));
+      });
+      await until(() => /waiting for pid/.test(waitErr), 60000, "wait holds a handle");
+      assert.equal(hurd("kill", "-s", "TERM", String(pid)).code, 0);
+      assert.equal(await p.exited, 128 + 15);
+      const w = await waiter;
+      assert.match(w.out, new RegExp(`^${pid} .*(SIGTERM|signal 15)`), w.out);
     });
 
     test("stopping proc's container crashes the hurd; starting it again boots a fresh one", async () => {
