@@ -421,5 +421,12 @@ complete_words hurd completion z
     assert.match(r.stdout, /app\.kubernetes\.io\/instance: gamma/);
     assert.match(r.stdout, /value: \{name: HURD_PARENT, value: subhurd-a\}/);
     assert.equal(hurd(null, "k8s", "new-subhurd", "Not_A_Name").code, 2);
+    // The kernel takes a hurd's name of at most 32, a letter first: what hurd keys k8s can key.
+    for (const bad of ["a".repeat(33), "9lives", "gamma-"]) {
+      const r = hurd(null, "k8s", "new-subhurd", bad);
+      assert.equal(r.code, 2, bad);
+      assert.match(r.stderr, /at most 32/);
+    }
+    assert.equal(hurd(null, "k8s", "new-subhurd", "a".repeat(32)).code, 0);
   });
 });

@@ -320,6 +320,8 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     const cli = join(repo, "packages/cli/src/main.ts");
     const w = spawnSync(process.execPath, ["--import", "tsx", cli, "k8s", "new-subhurd", "gamma", "--parent", "subhurd-a", "--write", "--dir", k8s], { encoding: "utf8", timeout: 60000 });
     assert.equal(w.status, 0, w.stderr);
+    // The next step it prints is the command that keys a subhurd added to an install.
+    assert.match(w.stdout, /hurd keys k8s --add-subhurds gamma --nats-keys keys\.json --ca ca\.crt --boot-key-file boot\.key \| kubectl apply -f -/);
     assert.match(readFileSync(join(k8s, "kustomization.yaml"), "utf8"), /  - overlays\/subhurd-b\n  - overlays\/gamma\n/);
     assert.equal(await problems(k8s, [k8s, join(k8s, "overlays/gamma")]), "");
     const rendered = spawnSync("kubectl", ["kustomize", join(k8s, "overlays/gamma")], { encoding: "utf8" }).stdout;

@@ -5,13 +5,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CliError, UsageError } from "./errors.js";
-
-/** A Kubernetes namespace is a DNS label; the subhurd's is "hurd-" and its name. */
-const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+import { isSubhurdName, SUBHURD_NAME_RULE } from "./keys-k8s.js";
 
 export function subhurdOverlay(name: string, parent?: string): string {
-  if (!NAME.test(name) || name.length > 58) throw new UsageError(`not a subhurd name for Kubernetes: ${name} (lowercase letters, digits and '-', at most 58)`);
-  if (parent !== undefined && (!NAME.test(parent) || parent === name)) throw new UsageError(`not a parent subhurd: ${parent}`);
+  if (!isSubhurdName(name)) throw new UsageError(`not a subhurd name for Kubernetes: ${name} (${SUBHURD_NAME_RULE})`);
+  if (parent !== undefined && (!isSubhurdName(parent) || parent === name)) throw new UsageError(`not a parent subhurd: ${parent}`);
   const nest = parent
     ? `# Nested in subhurd ${parent} rather than in the root hurd.
 patches:
@@ -68,5 +66,8 @@ export function newSubhurd(name: string, o: { parent?: string; write?: boolean; 
     lines.splice(at, 0, entry);
     writeFileSync(top, `${lines.join("\n")}\n`);
   }
-  process.stdout.write(`wrote ${file} and listed it in ${top}: npm run k8s:validate && kubectl apply -k ${k8s}/ && hurd keys k8s --namespace hurd-${name} | kubectl apply -f -\n`);
+  // Its Secrets come from the install's keys, CA and boot key (k8s/README.md says how to read them back).
+  process.stdout.write(
+    `wrote ${file} and listed it in ${top}: npm run k8s:validate && kubectl apply -k ${k8s}/ && hurd keys k8s --add-subhurds ${name} --nats-keys keys.json --ca ca.crt --boot-key-file boot.key | kubectl apply -f -\n`,
+  );
 }

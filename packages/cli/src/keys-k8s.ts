@@ -90,14 +90,25 @@ export function secretYaml(s: SecretDoc): string {
   ].join("\n");
 }
 
+/**
+ * A subhurd's name in Kubernetes: a DNS label (its namespace is hurd-NAME)
+ * that the kernel takes as a hurd's name (boot-claim.ts: a letter first, at
+ * most 32). `hurd k8s new-subhurd` checks the same, so an overlay it makes
+ * is one `hurd keys k8s` can key.
+ */
+export function isSubhurdName(name: string): boolean {
+  return /^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/.test(name);
+}
+
+export const SUBHURD_NAME_RULE = "a lowercase letter, then lowercase letters, digits and '-', at most 32";
+
 function checkNames(o: { namespace: string; system: string; subhurds: string[]; clusterDomain: string }): void {
   if (!LABEL.test(o.namespace)) throw new CliError(`not a Kubernetes namespace: ${JSON.stringify(o.namespace)}`);
   if (!/^[A-Za-z0-9_-]+$/.test(o.system)) throw new CliError(`not a hurdmesh system name: ${JSON.stringify(o.system)}`);
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(o.clusterDomain)) throw new CliError(`not a cluster domain: ${JSON.stringify(o.clusterDomain)}`);
   const seen = new Set<string>();
   for (const h of o.subhurds) {
-    // A Kubernetes label (its namespace is hurd-NAME) that the kernel takes as a hurd's name (boot-claim.ts: a letter first, at most 32).
-    if (!/^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/.test(h)) throw new CliError(`not a subhurd name: ${JSON.stringify(h)} (a lowercase letter, then lowercase letters, digits and '-', at most 32)`);
+    if (!isSubhurdName(h)) throw new CliError(`not a subhurd name: ${JSON.stringify(h)} (${SUBHURD_NAME_RULE})`);
     if (seen.has(h)) throw new CliError(`subhurd ${h} named twice`);
     seen.add(h);
   }

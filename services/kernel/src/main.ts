@@ -62,7 +62,7 @@ const { values } = parseArgs({
 if (values.help) {
   console.log(
     "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH | --boot-key-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N]]\n" +
-      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; --boot-key-file (HURD_BOOT_KEY_FILE): each hurd with its own secret, derived from that key; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_INSECURE=1 as the flags; plaintext gRPC only on loopback unless --grpc-insecure)",
+      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; --boot-key-file (HURD_BOOT_KEY_FILE): each hurd with its own secret, derived from that key; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_INSECURE=1 as the flags; HURD_NATS_CA_FILE or HURD_NATS_CA: the CA of a tls:// NATS; plaintext gRPC only on loopback unless --grpc-insecure)",
   );
   process.exit(0);
 }
