@@ -62,21 +62,11 @@ export interface AttachOptions {
    */
   hold?: boolean;
   /**
-   * How long the bus may be down before the task ends itself, ms (default
-   * on NATS HURD_BUS_LOST_MS, else BUS_LOST_MS; on a bus that does not
-   * reconnect by itself, such as the gRPC edge's, the lease). While the bus is down no kernel
-   * can end the task unheard (the kernel pauses its leases while its own
-   * connection is down); after the bus is back the task asks the kernel.
+   * How long the bus may be down before the task ends itself, ms (default:
+   * the bus's own Bus.lostLimitMs, else the lease). After the bus is back
+   * the task asks the kernel whether it still exists.
    */
   busLostMs?: number;
-}
-
-/** The default of AttachOptions.busLostMs: a NATS restart or a node's loss is ridden out, a fabric gone for good is not. */
-export const BUS_LOST_MS = 120_000;
-
-function busLostDefault(): number {
-  const v = Number(process.env.HURD_BUS_LOST_MS);
-  return Number.isFinite(v) && v > 0 ? v : BUS_LOST_MS;
 }
 
 /** An RPC waiting for its reply, keyed in `replies` by its reply port. */
@@ -185,11 +175,7 @@ export class Task {
     this.leaseMs = rep.leaseMs;
     this.window = window;
     this.timeoutMs = o.timeoutMs ?? 10_000;
-    // A NATS bus (it counts reconnects) rides out an outage: its kernel pauses
-    // leases meanwhile. An edge stream's kernel does not know of the outage
-    // (it is the client's, or the kernel is gone): past the lease the task
-    // has been ended, so the program behind it ends too (`hurd spawn`).
-    this.busLostMs = o.busLostMs ?? (o.bus.reconnects !== undefined ? busLostDefault() : rep.leaseMs);
+    this.busLostMs = o.busLostMs ?? o.bus.lostLimitMs ?? rep.leaseMs;
     this.seenReconnects = o.bus.reconnects ?? 0;
     this.trapSubject = subjectsOf(rep.system).trap;
     this.ownsBus = o.ownsBus ?? false;

@@ -44,6 +44,17 @@ export const MAX_OFFLINE_BYTES = 8 * 1024 * 1024;
  * 20 to 30 s, instead of nats.js's default of minutes.
  */
 const PING_INTERVAL_MS = 10_000;
+/**
+ * NatsBus.lostLimitMs unless HURD_BUS_LOST_MS says otherwise: a NATS
+ * restart or a cluster node's loss is ridden out, a fabric gone for good is
+ * not.
+ */
+export const BUS_LOST_MS = 120_000;
+
+function busLostLimit(): number {
+  const v = Number(process.env.HURD_BUS_LOST_MS);
+  return Number.isFinite(v) && v > 0 ? v : BUS_LOST_MS;
+}
 
 /** A message as a subscription hands it on: subject, data, reply subject, traceparent. */
 type Held = [string, Uint8Array, string | undefined, string | undefined];
@@ -81,10 +92,12 @@ export class NatsBus implements Bus {
   readonly kind = "nats" as const;
   closed = false;
   private current: NatsConnection;
-  /** When the current connection was lost (Date.now()), 0 while it is up: a task whose bus is down longer than its lease has been ended. */
+  /** When the current connection was lost (Date.now()), 0 while it is up: past lostLimitMs its tasks end themselves. */
   disconnectedSince = 0;
   /** How many times a connection of this bus was lost and made again (nats.js reconnects by itself). */
   reconnects = 0;
+  /** Bus.lostLimitMs: its kernel pauses leases through an outage it shares, so tasks wait longer than a lease. */
+  readonly lostLimitMs = busLostLimit();
   /** Bytes published since the connection went down (MAX_OFFLINE_BYTES). */
   private offlineBytes = 0;
   private readonly reconnected = new Set<() => void>();
@@ -123,7 +136,8 @@ export class NatsBus implements Bus {
 
   private static async dial(servers: string, o: NatsBusOptions, creds: () => UserCredentials | undefined): Promise<NatsConnection> {
     // No TLS in the options: the process's own (HURD_NATS_CA_FILE, set by compose and Kubernetes), read before the try so a bad CA says so.
-    if (!o.tls && natsClientTls()) o = { ...o, tls: natsClientTls() };
+    const tls = o.tls ?? natsClientTls();
+    if (tls !== o.tls) o = { ...o, tls };
     try {
       // noAsyncTraces: nats.js otherwise builds two Error objects (stack
       // traces) per request up front, in case it fails: about a tenth of a

@@ -66,6 +66,13 @@ export interface Bus {
    * tasks could not reach it meanwhile).
    */
   readonly reconnects?: number;
+  /**
+   * How long this bus may be down before a task on it ends itself, ms;
+   * undefined: the task's lease (a bus whose outage the kernel does not
+   * see, such as an edge stream: past the lease the task has been ended).
+   * NATS's is longer: its kernel pauses leases while it lost the bus too.
+   */
+  readonly lostLimitMs?: number;
 }
 
 /**
