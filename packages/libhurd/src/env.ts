@@ -11,7 +11,7 @@
 // HURD_TOKEN and HURD_NATS_CREDS are removed from process.env once read, so
 // children do not inherit them; workloadEnv is what a server hands the
 // programs it runs.
-import { Errno, HurdError, Task, type Bus } from "@hurdmesh/mach";
+import { Task, type Bus } from "@hurdmesh/mach";
 
 export interface EnvAttach {
   task: Task;
@@ -23,10 +23,7 @@ export interface EnvAttachOptions {
   timeoutMs?: number;
   /** Hold deliveries until task.resume() (a server re-attaching after a restart sets itself up first). */
   hold?: boolean;
-  /**
-   * A restarted server: the kernel refuses its attach (EBUSY) until the
-   * dead holder's lease lapses; retry for up to this long, ms (0: no retry).
-   */
+  /** AttachOptions.retryBusyMs: a restarted server waits out its dead holder's lease. */
   retryBusyMs?: number;
 }
 
@@ -40,27 +37,19 @@ export async function attachFromEnv(env: NodeJS.ProcessEnv = process.env, o: Env
   delete env.HURD_NATS_CREDS;
   const system = env.HURD_SYSTEM ?? "hurd";
   // Only the transport picked is loaded: a workload on the edge never loads NATS, a server on NATS never grpc-js.
-  // A restarted server: the kernel refuses it (EBUSY) until the killed holder's lease lapses.
-  const until = Date.now() + (o.retryBusyMs ?? 0);
-  for (;;) {
-    try {
-      if (env.NATS_URL) {
-        const credentials = credsText ? (await import("@hurdmesh/mach/nats-auth")).parseCreds(credsText) : null;
-        // attachOverNats's connection is the task's own: a failed attach closes it.
-        const task = await (await import("@hurdmesh/mach/nats")).attachOverNats(env.NATS_URL, { system, taskId, token, credentials, window: o.window, timeoutMs: o.timeoutMs, hold: o.hold });
-        return { task, bus: task.bus };
-      }
-      const bus: Bus = new (await import("@hurdmesh/mach/edge")).EdgeBus(env.HURD_EDGE!, taskId, token, env.HURD_EDGE_CA);
-      const task = await Task.attach({ bus, system, taskId, token, window: o.window, timeoutMs: o.timeoutMs, hold: o.hold }).catch(async (e: unknown) => {
-        await bus.close().catch(() => {});
-        throw e;
-      });
-      return { task, bus };
-    } catch (e) {
-      if (HurdError.from(e).code !== Errno.EBUSY || Date.now() > until) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  const a = { system, taskId, token, window: o.window, timeoutMs: o.timeoutMs, hold: o.hold, retryBusyMs: o.retryBusyMs };
+  if (env.NATS_URL) {
+    const credentials = credsText ? (await import("@hurdmesh/mach/nats-auth")).parseCreds(credsText) : null;
+    // attachOverNats's connection is the task's own: a failed attach closes it.
+    const task = await (await import("@hurdmesh/mach/nats")).attachOverNats(env.NATS_URL, { ...a, credentials });
+    return { task, bus: task.bus };
   }
+  const bus: Bus = new (await import("@hurdmesh/mach/edge")).EdgeBus(env.HURD_EDGE!, taskId, token, env.HURD_EDGE_CA);
+  const task = await Task.attach({ ...a, bus }).catch(async (e: unknown) => {
+    await bus.close().catch(() => {});
+    throw e;
+  });
+  return { task, bus };
 }
 
 /**

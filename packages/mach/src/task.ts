@@ -67,6 +67,11 @@ export interface AttachOptions {
    * the task asks the kernel whether it still exists.
    */
   busLostMs?: number;
+  /**
+   * A restarted server: the kernel refuses its attach (EBUSY) until the
+   * dead holder's lease lapses; retry for up to this long, ms (0: no retry).
+   */
+  retryBusyMs?: number;
 }
 
 /** An RPC waiting for its reply, keyed in `replies` by its reply port. */
@@ -195,7 +200,17 @@ export class Task {
     });
     try {
       const req = MachDefinition.methods.attach.requestType.encode({ taskId: o.taskId, token: o.token, window }).finish();
-      const bytes = await trap(o.bus, subjects.trap, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, NO_TRACE_CONTEXT, o.timeoutMs ?? 10_000, "");
+      const until = Date.now() + (o.retryBusyMs ?? 0);
+      let bytes: Uint8Array;
+      for (;;) {
+        try {
+          bytes = await trap(o.bus, subjects.trap, o.taskId, o.token, 0, mach.byKey.get("attach")!.msgid, req, NO_TRACE_CONTEXT, o.timeoutMs ?? 10_000, "");
+          break;
+        } catch (e) {
+          if (HurdError.from(e).code !== Errno.EBUSY || Date.now() > until) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
       const rep = AttachReply.decode(bytes);
       task = new Task({ ...o, system }, rep, window);
     } catch (e) {

@@ -197,16 +197,17 @@ async function runServer(): Promise<void> {
     // A re-issued order (this container's process died and it waits again):
     // the kernel refuses the attach (EBUSY) until the dead process's lease
     // lapses, and what queued meanwhile is held until the server is set up.
-    const until = Date.now() + (o.restart ? 120_000 : 0);
-    for (;;) {
-      try {
-        task = await attachOverNats(env.NATS_URL!, { name: who, system, taskId: o.taskId, token: o.token, credentials: natsUser(o.nats), window: 1024, timeoutMs: 30_000, hold: o.restart });
-        break;
-      } catch (e) {
-        if (HurdError.from(e).code !== Errno.EBUSY || Date.now() > until) throw e;
-        await sleep(250);
-      }
-    }
+    task = await attachOverNats(env.NATS_URL!, {
+      name: who,
+      system,
+      taskId: o.taskId,
+      token: o.token,
+      credentials: natsUser(o.nats),
+      window: 1024,
+      timeoutMs: 30_000,
+      hold: o.restart,
+      retryBusyMs: o.restart ? 120_000 : 0,
+    });
     const stores = await serverStores(role, { url: env.NATS_URL!, system, task, storeCreds: natsUser(o.store), restart: o.restart });
     const server = await startBootServer(role, task, { hostPriv: o.hostPriv, attach: attacher(() => task!), ...stores });
     // One that found nothing to carry on from must not boot a second time on a running hurd.
