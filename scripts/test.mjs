@@ -105,21 +105,38 @@ if (wantsNats && !env.NATS_URL) {
   console.log(`# nats-server on ${nats.url}, NATS authorization ${nats.keysFile ? "on" : "OFF (HURD_NATS_AUTH=off)"}`);
 }
 env.NODE_OPTIONS = [env.NODE_OPTIONS, SOURCE_CONDITION].filter(Boolean).join(" ");
-const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...flags, ...tests], { stdio: "inherit", env, cwd: root });
-// Stopped from outside (Ctrl-C, a CI timeout): the runner goes first (it
-// stops the test files it runs), then the server; nothing is left behind.
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, () => {
-    child.kill(sig);
-    setTimeout(() => {
-      child.kill("SIGKILL");
-      nats?.proc.kill("SIGKILL");
-      if (nats) rmSync(nats.dir, { recursive: true, force: true });
-      process.exit(130);
-    }, 3000).unref();
-  });
+// No test and no file may hold the run (node --test has no limit of its
+// own): a test fails after HURD_TEST_TIMEOUT_MS (10 min), a file whose
+// tests are done exits even if a handle it forgot keeps its loop alive
+// (its exit handlers still run, so what it started is still ended), and
+// the whole run fails after HURD_TEST_RUN_LIMIT_MS (45 min).
+const limits = [
+  ...(flags.some((f) => f.startsWith("--test-timeout")) ? [] : [`--test-timeout=${Number(env.HURD_TEST_TIMEOUT_MS) || 600_000}`]),
+  ...(flags.includes("--test-force-exit") ? [] : ["--test-force-exit"]),
+];
+const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...limits, ...flags, ...tests], { stdio: "inherit", env, cwd: root });
+let stopping = false;
+/** Ends the runner (it stops the test files it runs), then the server; nothing is left behind. */
+function stop(sig, code) {
+  if (stopping) return;
+  stopping = true;
+  child.kill(sig);
+  setTimeout(() => {
+    child.kill("SIGKILL");
+    void nats?.stop();
+    if (nats) rmSync(nats.dir, { recursive: true, force: true });
+    process.exit(code);
+  }, 3000).unref();
 }
+// Stopped from outside (Ctrl-C, a CI timeout).
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => stop(sig, 130));
+const runLimitMs = Number(env.HURD_TEST_RUN_LIMIT_MS) || 45 * 60_000;
+const watchdog = setTimeout(() => {
+  console.error(`# the test run took longer than ${runLimitMs / 60_000} min (HURD_TEST_RUN_LIMIT_MS): stopped, failed`);
+  stop("SIGTERM", 1);
+}, runLimitMs);
 const code = await new Promise((r) => child.on("exit", (c, s) => r(c ?? (s ? 1 : 0))));
+clearTimeout(watchdog);
 if (nats) {
   await nats.stop();
   rmSync(nats.dir, { recursive: true, force: true });

@@ -25,7 +25,17 @@ function start(args: string[], env: NodeJS.ProcessEnv): { p: ChildProcess; out: 
   return { p, out: () => out };
 }
 
+/** Processes started, outside the suite's groups, by what the suite started. */
+const grandchildren: number[] = [];
+
 function killGroups(): void {
+  for (const pid of grandchildren) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
   for (const p of started) {
     try {
       if (p.pid) process.kill(-p.pid, "SIGKILL");
@@ -123,10 +133,15 @@ describe("nothing left behind (a failed bench)", () => {
   // ended by a signal, still ends every process under what it started
   // (here a shell's background sleep, a grandchild, as hurd up's servers are).
   const children = new URL("../../bench/children.ts", import.meta.url).href;
+  // The bench's ending is set up before it prints the grandchild's pid: the
+  // test signals it as soon as it reads that line, and a SIGUSR2 that came
+  // before its handler killed the bench outright (Node's default), with no
+  // exit handler, leaving the grandchild to hold the test's pipe for an hour.
   const script = (ending: string) =>
     `import { spawnGroup } from ${JSON.stringify(children)};
+     ${ending}
      const p = spawnGroup("sh", ["-c", "sleep 3600 & echo $!; wait"], { stdio: ["ignore", "pipe", "inherit"] });
-     p.stdout.once("data", (d) => { console.log("grandchild " + String(d).trim()); ${ending} });`;
+     p.stdout.once("data", (d) => console.log("grandchild " + String(d).trim()));`;
 
   for (const [how, ending, signal] of [
     // It throws when told (SIGUSR2), so that the test sees the grandchild alive first.
@@ -145,6 +160,9 @@ describe("nothing left behind (a failed bench)", () => {
       p.once("close", () => (closed = true));
       await until(() => /grandchild \d+/.test(out), 60_000, "the bench's grandchild to start");
       const pid = Number(/grandchild (\d+)/.exec(out)![1]);
+      // Its group is not the bench's: if the bench failed to end it, the
+      // suite still must (it holds the pipe this process reads).
+      grandchildren.push(pid);
       assert.ok(alive(pid), "the grandchild runs while the bench does");
       p.kill(signal);
       await until(() => closed, 60_000, "the bench to exit and its output to end");
