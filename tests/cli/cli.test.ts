@@ -8,9 +8,10 @@ import { createConnection as connectTcp, createServer, type Socket } from "node:
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { compiledEnv } from "../build.js";
 import { busKinds, natsUrl, until } from "../harness.js";
+import { hurdBin } from "./kit.js";
 
-const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
 interface Up {
   proc: ChildProcess;
@@ -21,7 +22,7 @@ interface Up {
 
 async function up(args: string[], hurd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Up> {
   const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-cli-")), ...extraEnv };
-  const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", hurd, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [hurdBin, "up", "--grpc", "127.0.0.1:0", "--hurd", hurd, ...args], { env: compiledEnv(env), stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (out += d));
@@ -38,12 +39,12 @@ function argv(hurdName: string, args: string[]): string[] {
 }
 
 function hurd(u: Up, hurdName: string, ...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", main, ...argv(hurdName, args)], { env: u.env, encoding: "utf8", timeout: 60000 });
+  const r = spawnSync(process.execPath, [hurdBin, ...argv(hurdName, args)], { env: compiledEnv(u.env), encoding: "utf8", timeout: 60000 });
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
 
 function hurdBg(u: Up, hurdName: string, ...args: string[]): { proc: ChildProcess; err: () => string; done: Promise<number> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", main, ...argv(hurdName, args)], { env: u.env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [hurdBin, ...argv(hurdName, args)], { env: compiledEnv(u.env), stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   proc.stderr!.on("data", (d) => (err += d));
   proc.stdout!.on("data", (d) => (err += d));
@@ -361,7 +362,7 @@ describe("hurd up --nats: no NATS there", () => {
       });
     });
     const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-cli-")) };
-    const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "--grpc", "127.0.0.1:0", "--hurd", `x${process.pid}`, "--nats", `nats://127.0.0.1:${free}`], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [hurdBin, "up", "--grpc", "127.0.0.1:0", "--hurd", `x${process.pid}`, "--nats", `nats://127.0.0.1:${free}`], { env: compiledEnv(env), stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     proc.stderr!.on("data", (d) => (err += d));
     proc.stdout!.on("data", () => {});

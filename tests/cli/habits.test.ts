@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
-import { conforms, hurd, hurdBg, jsonLines, main, spawned, table, up, type Up } from "./kit.js";
+import { compiledEnv } from "../build.js";
+import { conforms, hurd, hurdBg, hurdBin, jsonLines, spawned, table, up, type Up } from "./kit.js";
 
 interface Proc {
   pid: number;
@@ -352,7 +353,7 @@ describe("hurd as procps and psmisc users expect", () => {
 
   describe("the command itself", () => {
     it("a closed pipe ends the command quietly (hurd ps --json | true)", () => {
-      const r = spawnSync("sh", ["-c", `"${process.execPath}" --import tsx "${main}" ps --json --hurd ${u.name} | true; echo "status $?"`], { env: u.env, encoding: "utf8", timeout: 60000 });
+      const r = spawnSync("sh", ["-c", `"${process.execPath}" "${hurdBin}" ps --json --hurd ${u.name} | true; echo "status $?"`], { env: compiledEnv(u.env), encoding: "utf8", timeout: 60000 });
       assert.equal(r.stderr, "", "no EPIPE stack trace");
       assert.equal(r.stdout, "status 0\n");
     });
@@ -408,7 +409,7 @@ complete_words hurd completion z
       assert.ok(r.stderr.endsWith(`Try '${help} --help' for more information.\n`), r.stderr);
     }
     const env = { ...process.env, HURD_STATE_DIR: mkdtempSync(join(tmpdir(), "hurd-none-")) };
-    const r = spawnSync(process.execPath, ["--import", "tsx", main, "ps"], { env, encoding: "utf8", timeout: 60000 });
+    const r = spawnSync(process.execPath, [hurdBin, "ps"], { env: compiledEnv(env), encoding: "utf8", timeout: 60000 });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /^hurd: no hurd called hurd is up .*\n$/);
   });

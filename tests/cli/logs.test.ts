@@ -11,7 +11,8 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { busKinds, natsUrl, until } from "../harness.js";
-import { hurd, main, up } from "./kit.js";
+import { compiledEnv } from "../build.js";
+import { hurd, hurdBin, up } from "./kit.js";
 
 interface Line {
   level: string;
@@ -64,7 +65,7 @@ describe("logs", () => {
     const name = `lq${process.pid}`;
     const state = mkdtempSync(join(tmpdir(), "hurd-quiet-"));
     const env = { ...process.env, HURD_STATE_DIR: state, HURD_LOG_LEVEL: "" };
-    const proc = spawn(process.execPath, ["--import", "tsx", main, "up", "-q", "--grpc", "127.0.0.1:0", "--hurd", name], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, [hurdBin, "up", "-q", "--grpc", "127.0.0.1:0", "--hurd", name], { env: compiledEnv(env), stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     proc.stdout!.on("data", (d) => (out += d));
     proc.stderr!.on("data", (d) => (out += d));
