@@ -4,8 +4,9 @@
 // nats-server configuration runs a real nats-server that refuses anonymous
 // clients and takes each role's user; each role user carries exactly its
 // role's permissions; the edge's certificate chains to the CA and names the
-// hosts it is dialled by; a second run keeps everything; HURD_BOOT_SECRET
-// overrides the generated boot secret and never reaches the output; bad
+// hosts it is dialled by; each hurd's init gets its own boot secret, derived
+// from the kernel's boot key; a second run keeps everything; HURD_BOOT_KEY
+// overrides the generated boot key and never reaches the output; bad
 // input is refused.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -16,11 +17,12 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { acceptsAnonymous, natsConnectOptions, parseCreds, permissionsFor, readFabricKeys, startNatsServer } from "@hurdmesh/mach/nats-auth";
+import { hurdBootSecret } from "@hurdmesh/kernel";
 
 const repo = join(import.meta.dirname, "../..");
 const cli = join(repo, "packages/cli/src/main.ts");
 const keysCompose = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, ["--import", "tsx", cli, "keys", "compose", ...args], { encoding: "utf8", timeout: 60000, env: { ...process.env, HURD_BOOT_SECRET: "", ...env } });
+  spawnSync(process.execPath, ["--import", "tsx", cli, "keys", "compose", ...args], { encoding: "utf8", timeout: 60000, env: { ...process.env, HURD_BOOT_SECRET: "", HURD_BOOT_KEY: "", ...env } });
 const mode = (p: string) => statSync(p).mode & 0o777;
 /** A user JWT's claims (its payload; the signature is checked by nats-server below). */
 const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8")) as { nats: { pub: { allow?: string[] }; sub: { allow?: string[] } } };
@@ -40,20 +42,24 @@ describe("hurd keys compose", () => {
     const want: Record<string, string[]> = {
       nats: ["nats.conf", "nats.crt", "nats.key"],
       ca: ["ca.crt"],
-      kernel: ["ca.crt", "complete", "edge.crt", "edge.key", "generated-boot-secret", "nats-keys.json"],
-      boot: ["secret"],
-      init: ["ca.crt", "nats.creds"],
+      kernel: ["boot-key", "ca.crt", "complete", "edge.crt", "edge.key", "generated-boot-key", "nats-keys.json"],
+      init: ["boot-secret", "ca.crt", "nats.creds"],
       proc: ["nats.creds"],
       auth: ["nats.creds"],
-      "second-init": ["ca.crt", "nats.creds"],
+      "second-init": ["boot-secret", "ca.crt", "nats.creds"],
       "second-proc": ["nats.creds"],
       "second-auth": ["nats.creds"],
     };
     assert.deepEqual(readdirSync(dir).sort(), Object.keys(want).sort());
     for (const [d, files] of Object.entries(want)) assert.deepEqual(readdirSync(join(dir, d)).sort(), files, d);
-    for (const p of ["nats/nats.key", "kernel/edge.key", "kernel/nats-keys.json", "kernel/generated-boot-secret", "boot/secret", "init/nats.creds", "proc/nats.creds", "second-auth/nats.creds"])
+    for (const p of ["nats/nats.key", "kernel/edge.key", "kernel/nats-keys.json", "kernel/generated-boot-key", "kernel/boot-key", "init/boot-secret", "second-init/boot-secret", "init/nats.creds", "proc/nats.creds", "second-auth/nats.creds"])
       assert.equal(mode(join(dir, p)), 0o600, p);
-    assert.match(readFileSync(join(dir, "boot/secret"), "utf8"), /^[A-Za-z0-9_-]{43}$/);
+    const key = readFileSync(join(dir, "kernel/boot-key"), "utf8");
+    assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+    // Each init holds its own hurd's secret, the one the kernel derives from its key for that hurd: not the key, not another hurd's.
+    assert.equal(readFileSync(join(dir, "init/boot-secret"), "utf8"), hurdBootSecret(key, ""));
+    assert.equal(readFileSync(join(dir, "second-init/boot-secret"), "utf8"), hurdBootSecret(key, "second"));
+    assert.notEqual(hurdBootSecret(key, ""), hurdBootSecret(key, "second"));
     // The kernel's keys file is what hurd-kernel reads (readFabricKeys refuses one others may read).
     assert.equal(readFabricKeys(join(dir, "kernel/nats-keys.json")).system, "hurd");
   });
@@ -117,21 +123,45 @@ describe("hurd keys compose", () => {
     for (const d of readdirSync(dir)) for (const f of readdirSync(join(dir, d))) if (f !== "edge.key" && f !== "nats.key") assert.doesNotMatch(readFileSync(join(dir, d, f), "utf8"), /PRIVATE KEY/, `${d}/${f}`);
   });
 
-  test("a second run keeps the set; HURD_BOOT_SECRET overrides the boot secret, unset brings the generated one back, never printed", () => {
+  test("a second run keeps the set; HURD_BOOT_KEY overrides the boot key (every hurd's secret follows), unset brings the generated one back, never printed", () => {
     const before = Object.fromEntries(["kernel/nats-keys.json", "kernel/edge.crt", "proc/nats.creds", "nats/nats.conf"].map((p) => [p, readFileSync(join(dir, p), "utf8")]));
-    const generated = readFileSync(join(dir, "boot/secret"), "utf8");
+    const generated = readFileSync(join(dir, "kernel/boot-key"), "utf8");
+    const secrets = ["init", "second-init"].map((d) => readFileSync(join(dir, d, "boot-secret"), "utf8"));
     const override = "e2e-override-0123456789";
-    const r = keysCompose(["--dir", dir, "--subhurds", "second"], { HURD_BOOT_SECRET: override });
+    // Fewer subhurds named than the set has: the second's secret follows the key all the same.
+    const r = keysCompose(["--dir", dir], { HURD_BOOT_KEY: override });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /kept/);
     for (const [p, text] of Object.entries(before)) assert.equal(readFileSync(join(dir, p), "utf8"), text, `${p} changed`);
-    assert.equal(readFileSync(join(dir, "boot/secret"), "utf8"), override);
+    assert.equal(readFileSync(join(dir, "kernel/boot-key"), "utf8"), override);
+    assert.equal(readFileSync(join(dir, "init/boot-secret"), "utf8"), hurdBootSecret(override, ""));
+    assert.equal(readFileSync(join(dir, "second-init/boot-secret"), "utf8"), hurdBootSecret(override, "second"));
     for (const out of [r.stdout, r.stderr, first.stdout, first.stderr]) {
-      assert.ok(!out.includes(override) && !out.includes(generated), "a boot secret in the output");
+      for (const s of [override, generated, ...secrets]) assert.ok(!out.includes(s), "a boot key or secret in the output");
     }
     const back = keysCompose(["--dir", dir]);
     assert.equal(back.status, 0, back.stderr);
-    assert.equal(readFileSync(join(dir, "boot/secret"), "utf8"), generated);
+    assert.equal(readFileSync(join(dir, "kernel/boot-key"), "utf8"), generated);
+    assert.deepEqual(["init", "second-init"].map((d) => readFileSync(join(dir, d, "boot-secret"), "utf8")), secrets);
+  });
+
+  test("the shared boot secret it replaced is refused, not ignored (HURD_BOOT_SECRET in an old .env)", () => {
+    const r = keysCompose(["--dir", dir], { HURD_BOOT_SECRET: "an-old-dotenv-secret-0123" });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /HURD_BOOT_SECRET is no longer read.*HURD_BOOT_KEY/);
+    assert.ok(!r.stderr.includes("an-old-dotenv-secret-0123"));
+  });
+
+  test("a set made before per-hurd secrets (no boot key) is made again whole", () => {
+    const d = join(base, "old");
+    assert.equal(keysCompose(["--dir", d]).status, 0);
+    const old = readFileSync(join(d, "kernel/nats-keys.json"), "utf8");
+    rmSync(join(d, "kernel/generated-boot-key"));
+    const r = keysCompose(["--dir", d]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /new/);
+    assert.notEqual(readFileSync(join(d, "kernel/nats-keys.json"), "utf8"), old);
+    assert.equal(readFileSync(join(d, "init/boot-secret"), "utf8"), hurdBootSecret(readFileSync(join(d, "kernel/boot-key"), "utf8"), ""));
   });
 
   test("a set left half made (no complete marker) is made again whole", () => {
@@ -142,7 +172,7 @@ describe("hurd keys compose", () => {
     // --owner, as the keys service runs it (as root, giving all to the image's user): here, to this user.
     const r = keysCompose(["--dir", d, "--owner", `${process.getuid!()}:${process.getgid!()}`]);
     assert.equal(r.status, 0, r.stderr);
-    for (const p of ["kernel", "kernel/nats-keys.json", "boot/secret"]) assert.equal(statSync(join(d, p)).uid, process.getuid!(), p);
+    for (const p of ["kernel", "kernel/nats-keys.json", "kernel/boot-key", "init/boot-secret"]) assert.equal(statSync(join(d, p)).uid, process.getuid!(), p);
     assert.equal(mode(join(d, "kernel")), 0o700);
     assert.notEqual(readFileSync(join(d, "kernel/nats-keys.json"), "utf8"), old);
     assert.ok(statSync(join(d, "kernel/complete")).isFile());
@@ -154,7 +184,7 @@ describe("hurd keys compose", () => {
       [["--subhurds", "Second"], {}, /not a subhurd name/],
       [["--edge-hosts", "bad host"], {}, /not a host name or IP address/],
       [["--owner", "hurd"], {}, /--owner takes UID:GID/],
-      [[], { HURD_BOOT_SECRET: "short" }, /shorter than 16/],
+      [[], { HURD_BOOT_KEY: "short" }, /shorter than 16/],
     ];
     for (const [args, env, err] of cases) {
       const d = join(base, `bad-${Math.random().toString(36).slice(2)}`);

@@ -37,8 +37,8 @@ describe("docker-compose.yml conventions", () => {
     const used = [...text.matchAll(/\$\{([A-Z_][A-Z0-9_]*):-([^}]*)\}/g)];
     assert.ok(used.length > 10);
     for (const [, name, def] of used) {
-      // The boot secret stays out of a file meant to be copied as is (the README says how to set it).
-      if (name === "HURD_BOOT_SECRET") continue;
+      // The boot key stays out of a file meant to be copied as is (the README says how to set it).
+      if (name === "HURD_BOOT_KEY") continue;
       assert.ok(example.has(name!), `${name} is not in .env.example`);
       assert.equal(example.get(name!), def, `${name}: .env.example says ${example.get(name!)}, the compose file ${def}`);
     }
@@ -63,12 +63,14 @@ describe("docker-compose.yml conventions", () => {
       assert.doesNotMatch(t, /HURD_NATS_AUTH/, `${f} turns NATS authorization off`);
       assert.doesNotMatch(t, /HURD_GRPC_INSECURE/, `${f} asks for a plaintext edge`);
       assert.doesNotMatch(t, /hurdmesh-compose-secret/, `${f} commits the old default secret`);
-      // A boot secret is only ever the .env override (no default after :-) or a file.
-      for (const m of t.matchAll(/^\s*-?\s*HURD_BOOT_SECRET\s*[:=][ \t]*(.*)$/gm))
-        assert.match(m[1]!, /^(["']?\$\{HURD_BOOT_SECRET(:-)?\}["']?)?\s*(#.*)?$/, `${f}: ${m[0].trim()} sets a value`);
+      // A boot key is only ever the .env override (no default after :-) or a file; a boot secret only a file.
+      for (const m of t.matchAll(/^\s*-?\s*HURD_BOOT_KEY\s*[:=][ \t]*(.*)$/gm))
+        assert.match(m[1]!, /^(["']?\$\{HURD_BOOT_KEY(:-)?\}["']?)?\s*(#.*)?$/, `${f}: ${m[0].trim()} sets a value`);
+      assert.doesNotMatch(t, /^\s*-?\s*HURD_BOOT_SECRET\s*[:=]/m, `${f} sets a boot secret (each hurd's is derived from the boot key, in a file)`);
     }
     for (const [name, s] of Object.entries(services)) {
-      assert.ok(!s.environment?.HURD_BOOT_SECRET || name === "keys", `${name}: the boot secret in its environment (docker inspect shows it): use HURD_BOOT_SECRET_FILE`);
+      assert.ok(!s.environment?.HURD_BOOT_SECRET, `${name}: a boot secret in its environment (docker inspect shows it): use HURD_BOOT_SECRET_FILE`);
+      assert.ok(!s.environment?.HURD_BOOT_KEY || name === "keys", `${name}: the boot key in its environment (docker inspect shows it): use HURD_BOOT_KEY_FILE`);
       assert.ok(!s.environment?.HURD_NATS_CREDS, `${name}: NATS credentials in its environment`);
     }
     // hurd web is a process of the hurd: the edge and its session, never the fabric's address.
@@ -95,13 +97,12 @@ describe("docker-compose.yml conventions", () => {
     };
     const keyVolumes = Object.keys(compose.volumes).filter((v) => v.startsWith("keys-"));
     assert.deepEqual(keys.volumes.map((v: string) => volumeOf(v).source).sort(), [...keyVolumes].sort(), "the keys service writes every keys volume");
-    // Who may read what: the signing keys are the kernel's alone, the boot secret the kernel's and the inits'.
+    // Who may read what: the signing keys and the boot key are the kernel's alone, each hurd's boot secret its init's.
     const readers: Record<string, string[]> = {
       "keys-nats": ["nats"],
       // The CA's certificate (public): every server checks NATS's certificate against it.
       "keys-ca": ["auth", "init", "kernel", "proc", "second-auth", "second-init", "second-proc"],
       "keys-kernel": ["kernel"],
-      "keys-boot": ["init", "kernel", "second-init"],
       "keys-init": ["init"],
       "keys-proc": ["proc"],
       "keys-auth": ["auth"],

@@ -20,6 +20,7 @@ import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
+import { hurdBootSecret } from "@hurdmesh/kernel";
 
 const run = promisify(execFile);
 const root = new URL("../../", import.meta.url).pathname;
@@ -265,13 +266,16 @@ if (why) {
         assert.doesNotMatch(stdout, /^HURD_NATS_AUTH=off/m, `${svc} runs without NATS authorization`);
         assert.doesNotMatch(stdout, /^HURD_GRPC_INSECURE=/m, `${svc} asks for a plaintext edge`);
       }
-      // The boot secret the keys service generated (no .env override here), the same for the kernel and init, never logged.
-      const secrets = await Promise.all(["kernel", "init"].map(async (svc) => (await compose("exec", "-T", svc, "cat", "/etc/hurdmesh/boot/secret")).stdout));
-      assert.match(secrets[0]!, /^[A-Za-z0-9_-]{43}$/);
-      assert.equal(secrets[1], secrets[0]);
+      // The boot key the keys service generated (no .env override here) is the kernel's; init holds its hurd's secret derived from it, not the key; neither is logged.
+      const key = (await compose("exec", "-T", "kernel", "cat", "/etc/hurdmesh/kernel/boot-key")).stdout;
+      const secret = (await compose("exec", "-T", "init", "cat", "/etc/hurdmesh/init/boot-secret")).stdout;
+      assert.match(key, /^[A-Za-z0-9_-]{43}$/);
+      assert.equal(secret, hurdBootSecret(key, ""));
+      const initKey = await compose("exec", "-T", "init", "ls", "/etc/hurdmesh/kernel").catch((e: Error & { stderr?: string }) => ({ stdout: "", stderr: e.stderr ?? e.message }));
+      assert.match(initKey.stderr, /No such file/, "init sees the boot key");
       const keysLog = await compose("logs", "--no-color", "keys");
-      assert.match(keysLog.stdout, /boot secret generated/);
-      assert.ok(!(keysLog.stdout + keysLog.stderr).includes(secrets[0]!), "the boot secret is in the keys service's log");
+      assert.match(keysLog.stdout + keysLog.stderr, /boot key generated, one boot secret per hurd/);
+      for (const s of [key, secret]) assert.ok(!(keysLog.stdout + keysLog.stderr).includes(s), "a boot key or secret is in the keys service's log");
       // proc's container mounts its own NATS user and nothing else of the keys.
       const procFiles = await compose("exec", "-T", "proc", "ls", "/etc/hurdmesh/creds");
       assert.deepEqual(procFiles.stdout.trim().split(/\s+/), ["nats.creds"]);

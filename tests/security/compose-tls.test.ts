@@ -42,8 +42,8 @@ describe("compose's NATS over TLS, on a real nats-server", { skip: !haveNats && 
   function start(role: string, extra: NodeJS.ProcessEnv = {}): Role {
     const k = (p: string) => join(keys, p);
     const byRole: Record<string, NodeJS.ProcessEnv> = {
-      kernel: { HURD_NATS_KEYS: k("kernel/nats-keys.json"), HURD_BOOT_SECRET_FILE: k("boot/secret"), HURD_GRPC: "127.0.0.1:0", HURD_GRPC_CERT: k("kernel/edge.crt"), HURD_GRPC_KEY: k("kernel/edge.key") },
-      init: { HURD_NATS_CREDS_FILE: k("init/nats.creds"), HURD_BOOT_SECRET_FILE: k("boot/secret"), HURD_EDGE_CA_FILE: k("init/ca.crt"), HURD_PUBLIC_EDGE: edge },
+      kernel: { HURD_NATS_KEYS: k("kernel/nats-keys.json"), HURD_BOOT_KEY_FILE: k("kernel/boot-key"), HURD_GRPC: "127.0.0.1:0", HURD_GRPC_CERT: k("kernel/edge.crt"), HURD_GRPC_KEY: k("kernel/edge.key") },
+      init: { HURD_NATS_CREDS_FILE: k("init/nats.creds"), HURD_BOOT_SECRET_FILE: k("init/boot-secret"), HURD_EDGE_CA_FILE: k("init/ca.crt"), HURD_PUBLIC_EDGE: edge },
       proc: { HURD_NATS_CREDS_FILE: k("proc/nats.creds") },
       auth: { HURD_NATS_CREDS_FILE: k("auth/nats.creds") },
     };
@@ -57,7 +57,7 @@ describe("compose's NATS over TLS, on a real nats-server", { skip: !haveNats && 
       ...byRole[role],
       ...extra,
     };
-    for (const name of Object.keys(env)) if (name.startsWith("OTEL_") || name === "HURD_BOOT_SECRET" || name === "HURD_NATS_CREDS") delete env[name];
+    for (const name of Object.keys(env)) if (name.startsWith("OTEL_") || name === "HURD_BOOT_SECRET" || name === "HURD_BOOT_KEY" || name === "HURD_NATS_CREDS") delete env[name];
     const proc = spawn(process.execPath, [service, role], { env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     proc.stdout!.on("data", (d) => (out += d));
@@ -72,7 +72,7 @@ describe("compose's NATS over TLS, on a real nats-server", { skip: !haveNats && 
     const made = spawnSync(process.execPath, ["--import", "tsx", cli, "keys", "compose", "--dir", keys, "--system", system], {
       encoding: "utf8",
       timeout: 60000,
-      env: { ...process.env, HURD_BOOT_SECRET: "" },
+      env: { ...process.env, HURD_BOOT_SECRET: "", HURD_BOOT_KEY: "" },
     });
     assert.equal(made.status, 0, made.stderr);
     // The keys service's nats.conf, on a free loopback port, its certificate where this test keeps it.

@@ -11,17 +11,21 @@
 //   kernel/edge.crt, .key   the gRPC edge's certificate, issued by the private CA
 //   kernel/ca.crt           for its health probe, which dials the edge
 //   kernel/complete         written last: a set without it is remade whole
-//   kernel/generated-boot-secret  the boot secret unless HURD_BOOT_SECRET overrides it
-//   boot/secret             the boot secret (0600): the kernel checks claims, inits make them
+//   kernel/generated-boot-key  the boot key unless HURD_BOOT_KEY overrides it
+//   kernel/boot-key         the boot key (0600): the kernel checks every hurd's boot claim against it
+//   <init>/boot-secret      that hurd's own boot secret (0600), derived from the boot key
+//                           (hurdBootSecret, as in Kubernetes): its init claims that hurd's boot and
+//                           no other's, so one init's container broken into claims no other hurd
 //   <server>/nats.creds     each boot server's container's own NATS user (init: its hurd's boot
 //                           claim; proc, auth: their own launch order), for the root hurd and each subhurd
 //   <init>/ca.crt           what init puts in the session file, so `hurd` verifies the edge
 //
 // The CA's private key is dropped once NATS's and the edge's certificates are issued:
 // nothing can issue another. A complete set is kept as it is; `docker
-// compose down -v` makes a new one. HURD_BOOT_SECRET, when set, replaces the generated boot
-// secret on every run (the .env override), and the generated one comes back
-// when it is unset. Nothing secret is printed.
+// compose down -v` makes a new one. HURD_BOOT_KEY, when set, replaces the generated boot
+// key on every run (the .env override: every hurd's secret is derived from
+// it again), and the generated one comes back when it is unset. Nothing
+// secret is printed.
 import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, readdirSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
@@ -33,7 +37,7 @@ export const NATS_MOUNT = "/etc/hurdmesh/nats";
 
 /** Written last, in the kernel's folder: a set without it is remade whole. */
 export const COMPLETE = "kernel/complete";
-const GENERATED = "kernel/generated-boot-secret";
+const GENERATED = "kernel/generated-boot-key";
 
 export interface ComposeKeysOptions {
   dir: string;
@@ -45,8 +49,8 @@ export interface ComposeKeysOptions {
   edgeHosts: string[];
   /** nats-server's JetStream store directory inside its container; "" for none. */
   jetstreamDir: string;
-  /** The .env override of the boot secret; "" for the generated one. */
-  bootSecret: string;
+  /** The .env override of the boot key; "" for the generated one. */
+  bootKey: string;
   /** uid:gid every folder and file is given (the hurdmesh image's user, when this runs as root); absent: left as made. */
   owner?: { uid: number; gid: number };
 }
@@ -77,18 +81,25 @@ function checkOptions(o: ComposeKeysOptions): void {
   if (!/^[A-Za-z0-9_-]+$/.test(o.system)) throw new CliError(`not a hurdmesh system name: ${JSON.stringify(o.system)}`);
   for (const h of o.subhurds) if (!/^[a-z0-9][a-z0-9-]*$/.test(h)) throw new CliError(`not a subhurd name: ${JSON.stringify(h)}`);
   for (const h of o.edgeHosts) if (!isIP(h) && !/^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(h)) throw new CliError(`not a host name or IP address: ${JSON.stringify(h)}`);
-  if (o.bootSecret && o.bootSecret.length < 16) throw new CliError("HURD_BOOT_SECRET is shorter than 16 characters: anyone who guesses it can claim a hurd's boot task");
+  if (o.bootKey && o.bootKey.length < 16) throw new CliError("HURD_BOOT_KEY is shorter than 16 characters: anyone who guesses it can claim every hurd's boot task");
 }
 
 /** Makes the set in `o.dir` unless a complete one is there; returns whether it made one. */
 export async function composeKeys(o: ComposeKeysOptions): Promise<boolean> {
   checkOptions(o);
-  const made = !existsSync(join(o.dir, COMPLETE));
+  // A set from before per-hurd boot secrets (no boot key) is remade whole.
+  const made = !existsSync(join(o.dir, COMPLETE)) || !existsSync(join(o.dir, GENERATED));
   if (made) await makeAll(o);
-  // The boot secret the kernel and the inits read: the override, else the one generated with the set.
-  const generated = readFileSync(join(o.dir, GENERATED), "utf8");
-  mkdirSync(join(o.dir, "boot"), { recursive: true, mode: 0o700 });
-  put(join(o.dir, "boot", "secret"), o.bootSecret || generated, 0o600);
+  // The boot key the kernel reads, the override else the one generated with
+  // the set, and each hurd's secret from it, in that hurd's init's folder.
+  const { hurdBootSecret } = await import("@hurdmesh/kernel");
+  const key = o.bootKey || readFileSync(join(o.dir, GENERATED), "utf8");
+  put(join(o.dir, "kernel", "boot-key"), key, 0o600);
+  // The set's hurds are its inits' folders (a later run may name fewer subhurds: their secrets must follow the key too).
+  for (const d of readdirSync(o.dir)) {
+    const hurd = d === "init" ? "" : d.endsWith("-init") ? d.slice(0, -"-init".length) : null;
+    if (hurd !== null) put(join(o.dir, d, "boot-secret"), hurdBootSecret(key, hurd), 0o600);
+  }
   if (o.owner) own(o.dir, o.owner);
   return made;
 }
@@ -138,10 +149,13 @@ export async function composeKeysCommand(o: { dir: string; system: string; subhu
   const m = o.owner ? /^(\d+):(\d+)$/.exec(o.owner) : null;
   if (o.owner && !m) throw new CliError(`--owner takes UID:GID, not ${JSON.stringify(o.owner)}`);
   const owner = m ? { uid: Number(m[1]), gid: Number(m[2]) } : undefined;
-  const bootSecret = process.env.HURD_BOOT_SECRET ?? "";
-  delete process.env.HURD_BOOT_SECRET;
-  const made = await composeKeys({ dir: o.dir, system: o.system, subhurds: list(o.subhurds), edgeHosts: list(o.edgeHosts), jetstreamDir: o.jetstream, bootSecret, owner });
+  // One secret shared by every hurd is what this replaced: say so rather than ignore it.
+  if (process.env.HURD_BOOT_SECRET)
+    throw new CliError("HURD_BOOT_SECRET is no longer read: each hurd's boot secret is derived from the boot key; set HURD_BOOT_KEY (16 characters at least) to choose that key");
+  const bootKey = process.env.HURD_BOOT_KEY ?? "";
+  delete process.env.HURD_BOOT_KEY;
+  const made = await composeKeys({ dir: o.dir, system: o.system, subhurds: list(o.subhurds), edgeHosts: list(o.edgeHosts), jetstreamDir: o.jetstream, bootKey, owner });
   process.stderr.write(
-    `hurd: ${made ? "new" : "kept the"} NATS keys, edge certificate and role users in ${o.dir}; boot secret ${bootSecret ? "from HURD_BOOT_SECRET" : "generated"}\n`,
+    `hurd: ${made ? "new" : "kept the"} NATS keys, edge certificate and role users in ${o.dir}; boot key ${bootKey ? "from HURD_BOOT_KEY" : "generated"}, one boot secret per hurd\n`,
   );
 }
