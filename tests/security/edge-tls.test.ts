@@ -5,7 +5,9 @@
 // carries the CA and the `hurd` command verifies the edge against it; a
 // plaintext client, or one trusting another CA, gets nothing.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { connect as tlsConnect } from "node:tls";
+import { X509Certificate } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -14,7 +16,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Edge, Kernel } from "@hurdmesh/kernel";
 import { HurdError } from "@hurdmesh/mach";
 import { edgeChannelCredentials, grpcClientOf } from "@hurdmesh/mach/edge";
-import { makeCA } from "@hurdmesh/mach/nats-auth";
+import { issueCert, makeCA } from "@hurdmesh/mach/nats-auth";
 import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { until } from "../harness.js";
 
@@ -57,6 +59,62 @@ describe("TLS at the gRPC edge", () => {
     const r = spawnSync(process.execPath, ["--import", "tsx", kmain, "--grpc", "0.0.0.0:0", "--system", `tlsk${process.pid}`], { encoding: "utf8", timeout: 60_000, env: { ...process.env, HURD_GRPC_INSECURE: "" } });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr + r.stdout, /not a loopback address: it needs TLS/);
+  });
+
+  it("hurd-kernel takes a renewed certificate without a restart (cert-manager's rewrite), refuses a half-written or mismatched one and keeps serving the old, and will not start on a bad pair", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hurd-edgerenew-"));
+    dirs.push(dir);
+    const ca = await makeCA({ name: "renewal test CA" });
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => issueCert(ca, { dns: ["localhost"], ip: ["127.0.0.1"] })));
+    const certFile = join(dir, "tls.crt");
+    const keyFile = join(dir, "tls.key");
+    // As Kubernetes swaps a Secret's files: whole files, renamed into place.
+    const put = (file: string, pem: string) => {
+      writeFileSync(`${file}.new`, pem);
+      renameSync(`${file}.new`, file);
+    };
+    put(certFile, a!.certPem);
+    put(keyFile, a!.keyPem);
+    const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+    const k = spawn(process.execPath, ["--import", "tsx", kmain, "--grpc", "127.0.0.1:0", "--grpc-cert", certFile, "--grpc-key", keyFile, "--system", `renew${process.pid}`], {
+      env: { ...process.env, HURD_TLS_RELOAD_MS: "100" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    started.push(k);
+    let out = "";
+    k.stdout!.on("data", (d) => (out += d));
+    k.stderr!.on("data", (d) => (out += d));
+    await until(() => /gRPC edge on 127\.0\.0\.1:\d+ \(TLS\)/.test(out) || k.exitCode !== null, 60_000, "hurd-kernel's edge");
+    const port = Number(/gRPC edge on 127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    /** The certificate a new connection is served, checked against the CA. */
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const sock = tlsConnect({ host: "127.0.0.1", port, servername: "localhost", ca: ca.certPem, ALPNProtocols: ["h2"] }, () => {
+          resolve(sock.getPeerX509Certificate()!.fingerprint256);
+          sock.end();
+        });
+        sock.once("error", reject);
+      });
+    assert.equal(await served(), fingerprint(a!.certPem));
+    // The renewal: certificate first, key a moment later, as two file writes land.
+    put(certFile, b!.certPem);
+    await until(() => /were refused \(.*the key is not the certificate's\)/.test(out), 10_000, "the half-written renewal to be refused");
+    assert.equal(await served(), fingerprint(a!.certPem), "a half-written renewal replaced the served certificate");
+    put(keyFile, b!.keyPem);
+    await until(async () => (await served()) === fingerprint(b!.certPem), 10_000, "the renewed certificate to be served");
+    assert.match(out, /the edge's certificate was renewed: serial/);
+    // A key that is not the certificate's, and a file that is not PEM: refused, the renewed one kept, the kernel up.
+    put(keyFile, c!.keyPem);
+    put(certFile, "not a certificate");
+    await until(() => /were refused \(.*not a PEM certificate/.test(out), 10_000, "the garbage to be refused");
+    assert.equal(await served(), fingerprint(b!.certPem));
+    assert.equal(k.exitCode, null, "the kernel died of a bad renewal");
+    k.kill("SIGTERM");
+    // At start a bad pair is an error, saying which files and why.
+    put(certFile, a!.certPem);
+    const r = spawnSync(process.execPath, ["--import", "tsx", kmain, "--grpc", "127.0.0.1:0", "--grpc-cert", certFile, "--grpc-key", keyFile, "--system", `renewbad${process.pid}`], { encoding: "utf8", timeout: 60_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr + r.stdout, /the edge's certificate \(--grpc-cert .*tls\.crt, --grpc-key .*tls\.key\): .*the key is not the certificate's/);
   });
 
   it("hurd up on 0.0.0.0 serves TLS from a private CA: hurd ps verifies it with the session's CA; plaintext and another CA get nothing", async () => {

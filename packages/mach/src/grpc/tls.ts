@@ -7,11 +7,14 @@
 import { isIP } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { Errno, HurdError } from "../errors.js";
+import type { CertFiles } from "./cert-reload.js";
 
 /** The edge's certificate and key (PEM), and the CA clients check it against. */
 export interface EdgeTls {
   certPem: string;
   keyPem: string;
+  /** Where they were read from, watched for renewals (cert-reload.ts); absent: served as given until the process ends. */
+  files?: CertFiles;
 }
 
 /** The host part of host:port ("[::1]:7400" -> "::1"). */
@@ -35,6 +38,7 @@ export function isLoopback(address: string): boolean {
  * (the tokens in its calls would cross the network in clear).
  */
 export function edgeServerCredentials(address: string, tls?: EdgeTls | null, insecure = false): grpc.ServerCredentials {
+  if (tls?.files) return tls.files.credentials();
   if (tls) return grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(tls.certPem), private_key: Buffer.from(tls.keyPem) }], false);
   if (!isLoopback(address) && !insecure)
     throw new HurdError(Errno.EINVAL, `the gRPC edge on ${address} is not a loopback address: it needs TLS (a certificate and key: --grpc-cert/--grpc-key, HURD_GRPC_CERT/HURD_GRPC_KEY), or --grpc-insecure (HURD_GRPC_INSECURE=1) to send tokens in clear`);
