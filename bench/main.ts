@@ -327,8 +327,8 @@ function fmt(v: unknown): string {
 }
 
 function table(rows: Row[]): string {
-  const head = ["path", "bus", "in flight", "p50 µs", "p99 µs", "calls/s", "p50 / raw", "calls/s / raw", "CPU µs/call", "errors", "spans dropped"];
-  const body = rows.map((r) => [r.name, r.bus, r.in_flight, r.p50_us, r.p99_us, r.calls_per_s, r.p50_vs_raw, r.throughput_vs_raw, r.cpu_us_per_call, r.errors, r.spans_dropped].map(fmt));
+  const head = ["path", "bus", "in flight", "p50 µs", "p99 µs", "calls/s", "p50 / raw", "calls/s / raw", "CPU µs/call", "+children", "errors", "spans dropped"];
+  const body = rows.map((r) => [r.name, r.bus, r.in_flight, r.p50_us, r.p99_us, r.calls_per_s, r.p50_vs_raw, r.throughput_vs_raw, r.cpu_us_per_call, r.children_cpu_us_per_call, r.errors, r.spans_dropped].map(fmt));
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => "| " + cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ") + " |";
   return [line(head), "|" + w.map((n, i) => (i < 2 ? "-".repeat(n + 1) + "-" : "-".repeat(n + 1) + ":")).join("|") + "|", ...body.map(line)].join("\n");
