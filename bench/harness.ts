@@ -30,9 +30,9 @@ export interface Measured {
    * its nats-servers, `hurd web`, a kernel in a process of its own),
    * shared by whatever rows run on them in the same slice's window.
    */
-  children_cpu_us_per_call: number;
+  children_cpu_us_per_call?: number;
   /** cpu_us_per_call + children_cpu_us_per_call: what a call costs the machine. */
-  total_cpu_us_per_call: number;
+  total_cpu_us_per_call?: number;
 }
 
 /** One table/JSON row: what was measured plus how to name it. */
