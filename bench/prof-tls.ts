@@ -6,17 +6,24 @@
 // process's CPU per call, and each part's share of busy time (self time of
 // the CPU profile's samples; native TLS work shows as its own functions or
 // as "(program)").
-//   node --conditions=@hurdmesh/source --import tsx bench/prof-tls.ts [tls|plain] [ms] [in flight]
+// `off`: an anonymous server, no TLS (the "neither" rows); `lifecycle`: the
+// process lifecycle of a booted hurd instead of the Ping.
+//   node --conditions=@hurdmesh/source --import tsx bench/prof-tls.ts [tls|plain|off] [ms] [in flight] [ping|lifecycle]
 import { Session } from "node:inspector/promises";
 import { Socket } from "node:net";
 import tls, { TLSSocket } from "node:tls";
-import { startSecuredNats } from "./nats.js";
+import { WNOHANG } from "@hurdmesh/libhurd";
+import { startNats, startSecuredNats } from "./nats.js";
+import { bootRig, NATS_AUTH_OFF } from "./rig.js";
 import { rig } from "./rows/kernel.js";
+import { lifecycle } from "./rows/proc.js";
 
-const tlsOn = (process.argv[2] ?? "tls") === "tls";
+const mode = process.argv[2] ?? "tls";
+const tlsOn = mode === "tls";
 const ms = Number(process.argv[3] ?? 4000);
 const IN_FLIGHT = Number(process.argv[4] ?? 64);
-const server = await startSecuredNats({ tls: tlsOn });
+const workload = process.argv[5] ?? "ping";
+const server = mode === "off" ? { ...(await startNats()), keys: null, tls: undefined } : await startSecuredNats({ tls: tlsOn });
 const ciphers = new Map<string, number>();
 // Every TLS socket nats.js opens (it calls node:tls's connect through the module object), for its cipher.
 const sockets: TLSSocket[] = [];
@@ -36,8 +43,20 @@ Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknow
   return (write as (...x: unknown[]) => boolean).call(this, chunk, ...rest);
 } as typeof write;
 try {
-  const ctx = { natsUrl: "", natsAuth: { url: server.url, keys: server.keys }, durationMs: ms, inFlight: [IN_FLIGHT], log: (l: string) => console.error(`# ${l}`) };
-  const r = await rig("nats", ctx, { tls: server.tls });
+  const ctx = { natsUrl: server.url, natsAuth: server.keys ? { url: server.url, keys: server.keys } : null, durationMs: ms, inFlight: [IN_FLIGHT], log: (l: string) => console.error(`# ${l}`) };
+  const kind = mode === "off" ? NATS_AUTH_OFF : "nats";
+  let r: { ping(): Promise<unknown>; close(): Promise<void> };
+  if (workload === "ping") r = await rig(kind, ctx, { tls: server.tls });
+  else {
+    const life = await bootRig(kind, ctx, ctx.log, { tls: server.tls });
+    r = {
+      ping: lifecycle(life),
+      async close() {
+        while (await life.parent.wait(-1, WNOHANG).catch(() => null));
+        await life.close();
+      },
+    };
+  }
   const run = async (forMs: number) => {
     const end = performance.now() + forMs;
     let n = 0;
@@ -81,7 +100,11 @@ try {
     if (url === "") p = `native:${functionName}`;
     else if (url.startsWith("node:")) p = `node:${url.slice(5)}`;
     else if (url.includes("@nats-io")) p = "nats.js";
+    else if (url.includes("/packages/mach/src/nats-auth/")) p = `nats-auth:${url.split("/").pop()}:${functionName}`;
+    else if (url.includes("/services/kernel/src/nats-users")) p = `kernel nats-users:${functionName}`;
     else if (url.includes("/services/kernel/")) p = "kernel";
+    else if (/\/services\/(proc|auth|init)\//.test(url)) p = "proc/auth/init";
+    else if (url.includes("/packages/libhurd/")) p = "libhurd";
     else if (url.includes("/packages/mach/")) p = "mach runtime";
     else if (url.includes("/packages/proto/")) p = "proto codecs";
     else p = url.replace(/^.*node_modules\//, "nm:").split("/").slice(0, 2).join("/");
@@ -89,8 +112,8 @@ try {
   }
   const notBusy = (p: string) => p === "native:(idle)" || p === "node:inspector";
   const busy = [...self].filter(([p]) => !notBusy(p)).reduce((a, [, t]) => a + t, 0);
-  console.log(`Ping | ${tlsOn ? "auth+TLS" : "auth, no TLS"} | ${IN_FLIGHT} in flight: ${Math.round((n / took) * 1000)} calls/s, this process ${Math.round((cpu.user + cpu.system) / n)} µs CPU per call, ${(nw / n).toFixed(2)} socket writes per call of ${Math.round(nb / nw)} B each; ciphers: ${[...ciphers].map(([k, v]) => `${k} ×${v}`).join(", ") || "none"}`);
-  for (const [p, t] of [...self].filter(([x]) => !notBusy(x)).sort((a, b) => b[1] - a[1]).slice(0, 16)) console.log(`    ${p.padEnd(40)} ${((t / busy) * 100).toFixed(1).padStart(5)} %`);
+  console.log(`${workload} | ${mode === "off" ? "no auth, no TLS" : tlsOn ? "auth+TLS" : "auth, no TLS"} | ${IN_FLIGHT} in flight: ${Math.round((n / took) * 1000)} calls/s, this process ${Math.round((cpu.user + cpu.system) / n)} µs CPU per call, ${(nw / n).toFixed(2)} socket writes per call of ${Math.round(nb / nw)} B each; ciphers: ${[...ciphers].map(([k, v]) => `${k} ×${v}`).join(", ") || "none"}`);
+  for (const [p, t] of [...self].filter(([x]) => !notBusy(x)).sort((a, b) => b[1] - a[1]).slice(0, 22)) console.log(`    ${p.padEnd(40)} ${((t / busy) * 100).toFixed(1).padStart(5)} %`);
   await r.close();
 } finally {
   await server.stop();
