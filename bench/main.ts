@@ -25,7 +25,7 @@ import { web, webName } from "./rows/web.js";
 import { quotasLocal, quotasNats, SIBLING } from "./rows/quotas.js";
 import { failover, failoverName } from "./rows/failover.js";
 import { accounting, accountingName } from "./rows/accounting.js";
-import { natsTls } from "./rows/nats-tls.js";
+import { AUTH_NO_TLS, AUTH_TLS, NEITHER, natsTls, PING_KERNEL_PROC, RAW_TLS } from "./rows/nats-tls.js";
 
 const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats, accounting, failover, natsTls];
 const IN_FLIGHT = [1, 64];
@@ -81,6 +81,26 @@ const TARGETS: Target[] = [
       label: `${what}: calls/s with NATS authorization / without (64 in flight)`,
       row: (rows) => find(rows, what, "nats", 64),
       value: (rows) => ratio(find(rows, what, "nats", 64)?.calls_per_s, find(rows, what, NATS_AUTH_OFF, 64)?.calls_per_s),
+      op: ">=",
+      limit: 0.9,
+      unit: "x",
+    },
+  ]),
+  // TLS (issue 15's nats-tls group): as deployed, the kernel in a process of
+  // its own; and the floor, plain nats.js with and without TLS on the same kind of server (informational: its limit is the target's).
+  ...([[PING_KERNEL_PROC, NEITHER], [RAW_TLS, AUTH_NO_TLS]] as const).flatMap(([what, off]): Target[] => [
+    {
+      label: `${what}: p50 with NATS authorization and TLS / ${off} (1 in flight)`,
+      row: (rows) => find(rows, what, AUTH_TLS, 1),
+      value: (rows) => ratio(find(rows, what, AUTH_TLS, 1)?.p50_us, find(rows, what, off, 1)?.p50_us),
+      op: "<=",
+      limit: 1.1,
+      unit: "x",
+    },
+    {
+      label: `${what}: calls/s with NATS authorization and TLS / ${off} (64 in flight)`,
+      row: (rows) => find(rows, what, AUTH_TLS, 64),
+      value: (rows) => ratio(find(rows, what, AUTH_TLS, 64)?.calls_per_s, find(rows, what, off, 64)?.calls_per_s),
       op: ">=",
       limit: 0.9,
       unit: "x",
