@@ -3,6 +3,7 @@
 // interrupted run can end every process under it, grandchildren included,
 // at exit, whatever went wrong.
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { registerChild, unregisterChild } from "./cpu.js";
 
 const groups = new Set<ChildProcess>();
 
@@ -11,12 +12,14 @@ export function spawnGroup(cmd: string, args: string[], o: SpawnOptions): ChildP
   const p = spawn(cmd, args, { ...o, detached: true });
   // Kept after the leader exits: what it started may not have.
   groups.add(p);
+  registerChild(p.pid);
   return p;
 }
 
 /** Ends a group now: SIGKILL to every process in it. */
 export function killGroup(p: ChildProcess): void {
   if (!p.pid) return;
+  unregisterChild(p.pid);
   try {
     process.kill(-p.pid, "SIGKILL");
   } catch {

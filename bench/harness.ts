@@ -9,6 +9,8 @@
 // the targets judge. `measure` (one function, one window) is for groups that
 // measure by themselves.
 
+import { childrenCpuUs } from "./cpu.js";
+
 export interface Measured {
   in_flight: number;
   /** Calls completed in the measured window(s). */
@@ -23,6 +25,14 @@ export interface Measured {
    * latency on a noisy machine. Excludes nats-server, which runs apart.
    */
   cpu_us_per_call: number;
+  /**
+   * CPU time per call of the processes the bench started (bench/cpu.ts:
+   * its nats-servers, `hurd web`, a kernel in a process of its own),
+   * shared by whatever rows run on them in the same slice's window.
+   */
+  children_cpu_us_per_call?: number;
+  /** cpu_us_per_call + children_cpu_us_per_call: what a call costs the machine. */
+  total_cpu_us_per_call?: number;
 }
 
 /** One table/JSON row: what was measured plus how to name it. */
@@ -83,11 +93,14 @@ class Acc {
   private elapsedMs = 0;
   private errors = 0;
   private cpuUs = 0;
+  private childUs = 0;
 
   async slice(fn: () => Promise<unknown>, inFlight: number, ms: number): Promise<void> {
     const cpu0 = process.cpuUsage();
+    const child0 = childrenCpuUs();
     const r = await run(fn, inFlight, ms, this.lat);
     const cpu = process.cpuUsage(cpu0);
+    this.childUs += Math.max(0, childrenCpuUs() - child0);
     this.cpuUs += cpu.user + cpu.system;
     this.elapsedMs += r.elapsedMs;
     this.errors += r.errors;
@@ -103,6 +116,8 @@ class Acc {
       calls_per_s: Math.round(sorted.length / (this.elapsedMs / 1000)),
       errors: this.errors,
       cpu_us_per_call: sorted.length ? round(this.cpuUs / sorted.length) : NaN,
+      children_cpu_us_per_call: sorted.length ? round(this.childUs / sorted.length) : NaN,
+      total_cpu_us_per_call: sorted.length ? round((this.cpuUs + this.childUs) / sorted.length) : NaN,
     };
   }
 }

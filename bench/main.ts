@@ -25,7 +25,7 @@ import { web, webName } from "./rows/web.js";
 import { quotasLocal, quotasNats, SIBLING } from "./rows/quotas.js";
 import { failover, failoverName } from "./rows/failover.js";
 import { accounting, accountingName } from "./rows/accounting.js";
-import { natsTls } from "./rows/nats-tls.js";
+import { AUTH_NO_TLS, AUTH_TLS, NEITHER, natsTls, PING_KERNEL_PROC, RAW_TLS } from "./rows/nats-tls.js";
 
 const GROUPS: RowGroup[] = [rawNats, kernelNats, kernelNatsAuthOff, kernelLocal, procLifecycle, subhurdLifecycle, authNats, authLocal, procScale, boot, tracing, metrics, web, cli, gateway, quotasLocal, quotasNats, accounting, failover, natsTls];
 const IN_FLIGHT = [1, 64];
@@ -81,6 +81,26 @@ const TARGETS: Target[] = [
       label: `${what}: calls/s with NATS authorization / without (64 in flight)`,
       row: (rows) => find(rows, what, "nats", 64),
       value: (rows) => ratio(find(rows, what, "nats", 64)?.calls_per_s, find(rows, what, NATS_AUTH_OFF, 64)?.calls_per_s),
+      op: ">=",
+      limit: 0.9,
+      unit: "x",
+    },
+  ]),
+  // TLS (issue 15's nats-tls group): as deployed, the kernel in a process of
+  // its own; and the floor, plain nats.js with and without TLS on the same kind of server (informational: its limit is the target's).
+  ...([[PING_KERNEL_PROC, NEITHER], [RAW_TLS, AUTH_NO_TLS]] as const).flatMap(([what, off]): Target[] => [
+    {
+      label: `${what}: p50 with NATS authorization and TLS / ${off} (1 in flight)`,
+      row: (rows) => find(rows, what, AUTH_TLS, 1),
+      value: (rows) => ratio(find(rows, what, AUTH_TLS, 1)?.p50_us, find(rows, what, off, 1)?.p50_us),
+      op: "<=",
+      limit: 1.1,
+      unit: "x",
+    },
+    {
+      label: `${what}: calls/s with NATS authorization and TLS / ${off} (64 in flight)`,
+      row: (rows) => find(rows, what, AUTH_TLS, 64),
+      value: (rows) => ratio(find(rows, what, AUTH_TLS, 64)?.calls_per_s, find(rows, what, off, 64)?.calls_per_s),
       op: ">=",
       limit: 0.9,
       unit: "x",
@@ -327,8 +347,8 @@ function fmt(v: unknown): string {
 }
 
 function table(rows: Row[]): string {
-  const head = ["path", "bus", "in flight", "p50 µs", "p99 µs", "calls/s", "p50 / raw", "calls/s / raw", "CPU µs/call", "errors", "spans dropped"];
-  const body = rows.map((r) => [r.name, r.bus, r.in_flight, r.p50_us, r.p99_us, r.calls_per_s, r.p50_vs_raw, r.throughput_vs_raw, r.cpu_us_per_call, r.errors, r.spans_dropped].map(fmt));
+  const head = ["path", "bus", "in flight", "p50 µs", "p99 µs", "calls/s", "p50 / raw", "calls/s / raw", "CPU µs/call", "+children", "errors", "spans dropped"];
+  const body = rows.map((r) => [r.name, r.bus, r.in_flight, r.p50_us, r.p99_us, r.calls_per_s, r.p50_vs_raw, r.throughput_vs_raw, r.cpu_us_per_call, r.children_cpu_us_per_call, r.errors, r.spans_dropped].map(fmt));
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => "| " + cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(" | ") + " |";
   return [line(head), "|" + w.map((n, i) => (i < 2 ? "-".repeat(n + 1) + "-" : "-".repeat(n + 1) + ":")).join("|") + "|", ...body.map(line)].join("\n");

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { registerChild, unregisterChild } from "./cpu.js";
 import { fabricServerConfig, issueCert, makeCA, makeFabricKeys, startNatsServer, type ClientTls, type FabricKeys } from "@hurdmesh/mach/nats-auth";
 
 export interface NatsServer {
@@ -46,11 +47,13 @@ export async function startSecuredNats(o: { tls?: boolean } = {}): Promise<Secur
     }
     writeFileSync(conf, fabricServerConfig(keys, { port: -1, tls: files }), { mode: 0o600 });
     const server = await startNatsServer(conf);
+    registerChild(server.pid);
     return {
       url: tls ? `tls://127.0.0.1:${server.port}` : server.url,
       keys,
       tls,
       async stop() {
+        unregisterChild(server.pid);
         await server.stop();
         rmSync(dir, { recursive: true, force: true });
       },
@@ -85,11 +88,13 @@ export async function startNats(): Promise<NatsServer> {
   });
   let log = "";
   proc.stderr!.on("data", (d) => (log += d));
+  registerChild(proc.pid);
   // A run that fails or is interrupted does not leave its server behind.
   const onExit = () => proc.kill("SIGKILL");
   process.on("exit", onExit);
   const stop = async (): Promise<void> => {
     process.off("exit", onExit);
+    unregisterChild(proc.pid);
     if (proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise<void>((r) => proc.once("exit", () => r()));
       proc.kill();
