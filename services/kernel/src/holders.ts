@@ -107,10 +107,8 @@ export class Holders {
 /**
  * Subscribes `kernel`'s Holders to nats-server's connection events of
  * `account`, through `bus`, a connection of a system-account user allowed
- * to read them (the keys file's account updater). Answers the Holders and
- * how to stop. A user minted before these events were in its permissions
- * is refused the subscription by nats-server: the leases decide then, as
- * before, and the kernel says so in its log.
+ * to read them (the keys file's account updater; hearsDisconnects tells
+ * whether it may). Answers the Holders and how to stop.
  */
 export async function watchHolders(k: KernelState, bus: Bus, account: string): Promise<{ holders: Holders; stop(): void }> {
   const holders = new Holders(k);
@@ -127,4 +125,18 @@ export async function watchHolders(k: KernelState, bus: Bus, account: string): P
       for (const s of subs) s.unsubscribe();
     },
   };
+}
+
+/**
+ * Whether a system-account user's JWT lets it read `account`'s DISCONNECT
+ * events: keys files made before the account updater was given them
+ * (nats-server refuses such a subscription without a word to the client).
+ */
+export function hearsDisconnects(jwt: string, account: string): boolean {
+  try {
+    const claims = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString("utf8")) as { nats?: { sub?: { allow?: string[] } } };
+    return claims.nats?.sub?.allow?.includes(accountEventSubjects(account)[1]) ?? false;
+  } catch {
+    return false;
+  }
 }
