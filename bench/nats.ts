@@ -27,12 +27,13 @@ export interface SecuredNatsServer extends NatsServer {
 /**
  * Starts nats-server from PATH in operator mode with fresh keys: no
  * anonymous client. `tls`: TLS only, with a certificate for 127.0.0.1 from a
- * private CA made now, as compose and Kubernetes run it.
+ * private CA made now, as compose and Kubernetes run it; `jetstream`: with
+ * JetStream (in the run's directory), for servers that write through.
  */
-export async function startSecuredNats(o: { tls?: boolean } = {}): Promise<SecuredNatsServer> {
+export async function startSecuredNats(o: { tls?: boolean; jetstream?: boolean } = {}): Promise<SecuredNatsServer> {
   const dir = mkdtempSync(join(tmpdir(), "hurdmesh-bench-nats-auth-"));
   try {
-    const keys = makeFabricKeys("bench", { operatorName: "hurdmesh-bench" });
+    const keys = makeFabricKeys("bench", { operatorName: "hurdmesh-bench", jetstream: o.jetstream });
     const conf = join(dir, "nats.conf");
     let tls: ClientTls | undefined;
     let files: { certFile: string; keyFile: string } | undefined;
@@ -45,7 +46,7 @@ export async function startSecuredNats(o: { tls?: boolean } = {}): Promise<Secur
       writeFileSync(files.keyFile, cert.keyPem, { mode: 0o600 });
       tls = { caPem: ca.certPem };
     }
-    writeFileSync(conf, fabricServerConfig(keys, { port: -1, tls: files }), { mode: 0o600 });
+    writeFileSync(conf, fabricServerConfig(keys, { port: -1, tls: files, jetstreamDir: o.jetstream ? join(dir, "js") : undefined }), { mode: 0o600 });
     const server = await startNatsServer(conf);
     registerChild(server.pid);
     return {

@@ -18,13 +18,15 @@
 // starts (the nats-server, the servers) ends when it does, however it ends.
 import { ProcessLauncher } from "@hurdmesh/boot";
 import { Init } from "@hurdmesh/init";
-import { Kernel, TrapServer } from "@hurdmesh/kernel";
+import { Kernel, TrapServer, watchHolders } from "@hurdmesh/kernel";
 import { Process } from "@hurdmesh/libhurd";
 import { client, HurdError, portAt, Rights, SIG, Task, W } from "@hurdmesh/mach";
-import { NatsBus } from "@hurdmesh/mach/nats";
+import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
+import { inboxOf } from "@hurdmesh/mach/internal";
+import { NKey } from "@hurdmesh/mach/nats-auth";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
 import { ProcessDefinition } from "@hurdmesh/proto/hurd/process/v1/process";
-import { startNats } from "./nats.js";
+import { startNats, startSecuredNats } from "./nats.js";
 
 function flag(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,6 +42,8 @@ const WORKERS = flag("workers", 16);
 /** Load between a restart's first answer and the next kill. */
 const GAP_MS = flag("gap-ms", 4000);
 const LEASE_MS = flag("lease-ms", 2000);
+/** 1 (default): NATS authorization on, as `hurd up --nats` runs it, so the kernel hears a server's connection close (holders.ts); 0: anonymous NATS, the lease alone tells a death. */
+const AUTH = flag("auth", 1);
 const GRACE_MS = 30_000;
 /** The launcher restarts one server at most 5 times a minute: the same server is not killed again sooner than this. */
 const SAME_SERVER_MS = 12_500;
@@ -125,7 +129,8 @@ interface Resident {
 }
 
 async function main(): Promise<void> {
-  const nats = await startNats();
+  const secured = AUTH ? await startSecuredNats({ jetstream: true }) : null;
+  const nats = secured ?? (await startNats());
   const system = `soak${process.pid}`;
   const buses: NatsBus[] = [];
   let launcher: ProcessLauncher | null = null;
@@ -142,13 +147,28 @@ async function main(): Promise<void> {
     return b;
   };
   // The load's children are processes of proc's table whose tasks no OS process attaches to: the kernel keeps them however long the run (attachGraceMs).
-  const kernel = new Kernel({ system, leaseMs: LEASE_MS, restartGraceMs: GRACE_MS, attachGraceMs: 24 * 3600_000 }, { log: (l) => log(`kernel: ${l}`) });
-  const traps = new TrapServer(kernel, await connect("soak kernel"));
+  const keys = secured?.keys;
+  const natsUsers = keys ? { account: keys.account, signer: NKey.fromSeed(keys.accountSigningSeed, "account"), revoker: null } : undefined;
+  const kernel = new Kernel({ system, leaseMs: LEASE_MS, restartGraceMs: GRACE_MS, attachGraceMs: 24 * 3600_000 }, { log: (l) => log(`kernel: ${l}`), nats: natsUsers });
+  const kernelBus = await NatsBus.connect(nats.url, { name: "soak kernel", credentials: kernel.natsUsers?.kernel(), inboxPrefix: keys ? inboxOf(system, { kind: "kernel" }) : undefined });
+  buses.push(kernelBus);
+  const traps = new TrapServer(kernel, kernelBus);
   traps.start();
-  const attach = async (taskId: number, token: string) => Task.attach({ bus: await connect(`soak task ${taskId}`), system, taskId, token, window: 1024, timeoutMs: CALL_TIMEOUT_MS });
+  if (keys) {
+    // The kernel hears its account's connections close, as hurd-kernel does with its keys file.
+    const updater = await NatsBus.connect(nats.url, { name: "soak account updater", credentials: keys.updater, inboxPrefix: inboxOf(keys.system, { kind: "account-updater", account: keys.account }) });
+    buses.push(updater);
+    await watchHolders(kernel, updater, keys.account);
+  }
   const b = kernel.bootTask({ name: "init", hostPriv: true });
-  const initTask = await attach(b.task.id, b.token);
-  launcher = new ProcessLauncher({ NATS_URL: nats.url, HURD_SYSTEM: system });
+  const initTask = keys
+    ? await attachOverNats(nats.url, { system, taskId: b.task.id, token: b.token, credentials: kernel.bootUser(b.task), window: 1024, timeoutMs: CALL_TIMEOUT_MS })
+    : await Task.attach({ bus: await connect("soak init"), system, taskId: b.task.id, token: b.token, window: 1024, timeoutMs: CALL_TIMEOUT_MS });
+  launcher = new ProcessLauncher({
+    NATS_URL: nats.url,
+    HURD_SYSTEM: system,
+    ...(kernel.natsUsers ? { credentials: (id, tok) => initTask.natsCredentials(id, tok), stores: { auth: kernel.natsUsers.store("", "auth"), proc: kernel.natsUsers.store("", "proc") } } : {}),
+  });
   const init = new Init({ task: initTask, hostPriv: b.hostPriv, launcher, log: (l) => log(`init: ${l}`) });
   const t0 = Date.now();
   try {

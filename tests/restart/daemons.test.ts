@@ -118,7 +118,11 @@ const skip = !busKinds.includes("nats") && "HURD_TEST_BUSES excludes nats";
 describe("restart in place: server OS processes killed under `hurd up --nats`", { skip }, () => {
   it("SIGKILLed auth comes back on its task: handles kept, a call made meanwhile answered late, the hurd stays up", async () => {
     const name = `ra${process.pid}`;
-    const u = await up(name);
+    // The kernel hears auth's connection close and its grace starts at the
+    // kill, not a lease later: the grace must cover the test's own CLI calls
+    // while the new auth is held stopped, on a loaded machine.
+    const grace = 2 * GRACE;
+    const u = await up(name, { HURD_RESTART_GRACE_MS: String(grace) });
     const running: ChildProcess[] = [];
     try {
       // A process holding an auth handle made before the kill.
@@ -160,7 +164,7 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       assert.ok(e === 5 || (e !== 0 && /MIG_SERVER_DIED/.test(early.err())), `early spawn: ${e} ${early.err()}`);
       assert.match(u.out(), /restarted in place on task/);
       // Past the lease and the grace the hurd is still up.
-      await new Promise((r) => setTimeout(r, LEASE + GRACE + 1000));
+      await new Promise((r) => setTimeout(r, LEASE + grace + 1000));
       assert.equal(u.proc.exitCode, null, u.out());
       assert.doesNotMatch(u.out(), /essential server \w+ .* died/);
       assert.equal(uidOf(u, name, pid), "1000");
@@ -215,6 +219,78 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       assert.equal(await u.exited, 0, u.out());
       await until(() => processesOf(name).length === 0, 10000, "every server process to exit");
     } finally {
+      for (const p of running) if (p.exitCode === null) p.kill("SIGKILL");
+      if (u.proc.exitCode === null) u.proc.kill("SIGTERM");
+      await until(() => processesOf(name).length === 0, 15000, "leftovers").catch(() => {
+        for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+      });
+    }
+  });
+
+  it("a SIGKILLed proc is known dead when its NATS connection closes: the new process attaches well before the lease would have lapsed", async () => {
+    // A lease far longer than a restart: only nats-server's DISCONNECT event (services/kernel/src/holders.ts) can explain an early attach.
+    const lease = 10000;
+    const name = `rk${process.pid}`;
+    const u = await up(name, { HURD_LEASE_MS: String(lease) });
+    try {
+      const first = serverProcess(name, "proc");
+      assert.ok(first > 0, "proc's OS process");
+      const before = hurd(u, name, "ps");
+      assert.equal(before.code, 0, before.stderr);
+      const killed = Date.now();
+      process.kill(first, "SIGKILL");
+      await until(() => /task \d+ \(proc\) re-attached by a new process/.test(u.out()) || u.proc.exitCode !== null, lease * 2, "proc's new process to attach");
+      const attached = Date.now() - killed;
+      assert.match(u.out(), /task \d+ \(proc\): its process's NATS connection closed/);
+      assert.ok(attached < lease / 2, `the new proc attached ${attached} ms after the kill (lease ${lease} ms)`);
+      await until(() => /restarted in place on task/.test(u.out()), 30000, "proc's restart in place");
+      const after = hurd(u, name, "ps");
+      assert.equal(after.code, 0, after.stderr);
+      assert.equal(u.proc.exitCode, null, u.out());
+      assert.equal(hurd(u, name, "shutdown").code, 0);
+      assert.equal(await u.exited, 0, u.out());
+    } finally {
+      if (u.proc.exitCode === null) u.proc.kill("SIGTERM");
+      await until(() => processesOf(name).length === 0, 15000, "leftovers").catch(() => {
+        for (const p of processesOf(name)) process.kill(p, "SIGKILL");
+      });
+    }
+  });
+
+  it("a SIGSTOPped proc continued within the grace, with no new process: it takes its task back and the hurd carries on", async () => {
+    const name = `rc${process.pid}`;
+    const u = await up(name);
+    const running: ChildProcess[] = [];
+    let stopped = 0;
+    try {
+      const s = hurdBg(u, name, "spawn", "--", "sleep", "3600");
+      running.push(s.proc);
+      await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
+      const pid = /is pid (\d+)/.exec(s.err())![1]!;
+      const before = idsOf(u, name, pid);
+      assert.ok(before, `pid ${pid} in hurd ps`);
+      stopped = serverProcess(name, "proc");
+      assert.ok(stopped > 0, "proc's OS process");
+      process.kill(stopped, "SIGSTOP");
+      // Stalled past its lease: the kernel keeps the task for a restart, and no launcher starts one (the process lives).
+      await until(() => /task \d+ \(proc\) lost its process/.test(u.out()), 30000, "the kernel's lapse of proc's task");
+      await new Promise((r) => setTimeout(r, LEASE));
+      process.kill(stopped, "SIGCONT");
+      stopped = 0;
+      await until(() => /took task \d+ back/.test(u.out()) || u.proc.exitCode !== null, 30000, "proc to take its task back");
+      assert.equal(u.proc.exitCode, null, u.out());
+      assert.deepEqual(idsOf(u, name, pid), before, "pid, parent, group and session after the stall");
+      assert.equal(serverProcess(name, "proc") > 0, true, "proc's process still runs");
+      // Past the grace the hurd is still up: the task is held again.
+      await new Promise((r) => setTimeout(r, GRACE + 1000));
+      assert.equal(u.proc.exitCode, null, u.out());
+      assert.doesNotMatch(u.out(), /essential server \w+ .* died/);
+      assert.equal(hurd(u, name, "kill", "-s", "KILL", pid).code, 0);
+      assert.equal(await s.done, 128 + 9);
+      assert.equal(hurd(u, name, "shutdown").code, 0);
+      assert.equal(await u.exited, 0, u.out());
+    } finally {
+      if (stopped) process.kill(stopped, "SIGCONT");
       for (const p of running) if (p.exitCode === null) p.kill("SIGKILL");
       if (u.proc.exitCode === null) u.proc.kill("SIGTERM");
       await until(() => processesOf(name).length === 0, 15000, "leftovers").catch(() => {

@@ -46,6 +46,7 @@ process.on("disconnect", launcherGone);
 // A restarted process: the kernel refuses it (EBUSY) until the killed one's
 // lease lapses; what queued meanwhile is held until the server is set up.
 const { task, bus } = await attachFromEnv(process.env, { window: 1024, timeoutMs: 30_000, hold: restart, retryBusyMs: restart ? 60_000 : 0 });
+task.onRejoined = () => createLogger(`hurd-${name}`, { hurd: system }).warn(`took task ${task.id} back after the kernel lapsed it (its connection closed, or it was stalled past its lease)`);
 // The tasks it starts (runsystem's programs) attach as themselves, each with the NATS user their creator may ask for.
 const attach = async (taskId: number, token: string) => attachOverNats(url, { system, taskId, token, credentials: await task.natsCredentials(taskId, token) });
 let server: unknown;
@@ -73,7 +74,13 @@ const poll = setInterval(() => {
 let unanswered = 0;
 const ask = setInterval(() => {
   task.taskInfo(0).then(
-    () => (unanswered = 0),
+    (info) => {
+      unanswered = 0;
+      // The kernel put the task into its restart grace while this process
+      // lives (its NATS connection closed, or it was stalled past its
+      // lease): it takes the task back, or ends if a newer process has it.
+      if (!info.attached) void task.rejoin();
+    },
     (e) => {
       const code = HurdError.from(e).code;
       if (code === Errno.MACH_SEND_INVALID_DEST) unanswered ||= Date.now();

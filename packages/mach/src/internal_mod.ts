@@ -11,6 +11,7 @@ export {
   permissionsOf,
   inboxOf,
   accountUpdateSubject,
+  accountEventSubjects,
   ROOT,
   INBOX_PREFIX,
   ROOT_HURD,

@@ -6,7 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { matches } from "./bus/local.js";
-import { accountUpdateSubject, inboxOf, parseSubject, permissionsOf, subjectsOf, type Role } from "./subjects.js";
+import { accountEventSubjects, accountUpdateSubject, inboxOf, parseSubject, permissionsOf, subjectsOf, type Role } from "./subjects.js";
 
 describe("bus subjects", () => {
   it("builds every subject of a system as the wire has it", () => {
@@ -121,12 +121,19 @@ describe("who may publish and subscribe what", () => {
     assert.deepEqual(responders, ["kernel", "proc's container (root hurd)", "auth's container (alpha)"]);
   });
 
+  it("lets only the account updater hear the account's connections come and go", () => {
+    const hearers = roles.filter(([, r]) => permissionsOf(system, r).subscribe.some((x) => x.startsWith("$SYS."))).map(([n]) => n);
+    assert.deepEqual(hearers, ["updater of account A1"]);
+    assert.deepEqual(accountEventSubjects("A1"), ["$SYS.ACCOUNT.A1.CONNECT", "$SYS.ACCOUNT.A1.DISCONNECT"]);
+    assert.throws(() => accountEventSubjects("A1.>"), RangeError);
+  });
+
   it("never grants another system's subjects", () => {
     for (const [, r] of roles) {
       const p = permissionsOf(system, r);
       // JetStream subjects name this system's stream or bucket (the kernel's log and leadership key, a server's store).
       const ownJetStream = (x: string) => x.startsWith(`$HURDLOG.${system}.`) || x.endsWith(`.HURD_${system}_KERNEL_LOG`) || x.endsWith(`.HURD_${system}_KERNEL_LOG.*`) || x.startsWith(`$KV.hurd_${system}_`) || x.includes(`.KV_hurd_${system}_`);
-      for (const x of [...p.publish, ...p.subscribe]) assert.ok(x.startsWith(`hurd.${system}.`) || x.startsWith(`_INBOX.${system}.`) || x === accountUpdateSubject("A1") || ownJetStream(x), x);
+      for (const x of [...p.publish, ...p.subscribe]) assert.ok(x.startsWith(`hurd.${system}.`) || x.startsWith(`_INBOX.${system}.`) || x === accountUpdateSubject("A1") || accountEventSubjects("A1").includes(x) || ownJetStream(x), x);
     }
   });
 });

@@ -272,6 +272,15 @@ export function accountUpdateSubject(account: string): string {
 }
 
 /**
+ * nats-server's events of an account's client connections (in its system
+ * account): CONNECT and DISCONNECT, each naming the client's user.
+ */
+export function accountEventSubjects(account: string): [connect: string, disconnect: string] {
+  const a = token("an account", account);
+  return [`$SYS.ACCOUNT.${a}.CONNECT`, `$SYS.ACCOUNT.${a}.DISCONNECT`];
+}
+
+/**
  * The inbox prefix of a role's connection. Under "_INBOX." as every NATS
  * client's default, then the system, so that systems sharing one NATS
  * account never read each other's replies, then the role's own token
@@ -352,7 +361,10 @@ export function permissionsOf(system: string, role: Role): Permissions {
     case "trace-watcher":
       return { publish: [s.traceCtl], denyPublish: [], subscribe: [s.traceBatches(id("a watch", role.watchId)), ...replies], respond: null, inbox, maxSubscriptions: 4 };
     case "account-updater":
-      return { publish: [accountUpdateSubject(role.account)], denyPublish: [], subscribe: replies, respond: null, inbox, maxSubscriptions: 4 };
+      // It also hears the account's connections come and go (nats-server's
+      // own events, each naming the user): how the kernel learns at once
+      // that the process holding a task is gone (holders.ts).
+      return { publish: [accountUpdateSubject(role.account)], denyPublish: [], subscribe: [...accountEventSubjects(role.account), ...replies], respond: null, inbox, maxSubscriptions: 6 };
     case "store": {
       // Nothing of any other stream: JetStream's API is spoken per stream, on subjects naming it.
       const kv = storeSubjectsOf(system, role.hurd, role.server);

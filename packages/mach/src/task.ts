@@ -157,6 +157,10 @@ export class Task {
   private readonly ownsBus: boolean;
   /** A notice of this task's end is being checked with the kernel (at most one at a time). */
   private confirming = false;
+  /** When the heartbeat last ran: a gap past the lease means this process was stalled (SIGSTOP, a frozen event loop). */
+  private lastBeat = Date.now();
+  /** A rejoin() in flight (at most one). */
+  private rejoining: Promise<boolean> | null = null;
   /** Deliveries held until resume() (AttachOptions.hold). */
   private held: Uint8Array[] | null = null;
   /** Messages on ports nobody handles (default: rights released, RPCs answered MIG_BAD_ID). */
@@ -165,6 +169,8 @@ export class Task {
   onTerminated: () => void = () => {};
   /** A notice of this task's end came that the kernel denied (it was forged). */
   onForgedEnd: () => void = () => {};
+  /** This process took its task back after the kernel lapsed it (rejoin). */
+  onRejoined: () => void = () => {};
   /** One-way sends that the kernel could not route. */
   onSendFailed: (f: SendFailed) => void = () => {};
 
@@ -242,6 +248,11 @@ export class Task {
     const every = Math.max(50, Math.floor(this.leaseMs / 3));
     this.heartbeat = setInterval(() => {
       if (this.closed) return;
+      // Stalled past the lease (SIGSTOP, a blocked event loop): the kernel
+      // may have put the task into its restart grace meanwhile; asked now.
+      const beat = Date.now();
+      if (beat - this.lastBeat > this.leaseMs) void this.confirmEnd(false);
+      this.lastBeat = beat;
       // The connection is gone for good, or has been down for busLostMs:
       // the program behind the task ends as if the kernel had said so (a
       // `hurd spawn` kills its Linux program), instead of living on as a
@@ -595,8 +606,12 @@ export class Task {
     if (this.confirming || this.closed) return;
     this.confirming = true;
     try {
-      await this.call("taskInfo", { task: 0 });
-      if (noticed) this.onForgedEnd();
+      const info = await this.call("taskInfo", { task: 0 });
+      // Alive but no longer held by this process: its connection closed (a
+      // NATS blip) or it was stalled past its lease, and the kernel keeps the
+      // task for a restart. This process takes it back.
+      if (!info.attached) await this.rejoin();
+      else if (noticed) this.onForgedEnd();
     } catch (e) {
       if (this.closed) return;
       if (HurdError.from(e).code === Errno.KERN_INVALID_TASK || this.bus.closed) {
@@ -606,6 +621,42 @@ export class Task {
     } finally {
       this.confirming = false;
     }
+  }
+
+  /**
+   * Attaches again as the same task, from this process, when the kernel
+   * lapsed it into its restart grace (the process's connection closed, or
+   * it was stalled past its lease) and no other process took it: deliveries
+   * come again and the process carries on. Refused EBUSY, another process
+   * holds the task (a restart of this server replaced it): this one is
+   * fenced and ends as if the task had ended (onTerminated). Answers whether
+   * the task is this process's again. Requests pushed to this process
+   * before the lapse were answered MIG_SERVER_DIED by the kernel; replies it
+   * sends to them now fail as sends to dead names.
+   */
+  rejoin(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    this.rejoining ??= (async () => {
+      try {
+        const req = MachDefinition.methods.attach.requestType.encode({ taskId: this.id, token: this.token, window: this.window }).finish();
+        await trap(this.bus, this.trapSubject, this.id, this.token, 0, mach.byKey.get("attach")!.msgid, req, NO_TRACE_CONTEXT, this.timeoutMs, "");
+        // The kernel counts a fresh window from here: credit owed for the old one is void.
+        this.pendingCredit = 0;
+        this.onRejoined();
+        return true;
+      } catch (e) {
+        const code = HurdError.from(e).code;
+        if (this.closed) return false;
+        if (code === Errno.EBUSY || code === Errno.KERN_INVALID_TASK) {
+          this.shutdown();
+          this.onTerminated();
+        }
+        return false;
+      } finally {
+        this.rejoining = null;
+      }
+    })();
+    return this.rejoining;
   }
 
   /** Answers an unserved message as a MIG server does for an unknown id, and drops its rights. */

@@ -29,6 +29,7 @@ import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { BootClaims } from "./boot-claim.js";
 import { Edge } from "./edge.js";
+import { hearsDisconnects, watchHolders } from "./holders.js";
 import { Kernel } from "./kernel.js";
 import type { Failover } from "./failover.js";
 import { TraceBus } from "./trace-bus.js";
@@ -194,9 +195,16 @@ async function natsAuthorization(url: string) {
   };
   updater.onReconnect(() => pushAgain("the account updater"));
   const ttlS = values["nats-user-ttl"] ? Number(values["nats-user-ttl"]) : undefined;
-  return { updater, pushAgain, users: { account: keys.account, signer: NKey.fromSeed(keys.accountSigningSeed, "account"), revoker, ttlS } };
+  return { updater, pushAgain, account: keys.account, updaterJwt: keys.updater.jwt, users: { account: keys.account, signer: NKey.fromSeed(keys.accountSigningSeed, "account"), revoker, ttlS } };
 }
 if (nats && bus instanceof NatsBus) bus.onReconnect(() => nats.pushAgain("the kernel's connection"));
+// nats-server's events of the account's connections: a task's process
+// whose connection closed is gone now, not at its lease (holders.ts). Not
+// with the kernel's log (--journal/--standby: no record carries the lapse).
+if (nats && !values.journal && !values.standby) {
+  if (hearsDisconnects(nats.updaterJwt, nats.account)) await watchHolders(kernel, nats.updater, nats.account);
+  else log.warn("the keys file's account updater may not read the account's DISCONNECT events (keys made before it could): a dead server is known only when its lease lapses; make the keys again (`hurd keys nats-config`)");
+}
 const traps = new TrapServer(kernel, bus);
 traps.start();
 // The trace stream for watchers on the bus (hurd.<system>.trace.>): idle until someone asks.

@@ -9,3 +9,4 @@ export { Edge } from "./edge.js";
 export { Gateway, INIT_PORT_NAMES, PORT_HEADER, PID_HEADER } from "./gateway.js";
 export { TraceBus, type TraceBusOptions } from "./trace-bus.js";
 export { BootClaims, hurdBootSecret } from "./boot-claim.js";
+export { Holders, watchHolders, parseConnectionEvent, type ConnectionEvent } from "./holders.js";

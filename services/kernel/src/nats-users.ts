@@ -76,6 +76,8 @@ export class NatsUsers {
   /** Users alive, by task: one each (minting again replaces and revokes the previous one). */
   private readonly tasks = new Map<KTask, Minted>();
   private readonly watchers = new Map<number, Minted>();
+  /** The same users by public key: a connection event names its user (holders.ts), one look-up per event. */
+  private readonly byKey = new Map<string, KTask>();
   /** Revocations nats-server refused or never answered (the JWT's expiry still bounds those users). */
   revokeFailures = 0;
 
@@ -112,8 +114,17 @@ export class NatsUsers {
     const u = mintUser(this.o.signer, this.o.account, `task ${t.id}`, permissionsFor(this.system, { kind: "task", taskId: t.id, launches }), exp, this.key());
     const old = this.tasks.get(t);
     this.tasks.set(t, { publicKey: u.publicKey, exp, launches });
-    if (old) this.revoke(old, `task ${t.id}'s previous user`);
+    this.byKey.set(u.publicKey, t);
+    if (old) {
+      this.byKey.delete(old.publicKey);
+      this.revoke(old, `task ${t.id}'s previous user`);
+    }
     return { jwt: u.jwt, seed: u.seed, expires: exp };
+  }
+
+  /** The live task whose NATS user has the public key `user` ("U…"), if any. */
+  taskOf(user: string): KTask | undefined {
+    return this.byKey.get(user);
   }
 
   /** A fresh JWT for a task's user (no seed: the holder keeps its own). */
@@ -135,6 +146,7 @@ export class NatsUsers {
     const m = this.tasks.get(t);
     if (!m) return;
     this.tasks.delete(t);
+    this.byKey.delete(m.publicKey);
     this.revoke(m, `task ${t.id}`);
   }
 
