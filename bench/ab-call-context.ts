@@ -37,7 +37,7 @@ try {
   const call = async (binary: boolean) => {
     // Each call builds its trap as Task.call does: the context read, then the encoding.
     const c = span.context;
-    const bytes = Trap.encode({ task: boot.task.id, token: boot.token, credit: 0, call: { msgid, request, traceContext: binary ? c : NO_TRACE_CONTEXT } }).finish();
+    const bytes = Trap.encode({ task: boot.task.id, token: boot.token, credit: 0, seq: 0, call: { msgid, request, traceContext: binary ? c : NO_TRACE_CONTEXT } }).finish();
     const ans = CallReply.decode(await raw.request(subject, bytes, 10000, binary ? undefined : traceparentOf(c)));
     if (ans.code !== 0) throw new Error(`port_get_refs answered ${ans.code}: ${ans.detail}`);
   };

@@ -196,11 +196,11 @@ export function trapBytes(c: TrapCase, parties: Party[], maxBody: number, seq: n
   const good = c.who.token === "own" && c.who.task < parties.length;
   const names = namesOf(parties[c.who.task]?.k);
   if ("send" in c) {
-    return { bytes: Trap.encode({ ...id, credit: c.credit, send: messageOf(c.send, names, maxBody, seq) }).finish(), entry: "send", good };
+    return { bytes: Trap.encode({ ...id, credit: c.credit, seq: 0, send: messageOf(c.send, names, maxBody, seq) }).finish(), entry: "send", good };
   }
   if ("msgSend" in c) {
     const req = MachDefinition.methods.msgSend.requestType.encode(messageOf(c.msgSend, names, maxBody, seq)).finish();
-    return { bytes: Trap.encode({ ...id, credit: 0, call: { msgid: MACH.byKey.get("msgSend")!.msgid, request: req, traceContext: new Uint8Array(0) } }).finish(), entry: "msgSend", good };
+    return { bytes: Trap.encode({ ...id, credit: 0, seq: 0, call: { msgid: MACH.byKey.get("msgSend")!.msgid, request: req, traceContext: new Uint8Array(0) } }).finish(), entry: "msgSend", good };
   }
   if ("heartbeat" in c) return { bytes: Trap.encode(Trap.fromPartial({ ...id, credit: c.credit, heartbeat: true })).finish(), entry: "heartbeat", good };
   const m = c.call >= 0 ? TRAP_CALLS[c.call]! : null;
@@ -212,7 +212,7 @@ export function trapBytes(c: TrapCase, parties: Party[], maxBody: number, seq: n
     const p = parties[c.who.task % parties.length]!;
     request = TaskNatsCredentialsRequest.encode({ taskId: p.k.id, token: p.token }).finish();
   }
-  return { bytes: Trap.encode({ ...id, credit: c.credit, call: { msgid: m ? m.msgid : 4999, request, traceContext: new Uint8Array(0) } }).finish(), entry: m ? m.key : null, good };
+  return { bytes: Trap.encode({ ...id, credit: c.credit, seq: 0, call: { msgid: m ? m.msgid : 4999, request, traceContext: new Uint8Array(0) } }).finish(), entry: m ? m.key : null, good };
 }
 
 /** Answers that mean the trap never reached a handler. */

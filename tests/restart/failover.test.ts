@@ -161,6 +161,69 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     await client.detach();
   });
 
+  it("traps across a failover: numbered one-way messages arrive exactly once and in order, every call completes once or fails clearly", async () => {
+    const system = `fo${process.pid}d`;
+    const { leader, standby, client } = await pair(system);
+    const { r, task: receiver } = await child(system, client, "receiver");
+    const port = await receiver.allocate();
+    const got: number[] = [];
+    receiver.receive(port, (m: Received) => void got.push(Number(new TextDecoder().decode(m.body))));
+    const dest = (await client.extractRight(r.task, port, MsgType.MSG_TYPE_MAKE_SEND)).name;
+    let sendFailed = 0;
+    client.onSendFailed = () => void sendFailed++;
+    const enc = new TextEncoder();
+    const before = (await client.names()).names.length;
+    // A stream of numbered one-way messages (5 every 5 ms) and calls that
+    // change the client's space (portAllocate), while the leader dies.
+    let sent = 0;
+    let running = true;
+    const stream = (async () => {
+      while (running) {
+        // With a send timeout, as a stream must: the resent backlog after
+        // the takeover fills the port's queue, and a send without one would
+        // fail MACH_SEND_TIMED_OUT there (Mach's rule, not a loss).
+        for (let i = 0; i < 5; i++) client.send({ destination: dest, id: 5000, body: enc.encode(String(sent++)), timeoutMs: 20_000 });
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    })();
+    let ok = 0;
+    const failures: string[] = [];
+    const calls = (async () => {
+      while (running) {
+        try {
+          await client.call("portAllocate", { right: 1 });
+          ok++;
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+    })();
+    while (got.length < 200) await new Promise((res) => setTimeout(res, 10));
+    const killedAt = Date.now();
+    leader.p.kill("SIGKILL");
+    await waitFor(standby, /leading \(took over after/, 10_000);
+    console.log(`# takeover under a stream of one-way sends: ${Date.now() - killedAt} ms`);
+    const atTakeover = sent;
+    while (sent < atTakeover + 500) await new Promise((res) => setTimeout(res, 10));
+    running = false;
+    await Promise.all([stream, calls]);
+    const until = Date.now() + 10_000;
+    while (got.length < sent && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+    const gaps = [];
+    for (let i = 0; i < got.length && gaps.length < 5; i++) if (got[i] !== i) gaps.push(`at ${i}: ${got[i]}`);
+    assert.equal(got.length, sent, `the receiver got ${got.length} of ${sent} messages (first misplaced: ${gaps.join(", ")}; ${sendFailed} sends failed)`);
+    assert.deepEqual(gaps, [], "each message once, in order");
+    assert.equal(sendFailed, 0, "no send failed");
+    // A call either completed (its port is there, once) or failed saying so; none was applied twice.
+    for (const f of failures) assert.match(f, /MACH_SEND_INVALID_DEST.*not applied|ETIMEDOUT/, f);
+    const names = (await client.names()).names.length;
+    const timedOut = failures.filter((f) => /ETIMEDOUT/.test(f)).length;
+    assert.ok(names - before >= ok && names - before <= ok + timedOut, `${names - before} ports allocated by ${ok} calls that completed (${timedOut} timed out)`);
+    console.log(`# ${sent} one-way messages, each once in order; ${ok} calls completed, ${failures.length} failed (${timedOut} timed out)`);
+    await receiver.detach();
+    await client.detach();
+  });
+
   it("a leader paused past its lease (SIGSTOP) is fenced when it wakes (SIGCONT): it writes nothing and exits", async () => {
     const system = `fo${process.pid}b`;
     const { leader, standby, client } = await pair(system);

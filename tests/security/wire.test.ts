@@ -88,11 +88,11 @@ describe("red team: the wire with NATS authorization on", { skip: !haveNats && "
     await assertSubscribeRefused(nc, t.s.trap);
     const before = await t.ps();
     const namesBefore = (await m.task.names()).names.length;
-    const trap = Trap.encode({ task: m.id, token: m.token, credit: 0, call: { msgid: mach.byKey.get("portAllocate")!.msgid, request: PortAllocateRequest.encode({ right: 1 }).finish(), traceContext: new Uint8Array(0) } }).finish();
+    const trap = Trap.encode({ task: m.id, token: m.token, credit: 0, seq: 0, call: { msgid: mach.byKey.get("portAllocate")!.msgid, request: PortAllocateRequest.encode({ right: 1 }).finish(), traceContext: new Uint8Array(0) } }).finish();
     for (let i = 0; i < 2; i++) assert.equal(CallReply.decode((await nc.request(t.s.trap, trap, { timeout: WAIT_MS })).data).code, 0, "its own call, again");
     assert.equal((await m.task.names()).names.length, namesBefore + 2, "two ports in its own space, nothing anywhere else");
     // Another task's id with the attacker's token: an unknown task.
-    const stolen = Trap.encode({ task: t.procTaskId, token: m.token, credit: 0, call: { msgid: mach.byKey.get("portAllocate")!.msgid, request: PortAllocateRequest.encode({ right: 1 }).finish(), traceContext: new Uint8Array(0) } }).finish();
+    const stolen = Trap.encode({ task: t.procTaskId, token: m.token, credit: 0, seq: 0, call: { msgid: mach.byKey.get("portAllocate")!.msgid, request: PortAllocateRequest.encode({ right: 1 }).finish(), traceContext: new Uint8Array(0) } }).finish();
     assert.equal(CallReply.decode((await nc.request(t.s.trap, stolen, { timeout: WAIT_MS })).data).code, Errno.KERN_INVALID_TASK);
     // Its own trap, answer asked on proc's inbox (a confused deputy): dropped, never answered.
     const rejected = t.kernel.stats.rejectedTraps;

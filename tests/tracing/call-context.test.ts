@@ -122,7 +122,7 @@ for (const kind of busKinds) {
       const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
       const spanId = "00f067aa0ba902b7";
       const request = MachDefinition.methods.taskTerminate.requestType.encode({ task: task.self }).finish();
-      const trap = Trap.encode({ task: task.id, token, credit: 0, call: { msgid: mach.byKey.get("taskTerminate")!.msgid, request, traceContext: NO_TRACE_CONTEXT } }).finish();
+      const trap = Trap.encode({ task: task.id, token, credit: 0, seq: 0, call: { msgid: mach.byKey.get("taskTerminate")!.msgid, request, traceContext: NO_TRACE_CONTEXT } }).finish();
       await bus.request(w.b.h.kernel.subjects.trap, trap, 5000, `00-${traceId}-${spanId}-01`).catch(() => {});
       const n = await notification(traceId);
       assert.equal(n.links[0]!.context.spanId, spanId);

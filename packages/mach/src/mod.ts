@@ -9,7 +9,7 @@ export type { Bus, BusHandler, BusSubscription, KeyValue } from "./bus/types.js"
 export { FramedStoreLog, StoreFencedError, type LogMessage, type LogTransport, type StoreLog, type StoreLogImage } from "./bus/store-log.js";
 export { MemoryLogBacking, MemoryStoreLog } from "./bus/memory-store-log.js";
 export { LocalHub, LocalConnection } from "./bus/local.js";
-export { Task, Notify, MACH_PORT_NULL, MACH_PORT_DEAD, type AttachOptions, type MessageHandler, type RpcOptions } from "./task.js";
+export { Task, Notify, NoKernelError, MACH_PORT_NULL, MACH_PORT_DEAD, type AttachOptions, type MessageHandler, type RpcOptions } from "./task.js";
 export { client, type Client, type CallOptions } from "./client.js";
 export { serve, Server, type Context, type Impl, type NotifyHandler } from "./serve.js";
 export { Rights, rightsOf, portAt, optionalRight, withRights } from "./rights.js";

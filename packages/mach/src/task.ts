@@ -22,6 +22,7 @@ import { Deadlines } from "./deadlines.js";
 import { Errno, HurdError } from "./errors.js";
 import { methods } from "./msgid.js";
 import { subjectsOf } from "./subjects.js";
+import { TrapWindow } from "./trap-window.js";
 import { encode } from "./wire.js";
 
 /** mach/notify.h ids, as the runtime sees them on its ports. */
@@ -104,6 +105,19 @@ const ONE_WAY_SEQ = 2 ** 32;
  * task's traps in order); an older one is not looked for.
  */
 const REPLIES_KEPT = 256;
+/**
+ * With numbered traps (AttachReply.trap_seq), how soon after a one-way trap
+ * the runtime asks the kernel which it applied, ms, and how many traps may
+ * go unconfirmed before it asks at once: the bound on how late a trap lost
+ * in a failover is sent again after the new kernel leads.
+ */
+const CONFIRM_MS = 200;
+const CONFIRM_EVERY = 1024;
+/** How long a confirmation may take before it is asked again (a kernel that died with it). */
+const CONFIRM_TIMEOUT_MS = 1_000;
+/** A kernel call that found nobody on the trap subject (no kernel leads) is sent again after this, doubling to CALL_RETRY_MAX_MS. */
+const CALL_RETRY_MS = 20;
+const CALL_RETRY_MAX_MS = 250;
 
 export interface RpcOptions {
   ports?: MsgPort[];
@@ -163,6 +177,14 @@ export class Task {
   private rejoining: Promise<boolean> | null = null;
   /** Deliveries held until resume() (AttachOptions.hold). */
   private held: Uint8Array[] | null = null;
+  /**
+   * The one-way traps sent and not yet known applied, when the kernel may
+   * fail over (AttachReply.trap_seq); null: traps are not numbered.
+   */
+  private readonly numbered: TrapWindow | null;
+  /** A confirmation is asked (at most one at a time), or is due. */
+  private confirming_ = false;
+  private confirmTimer: NodeJS.Timeout | null = null;
   /** Messages on ports nobody handles (default: rights released, RPCs answered MIG_BAD_ID). */
   onUnhandled: (m: Received) => void = (m) => this.refuse(m);
   /** The kernel ended this task; the Task is detached by then. */
@@ -190,6 +212,7 @@ export class Task {
     this.seenReconnects = o.bus.reconnects ?? 0;
     this.trapSubject = subjectsOf(rep.system).trap;
     this.ownsBus = o.ownsBus ?? false;
+    this.numbered = rep.trapSeq ? new TrapWindow() : null;
   }
 
   /** Attaches as the task `taskId`, proving it with `token`. */
@@ -272,7 +295,7 @@ export class Task {
         void this.confirmEnd(false);
       }
       try {
-        if (!this.sentSinceBeat || this.pendingCredit > 0) this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }));
+        if (!this.sentSinceBeat || this.pendingCredit > 0) this.oneWay({ task: this.id, token: this.token, credit: this.takeCredit(), seq: 0, heartbeat: true });
       } catch {
         // A failed heartbeat is the same as a missed one: the lease decides.
       }
@@ -287,9 +310,73 @@ export class Task {
     return c;
   }
 
-  private publish(bytes: Uint8Array): void {
+  /**
+   * Publishes a one-way trap (a send, a heartbeat). Numbered, it is kept
+   * until the kernel says it applied it, and a confirmation is asked soon.
+   */
+  private oneWay(trap: Trap): void {
     this.sentSinceBeat = true;
+    const w = this.numbered;
+    if (w === null) {
+      this.bus.publish(this.trapSubject, encode(Trap, trap));
+      return;
+    }
+    trap.seq = w.next();
+    const bytes = encode(Trap, trap);
+    // Published first: a publish that throws (the bus closed, a message too
+    // big) did not send it, and the caller hears so; nothing is kept.
     this.bus.publish(this.trapSubject, bytes);
+    w.keep(trap.seq, bytes);
+    if (w.size >= CONFIRM_EVERY) this.confirm();
+    else if (this.confirmTimer === null && !this.confirming_) {
+      this.confirmTimer = setTimeout(this.confirmNow, CONFIRM_MS);
+      this.confirmTimer.unref();
+    }
+  }
+
+  private readonly confirmNow = (): void => {
+    this.confirmTimer = null;
+    this.confirm();
+  };
+
+  /**
+   * Asks the kernel which numbered traps it applied (a heartbeat as a
+   * request: CallReply.applied), forgets those, and sends again, in order,
+   * the ones it saw and did not apply (lost while no kernel led: the new
+   * leader drops whatever came after them until they come again). Asked
+   * again until some kernel answers, so a failover is ridden out.
+   */
+  private confirm(): void {
+    const w = this.numbered;
+    if (w === null || this.confirming_ || this.closed) return;
+    if (this.confirmTimer !== null) clearTimeout(this.confirmTimer);
+    this.confirmTimer = null;
+    this.confirming_ = true;
+    const sentBefore = w.last;
+    const ask = encode(Trap, { task: this.id, token: this.token, credit: 0, seq: 0, heartbeat: true });
+    this.bus.request(this.trapSubject, ask, CONFIRM_TIMEOUT_MS).then(
+      (data) => {
+        this.confirming_ = false;
+        if (this.closed) return;
+        const r = CallReply.decode(data);
+        if (r.code !== 0) return; // The task is gone: the heartbeat's checks end it.
+        if (w.ack(r.applied, sentBefore)) {
+          for (const bytes of w.kept()) this.bus.publish(this.trapSubject, bytes);
+        }
+        if (w.size > 0) this.later();
+      },
+      () => {
+        // Nobody on the trap subject, or no answer: no kernel leads yet.
+        this.confirming_ = false;
+        if (!this.closed && w.size > 0) this.later();
+      },
+    );
+  }
+
+  private later(): void {
+    if (this.confirmTimer !== null || this.closed) return;
+    this.confirmTimer = setTimeout(this.confirmNow, CONFIRM_MS);
+    this.confirmTimer.unref();
   }
 
   // ------------------------------------------------------------ kernel calls
@@ -312,8 +399,15 @@ export class Task {
     // gRPC client span is parented on it) gets the traceparent header as well.
     const ctx = tracingHooks.current !== null ? tracingHooks.current() : NO_TRACE_CONTEXT;
     const tp = ctx.length !== 0 && this.bus.traceparentHeader === true ? traceparentOf(ctx) : "";
-    const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, this.takeCredit(), info.msgid, body, ctx, timeoutMs, tp);
-    return def.responseType.decode(bytes) as Rep<K>;
+    const credit = this.takeCredit();
+    try {
+      const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, credit, info.msgid, body, ctx, timeoutMs, tp, this.numbered !== null);
+      return def.responseType.decode(bytes) as Rep<K>;
+    } catch (e) {
+      // Nobody took the call (no kernel led until its deadline): its credit was not returned.
+      if (e instanceof NoKernelError) this.pendingCredit += credit;
+      throw e;
+    }
   }
 
   async allocate(right: PortRight = PortRight.PORT_RIGHT_RECEIVE): Promise<number> {
@@ -419,7 +513,7 @@ export class Task {
   /** Hands a complete message to the kernel (the send trap). */
   private post(msg: Message): void {
     if (this.closed) throw new HurdError(Errno.KERN_INVALID_TASK, "task detached");
-    this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), send: msg }));
+    this.oneWay({ task: this.id, token: this.token, credit: this.takeCredit(), seq: 0, send: msg });
   }
 
   /**
@@ -556,7 +650,7 @@ export class Task {
   /** Returns credit on its own trap only when a good part of the window is owed. */
   private flushCredit(): void {
     if (this.pendingCredit * 2 >= this.window && !this.closed) {
-      this.publish(encode(Trap, { task: this.id, token: this.token, credit: this.takeCredit(), heartbeat: true }));
+      this.oneWay({ task: this.id, token: this.token, credit: this.takeCredit(), seq: 0, heartbeat: true });
     }
   }
 
@@ -703,6 +797,8 @@ export class Task {
   private shutdown(): void {
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.confirmTimer !== null) clearTimeout(this.confirmTimer);
+    this.confirmTimer = null;
     this.sub?.unsubscribe();
     this.deadlines.clear();
     for (const p of this.replies.values()) p.reject(new HurdError(Errno.KERN_INVALID_TASK, "task detached"));
@@ -715,10 +811,39 @@ export class Task {
   }
 }
 
-/** One kernel call over the bus. */
-async function trap(bus: Bus, subject: string, task: number, token: string, credit: number, msgid: number, request: Uint8Array, traceContext: Uint8Array, timeoutMs: number, traceparent: string): Promise<Uint8Array> {
-  const bytes = encode(Trap, { task, token, credit, call: { msgid, request, traceContext } });
-  const ans = CallReply.decode(await bus.request(subject, bytes, timeoutMs, traceparent || undefined));
-  if (ans.code !== 0) throw new HurdError(ans.code, ans.detail || undefined);
-  return ans.reply;
+/**
+ * A kernel call that no kernel took before its deadline: nobody listened on
+ * the trap subject at every try (a failover longer than the deadline, or
+ * no kernel at all). It was never applied.
+ */
+export class NoKernelError extends HurdError {
+  constructor(subject: string, timeoutMs: number, cause: unknown) {
+    super(Errno.MACH_SEND_INVALID_DEST, `no kernel took the call within ${timeoutMs} ms: nobody listens on ${subject} (none leads); the call was not applied`, { cause });
+  }
+}
+
+/**
+ * One kernel call over the bus. `failover`: the kernel may fail over
+ * (AttachReply.trap_seq): a call that finds nobody on the trap subject
+ * ("no responders": no kernel received it, so none applied it) is sent
+ * again until its deadline. One that reached a kernel and got no answer is
+ * not: it may have been applied, and it fails ETIMEDOUT.
+ */
+async function trap(bus: Bus, subject: string, task: number, token: string, credit: number, msgid: number, request: Uint8Array, traceContext: Uint8Array, timeoutMs: number, traceparent: string, failover = false): Promise<Uint8Array> {
+  const bytes = encode(Trap, { task, token, credit, seq: 0, call: { msgid, request, traceContext } });
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = CALL_RETRY_MS; ; wait = Math.min(wait * 2, CALL_RETRY_MAX_MS)) {
+    let data: Uint8Array;
+    try {
+      data = await bus.request(subject, bytes, Math.max(1, deadline - Date.now()), traceparent || undefined);
+    } catch (e) {
+      if (!failover || !(e instanceof HurdError) || e.code !== Errno.MACH_SEND_INVALID_DEST) throw e;
+      if (Date.now() + wait >= deadline) throw new NoKernelError(subject, timeoutMs, e);
+      await new Promise((r) => setTimeout(r, wait));
+      continue;
+    }
+    const ans = CallReply.decode(data);
+    if (ans.code !== 0) throw new HurdError(ans.code, ans.detail || undefined);
+    return ans.reply;
+  }
 }

@@ -138,7 +138,7 @@ export class Edge {
     let trap: Uint8Array;
     try {
       const request = info.def.requestType.encode(call.request as never).finish();
-      trap = Trap.encode({ task: Number.isSafeInteger(id) && id > 0 ? id : 0, token: String(call.metadata.get(TOKEN_HEADER)[0] ?? ""), credit: 0, call: { msgid: info.msgid, request, traceContext: NO_TRACE_CONTEXT } }).finish();
+      trap = Trap.encode({ task: Number.isSafeInteger(id) && id > 0 ? id : 0, token: String(call.metadata.get(TOKEN_HEADER)[0] ?? ""), credit: 0, seq: 0, call: { msgid: info.msgid, request, traceContext: NO_TRACE_CONTEXT } }).finish();
     } catch (e) {
       return cb(toStatus(new HurdError(Errno.MIG_BAD_ARGUMENTS, "malformed request", { cause: e })));
     }
@@ -257,7 +257,7 @@ export class Edge {
     impl.sendTrap = (call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const j = k.journal;
       // With the log on the trap is recorded by handleTrap; its answer leaves once that record is written.
-      const answer = j === null ? (code: number, reply: Uint8Array, detail: string) => cb(null, { code, reply, detail }) : (code: number, reply: Uint8Array, detail: string) => j.after(() => cb(null, { code, reply, detail }));
+      const answer = j === null ? (code: number, reply: Uint8Array, detail: string) => cb(null, { code, reply, detail, applied: 0 }) : (code: number, reply: Uint8Array, detail: string) => j.after(() => cb(null, { code, reply, detail, applied: 0 }));
       handleTrap(k, call.request, answer, true, k.tracer !== null ? traceparentOf(call.metadata) : undefined);
     };
     // receive (hurdmesh, 4906): mach_msg's receive side, the task's deliveries as a stream.

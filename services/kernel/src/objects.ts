@@ -37,6 +37,13 @@ export class KTask {
   essential = false;
   sent = 0;
   received = 0;
+  /**
+   * The last numbered one-way trap applied (Trap.seq): the next must be
+   * this + 1, so a trap sent again after a failover is applied once. One
+   * number, not a set: the runtime sends them in order and sends again from
+   * here (go-back-N), so a later one past a gap is dropped, not kept.
+   */
+  trapSeq = 0;
   /** Bytes of queued messages charged to this task (quota.ts). */
   queuedBytes = 0;
   /** The task it dies with (task_create's die_with_parent), and the tasks that die with it. */

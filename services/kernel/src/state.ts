@@ -89,8 +89,8 @@ export abstract class KernelState {
   readonly tasks = new Map<number, KTask>();
   bus: Bus | null = null;
   events: KernelEvents;
-  /** Counters for tests and the bench. */
-  readonly stats = { sent: 0, delivered: 0, notifications: 0, rejectedTraps: 0, sendFailures: 0 };
+  /** Counters for tests and the bench; droppedTraps: numbered one-way traps dropped as repeats or past a gap (trap.ts: a failover's resends). */
+  readonly stats = { sent: 0, delivered: 0, notifications: 0, rejectedTraps: 0, sendFailures: 0, droppedTraps: 0 };
   /** Set only while someone watches the trace stream or spans are on: routing checks this one field. */
   tracer: KernelTracer | null = null;
   /** The NATS users of tasks, with NATS authorization on (nats-users.ts); null: the kernel mints none. */

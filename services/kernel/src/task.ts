@@ -375,6 +375,8 @@ export function attach(k: KernelState, t: KTask, sink: Sink | null, window: numb
   t.attached = true;
   t.sink = sink;
   t.credit = Math.max(1, Math.min(window || 256, k.config.maxWindow));
+  // A (re)attaching runtime numbers its one-way traps from 1 again.
+  t.trapSeq = 0;
   t.lastSeen = 0;
   touch(k, t);
   drain(k, t);

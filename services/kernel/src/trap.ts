@@ -14,7 +14,7 @@ const NATS_CREDENTIALS = MACH.byKey.get("taskNatsCredentials")!.msgid;
 const NATS_RENEW = MACH.byKey.get("taskNatsRenew")!.msgid;
 
 /** The reply a task gets when it attaches: what it needs to run. */
-export function attachReply(k: Kernel, t: KTask): AttachReply {
+export function attachReply(k: Kernel, t: KTask, bus = false): AttachReply {
   const self = t.space.byPort.get(t.self);
   // The bootstrap port is held by the kernel (inherited from the parent or
   // set by the creator), not necessarily named in the task's space: give the
@@ -30,11 +30,19 @@ export function attachReply(k: Kernel, t: KTask): AttachReply {
     system: k.config.system,
     leaseMs: k.config.leaseMs,
     hurd: hurdName(k, t.ns),
+    // Only a task on the bus, and only with a log: the edge's streams end
+    // at a takeover anyway, and a kernel that cannot fail over needs no
+    // numbers (the embedded default sends none).
+    trapSeq: bus && k.journal !== null,
   };
 }
 
-/** How a trap's answer goes back: a bus reply subject or a gRPC callback. Absent for one-way traps. */
-export type Answer = ((code: number, bytes: Uint8Array, detail: string) => void) | null;
+/**
+ * How a trap's answer goes back: a bus reply subject or a gRPC callback.
+ * Absent for one-way traps. `applied`: the task's last numbered one-way trap
+ * applied (a heartbeat asked as a request learns it: CallReply.applied).
+ */
+export type Answer = ((code: number, bytes: Uint8Array, detail: string, applied?: number) => void) | null;
 
 const NONE = new Uint8Array(0);
 
@@ -82,11 +90,14 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
     else if (trap.call && trap.call.traceContext.length !== 0) tracer.cause = trap.call.traceContext;
     else tracer.causeText = traceparent ?? "";
   }
+  let applied = true;
   try {
-    runTrap(k, t, trap, answer, keepSink);
+    applied = runTrap(k, t, trap, answer, keepSink);
   } finally {
-    // Logged once applied, after the clock and random bytes it drew (journal.ts).
-    if (k.journal !== null) k.journal.trap(data, answer !== null, keepSink);
+    // Logged once applied, after the clock and random bytes it drew
+    // (journal.ts); a numbered trap dropped as a repeat or past a gap
+    // changed nothing, and its replay would drop it again: not logged.
+    if (k.journal !== null && applied) k.journal.trap(data, answer !== null, keepSink);
     if (tracer !== null) {
       tracer.cause = NO_TRACE_CONTEXT;
       tracer.causeText = "";
@@ -94,7 +105,19 @@ export function handleTrap(k: Kernel, data: Uint8Array, answer: Answer, keepSink
   }
 }
 
-function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: boolean): void {
+/** Applies a trap; false: a numbered one-way trap that was not the next one, dropped. */
+function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: boolean): boolean {
+  if (trap.seq !== 0) {
+    // Exactly once across a failover (docs/kernel-log.md, "Clients across a
+    // failover"): the runtime sends a task's one-way traps again from the
+    // last one applied; a repeat, or one past a gap, is dropped.
+    if (trap.seq !== t.trapSeq + 1) {
+      k.stats.droppedTraps++;
+      answer?.(0, NONE, "", t.trapSeq);
+      return false;
+    }
+    t.trapSeq = trap.seq;
+  }
   if (trap.send) {
     touch(k, t);
     if (trap.credit) credit(k, t, trap.credit);
@@ -108,7 +131,7 @@ function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: bool
       if (answer) answer(he.code, NONE, he.message);
       else reportSendFailed(k, t, trap.send.seq, he.code, 0);
     }
-    return;
+    return true;
   }
   if (trap.call) {
     try {
@@ -122,7 +145,7 @@ function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: bool
           throw new HurdError(Errno.MIG_BAD_ARGUMENTS, "malformed attach request", { cause: e });
         }
         attach(k, t, keepSink ? t.sink : null, req.window);
-        out = MachDefinition.methods.attach.responseType.encode(attachReply(k, t)).finish();
+        out = MachDefinition.methods.attach.responseType.encode(attachReply(k, t, !keepSink)).finish();
       } else if (trap.call.msgid === NATS_CREDENTIALS || trap.call.msgid === NATS_RENEW) {
         // A task's NATS user, on the bus only: an edge client is never handed the fabric.
         if (keepSink) throw new HurdError(Errno.MIG_BAD_ID, "NATS credentials are not served at the edge");
@@ -139,13 +162,16 @@ function runTrap(k: Kernel, t: KTask, trap: Trap, answer: Answer, keepSink: bool
       const he = HurdError.from(e);
       answer?.(he.code, NONE, he.message);
     }
-    return;
+    return true;
   }
   touch(k, t);
   if (trap.credit) credit(k, t, trap.credit);
   // A heartbeat asks nothing, but a caller that waits for an answer (a bus
-  // request, the edge's SendTrap) gets one, or its call stays open until its deadline.
-  answer?.(0, NONE, "");
+  // request, the edge's SendTrap) gets one, or its call stays open until
+  // its deadline; asked on the bus, it is how the runtime learns which of
+  // its numbered traps were applied.
+  answer?.(0, NONE, "", t.trapSeq);
+  return true;
 }
 
 /**
@@ -165,7 +191,7 @@ export class TrapServer {
 
   start(): void {
     this.sub = this.bus.subscribe(this.subject, (_s, data, reply, traceparent) =>
-      handleTrap(this.kernel, data, reply ? (code, bytes, detail) => this.answer(reply, code, bytes, detail) : null, false, traceparent, reply),
+      handleTrap(this.kernel, data, reply ? (code, bytes, detail, applied) => this.answer(reply, code, bytes, detail, applied) : null, false, traceparent, reply),
     );
   }
 
@@ -174,8 +200,8 @@ export class TrapServer {
     this.sub = null;
   }
 
-  private answer(reply: string, code: number, bytes: Uint8Array, detail: string): void {
+  private answer(reply: string, code: number, bytes: Uint8Array, detail: string, applied = 0): void {
     if (this.bus.closed) return;
-    this.bus.publish(reply, CallReply.encode({ code, reply: bytes, detail }).finish());
+    this.bus.publish(reply, CallReply.encode({ code, reply: bytes, detail, applied }).finish());
   }
 }
