@@ -444,22 +444,16 @@ async function stopChild(child: ChildProcess, sig: NodeJS.Signals = "SIGTERM"): 
 
 /**
  * The user's certificate files served by the in-process edge, taken again
- * when they are renewed (cert-manager, a copy over the old files): looked
- * at every HURD_TLS_RELOAD_MS (60 s); a bad renewal is refused with a
- * warning and the old pair kept (@hurdmesh/mach/edge's CertFiles). With
+ * when they are renewed (@hurdmesh/mach/edge's edgeTlsFromFiles). With
  * --nats the kernel's process does the same with the files it is given.
  */
 async function renewable(own: UserTls, hurd: string) {
-  const { CertFiles } = await import("@hurdmesh/mach/edge");
-  const log = createLogger("hurd-up", { hurd });
-  const intervalMs = Number(process.env.HURD_TLS_RELOAD_MS || 60_000);
-  if (!(intervalMs >= 10)) throw new CliError(`HURD_TLS_RELOAD_MS must be a number of milliseconds (10 or more), not ${JSON.stringify(process.env.HURD_TLS_RELOAD_MS)}`);
-  const files = new CertFiles(own.certFile, own.keyFile, {
-    intervalMs,
-    onReload: (c) => log.info(`the edge's certificate was renewed: serial ${c.serialNumber}, valid until ${c.validTo}`),
-    onRefused: (why) => log.warn(`the edge's certificate files changed but were refused (${why}): the previous certificate is still served`),
-  });
-  return { certPem: own.certPem, keyPem: own.keyPem, files };
+  const { edgeTlsFromFiles } = await import("@hurdmesh/mach/edge");
+  try {
+    return edgeTlsFromFiles(own.certFile, own.keyFile, createLogger("hurd-up", { hurd }));
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
 }
 
 /**

@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { createLogger, LocalHub, type Bus } from "@hurdmesh/mach";
 import { inboxOf, notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
-import { CertFiles } from "@hurdmesh/mach/edge";
+import { edgeTlsFromFiles, type EdgeTls } from "@hurdmesh/mach/edge";
 import { limitsFromEnv } from "./limits-env.js";
 import { acceptsAnonymous, accountClaimsOf, AccountRevocations, natsClientTls, NKey, readFabricKeys } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
@@ -127,32 +127,16 @@ const secret = values["boot-key-file"]
 delete process.env.HURD_BOOT_SECRET;
 // The edge's certificate: from files (a Kubernetes Secret's, cert-manager's), never argv.
 if (!values["grpc-cert"] !== !values["grpc-key"]) fail("--grpc-cert and --grpc-key go together");
-const edgeTls = values["grpc-cert"] ? edgeCertFiles(values["grpc-cert"], values["grpc-key"]!) : null;
+// From files, taken again when renewed (cert-manager, a Secret's files swapped in place); a bad pair stops the kernel here.
+let edgeTls: EdgeTls | null = null;
+try {
+  edgeTls = values["grpc-cert"] ? edgeTlsFromFiles(values["grpc-cert"], values["grpc-key"]!, log) : null;
+} catch (e) {
+  fail((e as Error).message);
+}
 if (!edgeTls && values["grpc-insecure"]) say(`the gRPC edge on ${values.grpc} is plaintext (--grpc-insecure): tokens, the console's among them, cross the network in clear`);
 const host = values.grpc!.replace(/:\d+$/, "");
 if (values.journal || values.standby) await replicated();
-
-/**
- * The edge's certificate from files, taken again when they are renewed
- * (cert-manager, a Secret's files swapped in place): looked at every
- * HURD_TLS_RELOAD_MS (60 s). A bad pair at start stops the kernel; a bad
- * renewal is refused with a warning and the old pair kept.
- */
-function edgeCertFiles(certFile: string, keyFile: string) {
-  const intervalMs = Number(process.env.HURD_TLS_RELOAD_MS || 60_000);
-  if (!(intervalMs >= 10)) fail(`HURD_TLS_RELOAD_MS must be a number of milliseconds (10 or more), not ${JSON.stringify(process.env.HURD_TLS_RELOAD_MS)}`);
-  let files: CertFiles;
-  try {
-    files = new CertFiles(certFile, keyFile, {
-      intervalMs,
-      onReload: (c) => log.info(`the edge's certificate was renewed: serial ${c.serialNumber}, valid until ${c.validTo}`, { certFile }),
-      onRefused: (why) => log.warn(`the edge's certificate files changed but were refused (${why}): the previous certificate is still served`, { certFile, keyFile }),
-    });
-  } catch (e) {
-    fail(`the edge's certificate (--grpc-cert ${certFile}, --grpc-key ${keyFile}): ${(e as Error).message}`);
-  }
-  return { certPem: readFileSync(certFile, "utf8"), keyPem: readFileSync(keyFile, "utf8"), files };
-}
 
 /** The keys to mint NATS users with, and the account's revocations pushed through its updater; null with --nats-insecure. */
 async function natsAuthorization(url: string) {

@@ -14,6 +14,8 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { experimental } from "@grpc/grpc-js";
 import { Errno, HurdError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { EdgeTls } from "./tls.js";
 
 /** A certificate and its key that belong together and are valid now; EINVAL saying what is wrong otherwise. */
 export function checkCertPair(certPem: string, keyPem: string, now = Date.now()): X509Certificate {
@@ -55,6 +57,11 @@ export class CertFiles implements experimental.CertificateProvider {
   private refusedAt = "";
   private readonly listeners = new Set<experimental.IdentityCertificateUpdateListener>();
   private timer: NodeJS.Timeout | null = null;
+
+  /** The pair served now, as read. */
+  get pem(): { certPem: string; keyPem: string } {
+    return { certPem: this.current.certificate.toString("utf8"), keyPem: this.current.privateKey.toString("utf8") };
+  }
 
   /** Reads and checks the pair now: a bad pair at start is an error (EINVAL), not a fallback. */
   constructor(
@@ -138,6 +145,28 @@ export class CertFiles implements experimental.CertificateProvider {
     // named the other way round): identity first, no CA, no client certificates.
     return experimental.createCertificateProviderServerCredentials(this, null, false);
   }
+}
+
+/**
+ * The edge's TLS from two files, renewals taken: looked at every
+ * HURD_TLS_RELOAD_MS (60 s), each renewal and each refusal said on `log`.
+ * EINVAL, naming the files, for a bad pair or a bad interval: the caller
+ * stops before serving anything.
+ */
+export function edgeTlsFromFiles(certFile: string, keyFile: string, log: Logger, env: NodeJS.ProcessEnv = process.env): EdgeTls {
+  const intervalMs = Number(env.HURD_TLS_RELOAD_MS || 60_000);
+  if (!(intervalMs >= 10)) throw new HurdError(Errno.EINVAL, `HURD_TLS_RELOAD_MS must be a number of milliseconds (10 or more), not ${JSON.stringify(env.HURD_TLS_RELOAD_MS)}`);
+  let files: CertFiles;
+  try {
+    files = new CertFiles(certFile, keyFile, {
+      intervalMs,
+      onReload: (c) => log.info(`the edge's certificate was renewed: serial ${c.serialNumber}, valid until ${c.validTo}`, { certFile }),
+      onRefused: (why) => log.warn(`the edge's certificate files changed but were refused (${why}): the previous certificate is still served`, { certFile, keyFile }),
+    });
+  } catch (e) {
+    throw new HurdError(Errno.EINVAL, `the edge's certificate (--grpc-cert ${certFile}, --grpc-key ${keyFile}): ${(e as Error).message}`);
+  }
+  return { ...files.pem, files };
 }
 
 type ServerCredentialsOf = ReturnType<typeof experimental.createCertificateProviderServerCredentials>;

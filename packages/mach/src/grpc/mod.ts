@@ -4,6 +4,6 @@
 // Only whoever imports this path loads grpc-js.
 export { EdgeBus } from "./edge-bus.js";
 export { edgeChannelCredentials, edgeServerCredentials, hostOf, isLoopback, type EdgeTls } from "./tls.js";
-export { CertFiles, checkCertPair, type CertFilesOptions } from "./cert-reload.js";
+export { CertFiles, checkCertPair, edgeTlsFromFiles, type CertFilesOptions } from "./cert-reload.js";
 export { grpcStatusOf } from "./status.js";
 export { grpcServiceOf, grpcClientOf, type GrpcService, type GrpcClient } from "./service.js";
