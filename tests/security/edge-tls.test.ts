@@ -14,8 +14,8 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { Edge, Kernel } from "@hurdmesh/kernel";
-import { HurdError } from "@hurdmesh/mach";
-import { edgeChannelCredentials, grpcClientOf } from "@hurdmesh/mach/edge";
+import { createLogger, HurdError } from "@hurdmesh/mach";
+import { edgeChannelCredentials, edgeTlsFromFiles, grpcClientOf } from "@hurdmesh/mach/edge";
 import { issueCert, makeCA } from "@hurdmesh/mach/nats-auth";
 import { MachDefinition } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import { until } from "../harness.js";
@@ -110,6 +110,9 @@ describe("TLS at the gRPC edge", () => {
     assert.equal(await served(), fingerprint(b!.certPem));
     assert.equal(k.exitCode, null, "the kernel died of a bad renewal");
     k.kill("SIGTERM");
+    // A reload interval that is not a number of milliseconds: EINVAL, naming the setting.
+    for (const bad of ["abc", "0", "-5"])
+      assert.throws(() => edgeTlsFromFiles(certFile, join(dir, "tls.key"), createLogger("test"), { HURD_TLS_RELOAD_MS: bad }), (e: unknown) => e instanceof HurdError && e.errno === "EINVAL" && /HURD_TLS_RELOAD_MS/.test(e.message));
     // At start a bad pair is an error, saying which files and why.
     put(certFile, a!.certPem);
     const r = spawnSync(process.execPath, ["--import", "tsx", kmain, "--grpc", "127.0.0.1:0", "--grpc-cert", certFile, "--grpc-key", keyFile, "--system", `renewbad${process.pid}`], { encoding: "utf8", timeout: 60_000 });
