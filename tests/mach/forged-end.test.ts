@@ -24,7 +24,7 @@ for (const kind of busKinds) {
       t.onForgedEnd = () => forged++;
       t.onTerminated = () => ended++;
       const raw = await h.connect();
-      const notice = Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 } }).finish();
+      const notice = Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 }, seq: 0 }).finish();
       raw.publish(subjectsOf(h.kernel.config.system).delivery(t.id, 0), notice);
       await raw.flush();
       // (On NATS the harness's bare connection may publish anywhere in the system, as on a fabric

@@ -55,8 +55,8 @@ async function ownFabric(dir: string): Promise<Fabric & { stop(): Promise<void> 
 }
 
 /** A kernel process on `fabric` (default the suite's server), with its keys (HURD_NATS_KEYS) or, under HURD_NATS_AUTH=off, none. */
-function kernel(system: string, args: string[], fabric: Fabric = { url: natsUrl() }): Proc {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...(fabric.keysFile ? { HURD_NATS_KEYS: fabric.keysFile } : {}) };
+function kernel(system: string, args: string[], fabric: Fabric = { url: natsUrl() }, extra: NodeJS.ProcessEnv = {}): Proc {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...(fabric.keysFile ? { HURD_NATS_KEYS: fabric.keysFile } : {}), ...extra };
   const p = spawn(process.execPath, ["--import", "tsx", MAIN, "--nats", fabric.url, "--system", system, "--grpc", "127.0.0.1:0", "--lease-ms", "4000", "--lead-lease-ms", String(LEAD_LEASE), ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   const k: Proc = { p, out: "", exited: new Promise((r) => p.on("exit", (c) => r(c))) };
   p.stdout!.on("data", (d) => (k.out += d));
@@ -86,10 +86,10 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     return t;
   }
 
-  /** A leader with a boot task "client", a standby, and the client attached over NATS. */
-  async function pair(system: string, fabric: Fabric = { url: natsUrl() }) {
+  /** A leader with a boot task "client", a standby, and the client attached over NATS; `leaderEnv`: the leader's alone. */
+  async function pair(system: string, fabric: Fabric = { url: natsUrl() }, leaderEnv: NodeJS.ProcessEnv = {}) {
     const bootFile = join(dir, `${system}.json`);
-    const leader = kernel(system, ["--journal", "--boot", "client", "--boot-file", bootFile], fabric);
+    const leader = kernel(system, ["--journal", "--boot", "client", "--boot-file", bootFile], fabric, leaderEnv);
     procs.push(leader);
     await waitFor(leader, /leading \(fresh log\)/, 20_000);
     const standby = kernel(system, ["--standby"], fabric);
@@ -220,6 +220,50 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     const timedOut = failures.filter((f) => /ETIMEDOUT/.test(f)).length;
     assert.ok(names - before >= ok && names - before <= ok + timedOut, `${names - before} ports allocated by ${ok} calls that completed (${timedOut} timed out)`);
     console.log(`# ${sent} one-way messages, each once in order; ${ok} calls completed, ${failures.length} failed (${timedOut} timed out)`);
+    await receiver.detach();
+    await client.detach();
+  });
+
+  it("deliveries the leader logged and died before sending (SIGKILL between the PubAck and the publishes) are sent by the new leader, each taken once", async () => {
+    const system = `fo${process.pid}e`;
+    // The leader kills itself in place of its 41st delivery: deliveries 41 on are in the log and never left it.
+    const { leader, standby, client } = await pair(system, { url: natsUrl() }, { HURD_KERNEL_FAULT: "kill-at-delivery:40" });
+    const { r, task: receiver } = await child(system, client, "receiver");
+    const port = await receiver.allocate();
+    const got: number[] = [];
+    // The handler finishes only at the end, so no credit is paid back
+    // (the runtime pays for a message once its handler is done): all N are
+    // unpaid at the kill, and the ones the receiver already had come again.
+    let done!: () => void;
+    const handled = new Promise<void>((res) => (done = res));
+    receiver.receive(port, (m: Received) => {
+      got.push(Number(new TextDecoder().decode(m.body)));
+      return handled;
+    });
+    const dest = (await client.extractRight(r.task, port, MsgType.MSG_TYPE_MAKE_SEND)).name;
+    const enc = new TextEncoder();
+    const N = 100;
+    const sendFrom = (a: number, b: number) => {
+      for (let i = a; i < b; i++) client.send({ destination: dest, id: 5000, body: enc.encode(String(i)), timeoutMs: 20_000 });
+    };
+    // 30 delivered and taken before the fault...
+    sendFrom(0, 30);
+    const until0 = Date.now() + 10_000;
+    while (got.length < 30 && Date.now() < until0) await new Promise((res) => setTimeout(res, 10));
+    assert.equal(got.length, 30);
+    // ...then the leader dies in place of delivery 41.
+    sendFrom(30, N);
+    assert.equal(await leader.exited, null, "the leader died by its fault (SIGKILL)");
+    assert.equal(leader.p.signalCode, "SIGKILL");
+    await waitFor(standby, /unpaid deliveries sent again/, 10_000);
+    const again = Number(/(\d+) unpaid deliveries sent again/.exec(standby.out)![1]);
+    assert.equal(again, N, "every delivery not paid for is sent again, the 30 the receiver had among them");
+    const until = Date.now() + 10_000;
+    while (got.length < N && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+    await new Promise((res) => setTimeout(res, 300)); // a duplicate would come now
+    const misplaced = got.map((v, i) => [v, i]).filter(([v, i]) => v !== i).slice(0, 5);
+    assert.deepEqual({ n: got.length, misplaced }, { n: N, misplaced: [] }, `the receiver got ${got.length} of ${N}, each once and in order`);
+    done();
     await receiver.detach();
     await client.detach();
   });

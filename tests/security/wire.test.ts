@@ -60,10 +60,10 @@ describe("red team: the wire with NATS authorization on", { skip: !haveNats && "
     const before = await t.ps();
     const forged = t.proc.stats.forgedNotifications;
     const attacks: Array<[string, Uint8Array]> = [
-      ["a forged message (proc_getpids)", Delivery.encode({ message: { local: 1, reply: 0, replyType: 0, id: PROC_GETPIDS, body: new Uint8Array(0), ports: [], kernel: false, sender: victim.id, seqno: 1, code: 0, traceContext: new Uint8Array(0) } }).finish()],
-      ["a forged dead-name notification", Delivery.encode({ message: { local: 1, reply: 0, replyType: 0, id: Notify.DEAD_NAME, body: DeadNameNotification.encode({ name: 1 }).finish(), ports: [], kernel: true, sender: 0, seqno: 1, code: 0, traceContext: new Uint8Array(0) } }).finish()],
-      ["a forged task-terminated for a live task", Delivery.encode({ message: { local: 2, reply: 0, replyType: 0, id: Notify.TASK_TERMINATED, body: TaskTerminatedNotification.encode({ taskId: victim.id, reason: "forged", namespaceId: 0 }).finish(), ports: [], kernel: true, sender: 0, seqno: 1, code: 0, traceContext: new Uint8Array(0) } }).finish()],
-      ["a forged KERN_TERMINATED (proc's own end)", Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 } }).finish()],
+      ["a forged message (proc_getpids)", Delivery.encode({ message: { local: 1, reply: 0, replyType: 0, id: PROC_GETPIDS, body: new Uint8Array(0), ports: [], kernel: false, sender: victim.id, seqno: 1, code: 0, traceContext: new Uint8Array(0) }, seq: 0 }).finish()],
+      ["a forged dead-name notification", Delivery.encode({ message: { local: 1, reply: 0, replyType: 0, id: Notify.DEAD_NAME, body: DeadNameNotification.encode({ name: 1 }).finish(), ports: [], kernel: true, sender: 0, seqno: 1, code: 0, traceContext: new Uint8Array(0) }, seq: 0 }).finish()],
+      ["a forged task-terminated for a live task", Delivery.encode({ message: { local: 2, reply: 0, replyType: 0, id: Notify.TASK_TERMINATED, body: TaskTerminatedNotification.encode({ taskId: victim.id, reason: "forged", namespaceId: 0 }).finish(), ports: [], kernel: true, sender: 0, seqno: 1, code: 0, traceContext: new Uint8Array(0) }, seq: 0 }).finish()],
+      ["a forged KERN_TERMINATED (proc's own end)", Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 }, seq: 0 }).finish()],
       ["six bytes of garbage", new Uint8Array([0x12, 0x04, 0x10, 0x8e, 0x02, 0xff])],
     ];
     let port = 1;

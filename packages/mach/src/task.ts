@@ -162,6 +162,8 @@ export class Task {
   private sub: BusSubscription | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private pendingCredit = 0;
+  /** The last numbered delivery taken (Delivery.seq): one sent again at a takeover is dropped. */
+  private delivered = 0;
   private sentSinceBeat = false;
   private oneWaySeq = ONE_WAY_SEQ;
   /** The last one-way sends on send-once rights (replies), by seq: what a failed one consumed. */
@@ -176,7 +178,7 @@ export class Task {
   /** A rejoin() in flight (at most one). */
   private rejoining: Promise<boolean> | null = null;
   /** Deliveries held until resume() (AttachOptions.hold). */
-  private held: Uint8Array[] | null = null;
+  private held: Delivery[] | null = null;
   /**
    * The one-way traps sent and not yet known applied, when the kernel may
    * fail over (AttachReply.trap_seq); null: traps are not numbered.
@@ -264,7 +266,7 @@ export class Task {
   resume(): void {
     const held = this.held;
     this.held = null;
-    if (held !== null) for (const d of held) this.onDelivery(d);
+    if (held !== null) for (const d of held) this.take(d);
   }
 
   private startHeartbeat(): void {
@@ -591,6 +593,15 @@ export class Task {
     } catch {
       return;
     }
+    if (d.seq !== 0) {
+      // Sent again by a kernel that took over (Delivery.seq): had already.
+      if (d.seq <= this.delivered) return;
+      this.delivered = d.seq;
+    }
+    this.take(d);
+  }
+
+  private take(d: Delivery): void {
     if (d.failed) return this.onFailed(d.failed);
     const m = d.message;
     if (!m) return;
@@ -598,7 +609,7 @@ export class Task {
     // Held (AttachOptions.hold): replies to this task's own RPCs still come,
     // so that the server can set itself up by calling others.
     if (this.held !== null && !p) {
-      this.held.push(data);
+      this.held.push(d);
       return;
     }
     if (p) {
@@ -733,6 +744,8 @@ export class Task {
     this.rejoining ??= (async () => {
       try {
         const req = MachDefinition.methods.attach.requestType.encode({ taskId: this.id, token: this.token, window: this.window }).finish();
+        // The kernel numbers deliveries from 1 again, and pushes the first before it answers.
+        this.delivered = 0;
         await trap(this.bus, this.trapSubject, this.id, this.token, 0, mach.byKey.get("attach")!.msgid, req, NO_TRACE_CONTEXT, this.timeoutMs, "");
         // The kernel counts a fresh window from here: credit owed for the old one is void.
         this.pendingCredit = 0;

@@ -7,11 +7,13 @@
 // of traps is logged before anything it caused is sent (journal.ts). A
 // leader that is deposed (its lease lost, an append refused) stops serving
 // at once and tells its process, which exits: it restarts as a standby.
-import type { Bus } from "@hurdmesh/mach";
+import type { Bus, BusHandler, BusSubscription } from "@hurdmesh/mach";
+import { subjectsOf } from "@hurdmesh/mach/internal";
 import { JetStreamKv, JetStreamLog, type LogTail, type NatsBus } from "@hurdmesh/mach/nats";
 import { Journal } from "./journal.js";
 import type { Kernel } from "./kernel.js";
 import { Lease } from "./leadership.js";
+import { redeliver } from "./redeliver.js";
 import { freshLeases, Replica, SilentBus } from "./replay.js";
 import { TrapServer } from "./trap.js";
 
@@ -33,6 +35,13 @@ export interface FailoverOptions {
   deposed?: (e: Error) => void;
   /** The boot claims this kernel serves once it leads: its leader's claims replay into them (boot-claim.ts). */
   claims?: Replica["claims"];
+  /**
+   * A test's fault (HURD_KERNEL_FAULT=kill-at-delivery:N): the leader
+   * SIGKILLs itself in place of its (N+1)th delivery, so the deliveries of
+   * that burst are in the log and never sent (the window between a PubAck
+   * and its publishes, which a SIGKILL from outside hits only by chance).
+   */
+  killAtDelivery?: number;
 }
 
 export class Failover {
@@ -41,8 +50,8 @@ export class Failover {
   traps: TrapServer | null = null;
   /** The bus a leader speaks on besides its traps' answers (boot claims): held back as they are (journal.ts). */
   held: Bus | null = null;
-  /** When the takeover began and ended (Date.now()), for the tests and the bench. */
-  takeover = { began: 0, served: 0 };
+  /** When the takeover began and ended (Date.now()), and the deliveries it sent again, for the tests and the bench. */
+  takeover = { began: 0, served: 0, redelivered: 0 };
   private tail: LogTail | null = null;
   private poll: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -124,7 +133,8 @@ export class Failover {
     this.tail = null;
     const k = this.kernel;
     const fresh = last < this.first;
-    const journal = new Journal(this.logStream, this.bus, {
+    const out = this.o.killAtDelivery !== undefined ? new KillAtDelivery(this.bus, k.config.system, this.o.killAtDelivery) : this.bus;
+    const journal = new Journal(this.logStream, out, {
       lastSeq: last,
       leading: () => this.lease.leading(),
       deposed: (e) => this.fail(e),
@@ -141,12 +151,14 @@ export class Failover {
     if (this.failure !== null) return;
     const held: Bus = journal.heldBus();
     this.held = held;
+    // Before any trap of its own: what the old leader logged and may not have sent.
+    this.takeover.redelivered = redeliver(k, held);
     this.traps = new TrapServer(k, held);
     this.traps.start();
     await this.bus.flush();
     this.lease.keep((why) => this.fail(new Error(`deposed: ${why}`)));
     this.takeover.served = Date.now();
-    this.say(`leading from log entry ${last} (${k.tasks.size} tasks, ${timers} blocked senders re-armed) after ${this.takeover.served - this.takeover.began} ms`);
+    this.say(`leading from log entry ${last} (${k.tasks.size} tasks, ${timers} blocked senders re-armed, ${this.takeover.redelivered} unpaid deliveries sent again) after ${this.takeover.served - this.takeover.began} ms`);
     this.o.leading?.(fresh);
   }
 
@@ -160,5 +172,44 @@ export class Failover {
     this.traps?.stop();
     this.traps = null;
     return this.lease.stop(release);
+  }
+}
+
+/** The bus a leader's journal releases its outputs to, with FailoverOptions.killAtDelivery's fault. */
+class KillAtDelivery implements Bus {
+  readonly kind: "local" | "nats";
+  private readonly root: string;
+  private left: number;
+  constructor(
+    private readonly bus: Bus,
+    system: string,
+    n: number,
+  ) {
+    this.kind = bus.kind;
+    this.root = subjectsOf(system).deliveryRoot;
+    this.left = n;
+  }
+  get closed(): boolean {
+    return this.bus.closed;
+  }
+  get maxPayload(): number | undefined {
+    return this.bus.maxPayload;
+  }
+  publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
+    // Signalled to itself, SIGKILL is delivered before kill() returns: nothing after it runs.
+    if (subject.startsWith(this.root) && this.left-- === 0) process.kill(process.pid, "SIGKILL");
+    this.bus.publish(subject, data, reply, traceparent);
+  }
+  subscribe(subject: string, handler: BusHandler): BusSubscription {
+    return this.bus.subscribe(subject, handler);
+  }
+  request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
+    return this.bus.request(subject, data, timeoutMs, traceparent);
+  }
+  flush(): Promise<void> {
+    return this.bus.flush();
+  }
+  close(): Promise<void> {
+    return this.bus.close();
   }
 }

@@ -259,6 +259,14 @@ async function replicated(): Promise<never> {
     process.exit(2);
   }
   const { Failover: F } = await import("./failover.js");
+  const fault = process.env.HURD_KERNEL_FAULT;
+  let killAtDelivery: number | undefined;
+  if (fault !== undefined && fault !== "") {
+    const m = /^kill-at-delivery:(\d+)$/.exec(fault);
+    if (!m) fail(`HURD_KERNEL_FAULT=${fault}: the one fault there is, for tests, is kill-at-delivery:N`);
+    killAtDelivery = Number(m[1]);
+    say(`HURD_KERNEL_FAULT: this kernel SIGKILLs itself in place of its delivery ${killAtDelivery + 1} while it leads`);
+  }
   // Made before the log is replayed: the leader's claims replay into them, so that the new leader knows which hurds are booted.
   const claims = secret ? new BootClaims(kernel, bus, secret, { log: say, perHurd }) : null;
   let edge: Edge | null = null;
@@ -269,6 +277,7 @@ async function replicated(): Promise<never> {
     standby: values.standby!,
     inboxPrefix: kernelInbox,
     claims,
+    killAtDelivery,
     log: say,
     leading: (fresh) => {
       if (fresh) {

@@ -119,7 +119,7 @@ export function failSend(k: KernelState, m: KMsg, code: number): void {
 /** Tells a sender that its message `seq` failed with `code` (on its delivery subject or stream). */
 export function reportSendFailed(k: KernelState, t: KTask, seq: number, code: number, reply: number): void {
   if (!t.active) return;
-  const bytes = Delivery.encode({ failed: { seq, code, reply } }).finish();
+  const bytes = Delivery.encode({ failed: { seq, code, reply }, seq: 0 }).finish();
   tell(k, t, bytes);
 }
 
@@ -259,8 +259,12 @@ function deliverNow(k: KernelState, t: KTask, p: Port, m: KMsg): void {
     code: m.code,
   };
   if (k.tracer !== null) k.tracer.delivered(m, t, rec);
+  // Numbered and kept only by a logged kernel, for a new leader to send again (redeliver.ts).
+  const unpaid = t.unpaid;
+  let bytes: Uint8Array;
   try {
-    emit(k, t, encode(Delivery, { message: rec }), local.name);
+    bytes = encode(Delivery, { message: rec, seq: unpaid !== null ? t.deliverySeq + 1 : 0 });
+    emit(k, t, bytes, local.name);
   } catch (e) {
     // The carrier refused it (a bus that cannot take it, a connection
     // closing): all or nothing, the receiver keeps no name and no credit
@@ -273,6 +277,10 @@ function deliverNow(k: KernelState, t: KTask, p: Port, m: KMsg): void {
     return;
   }
   k.outLog.length = mark;
+  if (unpaid !== null) {
+    t.deliverySeq++;
+    unpaid.keep(bytes, local.name);
+  }
   if (m.charged !== 0) unchargeQueued(m);
   t.credit--;
   t.received++;

@@ -44,6 +44,10 @@ export class KTask {
    * here (go-back-N), so a later one past a gap is dropped, not kept.
    */
   trapSeq = 0;
+  /** A logged kernel's last delivery number to this task since its attach (Delivery.seq). */
+  deliverySeq = 0;
+  /** Its deliveries not yet paid back in credit, for a new leader to send again (redeliver.ts); null: not kept (no log, or an edge stream). */
+  unpaid: Unpaid | null = null;
   /** Bytes of queued messages charged to this task (quota.ts). */
   queuedBytes = 0;
   /** The task it dies with (task_create's die_with_parent), and the tasks that die with it. */
@@ -63,6 +67,50 @@ export class KTask {
     this.subject = subjects.deliveryPrefix(this.id);
     this.tokenBytes = Buffer.from(token);
     this.space = new Space(ns, accounted ? ns : null);
+  }
+}
+
+/**
+ * A logged kernel's deliveries to a task not yet paid back in credit
+ * (redeliver.ts): a queue with a moving head, as TrapWindow on the
+ * runtime's side.
+ */
+export class Unpaid {
+  private bytes: (Uint8Array | null)[] = [];
+  private locals: number[] = [];
+  private head = 0;
+
+  /** Deliveries kept. */
+  get size(): number {
+    return this.bytes.length - this.head;
+  }
+
+  /** A delivery published (or, on a standby, that the leader published) under `local`. */
+  keep(bytes: Uint8Array, local: number): void {
+    this.bytes.push(bytes);
+    this.locals.push(local);
+  }
+
+  /** The task paid `n` credits: its `n` oldest deliveries reached it. */
+  paid(n: number): void {
+    const end = Math.min(this.head + n, this.bytes.length);
+    for (let i = this.head; i < end; i++) this.bytes[i] = null;
+    this.head = end;
+    if (this.head === this.bytes.length) {
+      this.bytes.length = 0;
+      this.locals.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.bytes.length) {
+      // Compacted once half the arrays are spent: O(1) amortized.
+      this.bytes = this.bytes.slice(this.head);
+      this.locals = this.locals.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Calls `f` for each kept delivery, oldest first. */
+  each(f: (bytes: Uint8Array, local: number) => void): void {
+    for (let i = this.head; i < this.bytes.length; i++) f(this.bytes[i]!, this.locals[i]!);
   }
 }
 

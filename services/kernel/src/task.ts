@@ -9,7 +9,7 @@ import { copyoutRight } from "./message.js";
 import { drain, tell } from "./mqueue.js";
 import { holdsHostOf, namespaceFromHost, namespacePath, newNamespace } from "./namespace.js";
 import { bodies, HURD_NOTIFY_TASK_TERMINATED, kernelMessage, MACH_NOTIFY_NEW_TASK, nestedTaskEvent } from "./notify.js";
-import { KTask, MACH_PORT_DEAD, Port, R_DEAD, R_SEND, TYPE_RECEIVE, TYPE_SEND, type KRight, type Namespace, type Sink } from "./objects.js";
+import { KTask, MACH_PORT_DEAD, Port, R_DEAD, R_SEND, TYPE_RECEIVE, TYPE_SEND, Unpaid, type KRight, type Namespace, type Sink } from "./objects.js";
 import { destroyPort, makeSend, releaseSend } from "./port.js";
 import { checkNewTask, chargeTask, linkNamespace, policyBits, resolveLimits, setLimits, unchargeTask, unlinkNamespace } from "./quota.js";
 import { claim, forget, lapse, overGrace } from "./reincarnation.js";
@@ -180,7 +180,7 @@ export function terminate(k: KernelState, t: KTask, reason: string): void {
 function terminateOne(k: KernelState, t: KTask, reason: string): void {
   // An attached task hears of its own end (seq 0, KERN_TERMINATED), so its
   // program can stop instead of sending traps nobody will take.
-  if (t.attached) tell(k, t, Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 } }).finish());
+  if (t.attached) tell(k, t, Delivery.encode({ failed: { seq: 0, code: Errno.KERN_TERMINATED, reply: 0 }, seq: 0 }).finish());
   t.active = false;
   t.attached = false;
   t.sink = null;
@@ -375,8 +375,11 @@ export function attach(k: KernelState, t: KTask, sink: Sink | null, window: numb
   t.attached = true;
   t.sink = sink;
   t.credit = Math.max(1, Math.min(window || 256, k.config.maxWindow));
-  // A (re)attaching runtime numbers its one-way traps from 1 again.
+  // A (re)attaching runtime numbers its one-way traps from 1 again, and
+  // the deliveries it is to hear of: what was kept for its old window is void.
   t.trapSeq = 0;
+  t.deliverySeq = 0;
+  t.unpaid = k.journal !== null && sink === null ? new Unpaid() : null;
   t.lastSeen = 0;
   touch(k, t);
   drain(k, t);
@@ -474,5 +477,6 @@ export function restartLeases(k: KernelState, now: number): void {
 export function credit(k: KernelState, t: KTask, n: number): void {
   if (!t.attached || n <= 0) return;
   t.credit = Math.min(t.credit + n, k.config.maxWindow);
+  if (t.unpaid !== null) t.unpaid.paid(n);
   if (t.readyHead < t.ready.length) drain(k, t);
 }

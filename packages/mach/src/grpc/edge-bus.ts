@@ -90,7 +90,7 @@ export class EdgeBus implements Bus {
       const ans = CallReply.decode(r);
       if (ans.code === 0) return;
       const seq = Trap.decode(data).send?.seq;
-      if (seq !== undefined) this.deliver("", Delivery.encode({ failed: { seq, code: ans.code, reply: 0 } }).finish(), undefined);
+      if (seq !== undefined) this.deliver("", Delivery.encode({ failed: { seq, code: ans.code, reply: 0 }, seq: 0 }).finish(), undefined);
     });
   }
 
