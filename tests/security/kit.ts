@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
 import { InProcessLauncher } from "@hurdmesh/boot";
 import { Init } from "@hurdmesh/init";
-import { BootClaims, Kernel, TraceBus, TrapServer } from "@hurdmesh/kernel";
+import { BootClaims, Kernel, TraceBus, TrapServer, watchHolders, type Holders } from "@hurdmesh/kernel";
 import { Process } from "@hurdmesh/libhurd";
 import type { Task } from "@hurdmesh/mach";
 import { inboxOf, subjectsOf, type Role, type SystemSubjects } from "@hurdmesh/mach/internal";
@@ -56,6 +56,10 @@ export interface Target {
   procTaskId: number;
   /** `hurd ps`, as pid 2 asks proc. */
   ps(): Promise<Listing>;
+  /** What the kernel heard of connections on the wire (nats-server's CONNECT/DISCONNECT events, holders.ts). */
+  holders: Holders;
+  /** The NATS user each task attached here connects as (boot servers included). */
+  credsOf(taskId: number): UserCredentials | undefined;
   /** A task of the hurd (a process, child of init) attached over NATS as its own user: the attacker's foothold. */
   newTask(name: string): Promise<{ task: Task; id: number; token: string; creds: UserCredentials }>;
   /** A user of `role` minted with the deployment's keys (a container's credentials). */
@@ -101,13 +105,19 @@ export async function startTarget(): Promise<Target> {
     claims.start();
     const traceBus = new TraceBus(kernel, kbus);
     traceBus.start();
-    closers.push(() => claims.stop(), () => traceBus.stop(), () => traps.stop(), () => kernel.close());
+    // As hurd-kernel does: it hears a server's connection close from nats-server (before the boot, so every CONNECT is heard).
+    const watch = await watchHolders(kernel, updater, keys.account);
+    closers.push(() => claims.stop(), () => traceBus.stop(), () => watch.stop(), () => traps.stop(), () => kernel.close());
     await kbus.flush();
     const b = kernel.bootTask({ name: "init", hostPriv: true });
     const kept = (task: Task) => (tasks.push(task), task);
     const initTask = kept(await attachOverNats(url, { system, taskId: b.task.id, token: b.token, credentials: kernel.natsUsers!.task(b.task), window: 1024, timeoutMs: 20_000 }));
-    const attach = async (taskId: number, token: string) =>
-      kept(await attachOverNats(url, { system, taskId, token, credentials: await initTask.natsCredentials(taskId, token), window: 1024, timeoutMs: 20_000 }));
+    const creds = new Map<number, UserCredentials>();
+    const attach = async (taskId: number, token: string) => {
+      const c = (await initTask.natsCredentials(taskId, token))!;
+      creds.set(taskId, c);
+      return kept(await attachOverNats(url, { system, taskId, token, credentials: c, window: 1024, timeoutMs: 20_000 }));
+    };
     const launcher = new InProcessLauncher(attach);
     const init = new Init({ task: initTask, hostPriv: b.hostPriv, launcher, log: (l) => logs.push(l) });
     const booted = await init.boot();
@@ -136,6 +146,8 @@ export async function startTarget(): Promise<Target> {
       proc: launcher.started.proc as ProcServer,
       procTaskId,
       ps,
+      holders: watch.holders,
+      credsOf: (taskId) => creds.get(taskId),
       async newTask(name) {
         const c = await initTask.taskCreate(name);
         const creds = (await initTask.natsCredentials(c.taskId, c.token))!;

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { errors } from "@nats-io/transport-node";
 import { Errno, Notify } from "@hurdmesh/mach";
-import { inboxOf, methods, watchTraceOnBus } from "@hurdmesh/mach/internal";
+import { accountEventSubjects, inboxOf, methods, watchTraceOnBus } from "@hurdmesh/mach/internal";
 import { encodeUser, NKey } from "@hurdmesh/mach/nats-auth";
 import { BootClaimReply, BootClaimRequest, LaunchReply } from "@hurdmesh/proto/hurd/boot/v1/boot";
 import { CallReply, DeadNameNotification, Delivery, MachDefinition, PortAllocateRequest, TaskTerminatedNotification, Trap } from "@hurdmesh/proto/hurd/mach/v1/mach";
@@ -79,6 +79,41 @@ describe("red team: the wire with NATS authorization on", { skip: !haveNats && "
     }
     await assertUnchanged(t, before, { forged });
     assert.equal(victim.task.detached, false);
+  });
+
+  it("nobody but nats-server tells the kernel a connection closed: a forged DISCONNECT (or CONNECT) advisory, even one naming the forger's own connection exactly, is refused and changes nothing", async () => {
+    const m = await t.newTask("mallory-sys");
+    const nc = await t.raw(m.creds, inboxOf(t.system, { kind: "task", taskId: m.id }));
+    const refused = publishRefusals(nc);
+    const userOf = (jwt: string) => (JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString()) as { sub: string }).sub;
+    const mallory = userOf(m.creds.jwt);
+    const proc = userOf(t.credsOf(t.procTaskId)!.jwt);
+    // The kernel does hear the wire's own advisories: mallory's two connections (its task's and this raw one), proc's one.
+    await within((async () => {
+      while (t.holders.connections(mallory) < 2) await sleep(20);
+    })(), WAIT_MS, "the kernel hearing mallory's CONNECTs");
+    assert.equal(t.holders.connections(proc), 1, "proc's connection, heard at the boot");
+    const before = await t.ps();
+    const lapsed = t.holders.lapsedByEvent;
+    // As nats-server writes them (2.9's client_disconnect), for mallory's own connection (its ids are its to read) and for proc's.
+    const advisory = (type: "connect" | "disconnect", user: string, server: string, client: number) =>
+      enc.encode(JSON.stringify({ type: `io.nats.server.advisory.v1.client_${type}`, id: "forged", timestamp: new Date().toISOString(), server: { name: "n", host: "0.0.0.0", id: server }, client: { id: client, acc: t.keys.account, user, name: "forged" }, reason: "Client Closed" }));
+    const [connectSubject, disconnectSubject] = accountEventSubjects(t.keys.account);
+    const attacks: Array<[string, Uint8Array]> = [
+      [disconnectSubject!, advisory("disconnect", mallory, nc.info!.server_id, nc.info!.client_id)],
+      [disconnectSubject!, advisory("disconnect", proc, nc.info!.server_id, 1)],
+      [connectSubject!, advisory("connect", proc, "forged-server", 99)],
+    ];
+    for (const [subject, bytes] of attacks) {
+      nc.publish(subject, bytes);
+      await refused.next(subject);
+    }
+    await sleep(200);
+    assert.equal(t.holders.connections(mallory), 2, "mallory's raw connection still counted open");
+    assert.equal(t.holders.connections(proc), 1, "proc's connections as the wire says");
+    assert.equal(t.holders.lapsedByEvent, lapsed, "no task put into its restart grace");
+    assert.equal(t.kernel.tasks.get(t.procTaskId)!.attached, true, "proc still holds its task");
+    await assertUnchanged(t, before);
   });
 
   it("a trap cannot be captured; a task replaying its own trap only does again what it may do anyway; a trap asking for its answer in another's inbox is dropped", async () => {

@@ -98,6 +98,11 @@ export class Holders {
     }
   }
 
+  /** Connections of `user` remembered (tests: what the kernel heard of it on the wire). */
+  connections(user: string): number {
+    return this.conns.get(user)?.size ?? 0;
+  }
+
   /** Users with connections remembered (tests: bounded by the live tasks' users). */
   get size(): number {
     return this.conns.size;
