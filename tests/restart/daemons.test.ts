@@ -99,16 +99,29 @@ function processesOf(system: string): number[] {
   return out;
 }
 
+/**
+ * `hurd ps`'s output. A call that fails (its deadline passed on a loaded
+ * machine while a server catches up) is asked again, up to three times, and
+ * the last failure thrown: a process missing from a listing that succeeded
+ * is a lost process, a listing that failed is not one.
+ */
+function psOf(u: Up, name: string): string {
+  let r = hurd(u, name, "ps");
+  for (let i = 0; i < 2 && r.code !== 0; i++) r = hurd(u, name, "ps");
+  if (r.code !== 0) throw new Error(`hurd ps failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
 /** `hurd ps`'s PID, PPID, PGID and SID of `pid`, or undefined. */
 function idsOf(u: Up, name: string, pid: string): string[] | undefined {
-  const [head, ...rows] = hurd(u, name, "ps").stdout.trim().split("\n");
+  const [head, ...rows] = psOf(u, name).trim().split("\n");
   const cols = head!.trim().split(/\s+/);
   const row = rows.map((l) => l.trim().split(/\s+/)).find((r) => r[cols.indexOf("PID")] === pid);
   return row && ["PID", "PPID", "PGID", "SID"].map((c) => row[cols.indexOf(c)]!);
 }
 
 function uidOf(u: Up, name: string, pid: string): string | undefined {
-  const [head, ...rows] = hurd(u, name, "ps").stdout.trim().split("\n");
+  const [head, ...rows] = psOf(u, name).trim().split("\n");
   const cols = head!.trim().split(/\s+/);
   const row = rows.map((l) => l.trim().split(/\s+/)).find((r) => r[cols.indexOf("PID")] === pid);
   return row?.[cols.indexOf("UID")];
@@ -126,7 +139,8 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
     const running: ChildProcess[] = [];
     try {
       // A process holding an auth handle made before the kill.
-      const s = hurdBg(u, name, "spawn", "--uid", "1000", "--", "sleep", "60");
+      // Longer than the test takes on a loaded machine: it is killed at the end.
+      const s = hurdBg(u, name, "spawn", "--uid", "1000", "--", "sleep", "3600");
       running.push(s.proc);
       await until(() => /is pid \d+/.test(s.err()), 30000, "spawn");
       const pid = /is pid (\d+)/.exec(s.err())![1]!;

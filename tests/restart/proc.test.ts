@@ -262,6 +262,9 @@ for (const kind of busKinds) {
       await exitProcess(b, W.exitcode(9, 0));
       await sh.proc.pidOpen({ pid: a.pid, serial: 0 });
       await ph.startup.proc.setexecdata({ ports: [], ints: [7, 8, 9] });
+      // b is a zombie once proc hears its task ended (the kernel's notice comes on its own): the table is read after that.
+      const ZOMBIE = 0x100;
+      await until(async () => ((await table(ph.startup)) as { pid: number; state: number }[]).some((p) => p.pid === b.pid && (p.state & ZOMBIE) !== 0), 10_000, "b's end heard by proc");
       const before = await table(ph.startup);
       const r = await restartProc(ph, procTask, store);
       procTask = r.task;
