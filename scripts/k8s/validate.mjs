@@ -264,6 +264,23 @@ const PSA = { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.
 const CLUSTER_SCOPED = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]);
 const RUN_TO_COMPLETION = new Set(["Job", "CronJob"]);
 
+/** A kernel container run with its state as a log (hurd-kernel --journal; docs/kernel-log.md). */
+function logged(c) {
+  return (c.args ?? []).includes("--journal");
+}
+
+/**
+ * Whether a probe dials the kernel's gRPC edge (7400, the port named grpc):
+ * bin/grpc-health.mjs (in the kernel's container, HURD_HEALTH_PROBE names
+ * the edge), or a gRPC, TCP or HTTP probe on that port.
+ */
+function probesEdge(p) {
+  if (!p) return false;
+  if (p.exec) return (p.exec.command ?? []).some((a) => /grpc-health\.mjs$/.test(a));
+  const port = p.grpc?.port ?? p.tcpSocket?.port ?? p.httpGet?.port;
+  return port === HURD_ROLES.kernel || port === "grpc";
+}
+
 /** The pod template of a workload, or null. */
 function podOf(o) {
   switch (o.kind) {
@@ -304,7 +321,11 @@ function podOf(o) {
  * probes an exec of bin/grpc-health.mjs when its edge speaks TLS; a mounted
  * Secret item must be a key the Secret has; no
  * Secret in the output carries a value (none is committed); gRPC probes on 7400 (kernel) or 7401, one replica that is never
- * doubled (Deployment strategy Recreate, or a StatefulSet). Every Secret or
+ * doubled (Deployment strategy Recreate, or a StatefulSet), except the
+ * kernel with --journal (components/kernel-ha): two replicas, readiness on
+ * the edge (the leader alone listens there), liveness and startup probes
+ * off it (a standby must pass them), never --standby (every replica takes
+ * the same args). A probe's named port is one its container declares. Every Secret or
  * ConfigMap a pod references exists in its namespace (unless optional); every
  * namespaced object's namespace is declared in the same output; every
  * Service selects a workload in its namespace and names only ports that
@@ -416,6 +437,11 @@ export function rules(objects) {
         for (const r of ["cpu", "memory"]) if (c.resources?.[what]?.[r] === undefined) say(o, `${path}.resources.${what}.${r}`, `missing (container ${c.name})`);
       if (!init && !RUN_TO_COMPLETION.has(o.kind))
         for (const p of ["readinessProbe", "livenessProbe"]) if (!c[p]) say(o, `${path}.${p}`, `missing (container ${c.name})`);
+      // A probe on a port by name (the kernel's metrics) finds it only if the container declares it.
+      for (const p of ["startupProbe", "readinessProbe", "livenessProbe"]) {
+        const named = c[p]?.httpGet?.port ?? c[p]?.tcpSocket?.port;
+        if (typeof named === "string" && !(c.ports ?? []).some((cp) => cp.name === named)) say(o, `${path}.${p}`, `names port ${named}, which container ${c.name} does not declare`);
+      }
       if ((c.securityContext?.runAsNonRoot ?? podNonRoot) !== true)
         say(o, `${path}.securityContext.runAsNonRoot`, `must be true, here or in ${pod.path}.securityContext (container ${c.name})`);
       if ((c.securityContext?.runAsUser ?? podUser) === 0) say(o, `${path}.securityContext.runAsUser`, `is 0 (root) (container ${c.name})`);
@@ -455,7 +481,16 @@ export function rules(objects) {
         const port = HURD_ROLES[role];
         // An edge with TLS: the kubelet's gRPC probe speaks none, so the image's grpc-health script asks, checking the certificate.
         const tlsEdge = role === "kernel" && settings.has("HURD_GRPC_CERT");
-        for (const p of ["readinessProbe", "livenessProbe"]) {
+        // A logged kernel (--journal, components/kernel-ha) listens on the edge only while it leads:
+        // its readiness is the edge (the Service follows the leader), its liveness and startup never are.
+        const journal = role === "kernel" && logged(c);
+        if (role === "kernel" && (c.args ?? []).includes("--standby"))
+          say(o, `${path}.args`, "--standby: every replica of a Deployment takes the same args, and a --standby kernel never leads a log nobody has led; run --journal (a kernel that finds a leader stands by)");
+        if (journal)
+          for (const p of ["livenessProbe", "startupProbe"])
+            if (probesEdge(c[p]))
+              say(o, `${path}.${p}`, "dials the edge, where a kernel with --journal does not listen while it stands by: the kubelet would restart every standby; ask its metrics page (httpGet /metrics on HURD_METRICS_ADDR's port)");
+        for (const p of journal ? ["readinessProbe"] : ["readinessProbe", "livenessProbe"]) {
           if (!c[p]) continue;
           if (tlsEdge) {
             const cmd = c[p].exec?.command ?? [];
@@ -478,8 +513,19 @@ export function rules(objects) {
       if (v.configMap) ref(`${pod.path}.volumes[${i}].configMap`, "ConfigMap", configMaps, v.configMap);
     });
     if (hurd) {
-      if (o.kind === "Deployment") {
-        if ((o.spec.replicas ?? 1) !== 1) say(o, "spec.replicas", `must be 1: a hurd ${role} is not replicable`);
+      const replicas = o.spec.replicas ?? 1;
+      const kernel = role === "kernel" ? (spec.containers ?? []).find((c) => c.name === "kernel") ?? spec.containers?.[0] : null;
+      if (o.kind === "Deployment" && kernel && replicas !== 1) {
+        // A leader and its standby (components/kernel-ha): the log fences all but one, the readiness probe shows which.
+        if (!logged(kernel))
+          say(o, "spec.replicas", `${replicas} kernels without --journal: each would take the system's traps with a state of its own; more than one needs the kernel's log (components/kernel-ha)`);
+        else if (replicas > 2) say(o, "spec.replicas", `${replicas}: at most 2 logged kernels, a leader and its standby (the shape tests/restart/failover runs)`);
+        else if (replicas < 1) say(o, "spec.replicas", "must be 1 or, with --journal, 2");
+        else if (!probesEdge(kernel.readinessProbe))
+          say(o, `${pod.path}.containers[${spec.containers.indexOf(kernel)}].readinessProbe`, "must be the edge with 2 kernels: only the leader listens there, so Service kernel selects the leader alone");
+        if (o.spec.strategy?.type !== "Recreate") say(o, "spec.strategy.type", "must be Recreate: a rolling update would wait forever for a new kernel that stands by (never ready) to be ready");
+      } else if (o.kind === "Deployment") {
+        if (replicas !== 1) say(o, "spec.replicas", `must be 1: a hurd ${role} is not replicable`);
         if (o.spec.strategy?.type !== "Recreate") say(o, "spec.strategy.type", `must be Recreate: a rolling update would run two ${role}s at once`);
       } else if (o.kind === "StatefulSet") {
         if ((o.spec.replicas ?? 1) !== 1) say(o, "spec.replicas", `must be 1: a hurd ${role} is not replicable`);
@@ -592,9 +638,17 @@ export async function validate({ root = join(repo, "k8s"), dirs } = {}) {
   const overlays = join(root, "overlays");
   if (existsSync(top) && existsSync(overlays)) {
     const listed = new Set(((parseYaml(readFileSync(top, "utf8")) ?? {}).resources ?? []).map((r) => resolve(root, r)));
+    // A variant of a listed overlay (overlays/root-kernel-ha builds on overlays/root) is applied
+    // in its place, never beside it: either one listed is enough.
+    const resourcesOf = (d) => {
+      const f = join(d, "kustomization.yaml");
+      const rs = existsSync(f) ? (parseYaml(readFileSync(f, "utf8")) ?? {}).resources ?? [] : [];
+      return rs.filter((r) => typeof r === "string").map((r) => resolve(d, r));
+    };
+    const variant = (d) => resourcesOf(d).some((r) => listed.has(r)) || [...listed].some((l) => resourcesOf(l).includes(d));
     for (const e of readdirSync(overlays).sort()) {
       const d = join(overlays, e);
-      if (statSync(d).isDirectory() && !listed.has(d)) problems.push(`${show(top)}: resources does not list overlays/${e} (add "- overlays/${e}")`);
+      if (statSync(d).isDirectory() && !listed.has(d) && !variant(d)) problems.push(`${show(top)}: resources does not list overlays/${e} (add "- overlays/${e}")`);
     }
   }
   return { problems, objects: count, dirs };

@@ -9,7 +9,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { isPair, parse, parseDocument, visit, YAMLSeq, type Pair, type Scalar } from "yaml";
 
 const root = new URL("../../", import.meta.url);
 const read = (p: string) => readFileSync(new URL(p, root), "utf8");
@@ -140,5 +140,122 @@ describe("docker-compose.yml conventions", () => {
     const tags = [...script.matchAll(/^(NODE|NATS)_TAG="\$\{[A-Z_]+:-([^}]+)\}"/gm)].map((m) => m[2]!);
     assert.equal(tags.length, 2, "NODE_TAG and NATS_TAG defaults");
     for (const t of tags) assert.match(t, /^hurdmesh-base\//, t);
+  });
+});
+
+// docker-compose.ha.yml, the kernel's log and its standby, as compose would
+// merge it over docker-compose.yml: mappings merge, and a sequence the
+// override sets replaces the base's, which is compose's rule for the only
+// sequences it sets on an existing service (command, healthcheck.test,
+// profiles; ports only through `!reset`, checked below).
+describe("docker-compose.ha.yml (a logged kernel and its standby)", () => {
+  const haText = read("docker-compose.ha.yml");
+  const resetTag = { tag: "!reset", collection: "seq" as const, nodeClass: YAMLSeq, resolve: (s: YAMLSeq) => s };
+  const haDoc = parseDocument(haText, { customTags: [resetTag], merge: true });
+  const ha = haDoc.toJS() as Record<string, any>;
+  /** Paths ("services.kernel.ports") the override resets with `!reset`. */
+  const resets = new Set<string>();
+  visit(haDoc, {
+    Seq(_k, node, path) {
+      if (node.tag !== "!reset") return;
+      const keys = path.filter((p): p is Pair => isPair(p)).map((p) => String((p.key as Scalar).value));
+      resets.add(keys.join("."));
+    },
+  });
+  const merge = (a: any, b: any): any => {
+    if (b && typeof b === "object" && !Array.isArray(b) && a && typeof a === "object" && !Array.isArray(a)) {
+      const out = { ...a };
+      for (const [k, v] of Object.entries(b)) out[k] = merge(a[k], v);
+      return out;
+    }
+    return b;
+  };
+  const merged = merge(compose, ha) as Record<string, any>;
+  const all = merged.services as Record<string, any>;
+  const published = (s: any) => ((s.ports ?? []) as string[]).filter((p) => /:7400$/.test(String(p)));
+
+  it("parses, and sets on an existing service no sequence compose would append to instead of replacing", () => {
+    assert.deepEqual(haDoc.errors, []);
+    assert.deepEqual(haDoc.warnings, []);
+    for (const [name, s] of Object.entries(ha.services as Record<string, any>)) {
+      if (!services[name]) continue;
+      for (const [k, v] of Object.entries(s)) {
+        if (!Array.isArray(v)) continue;
+        assert.ok(["command", "profiles"].includes(k) || resets.has(`services.${name}.${k}`), `services.${name}.${k}: compose appends to the base's ${k}; use !reset`);
+      }
+    }
+    assert.ok(resets.has("services.kernel.ports"));
+  });
+
+  it("every service it adds has rotated logs and limits, and every ${VAR:-default} is in .env.example with the same default", () => {
+    for (const name of ["kernel-net", "kernel-standby"]) {
+      const s = all[name];
+      assert.equal(s.logging?.driver, "json-file", name);
+      assert.ok(s.logging.options["max-size"] && s.logging.options["max-file"], name);
+      assert.ok(s.deploy?.resources?.limits?.cpus && s.deploy.resources.limits.memory, name);
+    }
+    const example = new Map<string, string>();
+    for (const l of read(".env.example").split("\n")) {
+      const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(l);
+      if (m) example.set(m[1]!, m[2]!);
+    }
+    for (const [, name, def] of haText.matchAll(/\$\{([A-Z_][A-Z0-9_]*):-([^}]*)\}/g)) assert.equal(example.get(name!), def, `${name} in .env.example`);
+  });
+
+  it("runs the kernel with --journal and kernel-standby with --standby, on NATS with JetStream", () => {
+    assert.deepEqual(all.kernel.command, ["kernel", "--journal"]);
+    assert.deepEqual(all["kernel-standby"].command, ["kernel", "--standby"]);
+    // The log and the leadership key are JetStream's: the keys service's nats.conf turns it on, the healthcheck insists.
+    assert.ok(all.keys.command.includes("--jetstream"));
+    assert.match(all.nats.healthcheck.test.join(" "), /js-enabled-only=true/);
+    for (const k of ["kernel", "kernel-standby"]) {
+      assert.equal(all[k].environment.HURD_LEAD_LEASE_MS, "${HURD_LEAD_LEASE_MS:-5000}", k);
+      assert.equal(all[k].depends_on.nats.condition, "service_healthy", k);
+      assert.equal(all[k].restart, "unless-stopped", `${k}: a deposed leader exits and comes back as a standby`);
+    }
+  });
+
+  it("one edge address for whichever kernel leads: both in kernel-net's network namespace, which alone publishes 7400", () => {
+    for (const k of ["kernel", "kernel-standby"]) {
+      assert.equal(all[k].network_mode, "service:kernel-net", k);
+      assert.deepEqual(all[k].ports ?? [], [], `${k} publishes a port beside network_mode`);
+      assert.equal(all[k].environment.HURD_GRPC, "0.0.0.0:7400", k);
+    }
+    const publishers = Object.entries(all).filter(([, s]) => published(s).length).map(([n]) => n);
+    assert.deepEqual(publishers, ["kernel-net"], "exactly one service publishes the edge");
+    assert.deepEqual(published(all["kernel-net"]), ["${HURDMESH_BIND:-127.0.0.1}:${HURD_EDGE_PORT:-7400}:7400"]);
+    assert.ok(all["kernel-net"].networks.default.aliases.includes("kernel"), "kernel:7400 and kernel:9464 still resolve in the compose network");
+    assert.equal(all["kernel-net"].healthcheck.disable, true);
+    // The default stack is unchanged: one kernel, without the log, publishing the edge itself.
+    assert.deepEqual(services.kernel.command, ["kernel"]);
+    assert.equal(services["kernel-standby"], undefined);
+    assert.equal(published(services.kernel).length, 1);
+  });
+
+  it("the standby's settings, keys and limits are the kernel's, but its metrics port and its resource", () => {
+    const env = (k: string) => Object.fromEntries(Object.entries(all[k].environment as Record<string, string>).filter(([n]) => !["HURD_METRICS_ADDR", "OTEL_RESOURCE_ATTRIBUTES"].includes(n)));
+    // A standby with other limits, keys or system would diverge from the log it replays.
+    assert.deepEqual(env("kernel-standby"), env("kernel"));
+    assert.deepEqual(all["kernel-standby"].volumes, all.kernel.volumes);
+    assert.deepEqual(all["kernel-standby"].deploy, all.kernel.deploy);
+    assert.equal(all["kernel-standby"].image, all.kernel.image);
+    // One service name for Jaeger and the dashboards whichever leads; the resource tells the containers apart.
+    assert.equal(all.kernel.environment.OTEL_SERVICE_NAME, "hurd-kernel");
+    assert.equal(all["kernel-standby"].environment.OTEL_SERVICE_NAME, "hurd-kernel");
+    assert.notEqual(all.kernel.environment.OTEL_RESOURCE_ATTRIBUTES, all["kernel-standby"].environment.OTEL_RESOURCE_ATTRIBUTES);
+    // One namespace, two metrics pages; each healthcheck asks its own, which a standby serves (the edge is the leader's alone).
+    const port = (k: string) => all[k].environment.HURD_METRICS_ADDR.split(":").pop();
+    assert.deepEqual([port("kernel"), port("kernel-standby")], ["9464", "9465"]);
+    for (const k of ["kernel", "kernel-standby"]) {
+      const test = all[k].healthcheck.test.join(" ");
+      assert.doesNotMatch(test, /grpc-health/, `${k}: a standby has no edge`);
+      assert.match(test, new RegExp(`127\\.0\\.0\\.1:${port(k)}/metrics`), k);
+    }
+    assert.ok(parse(read("deploy/dashboards/prometheus.yml")).scrape_configs[0].static_configs.some((c: any) => c.targets.includes("kernel:9465")), "Prometheus scrapes the standby too");
+  });
+
+  it("leaves hurd web out (a logged kernel does not serve its trace stream) and nothing depends on it", () => {
+    assert.deepEqual(all.web.profiles, ["web-needs-unlogged-kernel"]);
+    for (const [name, s] of Object.entries(all)) assert.equal(s.depends_on?.web, undefined, `${name} depends on web`);
   });
 });

@@ -9,6 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { parseAllDocuments } from "yaml";
 import assert from "node:assert/strict";
 // @ts-expect-error: a plain .mjs script without type declarations
 import { validate } from "../../scripts/k8s/validate.mjs";
@@ -301,6 +302,59 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       overlay: "base",
       expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.readinessProbe: the edge speaks TLS: must be an exec probe running bin\/grpc-health\.mjs/,
     },
+    // The logged kernel with a standby (components/kernel-ha, overlays/root-kernel-ha).
+    {
+      name: "two kernels without their log (each would route the system's traps)",
+      file: "base/kernel.yaml",
+      edit: once("  replicas: 1\n", "  replicas: 2\n"),
+      overlay: "base",
+      expect: /Deployment hurdmesh\/kernel: spec\.replicas: 2 kernels without --journal/,
+    },
+    {
+      name: "three logged kernels",
+      file: "components/kernel-ha/kustomization.yaml",
+      edit: once("        path: /spec/replicas\n        value: 2\n", "        path: /spec/replicas\n        value: 3\n"),
+      overlay: "overlays/root-kernel-ha",
+      expect: /Deployment hurdmesh\/kernel: spec\.replicas: 3: at most 2 logged kernels/,
+    },
+    {
+      name: "kernels run with --standby (none would lead a fresh log)",
+      file: "components/kernel-ha/kustomization.yaml",
+      edit: once('value: ["kernel", "--journal"]', 'value: ["kernel", "--standby"]'),
+      overlay: "overlays/root-kernel-ha",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.args: --standby: every replica of a Deployment takes the same args/,
+    },
+    {
+      name: "a logged kernel whose liveness dials the edge (a standby would be restarted forever)",
+      file: "components/kernel-ha/kustomization.yaml",
+      edit: once(/ {6}- op: replace\n {8}path: \/spec\/template\/spec\/containers\/0\/livenessProbe\n(?: {8}.*\n| {10}.*\n| {12}.*\n)+/, ""),
+      overlay: "overlays/root-kernel-ha",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.livenessProbe: dials the edge, where a kernel with --journal does not listen while it stands by/,
+    },
+    {
+      name: "two logged kernels whose readiness is not the edge (the Service would send clients to the standby)",
+      file: "components/kernel-ha/kustomization.yaml",
+      edit: once(
+        "      - op: replace\n        path: /spec/template/spec/containers/0/readinessProbe/periodSeconds\n        value: 2\n",
+        "      - op: replace\n        path: /spec/template/spec/containers/0/readinessProbe\n        value:\n          httpGet:\n            path: /metrics\n            port: metrics\n",
+      ),
+      overlay: "overlays/root-kernel-ha",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.readinessProbe: must be the edge with 2 kernels/,
+    },
+    {
+      name: "two logged kernels rolled out by a rolling update (it would wait forever for the standby to be ready)",
+      file: "components/kernel-ha/kustomization.yaml",
+      edit: once("      - op: replace\n        path: /spec/replicas\n", "      - op: replace\n        path: /spec/strategy\n        value: {type: RollingUpdate}\n      - op: replace\n        path: /spec/replicas\n"),
+      overlay: "overlays/root-kernel-ha",
+      expect: /Deployment hurdmesh\/kernel: spec\.strategy\.type: must be Recreate: a rolling update would wait forever/,
+    },
+    {
+      name: "a probe on a port the container does not declare (the kernel's metrics)",
+      file: "components/kernel-ha/kustomization.yaml",
+      edit: once(/ {6}- op: add\n {8}path: \/spec\/template\/spec\/containers\/0\/ports\/-\n(?: {8}.*\n| {10}.*\n)+/, ""),
+      overlay: "overlays/root-kernel-ha",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.livenessProbe: names port metrics, which container kernel does not declare/,
+    },
   ];
   for (const c of cases)
     test(`rejects ${c.name}`, async () => {
@@ -311,6 +365,36 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       // Each line names the kustomization, the object and the field.
       for (const line of out.split("\n")) assert.match(line, /: (Deployment|StatefulSet|Service|Secret|ConfigMap|Namespace) \S+: \S+: /);
     });
+
+  test("the logged kernel: overlays/root-kernel-ha runs two kernels with --journal, readiness on the edge, liveness off it, and no hurd web", () => {
+    const out = spawnSync("kubectl", ["kustomize", join(repo, "k8s/overlays/root-kernel-ha")], { encoding: "utf8" });
+    assert.equal(out.status, 0, out.stderr);
+    const objects = parseAllDocuments(out.stdout).map((d) => d.toJS() as Record<string, any>);
+    const kernel = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "kernel")!;
+    assert.equal(kernel.spec.replicas, 2);
+    assert.equal(kernel.spec.strategy.type, "Recreate");
+    const c = kernel.spec.template.spec.containers[0];
+    assert.deepEqual(c.args, ["kernel", "--journal"]);
+    assert.deepEqual(c.readinessProbe.exec.command, ["node", "/opt/hurdmesh/bin/grpc-health.mjs"], "readiness is the edge: the leader's alone");
+    for (const p of ["livenessProbe", "startupProbe"]) assert.deepEqual(c[p].httpGet, { path: "/metrics", port: "metrics" }, `${p}: the metrics page, which a standby serves`);
+    assert.ok(c.ports.some((p: any) => p.name === "metrics" && p.containerPort === 9464));
+    const init = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "init")!;
+    assert.deepEqual(init.spec.template.spec.containers.map((x: any) => x.name), ["init"], "hurd web is left out: a logged kernel does not serve it");
+    assert.ok(!objects.some((o) => o.kind === "Service" && o.metadata.name === "web"));
+    // The default is unchanged: one kernel without the log, and hurd web.
+    const plain = parseAllDocuments(spawnSync("kubectl", ["kustomize", join(repo, "k8s/overlays/root")], { encoding: "utf8" }).stdout).map((d) => d.toJS() as Record<string, any>);
+    const k1 = plain.find((o) => o.kind === "Deployment" && o.metadata.name === "kernel")!;
+    assert.equal(k1.spec.replicas, 1);
+    assert.deepEqual(k1.spec.template.spec.containers[0].args, ["kernel"]);
+  });
+
+  test("k8s/kustomization.yaml may list overlays/root-kernel-ha in place of overlays/root (a variant, not an overlay left out)", async () => {
+    const k8s = brokenCopy("kustomization.yaml", once("  - overlays/root\n", "  - overlays/root-kernel-ha\n"));
+    assert.equal(await problems(k8s, [k8s]), "");
+    const rendered = spawnSync("kubectl", ["kustomize", k8s], { encoding: "utf8" }).stdout;
+    assert.match(rendered, /- --journal\n/);
+    assert.match(rendered, /name: hurd-subhurd-a\n/, "the subhurds are still deployed");
+  });
 
   test("hurd k8s new-subhurd NAME --write: an overlay that validates, listed in k8s/kustomization.yaml", async () => {
     const t = mkdtempSync(join(tmpdir(), "hurdmesh-k8s-"));
