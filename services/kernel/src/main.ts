@@ -272,7 +272,8 @@ async function replicated(): Promise<never> {
   let edge: Edge | null = null;
   let f: Failover = null as unknown as Failover;
   f = await F.start(kernel, bus as NatsBus, {
-    id: `${(await import("node:os")).hostname()}:${process.pid}`,
+    // Host and pid, and a random part: two containers sharing a network namespace (compose's kernel-ha) share a hostname, and both are pid 1.
+    id: `${(await import("node:os")).hostname()}:${process.pid}:${(await import("node:crypto")).randomBytes(3).toString("hex")}`,
     leaseMs,
     standby: values.standby!,
     inboxPrefix: kernelInbox,
