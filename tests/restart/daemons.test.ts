@@ -59,14 +59,14 @@ function hurdBg(u: Up, hurdName: string, ...args: string[]): { proc: ChildProces
   return { proc, err: () => err, done: new Promise((r) => proc.on("exit", (c) => r(c ?? 1))) };
 }
 
-/** The OS process of boot server `server` (daemon.js <server>) of hurd `system`, or 0. */
-function serverProcess(system: string, server: string): number {
+/** The OS process of boot server `server` of hurd `system` (titled `hurd-<server> <system>` by daemon.ts), or 0; its spare (`… (spare)`) with `spare`. */
+function serverProcess(system: string, server: string, spare = false): number {
+  const title = `hurd-${server} ${system}${spare ? " (spare)" : ""}`;
   for (const d of readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const env = readFileSync(`/proc/${d}/environ`, "utf8");
-      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean);
-      if (env.includes(`HURD_SYSTEM=${system}\0`) && /daemon\.(ts|js)$/.test(cmd.at(-2) ?? "") && cmd.at(-1) === server) return Number(d);
+      const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0+$/, "");
+      if (cmd === title && !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${d}/stat`, "utf8"))) return Number(d);
     } catch {
       // gone meanwhile
     }
@@ -213,9 +213,14 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
 
       const first = serverProcess(name, "proc");
       assert.ok(first > 0, "proc's OS process");
+      // Its spare, started a few seconds after it, waits with its modules loaded.
+      let spare = 0;
+      await until(() => (spare = serverProcess(name, "proc", true)) > 0, 30000, "proc's spare");
       process.kill(first, "SIGKILL");
       await until(() => { const p = serverProcess(name, "proc"); return p > 0 && p !== first; }, 30000, "a new proc process");
+      assert.equal(serverProcess(name, "proc"), spare, "the spare took over: no new Node process had to start");
       await until(() => /restarted in place on task/.test(u.out()), 30000, "proc's restart in place");
+      await until(() => { const s2 = serverProcess(name, "proc", true); return s2 > 0 && s2 !== spare; }, 30000, "a new spare behind the new proc");
       assert.deepEqual(idsOf(u, name, pid), before, "pid, parent, group and session after the restart");
 
       const w = hurdBg(u, name, "wait", pid);
@@ -329,7 +334,8 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       assert.ok(old > 0, "proc's OS process");
       // What an orchestrator does with a paused container it gave up on: starts another with the same credentials.
       const env = Object.fromEntries(readFileSync(`/proc/${old}/environ`, "utf8").split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-      const argv = readFileSync(`/proc/${old}/cmdline`, "utf8").split("\0").filter(Boolean);
+      // Its command line as ProcessLauncher started it (daemon.ts retitles itself), from sources as the suite runs.
+      const argv = [process.execPath, "--conditions=@hurdmesh/source", "--import", "tsx", new URL("../../packages/boot/src/daemon.ts", import.meta.url).pathname, "proc"];
       process.kill(old, "SIGSTOP");
       // A call the kernel hands to the stopped process before its lease lapses: answered MIG_SERVER_DIED, or by the new process.
       const during = hurdBg(u, name, "spawn", "--", "sh", "-c", "exit 6");

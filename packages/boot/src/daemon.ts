@@ -10,6 +10,8 @@
 // state back from their JetStream buckets (HURD_NATS_STORE_CREDS: each its
 // own store user). A proc whose store fails exits 75, to be started again;
 // one refused because a newer process of its task holds its log exits 0.
+// HURD_SPARE=1: a spare (ProcessLauncher), which waits for its launcher's
+// word before it does any of that (below).
 import { attachFromEnv } from "@hurdmesh/libhurd";
 import { createLogger, Errno, HurdError } from "@hurdmesh/mach";
 import { attachOverNats } from "@hurdmesh/mach/nats";
@@ -19,6 +21,25 @@ import { startMetrics, telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
 import { Runsystem } from "./runsystem.js";
 import { startBootServer } from "./servers.js";
 import { serverStores, superviseStore } from "./stores.js";
+
+// ps -ef and top show the server and its hurd, not node and a path.
+const title = `hurd-${process.argv[2]} ${process.env.HURD_SYSTEM ?? "hurd"}`;
+// A spare: started ahead of need by its launcher, its modules loaded (most
+// of a Node process's start), it waits here for the word that the process
+// of its task died, with the login minted for it then, and carries on as a
+// process started again in place (HURD_RESTART=1 is in its environment). It
+// holds nothing meanwhile: no NATS connection, no port, no metrics address.
+if (process.env.HURD_SPARE === "1") {
+  process.title = `${title} (spare)`;
+  // Its launcher gone: nothing to stand behind.
+  const orphaned = () => process.exit(0);
+  process.on("disconnect", orphaned);
+  const order = await new Promise<{ creds?: string }>((resolve) => process.once("message", (m) => resolve((m ?? {}) as { creds?: string })));
+  process.off("disconnect", orphaned);
+  delete process.env.HURD_SPARE;
+  if (order.creds) process.env.HURD_NATS_CREDS = order.creds;
+}
+process.title = title;
 
 // Spans for this server's handlers when the OTEL_* environment asks for them
 // (the kernel makes the per-message spans; these are their children).

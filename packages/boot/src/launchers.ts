@@ -44,6 +44,15 @@ export interface ProcessLauncherOptions {
   edge?: string;
   /** The CA (PEM) of the edge's certificate, when it speaks TLS (HURD_EDGE_CA). */
   edgeCa?: string;
+  /**
+   * A spare process for each server that restarts in place: started ahead,
+   * its modules loaded, it waits (daemon.ts, HURD_SPARE) and takes over the
+   * moment the server's process dies, so that a restart does not wait for
+   * a new Node process to start (most of a restart's time on a loaded
+   * machine). Costs one waiting process per such server. Default: on,
+   * unless HURD_SPARE_SERVERS=0.
+   */
+  spares?: boolean;
 }
 
 /**
@@ -58,6 +67,8 @@ const EX_STORE_FAILED = 75;
 /** At most this many restarts of one server within RESTART_WINDOW_MS: a server that dies as it starts is not respawned forever. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
+/** A spare is started this long after its server's process: not beside the boot, which it would slow on a small machine. */
+const SPARE_AFTER_MS = 3_000;
 
 /**
  * Runs each boot server as its own OS process on a NATS bus, tied to this
@@ -69,8 +80,21 @@ const RESTART_WINDOW_MS = 60_000;
  * task id and token, and re-attaches to its task within the kernel's grace.
  */
 export class ProcessLauncher implements Launcher {
+  /** The servers' processes. */
   readonly children: ChildProcess[] = [];
+  /** Their spares, waiting (ProcessLauncherOptions.spares). */
+  readonly spares: ChildProcess[] = [];
+  private closing = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
   constructor(private readonly env: ProcessLauncherOptions) {}
+
+  /** Ends every process this launcher started, spares included, and starts no more (a shutdown). */
+  killAll(signal: NodeJS.Signals = "SIGTERM"): void {
+    this.closing = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const c of [...this.children, ...this.spares]) c.kill(signal);
+  }
 
   async launch(name: string, taskId: number, token: string, ports: LaunchPorts): Promise<void> {
     const env: NodeJS.ProcessEnv = {
@@ -101,17 +125,57 @@ export class ProcessLauncher implements Launcher {
       const creds = this.env.credentials ? await this.env.credentials(taskId, token) : null;
       return creds ? { HURD_NATS_CREDS: credsFile(creds) } : {};
     };
-    const start = async (restart: boolean) => {
-      const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...env, ...(await login()), HURD_RESTART: restart ? "1" : "" } });
+    const spawnDaemon = (more: NodeJS.ProcessEnv): ChildProcess => {
+      const child = spawn(process.execPath, [...nodeImports(), daemon, name], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...env, ...more } });
       // The channel ties the server to this process; it does not keep this one alive.
       child.channel?.unref();
+      return child;
+    };
+    const withSpare = RESTARTS_IN_PLACE.has(name) && (this.env.spares ?? process.env.HURD_SPARE_SERVERS !== "0");
+    let spare: ChildProcess | null = null;
+    let spareDue = false;
+    const prepareSpare = () => {
+      if (!withSpare || spare !== null || spareDue || this.closing) return;
+      spareDue = true;
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        spareDue = false;
+        if (this.closing) return;
+        const s = spawnDaemon({ HURD_SPARE: "1", HURD_RESTART: "1" });
+        spare = s;
+        this.spares.push(s);
+        s.on("exit", () => {
+          const i = this.spares.indexOf(s);
+          if (i >= 0) this.spares.splice(i, 1);
+          if (spare === s) spare = null;
+        });
+      }, SPARE_AFTER_MS);
+      t.unref();
+      this.timers.add(t);
+    };
+    /** The waiting spare, taken out of the spares: it becomes the server's process, with a login minted now. */
+    const takeSpare = async (): Promise<ChildProcess | null> => {
+      const s = spare;
+      if (s === null) return null;
+      spare = null;
+      const i = this.spares.indexOf(s);
+      if (i >= 0) this.spares.splice(i, 1);
+      const creds = (await login()).HURD_NATS_CREDS ?? "";
+      if (!s.connected || s.exitCode !== null || s.signalCode !== null) return null;
+      // A send that fails (the spare died meanwhile) shows as that process's exit, which restarts it as any death does.
+      s.send({ creds }, (e) => e && log.warn(`${name}'s spare (pid ${s.pid}) did not take the order: ${e.message}`));
+      log.warn(`${name}'s spare process (pid ${s.pid}) takes over task ${taskId}`);
+      return s;
+    };
+    const start = async (restart: boolean) => {
+      const child = (restart ? await takeSpare() : null) ?? spawnDaemon({ ...(await login()), HURD_RESTART: restart ? "1" : "" });
       this.children.push(child);
       child.on("exit", (code, sig) => {
         if (code !== 0) log.warn(`${name} (pid ${child.pid}) exited with ${sig ?? code}`);
         const i = this.children.indexOf(child);
         if (i >= 0) this.children.splice(i, 1);
         const died = sig ? sig !== "SIGTERM" && sig !== "SIGINT" : code === EX_STORE_FAILED;
-        if (!died || !RESTARTS_IN_PLACE.has(name)) return;
+        if (!died || !RESTARTS_IN_PLACE.has(name) || this.closing) return;
         const now = Date.now();
         while (restarts.length && now - restarts[0]! > RESTART_WINDOW_MS) restarts.shift();
         if (restarts.length >= MAX_RESTARTS) {
@@ -122,6 +186,7 @@ export class ProcessLauncher implements Launcher {
         log.warn(`restarting ${name} in place on task ${taskId}`);
         start(true).catch((e: Error) => log.error(`cannot restart ${name} in place: no login for its task (${e.message})`));
       });
+      prepareSpare();
     };
     await start(false);
   }

@@ -71,7 +71,8 @@ const subhurds = await serveSubhurds(task, {
   attach: async (taskId, token) =>
     attachOverNats(url, { name: "hurd-subhurd", system: boot.system, taskId, token, credentials: await credentials(taskId, token), window: 1024, timeoutMs: 30_000 }),
   launcher: () => {
-    const l = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, credentials, edge: values.edge || undefined, edgeCa });
+    // No spares: a subhurd's servers keep no store of their own to restart from.
+    const l = new ProcessLauncher({ NATS_URL: url, HURD_SYSTEM: boot.system, credentials, edge: values.edge || undefined, edgeCa, spares: false });
     launchers.push(l);
     return l;
   },
@@ -91,7 +92,7 @@ log.info("ready", values.session ? { session: values.session } : {});
 await notifyReady({ session: values.session ?? "" }, readyEnv);
 let stopping = false;
 const killAll = () => {
-  for (const l of [launcher, ...launchers]) for (const c of l.children) c.kill("SIGTERM");
+  for (const l of [launcher, ...launchers]) l.killAll("SIGTERM");
 };
 const stop = async () => {
   if (stopping) return;
