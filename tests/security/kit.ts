@@ -60,6 +60,8 @@ export interface Target {
   holders: Holders;
   /** The NATS user each task attached here connects as (boot servers included). */
   credsOf(taskId: number): UserCredentials | undefined;
+  /** The token of each task attached here (boot servers included). */
+  tokenOf(taskId: number): string | undefined;
   /** A task of the hurd (a process, child of init) attached over NATS as its own user: the attacker's foothold. */
   newTask(name: string): Promise<{ task: Task; id: number; token: string; creds: UserCredentials }>;
   /** A user of `role` minted with the deployment's keys (a container's credentials). */
@@ -113,9 +115,11 @@ export async function startTarget(): Promise<Target> {
     const kept = (task: Task) => (tasks.push(task), task);
     const initTask = kept(await attachOverNats(url, { system, taskId: b.task.id, token: b.token, credentials: kernel.natsUsers!.task(b.task), window: 1024, timeoutMs: 20_000 }));
     const creds = new Map<number, UserCredentials>();
+    const tokens = new Map<number, string>();
     const attach = async (taskId: number, token: string) => {
       const c = (await initTask.natsCredentials(taskId, token))!;
       creds.set(taskId, c);
+      tokens.set(taskId, token);
       return kept(await attachOverNats(url, { system, taskId, token, credentials: c, window: 1024, timeoutMs: 20_000 }));
     };
     const launcher = new InProcessLauncher(attach);
@@ -148,6 +152,7 @@ export async function startTarget(): Promise<Target> {
       ps,
       holders: watch.holders,
       credsOf: (taskId) => creds.get(taskId),
+      tokenOf: (taskId) => tokens.get(taskId),
       async newTask(name) {
         const c = await initTask.taskCreate(name);
         const creds = (await initTask.natsCredentials(c.taskId, c.token))!;

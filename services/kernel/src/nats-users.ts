@@ -21,6 +21,7 @@ import { encodeUser, mintUser, NKey, nowSeconds, permissionsFor } from "@hurdmes
 import { NatsCredentials, TaskNatsCredentialsRequest } from "@hurdmesh/proto/hurd/mach/v1/mach";
 import type { KTask } from "./objects.js";
 import type { KernelState } from "./state.js";
+import { lapse } from "./reincarnation.js";
 import { authenticate } from "./task.js";
 
 /** A task's JWT lives this long by default (s); the runtime renews it when a third is left. */
@@ -120,6 +121,11 @@ export class NatsUsers {
       this.revoke(old, `task ${t.id}'s previous user`);
     }
     return { jwt: u.jwt, seed: u.seed, expires: exp };
+  }
+
+  /** Whether `t` has a NATS user (minting another revokes it). */
+  has(t: KTask): boolean {
+    return this.tasks.has(t);
   }
 
   /** The live task whose NATS user has the public key `user` ("U…"), if any. */
@@ -232,7 +238,18 @@ export function taskNatsCredentials(k: KernelState, request: Uint8Array): Uint8A
   }
   const t = authenticate(k, r.taskId, r.token);
   if (!t) throw new HurdError(Errno.KERN_INVALID_TASK, "unknown task or wrong token");
-  return NatsCredentials.encode(k.natsUsers === null ? NONE : k.natsUsers.task(t)).finish();
+  if (k.natsUsers === null) return NatsCredentials.encode(NONE).finish();
+  // A new login for a task a process holds on the bus revokes the one that
+  // process connected with: it can no longer reach the kernel. Its launcher
+  // mints one only to start another process of the task (launchers.ts), so
+  // an essential task goes into its restart grace now and the new process
+  // attaches at once. Waiting for nats-server's DISCONNECT would not do: the
+  // launcher hears its child die and mints before that event comes, and the
+  // event then names a user that is no task's any more (holders.ts).
+  const replaced = k.natsUsers.has(t) && t.attached && t.sink === null;
+  const creds = k.natsUsers.task(t);
+  if (replaced && lapse(k, t)) k.log(`task ${t.id} (${t.name}): a new NATS login was minted for it, revoking its process's`);
+  return NatsCredentials.encode(creds).finish();
 }
 
 /** task_nats_renew (hurdmesh, 4921): a fresh JWT for the caller's own NATS user. */
