@@ -66,6 +66,9 @@ interface KernelProc {
   /** When it said it leads, and its own count of the takeover ("took over after N ms"). */
   ledAt?: number;
   takeoverMs?: number;
+  /** When it was started, and when it said it was ready. */
+  startedAt: number;
+  readyAt?: number;
   /** Its last lines, for a failure's message. */
   tail: string[];
   exited: Promise<void>;
@@ -108,7 +111,7 @@ async function main(): Promise<void> {
     const p = spawn(process.execPath, [...kargs, ...extra], { stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"], env: { ...process.env, [READY_FD_ENV]: "4" } });
     p.channel?.unref();
     let readyAs: (v: boolean) => void = () => {};
-    const k: KernelProc = { p, standby, leading: false, ready: new Promise((r) => (readyAs = r)), tail: [], exited: new Promise((r) => p.once("exit", () => r())) };
+    const k: KernelProc = { p, standby, leading: false, startedAt: Date.now(), ready: new Promise((r) => (readyAs = r)), tail: [], exited: new Promise((r) => p.once("exit", () => r())) };
     const lines = (s: NodeJS.ReadableStream, each: (l: string) => void) => {
       let buf = "";
       s.setEncoding("utf8");
@@ -123,21 +126,24 @@ async function main(): Promise<void> {
     const said = (l: string) => {
       k.tail.push(l);
       if (k.tail.length > 30) k.tail.shift();
+      // The readiness descriptor says one line only (a standby's is that it replays): its lead is read from its log.
+      if (/leading \((fresh log|took over)/.test(l)) {
+        k.leading = true;
+        const at = Date.parse(/"time":"([^"]+)"/.exec(l)?.[1] ?? "");
+        k.ledAt = Number.isNaN(at) ? Date.now() : at;
+      }
       const m = /took over after (\d+) ms/.exec(l);
       if (m) k.takeoverMs = Number(m[1]);
       if (/kernel log diverged|FATAL|fatal/.test(l)) log(`kernel ${p.pid}: ${l}`);
     };
     lines(p.stdout!, said);
     lines(p.stderr!, said);
-    // Its readiness lines: {standby: true} once it replays, {edge} whenever it starts leading (a standby's comes at its takeover).
+    // Its readiness line: {standby: true} once it replays, {edge} for the first kernel once it leads.
     lines(p.stdio[4] as NodeJS.ReadableStream, (l) => {
       const r = JSON.parse(l) as { edge?: string; standby?: boolean };
-      if (r.standby) readyAs(true);
-      if (r.edge) {
-        k.leading = true;
-        k.ledAt = Date.now();
-        readyAs(true);
-      }
+      if (r.edge) k.leading = true;
+      k.readyAt = Date.now();
+      readyAs(true);
     });
     p.once("exit", (code, sig) => {
       readyAs(false);
@@ -195,7 +201,7 @@ async function main(): Promise<void> {
       // The next kill only once a standby has replayed the log: else it is a kill of the only kernel.
       const s = standby();
       if (!s || !(await within("a standby", s.ready))) throw new Error("no standby ready to take over");
-      const leader = [...kernels].find((k) => k.leading);
+      const leader = [...kernels].find((k) => k.leading && k.p.exitCode === null && k.p.signalCode === null);
       if (!leader?.p.pid) throw new Error("no leading kernel to kill");
       const before = stats.lifecycles;
       const w = { killedAt: Date.now(), servedAt: Infinity };
@@ -206,20 +212,21 @@ async function main(): Promise<void> {
       const answered = Date.now();
       w.servedAt = answered;
       failoverMs.push(answered - w.killedAt);
+      // Its log line may come after the answer it made possible.
+      await within(`kill ${i + 1}: the standby's lead`, (async () => {
+        while (!s.leading) await new Promise((r) => setTimeout(r, 10));
+      })());
       if (s.ledAt) ledMs.push(s.ledAt - w.killedAt);
       if (s.takeoverMs !== undefined) takeoverMs.push(s.takeoverMs);
-      // The load flows again: a lifecycle (fork to wait) begun and ended after the failover.
-      const base = stats.lifecycles;
+      // The load flows again: a lifecycle (fork to wait) begun after the first answer has ended.
       await within(`kill ${i + 1}: the load`, (async () => {
-        while (stats.lifecycles < base + WORKERS + 1) await new Promise((r) => setTimeout(r, 10));
+        while (stats.lastBegun < answered) await new Promise((r) => setTimeout(r, 5));
       })());
       resumedMs.push(Date.now() - w.killedAt);
       await soak.check();
-      // How long the new standby takes to replay the whole log (it grows with the run: no snapshots).
+      // How long the new standby takes to replay the whole log (it grows with the run: no snapshots), from its process's start.
       const n = standby();
-      const ts = Date.now();
-      if (n) await within("the new standby", n.ready);
-      standbyMs.push(Date.now() - ts);
+      if (n && (await within("the new standby", n.ready)) && n.readyAt) standbyMs.push(n.readyAt - n.startedAt);
       log(
         `kill ${i + 1}/${KILLS}: leader ${leader.p.pid} killed; ${s.p.pid} leads (${s.ledAt ? s.ledAt - w.killedAt : "?"} ms, its takeover ${s.takeoverMs ?? "?"} ms); first answer ${answered - w.killedAt} ms; load again ${resumedMs.at(-1)} ms; ${stats.lifecycles} lifecycles (${stats.lifecycles - before} meanwhile), ${stats.processesLost.size} lost, ${stats.hung} hung, ${stats.uncertain} uncertain`,
       );
@@ -232,15 +239,18 @@ async function main(): Promise<void> {
     const out = [
       `soak: ${KILLS} kernel kills, ${WORKERS} workers, lead lease ${LEAD_LEASE_MS} ms, NATS authorization ${secured ? "on" : "off"}, ${Math.round((Date.now() - t0) / 1000)} s`,
       ...loadSummary(stats),
-      `uncertain (ETIMEDOUT of a call in flight at a kill: its answer may have died with the leader): ${stats.uncertain}`,
+      `uncertain (ETIMEDOUT of a call in flight at a kill: its answer may have died with the leader): ${stats.uncertain}${stats.uncertainBy.size ? ` (${[...stats.uncertainBy].map(([n, c]) => `${n} ${c}`).join(", ")})` : ""}`,
       `failover, SIGKILL to the first proc RPC answered through the new leader: ${p(failoverMs)}`,
       `  SIGKILL to the standby saying it leads: ${p(ledMs)}; its own count of the takeover (decided to lead to serving): ${p(takeoverMs)}`,
-      `  SIGKILL to the load's lifecycles completing again (${WORKERS + 1} after the first answer): ${p(resumedMs)}`,
-      `new standby's replay of the whole log: ${p(standbyMs)}`,
+      `  SIGKILL to the load flowing again (a lifecycle begun after the first answer has ended): ${p(resumedMs)}`,
+      `a new standby, its start to replaying the whole log: ${p(standbyMs)}`,
     ];
     console.log(out.join("\n"));
     const unclear = [...stats.failed.keys()];
     process.exitCode = stats.processesLost.size || stats.handlesLost.size || stats.hung || stats.duplicatedPids || unclear.length ? 1 : 0;
+  } catch (e) {
+    for (const k of kernels) log(`kernel ${k.p.pid} (${k.leading ? "leading" : "standby"}), its last lines:\n  ${k.tail.join("\n  ")}`);
+    throw e;
   } finally {
     stopping = true;
     // proc and auth first (their state is written through), then every kernel at once: a standby stopped after its leader would take over.

@@ -40,6 +40,10 @@ export interface Stats {
   hung: number;
   /** ETIMEDOUT of a call the kernel soak allows: its answer may have been held by the leader that died (docs/kernel-log.md). */
   uncertain: number;
+  /** The same, by call. */
+  uncertainBy: Map<string, number>;
+  /** When the latest lifecycle that has completed began (its fork): the load flows once one begun after an event has completed. */
+  lastBegun: number;
   duplicatedPids: number;
   processesLost: Set<number>;
   handlesLost: Set<string>;
@@ -52,7 +56,7 @@ export interface Stats {
 }
 
 export function newStats(timedOut: Stats["timedOut"] = () => "hung"): Stats {
-  return { lifecycles: 0, calls: 0, failed: new Map(), afterUncertain: new Map(), hung: 0, uncertain: 0, duplicatedPids: 0, processesLost: new Set(), handlesLost: new Set(), timedOut };
+  return { lifecycles: 0, calls: 0, failed: new Map(), afterUncertain: new Map(), hung: 0, uncertain: 0, uncertainBy: new Map(), lastBegun: 0, duplicatedPids: 0, processesLost: new Set(), handlesLost: new Set(), timedOut };
 }
 
 /** What a lifecycle's calls were told: once one was answered MIG_SERVER_DIED or timed out, whether it took effect is unknown. */
@@ -62,7 +66,7 @@ interface Lifecycle {
 /** What a call after an uncertain one may be told when the uncertain one did take effect: its process reaped, its task gone. */
 const FOLLOW_UPS = new Set(["ECHILD", "ESRCH", "KERN_INVALID_TASK"]);
 
-function note(stats: Stats, e: unknown, sentAt: number, l?: Lifecycle): void {
+function note(stats: Stats, what: string, e: unknown, sentAt: number, l?: Lifecycle): void {
   const n = errnoOf(e);
   if (l?.uncertain && FOLLOW_UPS.has(n)) {
     stats.afterUncertain.set(n, (stats.afterUncertain.get(n) ?? 0) + 1);
@@ -71,6 +75,9 @@ function note(stats: Stats, e: unknown, sentAt: number, l?: Lifecycle): void {
   if (n === "ETIMEDOUT") {
     if (stats.timedOut(sentAt) === "uncertain") {
       stats.uncertain++;
+      // A kernel call's own deadline (its request reached a kernel, no answer came) or an RPC's reply that never came.
+      const how = `${what} (${/kernel\.trap/.test(String((e as Error)?.message)) ? "kernel call" : "reply"})`;
+      stats.uncertainBy.set(how, (stats.uncertainBy.get(how) ?? 0) + 1);
       if (l) l.uncertain = true;
       return;
     }
@@ -81,13 +88,13 @@ function note(stats: Stats, e: unknown, sentAt: number, l?: Lifecycle): void {
 }
 
 /** One RPC of the load: its answer, or undefined (counted) when it failed. */
-async function call<T>(stats: Stats, f: () => Promise<T>, l?: Lifecycle): Promise<T | undefined> {
+async function call<T>(stats: Stats, what: string, f: () => Promise<T>, l?: Lifecycle): Promise<T | undefined> {
   stats.calls++;
   const t = Date.now();
   try {
     return await f();
   } catch (e) {
-    note(stats, e, t, l);
+    note(stats, what, e, t, l);
     // A call that fails with no round trip would spin on microtasks alone.
     await new Promise((r) => setImmediate(r));
     return undefined;
@@ -208,21 +215,21 @@ export async function soakLoad(o: LoadOptions) {
       try {
         c = await fork(`w${w}.${k}`);
       } catch (e) {
-        note(stats, e, t);
+        note(stats, "fork", e, t);
         await new Promise((r) => setImmediate(r));
         continue;
       }
       seePid(c.pid);
       const l: Lifecycle = { uncertain: false };
       const cp = client(task, ProcessDefinition, c.port);
-      if (k % 3 === 0) await call(stats, () => cp.setsid({}), l);
-      else if (k % 3 === 1) await call(stats, () => parent.proc.setpgrp({ pid: c.pid, pgrp: 0 }), l);
-      const h = await call(stats, () => parent.proc.pidOpen({ pid: c.pid, serial: 0 }), l);
+      if (k % 3 === 0) await call(stats, "proc setsid", () => cp.setsid({}), l);
+      else if (k % 3 === 1) await call(stats, "proc setpgrp", () => parent.proc.setpgrp({ pid: c.pid, pgrp: 0 }), l);
+      const h = await call(stats, "proc pidOpen", () => parent.proc.pidOpen({ pid: c.pid, serial: 0 }), l);
       const handle = h ? portAt(h, h.handle) : 0;
-      const a = await call(stats, () => auth.makeAuth({ otherHandles: [], euids: [1000 + w], auids: [], egids: [], agids: [] }));
+      const a = await call(stats, "auth makeAuth", () => auth.makeAuth({ otherHandles: [], euids: [1000 + w], auids: [], egids: [], agids: [] }));
       if (a) {
         const ap = portAt(a, a.newhandle);
-        await call(stats, () => client(task, AuthDefinition, ap).getIds({}));
+        await call(stats, "auth getIds", () => client(task, AuthDefinition, ap).getIds({}));
         await task.deallocate(ap).catch(() => {});
       }
       // How it ends: an exit status, SIGKILL through its handle, or its task terminated.
@@ -230,12 +237,12 @@ export async function soakLoad(o: LoadOptions) {
       const end = k % 3;
       if (end === 0) {
         const status = W.exitcode((w * 7 + k) & 0x7f, 0);
-        if (await call(stats, () => cp.markExit({ status, sigcode: 0 }), l)) want = status;
-        await call(stats, () => task.taskTerminate(c.task), l);
+        if (await call(stats, "proc markExit", () => cp.markExit({ status, sigcode: 0 }), l)) want = status;
+        await call(stats, "task_terminate", () => task.taskTerminate(c.task), l);
       } else if (end === 1 && handle) {
-        if (await call(stats, () => client(task, ProcessDefinition, handle).handleSignal({ signal: SIG.KILL, sigcode: 0 }), l)) want = W.exitcode(0, SIG.KILL);
-        else await call(stats, () => task.taskTerminate(c.task), l);
-      } else await call(stats, () => task.taskTerminate(c.task), l);
+        if (await call(stats, "proc handleSignal", () => client(task, ProcessDefinition, handle).handleSignal({ signal: SIG.KILL, sigcode: 0 }), l)) want = W.exitcode(0, SIG.KILL);
+        else await call(stats, "task_terminate", () => task.taskTerminate(c.task), l);
+      } else await call(stats, "task_terminate", () => task.taskTerminate(c.task), l);
       // Reaped, whatever failed before: asked again while the server restarts.
       for (let i = 0; i < 5 && !stop; i++) {
         stats.calls++;
@@ -245,12 +252,13 @@ export async function soakLoad(o: LoadOptions) {
           if (want !== null && !l.uncertain && r.status !== want) soakLog(`pid ${c.pid}: wait says ${r.status}, its end was ${want}`);
           break;
         } catch (e) {
-          note(stats, e, tw, l);
+          note(stats, "proc wait", e, tw, l);
           // Only a server's death is worth asking again for (ECHILD after one: the wait it cut off had reaped).
           if (errnoOf(e) !== "MIG_SERVER_DIED") break;
           await new Promise((r) => setImmediate(r));
         }
       }
+      stats.lastBegun = Math.max(stats.lastBegun, t);
       if (handle) await task.deallocate(handle).catch(() => {});
       await task.deallocate(c.port).catch(() => {});
       await task.deallocate(c.task).catch(() => {});
