@@ -51,7 +51,7 @@ const LEAD_LEASE_MS = flag("lead-lease-ms", 1500);
 const AUTH = flag("auth", 1);
 const CALL_TIMEOUT_MS = 30_000;
 /** A failover, a standby's start or the load coming back that takes longer than this stops the soak (counted as a hang). */
-const LIMIT_MS = 120_000;
+const LIMIT_MS = 60_000;
 
 const KERNEL_MAIN = fileURLToPath(import.meta.resolve("@hurdmesh/kernel/main"));
 
@@ -76,6 +76,8 @@ interface KernelProc {
 
 /** Kill windows: a call sent within a kill's reach (sent before the kill, not past the first answer after it) may have had its answer held by the dead leader. */
 const windows: { killedAt: number; servedAt: number }[] = [];
+/** Kernels that exited of themselves (status 3), by what they said. */
+const gaveUp = new Map<string, number>();
 const stats = newStats((sentAt) => (windows.some((w) => sentAt >= w.killedAt - CALL_TIMEOUT_MS && sentAt <= w.servedAt) ? "uncertain" : "hung"));
 
 async function main(): Promise<void> {
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
       }
       const m = /took over after (\d+) ms/.exec(l);
       if (m) k.takeoverMs = Number(m[1]);
-      if (/kernel log diverged|FATAL|fatal/.test(l)) log(`kernel ${p.pid}: ${l}`);
+      if (/kernel log diverged/.test(l)) log(`kernel ${p.pid}: ${l}`);
     };
     lines(p.stdout!, said);
     lines(p.stderr!, said);
@@ -150,7 +152,12 @@ async function main(): Promise<void> {
       kernels.delete(k);
       // A kernel gone while the hurd runs (the leader killed, a deposed one): a new standby in its place, as hurd up does.
       if (stopping) return;
-      if (sig !== "SIGKILL") log(`kernel ${p.pid} exited (${sig ?? `status ${code}`}):\n  ${k.tail.join("\n  ")}`);
+      if (sig !== "SIGKILL") {
+        // A deposed leader, or a standby that could not catch up within the lead lease: why, in its words.
+        const why = /"level":"fatal".*"msg":"([^"]*)"/.exec(k.tail.findLast((l) => /"level":"fatal"/.test(l)) ?? "")?.[1]?.replace(/\d+/g, "N") ?? `${sig ?? `status ${code}`}`;
+        gaveUp.set(why, (gaveUp.get(why) ?? 0) + 1);
+        log(`kernel ${p.pid} exited (${sig ?? `status ${code}`}): ${why}`);
+      }
       startKernel(true);
     });
     kernels.add(k);
@@ -196,7 +203,10 @@ async function main(): Promise<void> {
     const ledMs: number[] = [];
     const resumedMs: number[] = [];
     const standbyMs: number[] = [];
-    for (let i = 0; i < KILLS; i++) {
+    /** Why the kills stopped before N: the hurd without a kernel that serves (counted as a loss). */
+    let broken: string | null = null;
+    let kills = 0;
+    for (let i = 0; i < KILLS && !broken; i++) try {
       await new Promise((r) => setTimeout(r, GAP_MS));
       // The next kill only once a standby has replayed the log: else it is a kill of the only kernel.
       const s = standby();
@@ -207,6 +217,7 @@ async function main(): Promise<void> {
       const w = { killedAt: Date.now(), servedAt: Infinity };
       windows.push(w);
       process.kill(leader.p.pid, "SIGKILL");
+      kills++;
       // Failover time: the kill to the first proc RPC answered, each leg of it a trap the new leader took and a delivery it made.
       await within(`kill ${i + 1}: the first answer through the new leader`, firstAnswer(() => parent.proc.getpids({}, { timeoutMs: PROBE_TIMEOUT_MS })));
       const answered = Date.now();
@@ -228,26 +239,33 @@ async function main(): Promise<void> {
       const n = standby();
       if (n && (await within("the new standby", n.ready)) && n.readyAt) standbyMs.push(n.readyAt - n.startedAt);
       log(
-        `kill ${i + 1}/${KILLS}: leader ${leader.p.pid} killed; ${s.p.pid} leads (${s.ledAt ? s.ledAt - w.killedAt : "?"} ms, its takeover ${s.takeoverMs ?? "?"} ms); first answer ${answered - w.killedAt} ms; load again ${resumedMs.at(-1)} ms; ${stats.lifecycles} lifecycles (${stats.lifecycles - before} meanwhile), ${stats.processesLost.size} lost, ${stats.hung} hung, ${stats.uncertain} uncertain`,
+        `kill ${i + 1}/${KILLS}: leader ${leader.p.pid} killed; ${s.p.pid} leads (${s.ledAt ? s.ledAt - w.killedAt : "?"} ms, its takeover ${s.takeoverMs ?? "?"} ms)${s.p.exitCode !== null ? ", then gave up" : ""}; first answer ${answered - w.killedAt} ms; load again ${resumedMs.at(-1)} ms; ${stats.lifecycles} lifecycles (${stats.lifecycles - before} meanwhile), ${stats.processesLost.size} lost, ${stats.hung} hung, ${stats.uncertain} uncertain`,
       );
+    } catch (e) {
+      broken = (e as Error).message;
+      log(`STOPPED at kill ${i + 1}: ${broken}`);
+      for (const k of kernels) log(`kernel ${k.p.pid} (${k.leading ? "leading" : "standby"}), its last lines:\n  ${k.tail.slice(-6).join("\n  ")}`);
     }
     // A call still unanswered long past its deadline is a hang.
     const left = await Promise.race([stopLoad().then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 2 * CALL_TIMEOUT_MS))]);
     if (left) stats.hung++;
-    await soak.check();
+    // With no kernel serving, every resident's check would wait out its deadline: the run already failed.
+    if (!broken) await soak.check();
     const p = (xs: number[]) => `p50 ${percentile(xs, 50)} ms, p99 ${percentile(xs, 99)} ms, max ${xs.length ? Math.max(...xs) : NaN} ms`;
     const out = [
-      `soak: ${KILLS} kernel kills, ${WORKERS} workers, lead lease ${LEAD_LEASE_MS} ms, NATS authorization ${secured ? "on" : "off"}, ${Math.round((Date.now() - t0) / 1000)} s`,
+      ...(broken ? [`STOPPED after ${kills} of ${KILLS} kills: ${broken}`] : []),
+      `soak: ${kills} kernel kills, ${WORKERS} workers, lead lease ${LEAD_LEASE_MS} ms, NATS authorization ${secured ? "on" : "off"}, ${Math.round((Date.now() - t0) / 1000)} s`,
       ...loadSummary(stats),
       `uncertain (ETIMEDOUT of a call in flight at a kill: its answer may have died with the leader): ${stats.uncertain}${stats.uncertainBy.size ? ` (${[...stats.uncertainBy].map(([n, c]) => `${n} ${c}`).join(", ")})` : ""}`,
       `failover, SIGKILL to the first proc RPC answered through the new leader: ${p(failoverMs)}`,
       `  SIGKILL to the standby saying it leads: ${p(ledMs)}; its own count of the takeover (decided to lead to serving): ${p(takeoverMs)}`,
       `  SIGKILL to the load flowing again (a lifecycle begun after the first answer has ended): ${p(resumedMs)}`,
       `a new standby, its start to replaying the whole log: ${p(standbyMs)}`,
+      `kernels that gave up (exit 3) other than those killed: ${[...gaveUp].map(([n, c]) => `${c} "${n}"`).join(", ") || "none"}`,
     ];
     console.log(out.join("\n"));
     const unclear = [...stats.failed.keys()];
-    process.exitCode = stats.processesLost.size || stats.handlesLost.size || stats.hung || stats.duplicatedPids || unclear.length ? 1 : 0;
+    process.exitCode = broken || stats.processesLost.size || stats.handlesLost.size || stats.hung || stats.duplicatedPids || unclear.length ? 1 : 0;
   } catch (e) {
     for (const k of kernels) log(`kernel ${k.p.pid} (${k.leading ? "leading" : "standby"}), its last lines:\n  ${k.tail.join("\n  ")}`);
     throw e;
