@@ -95,8 +95,8 @@ async function call<T>(stats: Stats, what: string, f: () => Promise<T>, l?: Life
     return await f();
   } catch (e) {
     note(stats, what, e, t, l);
-    // A call that fails with no round trip would spin on microtasks alone.
-    await new Promise((r) => setImmediate(r));
+    // A call that fails with no round trip (a task the kernel ended) would spin the load on its own failures.
+    await new Promise((r) => setTimeout(r, 10));
     return undefined;
   }
 }
@@ -216,7 +216,7 @@ export async function soakLoad(o: LoadOptions) {
         c = await fork(`w${w}.${k}`);
       } catch (e) {
         note(stats, "fork", e, t);
-        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setTimeout(r, 10));
         continue;
       }
       seePid(c.pid);
