@@ -122,11 +122,17 @@ export class Failover {
   /** Won the key: catch up, fence the old leader out of the log, then serve. */
   private async lead(): Promise<void> {
     this.takeover.began = Date.now();
+    // The key is renewed from now on, catch-up included: a standby that must
+    // replay much of the log (one started after the last warm one died) would
+    // otherwise lose the key to its own lease before serving, and so would
+    // every standby after it (bench/soak-kernel.ts found that hurd without a
+    // kernel). The old leader is fenced by the log's sequence either way.
+    this.lease.keep((why) => this.fail(new Error(`deposed: ${why}`)));
     const { last } = await this.logStream.state();
     // Every entry the old leader got acknowledged is applied before this one leads.
     while (this.replica.applied < last) {
       if (this.failure !== null || this.stopped) return;
-      if (!this.lease.leading()) return this.fail(new Error(`catching up to entry ${last} took longer than the lead's lease`));
+      if (!this.lease.leading()) return this.fail(new Error(`lost the lead while catching up to entry ${last}`));
       await new Promise((r) => setTimeout(r, 2));
     }
     this.tail?.stop();
@@ -156,7 +162,6 @@ export class Failover {
     this.traps = new TrapServer(k, held);
     this.traps.start();
     await this.bus.flush();
-    this.lease.keep((why) => this.fail(new Error(`deposed: ${why}`)));
     this.takeover.served = Date.now();
     this.say(`leading from log entry ${last} (${k.tasks.size} tasks, ${timers} blocked senders re-armed, ${this.takeover.redelivered} unpaid deliveries sent again) after ${this.takeover.served - this.takeover.began} ms`);
     this.o.leading?.(fresh);
