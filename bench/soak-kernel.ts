@@ -136,7 +136,8 @@ async function main(): Promise<void> {
       }
       const m = /took over after (\d+) ms/.exec(l);
       if (m) k.takeoverMs = Number(m[1]);
-      if (/kernel log diverged/.test(l)) log(`kernel ${p.pid}: ${l}`);
+      // A leader that ends a task by lease ends the hurd's servers (docs/kernel-log.md, "Soak"): said as it happens.
+      if (/kernel log diverged/.test(l) || (k.leading && /lease expired|lost its process/.test(l))) log(`kernel ${p.pid}: ${l}`);
     };
     lines(p.stdout!, said);
     lines(p.stderr!, said);
