@@ -66,6 +66,10 @@ interface KernelProc {
   /** When it said it leads, and its own count of the takeover ("took over after N ms"). */
   ledAt?: number;
   takeoverMs?: number;
+  /** Its takeover's fenced TAKEOVER append, acknowledged after this long. */
+  fenceMs?: number;
+  /** How many log entries it had still to replay when it won the lead. */
+  behind?: number;
   /** When it was started, and when it said it was ready. */
   startedAt: number;
   readyAt?: number;
@@ -134,6 +138,10 @@ async function main(): Promise<void> {
         const at = Date.parse(/"time":"([^"]+)"/.exec(l)?.[1] ?? "");
         k.ledAt = Number.isNaN(at) ? Date.now() : at;
       }
+      const b = /(\d+) behind it when it won the lead/.exec(l);
+      if (b) k.behind = Number(b[1]);
+      const f = /fence (\d+) ms/.exec(l);
+      if (f) k.fenceMs = Number(f[1]);
       const m = /took over after (\d+) ms/.exec(l);
       if (m) k.takeoverMs = Number(m[1]);
       // A leader that ends a task by lease ends the hurd's servers (docs/kernel-log.md, "Soak"): said as it happens.
@@ -201,6 +209,7 @@ async function main(): Promise<void> {
 
     const failoverMs: number[] = [];
     const takeoverMs: number[] = [];
+    const fenceMs: number[] = [];
     const ledMs: number[] = [];
     const resumedMs: number[] = [];
     const standbyMs: number[] = [];
@@ -230,6 +239,7 @@ async function main(): Promise<void> {
       })());
       if (s.ledAt) ledMs.push(s.ledAt - w.killedAt);
       if (s.takeoverMs !== undefined) takeoverMs.push(s.takeoverMs);
+      if (s.fenceMs !== undefined) fenceMs.push(s.fenceMs);
       // The load flows again: a lifecycle (fork to wait) begun after the first answer has ended.
       await within(`kill ${i + 1}: the load`, (async () => {
         while (stats.lastBegun < answered) await new Promise((r) => setTimeout(r, 5));
@@ -240,7 +250,7 @@ async function main(): Promise<void> {
       const n = standby();
       if (n && (await within("the new standby", n.ready)) && n.readyAt) standbyMs.push(n.readyAt - n.startedAt);
       log(
-        `kill ${i + 1}/${KILLS}: leader ${leader.p.pid} killed; ${s.p.pid} leads (${s.ledAt ? s.ledAt - w.killedAt : "?"} ms, its takeover ${s.takeoverMs ?? "?"} ms)${s.p.exitCode !== null ? ", then gave up" : ""}; first answer ${answered - w.killedAt} ms; load again ${resumedMs.at(-1)} ms; ${stats.lifecycles} lifecycles (${stats.lifecycles - before} meanwhile), ${stats.processesLost.size} lost, ${stats.hung} hung, ${stats.uncertain} uncertain`,
+        `kill ${i + 1}/${KILLS}: leader ${leader.p.pid} killed; ${s.p.pid} leads (${s.ledAt ? s.ledAt - w.killedAt : "?"} ms, its takeover ${s.takeoverMs ?? "?"} ms, ${s.behind ?? "?"} entries behind, its fence ${s.fenceMs ?? "?"} ms)${s.p.exitCode !== null ? ", then gave up" : ""}; first answer ${answered - w.killedAt} ms; load again ${resumedMs.at(-1)} ms; ${stats.lifecycles} lifecycles (${stats.lifecycles - before} meanwhile), ${stats.processesLost.size} lost, ${stats.hung} hung, ${stats.uncertain} uncertain`,
       );
     } catch (e) {
       broken = (e as Error).message;
@@ -259,7 +269,7 @@ async function main(): Promise<void> {
       ...loadSummary(stats),
       `uncertain (ETIMEDOUT of a call in flight at a kill: its answer may have died with the leader): ${stats.uncertain}${stats.uncertainBy.size ? ` (${[...stats.uncertainBy].map(([n, c]) => `${n} ${c}`).join(", ")})` : ""}`,
       `failover, SIGKILL to the first proc RPC answered through the new leader: ${p(failoverMs)}`,
-      `  SIGKILL to the standby saying it leads: ${p(ledMs)}; its own count of the takeover (decided to lead to serving): ${p(takeoverMs)}`,
+      `  SIGKILL to the standby saying it leads: ${p(ledMs)}; its own count of the takeover (decided to lead to serving): ${p(takeoverMs)}, of which the fenced TAKEOVER append: ${p(fenceMs)}`,
       `  SIGKILL to the load flowing again (a lifecycle begun after the first answer has ended): ${p(resumedMs)}`,
       `a new standby, its start to replaying the whole log: ${p(standbyMs)}`,
       `kernels that gave up (exit 3) other than those killed: ${[...gaveUp].map(([n, c]) => `${c} "${n}"`).join(", ") || "none"}`,
