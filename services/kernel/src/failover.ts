@@ -151,6 +151,7 @@ export class Failover {
     this.journal = journal;
     const timers = this.replica.armTimers();
     k.useJournal(journal);
+    k.leasesPaused = true;
     freshLeases(k, journal.now());
     journal.tookOver();
     k.natsUsers?.tookOver();
@@ -159,6 +160,7 @@ export class Failover {
     await journal.synced();
     const fenced = Date.now();
     if (this.failure !== null) return;
+    k.resumeLeases();
     const held: Bus = journal.heldBus();
     this.held = held;
     // Before any trap of its own: what the old leader logged and may not have sent.
