@@ -1,4 +1,4 @@
-// `npm run soak -- --kernel-kills N [--workers W] [--gap-ms MS] [--lead-lease-ms MS] [--auth 0|1]`
+// `npm run soak -- --kernel-kills N [--workers W] [--gap-ms MS] [--lead-lease-ms MS] [--auth 0|1] [--standby-after-ms MS]`
 //
 // Issue 18's soak: the kernel survives kill -9. A hurd as `hurd up --nats
 // --standby` runs it: a nats-server with JetStream and authorization on,
@@ -49,6 +49,12 @@ const GAP_MS = flag("gap-ms", 4000);
 const LEAD_LEASE_MS = flag("lead-lease-ms", 1500);
 /** 1 (default): NATS authorization on, as `hurd up --nats` runs it; 0: anonymous NATS (--nats-insecure). */
 const AUTH = flag("auth", 1);
+/**
+ * How long after a kernel's exit its replacement standby is started: 0
+ * (default) at once, as hurd up does. Later keeps the new standby's replay
+ * of the whole log (from the same stream) out of the takeover it follows.
+ */
+const STANDBY_AFTER_MS = flag("standby-after-ms", 0);
 const CALL_TIMEOUT_MS = 30_000;
 /** A failover, a standby's start or the load coming back that takes longer than this stops the soak (counted as a hang). */
 const LIMIT_MS = 60_000;
@@ -167,7 +173,8 @@ async function main(): Promise<void> {
         gaveUp.set(why, (gaveUp.get(why) ?? 0) + 1);
         log(`kernel ${p.pid} exited (${sig ?? `status ${code}`}): ${why}`);
       }
-      startKernel(true);
+      if (STANDBY_AFTER_MS === 0) startKernel(true);
+      else setTimeout(() => stopping || startKernel(true), STANDBY_AFTER_MS);
     });
     kernels.add(k);
     return k;
@@ -219,8 +226,11 @@ async function main(): Promise<void> {
     for (let i = 0; i < KILLS && !broken; i++) try {
       await new Promise((r) => setTimeout(r, GAP_MS));
       // The next kill only once a standby has replayed the log: else it is a kill of the only kernel.
-      const s = standby();
-      if (!s || !(await within("a standby", s.ready))) throw new Error("no standby ready to take over");
+      await within("a standby", (async () => {
+        while (!standby()) await new Promise((r) => setTimeout(r, 50));
+      })());
+      const s = standby()!;
+      if (!(await within("a standby", s.ready))) throw new Error("no standby ready to take over");
       const leader = [...kernels].find((k) => k.leading && k.p.exitCode === null && k.p.signalCode === null);
       if (!leader?.p.pid) throw new Error("no leading kernel to kill");
       const before = stats.lifecycles;
@@ -247,7 +257,7 @@ async function main(): Promise<void> {
       resumedMs.push(Date.now() - w.killedAt);
       await soak.check();
       // How long the new standby takes to replay the whole log (it grows with the run: no snapshots), from its process's start.
-      const n = standby();
+      const n = STANDBY_AFTER_MS === 0 ? standby() : undefined;
       if (n && (await within("the new standby", n.ready)) && n.readyAt) standbyMs.push(n.readyAt - n.startedAt);
       log(
         `kill ${i + 1}/${KILLS}: leader ${leader.p.pid} killed; ${s.p.pid} leads (${s.ledAt ? s.ledAt - w.killedAt : "?"} ms, its takeover ${s.takeoverMs ?? "?"} ms, ${s.behind ?? "?"} entries behind, its fence ${s.fenceMs ?? "?"} ms)${s.p.exitCode !== null ? ", then gave up" : ""}; first answer ${answered - w.killedAt} ms; load again ${resumedMs.at(-1)} ms; ${stats.lifecycles} lifecycles (${stats.lifecycles - before} meanwhile), ${stats.processesLost.size} lost, ${stats.hung} hung, ${stats.uncertain} uncertain`,
