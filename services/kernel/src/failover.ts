@@ -122,13 +122,21 @@ export class Failover {
   /** Won the key: catch up, fence the old leader out of the log, then serve. */
   private async lead(): Promise<void> {
     this.takeover.began = Date.now();
+    // The key is renewed from now on, catch-up included: a standby that must
+    // replay much of the log (one started after the last warm one died) would
+    // otherwise lose the key to its own lease before serving, and so would
+    // every standby after it (bench/soak-kernel.ts found that hurd without a
+    // kernel). The old leader is fenced by the log's sequence either way.
+    this.lease.keep((why) => this.fail(new Error(`deposed: ${why}`)));
     const { last } = await this.logStream.state();
+    const behind = last - this.replica.applied;
     // Every entry the old leader got acknowledged is applied before this one leads.
     while (this.replica.applied < last) {
       if (this.failure !== null || this.stopped) return;
-      if (!this.lease.leading()) return this.fail(new Error(`catching up to entry ${last} took longer than the lead's lease`));
+      if (!this.lease.leading()) return this.fail(new Error(`lost the lead while catching up to entry ${last}`));
       await new Promise((r) => setTimeout(r, 2));
     }
+    const caughtUp = Date.now();
     this.tail?.stop();
     this.tail = null;
     const k = this.kernel;
@@ -143,12 +151,16 @@ export class Failover {
     this.journal = journal;
     const timers = this.replica.armTimers();
     k.useJournal(journal);
+    k.leasesPaused = true;
     freshLeases(k, journal.now());
     journal.tookOver();
     k.natsUsers?.tookOver();
+    const prepared = Date.now();
     // The fence: until this append is acknowledged nothing is served.
     await journal.synced();
+    const fenced = Date.now();
     if (this.failure !== null) return;
+    k.resumeLeases();
     const held: Bus = journal.heldBus();
     this.held = held;
     // Before any trap of its own: what the old leader logged and may not have sent.
@@ -156,9 +168,10 @@ export class Failover {
     this.traps = new TrapServer(k, held);
     this.traps.start();
     await this.bus.flush();
-    this.lease.keep((why) => this.fail(new Error(`deposed: ${why}`)));
     this.takeover.served = Date.now();
-    this.say(`leading from log entry ${last} (${k.tasks.size} tasks, ${timers} blocked senders re-armed, ${this.takeover.redelivered} unpaid deliveries sent again) after ${this.takeover.served - this.takeover.began} ms`);
+    // Where a takeover's time went (the kernel soak measures it): catch-up, the state made ready to lead, the fenced append, redelivery and the trap server.
+    const spent = `catch-up ${caughtUp - this.takeover.began} ms, prepare ${prepared - caughtUp} ms, fence ${fenced - prepared} ms, redeliver ${this.takeover.served - fenced} ms`;
+    this.say(`leading from log entry ${last}, ${behind} behind it when it won the lead (${k.tasks.size} tasks, ${timers} blocked senders re-armed, ${this.takeover.redelivered} unpaid deliveries sent again) after ${this.takeover.served - this.takeover.began} ms (${spent})`);
     this.o.leading?.(fresh);
   }
 

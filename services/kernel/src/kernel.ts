@@ -130,6 +130,7 @@ export class Kernel extends KernelState {
     // run first, and the next sweep sees what they sent.
     const late = now - this.lastSweep > 2 * this.sweepEvery;
     this.lastSweep = now;
+    if (this.leasesPaused) return;
     const bus = this.bus;
     if (bus !== null && this.busOutage(bus, now)) return;
     if (late || this.sweeping || !leasesDue(this, now)) return;
@@ -144,6 +145,22 @@ export class Kernel extends KernelState {
     const timer = setTimeout(done, SWEEP_CONFIRM_LEASES * this.config.leaseMs);
     timer.unref();
     bus.flush().then(done, done);
+  }
+
+  /**
+   * True while a new leader waits for its fenced TAKEOVER append (failover.ts):
+   * it answers nothing then, so its tasks' silence is its own, and the sweep
+   * judges nothing. The kernel soak saw that append take longer than the
+   * tasks' lease, and a new leader end every task of the hurd by lease.
+   */
+  leasesPaused = false;
+
+  /** The fence is acknowledged: every lease and restart grace runs again from now, logged as after a bus outage (a standby replays the same). */
+  resumeLeases(): void {
+    this.leasesPaused = false;
+    if (this.journal === null) return;
+    restartLeases(this, this.journal.now());
+    this.journal.resumed();
   }
 
   /** The bus's reconnects the sweep last saw. */
