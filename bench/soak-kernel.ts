@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   // However this ends: every process it started goes with it.
   const killAll = () => {
     stopping = true;
-    for (const c of launcher?.children ?? []) c.kill("SIGKILL");
+    launcher?.killAll("SIGKILL");
     for (const k of kernels) k.p.kill("SIGKILL");
   };
   process.on("exit", () => {
@@ -293,8 +293,9 @@ async function main(): Promise<void> {
   } finally {
     stopping = true;
     // proc and auth first (their state is written through), then every kernel at once: a standby stopped after its leader would take over.
-    launcher?.children.forEach((c) => c.kill("SIGTERM"));
-    const gone = (launcher?.children ?? []).map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once("exit", r))));
+    const all = [...(launcher?.children ?? []), ...(launcher?.spares ?? [])];
+    launcher?.killAll("SIGTERM");
+    const gone = all.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once("exit", r))));
     await Promise.race([Promise.all(gone), new Promise((r) => setTimeout(r, 5000))]);
     const ks = [...kernels];
     for (const k of ks) k.p.kill("SIGKILL");

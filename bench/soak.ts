@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   let launcher: ProcessLauncher | null = null;
   // However this ends: the servers go with it (they also exit when their IPC channel to this process closes).
   const killServers = () => {
-    for (const c of launcher?.children ?? []) c.kill("SIGKILL");
+    launcher?.killAll("SIGKILL");
   };
   process.on("exit", killServers);
   process.on("SIGINT", () => process.exit(130));
@@ -129,8 +129,9 @@ async function main(): Promise<void> {
     const unclear = [...stats.failed.keys()].filter((n) => n !== "MIG_SERVER_DIED");
     process.exitCode = stats.processesLost.size || stats.handlesLost.size || stats.hung || stats.duplicatedPids || unclear.length ? 1 : 0;
   } finally {
-    launcher.children.forEach((c) => c.kill("SIGTERM"));
-    const gone = launcher.children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once("exit", r))));
+    const all = [...launcher.children, ...launcher.spares];
+    launcher.killAll("SIGTERM");
+    const gone = all.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once("exit", r))));
     await Promise.race([Promise.all(gone), new Promise((r) => setTimeout(r, 5000))]);
     killServers();
     traps.stop();
