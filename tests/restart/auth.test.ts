@@ -8,9 +8,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { client, HurdError, MsgType, portAt, type Task } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
-import { JetStreamKv } from "@hurdmesh/mach/nats";
+import { JetStreamStoreLog } from "@hurdmesh/mach/nats";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
-import { Auth, KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
+import { Auth, LogAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
 import { busKinds, natsBus, natsKeys, startHurd, until, type Hurd } from "../harness.js";
 
 // Short so that a round's lapse comes soon, long enough that the test's own
@@ -45,7 +45,7 @@ for (const kind of busKinds) {
       if (kind === "nats") {
         const sb = await natsBus(system, { kind: "store", hurd: "", server: "auth" });
         storeBus = sb;
-        store = new KvAuthStore(await JetStreamKv.open(sb.nc, system, "", "auth", { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "store", hurd: "", server: "auth" }) : undefined }));
+        store = new LogAuthStore(await JetStreamStoreLog.open(sb.nc, system, "", "auth", { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "store", hurd: "", server: "auth" }) : undefined }));
       } else store = new MemoryAuthStore();
       auth = await Auth.start(authTask, {}, store);
       assert.equal(auth.restarted, false);
