@@ -68,10 +68,10 @@ export function superviseStore(server: unknown, o: { system: string; task: Task;
   const journal = (server as Partial<ProcServer>).journal;
   const authStore = (server as Partial<Auth>).store;
   const who = journal ? "proc" : "auth";
-  const broken = journal ?? (authStore && "onBroken" in authStore ? authStore : null);
-  if (!broken) return;
+  const watched = (journal ?? (authStore && "onBroken" in authStore ? authStore : null)) as { onBroken?: ((e: Error) => void) | null; broken?: Error | null } | null;
+  if (!watched) return;
   const log = createLogger(`hurd-${who}`, { hurd: o.system });
-  broken.onBroken = (e) => {
+  watched.onBroken = (e) => {
     if (e instanceof StoreFencedError) {
       log.warn(`a newer process of task ${o.task.id} holds ${who}'s store: this old one exits (${e.message})`);
       setTimeout(() => o.exit(0), 100);
@@ -80,4 +80,6 @@ export function superviseStore(server: unknown, o: { system: string; task: Task;
     log.error(`its store failed (${e.message}): exiting to restart in place`);
     setTimeout(() => o.exit(EX_STORE_FAILED), 100);
   };
+  // A write that failed while the server started (auth's adopt forgets dead handles) came before anyone listened.
+  if (watched.broken) watched.onBroken(watched.broken);
 }
