@@ -8,9 +8,9 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { client, HurdError, MsgType, portAt, type Task } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
-import { JetStreamKv } from "@hurdmesh/mach/nats";
+import { JetStreamStoreLog } from "@hurdmesh/mach/nats";
 import { AuthDefinition } from "@hurdmesh/proto/hurd/auth/v1/auth";
-import { Auth, KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
+import { Auth, LogAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
 import { busKinds, natsBus, natsKeys, startHurd, until, type Hurd } from "../harness.js";
 
 // Short so that a round's lapse comes soon, long enough that the test's own
@@ -27,6 +27,8 @@ for (const kind of busKinds) {
     let h: Hurd;
     let boot: Task;
     let store: AuthStore;
+    /** A new process's store: on NATS a log writer of its own (each new one fences the one before), in memory the same map. */
+    let storeOf: () => Promise<AuthStore> = async () => store;
     let authTask: Task;
     let auth: Auth;
     let ids: { taskId: number; token: string; port: number };
@@ -45,7 +47,8 @@ for (const kind of busKinds) {
       if (kind === "nats") {
         const sb = await natsBus(system, { kind: "store", hurd: "", server: "auth" });
         storeBus = sb;
-        store = new KvAuthStore(await JetStreamKv.open(sb.nc, system, "", "auth", { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "store", hurd: "", server: "auth" }) : undefined }));
+        storeOf = async () => new LogAuthStore(await JetStreamStoreLog.open(sb.nc, system, "", "auth", { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "store", hurd: "", server: "auth" }) : undefined }));
+        store = await storeOf();
       } else store = new MemoryAuthStore();
       auth = await Auth.start(authTask, {}, store);
       assert.equal(auth.restarted, false);
@@ -108,7 +111,7 @@ for (const kind of busKinds) {
           const t0 = Date.now();
           await until(() => h.kernel.lapsed.size === 1, LEASE * 10, "the lapse");
           authTask = await h.attach(ids.taskId, ids.token, { hold: true });
-          auth = await Auth.start(authTask, {}, store);
+          auth = await Auth.start(authTask, {}, await storeOf());
           assert.equal(auth.restarted, true);
           assert.equal(authTask.id, ids.taskId);
           assert.ok(Date.now() - t0 < GRACE);

@@ -2,15 +2,16 @@
 // processes or containers of their own on NATS (restart in place, issue
 // 17): their bucket on JetStream, one per server and hurd, reached as the
 // server's store user (with NATS authorization on; the task's own user may
-// not) or over the task's own connection (authorization off). auth keeps
-// its handles as keys (KvAuthStore); proc its table as a log
-// (LogProcStore: one message per batch). Used by daemon.ts (ProcessLauncher)
+// not) or over the task's own connection (authorization off). Both keep
+// their state as a log on it (LogAuthStore: auth's handles; LogProcStore:
+// proc's table), one message per batch, fenced against an old process of
+// the same task. Used by daemon.ts (ProcessLauncher)
 // and container/main.ts (compose, Kubernetes).
-import { KvAuthStore, MemoryAuthStore, type AuthStore } from "@hurdmesh/auth";
+import { LogAuthStore, MemoryAuthStore, type Auth, type AuthStore } from "@hurdmesh/auth";
 import { LogProcStore, type ProcServer, type ProcStore } from "@hurdmesh/proc";
 import { createLogger, StoreFencedError, type Task } from "@hurdmesh/mach";
 import { inboxOf } from "@hurdmesh/mach/internal";
-import { JetStreamKv, JetStreamStoreLog, NatsBus } from "@hurdmesh/mach/nats";
+import { JetStreamStoreLog, NatsBus } from "@hurdmesh/mach/nats";
 import type { UserCredentials } from "@hurdmesh/mach/nats-auth";
 
 /** Exit code of a server whose store failed: its launcher (or its container's restart policy) starts it again in place, from what the store acknowledged. */
@@ -46,8 +47,8 @@ export async function serverStores(name: string, o: ServerStoreOptions): Promise
   const what = name === "auth" ? "auth's handles" : "proc's table";
   try {
     const c = await connection();
-    if (name === "auth") return { authStore: new KvAuthStore(await JetStreamKv.open(c.nc, o.system, hurd, name, { inboxPrefix: c.inboxPrefix })) };
-    return { procStore: new LogProcStore(await JetStreamStoreLog.open(c.nc, o.system, hurd, name, { inboxPrefix: c.inboxPrefix })) };
+    const log = await JetStreamStoreLog.open(c.nc, o.system, hurd, name, { inboxPrefix: c.inboxPrefix });
+    return name === "auth" ? { authStore: new LogAuthStore(log) } : { procStore: new LogProcStore(log) };
   } catch (e) {
     if (o.restart) throw new Error(`cannot restart in place: no JetStream to read ${what} back from (${(e as Error).message})`, { cause: e });
     createLogger(`hurd-${name}`, { hurd: o.system }).warn(`${what} in memory only, a restart of this process cannot carry on: ${(e as Error).message}`);
@@ -56,23 +57,29 @@ export async function serverStores(name: string, o: ServerStoreOptions): Promise
 }
 
 /**
- * What a running proc does when its store fails: its memory is ahead of
- * the store, so it answers EIO and exits EX_STORE_FAILED to be started
- * again from what was acknowledged; refused because a newer process of its
- * task opened the log (this one was stopped, not dead), it is the old one
- * and exits 0, so that nothing starts a third.
+ * What a running proc or auth does when its store fails: its store log may
+ * no longer be what it thinks (proc: its memory is ahead of it), so it
+ * answers EIO and exits EX_STORE_FAILED to be started again from what was
+ * acknowledged; refused because a newer process of its task opened the log
+ * (this one was stopped, not dead), it is the old one and exits 0, so that
+ * nothing starts a third.
  */
 export function superviseStore(server: unknown, o: { system: string; task: Task; exit: (code: number) => void }): void {
   const journal = (server as Partial<ProcServer>).journal;
-  if (!journal) return;
-  const log = createLogger("hurd-proc", { hurd: o.system });
-  journal.onBroken = (e) => {
+  const authStore = (server as Partial<Auth>).store;
+  const who = journal ? "proc" : "auth";
+  const watched = (journal ?? (authStore && "onBroken" in authStore ? authStore : null)) as { onBroken?: ((e: Error) => void) | null; broken?: Error | null } | null;
+  if (!watched) return;
+  const log = createLogger(`hurd-${who}`, { hurd: o.system });
+  watched.onBroken = (e) => {
     if (e instanceof StoreFencedError) {
-      log.warn(`a newer process of task ${o.task.id} holds proc's store: this old one exits (${e.message})`);
+      log.warn(`a newer process of task ${o.task.id} holds ${who}'s store: this old one exits (${e.message})`);
       setTimeout(() => o.exit(0), 100);
       return;
     }
     log.error(`its store failed (${e.message}): exiting to restart in place`);
     setTimeout(() => o.exit(EX_STORE_FAILED), 100);
   };
+  // A write that failed while the server started (auth's adopt forgets dead handles) came before anyone listened.
+  if (watched.broken) watched.onBroken(watched.broken);
 }

@@ -14,7 +14,7 @@ import { MemoryAuthStore, type AuthImage, type AuthStore } from "./store.js";
 export { authConfig, defaultAuthConfig, type AuthConfig } from "./config.js";
 export { permits } from "./makeauth.js";
 export type { Ids } from "./handles.js";
-export { KvAuthStore, MemoryAuthStore, type AuthImage, type AuthStore } from "./store.js";
+export { LogAuthStore, MemoryAuthStore, type AuthImage, type AuthStore } from "./store.js";
 
 const TYPE_RECEIVE = 1 << 17;
 
