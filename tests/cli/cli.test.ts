@@ -267,7 +267,17 @@ describe("hurd up --nats: every server its own OS process", { skip: !busKinds.in
       assert.ok(processesOf(name).length >= 4, `kernel, init, proc, auth, runsystem: ${processesOf(name)}`);
       const rows = table(hurd(u, name, "ps").stdout);
       for (const p of ["1", "2", "3", "4"]) assert.ok(rows.some((x) => x.PID === p), `pid ${p}`);
-      // A subhurd: its auth, proc and pid 1 are OS processes of their own.
+      // proc's and auth's spares (started a few seconds after them) are processes of the hurd too, counted once they wait.
+      const titled = (p: number) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, "utf8");
+        } catch {
+          return ""; // gone meanwhile
+        }
+      };
+      const spares = () => processesOf(name).filter((p) => /^hurd-(proc|auth) \S+ \(spare\)\0*$/.test(titled(p))).length;
+      await until(() => spares() === 2, 30000, "proc's and auth's spares");
+      // A subhurd: its auth, proc and pid 1 are OS processes of their own (no spares: they keep no store).
       const before = processesOf(name).length;
       const sub = `${name}sub`;
       const c = hurd(u, name, "subhurd", "create", sub);
