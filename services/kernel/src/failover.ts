@@ -7,10 +7,10 @@
 // of traps is logged before anything it caused is sent (journal.ts). A
 // leader that is deposed (its lease lost, an append refused) stops serving
 // at once and tells its process, which exits: it restarts as a standby.
-import type { Bus, BusHandler, BusSubscription } from "@hurdmesh/mach";
+import type { Bus } from "@hurdmesh/mach";
 import { subjectsOf } from "@hurdmesh/mach/internal";
 import { JetStreamKv, JetStreamLog, type LogTail, type NatsBus } from "@hurdmesh/mach/nats";
-import { Journal } from "./journal.js";
+import { Journal, PassBus } from "./journal.js";
 import type { Kernel } from "./kernel.js";
 import { Lease } from "./leadership.js";
 import { redeliver } from "./redeliver.js";
@@ -189,40 +189,17 @@ export class Failover {
 }
 
 /** The bus a leader's journal releases its outputs to, with FailoverOptions.killAtDelivery's fault. */
-class KillAtDelivery implements Bus {
-  readonly kind: "local" | "nats";
+class KillAtDelivery extends PassBus {
   private readonly root: string;
   private left: number;
-  constructor(
-    private readonly bus: Bus,
-    system: string,
-    n: number,
-  ) {
-    this.kind = bus.kind;
+  constructor(bus: Bus, system: string, n: number) {
+    super(bus);
     this.root = subjectsOf(system).deliveryRoot;
     this.left = n;
   }
-  get closed(): boolean {
-    return this.bus.closed;
-  }
-  get maxPayload(): number | undefined {
-    return this.bus.maxPayload;
-  }
-  publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
+  override publish(subject: string, data: Uint8Array, reply?: string, traceparent?: string): void {
     // Signalled to itself, SIGKILL is delivered before kill() returns: nothing after it runs.
     if (subject.startsWith(this.root) && this.left-- === 0) process.kill(process.pid, "SIGKILL");
     this.bus.publish(subject, data, reply, traceparent);
-  }
-  subscribe(subject: string, handler: BusHandler): BusSubscription {
-    return this.bus.subscribe(subject, handler);
-  }
-  request(subject: string, data: Uint8Array, timeoutMs: number, traceparent?: string): Promise<Uint8Array> {
-    return this.bus.request(subject, data, timeoutMs, traceparent);
-  }
-  flush(): Promise<void> {
-    return this.bus.flush();
-  }
-  close(): Promise<void> {
-    return this.bus.close();
   }
 }
