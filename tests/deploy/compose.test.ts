@@ -225,7 +225,8 @@ describe("docker-compose.ha.yml (a logged kernel and its standby)", () => {
     assert.deepEqual(publishers, ["kernel-net"], "exactly one service publishes the edge");
     assert.deepEqual(published(all["kernel-net"]), ["${HURDMESH_BIND:-127.0.0.1}:${HURD_EDGE_PORT:-7400}:7400"]);
     assert.ok(all["kernel-net"].networks.default.aliases.includes("kernel"), "kernel:7400 and kernel:9464 still resolve in the compose network");
-    assert.equal(all["kernel-net"].healthcheck.disable, true);
+    // A healthcheck of its own, not disabled: `docker compose up --wait` refuses a service with none.
+    assert.ok(Array.isArray(all["kernel-net"].healthcheck.test) && !all["kernel-net"].healthcheck.disable, "kernel-net has a healthcheck");
     // The default stack is unchanged: one kernel, without the log, publishing the edge itself.
     assert.deepEqual(services.kernel.command, ["kernel"]);
     assert.equal(services["kernel-standby"], undefined);
