@@ -144,7 +144,11 @@ async function main(): Promise<void> {
 // Issue 18's soak (the leading kernel killed) is its own module, reached through the same `npm run soak`.
 if (process.argv.some((a) => a === "--kernel-kills" || a.startsWith("--kernel-kills="))) await import("./soak-kernel.js");
 else
-  main().catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  // Ended when main is, its cleanup done: a task's timer or connection left open must not keep the command running.
+  main().then(
+    () => process.exit(),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
