@@ -153,14 +153,13 @@ export class ProcessLauncher implements Launcher {
       t.unref();
       this.timers.add(t);
     };
-    /** The waiting spare, taken out of the spares: it becomes the server's process, with a login minted now. */
-    const takeSpare = async (): Promise<ChildProcess | null> => {
+    /** The waiting spare, taken out of the spares: it becomes the server's process, with `creds`, the login minted for this start. */
+    const takeSpare = (creds: string): ChildProcess | null => {
       const s = spare;
       if (s === null) return null;
       spare = null;
       const i = this.spares.indexOf(s);
       if (i >= 0) this.spares.splice(i, 1);
-      const creds = (await login()).HURD_NATS_CREDS ?? "";
       if (!s.connected || s.exitCode !== null || s.signalCode !== null) return null;
       // A send that fails (the spare died meanwhile) shows as that process's exit, which restarts it as any death does.
       s.send({ creds }, (e) => e && log.warn(`${name}'s spare (pid ${s.pid}) did not take the order: ${e.message}`));
@@ -168,7 +167,9 @@ export class ProcessLauncher implements Launcher {
       return s;
     };
     const start = async (restart: boolean) => {
-      const child = (restart ? await takeSpare() : null) ?? spawnDaemon({ ...(await login()), HURD_RESTART: restart ? "1" : "" });
+      // One login per start, minted before a process is chosen: a mint that fails leaves the spare waiting.
+      const creds = await login();
+      const child = (restart ? takeSpare(creds.HURD_NATS_CREDS ?? "") : null) ?? spawnDaemon({ ...creds, HURD_RESTART: restart ? "1" : "" });
       this.children.push(child);
       child.on("exit", (code, sig) => {
         if (code !== 0) log.warn(`${name} (pid ${child.pid}) exited with ${sig ?? code}`);
