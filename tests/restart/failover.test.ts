@@ -268,6 +268,14 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     await client.detach();
   });
 
+  it("a HURD_KERNEL_FAULT it does not know stops the kernel before it leads, naming the one there is", async () => {
+    const k = kernel(`fo${process.pid}f`, ["--journal"], { url: natsUrl() }, { HURD_KERNEL_FAULT: "kill-at-delivery:soon" });
+    procs.push(k);
+    assert.equal(await k.exited, 2, k.out);
+    assert.match(k.out, /HURD_KERNEL_FAULT=kill-at-delivery:soon: the one fault there is, for tests, is kill-at-delivery:N/);
+    assert.doesNotMatch(k.out, /leading/);
+  });
+
   it("a leader paused past its lease (SIGSTOP) is fenced when it wakes (SIGCONT): it writes nothing and exits", async () => {
     const system = `fo${process.pid}b`;
     const { leader, standby, client } = await pair(system);
