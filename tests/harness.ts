@@ -13,6 +13,7 @@ import { accountClaimsOf, AccountRevocations, credsFile, mintUser, NKey, permiss
 import { Kernel, TrapServer, type KernelConfig } from "@hurdmesh/kernel";
 import { globalTelemetry, installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
 import { telemetryFromEnv } from "@hurdmesh/telemetry-sdk";
+import { idsBefore, journalOn, recordKernel } from "./replay-check.js";
 
 export type BusKind = "local" | "nats";
 
@@ -113,12 +114,15 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
     installTracingHooks(telemetry);
   }
   const nats = kind === "nats" ? await kernelNats(system, o.natsUserTtlS) : null;
+  const ids0 = idsBefore();
   const kernel = new Kernel({ system, ...config }, { log: (l) => logs.push(l), telemetry, nats: nats?.options });
   const hub = new LocalHub();
   const buses: Bus[] = [];
   const kbus = kind === "local" ? hub.connect() : await NatsBus.connect(natsUrl(), { name: `test kernel ${system}`, credentials: kernel.natsUsers?.kernel() });
   buses.push(kbus);
-  const trap = new TrapServer(kernel, kbus);
+  // HURD_TEST_JOURNAL=1: the kernel's log is on, and replayed at close (replay-check.ts).
+  const recorded = journalOn && kind === "local" ? recordKernel(kernel, config, kbus, ids0) : null;
+  const trap = new TrapServer(kernel, recorded?.bus ?? kbus);
   trap.start();
   await kbus.flush();
   let tasks: Task[] = [];
@@ -191,12 +195,16 @@ export async function startHurd(kind: BusKind, config: Partial<KernelConfig> = {
       return t;
     },
     async close() {
+      const replayed = recorded?.check();
+      // Whatever the check says, the hurd is closed; then the check's failure fails the suite.
+      await replayed?.catch(() => {});
       for (const t of tasks) t.abandon();
       trap.stop();
       kernel.close();
       for (const t of tasks) await t.bus.close().catch(() => {});
       for (const b of buses) await b.close();
       await nats?.close();
+      if (replayed) console.log(`replay check (${system}): ${JSON.stringify(await replayed)}`);
     },
   };
 }

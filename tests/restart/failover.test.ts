@@ -17,8 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MsgType, type Received, type Task } from "@hurdmesh/mach";
 import { inboxOf, kernelLogSubjectsOf, storeSubjectsOf } from "@hurdmesh/mach/internal";
-import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
-import { busKinds, natsKeys, natsUrl } from "../harness.js";
+import { attachOverNats, JetStreamLog, NatsBus } from "@hurdmesh/mach/nats";
+import { busKinds, natsBus, natsKeys, natsUrl } from "../harness.js";
 import { waitFor, type KernelProc } from "./kernel-proc.js";
 
 const MAIN = new URL("../../services/kernel/src/main.ts", import.meta.url).pathname;
@@ -87,12 +87,12 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
   }
 
   /** A leader with a boot task "client", a standby, and the client attached over NATS; `leaderEnv`: the leader's alone. */
-  async function pair(system: string, fabric: Fabric = { url: natsUrl() }, leaderEnv: NodeJS.ProcessEnv = {}) {
+  async function pair(system: string, fabric: Fabric = { url: natsUrl() }, leaderEnv: NodeJS.ProcessEnv = {}, args: string[] = []) {
     const bootFile = join(dir, `${system}.json`);
-    const leader = kernel(system, ["--journal", "--boot", "client", "--boot-file", bootFile], fabric, leaderEnv);
+    const leader = kernel(system, ["--journal", "--boot", "client", "--boot-file", bootFile, ...args], fabric, leaderEnv);
     procs.push(leader);
     await waitFor(leader, /leading \(fresh log\)/, 20_000);
-    const standby = kernel(system, ["--standby"], fabric);
+    const standby = kernel(system, ["--standby", ...args], fabric);
     procs.push(standby);
     await waitFor(standby, /log standby/, 20_000);
     const boot = JSON.parse(readFileSync(bootFile, "utf8")) as { tasks: { client: { taskId: number; token: string; nats?: Creds } } };
@@ -265,6 +265,63 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     assert.deepEqual({ n: got.length, misplaced }, { n: N, misplaced: [] }, `the receiver got ${got.length} of ${N}, each once and in order`);
     done();
     await receiver.detach();
+    await client.detach();
+  });
+
+  it("snapshots: the standby writes them and the log is cut behind them; a kernel started later restores the newest, replays the rest and leads with every task, name and right", async () => {
+    const system = `fo${process.pid}s`;
+    const snapArgs = ["--snapshot-bytes", "4096"];
+    const { leader, standby, client } = await pair(system, undefined, {}, snapArgs);
+    const { r, task: server } = await child(system, client, "echo");
+    const svc = await server.allocate();
+    server.receive(svc, (m: Received) => server.send({ destination: m.reply, destinationDisposition: MsgType.MSG_TYPE_MOVE_SEND_ONCE, id: m.id + 100, body: m.body }));
+    const send = (await client.extractRight(r.task, svc, MsgType.MSG_TYPE_MAKE_SEND)).name;
+    const enc = new TextEncoder();
+    const dec = new TextDecoder();
+    const echo = async (s: string) => assert.equal(dec.decode((await client.rpc(send, 4000, enc.encode(s), { timeoutMs: 3000 })).body), s);
+    // Enough traps for several snapshots: tasks made, ports allocated, echoes.
+    const others = [];
+    for (let i = 0; i < 30; i++) {
+      others.push(await client.taskCreate(`worker${i}`));
+      await client.call("portAllocate", { right: 1 });
+      await echo(`before ${i}`);
+    }
+    const t0 = Date.now();
+    while ((standby.out.match(/log entries before \d+ dropped/g) ?? []).length < 1 && Date.now() - t0 < 20_000) {
+      await echo("more");
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.match(standby.out, /snapshot after log entry \d+: \d+ bytes, \d+ tasks/);
+    assert.match(standby.out, /log entries before \d+ dropped/, "the log is cut behind a snapshot");
+    // The log itself no longer begins at entry 1.
+    const kbus = await natsBus(system, { kind: "kernel" });
+    buses.push(kbus);
+    const { first } = await (await JetStreamLog.open(kbus.nc, system, { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "kernel" }) : undefined })).state();
+    assert.ok(first > 1, `the log begins at entry ${first}`);
+    // A third kernel, started now: from the newest snapshot, not from entry 1 (which is gone).
+    const late = kernel(system, ["--standby", ...snapArgs]);
+    procs.push(late);
+    await waitFor(late, /log standby/, 20_000);
+    const restored = /restored the snapshot after log entry (\d+) \(\d+ bytes, (\d+) tasks\)/.exec(late.out);
+    assert.ok(restored, `the late kernel restored a snapshot:\n${late.out}`);
+    assert.ok(Number(restored[1]) >= first - 1, "it starts where the log still reaches");
+    console.log(`# the log begins at entry ${first}; a kernel started late ${restored[0]}`);
+    // Make the late kernel lead: kill the leader, then whichever standby took over, until it does.
+    leader.p.kill("SIGKILL");
+    let next = await Promise.race([waitFor(standby, /leading \(took over/, 15_000).then(() => standby), waitFor(late, /leading \(took over/, 15_000).then(() => late)]);
+    if (next === standby) {
+      await echo("through the warm standby");
+      standby.p.kill("SIGKILL");
+      await waitFor(late, /leading \(took over/, 15_000);
+      next = late;
+    }
+    // Through the kernel that began from a snapshot: the same tasks, names and rights, and RPCs.
+    for (let i = 0; i < 5; i++) await echo(`after ${i}`);
+    for (const o of others) assert.equal((await client.call("taskInfo", { task: o.task })).taskId, o.taskId);
+    await server.allocate();
+    const w = await client.taskCreate("made after");
+    assert.ok(w.taskId > others.at(-1)!.taskId, "new ids carry on past the snapshot's");
+    await server.detach();
     await client.detach();
   });
 

@@ -148,6 +148,18 @@ export interface KernelLogSubjects {
   streamPurge: string;
   consumerCreate: string;
   consumerDelete: (consumer: string) => string;
+  /**
+   * The log's snapshots (services/kernel/src/snapshot.ts): a stream of
+   * their own, so that a standby writing one never moves the log's last
+   * sequence, which the leader's appends are fenced by. A snapshot is its
+   * parts, then one "done" message naming them.
+   */
+  snapStream: string;
+  snapPart: string;
+  snapDone: string;
+  snapStreamCreate: string;
+  snapMsgGet: string;
+  snapPurge: string;
 }
 
 export function kernelLogSubjectsOf(system: string): KernelLogSubjects {
@@ -162,6 +174,12 @@ export function kernelLogSubjectsOf(system: string): KernelLogSubjects {
     streamPurge: `$JS.API.STREAM.PURGE.${stream}`,
     consumerCreate: `$JS.API.CONSUMER.CREATE.${stream}`,
     consumerDelete: (consumer: string) => `$JS.API.CONSUMER.DELETE.${stream}.${token("a consumer name", consumer)}`,
+    snapStream: `HURD_${sys}_KERNEL_SNAP`,
+    snapPart: `$HURDLOG.${sys}.snap.part`,
+    snapDone: `$HURDLOG.${sys}.snap.done`,
+    snapStreamCreate: `$JS.API.STREAM.CREATE.HURD_${sys}_KERNEL_SNAP`,
+    snapMsgGet: `$JS.API.STREAM.MSG.GET.HURD_${sys}_KERNEL_SNAP`,
+    snapPurge: `$JS.API.STREAM.PURGE.HURD_${sys}_KERNEL_SNAP`,
   });
 }
 
@@ -336,7 +354,13 @@ export function permissionsOf(system: string, role: Role): Permissions {
           log.subject,
           log.streamCreate,
           log.streamInfo,
+          log.streamPurge,
           log.consumerCreate,
+          log.snapPart,
+          log.snapDone,
+          log.snapStreamCreate,
+          log.snapMsgGet,
+          log.snapPurge,
           `$JS.API.CONSUMER.DELETE.${log.stream}.*`,
           lead.all,
           lead.streamCreate,

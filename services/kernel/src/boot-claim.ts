@@ -65,6 +65,17 @@ export class BootClaims {
     this.secret = createHash("sha256").update(secret).digest();
   }
 
+  /** The claims made, for a kernel snapshot (snapshot.ts walks them with the kernel's tables). */
+  snapshotState(): Map<string, Claim> {
+    return this.claims;
+  }
+
+  /** A snapshot's claims (a kernel restored from one: their tasks and hurds are the snapshot's objects). */
+  restoreState(claims: Map<string, Claim>): void {
+    this.claims.clear();
+    for (const [key, c] of claims) this.claims.set(key, c);
+  }
+
   /** The boot key when each hurd has its own secret; null: one secret for every hurd. */
   private readonly key: string | null;
 

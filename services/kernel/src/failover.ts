@@ -9,7 +9,7 @@
 // at once and tells its process, which exits: it restarts as a standby.
 import type { Bus } from "@hurdmesh/mach";
 import { subjectsOf } from "@hurdmesh/mach/internal";
-import { JetStreamKv, JetStreamLog, type LogTail, type NatsBus } from "@hurdmesh/mach/nats";
+import { JetStreamKv, JetStreamLog, JetStreamSnapshots, type LogTail, type NatsBus } from "@hurdmesh/mach/nats";
 import { Journal, PassBus } from "./journal.js";
 import type { Kernel } from "./kernel.js";
 import { Lease } from "./leadership.js";
@@ -42,7 +42,17 @@ export interface FailoverOptions {
    * and its publishes, which a SIGKILL from outside hits only by chance).
    */
   killAtDelivery?: number;
+  /**
+   * A standby writes a snapshot of its state once this many bytes of log
+   * entries were applied since the last one (and at least twice the last
+   * snapshot's size), then drops the log before the snapshot before it
+   * (docs/kernel-log.md, "Snapshots"). 0: none. Default 1 MiB.
+   */
+  snapshotBytes?: number;
 }
+
+/** FailoverOptions.snapshotBytes's default. */
+export const SNAPSHOT_BYTES = 1 << 20;
 
 export class Failover {
   readonly replica: Replica;
@@ -56,30 +66,54 @@ export class Failover {
   private poll: NodeJS.Timeout | null = null;
   private stopped = false;
   private failure: Error | null = null;
+  /** The snapshot this kernel started from (log entry; 0: it replayed from the log's first entry). */
+  readonly restoredFrom: number;
+  /** Snapshots: the newest this kernel wrote or saw, bytes applied since, the last one's size, and one being written. */
+  private snap = { seq: 0, since: 0, bytes: 0, writing: false };
+  /** Counters for the tests: snapshots written, and log cuts made. */
+  readonly snapshots = { written: 0, trimmed: 0 };
 
   private constructor(
     readonly kernel: Kernel,
     private readonly bus: NatsBus,
     private readonly logStream: JetStreamLog,
+    private readonly snaps: JetStreamSnapshots,
     readonly lease: Lease,
     private readonly o: FailoverOptions,
     private readonly first: number,
+    restored: { seq: number; data: Uint8Array } | null,
   ) {
     this.replica = new Replica(kernel);
     this.replica.claims = o.claims ?? null;
-    this.replica.applied = first - 1;
+    this.restoredFrom = restored?.seq ?? 0;
+    if (restored) {
+      this.replica.restore(restored.seq, restored.data);
+      this.snap.seq = restored.seq;
+      this.snap.bytes = restored.data.length;
+    } else this.replica.applied = first - 1;
   }
 
-  /** Opens the log and the leadership bucket, starts replaying, and takes the lead when it is free. */
+  /**
+   * Opens the log, its snapshots and the leadership bucket, starts from
+   * the newest snapshot (if any) and replays the log after it, and takes
+   * the lead when it is free.
+   */
   static async start(kernel: Kernel, bus: NatsBus, o: FailoverOptions): Promise<Failover> {
     const system = kernel.config.system;
     const log = await JetStreamLog.open(bus.nc, system, { replicas: o.replicas, inboxPrefix: o.inboxPrefix });
+    const snaps = await JetStreamSnapshots.open(bus.nc, system, { replicas: o.replicas, maxPart: Math.max(4096, (bus.maxPayload ?? 1 << 20) - 4096) });
     const kv = await JetStreamKv.open(bus.nc, system, "", "kernel", { replicas: o.replicas, inboxPrefix: o.inboxPrefix });
-    const { first } = await log.state();
-    const f = new Failover(kernel, bus, log, new Lease(kv, o.id, o.leaseMs), o, first);
+    const { first, last } = await log.state();
+    const snap = await snaps.latest();
+    // The log is cut only below a snapshot older than the newest, so the newest always reaches it.
+    if (snap !== null && snap.seq + 1 < first) throw new Error(`kernel log ${system}: its entries begin at ${first}, past the newest snapshot (after entry ${snap.seq}): entries ${snap.seq + 1}..${first - 1} are lost`);
+    if (snap === null && first > 1 && first <= last) throw new Error(`kernel log ${system}: its entries begin at ${first} and no snapshot holds what came before`);
+    const t0 = Date.now();
+    const f = new Failover(kernel, bus, log, snaps, new Lease(kv, o.id, o.leaseMs), o, first, snap);
+    if (snap !== null) f.say(`restored the snapshot after log entry ${snap.seq} (${snap.data.length} bytes, ${kernel.tasks.size} tasks) in ${Date.now() - t0} ms; replaying from entry ${snap.seq + 1} (the log's last is ${last})`);
     kernel.useJournal(f.replica);
     kernel.useBus(new SilentBus(bus));
-    f.tail = log.tail(first, (seq, data) => f.apply(seq, data), (e) => f.fail(e));
+    f.tail = log.tail(f.replica.applied + 1, (seq, data) => f.apply(seq, data), (e) => f.fail(e));
     f.watch();
     return f;
   }
@@ -93,6 +127,48 @@ export class Failover {
       this.replica.apply(seq, data);
     } catch (e) {
       this.fail(new Error(`kernel log entry ${seq}: ${(e as Error).message}`));
+      return;
+    }
+    this.snap.since += data.byteLength;
+    const every = this.o.snapshotBytes ?? SNAPSHOT_BYTES;
+    if (every > 0 && !this.snap.writing && this.snap.since >= Math.max(every, 2 * this.snap.bytes)) void this.snapshot();
+  }
+
+  /**
+   * Writes a snapshot of the state as it is now (after the last entry
+   * applied), unless another standby wrote one since this one last looked:
+   * one standby does the writing, the others follow its snapshots. Then the
+   * log before the snapshot that was newest until now is dropped (a kernel
+   * starting meanwhile may have read that one). A failure is a log line: the
+   * log is only longer until the next one.
+   */
+  private async snapshot(): Promise<void> {
+    this.snap.writing = true;
+    try {
+      const newest = await this.snaps.newestSeq();
+      if (this.stopped || this.failure !== null) return;
+      if (newest > this.snap.seq) {
+        this.snap.seq = newest;
+        return;
+      }
+      const t0 = Date.now();
+      const seq = this.replica.applied;
+      const data = this.replica.snapshot();
+      const encoded = Date.now();
+      const prev = await this.snaps.write(seq, data);
+      this.snap.seq = seq;
+      this.snap.bytes = data.length;
+      this.snapshots.written++;
+      if (prev !== null) {
+        await this.logStream.trimBefore(prev.seq + 1);
+        this.snapshots.trimmed++;
+      }
+      this.say(`snapshot after log entry ${seq}: ${data.length} bytes, ${this.kernel.tasks.size} tasks, encoded in ${encoded - t0} ms, written in ${Date.now() - encoded} ms${prev !== null ? `; log entries before ${prev.seq + 1} dropped` : ""}`);
+    } catch (e) {
+      if (!this.stopped) this.say(`snapshot not written (the log is cut only after the next one): ${(e as Error).message}`);
+    } finally {
+      this.snap.since = 0;
+      this.snap.writing = false;
     }
   }
 
@@ -140,7 +216,7 @@ export class Failover {
     this.tail?.stop();
     this.tail = null;
     const k = this.kernel;
-    const fresh = last < this.first;
+    const fresh = this.restoredFrom === 0 && last < this.first;
     const out = this.o.killAtDelivery !== undefined ? new KillAtDelivery(this.bus, k.config.system, this.o.killAtDelivery) : this.bus;
     const journal = new Journal(this.logStream, out, {
       lastSeq: last,

@@ -57,13 +57,15 @@ const { values } = parseArgs({
     journal: { type: "boolean", default: false },
     standby: { type: "boolean", default: false },
     "lead-lease-ms": { type: "string", default: process.env.HURD_LEAD_LEASE_MS ?? "1500" },
+    // A standby's snapshots of the log (failover.ts): bytes of entries between two; 0 none.
+    "snapshot-bytes": { type: "string", default: process.env.HURD_KERNEL_SNAPSHOT_BYTES },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
   console.log(
-    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH | --boot-key-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N]]\n" +
+    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH | --boot-key-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N] [--snapshot-bytes N]]\n" +
       "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; --boot-key-file (HURD_BOOT_KEY_FILE): each hurd with its own secret, derived from that key; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_INSECURE=1 as the flags; HURD_NATS_CA_FILE or HURD_NATS_CA: the CA of a tls:// NATS; plaintext gRPC only on loopback unless --grpc-insecure)",
   );
   process.exit(0);
@@ -258,7 +260,9 @@ async function replicated(): Promise<never> {
     log.fatal("--lead-lease-ms must be a number of ms, at least 100");
     process.exit(2);
   }
-  const { Failover: F } = await import("./failover.js");
+  const { Failover: F, SNAPSHOT_BYTES } = await import("./failover.js");
+  const snapshotBytes = values["snapshot-bytes"] === undefined || values["snapshot-bytes"] === "" ? SNAPSHOT_BYTES : Number(values["snapshot-bytes"]);
+  if (!(Number.isSafeInteger(snapshotBytes) && snapshotBytes >= 0)) fail("--snapshot-bytes (HURD_KERNEL_SNAPSHOT_BYTES) is a number of bytes (0: no snapshots)");
   const fault = process.env.HURD_KERNEL_FAULT;
   let killAtDelivery: number | undefined;
   if (fault !== undefined && fault !== "") {
@@ -279,6 +283,7 @@ async function replicated(): Promise<never> {
     inboxPrefix: kernelInbox,
     claims,
     killAtDelivery,
+    snapshotBytes,
     log: say,
     leading: (fresh) => {
       if (fresh) {

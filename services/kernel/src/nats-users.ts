@@ -34,6 +34,17 @@ export interface NatsRevoker {
   note(user: string, exp: number): void;
   /** Pushes every revocation kept (a standby that took over). */
   pushAll(): Promise<void>;
+  /** The revocations kept, and a snapshot's put back (snapshot.ts). */
+  entries(): [string, number, number][];
+  restoreEntries(list: readonly (readonly [string, number, number])[]): void;
+}
+
+/** NatsUsers' state in a kernel snapshot (snapshot.ts walks it as it walks the kernel's tables). */
+export interface NatsUsersState {
+  tasks: Map<KTask, Minted>;
+  watchers: Map<number, Minted>;
+  byKey: Map<string, KTask>;
+  revoked: [string, number, number][];
 }
 
 /**
@@ -62,7 +73,7 @@ export interface NatsUsersOptions {
   ttlS?: number;
 }
 
-interface Minted {
+export interface Minted {
   publicKey: string;
   /** Its latest JWT's expiry, unix seconds. */
   exp: number;
@@ -197,6 +208,20 @@ export class NatsUsers {
   private key(): NKey {
     const j = this.inputs.journal;
     return j === null ? NKey.create("user") : NKey.fromRaw("user", j.random(32));
+  }
+
+  /** Its users and the revocations kept, for a snapshot. */
+  snapshotState(): NatsUsersState {
+    return { tasks: this.tasks, watchers: this.watchers, byKey: this.byKey, revoked: this.o.revoker?.entries() ?? [] };
+  }
+
+  /** A snapshot's users (a kernel restored from one: the tasks are the snapshot's objects). */
+  restoreState(s: NatsUsersState): void {
+    for (const [from, to] of [[s.tasks, this.tasks], [s.watchers, this.watchers], [s.byKey, this.byKey]] as [Map<unknown, unknown>, Map<unknown, unknown>][]) {
+      to.clear();
+      for (const [key, v] of from) to.set(key, v);
+    }
+    this.o.revoker?.restoreEntries(s.revoked);
   }
 
   /** A standby took over: the revocations its leader made (and may not have pushed) are pushed. */

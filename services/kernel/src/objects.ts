@@ -8,9 +8,35 @@
 // keeps one object's own invariants (a queue's head, a space's two maps).
 import type { SystemSubjects, TaskEvents } from "@hurdmesh/mach/internal";
 
-// ---------------------------------------------------------------- tasks
+// ---------------------------------------------------------------- ids
 
+// Task, port and hurd ids are counters of the process: a standby makes its
+// objects in its leader's order, by replaying, so it numbers them the same;
+// one restored from a snapshot (snapshot.ts) must carry on where the
+// snapshot's kernel was.
 let nextTaskId = 1;
+let nextPortId = 1;
+let nextNamespaceId = 1;
+
+/** The next task, port and hurd ids this process will give. */
+export function idCounters(): [task: number, port: number, namespace: number] {
+  return [nextTaskId, nextPortId, nextNamespaceId];
+}
+
+/**
+ * Carries on numbering from a snapshot's counters (snapshot.ts), in a
+ * process whose only kernel is the one restored: the objects its
+ * constructor made are replaced by the snapshot's, ids and all.
+ */
+export function setIdCounters(c: readonly number[]): void {
+  const [t, p, n] = c;
+  if (c.length !== 3 || ![t, p, n].every((x) => Number.isSafeInteger(x) && x! >= 1)) throw new RangeError(`id counters ${JSON.stringify(c)} are not ids`);
+  nextTaskId = t!;
+  nextPortId = p!;
+  nextNamespaceId = n!;
+}
+
+// ---------------------------------------------------------------- tasks
 
 /** Where a task's deliveries go: a bus subject, or a gRPC stream at the edge. */
 export type Sink = (delivery: Uint8Array, local: number) => void;
@@ -149,8 +175,6 @@ export interface TraceNote {
   /** The message's number in the trace stream. */
   readonly n: number;
 }
-
-let nextPortId = 1;
 
 /**
  * A Mach port: one receive right, counted send and send-once rights, a
@@ -385,8 +409,6 @@ export interface KMsg {
 }
 
 // ---------------------------------------------------------------- namespaces
-
-let nextNamespaceId = 1;
 
 /**
  * A hurd: the root one or a subhurd. Tasks are created inside one; its proc

@@ -15,6 +15,8 @@ import type { Blocked, KMsg, Port } from "./objects.js";
 import type { KernelJournal, KernelState } from "./state.js";
 import { attach, lostSink, restartLeases, sweepLeases, touch, type Sink } from "./task.js";
 import { attachReply, handleTrap } from "./trap.js";
+import type { NatsUsersState } from "./nats-users.js";
+import { encodeSnapshot, restoreSnapshot } from "./snapshot.js";
 
 const NO_ANSWER = () => {};
 
@@ -61,7 +63,32 @@ export class Replica implements KernelJournal {
   /** A standby answers nobody: its leader did. */
   after(): void {}
   /** The boot claims this kernel serves once it leads (boot-claim.ts): their CLAIM records replay into it. */
-  claims: { replay(op: number, payload: Buffer): void } | null = null;
+  claims: { replay(op: number, payload: Buffer): void; snapshotState(): unknown; restoreState(s: never): void } | null = null;
+
+  /** The state as of the last entry applied, for a snapshot (snapshot.ts): the kernel's, and what replay holds besides. */
+  snapshot(): Buffer {
+    return encodeSnapshot(this.k, {
+      replica: { clock: this.clock, pool: this.pool },
+      natsUsers: this.k.natsUsers?.snapshotState() ?? null,
+      claims: this.claims?.snapshotState() ?? null,
+    });
+  }
+
+  /** Starts from a snapshot of the state after entry `seq` (a kernel just made, nothing applied yet). */
+  restore(seq: number, data: Uint8Array): void {
+    if (this.applied !== 0) throw new Error(`a snapshot restored after entry ${this.applied} was applied`);
+    const r = restoreSnapshot(this.k, data);
+    if (!r.replica) throw new Error("kernel snapshot without its replay state");
+    if ((r.natsUsers !== null) !== (this.k.natsUsers !== null)) throw new Error(r.natsUsers !== null ? "kernel log diverged: the leader mints NATS users and this kernel has no keys (--nats-keys)" : "kernel snapshot without NATS users, and this kernel mints them");
+    if ((r.claims !== null) !== (this.claims !== null)) throw new Error(r.claims !== null ? "kernel log diverged: the leader serves boot claims and this kernel has no boot secret (HURD_BOOT_SECRET)" : "kernel snapshot without boot claims, and this kernel serves them");
+    this.clock = r.replica.clock;
+    this.pool = r.replica.pool;
+    if (r.natsUsers) this.k.natsUsers!.restoreState(r.natsUsers as NatsUsersState);
+    if (r.claims) this.claims!.restoreState(r.claims as never);
+    this.waiting.clear();
+    for (const p of r.blocked) for (const w of p.blocked!) this.waiting.set(keyOf(w.msg), { dest: p, w });
+    this.applied = seq;
+  }
 
   /** Applies one entry of the log (sequence `seq`, the next one: entries are applied in order, each once). */
   apply(seq: number, data: Uint8Array): void {

@@ -40,7 +40,7 @@ export class JetStreamLog {
     private readonly inboxPrefix: string | undefined,
   ) {}
 
-  /** The log of `system`, made if it does not exist: file storage, every entry kept (until snapshots bound it). */
+  /** The log of `system`, made if it does not exist: file storage, every entry kept until a snapshot covers it (trimBefore). */
   static async open(nc: NatsConnection, system: string, o: JetStreamLogOptions = {}): Promise<JetStreamLog> {
     const s = kernelLogSubjectsOf(system);
     const log = new JetStreamLog(nc, s, o.timeoutMs ?? 10_000, o.inboxPrefix);
@@ -75,6 +75,14 @@ export class JetStreamLog {
     if (r.error) throw this.fail("cannot read its state", r);
     const s = r.state as { first_seq: number; last_seq: number; messages: number };
     return { first: s.messages === 0 ? s.last_seq + 1 : s.first_seq, last: s.last_seq };
+  }
+
+  /** Drops the entries before `seq` (a snapshot covers them); sequences and the last one stay as they were. */
+  async trimBefore(seq: number): Promise<void> {
+    // Nothing lies before entry 1; and nats-server 2.9 takes a purge up to 1 as a purge of everything.
+    if (seq <= 1) return;
+    const r = await this.api(this.subjects.streamPurge, { seq });
+    if (r.error) throw this.fail(`cannot drop the entries before ${seq}`, r);
   }
 
   /** Empties the log (a fresh boot); sequences go on from where they were. */

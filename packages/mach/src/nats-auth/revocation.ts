@@ -131,6 +131,19 @@ export class AccountRevocations {
     this.revoked.set(user, [nowSeconds(), exp || Number.MAX_SAFE_INTEGER]);
   }
 
+  /** The list as [user, revoked at, JWT expiry] (a kernel's snapshot keeps it). */
+  entries(): [string, number, number][] {
+    return [...this.revoked].map(([user, [at, exp]]) => [user, at, exp]);
+  }
+
+  /** Adds a snapshot's list (a standby restored from one), without pushing it. */
+  restoreEntries(list: readonly (readonly [string, number, number])[]): void {
+    for (const [user, at, exp] of list) {
+      this.revoked.delete(user);
+      this.revoked.set(user, [at, exp]);
+    }
+  }
+
   /** Pushes the whole list now (a new leading kernel: what its predecessor revoked and may not have pushed). */
   pushAll(): Promise<void> {
     return this.push();
