@@ -88,6 +88,8 @@ interface KernelProc {
 const windows: { killedAt: number; servedAt: number }[] = [];
 /** Kernels that exited of themselves (status 3), by what they said. */
 const gaveUp = new Map<string, number>();
+/** The log's snapshots (failover.ts): written by standbys, and started from by kernels (the log before them is cut). */
+const snapshots = { written: 0, restored: 0, bytes: 0 };
 const stats = newStats((sentAt) => (windows.some((w) => sentAt >= w.killedAt - CALL_TIMEOUT_MS && sentAt <= w.servedAt) ? "uncertain" : "hung"));
 
 async function main(): Promise<void> {
@@ -150,6 +152,12 @@ async function main(): Promise<void> {
       if (f) k.fenceMs = Number(f[1]);
       const m = /took over after (\d+) ms/.exec(l);
       if (m) k.takeoverMs = Number(m[1]);
+      const sn = /snapshot after log entry (\d+): (\d+) bytes/.exec(l);
+      if (sn) {
+        snapshots.written++;
+        snapshots.bytes = Number(sn[2]);
+      }
+      if (/restored the snapshot after log entry/.test(l)) snapshots.restored++;
       // A leader that ends a task by lease ends the hurd's servers (docs/kernel-log.md, "Soak"): said as it happens.
       if (/kernel log diverged/.test(l) || (k.leading && /lease expired|lost its process/.test(l))) log(`kernel ${p.pid}: ${l}`);
     };
@@ -282,6 +290,7 @@ async function main(): Promise<void> {
       `  SIGKILL to the standby saying it leads: ${p(ledMs)}; its own count of the takeover (decided to lead to serving): ${p(takeoverMs)}, of which the fenced TAKEOVER append: ${p(fenceMs)}`,
       `  SIGKILL to the load flowing again (a lifecycle begun after the first answer has ended): ${p(resumedMs)}`,
       `a new standby, its start to replaying the whole log: ${p(standbyMs)}`,
+      `log snapshots: ${snapshots.written} written (the last ${snapshots.bytes} bytes), ${snapshots.restored} kernels started from one`,
       `kernels that gave up (exit 3) other than those killed: ${[...gaveUp].map(([n, c]) => `${c} "${n}"`).join(", ") || "none"}`,
     ];
     console.log(out.join("\n"));

@@ -20,8 +20,8 @@ export const journalOn = process.env.HURD_TEST_JOURNAL === "1";
 export interface RecordedKernel {
   /** The bus the kernel's trap server speaks on: its outputs wait for their entry. */
   bus: Bus;
-  /** Replays the log into fresh kernels and compares; throws on any difference. */
-  check(): Promise<{ entries: number; snapshotAt: number }>;
+  /** Replays the log into fresh kernels and compares; throws on any difference. `skip`: an entry the replicas leave out (to see the check fail). */
+  check(o?: { skip?: number }): Promise<{ entries: number; snapshotAt: number }>;
 }
 
 /** Call before the kernel is constructed (its ids start from here). */
@@ -44,7 +44,7 @@ export function recordKernel(k: KernelClass, config: Partial<KernelConfig>, bus:
   const idle = () => (journal as unknown as { inflight: boolean }).inflight === false && (journal as unknown as { burst: { records: number } }).burst.records === 0;
   return {
     bus: journal.heldBus(),
-    async check() {
+    async check(o = {}) {
       // A cut where the kernel's state is exactly its log's: nothing applied and unwritten.
       for (let i = 0; i < 100 && !idle(); i++) await journal.synced();
       if (failed) throw failed;
@@ -57,7 +57,8 @@ export function recordKernel(k: KernelClass, config: Partial<KernelConfig>, bus:
         const full = replica(k.config.system, config, bus);
         let snap: Buffer | null = null;
         for (let i = 0; i < n; i++) {
-          full.r.apply(i + 1, entries[i]!);
+          if (i + 1 === o.skip) full.r.applied = i + 1;
+          else full.r.apply(i + 1, entries[i]!);
           if (i + 1 === mid) snap = full.r.snapshot();
         }
         const fromStart = dumpKernel(full.k);

@@ -374,8 +374,16 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
     // The edge as the session and pid 1's programs name it.
     const edgeAddr = `${reachable(edgeSaid.replace(/:\d+$/, ""), tls !== null)}:${/:(\d+)$/.exec(edgeSaid)?.[1] ?? ""}`;
     if (o.standby) {
-      // A standby replays the log from the start; a kernel that exits (the leader killed, a deposed one) is replaced by a new standby.
-      let replaced = 0;
+      // A standby starts from the log's newest snapshot and replays what follows; a kernel that exits (the leader killed, a deposed one) is replaced by a new standby.
+      const replacements: number[] = [];
+      /** Whether a kernel may be replaced now: not in a crash loop (STANDBY_RESTARTS within STANDBY_WINDOW_MS). */
+      const mayReplace = (): boolean => {
+        const now = Date.now();
+        while (replacements.length > 0 && now - replacements[0]! > STANDBY_WINDOW_MS) replacements.shift();
+        if (replacements.length >= STANDBY_RESTARTS) return false;
+        replacements.push(now);
+        return true;
+      };
       const startStandby = async (): Promise<void> => {
         const sb = spawn(process.execPath, [...kargs, "--standby"], readyStdio());
         sb.channel?.unref();
@@ -383,15 +391,14 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
         sb.once("exit", () => {
           standbys.delete(sb);
           if (stopping) return;
-          if (++replaced > STANDBY_RESTARTS) return say(`hurd ${o.hurd}: a kernel exited; ${STANDBY_RESTARTS} standbys started already, none started again`);
+          if (!mayReplace()) return say(`hurd ${o.hurd}: a kernel exited; ${STANDBY_RESTARTS} standbys started in the last ${STANDBY_WINDOW_MS / 1000} s already (a crash loop?), none started again`);
           say(`hurd ${o.hurd}: a kernel exited (${sb.signalCode ?? `status ${sb.exitCode}`}); starting a new standby`);
           void startStandby();
         });
         if (!(await readiness(sb, START_LIMIT_MS)) && !stopping) say(`hurd ${o.hurd}: the standby kernel did not start (${await ended(sb)})`);
       };
       kernel.once("exit", () => {
-        if (stopping || replaced >= STANDBY_RESTARTS) return;
-        replaced++;
+        if (stopping || !mayReplace()) return;
         say(`hurd ${o.hurd}: the first kernel exited (${kernel!.signalCode ?? `status ${kernel!.exitCode}`}); its standby leads, starting a new standby`);
         void startStandby();
       });
@@ -483,8 +490,15 @@ function reachable(host: string, tls: boolean): string {
   return tls ? "localhost" : "127.0.0.1";
 }
 
-/** How many standby kernels `hurd up --standby` starts after the first one: a kernel that keeps dying is not restarted forever. */
+/**
+ * How many standby kernels `hurd up --standby` starts in place of kernels
+ * that exited within STANDBY_WINDOW_MS: a kernel that keeps dying at once
+ * is not restarted forever. Any number over a hurd's life: a new standby
+ * starts from the log's newest snapshot, so the hundredth costs what the
+ * first did.
+ */
 const STANDBY_RESTARTS = 10;
+const STANDBY_WINDOW_MS = 60_000;
 
 /** `host:port` with a port chosen now when it is 0: the kernels of a log take turns on one address. */
 async function fixedPort(address: string): Promise<string> {
