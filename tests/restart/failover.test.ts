@@ -373,21 +373,27 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
       ["read the leadership key", lead.msgGet],
       ["write the leadership key", lead.key("leader")],
       ["make the log's stream", log.streamCreate],
+      ["cut the log", log.streamPurge],
+      ["read a snapshot (its tokens and NATS user seeds)", log.snapMsgGet],
+      ["write a snapshot", log.snapDone],
+      ["write a snapshot's part", log.snapPart],
+      ["drop the snapshots", log.snapPurge],
     ];
     for (const [what, subject] of asks) {
-      const body = subject === log.consumerCreate ? JSON.stringify({ stream_name: log.stream, config: { deliver_subject: `${inboxOf(system, { kind: "task", taskId: kept.r.taskId })}.tap`, ack_policy: "none" } }) : subject === lead.msgGet ? JSON.stringify({ last_by_subj: lead.key("leader") }) : "{}";
+      const body = subject === log.consumerCreate ? JSON.stringify({ stream_name: log.stream, config: { deliver_subject: `${inboxOf(system, { kind: "task", taskId: kept.r.taskId })}.tap`, ack_policy: "none" } }) : subject === lead.msgGet ? JSON.stringify({ last_by_subj: lead.key("leader") }) : subject === log.snapMsgGet ? JSON.stringify({ last_by_subj: log.snapDone }) : "{}";
       await assert.rejects(raw.nc.request(subject, enc.encode(body), { timeout: 1000 }), (e: Error) => /permission|timeout/i.test(`${e.name} ${e.message} ${String(e.cause ?? "")}`), `a task's user could ${what} (${subject})`);
     }
-    // Nor listen in: on the log's subject or the kernel's inbox (where its tail and its API answers arrive).
+    // Nor listen in: on the log's subject, its snapshots' or the kernel's inbox (where its tail and its API answers arrive).
     let overheard = 0;
     const refused: string[] = [];
     const listen = (err: Error | null) => void (err ? refused.push(err.message) : overheard++);
     raw.nc.subscribe(log.subject, { callback: listen });
+    raw.nc.subscribe(log.snapPart, { callback: listen });
     raw.nc.subscribe(`${inboxOf(system, { kind: "kernel" })}.>`, { callback: listen });
     await raw.nc.flush().catch(() => {});
     for (let i = 0; i < 5; i++) await client.taskCreate(`appended ${i}`);
     assert.equal(overheard, 0, "a task's user read the kernel's log traffic");
-    assert.equal(refused.length, 2, `both subscriptions refused by nats-server: ${refused.join("; ")}`);
+    assert.equal(refused.length, 3, `all three subscriptions refused by nats-server: ${refused.join("; ")}`);
     assert.ok(refused.every((m) => /permission/i.test(m)), refused.join("; "));
 
     // A second connection of each doomed task's user, which no Task of
