@@ -134,8 +134,7 @@ export class CertWatch {
       pair = this.read();
     } catch (e) {
       this.refused = stamp;
-      const msg = (e as NodeJS.ErrnoException).code === "ENOENT" ? `a file is missing: ${(e as Error).message}` : (e as Error).message;
-      this.o.onRefused?.(msg);
+      this.o.onRefused?.(reasonOf(e));
       return false;
     }
     this.seen = stamp;
@@ -198,6 +197,13 @@ export class CertWatch {
     for (const w of this.watchers) w.close();
     this.watchers = [];
   }
+}
+
+/** Why a pair was refused, for one log line: the check's words without the errno's name in front. */
+function reasonOf(e: unknown): string {
+  if (e instanceof HurdError) return e.message.replace(/^[A-Z_]+ \([^)]*\): /, "");
+  if ((e as NodeJS.ErrnoException).code === "ENOENT") return `a file is missing: ${(e as Error).message}`;
+  return (e as Error).message;
 }
 
 /** HURD_TLS_RELOAD_MS (default 60 s): how often certificate files are stat'ed where no change is told. EINVAL for anything but a number of milliseconds, 10 or more. */
