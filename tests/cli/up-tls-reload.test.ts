@@ -186,10 +186,15 @@ describe("hurd up --nats takes a renewed certificate without a restart", () => {
       // Garbage: refused by the edge and by hurd up for NATS, one line each; the renewed certificate still served.
       vol.write("not a certificate\n", b!.keyPem);
       await until(() => /the edge's certificate files changed but were refused \(not a PEM certificate/.test(out) && /NATS's certificate files changed but were refused \(not a PEM certificate/.test(out), 5_000, "the garbage to be refused");
-      // Another CA's certificate, a valid pair: hurd up refuses it for NATS (its clients would be cut off).
+      // Another CA's certificate, a valid pair: refused for NATS by hurd up and by the kernel (given --grpc-ca) for the edge: their clients would be cut off.
       vol.write(foreign!.certPem, foreign!.keyPem);
-      await until(() => /NATS's certificate files changed but were refused \(the new certificate is not signed by the CA/.test(out), 5_000, "another CA's certificate to be refused for NATS");
+      await until(
+        () => /NATS's certificate files changed but were refused \(the certificate is not signed by the CA/.test(out) && /the edge's certificate files changed but were refused \(the certificate is not signed by the CA/.test(out),
+        5_000,
+        "another CA's certificate to be refused for NATS and the edge",
+      );
       assert.equal(await natsServes(natsPort, ca.certPem), fingerprint(b!.certPem));
+      assert.equal(await edgeServes(edgePort, ca.certPem), fingerprint(b!.certPem));
       assert.equal((out.match(/NATS's certificate files changed but were refused \(not a PEM/g) ?? []).length, 1, "a refusal said more than once");
       assert.equal((out.match(/nats-server reloaded it/g) ?? []).length, 1, "nats-server reloaded for a refused renewal");
       assert.equal(u.exitCode, null, "hurd up ended on a bad renewal");

@@ -30,7 +30,6 @@ import { checkListen } from "./args.js";
 import { CliError } from "./errors.js";
 import { natsKeysFor } from "./keys.js";
 import { sessionPath } from "./session.js";
-import { renewalCheck } from "./tls-renewal.js";
 
 export interface UpOptions {
   /** Run every server as its own process on NATS: at this URL, or (true) on a nats-server of its own. */
@@ -285,7 +284,8 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void, o
     let reload;
     if (own) {
       try {
-        reload = reloadOnRenewal(server, own.certFile, own.keyFile, createLogger("hurd-up", { hurd: o.hurd }), { verify: renewalCheck(own.caFile, "localhost") });
+        const { issuedBy } = await import("@hurdmesh/mach/edge");
+        reload = reloadOnRenewal(server, own.certFile, own.keyFile, createLogger("hurd-up", { hurd: o.hurd }), { verify: issuedBy(own.caFile, "localhost") });
       } catch (e) {
         await server.stop();
         js.done();
@@ -368,7 +368,8 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
     const caArgs: string[] = [];
     if (own) {
       checkNames(own, reachable(o.grpc.replace(/:\d+$/, ""), true), "the edge");
-      edgeTls.push("--grpc-cert", own.certFile, "--grpc-key", own.keyFile);
+      // --grpc-ca: the kernel refuses a renewal its clients would (another CA's), as the embedded edge does.
+      edgeTls.push("--grpc-cert", own.certFile, "--grpc-key", own.keyFile, "--grpc-ca", own.caFile);
       caArgs.push("--edge-ca", own.caFile);
     } else if (tls) {
       for (const [f, pem] of [["edge.crt", tls.certPem], ["edge.key", tls.keyPem], ["edge-ca.crt", tls.caPem]] as const) writeFileSync(join(dir.path, f), pem, { mode: 0o600 });
@@ -473,10 +474,10 @@ async function stopChild(child: ChildProcess, sig: NodeJS.Signals = "SIGTERM"): 
  * --nats the kernel's process does the same with the files it is given.
  */
 async function renewable(own: UserTls, hurd: string, host: string) {
-  const { edgeTlsFromFiles } = await import("@hurdmesh/mach/edge");
+  const { edgeTlsFromFiles, issuedBy } = await import("@hurdmesh/mach/edge");
   try {
     // A renewal from another CA, or without the name clients dial, is refused like a bad file.
-    return edgeTlsFromFiles(own.certFile, own.keyFile, createLogger("hurd-up", { hurd }), process.env, renewalCheck(own.caFile, host));
+    return edgeTlsFromFiles(own.certFile, own.keyFile, createLogger("hurd-up", { hurd }), process.env, issuedBy(own.caFile, host));
   } catch (e) {
     throw new CliError((e as Error).message);
   }

@@ -24,6 +24,7 @@
 // taken stays in service: a bad renewal must never take a server down.
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
+import { isIP } from "node:net";
 import { dirname } from "node:path";
 import { Errno, HurdError } from "./errors.js";
 
@@ -211,4 +212,26 @@ export function certReloadInterval(env: NodeJS.ProcessEnv = process.env): number
   const intervalMs = Number(env.HURD_TLS_RELOAD_MS || 60_000);
   if (!(intervalMs >= 10)) throw new HurdError(Errno.EINVAL, `HURD_TLS_RELOAD_MS must be a number of milliseconds (10 or more), not ${JSON.stringify(env.HURD_TLS_RELOAD_MS)}`);
   return intervalMs;
+}
+
+/**
+ * A renewal check (CertWatchOptions.verify) for a server whose clients
+ * trust one CA: the new certificate signed by the CA in `caFile` (read at
+ * each renewal: a CA renewed alongside is the one clients read too) and,
+ * given `host`, naming it as clients dial it. A renewal they would refuse
+ * is refused here with a line on the log and the previous one kept, rather
+ * than served and every client cut off at its next connection.
+ */
+export function issuedBy(caFile: string, host?: string): (cert: X509Certificate) => string | null {
+  return (cert) => {
+    let ca: X509Certificate;
+    try {
+      ca = new X509Certificate(readFileSync(caFile, "utf8"));
+    } catch (e) {
+      return `the CA in ${caFile} cannot be read as a PEM certificate (${(e as Error).message})`;
+    }
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return `the certificate is not signed by the CA in ${caFile}`;
+    if (host && !(isIP(host) ? cert.checkIP(host) : cert.checkHost(host))) return `the certificate does not name ${host}, which clients dial (its names: ${cert.subjectAltName ?? "none"})`;
+    return null;
+  };
 }
