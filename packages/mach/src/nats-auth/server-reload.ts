@@ -83,6 +83,8 @@ export function reloadOnRenewal(server: NatsServerProcess, certFile: string, key
     throw new HurdError(Errno.EINVAL, `NATS's certificate (${certFile}, ${keyFile}): ${(e as Error).message}`);
   }
   watch.start();
+  // A server that has exited has nothing to reload (and its pid may be another process's by then).
+  void server.exited.then(() => watch.stop());
   return {
     get reloads() {
       return reloads;
