@@ -29,7 +29,7 @@ program
   .option("--journal", "with --nats: the kernel's state as a log on JetStream (docs/kernel-log.md)")
   .option("--standby", "with --nats: the log, and a standby kernel that takes over when the leading one dies")
   .option("--grpc <host:port>", "the kernel's gRPC edge", "127.0.0.1:7400")
-  .option("--tls-cert <file>", "TLS with this certificate (PEM) for the edge and, with --nats, NATS of its own (default $HURD_TLS_CERT)")
+  .option("--tls-cert <file>", "TLS with this certificate (PEM) for the edge and, with --nats, NATS of its own, reloaded when the file is renewed (default $HURD_TLS_CERT)")
   .option("--tls-key <file>", "its private key (default $HURD_TLS_KEY)")
   .option("--tls-ca <file>", "the CA that signed it, which clients check it against (default $HURD_TLS_CA)")
   .option(...hurdOpt)

@@ -170,7 +170,7 @@ async function upEmbedded(o: UpOptions, session: string, say: LogSink, stopping:
   const tls = own ?? (await edgeTlsFor(o.grpc));
   const host = reachable(o.grpc.replace(/:\d+$/, ""), tls !== null);
   if (own) checkNames(own, host, "the edge");
-  const port = await edge.listen(o.grpc, own ? await renewable(own, o.hurd) : tls);
+  const port = await edge.listen(o.grpc, own ? await renewable(own, o.hurd, host) : tls);
   const edgeCa = tls?.caPem;
   const boot = kernel.bootTask({ name: "init", hostPriv: true });
   const attach = (taskId: number, token: string) => Task.attach({ bus: hub.connect(), system: o.hurd, taskId, token, window: 1024, timeoutMs: 30_000 });
@@ -245,6 +245,8 @@ interface NatsPlan {
   server: NatsServerProcess | null;
   /** The own server's JetStream directory, removed once it has stopped. */
   jetstream?: { done(): void };
+  /** The own server told to reload when the user's certificate files are renewed (stopped before the server). */
+  reload?: { stop(): void };
 }
 
 /**
@@ -255,7 +257,7 @@ interface NatsPlan {
  * them), or with --nats-insecure any server, without authorization.
  */
 async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void, own: UserTls | null): Promise<NatsPlan> {
-  const { acceptsAnonymous, fabricServerConfig, makeFabricKeys, startNatsServer, writeFabricKeys } = await import("@hurdmesh/mach/nats-auth");
+  const { acceptsAnonymous, fabricServerConfig, makeFabricKeys, reloadOnRenewal, startNatsServer, writeFabricKeys } = await import("@hurdmesh/mach/nats-auth");
   // With the user's certificate every client of the fabric checks NATS's against its CA: the
   // kernel and init inherit this, the servers they start too (never pid 1's programs: HURD_NATS_* is the fabric's).
   if (own) process.env.HURD_NATS_CA_FILE = own.caFile;
@@ -263,9 +265,11 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void, o
     const keysFile = join(dir, "nats-keys.json");
     // JetStream on: auth writes its handles through to it and restarts in place from them.
     writeFabricKeys(keysFile, makeFabricKeys(o.hurd, { jetstream: true }));
-    const conf = join(dir, "nats.conf");
     // The store outlives the private directory (gone once the hurd is up): a directory of its own, gone with the server.
     const js = privateDir("hurd-up-js-");
+    // The configuration too: nats-server reads it again when it reloads (a renewed certificate, below).
+    // It holds the operator's and accounts' JWTs (public) and the certificate's paths, no seed.
+    const conf = join(js.path, "nats.conf");
     // Plaintext on loopback unless the user gave a certificate: then TLS only, with it. Its clients dial
     // 127.0.0.1, and nats.js checks a certificate dialled by address against the name localhost (the
     // socket it upgrades to TLS has no server name): the certificate must name localhost.
@@ -276,7 +280,19 @@ async function natsFabric(o: UpOptions, dir: string, say: (l: string) => void, o
       js.done();
       throw new CliError(e.message);
     });
-    return { url: own ? `tls://127.0.0.1:${server.port}` : server.url, keysFile, server, jetstream: js };
+    // The user's files renewed (cert-manager, a copy over them): the server reloads them, checked first against the CA its clients trust.
+    let reload;
+    if (own) {
+      try {
+        const { issuedBy } = await import("@hurdmesh/mach/edge");
+        reload = reloadOnRenewal(server, own.certFile, own.keyFile, createLogger("hurd-up", { hurd: o.hurd }), { verify: issuedBy(own.caFile, "localhost") });
+      } catch (e) {
+        await server.stop();
+        js.done();
+        throw new CliError((e as Error).message);
+      }
+    }
+    return { url: own ? `tls://127.0.0.1:${server.port}` : server.url, keysFile, server, jetstream: js, reload };
   }
   const url = o.nats;
   const anonymous = await acceptsAnonymous(url).catch((e: Error) => {
@@ -321,6 +337,7 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
       if (init) await stopChild(init);
       // Every kernel at once: a standby stopped after its leader could take over a hurd that is shutting down.
       await Promise.all([...standbys, kernel].map((k) => (k ? stopChild(k) : undefined)));
+      nats?.reload?.stop();
       await nats?.server?.stop();
       nats?.jetstream?.done();
       dir.done();
@@ -351,7 +368,8 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
     const caArgs: string[] = [];
     if (own) {
       checkNames(own, reachable(o.grpc.replace(/:\d+$/, ""), true), "the edge");
-      edgeTls.push("--grpc-cert", own.certFile, "--grpc-key", own.keyFile);
+      // --grpc-ca: the kernel refuses a renewal its clients would (another CA's), as the embedded edge does.
+      edgeTls.push("--grpc-cert", own.certFile, "--grpc-key", own.keyFile, "--grpc-ca", own.caFile);
       caArgs.push("--edge-ca", own.caFile);
     } else if (tls) {
       for (const [f, pem] of [["edge.crt", tls.certPem], ["edge.key", tls.keyPem], ["edge-ca.crt", tls.caPem]] as const) writeFileSync(join(dir.path, f), pem, { mode: 0o600 });
@@ -425,6 +443,7 @@ async function upNats(o: UpOptions, session: string, t0: number, own: UserTls | 
   } catch (e) {
     await stopAll();
     // A server that came up after a signal had stopped everything else.
+    nats?.reload?.stop();
     await nats?.server?.stop();
     nats?.jetstream?.done();
     throw e;
@@ -454,10 +473,11 @@ async function stopChild(child: ChildProcess, sig: NodeJS.Signals = "SIGTERM"): 
  * when they are renewed (@hurdmesh/mach/edge's edgeTlsFromFiles). With
  * --nats the kernel's process does the same with the files it is given.
  */
-async function renewable(own: UserTls, hurd: string) {
-  const { edgeTlsFromFiles } = await import("@hurdmesh/mach/edge");
+async function renewable(own: UserTls, hurd: string, host: string) {
+  const { edgeTlsFromFiles, issuedBy } = await import("@hurdmesh/mach/edge");
   try {
-    return edgeTlsFromFiles(own.certFile, own.keyFile, createLogger("hurd-up", { hurd }));
+    // A renewal from another CA, or without the name clients dial, is refused like a bad file.
+    return edgeTlsFromFiles(own.certFile, own.keyFile, createLogger("hurd-up", { hurd }), process.env, issuedBy(own.caFile, host));
   } catch (e) {
     throw new CliError((e as Error).message);
   }

@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { createLogger, LocalHub, type Bus } from "@hurdmesh/mach";
 import { inboxOf, notifyReady } from "@hurdmesh/mach/internal";
 import { NatsBus } from "@hurdmesh/mach/nats";
-import { edgeTlsFromFiles, type EdgeTls } from "@hurdmesh/mach/edge";
+import { edgeTlsFromFiles, issuedBy, type EdgeTls } from "@hurdmesh/mach/edge";
 import { limitsFromEnv } from "./limits-env.js";
 import { acceptsAnonymous, accountClaimsOf, AccountRevocations, natsClientTls, NKey, readFabricKeys } from "@hurdmesh/mach/nats-auth";
 import { installTracingHooks, setGlobalTelemetry } from "@hurdmesh/telemetry";
@@ -41,6 +41,8 @@ const { values } = parseArgs({
     grpc: { type: "string", default: process.env.HURD_GRPC ?? "127.0.0.1:7400" },
     "grpc-cert": { type: "string", default: process.env.HURD_GRPC_CERT },
     "grpc-key": { type: "string", default: process.env.HURD_GRPC_KEY },
+    // The CA the edge's clients check it against: a renewed certificate it did not sign is refused (cert-watch.ts's issuedBy).
+    "grpc-ca": { type: "string", default: process.env.HURD_GRPC_CA },
     "grpc-insecure": { type: "boolean", default: process.env.HURD_GRPC_INSECURE === "1" },
     system: { type: "string", default: process.env.HURD_SYSTEM ?? "hurd" },
     boot: { type: "string", default: process.env.HURD_BOOT ?? "" },
@@ -65,8 +67,8 @@ const { values } = parseArgs({
 
 if (values.help) {
   console.log(
-    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH | --boot-key-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N] [--snapshot-bytes N]]\n" +
-      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; --boot-key-file (HURD_BOOT_KEY_FILE): each hurd with its own secret, derived from that key; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_INSECURE=1 as the flags; HURD_NATS_CA_FILE or HURD_NATS_CA: the CA of a tls:// NATS; plaintext gRPC only on loopback unless --grpc-insecure)",
+    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE [--grpc-ca FILE] | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH | --boot-key-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N] [--snapshot-bytes N]]\n" +
+      "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; --boot-key-file (HURD_BOOT_KEY_FILE): each hurd with its own secret, derived from that key; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_CA, HURD_GRPC_INSECURE=1 as the flags; HURD_NATS_CA_FILE or HURD_NATS_CA: the CA of a tls:// NATS; plaintext gRPC only on loopback unless --grpc-insecure)",
   );
   process.exit(0);
 }
@@ -132,7 +134,7 @@ if (!values["grpc-cert"] !== !values["grpc-key"]) fail("--grpc-cert and --grpc-k
 // From files, taken again when renewed (cert-manager, a Secret's files swapped in place); a bad pair stops the kernel here.
 let edgeTls: EdgeTls | null = null;
 try {
-  edgeTls = values["grpc-cert"] ? edgeTlsFromFiles(values["grpc-cert"], values["grpc-key"]!, log) : null;
+  edgeTls = values["grpc-cert"] ? edgeTlsFromFiles(values["grpc-cert"], values["grpc-key"]!, log, process.env, values["grpc-ca"] ? issuedBy(values["grpc-ca"]) : undefined) : null;
 } catch (e) {
   fail((e as Error).message);
 }

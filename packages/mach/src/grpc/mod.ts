@@ -5,5 +5,6 @@
 export { EdgeBus } from "./edge-bus.js";
 export { edgeChannelCredentials, edgeServerCredentials, hostOf, isLoopback, type EdgeTls } from "./tls.js";
 export { CertFiles, checkCertPair, edgeTlsFromFiles, type CertFilesOptions } from "./cert-reload.js";
+export { CertWatch, certReloadInterval, issuedBy, type CertWatchOptions, type WatchedPair } from "../cert-watch.js";
 export { grpcStatusOf } from "./status.js";
 export { grpcServiceOf, grpcClientOf, type GrpcService, type GrpcClient } from "./service.js";

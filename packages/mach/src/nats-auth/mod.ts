@@ -41,3 +41,4 @@ export {
   type FabricKeys,
   type NatsServerProcess,
 } from "./fabric.js";
+export { reloadOnRenewal, RELOAD_ANSWER_MS, type ServerReload, type ServerReloadOptions } from "./server-reload.js";
