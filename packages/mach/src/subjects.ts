@@ -146,6 +146,8 @@ export interface KernelLogSubjects {
   streamCreate: string;
   streamInfo: string;
   streamPurge: string;
+  /** An entry read back by its sequence (an append whose answer was lost: was it stored?). */
+  msgGet: string;
   consumerCreate: string;
   consumerDelete: (consumer: string) => string;
   /**
@@ -172,6 +174,7 @@ export function kernelLogSubjectsOf(system: string): KernelLogSubjects {
     streamCreate: `$JS.API.STREAM.CREATE.${stream}`,
     streamInfo: `$JS.API.STREAM.INFO.${stream}`,
     streamPurge: `$JS.API.STREAM.PURGE.${stream}`,
+    msgGet: `$JS.API.STREAM.MSG.GET.${stream}`,
     consumerCreate: `$JS.API.CONSUMER.CREATE.${stream}`,
     consumerDelete: (consumer: string) => `$JS.API.CONSUMER.DELETE.${stream}.${token("a consumer name", consumer)}`,
     snapStream: `HURD_${sys}_KERNEL_SNAP`,
@@ -355,6 +358,7 @@ export function permissionsOf(system: string, role: Role): Permissions {
           log.streamCreate,
           log.streamInfo,
           log.streamPurge,
+          log.msgGet,
           log.consumerCreate,
           log.snapPart,
           log.snapDone,

@@ -7,7 +7,7 @@
 // of traps is logged before anything it caused is sent (journal.ts). A
 // leader that is deposed (its lease lost, an append refused) stops serving
 // at once and tells its process, which exits: it restarts as a standby.
-import type { Bus } from "@hurdmesh/mach";
+import { Errno, type Bus } from "@hurdmesh/mach";
 import { subjectsOf } from "@hurdmesh/mach/internal";
 import { JetStreamKv, JetStreamLog, JetStreamSnapshots, type LogTail, type NatsBus } from "@hurdmesh/mach/nats";
 import { Journal, PassBus } from "./journal.js";
@@ -53,6 +53,26 @@ export interface FailoverOptions {
 
 /** FailoverOptions.snapshotBytes's default. */
 export const SNAPSHOT_BYTES = 1 << 20;
+
+/** How long a new leader may take to catch up to the log's end before it gives up (exits; another kernel takes over). */
+const CATCH_UP_LIMIT_MS = 60_000;
+
+/** How long a kernel starting tries to open its log before it gives up (and its supervisor starts it again). */
+const OPEN_TRIES_MS = 60_000;
+
+/** `f`, tried again on an EIO (JetStream unreachable or timing out) until `ms` have passed. */
+async function retried<T>(f: () => Promise<T>, ms: number, said: (e: Error) => void): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if ((e as { code?: number }).code !== Errno.EIO || Date.now() > until) throw e;
+      said(e as Error);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
 
 export class Failover {
   readonly replica: Replica;
@@ -100,11 +120,13 @@ export class Failover {
    */
   static async start(kernel: Kernel, bus: NatsBus, o: FailoverOptions): Promise<Failover> {
     const system = kernel.config.system;
-    const log = await JetStreamLog.open(bus.nc, system, { replicas: o.replicas, inboxPrefix: o.inboxPrefix });
-    const snaps = await JetStreamSnapshots.open(bus.nc, system, { replicas: o.replicas, maxPart: Math.max(4096, (bus.maxPayload ?? 1 << 20) - 4096) });
-    const kv = await JetStreamKv.open(bus.nc, system, "", "kernel", { replicas: o.replicas, inboxPrefix: o.inboxPrefix });
-    const { first, last } = await log.state();
-    const snap = await snaps.latest();
+    // A JetStream cluster electing leaders (a node just lost or started) times calls out for a while: tried again, not given up on.
+    const again = <T>(f: () => Promise<T>) => retried(f, OPEN_TRIES_MS, (e) => o.log?.(`kernel log: ${e.message}; trying again`));
+    const log = await again(() => JetStreamLog.open(bus.nc, system, { replicas: o.replicas, inboxPrefix: o.inboxPrefix }));
+    const snaps = await again(() => JetStreamSnapshots.open(bus.nc, system, { replicas: o.replicas, maxPart: Math.max(4096, (bus.maxPayload ?? 1 << 20) - 4096) }));
+    const kv = await again(() => JetStreamKv.open(bus.nc, system, "", "kernel", { replicas: o.replicas, inboxPrefix: o.inboxPrefix }));
+    const { first, last } = await again(() => log.state());
+    const snap = await again(() => snaps.latest());
     // The log is cut only below a snapshot older than the newest, so the newest always reaches it.
     if (snap !== null && snap.seq + 1 < first) throw new Error(`kernel log ${system}: its entries begin at ${first}, past the newest snapshot (after entry ${snap.seq}): entries ${snap.seq + 1}..${first - 1} are lost`);
     if (snap === null && first > 1 && first <= last) throw new Error(`kernel log ${system}: its entries begin at ${first} and no snapshot holds what came before`);
@@ -185,11 +207,14 @@ export class Failover {
     const look = async () => {
       this.poll = null;
       if (this.stopped) return;
+      let won = false;
       try {
-        if (await this.lease.tryAcquire(!this.o.standby)) return await this.lead();
+        won = await this.lease.tryAcquire(!this.o.standby);
       } catch (e) {
         this.say(`leadership: ${(e as Error).message}`);
       }
+      // Holding the key, a kernel leads or stops: one that went back to standing by would keep renewing it, and no kernel would lead.
+      if (won) return void this.lead().catch((e: Error) => this.fail(new Error(`could not take the lead: ${e.message}`)));
       if (!this.stopped) this.poll = setTimeout(() => void look(), every);
     };
     void look();
@@ -203,13 +228,18 @@ export class Failover {
     // otherwise lose the key to its own lease before serving, and so would
     // every standby after it (bench/soak-kernel.ts found that hurd without a
     // kernel). The old leader is fenced by the log's sequence either way.
-    this.lease.keep((why) => this.fail(new Error(`deposed: ${why}`)));
-    const { last } = await this.logStream.state();
+    this.lease.keep(
+      (why) => this.fail(new Error(`deposed: ${why}`)),
+      (why) => this.say(why),
+    );
+    const { last } = await retried(() => this.logStream.state(), CATCH_UP_LIMIT_MS, (e) => this.say(`kernel log: ${e.message}; trying again`));
     const behind = last - this.replica.applied;
     // Every entry the old leader got acknowledged is applied before this one leads.
     while (this.replica.applied < last) {
       if (this.failure !== null || this.stopped) return;
-      if (!this.lease.leading()) return this.fail(new Error(`lost the lead while catching up to entry ${last}`));
+      // A tail that cannot reach the log (its consumer lost with a NATS node, and not yet made again) gets a while, not forever: another kernel may do better.
+      if (Date.now() - this.takeover.began > CATCH_UP_LIMIT_MS) return this.fail(new Error(`catching up to entry ${last} took longer than ${CATCH_UP_LIMIT_MS / 1000} s (at ${this.replica.applied})`));
+      if (!this.lease.leading() && !(await this.lease.regained())) return this.fail(new Error(`lost the lead while catching up to entry ${last}`));
       await new Promise((r) => setTimeout(r, 2));
     }
     const caughtUp = Date.now();
@@ -221,6 +251,7 @@ export class Failover {
     const journal = new Journal(this.logStream, out, {
       lastSeq: last,
       leading: () => this.lease.leading(),
+      regain: () => this.lease.regained(),
       deposed: (e) => this.fail(e),
       maxBurstBytes: Math.max(4096, (this.bus.maxPayload ?? 1 << 20) - 4096),
     });

@@ -16,6 +16,8 @@ import type { KernelJournal } from "./state.js";
 /** Where bursts go: JetStreamLog on NATS (append conditioned on the expected last sequence). */
 export interface LogWriter {
   append(data: Uint8Array, expected: number): Promise<number>;
+  /** After an append whose answer was lost: where it was stored, or null if it was not (JetStreamLog.landed). */
+  landed?(data: Uint8Array, expected: number): Promise<number | null>;
 }
 
 export interface JournalOptions {
@@ -23,6 +25,8 @@ export interface JournalOptions {
   lastSeq: number;
   /** Whether the kernel still holds its lease by its own clock (leadership.ts): checked before every append. */
   leading(): boolean;
+  /** A lapsed lease: resolves true once it is renewed (no other kernel took over), false once lost. Absent: a lapse deposes. */
+  regain?(): Promise<boolean>;
   /** The kernel is deposed (or the log failed): nothing more is written or sent; the process stops. */
   deposed(e: Error): void;
   /** The largest burst appended as one message (the bus's max_payload, less room for headers). */
@@ -192,11 +196,12 @@ export class Journal implements KernelJournal {
       const records = this.burst.records;
       const data = this.burst.take();
       try {
-        if (!this.o.leading()) throw new HurdError(Errno.EPERM, "kernel log: this kernel's lease ran out before its write: another kernel may lead");
+        // A lapsed lease (the key could not be written) holds the write until it is renewed or lost.
+        if (!this.o.leading() && !(this.o.regain && (await this.o.regain()))) throw new HurdError(Errno.EPERM, "kernel log: this kernel's lease ran out before its write: another kernel may lead");
         for (let at = 0; at < data.length; ) {
           // A burst past the bus's largest message goes as several, each chained on the one before.
           const end = this.cut(data, at);
-          this.lastSeq = await this.log.append(at === 0 && end === data.length ? data : withVersion(data, at, end), this.lastSeq);
+          this.lastSeq = await this.appendLeading(at === 0 && end === data.length ? data : withVersion(data, at, end));
           this.stats.appends++;
           at = end;
         }
@@ -218,6 +223,38 @@ export class Journal implements KernelJournal {
       this.release(held);
     }
     this.wake();
+  }
+
+  /**
+   * One append, sent again while the log has no server to take it (a
+   * NATS node lost, the stream's replicas electing a leader: the entry is
+   * stored nowhere, LogUnavailableError) and this kernel still leads, or
+   * leads again once its lapsed lease is renewed: so a node's loss costs
+   * the hurd a pause, not its kernel.
+   */
+  private async appendLeading(data: Uint8Array): Promise<number> {
+    let unsure = false;
+    for (;;) {
+      try {
+        if (unsure && this.log.landed) {
+          // The last try's answer was lost: stored or not, the log says (and may not say yet: asked again).
+          const at = await this.log.landed(data, this.lastSeq);
+          if (at !== null) return at;
+        }
+        unsure = false;
+        return await this.log.append(data, this.lastSeq);
+      } catch (e) {
+        const err = e as { notStored?: boolean; code?: number; name?: string };
+        if (err.name === "FencedError") throw e;
+        // Not stored (no server holds the log), or unknown (a timeout: read back before sending again).
+        if (err.notStored !== true) {
+          if (err.code !== Errno.EIO || !this.log.landed) throw e;
+          unsure = true;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+        if (!this.o.leading() && !(this.o.regain && (await this.o.regain()))) throw e;
+      }
+    }
   }
 
   private release(held: Held[]): void {

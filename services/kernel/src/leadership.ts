@@ -30,6 +30,8 @@ export class Lease {
   // What a standby last saw.
   private seenRevision = -1;
   private seenAt = 0;
+  /** Who waits for a lapsed lease to be renewed (true) or lost (false). */
+  private waiters: ((leads: boolean) => void)[] = [];
 
   constructor(
     private readonly kv: JetStreamKv,
@@ -48,7 +50,14 @@ export class Lease {
    * released, or unchanged for longer than the lease. True once this kernel leads.
    */
   async tryAcquire(takeEmpty: boolean): Promise<boolean> {
-    const cur = await this.kv.get(KEY);
+    let cur;
+    try {
+      cur = await this.kv.get(KEY);
+    } catch (e) {
+      // Unread, the key says nothing of the leader: its silence is counted from when it can be read again.
+      this.seenAt = Date.now();
+      throw e;
+    }
     const now = Date.now();
     let free: boolean;
     if (cur === null) free = takeEmpty || this.seenRevision >= 0;
@@ -77,24 +86,54 @@ export class Lease {
     return true;
   }
 
-  /** Renews every leaseMs/3 until stopped; `lost` hears of a renewal refused or failed past the lease. */
-  keep(lost: (why: string) => void): void {
+  /**
+   * Renews every leaseMs/3 until stopped (and, once lapsed, every
+   * leaseMs/10 until the key can be written); `lost` hears of a renewal
+   * refused: another kernel wrote the key.
+   */
+  keep(lost: (why: string) => void, lapsed?: (why: string) => void): void {
     const every = Math.max(20, Math.floor(this.leaseMs / 3));
+    const retry = Math.max(20, Math.floor(this.leaseMs / 10));
+    let said = false;
     const renew = async () => {
+      let next = every;
       try {
-        if (!(await this.write(this.revision))) return lost("another kernel took the lead");
+        if (!(await this.write(this.revision))) {
+          this.wake(false);
+          return lost("another kernel took the lead");
+        }
+        said = false;
+        this.wake(true);
       } catch (e) {
-        if (!this.leading()) return lost(`could not renew the lead within its lease: ${(e as Error).message}`);
+        if (!this.leading()) {
+          if (!said) lapsed?.(`the lead could not be renewed within its lease (${(e as Error).message}): writing nothing until it is`);
+          said = true;
+          next = retry;
+        }
       }
-      if (this.timer !== null) this.timer = setTimeout(() => void renew(), every);
+      if (this.timer !== null) this.timer = setTimeout(() => void renew(), next);
     };
     this.timer = setTimeout(() => void renew(), every);
+  }
+
+  /** Resolves once this kernel leads again (a lapsed lease renewed: true) or never will (refused, or stopped: false). */
+  regained(): Promise<boolean> {
+    if (this.leading()) return Promise.resolve(true);
+    if (this.timer === null) return Promise.resolve(false);
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  private wake(leads: boolean): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f(leads);
   }
 
   /** Stops renewing; `release`: says so in the key, so a standby need not wait out the lease. */
   async stop(release: boolean): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.wake(false);
     if (release && this.leading()) await this.write(this.revision, true).catch(() => false);
     this.validUntil = 0;
   }

@@ -61,13 +61,15 @@ const { values } = parseArgs({
     "lead-lease-ms": { type: "string", default: process.env.HURD_LEAD_LEASE_MS ?? "1500" },
     // A standby's snapshots of the log (failover.ts): bytes of entries between two; 0 none.
     "snapshot-bytes": { type: "string", default: process.env.HURD_KERNEL_SNAPSHOT_BYTES },
+    // JetStream replicas of the log, its snapshots and the leadership key: 3 on a cluster of 3 NATS nodes (one node's loss loses nothing acknowledged).
+    "log-replicas": { type: "string", default: process.env.HURD_KERNEL_LOG_REPLICAS ?? "1" },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
   console.log(
-    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE [--grpc-ca FILE] | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH | --boot-key-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N] [--snapshot-bytes N]]\n" +
+    "usage: hurd-kernel [--nats URL (--nats-keys FILE [--nats-user-ttl S] | --nats-insecure)] [--grpc HOST:PORT [--grpc-cert FILE --grpc-key FILE [--grpc-ca FILE] | --grpc-insecure]] [--system NAME] [--boot a,b,c --boot-file PATH] [--boot-secret-file PATH | --boot-key-file PATH] [--lease-ms N] [--restart-grace-ms N] [--journal | --standby [--lead-lease-ms N] [--snapshot-bytes N] [--log-replicas 1|3]]\n" +
       "(HURD_BOOT_SECRET or --boot-secret-file: inits may claim boot tasks over the bus; --boot-key-file (HURD_BOOT_KEY_FILE): each hurd with its own secret, derived from that key; HURD_NATS_KEYS, HURD_NATS_AUTH=off, HURD_NATS_USER_TTL, HURD_GRPC_CERT, HURD_GRPC_KEY, HURD_GRPC_CA, HURD_GRPC_INSECURE=1 as the flags; HURD_NATS_CA_FILE or HURD_NATS_CA: the CA of a tls:// NATS; plaintext gRPC only on loopback unless --grpc-insecure)",
   );
   process.exit(0);
@@ -265,6 +267,8 @@ async function replicated(): Promise<never> {
   const { Failover: F, SNAPSHOT_BYTES } = await import("./failover.js");
   const snapshotBytes = values["snapshot-bytes"] === undefined || values["snapshot-bytes"] === "" ? SNAPSHOT_BYTES : Number(values["snapshot-bytes"]);
   if (!(Number.isSafeInteger(snapshotBytes) && snapshotBytes >= 0)) fail("--snapshot-bytes (HURD_KERNEL_SNAPSHOT_BYTES) is a number of bytes (0: no snapshots)");
+  const replicas = Number(values["log-replicas"]);
+  if (!(Number.isInteger(replicas) && replicas >= 1 && replicas <= 5)) fail("--log-replicas (HURD_KERNEL_LOG_REPLICAS) is 1 to 5 (JetStream's limit): 3 on a cluster of 3 NATS nodes");
   const fault = process.env.HURD_KERNEL_FAULT;
   let killAtDelivery: number | undefined;
   if (fault !== undefined && fault !== "") {
@@ -286,6 +290,7 @@ async function replicated(): Promise<never> {
     claims,
     killAtDelivery,
     snapshotBytes,
+    replicas,
     log: say,
     leading: (fresh) => {
       if (fresh) {

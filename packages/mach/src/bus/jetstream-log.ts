@@ -28,6 +28,24 @@ export class FencedError extends HurdError {
   }
 }
 
+/** A request nobody received (nats.js's NoRespondersError, or a 503 status). */
+function noResponders(e: unknown): boolean {
+  const err = e as { name?: string; message?: string; code?: string };
+  return err?.name === "NoRespondersError" || err?.code === "503" || /no responders/i.test(err?.message ?? "");
+}
+
+/** A tail's consumer sends a heartbeat when idle this often (ms), and is started again after this long unheard. */
+const TAIL_HEARTBEAT_MS = 1000;
+const TAIL_SILENT_MS = 5000;
+
+/** An append that reached no server of the stream (no leader for it now): not stored, so it may be sent again. */
+export class LogUnavailableError extends HurdError {
+  readonly notStored = true;
+  constructor(stream: string, cause: Error) {
+    super(Errno.EIO, `kernel log ${stream}: no server holds the log now (${cause.message}); the entry was not stored`, { cause });
+  }
+}
+
 export interface LogTail {
   stop(): void;
 }
@@ -77,6 +95,23 @@ export class JetStreamLog {
     return { first: s.messages === 0 ? s.last_seq + 1 : s.first_seq, last: s.last_seq };
   }
 
+  /**
+   * After an append whose answer never came (a timeout: the entry may or
+   * may not be stored): the sequence it was stored at, or null if the log
+   * still ends at `expected` (not stored: it may be sent again).
+   * FencedError if another writer's entry follows `expected`.
+   */
+  async landed(data: Uint8Array, expected: number): Promise<number | null> {
+    const { last } = await this.state();
+    if (last === expected) return null;
+    const r = await this.api(this.subjects.msgGet, { seq: expected + 1 });
+    if (r.error) throw this.fail(`cannot read entry ${expected + 1} back`, r);
+    const m = r.message as { data?: string };
+    const stored = m.data ? Buffer.from(m.data, "base64") : Buffer.alloc(0);
+    if (stored.equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength))) return expected + 1;
+    throw new FencedError(expected, `entry ${expected + 1} is another writer's`);
+  }
+
   /** Drops the entries before `seq` (a snapshot covers them); sequences and the last one stay as they were. */
   async trimBefore(seq: number): Promise<void> {
     // Nothing lies before entry 1; and nats-server 2.9 takes a purge up to 1 as a purge of everything.
@@ -103,6 +138,11 @@ export class JetStreamLog {
     try {
       m = await this.nc.request(this.subjects.subject, data, { timeout: this.timeoutMs, headers: h });
     } catch (e) {
+      // "No responders": no server holds the stream's lead now (a NATS node
+      // lost, its replicas electing a new leader), so the entry is stored
+      // nowhere and may be sent again (journal.ts does, while it leads). A
+      // timeout may not: the entry may be stored.
+      if (noResponders(e)) throw new LogUnavailableError(this.subjects.stream, e as Error);
       throw new HurdError(Errno.EIO, `kernel log ${this.subjects.stream}: append not acknowledged: ${(e as Error).message}`, { cause: e });
     }
     const ack = jsDecode<ApiError & { seq?: number }>(m.data);
@@ -132,12 +172,34 @@ export class JetStreamLog {
     // Whether the consumer (re)started and has delivered nothing yet: a gap
     // right at its start means the entries are gone (purged), not dropped.
     let fresh = true;
+    // When the consumer was last heard from. It is an ephemeral one on one
+    // NATS node, in memory: that node's loss or restart ends it without a
+    // word, so a tail that hears nothing, not even the heartbeat it asked
+    // for, for TAIL_SILENT_MS starts again from the entry it needs next.
+    let heard = Date.now();
+    let starting = false;
+    const watchdog = setInterval(() => {
+      // A failed start (the cluster still electing) is tried again at the next silence.
+      if (!stopped && !starting && Date.now() - heard > TAIL_SILENT_MS) void start().catch(() => {});
+    }, TAIL_HEARTBEAT_MS);
+    watchdog.unref();
     const start = async () => {
+      starting = true;
+      try {
+        await open();
+      } finally {
+        starting = false;
+        heard = Date.now();
+      }
+    };
+    const open = async () => {
       drop();
       fresh = true;
       const inbox = createInbox(this.inboxPrefix);
       sub = this.nc.subscribe(inbox, {
         callback: (err, msg) => {
+          // Entries and the consumer's idle heartbeats alike say it is alive.
+          heard = Date.now();
           if (stopped || err || !msg.reply) return;
           // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending> (or 12 tokens with a domain).
           const t = msg.reply.split(".");
@@ -146,6 +208,7 @@ export class JetStreamLog {
           if (seq > next) {
             if (fresh) {
               stopped = true;
+              clearInterval(watchdog);
               drop();
               failed(new HurdError(Errno.EIO, `kernel log ${this.subjects.stream}: entries ${next}..${seq - 1} are gone (purged?)`));
             } else void start().catch(failed);
@@ -158,7 +221,7 @@ export class JetStreamLog {
       });
       const r = await this.api(this.subjects.consumerCreate, {
         stream_name: this.subjects.stream,
-        config: { deliver_policy: "by_start_sequence", opt_start_seq: Math.max(1, next), ack_policy: "none", deliver_subject: inbox, replay_policy: "instant", mem_storage: true, num_replicas: 1, inactive_threshold: 60e9 },
+        config: { deliver_policy: "by_start_sequence", opt_start_seq: Math.max(1, next), ack_policy: "none", deliver_subject: inbox, replay_policy: "instant", mem_storage: true, num_replicas: 1, inactive_threshold: 60e9, idle_heartbeat: TAIL_HEARTBEAT_MS * 1e6 },
       });
       if (r.error) throw this.fail("cannot tail", r);
       consumer = String(r.name ?? "");
@@ -168,6 +231,7 @@ export class JetStreamLog {
     return {
       stop: () => {
         stopped = true;
+        clearInterval(watchdog);
         drop();
       },
     };

@@ -494,5 +494,5 @@ const ATTACH_RETRY_MS = 100;
 
 export { JetStreamKv, WRONG_LAST_SEQUENCE, type JetStreamKvOptions } from "./jetstream.js";
 export { JetStreamStoreLog } from "./jetstream-store-log.js";
-export { FencedError, JetStreamLog, type JetStreamLogOptions, type LogTail } from "./jetstream-log.js";
+export { FencedError, JetStreamLog, LogUnavailableError, type JetStreamLogOptions, type LogTail } from "./jetstream-log.js";
 export { JetStreamSnapshots, type JetStreamSnapshotsOptions, type StoredSnapshot } from "./jetstream-snapshots.js";
