@@ -43,3 +43,25 @@ export function jsDecode<T = ApiError & Record<string, unknown>>(data: Uint8Arra
 export function jsFail(store: string, what: string, r: ApiError): HurdError {
   return new HurdError(Errno.EIO, `${store}: ${what}: ${r.error?.description ?? "error"} (${r.error?.err_code ?? r.error?.code})`);
 }
+
+/**
+ * Makes a stream that keeps every message until told to drop them (the
+ * kernel's log and its snapshots): file storage, no limits, no deletes of
+ * single messages, purges allowed. One that exists already is kept as it is.
+ */
+export async function makeKeptStream(nc: NatsConnection, create: string, name: string, subjects: string[], replicas: number, timeoutMs: number, store: string): Promise<void> {
+  const r = await jsRequest(nc, create, {
+    name,
+    subjects,
+    retention: "limits",
+    max_msgs: -1,
+    max_bytes: -1,
+    max_age: 0,
+    discard: "old",
+    storage: "file",
+    num_replicas: replicas,
+    deny_delete: true,
+    deny_purge: false,
+  }, timeoutMs);
+  if (r.error && r.error.err_code !== STREAM_NAME_IN_USE) throw jsFail(store, "cannot make the stream", r);
+}

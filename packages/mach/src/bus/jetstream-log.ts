@@ -7,7 +7,7 @@
 // messages) noticed by sequence and read again.
 import { createInbox, headers, type NatsConnection } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
-import { jsDecode, jsFail, jsRequest, STREAM_NAME_IN_USE, WRONG_LAST_SEQUENCE, type ApiError } from "./jetstream-api.js";
+import { jsDecode, jsFail, jsRequest, makeKeptStream, WRONG_LAST_SEQUENCE, type ApiError } from "./jetstream-api.js";
 import { kernelLogSubjectsOf, type KernelLogSubjects } from "../subjects.js";
 
 export interface JetStreamLogOptions {
@@ -62,20 +62,7 @@ export class JetStreamLog {
   static async open(nc: NatsConnection, system: string, o: JetStreamLogOptions = {}): Promise<JetStreamLog> {
     const s = kernelLogSubjectsOf(system);
     const log = new JetStreamLog(nc, s, o.timeoutMs ?? 10_000, o.inboxPrefix);
-    const r = await log.api(s.streamCreate, {
-      name: s.stream,
-      subjects: [s.subject],
-      retention: "limits",
-      max_msgs: -1,
-      max_bytes: -1,
-      max_age: 0,
-      discard: "old",
-      storage: "file",
-      num_replicas: o.replicas ?? 1,
-      deny_delete: true,
-      deny_purge: false,
-    });
-    if (r.error && r.error.err_code !== STREAM_NAME_IN_USE) throw log.fail("cannot make the stream", r);
+    await makeKeptStream(nc, s.streamCreate, s.stream, [s.subject], o.replicas ?? 1, log.timeoutMs, `kernel log ${s.stream}`);
     return log;
   }
 

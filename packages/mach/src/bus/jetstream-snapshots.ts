@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Errno, HurdError } from "../errors.js";
-import { jsDecode, jsFail, jsRequest, NO_MESSAGE, STREAM_NAME_IN_USE, type ApiError } from "./jetstream-api.js";
+import { jsDecode, jsFail, jsRequest, makeKeptStream, NO_MESSAGE, type ApiError } from "./jetstream-api.js";
 import { kernelLogSubjectsOf, type KernelLogSubjects } from "../subjects.js";
 
 export interface JetStreamSnapshotsOptions {
@@ -53,20 +53,7 @@ export class JetStreamSnapshots {
     const s = kernelLogSubjectsOf(system);
     const maxPart = o.maxPart ?? Math.max(4096, (nc.info?.max_payload ?? 1 << 20) - 4096);
     const store = new JetStreamSnapshots(nc, s, o.timeoutMs ?? 10_000, maxPart);
-    const r = await store.api(s.snapStreamCreate, {
-      name: s.snapStream,
-      subjects: [s.snapPart, s.snapDone],
-      retention: "limits",
-      max_msgs: -1,
-      max_bytes: -1,
-      max_age: 0,
-      discard: "old",
-      storage: "file",
-      num_replicas: o.replicas ?? 1,
-      deny_delete: true,
-      deny_purge: false,
-    });
-    if (r.error && r.error.err_code !== STREAM_NAME_IN_USE) throw store.fail("cannot make the stream", r);
+    await makeKeptStream(nc, s.snapStreamCreate, s.snapStream, [s.snapPart, s.snapDone], o.replicas ?? 1, store.timeoutMs, `kernel snapshots ${s.snapStream}`);
     return store;
   }
 
