@@ -11,8 +11,8 @@
 // The load and the checks are issue 17's (soak-load.ts). The leading kernel
 // is SIGKILLed N times, each time once the standby is ready and the gap has
 // passed; each time a new standby is started in place of the dead kernel
-// (hurd up does the same, at most 10 times in a hurd's life: this soak has
-// no such limit). After each kill: the failover time (SIGKILL to the first
+// (hurd up does the same; each new standby starts from the log's newest
+// snapshot, and the soak counts those). After each kill: the failover time (SIGKILL to the first
 // proc RPC answered, brokered through the new leader), the time until a
 // lifecycle of the load completes again, and the residents checked.
 //
