@@ -3,6 +3,9 @@
 // a second, the rest counted; each batch encoded as the edge encodes it),
 // no view process: the brokered Ping at 64 in flight on one rig, measured
 // with and without the watch in alternating slices.
+// HURD_AB_WATCH=others watches a task that sends nothing instead: the
+// tracer's path per message (sent, delivered) without records or counters.
+// HURD_PROF_OUT=DIR writes a CPU profile of a longer slice of each mode.
 //   node --conditions=@hurdmesh/source --import tsx bench/ab-web-kernel.ts [local|nats] [slices] [sliceMs]
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -56,7 +59,9 @@ try {
   }
   for (let i = 0; i < slices; i++) {
     for (const mode of i % 2 ? (["on", "off"] as const) : (["off", "on"] as const)) {
-      const stop = mode === "on" ? r.kernel.trace.watch({ ns: null, bodies: true, recordsPerSecond: 200 }, (records, dropped, counts) => (bytes += TraceBatch.encode({ records, dropped, ended: 0, counts }).finish().length)) : null;
+      // HURD_AB_WATCH=others: a watch of a task that sends nothing (the tracer's path without records or counters).
+      const filter = process.env.HURD_AB_WATCH === "others" ? { tasks: [0x7fffffff] } : { ns: null, bodies: true, recordsPerSecond: 200 };
+      const stop = mode === "on" ? r.kernel.trace.watch(filter, (records, dropped, counts) => (bytes += TraceBatch.encode({ records, dropped, ended: 0, counts }).finish().length)) : null;
       const prof = session !== null && i === slices - 2;
       if (prof) await session.post("Profiler.start");
       const t0 = performance.now();
