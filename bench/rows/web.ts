@@ -30,7 +30,7 @@ export type WebMode = "none" | "connected";
 export const webName = (what: string, mode: WebMode) => `${what} | hurd web ${mode}`;
 
 /** A Ping server and client in the rig's hurd, wired as bench/rows/kernel.ts wires them. */
-async function pingIn(r: Rig): Promise<() => Promise<unknown>> {
+export async function pingIn(r: Rig): Promise<() => Promise<unknown>> {
   const boot = r.kernel.bootTask({ name: "bench-server" });
   const srv = await r.attach(boot.task.id, boot.token);
   const port = await srv.allocate();
@@ -45,7 +45,7 @@ async function pingIn(r: Rig): Promise<() => Promise<unknown>> {
 }
 
 /** A page on the view: every event read and parsed, the port graph fetched at each state change. */
-function connectPage(base: string, token: string, hurd: string, stats: { events: number; bytes: number }): () => void {
+export function connectPage(base: string, token: string, hurd: string, stats: { events: number; bytes: number }): () => void {
   const ac = new AbortController();
   const headers = { authorization: `Bearer ${token}` };
   void (async () => {

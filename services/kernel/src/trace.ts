@@ -90,9 +90,10 @@ interface Watcher {
 /** Distinct counters a watcher keeps between flushes; messages past them are dropped (and said so). */
 export const WATCH_COUNTS = 4096;
 /**
- * Counters alone leave at most this often (with records they leave with the
- * records): a batch per turn of the loop would cost the kernel a publish per
- * counted message, what counting is there to save.
+ * A rate-limited watch's batches (its counters, and the records its rate
+ * allows) leave at most this often, or when BATCH records are waiting: a
+ * batch per turn of the loop would cost the kernel a publish or a stream
+ * write per counted (or sampled) message, what the rate is there to save.
  */
 const COUNTS_EVERY_MS = 100;
 
@@ -265,7 +266,11 @@ export class TraceHub implements KernelTracer {
     this.install(this.active ? this : null);
   }
 
-  /** Starts a watch; the returned function ends it. Records arrive in batches, once per turn of the event loop. */
+  /**
+   * Starts a watch; the returned function ends it. Records arrive in
+   * batches, once per turn of the event loop; a rate-limited watch's at
+   * most every COUNTS_EVERY_MS, with its counters.
+   */
   watch(f: WatchFilter, sink: WatchSink): () => void {
     const w: Watcher = {
       ns: f.ns ?? null,
@@ -449,14 +454,18 @@ export class TraceHub implements KernelTracer {
       w.counted.push(c);
     }
     c.count++;
-    if (this.countsDue === null) {
-      this.countsDue = setTimeout(() => {
-        this.countsDue = null;
-        this.flush();
-      }, COUNTS_EVERY_MS);
-      // Counters not yet sent when the process ends are lost with the watch.
-      this.countsDue.unref();
-    }
+    this.dueLater();
+  }
+
+  /** A flush of every watcher within COUNTS_EVERY_MS (counters, and the records of rate-limited watches). */
+  private dueLater(): void {
+    if (this.countsDue !== null) return;
+    this.countsDue = setTimeout(() => {
+      this.countsDue = null;
+      this.flush(true);
+    }, COUNTS_EVERY_MS);
+    // What is not yet sent when the process ends is lost with the watch.
+    this.countsDue.unref();
   }
 
   private makeRecord(m: KMsg, fl: Flight, to: number, rec: Received | null, err: number, from: number, ns: Namespace): TraceRecord {
@@ -499,15 +508,24 @@ export class TraceHub implements KernelTracer {
       this.flushOne(w);
       return;
     }
+    // A rate-limited watch's records wait for its counters (at most
+    // COUNTS_EVERY_MS): its token bucket hands out one record every few ms,
+    // and a batch for each would cost the kernel a stream write (and the
+    // watcher a batch to decode) per record, what the rate is there to save.
+    if (w.rate !== 0) {
+      this.dueLater();
+      return;
+    }
     if (!this.flushing) {
       this.flushing = true;
-      setImmediate(() => this.flush());
+      setImmediate(() => this.flush(false));
     }
   }
 
-  private flush(): void {
-    this.flushing = false;
-    for (const w of this.watchers) if (w.buf.length > 0 || w.dropped > 0 || w.counted.length > 0) this.flushOne(w);
+  /** Every watcher's batch (`all`), or (at the end of a turn of the loop) those of watches without a rate. */
+  private flush(all: boolean): void {
+    if (!all) this.flushing = false;
+    for (const w of this.watchers) if ((all || w.rate === 0) && (w.buf.length > 0 || w.dropped > 0 || w.counted.length > 0)) this.flushOne(w);
   }
 
   private flushOne(w: Watcher): void {
