@@ -131,8 +131,8 @@ describe("who may publish and subscribe what", () => {
   it("never grants another system's subjects", () => {
     for (const [, r] of roles) {
       const p = permissionsOf(system, r);
-      // JetStream subjects name this system's stream or bucket (the kernel's log and leadership key, a server's store).
-      const ownJetStream = (x: string) => x.startsWith(`$HURDLOG.${system}.`) || x.endsWith(`.HURD_${system}_KERNEL_LOG`) || x.endsWith(`.HURD_${system}_KERNEL_LOG.*`) || x.startsWith(`$KV.hurd_${system}_`) || x.includes(`.KV_hurd_${system}_`);
+      // JetStream subjects name this system's stream or bucket (the kernel's log, its snapshots and leadership key, a server's store).
+      const ownJetStream = (x: string) => x.startsWith(`$HURDLOG.${system}.`) || x.endsWith(`.HURD_${system}_KERNEL_LOG`) || x.endsWith(`.HURD_${system}_KERNEL_LOG.*`) || x.endsWith(`.HURD_${system}_KERNEL_SNAP`) || x.startsWith(`$KV.hurd_${system}_`) || x.includes(`.KV_hurd_${system}_`);
       for (const x of [...p.publish, ...p.subscribe]) assert.ok(x.startsWith(`hurd.${system}.`) || x.startsWith(`_INBOX.${system}.`) || x === accountUpdateSubject("A1") || accountEventSubjects("A1").includes(x) || ownJetStream(x), x);
     }
   });
