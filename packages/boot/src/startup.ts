@@ -138,7 +138,8 @@ setInterval(() => {
     (e) => {
       const code = HurdError.from(e).code;
       if (code === Errno.MACH_SEND_INVALID_DEST) unanswered ||= Date.now();
-      if (!stopping && (code === Errno.KERN_INVALID_TASK || (code === Errno.MACH_SEND_INVALID_DEST && Date.now() - unanswered > task.leaseMs))) {
+      // A shutdown ends init's own task too: not a kernel gone (`halted` says how it ended).
+      if (!stopping && !init.halting && (code === Errno.KERN_INVALID_TASK || (code === Errno.MACH_SEND_INVALID_DEST && Date.now() - unanswered > task.leaseMs))) {
         killAll();
         process.exit(1);
       }
