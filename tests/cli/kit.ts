@@ -108,3 +108,17 @@ export function conforms<T>(name: string, values: unknown[]): T[] {
   for (const x of values) assert.ok(v(x), `${name}.json: ${JSON.stringify(v.errors)} in ${JSON.stringify(x)}`);
   return values as T[];
 }
+
+/** Processes whose environment holds `marker` (a test's state directory or hurd name): what a hurd up of that test started. */
+export function processesWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, "utf8").includes(marker)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}

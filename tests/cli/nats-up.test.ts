@@ -5,29 +5,17 @@
 // needs; `hurd keys nats-config` prints it and keeps the keys (0600). The
 // programs pid 1 runs get the edge, never the bus; session files too.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
+import { processesWith } from "./kit.js";
 
 const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 const haveNats = spawnSync("sh", ["-c", "command -v nats-server"]).status === 0;
 
-/** Processes whose environment holds `marker` (this test's state directory): what a hurd up of this test started. */
-function processesWith(marker: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, "utf8").includes(marker)) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 function cmdline(pid: number): string {
   try {

@@ -11,7 +11,7 @@
 // certificate before it is still served.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect as http2Connect, type ClientHttp2Session } from "node:http2";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -21,23 +21,11 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { issueCert, makeCA } from "@hurdmesh/mach/nats-auth";
 import { until } from "../harness.js";
+import { processesWith } from "./kit.js";
 
 const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 const haveNats = spawnSync("sh", ["-c", "command -v nats-server"]).status === 0;
 
-/** Processes whose environment holds `marker`: what a hurd up of this test started. */
-function processesWith(marker: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, "utf8").includes(marker)) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 /** A Secret's volume as the kubelet writes it: files in a timestamped directory, reached through the `..data` symlink. */
 class SecretVolume {

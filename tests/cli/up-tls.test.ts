@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { issueCert, makeCA } from "@hurdmesh/mach/nats-auth";
 import { until } from "../harness.js";
+import { processesWith } from "./kit.js";
 
 const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 const haveNats = spawnSync("sh", ["-c", "command -v nats-server"]).status === 0;
@@ -24,19 +25,6 @@ const f = (name: string, text: string) => {
   return p;
 };
 
-/** Processes whose environment holds `marker`: what a hurd up of this test started. */
-function processesWith(marker: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, "utf8").includes(marker)) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 describe("hurd up with the user's certificate", () => {
   const files: Record<string, string> = {};

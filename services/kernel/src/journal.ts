@@ -244,9 +244,8 @@ export class Journal implements KernelJournal {
         unsure = false;
         return await this.log.append(data, this.lastSeq);
       } catch (e) {
-        const err = e as { notStored?: boolean; code?: number; name?: string };
-        if (err.name === "FencedError") throw e;
-        // Not stored (no server holds the log), or unknown (a timeout: read back before sending again).
+        const err = e as { notStored?: boolean; code?: number };
+        // Not stored (no server holds the log), or unknown (a timeout: read back before sending again); anything else (a fence is EPERM) deposes.
         if (err.notStored !== true) {
           if (err.code !== Errno.EIO || !this.log.landed) throw e;
           unsure = true;
