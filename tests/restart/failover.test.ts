@@ -333,6 +333,21 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     assert.doesNotMatch(k.out, /leading/);
   });
 
+  it("a --snapshot-bytes or --log-replicas that is not one stops the kernel before it leads, saying what it takes", async () => {
+    for (const [args, said] of [
+      [["--snapshot-bytes", "lots"], /--snapshot-bytes \(HURD_KERNEL_SNAPSHOT_BYTES\) is a number of bytes \(0: no snapshots\)/],
+      [["--snapshot-bytes", "-1"], /hurd-kernel: .*--snapshot-bytes/],
+      [["--log-replicas", "9"], /--log-replicas \(HURD_KERNEL_LOG_REPLICAS\) is 1 to 5/],
+      [["--log-replicas", "two"], /--log-replicas/],
+    ] as [string[], RegExp][]) {
+      const k = kernel(`fo${process.pid}v`, ["--journal", ...args]);
+      procs.push(k);
+      assert.equal(await k.exited, 2, k.out);
+      assert.match(k.out, said);
+      assert.doesNotMatch(k.out, /leading/);
+    }
+  });
+
   it("a leader paused past its lease (SIGSTOP) is fenced when it wakes (SIGCONT): it writes nothing and exits", async () => {
     const system = `fo${process.pid}b`;
     const { leader, standby, client } = await pair(system);

@@ -35,37 +35,45 @@ import type { Failover } from "./failover.js";
 import { TraceBus } from "./trace-bus.js";
 import { TrapServer } from "./trap.js";
 
-const { values } = parseArgs({
-  options: {
-    nats: { type: "string", default: process.env.NATS_URL },
-    grpc: { type: "string", default: process.env.HURD_GRPC ?? "127.0.0.1:7400" },
-    "grpc-cert": { type: "string", default: process.env.HURD_GRPC_CERT },
-    "grpc-key": { type: "string", default: process.env.HURD_GRPC_KEY },
-    // The CA the edge's clients check it against: a renewed certificate it did not sign is refused (cert-watch.ts's issuedBy).
-    "grpc-ca": { type: "string", default: process.env.HURD_GRPC_CA },
-    "grpc-insecure": { type: "boolean", default: process.env.HURD_GRPC_INSECURE === "1" },
-    system: { type: "string", default: process.env.HURD_SYSTEM ?? "hurd" },
-    boot: { type: "string", default: process.env.HURD_BOOT ?? "" },
-    "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
-    "boot-secret-file": { type: "string", default: process.env.HURD_BOOT_SECRET_FILE },
-    // Each hurd its own boot secret, derived from this key (BootClaims, hurdBootSecret): Kubernetes' hurd-boot-key.
-    "boot-key-file": { type: "string", default: process.env.HURD_BOOT_KEY_FILE },
-    "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
-    "nats-keys": { type: "string", default: process.env.HURD_NATS_KEYS },
-    "nats-insecure": { type: "boolean", default: process.env.HURD_NATS_AUTH === "off" },
-    "nats-user-ttl": { type: "string", default: process.env.HURD_NATS_USER_TTL },
-    "restart-grace-ms": { type: "string", default: process.env.HURD_RESTART_GRACE_MS },
-    // The kernel's state as a log on JetStream with a standby that takes over (failover.ts, docs/kernel-log.md).
-    journal: { type: "boolean", default: false },
-    standby: { type: "boolean", default: false },
-    "lead-lease-ms": { type: "string", default: process.env.HURD_LEAD_LEASE_MS ?? "1500" },
-    // A standby's snapshots of the log (failover.ts): bytes of entries between two; 0 none.
-    "snapshot-bytes": { type: "string", default: process.env.HURD_KERNEL_SNAPSHOT_BYTES },
-    // JetStream replicas of the log, its snapshots and the leadership key: 3 on a cluster of 3 NATS nodes (one node's loss loses nothing acknowledged).
-    "log-replicas": { type: "string", default: process.env.HURD_KERNEL_LOG_REPLICAS ?? "1" },
-    help: { type: "boolean", short: "h" },
-  },
-});
+// A command line it cannot read (an unknown flag, a value that looks like one: `--snapshot-bytes -1`) is one line and exit 2, not a stack.
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        nats: { type: "string", default: process.env.NATS_URL },
+        grpc: { type: "string", default: process.env.HURD_GRPC ?? "127.0.0.1:7400" },
+        "grpc-cert": { type: "string", default: process.env.HURD_GRPC_CERT },
+        "grpc-key": { type: "string", default: process.env.HURD_GRPC_KEY },
+        // The CA the edge's clients check it against: a renewed certificate it did not sign is refused (cert-watch.ts's issuedBy).
+        "grpc-ca": { type: "string", default: process.env.HURD_GRPC_CA },
+        "grpc-insecure": { type: "boolean", default: process.env.HURD_GRPC_INSECURE === "1" },
+        system: { type: "string", default: process.env.HURD_SYSTEM ?? "hurd" },
+        boot: { type: "string", default: process.env.HURD_BOOT ?? "" },
+        "boot-file": { type: "string", default: process.env.HURD_BOOT_FILE },
+        "boot-secret-file": { type: "string", default: process.env.HURD_BOOT_SECRET_FILE },
+        // Each hurd its own boot secret, derived from this key (BootClaims, hurdBootSecret): Kubernetes' hurd-boot-key.
+        "boot-key-file": { type: "string", default: process.env.HURD_BOOT_KEY_FILE },
+        "lease-ms": { type: "string", default: process.env.HURD_LEASE_MS },
+        "nats-keys": { type: "string", default: process.env.HURD_NATS_KEYS },
+        "nats-insecure": { type: "boolean", default: process.env.HURD_NATS_AUTH === "off" },
+        "nats-user-ttl": { type: "string", default: process.env.HURD_NATS_USER_TTL },
+        "restart-grace-ms": { type: "string", default: process.env.HURD_RESTART_GRACE_MS },
+        // The kernel's state as a log on JetStream with a standby that takes over (failover.ts, docs/kernel-log.md).
+        journal: { type: "boolean", default: false },
+        standby: { type: "boolean", default: false },
+        "lead-lease-ms": { type: "string", default: process.env.HURD_LEAD_LEASE_MS ?? "1500" },
+        // A standby's snapshots of the log (failover.ts): bytes of entries between two; 0 none.
+        "snapshot-bytes": { type: "string", default: process.env.HURD_KERNEL_SNAPSHOT_BYTES },
+        // JetStream replicas of the log, its snapshots and the leadership key: 3 on a cluster of 3 NATS nodes (one node's loss loses nothing acknowledged).
+        "log-replicas": { type: "string", default: process.env.HURD_KERNEL_LOG_REPLICAS ?? "1" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`hurd-kernel: ${(e as Error).message} (hurd-kernel --help)`);
+    process.exit(2);
+  }
+})();
 
 if (values.help) {
   console.log(
