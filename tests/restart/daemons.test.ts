@@ -108,7 +108,8 @@ function processesOf(system: string): number[] {
 function psOf(u: Up, name: string): string {
   let r = hurd(u, name, "ps");
   for (let i = 0; i < 2 && r.code !== 0; i++) r = hurd(u, name, "ps");
-  if (r.code !== 0) throw new Error(`hurd ps failed (${r.code}): ${r.stderr}`);
+  // The hurd's own output goes with the failure: a hurd that went down says why there.
+  if (r.code !== 0) throw new Error(`hurd ps failed (${r.code}): ${r.stderr}\n--- hurd up's output ---\n${u.out().slice(-6000)}`);
   return r.stdout;
 }
 

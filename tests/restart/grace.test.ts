@@ -104,6 +104,43 @@ for (const kind of busKinds) {
       assert.equal(new TextDecoder().decode((await client.rpc(x.send, 7000, new TextEncoder().encode("after"))).body), "after");
     });
 
+    it("a process stalled past its lease whose task a newer process took handles nothing it gets after the stall: it asks the kernel, sees another holder and ends", async () => {
+      const x = await server("srv-stalled");
+      let old = 0;
+      x.s.receive(x.svc, () => void old++);
+      // A SIGSTOP, in-process: its heartbeats stop, its subscription stays
+      // (on the bus both processes get the task's deliveries), and its clock
+      // says the stall is past the lease the moment it runs again.
+      clearInterval((x.s as unknown as { heartbeat: NodeJS.Timeout }).heartbeat);
+      await until(() => h.kernel.lapsed.has(h.kernel.tasks.get(x.taskId)!), 3000, "the lapse");
+      const s2 = await h.attach(x.taskId, x.token);
+      echo(s2, x.svc);
+      (x.s as unknown as { lastBeat: number }).lastBeat = Date.now() - 10 * LEASE;
+      assert.equal(new TextDecoder().decode((await client.rpc(x.send, 7000, new TextEncoder().encode("after"))).body), "after");
+      // Over NATS with authorization on, the newer process's login (minted
+      // anew) revokes the older's, and nats-server closes its connection: it
+      // hears nothing more either way.
+      await until(() => x.s.detached || x.s.bus.closed, 3000, "the stalled process to end");
+      assert.equal(old, 0, "the stalled process handled a request the newer one serves");
+      assert.ok(!s2.detached);
+      assert.equal(new TextDecoder().decode((await client.rpc(x.send, 7000, new TextEncoder().encode("again"))).body), "again");
+    });
+
+    it("a process stalled past its lease whose task nobody took takes it back and handles what waited", async () => {
+      const x = await server("srv-paused");
+      echo(x.s, x.svc);
+      clearInterval((x.s as unknown as { heartbeat: NodeJS.Timeout }).heartbeat);
+      await until(() => h.kernel.lapsed.has(h.kernel.tasks.get(x.taskId)!), 3000, "the lapse");
+      // Queued while no process holds the task; the stalled one is told of it when it takes the task back.
+      const answer = client.rpc(x.send, 7000, new TextEncoder().encode("queued"), { timeoutMs: 5000 });
+      // SIGCONT: its heartbeat runs again, long after the last one.
+      (x.s as unknown as { lastBeat: number }).lastBeat = Date.now() - 10 * LEASE;
+      (x.s as unknown as { startHeartbeat(): void }).startHeartbeat();
+      await until(() => !h.kernel.lapsed.has(h.kernel.tasks.get(x.taskId)!), 3000, "the stalled process to take its task back");
+      assert.equal(new TextDecoder().decode((await answer).body), "queued");
+      assert.ok(!x.s.detached);
+    });
+
     it("past the grace the task is terminated as any task whose lease expired: holders of its task port get a dead name", async () => {
       const x = await server("srv-gone");
       const n = await client.allocate();

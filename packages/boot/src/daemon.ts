@@ -99,8 +99,9 @@ const ask = setInterval(() => {
       unanswered = 0;
       // The kernel put the task into its restart grace while this process
       // lives (its NATS connection closed, or it was stalled past its
-      // lease): it takes the task back, or ends if a newer process has it.
-      if (!info.attached) void task.rejoin();
+      // lease): it takes the task back, or ends if a newer process has it
+      // (then the poll above sees it detached).
+      void task.heldAsSaid(info);
     },
     (e) => {
       const code = HurdError.from(e).code;

@@ -179,6 +179,20 @@ export class Task {
   private rejoining: Promise<boolean> | null = null;
   /** Deliveries held until resume() (AttachOptions.hold). */
   private held: Delivery[] | null = null;
+  /** This process's attach of its task (AttachReply.holder): task_info naming another means a newer process took it. */
+  private holder: number;
+  /**
+   * Deliveries left unhandled while this process asks whether it still
+   * holds its task, as it was stalled past its lease (SIGSTOP, a frozen
+   * event loop): a newer process of the same task may have taken it
+   * meanwhile and serve the very same deliveries (both are subscribed to
+   * the task's subject), and this one's state is stale. Bounded by the
+   * window: nothing handled, no credit returned. null: not asking.
+   */
+  private suspended: Uint8Array[] | null = null;
+  /** When the last confirmation was asked, and when the stall that suspended deliveries was noticed. */
+  private confirmAsked = 0;
+  private suspendedAt = 0;
   /**
    * The one-way traps sent and not yet known applied, when the kernel may
    * fail over (AttachReply.trap_seq); null: traps are not numbered.
@@ -215,6 +229,7 @@ export class Task {
     this.trapSubject = subjectsOf(rep.system).trap;
     this.ownsBus = o.ownsBus ?? false;
     this.numbered = rep.trapSeq ? new TrapWindow() : null;
+    this.holder = rep.holder;
   }
 
   /** Attaches as the task `taskId`, proving it with `token`. */
@@ -276,7 +291,7 @@ export class Task {
       // Stalled past the lease (SIGSTOP, a blocked event loop): the kernel
       // may have put the task into its restart grace meanwhile; asked now.
       const beat = Date.now();
-      if (beat - this.lastBeat > this.leaseMs) void this.confirmEnd(false);
+      if (beat - this.lastBeat > this.leaseMs) this.suspend();
       this.lastBeat = beat;
       // The connection is gone for good, or has been down for busLostMs:
       // the program behind the task ends as if the kernel had said so (a
@@ -587,6 +602,14 @@ export class Task {
   }
 
   private onDelivery(data: Uint8Array): void {
+    // After a stall the event loop runs the socket's backlog before any
+    // timer: judged here, or the heartbeat would notice only once the
+    // backlog was served.
+    if (this.suspended !== null || Date.now() - this.lastBeat > this.leaseMs) {
+      this.suspend();
+      this.suspended!.push(data);
+      return;
+    }
     let d: Delivery;
     try {
       d = Delivery.decode(data);
@@ -710,13 +733,10 @@ export class Task {
   private async confirmEnd(noticed = true): Promise<void> {
     if (this.confirming || this.closed) return;
     this.confirming = true;
+    this.confirmAsked = Date.now();
     try {
       const info = await this.call("taskInfo", { task: 0 });
-      // Alive but no longer held by this process: its connection closed (a
-      // NATS blip) or it was stalled past its lease, and the kernel keeps the
-      // task for a restart. This process takes it back.
-      if (!info.attached) await this.rejoin();
-      else if (noticed) this.onForgedEnd();
+      if (!(await this.heldAsSaid(info)) && noticed && !this.closed) this.onForgedEnd();
     } catch (e) {
       if (this.closed) return;
       if (HurdError.from(e).code === Errno.KERN_INVALID_TASK || this.bus.closed) {
@@ -725,7 +745,62 @@ export class Task {
       }
     } finally {
       this.confirming = false;
+      this.resumeSuspended();
     }
+  }
+
+  /**
+   * What task_info of this task says of its holder, acted on: lapsed
+   * (its connection closed, or it was stalled past its lease, and the
+   * kernel keeps the task for a restart), this process takes it back;
+   * taken by a newer process (an essential task's restart in place while
+   * this one was stalled), this one is fenced and ends as if the task had
+   * ended. Answers whether it did either.
+   */
+  async heldAsSaid(info: { attached: boolean; essential: boolean; holder: number }): Promise<boolean> {
+    if (this.closed) return true;
+    if (!info.attached) {
+      await this.rejoin();
+      return true;
+    }
+    // Only an essential task is held by one process at a time (the kernel
+    // refuses a second attach, EBUSY): any other may be attached by several
+    // in turn (an edge client re-opening its stream), none of them fenced.
+    if (info.essential && info.holder !== 0 && this.holder !== 0 && info.holder !== this.holder) {
+      this.shutdown();
+      this.onTerminated();
+      return true;
+    }
+    return false;
+  }
+
+  /** Stalled past the lease: deliveries wait until the kernel says this process still holds the task. */
+  private suspend(): void {
+    if (this.closed) return;
+    // The stall is noticed once: deliveries after it are judged by the answer.
+    this.lastBeat = Date.now();
+    if (this.suspended === null) {
+      this.suspended = [];
+      this.suspendedAt = this.lastBeat;
+    }
+    if (!this.confirming) void this.confirmEnd(false);
+  }
+
+  private resumeSuspended(): void {
+    const held = this.suspended;
+    if (held === null || this.confirming) return;
+    if (this.closed) {
+      this.suspended = null;
+      return;
+    }
+    // Asked before the stall was noticed, the answer may predate the newer
+    // process that took the task meanwhile: asked again.
+    if (this.confirmAsked < this.suspendedAt) {
+      void this.confirmEnd(false);
+      return;
+    }
+    this.suspended = null;
+    for (const d of held) this.onDelivery(d);
   }
 
   /**
@@ -746,7 +821,8 @@ export class Task {
         const req = MachDefinition.methods.attach.requestType.encode({ taskId: this.id, token: this.token, window: this.window }).finish();
         // The kernel numbers deliveries from 1 again, and pushes the first before it answers.
         this.delivered = 0;
-        await trap(this.bus, this.trapSubject, this.id, this.token, 0, mach.byKey.get("attach")!.msgid, req, NO_TRACE_CONTEXT, this.timeoutMs, "");
+        const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, 0, mach.byKey.get("attach")!.msgid, req, NO_TRACE_CONTEXT, this.timeoutMs, "");
+        this.holder = AttachReply.decode(bytes).holder;
         // The kernel counts a fresh window from here: credit owed for the old one is void.
         this.pendingCredit = 0;
         this.onRejoined();
@@ -809,6 +885,7 @@ export class Task {
 
   private shutdown(): void {
     this.closed = true;
+    this.suspended = null;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.confirmTimer !== null) clearTimeout(this.confirmTimer);
     this.confirmTimer = null;

@@ -59,6 +59,8 @@ export class KTask {
   readyHead = 0;
   sink: Sink | null = null;
   attached = false;
+  /** Attaches so far: the number of the current holder's (AttachReply.holder). */
+  attaches = 0;
   lastSeen = 0;
   essential = false;
   sent = 0;

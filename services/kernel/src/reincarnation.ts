@@ -16,9 +16,12 @@
 // task's) with nothing to fence the older. A refused process retries; it
 // gets the task once the holder's lease lapses, which a dead holder's
 // always does. A holder that was only slow (a pause past its lease) finds
-// itself detached: its sends still route, but nothing is delivered to it,
-// and its runtime ends it once it notices (the bus down past the lease) or
-// the kernel terminates the task.
+// itself detached: its sends still route, and on the bus it still gets the
+// task's deliveries (the subject is the task's), so its runtime, once it
+// notices its stall, handles nothing more until task_info says whose the
+// task is: lapsed, it takes the task back; held by a later attach (the
+// attach number, AttachReply.holder), it ends. Over NATS with a fresh login
+// per process the newer login also revokes the older's connection.
 //
 // What a lapse costs the callers (the in-flight RPC outcomes):
 //  - a request still queued in the kernel when the process died keeps its

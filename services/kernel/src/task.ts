@@ -353,6 +353,7 @@ export function taskInfo(caller: KTask, name: number) {
     namespacePath: namespacePath(t.ns),
     queuedBytes: t.queuedBytes,
     dieWithParent: t.boundTo !== null,
+    holder: t.attaches,
   };
 }
 
@@ -373,6 +374,7 @@ export function attach(k: KernelState, t: KTask, sink: Sink | null, window: numb
   claim(k, t, sink !== null);
   k.unattached.delete(t);
   t.attached = true;
+  t.attaches++;
   t.sink = sink;
   t.credit = Math.max(1, Math.min(window || 256, k.config.maxWindow));
   // A (re)attaching runtime numbers its one-way traps from 1 again, and

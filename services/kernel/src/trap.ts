@@ -34,6 +34,7 @@ export function attachReply(k: Kernel, t: KTask, bus = false): AttachReply {
     // at a takeover anyway, and a kernel that cannot fail over needs no
     // numbers (the embedded default sends none).
     trapSeq: bus && k.journal !== null,
+    holder: t.attaches,
   };
 }
 
