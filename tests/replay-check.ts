@@ -2,9 +2,11 @@
 // (HURD_TEST_JOURNAL=1, local bus; tests/restart/replay.test.ts runs the
 // kernel conformance suites so): the suite's kernel leads with its log on,
 // kept in memory; at the suite's end the log is replayed into a fresh
-// kernel from entry 1, and into another restored from a snapshot taken
-// part way, and all three kernels' canonical dumps (snapshot.ts) must be
-// the same text. Kernels here share one process, so the id counters are
+// kernel from entry 1, into another restored from a snapshot a standby
+// would take part way, and into one restored from a snapshot the leader
+// took of itself part way (a lone --journal kernel's); all four kernels'
+// canonical dumps (snapshot.ts) must be the same text, and the leader's
+// snapshot the same bytes as the standby's at its entry. Kernels here share one process, so the id counters are
 // set back to where the leader's began before each replay (a standby
 // process numbers its objects from the same start).
 import type { Bus } from "@hurdmesh/mach";
@@ -12,8 +14,9 @@ import type { Kernel as KernelClass, KernelConfig } from "@hurdmesh/kernel";
 import { Kernel } from "@hurdmesh/kernel";
 import { Journal, type LogWriter } from "../services/kernel/src/journal.js";
 import { idCounters, setIdCounters } from "../services/kernel/src/objects.js";
-import { Replica, SilentBus } from "../services/kernel/src/replay.js";
+import { leaderSnapshot, Replica, SilentBus } from "../services/kernel/src/replay.js";
 import { dumpKernel } from "../services/kernel/src/snapshot.js";
+import { gunzipSync } from "node:zlib";
 
 export const journalOn = process.env.HURD_TEST_JOURNAL === "1";
 
@@ -21,7 +24,7 @@ export interface RecordedKernel {
   /** The bus the kernel's trap server speaks on: its outputs wait for their entry. */
   bus: Bus;
   /** Replays the log into fresh kernels and compares; throws on any difference. `skip`: an entry the replicas leave out (to see the check fail). */
-  check(o?: { skip?: number }): Promise<{ entries: number; snapshotAt: number }>;
+  check(o?: { skip?: number }): Promise<{ entries: number; snapshotAt: number; leaderSnapshotAt: number }>;
 }
 
 /** Call before the kernel is constructed (its ids start from here). */
@@ -39,7 +42,17 @@ export function recordKernel(k: KernelClass, config: Partial<KernelConfig>, bus:
     },
   };
   let failed: Error | null = null;
-  const journal = new Journal(log, bus, { lastSeq: 0, leading: () => true, deposed: (e) => (failed = e) });
+  // The leader's own snapshots, as failover.ts takes them: once written, at the next turn if still idle; one per LEADER_EVERY entries.
+  const LEADER_EVERY = 20;
+  const leaderSnaps: { seq: number; data: Buffer }[] = [];
+  const written = () => {
+    const at = leaderSnaps.at(-1)?.seq ?? 0;
+    if (entries.length - at < LEADER_EVERY) return;
+    setImmediate(() => {
+      if (journal.idle && journal.lastSeq - (leaderSnaps.at(-1)?.seq ?? 0) >= LEADER_EVERY) leaderSnaps.push({ seq: journal.lastSeq, data: leaderSnapshot(k, journal.clock, null) });
+    });
+  };
+  const journal = new Journal(log, bus, { lastSeq: 0, leading: () => true, deposed: (e) => (failed = e), written });
   k.useJournal(journal);
   const idle = () => (journal as unknown as { inflight: boolean }).inflight === false && (journal as unknown as { burst: { records: number } }).burst.records === 0;
   return {
@@ -53,6 +66,7 @@ export function recordKernel(k: KernelClass, config: Partial<KernelConfig>, bus:
       const n = entries.length;
       const idsA = idCounters();
       const mid = Math.max(1, Math.floor(n / 2));
+      const lead = leaderSnaps[Math.floor(leaderSnaps.length / 2)] ?? null;
       try {
         const full = replica(k.config.system, config, bus);
         let snap: Buffer | null = null;
@@ -60,6 +74,7 @@ export function recordKernel(k: KernelClass, config: Partial<KernelConfig>, bus:
           if (i + 1 === o.skip) full.r.applied = i + 1;
           else full.r.apply(i + 1, entries[i]!);
           if (i + 1 === mid) snap = full.r.snapshot();
+          if (lead !== null && i + 1 === lead.seq) same(gunzipSync(full.r.snapshot()).toString(), gunzipSync(lead.data).toString(), `in the leader's own snapshot after entry ${lead.seq} (against a standby's there)`);
         }
         const fromStart = dumpKernel(full.k);
         full.k.close();
@@ -72,10 +87,18 @@ export function recordKernel(k: KernelClass, config: Partial<KernelConfig>, bus:
           restored.k.close();
           same(want, fromSnap, `restored from a snapshot after entry ${mid}, then replayed to ${n}`);
         }
+        if (lead !== null) {
+          const restored = replica(k.config.system, config, bus);
+          restored.r.restore(lead.seq, lead.data);
+          for (let i = lead.seq; i < n; i++) restored.r.apply(i + 1, entries[i]!);
+          const fromLeader = dumpKernel(restored.k);
+          restored.k.close();
+          same(want, fromLeader, `restored from the leader's own snapshot after entry ${lead.seq}, then replayed to ${n}`);
+        }
       } finally {
         setIdCounters(idsA);
       }
-      return { entries: n, snapshotAt: mid };
+      return { entries: n, snapshotAt: mid, leaderSnapshotAt: lead?.seq ?? 0 };
 
       function replica(system: string, cfg: Partial<KernelConfig>, b: Bus): { k: KernelClass; r: Replica } {
         setIdCounters(ids0);

@@ -325,6 +325,49 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     await client.detach();
   });
 
+  it("a lone --journal kernel, with no standby to write them, writes snapshots of its own and cuts its log; killed and started again, it restores the newest and leads with every task, name and right", async () => {
+    const system = `fo${process.pid}l`;
+    const bootFile = join(dir, `${system}.json`);
+    // A leader snapshots at 4 × --snapshot-bytes of log with none from anyone (LEADER_SNAPSHOT_FACTOR).
+    const snapArgs = ["--snapshot-bytes", "1024"];
+    const leader = kernel(system, ["--journal", "--boot", "client", "--boot-file", bootFile, ...snapArgs]);
+    procs.push(leader);
+    await waitFor(leader, /leading \(fresh log\)/, 20_000);
+    const boot = JSON.parse(readFileSync(bootFile, "utf8")) as { tasks: { client: { taskId: number; token: string; nats?: Creds } } };
+    const client = await attach(system, boot.tasks.client.taskId, boot.tasks.client.token, boot.tasks.client.nats);
+    const { r, task: server } = await child(system, client, "echo");
+    const svc = await server.allocate();
+    server.receive(svc, (m: Received) => server.send({ destination: m.reply, destinationDisposition: MsgType.MSG_TYPE_MOVE_SEND_ONCE, id: m.id + 100, body: m.body }));
+    const send = (await client.extractRight(r.task, svc, MsgType.MSG_TYPE_MAKE_SEND)).name;
+    const enc = new TextEncoder();
+    const dec = new TextDecoder();
+    const echo = async (s: string) => assert.equal(dec.decode((await client.rpc(send, 4000, enc.encode(s), { timeoutMs: 5000 })).body), s);
+    const others = [];
+    const t0 = Date.now();
+    // Until it has written two (the log is cut behind the one before the newest).
+    for (let i = 0; !/log entries before \d+ dropped/.test(leader.out) && Date.now() - t0 < 30_000; i++) {
+      if (i < 30) others.push(await client.taskCreate(`worker${i}`));
+      await echo(`before ${i}`);
+    }
+    assert.match(leader.out, /snapshot of its own \(leading\) after log entry \d+: \d+ bytes/);
+    assert.match(leader.out, /log entries before \d+ dropped/, "the log is cut behind a snapshot");
+    const kbus = await natsBus(system, { kind: "kernel" });
+    buses.push(kbus);
+    const { first } = await (await JetStreamLog.open(kbus.nc, system, { inboxPrefix: natsKeys() ? inboxOf(system, { kind: "kernel" }) : undefined })).state();
+    assert.ok(first > 1, `the log begins at entry ${first}`);
+    leader.p.kill("SIGKILL");
+    const again = kernel(system, ["--journal", ...snapArgs]);
+    procs.push(again);
+    await waitFor(again, /leading \(took over/, 20_000);
+    const restored = /restored the snapshot after log entry (\d+)/.exec(again.out);
+    assert.ok(restored && Number(restored[1]) >= first - 1, `it began from the newest snapshot:\n${again.out}`);
+    // The client and the server rode it out: the same names, rights and tasks.
+    for (let i = 0; i < 5; i++) await echo(`after ${i}`);
+    for (const o of others) assert.equal((await client.call("taskInfo", { task: o.task })).taskId, o.taskId);
+    await server.detach();
+    await client.detach();
+  });
+
   it("a HURD_KERNEL_FAULT it does not know stops the kernel before it leads, naming the one there is", async () => {
     const k = kernel(`fo${process.pid}f`, ["--journal"], { url: natsUrl() }, { HURD_KERNEL_FAULT: "kill-at-delivery:soon" });
     procs.push(k);

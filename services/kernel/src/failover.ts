@@ -14,7 +14,7 @@ import { Journal, PassBus } from "./journal.js";
 import type { Kernel } from "./kernel.js";
 import { Lease } from "./leadership.js";
 import { redeliver } from "./redeliver.js";
-import { freshLeases, Replica, SilentBus } from "./replay.js";
+import { freshLeases, leaderSnapshot, Replica, SilentBus } from "./replay.js";
 import { TrapServer } from "./trap.js";
 
 export interface FailoverOptions {
@@ -46,13 +46,23 @@ export interface FailoverOptions {
    * A standby writes a snapshot of its state once this many bytes of log
    * entries were applied since the last one (and at least twice the last
    * snapshot's size), then drops the log before the snapshot before it
-   * (docs/kernel-log.md, "Snapshots"). 0: none. Default 1 MiB.
+   * (docs/kernel-log.md, "Snapshots"). 0: none. Default 1 MiB. A leader
+   * whose log grew LEADER_SNAPSHOT_FACTOR times this with no snapshot from
+   * anyone (it has no standby, or none keeps up) writes one itself.
    */
   snapshotBytes?: number;
 }
 
 /** FailoverOptions.snapshotBytes's default. */
 export const SNAPSHOT_BYTES = 1 << 20;
+
+/**
+ * A leader writes its own snapshot only when its log grew this many times
+ * snapshotBytes with none written: encoding one stalls its event loop (the
+ * tables walked and compressed, about 10 ms per MiB of snapshot here), which
+ * a standby pays instead whenever there is one that keeps up.
+ */
+export const LEADER_SNAPSHOT_FACTOR = 4;
 
 /** How long a new leader may take to catch up to the log's end before it gives up (exits; another kernel takes over). */
 const CATCH_UP_LIMIT_MS = 60_000;
@@ -90,6 +100,8 @@ export class Failover {
   private readonly restoredFrom: number;
   /** Snapshots: the newest this kernel wrote or saw, bytes applied since, the last one's size, and one being written. */
   private snap = { seq: 0, since: 0, bytes: 0, writing: false };
+  /** A leader's own snapshots: bytes it had written to the log when it last wrote or saw one, and one due at its next idle moment. */
+  private leaderSnap = { mark: 0, due: false };
 
   private constructor(
     readonly kernel: Kernel,
@@ -188,6 +200,67 @@ export class Failover {
     }
   }
 
+  /**
+   * The leader's journal is idle (its state is the log's): a snapshot is
+   * due if the log grew LEADER_SNAPSHOT_FACTOR × snapshotBytes since the
+   * newest anyone wrote; asked of the stream first (a standby's would do),
+   * then taken at the next idle moment, after the microtasks of this turn.
+   */
+  private leaderWritten(): void {
+    const j = this.journal;
+    const every = this.o.snapshotBytes ?? SNAPSHOT_BYTES;
+    if (j === null || every <= 0 || this.snap.writing || this.stopped) return;
+    if (this.leaderSnap.due) {
+      this.leaderSnap.due = false;
+      setImmediate(() => this.leaderSnapshot(j));
+      return;
+    }
+    if (j.stats.bytes - this.leaderSnap.mark < Math.max(LEADER_SNAPSHOT_FACTOR * every, 2 * this.snap.bytes)) return;
+    this.snap.writing = true;
+    this.snaps.newestSeq().then(
+      (newest) => {
+        this.snap.writing = false;
+        if (newest > this.snap.seq) {
+          this.snap.seq = newest;
+          this.leaderSnap.mark = j.stats.bytes;
+        } else this.leaderSnap.due = true;
+      },
+      (e: Error) => {
+        this.snap.writing = false;
+        this.leaderSnap.mark = j.stats.bytes;
+        if (!this.stopped) this.say(`snapshot not written: ${e.message}`);
+      },
+    );
+  }
+
+  /** The leader's own snapshot, encoded now if its journal is still idle (else at its next idle moment), written and the log cut as a standby's. */
+  private leaderSnapshot(j: Journal): void {
+    if (this.stopped || this.failure !== null || this.snap.writing) return;
+    if (!j.idle) {
+      this.leaderSnap.due = true;
+      return;
+    }
+    const t0 = Date.now();
+    const seq = j.lastSeq;
+    const data = leaderSnapshot(this.kernel, j.clock, this.replica.claims);
+    const encoded = Date.now();
+    this.snap.writing = true;
+    this.leaderSnap.mark = j.stats.bytes;
+    void (async () => {
+      try {
+        const prev = await this.snaps.write(seq, data);
+        this.snap.seq = seq;
+        this.snap.bytes = data.length;
+        if (prev !== null) await this.logStream.trimBefore(prev.seq + 1);
+        this.say(`snapshot of its own (leading) after log entry ${seq}: ${data.length} bytes, ${this.kernel.tasks.size} tasks, encoded in ${encoded - t0} ms, written in ${Date.now() - encoded} ms${prev !== null ? `; log entries before ${prev.seq + 1} dropped` : ""}`);
+      } catch (e) {
+        if (!this.stopped) this.say(`snapshot not written (the log is cut only after the next one): ${(e as Error).message}`);
+      } finally {
+        this.snap.writing = false;
+      }
+    })();
+  }
+
   private fail(e: Error): void {
     if (this.failure !== null || this.stopped) return;
     this.failure = e;
@@ -248,6 +321,7 @@ export class Failover {
       regain: () => this.lease.regained(),
       deposed: (e) => this.fail(e),
       maxBurstBytes: Math.max(4096, (this.bus.maxPayload ?? 1 << 20) - 4096),
+      written: () => this.leaderWritten(),
     });
     this.journal = journal;
     const timers = this.replica.armTimers();

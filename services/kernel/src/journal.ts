@@ -31,6 +31,12 @@ export interface JournalOptions {
   deposed(e: Error): void;
   /** The largest burst appended as one message (the bus's max_payload, less room for headers). */
   maxBurstBytes?: number;
+  /**
+   * Everything recorded is in the log and nothing is being written: the
+   * kernel's state is its log's up to lastSeq (a leader takes its own
+   * snapshots at such a moment, failover.ts). Called after each write.
+   */
+  written?(): void;
 }
 
 /** A publish held back, or an answer that leaves another way (the gRPC edge's callbacks and stream writes). */
@@ -61,6 +67,16 @@ export class Journal implements KernelJournal {
   ) {
     this.lastSeq = o.lastSeq;
     this.maxBurst = o.maxBurstBytes ?? 512 * 1024;
+  }
+
+  /** The clock as of the last entry written (its last CLOCK record): what a standby's clock reads after it. */
+  get clock(): number {
+    return this.loggedNow;
+  }
+
+  /** Nothing recorded and unwritten: the state is the log's up to lastSeq. */
+  get idle(): boolean {
+    return this.failed === null && !this.inflight && this.burst.records === 0;
   }
 
   // ---------------------------------------------------------------- KernelJournal
@@ -223,6 +239,7 @@ export class Journal implements KernelJournal {
       this.release(held);
     }
     this.wake();
+    if (this.idle) this.o.written?.();
   }
 
   /**

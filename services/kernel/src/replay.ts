@@ -20,6 +20,27 @@ import { encodeSnapshot, restoreSnapshot } from "./snapshot.js";
 
 const NO_ANSWER = () => {};
 
+/**
+ * A snapshot of `k` as a standby holds it after the entry it was taken at:
+ * the kernel's tables, and what replay keeps besides (the leader's clock as
+ * of that entry, random bytes logged and not yet drawn), the NATS users and
+ * the boot claims.
+ */
+function snapshotOf(k: Kernel, clock: number, pool: Buffer<ArrayBuffer>[], claims: Replica["claims"]): Buffer {
+  return encodeSnapshot(k, { replica: { clock, pool }, natsUsers: k.natsUsers?.snapshotState() ?? null, claims: claims?.snapshotState() ?? null });
+}
+
+/**
+ * A leader's snapshot of its own state, taken while its journal is idle
+ * (everything it did is in the log up to journal.lastSeq): the same bytes a
+ * standby's snapshot after that entry has. No random bytes wait: the
+ * leader's records each draw's bytes just before the record that drew them,
+ * so a burst written whole has had all its bytes drawn.
+ */
+export function leaderSnapshot(k: Kernel, clock: number, claims: Replica["claims"]): Buffer {
+  return snapshotOf(k, clock, [], claims);
+}
+
 export class Replica implements KernelJournal {
   readonly replica = true;
   /** The leader's clock as of the last CLOCK record. */
@@ -67,11 +88,7 @@ export class Replica implements KernelJournal {
 
   /** The state as of the last entry applied, for a snapshot (snapshot.ts): the kernel's, and what replay holds besides. */
   snapshot(): Buffer {
-    return encodeSnapshot(this.k, {
-      replica: { clock: this.clock, pool: this.pool },
-      natsUsers: this.k.natsUsers?.snapshotState() ?? null,
-      claims: this.claims?.snapshotState() ?? null,
-    });
+    return snapshotOf(this.k, this.clock, this.pool, this.claims);
   }
 
   /** Starts from a snapshot of the state after entry `seq` (a kernel just made, nothing applied yet). */
