@@ -41,4 +41,4 @@ export {
   type FabricKeys,
   type NatsServerProcess,
 } from "./fabric.js";
-export { reloadOnRenewal, RELOAD_ANSWER_MS, type ServerReload, type ServerReloadOptions } from "./server-reload.js";
+export { reloadOnRenewal, watchAndReload, servedCertificate, servesPair, RELOAD_ANSWER_MS, SERVED_CERT_TIMEOUT_MS, type ReloadTarget, type ServerReload, type ServerReloadOptions } from "./server-reload.js";
