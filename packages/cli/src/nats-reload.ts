@@ -79,6 +79,20 @@ export async function natsReload(o: NatsReloadOptions): Promise<number> {
   const waitS = Number(o.wait);
   if (!(waitS >= 0)) throw new UsageError(`--wait must be a number of seconds, not ${JSON.stringify(o.wait)}`);
   const deadline = Date.now() + waitS * 1000;
+  // The kubelet's probes, answered from the start: the pod's readiness is
+  // NATS's, and waiting for nats-server to appear must not hold it back.
+  // An answer says the event loop turns (the watch's timers and inotify run on it).
+  let reloads = () => 0;
+  let probes: Server | null = null;
+  if (health) {
+    probes = createServer((req, res) => {
+      res.writeHead(req.url === "/healthz" ? 200 : 404, { "content-type": "text/plain" }).end(req.url === "/healthz" ? `ok ${reloads()}\n` : "");
+    });
+    await new Promise<void>((resolve, reject) => probes!.once("error", reject).listen(health.port, health.host, resolve)).catch((e: Error) => {
+      throw new HurdError(Errno.EINVAL, `--health ${o.health}: ${e.message}`);
+    });
+    probes.unref();
+  }
   let pid: number;
   for (;;) {
     try {
@@ -103,19 +117,9 @@ export async function natsReload(o: NatsReloadOptions): Promise<number> {
     log,
     { verify: o.ca ? issuedBy(o.ca) : undefined },
   );
+  reloads = () => reload.reloads;
   log.info(`watching NATS's certificate for renewals: nats-server (pid ${pid}) is told to reload, and asked at ${host}:${port} whether it took`, { certFile: o.cert, keyFile: o.key, caFile: o.ca });
   void catchUp(host, port, deadline, reload, log);
-  // The kubelet's probes: an answer says the event loop turns (the watch's timers and inotify run on it).
-  let probes: Server | null = null;
-  if (health) {
-    probes = createServer((req, res) => {
-      res.writeHead(req.url === "/healthz" ? 200 : 404, { "content-type": "text/plain" }).end(req.url === "/healthz" ? `ok ${reload.reloads}\n` : "");
-    });
-    await new Promise<void>((resolve, reject) => probes!.once("error", reject).listen(health.port, health.host, resolve)).catch((e: Error) => {
-      reload.stop();
-      throw new HurdError(Errno.EINVAL, `--health ${o.health}: ${e.message}`);
-    });
-  }
   // The watch's timers do not hold the process up (they are unref'd): this does, until a signal ends it.
   const alive = setInterval(() => {}, 1 << 30);
   await new Promise<void>((resolve) => {
