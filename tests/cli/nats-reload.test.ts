@@ -154,6 +154,18 @@ describe("hurd nats-reload", () => {
     assert.equal(r.out(), "hurd: ESRCH (no such process): no no-such-nats-server process in this PID namespace (/proc): in Kubernetes the pod needs shareProcessNamespace: true\n");
   });
 
+  it("bad input: a --server that is no HOST:PORT is a usage error (status 2); certificate files that are not a pair, one line at once (EINVAL, status 1)", { timeout: 30_000 }, async () => {
+    const r = sidecar(["--cert", "/nonexistent/tls.crt", "--key", "/nonexistent/tls.key", "--server", "nats"]);
+    assert.equal(await r.done, 2);
+    assert.equal(r.out(), `hurd: --server must be HOST:PORT, not "nats"\nTry 'hurd nats-reload --help' for more information.\n`);
+    const t0 = performance.now();
+    // --wait 20: the files are looked at before nats-server is waited for.
+    const m = sidecar(["--cert", "/nonexistent/tls.crt", "--key", "/nonexistent/tls.key", "--name", "no-such-nats-server", "--wait", "20"]);
+    assert.equal(await m.done, 1);
+    assert.ok(performance.now() - t0 < 15_000, "the bad files were said only after the wait for nats-server");
+    assert.match(m.out(), /^hurd: EINVAL \(invalid argument\): NATS's certificate \(\/nonexistent\/tls\.crt, \/nonexistent\/tls\.key\): ENOENT: no such file or directory, open '\/nonexistent\/tls\.crt'\n$/);
+  });
+
   it("finds the one nats-server by its program's name, told apart by --config among several; EINVAL for several, ESRCH for none", () => {
     // A /proc of its own: command lines as the kernel keeps them, NUL-separated.
     const proc = join(base, "proc");

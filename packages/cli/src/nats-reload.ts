@@ -93,19 +93,9 @@ export async function natsReload(o: NatsReloadOptions): Promise<number> {
     });
     probes.unref();
   }
-  let pid: number;
-  for (;;) {
-    try {
-      pid = findNatsServer(o.name, o.config);
-      break;
-    } catch (e) {
-      if (!(e instanceof HurdError && e.code === Errno.ESRCH) || Date.now() >= deadline) throw e;
-      await new Promise((r) => setTimeout(r, FIND_EVERY_MS));
-    }
-  }
-  const { issuedBy } = await import("@hurdmesh/mach/edge");
-  const { servesPair, watchAndReload } = await import("@hurdmesh/mach/nats-auth");
+  const { issuedBy, servesPair, watchAndReload } = await import("@hurdmesh/mach/nats-auth");
   const log = createLogger("hurd-nats-reload");
+  // The files first: a bad pair is said at once, not after the wait for nats-server.
   const reload = watchAndReload(
     {
       // Found again at each renewal: nats-server's container may have restarted since (a new pid, same namespace).
@@ -118,6 +108,19 @@ export async function natsReload(o: NatsReloadOptions): Promise<number> {
     { verify: o.ca ? issuedBy(o.ca) : undefined },
   );
   reloads = () => reload.reloads;
+  let pid: number;
+  for (;;) {
+    try {
+      pid = findNatsServer(o.name, o.config);
+      break;
+    } catch (e) {
+      if (!(e instanceof HurdError && e.code === Errno.ESRCH) || Date.now() >= deadline) {
+        reload.stop();
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, FIND_EVERY_MS));
+    }
+  }
   log.info(`watching NATS's certificate for renewals: nats-server (pid ${pid}) is told to reload, and asked at ${host}:${port} whether it took`, { certFile: o.cert, keyFile: o.key, caFile: o.ca });
   void catchUp(host, port, deadline, reload, log);
   // The watch's timers do not hold the process up (they are unref'd): this does, until a signal ends it.
