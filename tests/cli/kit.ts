@@ -2,7 +2,7 @@
 // the background, commands one after another, their output parsed; and the
 // JSON Schemas of packages/cli/schema checked against what they print.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -121,4 +121,40 @@ export function processesWith(marker: string): number[] {
     }
   }
   return out;
+}
+
+/**
+ * A Secret's volume as the kubelet writes it (pkg/volume/util/atomic_writer.go):
+ * the files in a timestamped hidden directory, `..data` a symlink to it,
+ * and each key a symlink through `..data`.
+ */
+export class SecretVolume {
+  private n = 0;
+  private current = "";
+  constructor(readonly dir: string) {}
+  get certFile() {
+    return join(this.dir, "tls.crt");
+  }
+  get keyFile() {
+    return join(this.dir, "tls.key");
+  }
+  /**
+   * The kubelet's update: a new `..2026_12_07_02_50_00.000000001`
+   * directory, `..data_tmp` pointed at it and renamed over `..data` (both
+   * files change at once), then the old directory removed.
+   */
+  write(certPem: string, keyPem: string): void {
+    const stamp = new Date().toISOString().replace(/[-T:]/g, "_").replace(/\.\d+Z$/, "");
+    const v = `..${stamp}.${String(++this.n).padStart(9, "0")}`;
+    mkdirSync(join(this.dir, v));
+    writeFileSync(join(this.dir, v, "tls.crt"), certPem, { mode: 0o440 });
+    writeFileSync(join(this.dir, v, "tls.key"), keyPem, { mode: 0o440 });
+    symlinkSync(v, join(this.dir, "..data_tmp"));
+    renameSync(join(this.dir, "..data_tmp"), join(this.dir, "..data"));
+    if (this.n === 1) {
+      symlinkSync("..data/tls.crt", this.certFile);
+      symlinkSync("..data/tls.key", this.keyFile);
+    } else rmSync(join(this.dir, this.current), { recursive: true, force: true });
+    this.current = v;
+  }
 }

@@ -11,7 +11,7 @@
 // certificate before it is still served.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as http2Connect, type ClientHttp2Session } from "node:http2";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -21,36 +21,10 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { issueCert, makeCA } from "@hurdmesh/mach/nats-auth";
 import { until } from "../harness.js";
-import { processesWith } from "./kit.js";
+import { processesWith, SecretVolume } from "./kit.js";
 
 const main = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 const haveNats = spawnSync("sh", ["-c", "command -v nats-server"]).status === 0;
-
-
-/** A Secret's volume as the kubelet writes it: files in a timestamped directory, reached through the `..data` symlink. */
-class SecretVolume {
-  private n = 0;
-  constructor(readonly dir: string) {}
-  get certFile() {
-    return join(this.dir, "tls.crt");
-  }
-  get keyFile() {
-    return join(this.dir, "tls.key");
-  }
-  /** The kubelet's update: a new directory, then `..data` flipped to it by a rename (both files change at once). */
-  write(certPem: string, keyPem: string): void {
-    const v = `..v${++this.n}`;
-    mkdirSync(join(this.dir, v));
-    writeFileSync(join(this.dir, v, "tls.crt"), certPem);
-    writeFileSync(join(this.dir, v, "tls.key"), keyPem, { mode: 0o600 });
-    symlinkSync(v, join(this.dir, "..data_tmp"));
-    renameSync(join(this.dir, "..data_tmp"), join(this.dir, "..data"));
-    if (this.n === 1) {
-      symlinkSync("..data/tls.crt", this.certFile);
-      symlinkSync("..data/tls.key", this.keyFile);
-    }
-  }
-}
 
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
 

@@ -83,6 +83,8 @@ describe("docker-compose.yml conventions", () => {
     }
     assert.ok(services.nats.command.includes("-c"), "nats-server runs from the keys service's configuration (operator mode)");
     assert.equal(services.kernel.environment.HURD_GRPC_CERT?.startsWith("/etc/hurdmesh/kernel/"), true, "the edge's certificate");
+    // A renewed edge certificate is checked against the CA the edge's clients and its health probe check it with.
+    assert.equal(services.kernel.environment.HURD_GRPC_CA, services.kernel.environment.HURD_HEALTH_CA_FILE, "the edge's renewals are checked against its CA");
     assert.equal(services.init.environment.HURD_EDGE_CA_FILE?.startsWith("/etc/hurdmesh/init/"), true, "init puts the edge's CA in the session");
   });
 

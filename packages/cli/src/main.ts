@@ -90,6 +90,20 @@ keys
   .option("--owner <uid:gid>", "give every folder and file to this user (run as root: the volumes' folders are Docker's)")
   .action(async (o) => (await import("./keys-compose.js")).composeKeysCommand(o));
 program
+  .command("nats-reload")
+  .description("tell the nats-server in this PID namespace (a Kubernetes pod's, shareProcessNamespace) to reload when its certificate files are renewed, and check that it serves the new one; runs until SIGTERM (k8s/components/nats-cert-reload)")
+  .requiredOption("--cert <file>", "nats-server's certificate (PEM), as it reads it")
+  .requiredOption("--key <file>", "its private key")
+  .option("--ca <file>", "the CA clients check it against: a renewal it did not sign is refused")
+  .option("--name <name>", "the program to signal, as it was started", "nats-server")
+  .option("--config <file>", "only the one started with this configuration file (several in the namespace)")
+  .option("--server <host:port>", "where it serves clients, asked which certificate it serves after a reload", "127.0.0.1:4222")
+  .option("--wait <secs>", "how long to wait at start for it to appear", "30")
+  .option("--health <host:port>", "answer GET /healthz there (the kubelet's probes)")
+  .action(async (o) => {
+    exitCode = await (await import("./nats-reload.js")).natsReload(o);
+  });
+program
   .command("ps")
   .description("list processes, as procps's ps (UNIX -ef, -eo FORMAT, -p, -u, --sort; BSD aux)")
   .usage("[-ef] [-o FORMAT] [-p PIDS] [-u USERS] [--sort KEYS] [--json] | aux")

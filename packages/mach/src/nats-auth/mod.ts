@@ -41,4 +41,6 @@ export {
   type FabricKeys,
   type NatsServerProcess,
 } from "./fabric.js";
-export { reloadOnRenewal, RELOAD_ANSWER_MS, type ServerReload, type ServerReloadOptions } from "./server-reload.js";
+// issuedBy: the check hurd nats-reload gives a renewal, without loading grpc-js (../grpc/mod.ts exports it too).
+export { issuedBy } from "../cert-watch.js";
+export { reloadOnRenewal, watchAndReload, servedCertificate, servesPair, RELOAD_ANSWER_MS, SERVED_CERT_TIMEOUT_MS, type ReloadTarget, type ServerReload, type ServerReloadOptions } from "./server-reload.js";
