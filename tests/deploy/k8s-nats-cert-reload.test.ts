@@ -1,16 +1,13 @@
-// k8s/components/nats-cert-reload, wired into the root overlay as its
-// header says (in a copy of k8s/: no overlay of the repository includes it
-// by default): the render passes the offline validator, and the sidecar can
-// do its work there. It shares the pod's PID namespace with nats-server,
+// k8s/components/nats-cert-reload, as overlays/root includes it: the
+// render passes the offline validator, and the sidecar can do its work
+// there. It shares the pod's PID namespace with nats-server,
 // runs as nats-server's uid with no capability added (a signal to another
 // container's process needs the same uid or CAP_KILL), reads the same
 // files nats-server reads, read-only, checks them against the CA NATS's
 // clients are given, and asks the port nats-server serves on.
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { parseAllDocuments } from "yaml";
 import assert from "node:assert/strict";
 // @ts-expect-error: a plain .mjs script without type declarations
@@ -35,13 +32,8 @@ interface PodSpec {
 }
 
 describe("k8s/components/nats-cert-reload", { skip }, () => {
-  const t = mkdtempSync(join(tmpdir(), "hurdmesh-k8s-reload-"));
-  after(() => rmSync(t, { recursive: true, force: true }));
-  const k8s = join(t, "k8s");
-  cpSync(join(repo, "k8s"), k8s, { recursive: true });
-  const overlay = join(k8s, "overlays/root-cert-reload");
-  mkdirSync(overlay);
-  writeFileSync(overlay + "/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../root\ncomponents:\n  - ../../components/nats-cert-reload\n");
+  const k8s = join(repo, "k8s");
+  const overlay = join(k8s, "overlays/root");
 
   test("overlays/root with the component passes the validator (schemas, unknown fields, project rules)", async () => {
     const r = (await validate({ root: k8s, dirs: [overlay] })) as { problems: string[] };
