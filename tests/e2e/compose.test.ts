@@ -11,223 +11,103 @@
 //   sudo scripts/docker/ci.sh npm run test:e2e
 // which is what CI runs. Under plain `npm test` (HURD_E2E unset) it says it
 // did not run, and why; with HURD_E2E=1 a missing engine is a failure.
-import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
 import { hurdBootSecret } from "@hurdmesh/kernel";
+import { cli, notWanted as why, run, Stack } from "./kit.js";
 
-const run = promisify(execFile);
-const root = new URL("../../", import.meta.url).pathname;
-const cli = join(root, "packages/cli/src/main.ts");
-const files = ["docker-compose.yml", "docker-compose.ci.yml"];
-const wanted = process.env.HURD_E2E === "1";
-
-function dockerReady(): string | null {
-  const r = spawnSync("docker", ["info", "--format", "{{.ServerVersion}}"], { encoding: "utf8", timeout: 15000 });
-  if (r.error || r.status !== 0) return `no Docker engine answers (docker info: ${(r.stderr || String(r.error ?? "")).trim().split("\n")[0]})`;
-  const c = spawnSync("docker", ["compose", "version", "--short"], { encoding: "utf8", timeout: 15000 });
-  if (c.status !== 0 || !/^v?2\./.test(c.stdout.trim())) return "docker compose v2 is missing (scripts/docker/compose.sh installs it)";
-  const i = spawnSync("docker", ["image", "inspect", process.env.HURDMESH_IMAGE ?? "hurdmesh:dev"], { encoding: "utf8", timeout: 15000 });
-  if (i.status !== 0) return "the hurdmesh:dev image is not built (scripts/docker/build-images.sh)";
-  return null;
-}
-
-const why = wanted ? null : "set HURD_E2E=1 with a Docker engine, or run `sudo scripts/docker/ci.sh npm run test:e2e` (CI does)";
 if (why) {
   describe("docker compose end to end", () => {
-    it(`did NOT run: ${why}`, { skip: why }, () => {});
+    it(`did NOT run: ${why}`, { skip: why ?? undefined }, () => {});
   });
 } else {
-  const missing = dockerReady();
   describe("docker compose end to end", { timeout: 20 * 60_000 }, () => {
-    // testcontainers is loaded only here: a developer without Docker never needs it.
-    let env: import("testcontainers").StartedDockerComposeEnvironment | null = null;
-    const project = `hurdmesh-e2e-${process.pid}`;
-    const state = mkdtempSync(join(tmpdir(), "hurd-e2e-"));
-    const composeEnv: Record<string, string> = {};
-    let edge = "";
+    const s = new Stack("e2e", ["docker-compose.yml", "docker-compose.ci.yml"], ["subhurd"], [
+      ["init", "hurd"],
+      ["second-init", "second"],
+    ]);
     let sinkUrl = "";
-    const children: ChildProcess[] = [];
-    let failed = false;
-
-    const compose = (...args: string[]) =>
-      run("docker", ["compose", "-p", project, ...files.flatMap((f) => ["-f", f]), "--profile", "subhurd", ...args], {
-        cwd: root,
-        env: { ...process.env, ...composeEnv },
-        maxBuffer: 64 << 20,
-      });
-
-    function hurd(...args: string[]): { code: number; stdout: string; stderr: string } {
-      const r = spawnSync(process.execPath, ["--import", "tsx", cli, ...args], { env: { ...process.env, HURD_STATE_DIR: state, HURD_EDGE: edge }, encoding: "utf8", timeout: 60000 });
-      return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
-    }
-    const ps = (...args: string[]) => {
-      const r = hurd("ps", "--json", ...args);
-      assert.equal(r.code, 0, r.stderr);
-      return r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { pid: number; ppid: number; pgid: number; sid: number; command: string; ns?: number | string });
-    };
-    /** The session files init wrote in its volume, copied to the host as `docker compose cp` would. */
-    async function fetchSessions(): Promise<void> {
-      for (const [svc, name] of [["init", "hurd"], ["second-init", "second"]]) {
-        // `compose exec`, not the container object: a restarted init is a new process in the same service.
-        let last = "";
-        await until(
-          async () => {
-            const r = await compose("exec", "-T", svc!, "cat", `/var/lib/hurdmesh/${name}.json`).catch((e: Error & { stderr?: string }) => ({ stdout: "", stderr: e.stderr ?? e.message }));
-            last = r.stderr;
-            if (!r.stdout.trim().startsWith("{")) return false;
-            writeFileSync(join(state, `${name}.json`), r.stdout, { mode: 0o600 });
-            return true;
-          },
-          60_000,
-          `${svc}'s session`,
-        ).catch(() => assert.fail(`no session from ${svc}: ${last}`));
-      }
-    }
-    function spawnProgram(...args: string[]): { child: ChildProcess; pid: Promise<number>; exited: Promise<number> } {
-      const child = spawn(process.execPath, ["--import", "tsx", cli, "spawn", ...args], { env: { ...process.env, HURD_STATE_DIR: state, HURD_EDGE: edge }, stdio: ["ignore", "pipe", "pipe"] });
-      children.push(child);
-      let err = "";
-      child.stderr!.on("data", (d) => (err += d));
-      const pid = (async () => {
-        await until(() => / is pid \d+/.test(err) || child.exitCode !== null, 60000, "spawned");
-        const m = / is pid (\d+)/.exec(err);
-        assert.ok(m, err);
-        return Number(m[1]);
-      })();
-      const exited = new Promise<number>((r) => child.on("exit", (c) => r(c ?? 1)));
-      return { child, pid, exited };
-    }
-    async function containerHealth(svc: string): Promise<string> {
-      const { stdout } = await compose("ps", "--all", "--format", "{{.Service}} {{.Health}} {{.State}}");
-      const line = stdout.split("\n").find((l) => l.startsWith(`${svc} `));
-      return line?.slice(svc.length + 1) ?? "absent";
-    }
 
     before(async () => {
       try {
-        await up();
+        await s.up({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318", OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" });
+        sinkUrl = `http://127.0.0.1:${s.env!.getContainer("jaeger-1").getMappedPort(4318)}`;
       } catch (e) {
-        failed = true;
+        s.failed = true;
         throw e;
       }
     });
 
-    async function up(): Promise<void> {
-      if (missing) throw new Error(`HURD_E2E=1 but ${missing}`);
-      const { DockerComposeEnvironment, Wait } = await import("testcontainers");
-      const free = async () =>
-        new Promise<number>((res) => {
-          const s = createServer().listen(0, "127.0.0.1", () => {
-            const p = (s.address() as { port: number }).port;
-            s.close(() => res(p));
-          });
-        });
-      Object.assign(composeEnv, {
-        HURD_EDGE_PORT: String(await free()),
-        NATS_MONITOR_PORT: String(await free()),
-        JAEGER_UI_PORT: String(await free()),
-        // No HURD_BOOT_SECRET: the keys service generates one, as on a user's first `up`.
-        HURD_BOOT_SECRET: "",
-        OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318",
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-      });
-      const started = Date.now();
-      env = await new DockerComposeEnvironment(root, files)
-        .withProjectName(project)
-        .withProfiles("subhurd")
-        .withEnvironment(composeEnv)
-        .withDefaultWaitStrategy(Wait.forHealthCheck())
-        // The keys service runs once and exits: done is its healthy.
-        .withWaitStrategy("keys-1", Wait.forOneShotStartup())
-        .withStartupTimeout(240_000)
-        .up();
-      console.log(`# compose stack up and healthy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      edge = `127.0.0.1:${composeEnv.HURD_EDGE_PORT}`;
-      sinkUrl = `http://127.0.0.1:${env.getContainer("jaeger-1").getMappedPort(4318)}`;
-      await fetchSessions();
-    }
-
-    after(async () => {
-      for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-      if (failed || !env) {
-        const logs = await compose("logs", "--no-color", "--tail", "80").catch((e: Error) => ({ stdout: e.message, stderr: "" }));
-        console.log(`# compose logs:\n${(logs.stdout + logs.stderr).split("\n").map((l) => `# ${l}`).join("\n")}`);
-      }
-      // Always stop what was started, volumes too.
-      if (env) await env.down({ timeout: 30_000, removeVolumes: true });
-      else await compose("down", "-v", "--timeout", "10").catch(() => {});
-    });
+    after(() => s.down());
 
     const test = (name: string, fn: () => Promise<void>) =>
       it(name, async () => {
         try {
           await fn();
         } catch (e) {
-          failed = true;
+          s.failed = true;
           throw e;
         }
       });
 
     test("boots: pids 1-4 from the host over the published edge, and from `docker compose exec kernel hurd ps`", async () => {
-      const procs = ps();
+      const procs = s.ps();
       const byPid = new Map(procs.map((p) => [p.pid, p.command]));
       assert.equal(byPid.get(1), "/libexec/runsystem");
       assert.equal(byPid.get(2), "/hurd/startup");
       assert.ok(byPid.has(3));
       assert.equal(byPid.get(4), "/hurd/proc");
-      const inKernel = await env!.getContainer("kernel-1").exec(["hurd", "ps"]);
+      const inKernel = await s.env!.getContainer("kernel-1").exec(["hurd", "ps"]);
       assert.equal(inKernel.exitCode, 0, inKernel.output);
       assert.match(inKernel.stdout, /\/hurd\/proc/);
     });
 
     test("spawns a program, signals it and waits for it", async () => {
-      const p = spawnProgram("--", "sleep", "300");
+      const p = s.spawnProgram("--", "sleep", "300");
       const pid = await p.pid;
-      assert.ok(ps().some((x) => x.pid === pid));
+      assert.ok(s.ps().some((x) => x.pid === pid));
       let waitErr = "";
       const waiter = new Promise<{ code: number; out: string }>((resolve) => {
-        const c = execFile(process.execPath, ["--import", "tsx", cli, "wait", String(pid)], { env: { ...process.env, HURD_STATE_DIR: state, HURD_EDGE: edge } }, (e, out) =>
+        const c = execFile(process.execPath, ["--import", "tsx", cli, "wait", String(pid)], { env: { ...process.env, HURD_STATE_DIR: s.state, HURD_EDGE: s.edge } }, (e, out) =>
           resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out }),
         );
         c.stderr!.on("data", (d) => (waitErr += d));
       });
       await until(() => /waiting for pid/.test(waitErr), 60000, "wait holds a handle");
-      const k = hurd("kill", "-s", "TERM", String(pid));
+      const k = s.hurd("kill", "-s", "TERM", String(pid));
       assert.equal(k.code, 0, k.stderr);
       assert.equal(await p.exited, 128 + 15);
       const w = await waiter;
       assert.match(w.out, new RegExp(`^${pid} .*(SIGTERM|signal 15)`), w.out);
       // Another uid: auth makes the handle and the reauthentication rendezvous goes through it.
-      const asUser = hurd("spawn", "--uid", "1000", "--", "id", "-u");
+      const asUser = s.hurd("spawn", "--uid", "1000", "--", "id", "-u");
       assert.equal(asUser.code, 0, asUser.stderr);
     });
 
     test("runs a process in the second hurd, visible above with --all-hurds, isolated from the root's", async () => {
-      const inner = spawnProgram("--hurd", "second", "--", "sleep", "300");
+      const inner = s.spawnProgram("--hurd", "second", "--", "sleep", "300");
       const innerPid = await inner.pid;
-      const outer = spawnProgram("--", "sleep", "301");
+      const outer = s.spawnProgram("--", "sleep", "301");
       const outerPid = await outer.pid;
-      const second = ps("--hurd", "second");
+      const second = s.ps("--hurd", "second");
       assert.ok(second.some((x) => x.pid === innerPid && /sleep/.test(x.command)));
       assert.ok(!second.some((x) => x.command.includes("301")), "the second hurd does not list the root's process");
-      const all = ps("--all-hurds");
+      const all = s.ps("--all-hurds");
       assert.ok(all.filter((x) => /sleep/.test(x.command)).length >= 2, "the root sees both sleeps with --all-hurds");
-      assert.ok(!ps().some((x) => x.command.includes("sleep 300")), "without --all-hurds the root lists only its own");
+      assert.ok(!s.ps().some((x) => x.command.includes("sleep 300")), "without --all-hurds the root lists only its own");
       // From the second hurd the root's process is out of reach.
       if (!second.some((x) => x.pid === outerPid)) {
-        const k = hurd("kill", "--hurd", "second", "-s", "TERM", String(outerPid));
+        const k = s.hurd("kill", "--hurd", "second", "-s", "TERM", String(outerPid));
         assert.notEqual(k.code, 0);
         assert.match(k.stderr, /ESRCH|no such process/i);
       }
       assert.equal(outer.child.exitCode, null, "the root's process still runs");
-      for (const [p, hurdName] of [[innerPid, "second"], [outerPid, "hurd"]] as const) assert.equal(hurd("kill", "--hurd", hurdName, "-s", "KILL", String(p)).code, 0);
+      for (const [p, hurdName] of [[innerPid, "second"], [outerPid, "hurd"]] as const) assert.equal(s.hurd("kill", "--hurd", hurdName, "-s", "KILL", String(p)).code, 0);
       assert.equal(await inner.exited, 128 + 9);
       assert.equal(await outer.exited, 128 + 9);
     });
@@ -258,28 +138,28 @@ if (why) {
     });
 
     test("the keys service's secrets: the session carries the edge's CA, the kernel and init hold no secret in their environment, proc no boot secret", async () => {
-      const session = JSON.parse(readFileSync(join(state, "hurd.json"), "utf8")) as { edgeCa?: string };
+      const session = JSON.parse(readFileSync(join(s.state, "hurd.json"), "utf8")) as { edgeCa?: string };
       assert.match(session.edgeCa ?? "", /BEGIN CERTIFICATE/);
       for (const svc of ["kernel", "init", "proc", "auth"]) {
-        const { stdout } = await compose("exec", "-T", svc, "env");
+        const { stdout } = await s.compose("exec", "-T", svc, "env");
         assert.doesNotMatch(stdout, /^HURD_BOOT_SECRET=/m, `${svc} has the boot secret in its environment`);
         assert.doesNotMatch(stdout, /^HURD_NATS_AUTH=off/m, `${svc} runs without NATS authorization`);
         assert.doesNotMatch(stdout, /^HURD_GRPC_INSECURE=/m, `${svc} asks for a plaintext edge`);
       }
       // The boot key the keys service generated (no .env override here) is the kernel's; init holds its hurd's secret derived from it, not the key; neither is logged.
-      const key = (await compose("exec", "-T", "kernel", "cat", "/etc/hurdmesh/kernel/boot-key")).stdout;
-      const secret = (await compose("exec", "-T", "init", "cat", "/etc/hurdmesh/init/boot-secret")).stdout;
+      const key = (await s.compose("exec", "-T", "kernel", "cat", "/etc/hurdmesh/kernel/boot-key")).stdout;
+      const secret = (await s.compose("exec", "-T", "init", "cat", "/etc/hurdmesh/init/boot-secret")).stdout;
       assert.match(key, /^[A-Za-z0-9_-]{43}$/);
       assert.equal(secret, hurdBootSecret(key, ""));
-      const initKey = await compose("exec", "-T", "init", "ls", "/etc/hurdmesh/kernel").catch((e: Error & { stderr?: string }) => ({ stdout: "", stderr: e.stderr ?? e.message }));
+      const initKey = await s.compose("exec", "-T", "init", "ls", "/etc/hurdmesh/kernel").catch((e: Error & { stderr?: string }) => ({ stdout: "", stderr: e.stderr ?? e.message }));
       assert.match(initKey.stderr, /No such file/, "init sees the boot key");
-      const keysLog = await compose("logs", "--no-color", "keys");
+      const keysLog = await s.compose("logs", "--no-color", "keys");
       assert.match(keysLog.stdout + keysLog.stderr, /boot key generated, one boot secret per hurd/);
       for (const s of [key, secret]) assert.ok(!(keysLog.stdout + keysLog.stderr).includes(s), "a boot key or secret is in the keys service's log");
       // proc's container mounts its own NATS user and nothing else of the keys.
-      const procFiles = await compose("exec", "-T", "proc", "ls", "/etc/hurdmesh/creds");
+      const procFiles = await s.compose("exec", "-T", "proc", "ls", "/etc/hurdmesh/creds");
       assert.deepEqual(procFiles.stdout.trim().split(/\s+/), ["nats.creds"]);
-      const noSecret = await compose("exec", "-T", "proc", "ls", "/etc/hurdmesh/boot").catch((e: Error & { stderr?: string }) => ({ stdout: "", stderr: e.stderr ?? e.message }));
+      const noSecret = await s.compose("exec", "-T", "proc", "ls", "/etc/hurdmesh/boot").catch((e: Error & { stderr?: string }) => ({ stdout: "", stderr: e.stderr ?? e.message }));
       assert.match(noSecret.stderr, /No such file/, "proc sees no boot secret");
     });
 
@@ -298,77 +178,71 @@ if (why) {
         } catch (e) { out.error = String(e.message ?? e); }
         console.log(JSON.stringify(out));`;
       const image = process.env.HURDMESH_IMAGE ?? "hurdmesh:dev";
-      const { stdout } = await run("docker", ["run", "--rm", "--network", `${project}_default`, "--entrypoint", "node", image, "--input-type=module", "-e", script], { maxBuffer: 1 << 20 });
+      const { stdout } = await run("docker", ["run", "--rm", "--network", `${s.project}_default`, "--entrypoint", "node", image, "--input-type=module", "-e", script], { maxBuffer: 1 << 20 });
       const r = JSON.parse(stdout.trim().split("\n").pop()!) as { connected: boolean; messages: number; error: string };
       assert.equal(r.connected, false, `an anonymous client got in and read ${r.messages} messages on hurd.>`);
       // Refused at TLS (NATS's certificate is from the hurd's private CA) or, past it, at authorization.
       assert.match(r.error, /authorization|certificate|TLS/i);
       // And the hurd runs on, unchanged.
-      assert.equal(ps().find((p) => p.pid === 4)?.command, "/hurd/proc");
+      assert.equal(s.ps().find((p) => p.pid === 4)?.command, "/hurd/proc");
     });
 
     test("attack: the published edge refuses a plaintext client and one that trusts another CA", async () => {
-      const session = JSON.parse(readFileSync(join(state, "hurd.json"), "utf8")) as Record<string, unknown>;
+      const session = JSON.parse(readFileSync(join(s.state, "hurd.json"), "utf8")) as Record<string, unknown>;
       const { makeCA } = await import("@hurdmesh/mach/nats-auth");
       const other = await makeCA({ name: "not the hurd's CA" });
       for (const [label, edgeCa] of [["plaintext", undefined], ["another CA", other.certPem]] as const) {
-        const dir = join(state, label.replace(/\W/g, "-"));
+        const dir = join(s.state, label.replace(/\W/g, "-"));
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         writeFileSync(join(dir, "hurd.json"), JSON.stringify({ ...session, edgeCa }), { mode: 0o600 });
-        const r = spawnSync(process.execPath, ["--import", "tsx", cli, "ps"], { env: { ...process.env, HURD_STATE_DIR: dir, HURD_EDGE: edge, HURD_EDGE_CA: "" }, encoding: "utf8", timeout: 60000 });
+        const r = spawnSync(process.execPath, ["--import", "tsx", cli, "ps"], { env: { ...process.env, HURD_STATE_DIR: dir, HURD_EDGE: s.edge, HURD_EDGE_CA: "" }, encoding: "utf8", timeout: 60000 });
         assert.notEqual(r.status, 0, `${label}: hurd ps answered:\n${r.stdout}`);
         assert.doesNotMatch(r.stdout, /\/hurd\/proc/, label);
       }
       // The session's own CA still works.
-      assert.ok(ps().length >= 4);
+      assert.ok(s.ps().length >= 4);
     });
 
     test("SIGKILL of proc's container process: proc restarts in place; a spawned program keeps its pid, parent, group and session, and hurd wait reports its end", async () => {
-      const p = spawnProgram("--", "sleep", "300");
+      const p = s.spawnProgram("--", "sleep", "300");
       const pid = await p.pid;
-      const before = ps().find((x) => x.pid === pid);
+      const before = s.ps().find((x) => x.pid === pid);
       assert.ok(before, "the program is listed");
-      const id = (await compose("ps", "-q", "proc")).stdout.trim();
-      const inspect = async (f: string) => (await run("docker", ["inspect", "-f", f, id])).stdout.trim();
-      const restarts = Number(await inspect("{{.RestartCount}}"));
-      // A crash, as Docker sees one: the container's process killed from the
-      // host. `docker compose kill` would count as a manual stop, which
-      // Docker's restart policy does not undo.
-      process.kill(Number(await inspect("{{.State.Pid}}")), "SIGKILL");
-      await until(async () => Number(await inspect("{{.RestartCount}}")) > restarts, 60_000, "Docker to restart proc's container");
+      const restarts = await s.crash("proc");
+      await until(async () => Number(await s.inspect("proc", "{{.RestartCount}}")) > restarts, 60_000, "Docker to restart proc's container");
       // Asked while proc comes back: answered once it has re-attached (no reboot: pid 1 and the program are the same).
-      await until(async () => hurd("ps", "--json").code === 0, 90_000, "hurd ps to answer again");
-      const after = ps().find((x) => x.pid === pid);
+      await until(async () => s.hurd("ps", "--json").code === 0, 90_000, "hurd ps to answer again");
+      const after = s.ps().find((x) => x.pid === pid);
       assert.deepEqual(after && { ppid: after.ppid, pgid: after.pgid, sid: after.sid, command: after.command }, { ppid: before.ppid, pgid: before.pgid, sid: before.sid, command: before.command });
       assert.equal(p.child.exitCode, null, "hurd spawn still runs its program");
-      assert.doesNotMatch((await compose("logs", "--no-color", "init")).stdout, /CRASH: essential server proc/);
+      assert.doesNotMatch((await s.compose("logs", "--no-color", "init")).stdout, /CRASH: essential server proc/);
       let waitErr = "";
       const waiter = new Promise<{ code: number; out: string }>((resolve) => {
-        const c = execFile(process.execPath, ["--import", "tsx", cli, "wait", String(pid)], { env: { ...process.env, HURD_STATE_DIR: state, HURD_EDGE: edge } }, (e, out) =>
+        const c = execFile(process.execPath, ["--import", "tsx", cli, "wait", String(pid)], { env: { ...process.env, HURD_STATE_DIR: s.state, HURD_EDGE: s.edge } }, (e, out) =>
           resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out }),
         );
         c.stderr!.on("data", (d) => (waitErr += d));
       });
       await until(() => /waiting for pid/.test(waitErr), 60000, "wait holds a handle");
-      assert.equal(hurd("kill", "-s", "TERM", String(pid)).code, 0);
+      assert.equal(s.hurd("kill", "-s", "TERM", String(pid)).code, 0);
       assert.equal(await p.exited, 128 + 15);
       const w = await waiter;
       assert.match(w.out, new RegExp(`^${pid} .*(SIGTERM|signal 15)`), w.out);
     });
 
     test("stopping proc's container crashes the hurd; starting it again boots a fresh one", async () => {
-      const before = ps();
+      const before = s.ps();
       assert.ok(before.length >= 4);
-      await compose("stop", "proc");
+      await s.compose("stop", "proc");
       // init sees an essential server die: crash, exit, restart; it waits for proc to come back.
-      await until(async () => hurd("ps").code !== 0, 60_000, "the hurd down");
-      const logs = (await compose("logs", "--no-color", "init")).stdout;
+      await until(async () => s.hurd("ps").code !== 0, 60_000, "the hurd down");
+      const logs = (await s.compose("logs", "--no-color", "init")).stdout;
       assert.match(logs, /CRASH: essential server proc/);
-      await compose("start", "proc");
-      await until(async () => (await containerHealth("init")).startsWith("healthy"), 180_000, "init healthy again");
-      await until(async () => (await containerHealth("second-init")).startsWith("healthy"), 180_000, "second-init healthy again");
-      await fetchSessions();
-      const after = ps();
+      await s.compose("start", "proc");
+      await until(async () => (await s.containerHealth("init")).startsWith("healthy"), 180_000, "init healthy again");
+      await until(async () => (await s.containerHealth("second-init")).startsWith("healthy"), 180_000, "second-init healthy again");
+      await s.fetchSessions();
+      const after = s.ps();
       assert.equal(after.find((p) => p.pid === 1)?.command, "/libexec/runsystem");
       assert.equal(after.find((p) => p.pid === 4)?.command, "/hurd/proc");
     });
