@@ -8,7 +8,7 @@
 //
 // Needs what compose.test.ts needs (`sudo scripts/docker/ci.sh npm run
 // test:e2e`, which CI runs).
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
 import { notWanted as why, Stack } from "./kit.js";
@@ -25,27 +25,9 @@ if (why) {
       return r.stdout + r.stderr;
     };
 
-    before(async () => {
-      try {
-        // The lead's lease shorter than compose's 5 s: the takeover below is about this plus a second.
-        await s.up({ HURD_LEAD_LEASE_MS: "2000" });
-      } catch (e) {
-        s.failed = true;
-        throw e;
-      }
-    });
-
-    after(() => s.down());
-
-    const test = (name: string, fn: () => Promise<void>) =>
-      it(name, async () => {
-        try {
-          await fn();
-        } catch (e) {
-          s.failed = true;
-          throw e;
-        }
-      });
+    // The lead's lease shorter than compose's 5 s: the takeover below is about this plus a second.
+    s.hooks({ HURD_LEAD_LEASE_MS: "2000" });
+    const test = s.test.bind(s);
 
     test("boots with kernel leading a fresh log and kernel-standby standing by", async () => {
       const byPid = new Map(s.ps().map((p) => [p.pid, p.command]));

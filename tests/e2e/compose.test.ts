@@ -15,7 +15,7 @@ import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
 import { hurdBootSecret } from "@hurdmesh/kernel";
@@ -32,28 +32,10 @@ if (why) {
       ["second-init", "second"],
     ]);
     let sinkUrl = "";
-
-    before(async () => {
-      try {
-        await s.up({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318", OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" });
-        sinkUrl = `http://127.0.0.1:${s.env!.getContainer("jaeger-1").getMappedPort(4318)}`;
-      } catch (e) {
-        s.failed = true;
-        throw e;
-      }
+    s.hooks({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318", OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" }, () => {
+      sinkUrl = `http://127.0.0.1:${s.env!.getContainer("jaeger-1").getMappedPort(4318)}`;
     });
-
-    after(() => s.down());
-
-    const test = (name: string, fn: () => Promise<void>) =>
-      it(name, async () => {
-        try {
-          await fn();
-        } catch (e) {
-          s.failed = true;
-          throw e;
-        }
-      });
+    const test = s.test.bind(s);
 
     test("boots: pids 1-4 from the host over the published edge, and from `docker compose exec kernel hurd ps`", async () => {
       const procs = s.ps();

@@ -7,6 +7,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
 import { until } from "../harness.js";
 
@@ -145,6 +146,32 @@ export class Stack {
     const restarts = Number(await this.inspect(svc, "{{.RestartCount}}"));
     process.kill(Number(await this.inspect(svc, "{{.State.Pid}}")), "SIGKILL");
     return restarts;
+  }
+
+  /** Up before the suite's tests (`ready` then reads what it needs of it), down after them, logs shown if anything failed. */
+  hooks(more: Record<string, string> = {}, ready?: () => void): void {
+    before(async () => {
+      try {
+        await this.up(more);
+        ready?.();
+      } catch (e) {
+        this.failed = true;
+        throw e;
+      }
+    });
+    after(() => this.down());
+  }
+
+  /** A test of the suite: its failure marks the stack failed, so its logs are shown at the end. */
+  test(name: string, fn: () => Promise<void>): void {
+    it(name, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        this.failed = true;
+        throw e;
+      }
+    });
   }
 
   /** Brings the stack up, healthy, with free host ports; `more`: settings of the suite's own. */

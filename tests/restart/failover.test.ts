@@ -268,17 +268,23 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     await client.detach();
   });
 
-  it("snapshots: the standby writes them and the log is cut behind them; a kernel started later restores the newest, replays the rest and leads with every task, name and right", async () => {
-    const system = `fo${process.pid}s`;
-    const snapArgs = ["--snapshot-bytes", "4096"];
-    const { leader, standby, client } = await pair(system, undefined, {}, snapArgs);
+  /** A task serving echoes on a port `client` holds a send right to; `echo(s)` asks it and checks the answer. */
+  async function echoServer(system: string, client: Task) {
     const { r, task: server } = await child(system, client, "echo");
     const svc = await server.allocate();
     server.receive(svc, (m: Received) => server.send({ destination: m.reply, destinationDisposition: MsgType.MSG_TYPE_MOVE_SEND_ONCE, id: m.id + 100, body: m.body }));
     const send = (await client.extractRight(r.task, svc, MsgType.MSG_TYPE_MAKE_SEND)).name;
     const enc = new TextEncoder();
     const dec = new TextDecoder();
-    const echo = async (s: string) => assert.equal(dec.decode((await client.rpc(send, 4000, enc.encode(s), { timeoutMs: 3000 })).body), s);
+    const echo = async (s: string) => assert.equal(dec.decode((await client.rpc(send, 4000, enc.encode(s), { timeoutMs: 5000 })).body), s);
+    return { server, echo };
+  }
+
+  it("snapshots: the standby writes them and the log is cut behind them; a kernel started later restores the newest, replays the rest and leads with every task, name and right", async () => {
+    const system = `fo${process.pid}s`;
+    const snapArgs = ["--snapshot-bytes", "4096"];
+    const { leader, standby, client } = await pair(system, undefined, {}, snapArgs);
+    const { server, echo } = await echoServer(system, client);
     // Enough traps for several snapshots: tasks made, ports allocated, echoes.
     const others = [];
     for (let i = 0; i < 30; i++) {
@@ -335,13 +341,7 @@ describe("kernel failover (JetStream log, standby)", { skip: !busKinds.includes(
     await waitFor(leader, /leading \(fresh log\)/, 20_000);
     const boot = JSON.parse(readFileSync(bootFile, "utf8")) as { tasks: { client: { taskId: number; token: string; nats?: Creds } } };
     const client = await attach(system, boot.tasks.client.taskId, boot.tasks.client.token, boot.tasks.client.nats);
-    const { r, task: server } = await child(system, client, "echo");
-    const svc = await server.allocate();
-    server.receive(svc, (m: Received) => server.send({ destination: m.reply, destinationDisposition: MsgType.MSG_TYPE_MOVE_SEND_ONCE, id: m.id + 100, body: m.body }));
-    const send = (await client.extractRight(r.task, svc, MsgType.MSG_TYPE_MAKE_SEND)).name;
-    const enc = new TextEncoder();
-    const dec = new TextDecoder();
-    const echo = async (s: string) => assert.equal(dec.decode((await client.rpc(send, 4000, enc.encode(s), { timeoutMs: 5000 })).body), s);
+    const { server, echo } = await echoServer(system, client);
     const others = [];
     const t0 = Date.now();
     // Until it has written two (the log is cut behind the one before the newest).
