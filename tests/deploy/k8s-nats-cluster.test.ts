@@ -252,11 +252,15 @@ describe("hurd keys k8s --nats-cluster", () => {
           return r.every((z) => new Set((z.routes ?? []).map((x: any) => x.remote_id)).size === 2);
         }, 30_000, `routes between the three:\n${nodes.map((n) => n.log().slice(-800)).join("\n")}`);
         // JetStream's meta group: three peers, one leader they agree on.
+        let metas: unknown[] = [];
         await until(async () => {
           const m = await Promise.all(http.map((h) => monitor(h, "/jsz")));
+          metas = m.map((j) => j.meta_cluster);
           const leaders = new Set(m.map((j) => j.meta_cluster?.leader));
           return m.every((j) => j.meta_cluster?.cluster_size === 3) && leaders.size === 1 && !leaders.has(undefined) && !leaders.has("");
-        }, 30_000, "a JetStream meta leader");
+        }, 30_000, "a JetStream meta leader").catch((e: Error) => {
+          throw new Error(`${e.message}: ${JSON.stringify(metas)}\n${nodes.map((n) => n.log().slice(-2000)).join("\n")}`);
+        });
         const servers_ = (await Promise.all(http.map((h) => monitor(h, "/varz")))).map((v) => v.server_name);
         assert.deepEqual(servers_, ["nats-0", "nats-1", "nats-2"], "server_name from POD_NAME");
         t.diagnostic(`${k.name}: cluster and meta leader in ${Date.now() - t0} ms`);
@@ -269,8 +273,9 @@ describe("hurd keys k8s --nats-cluster", () => {
         const inboxPrefix = inboxOf(keys.system, { kind: "kernel" });
         const bus = await NatsBus.connect(nodes.map((n) => `tls://127.0.0.1:${n.port}`).join(","), { name: "test kernel", credentials: { jwt: user.jwt, seed: user.seed }, inboxPrefix, tls: { caPem: get(docs, "hurd-ca", "ca.crt") } });
         t.after(() => bus.close());
+        // A short timeout for each append: the election after a node's loss is measured in its steps.
         let log!: JetStreamLog;
-        await until(() => JetStreamLog.open(bus.nc, keys.system, { replicas: 3, inboxPrefix, timeoutMs: 3000 }).then((l) => ((log = l), true), () => false), 30_000, "the kernel's log at R3");
+        await until(() => JetStreamLog.open(bus.nc, keys.system, { replicas: 3, inboxPrefix, timeoutMs: 1000 }).then((l) => ((log = l), true), () => false), 30_000, "the kernel's log at R3");
         const stream = kernelLogSubjectsOf(keys.system);
         const info = async () => JSON.parse(new TextDecoder().decode((await bus.nc.request(stream.streamInfo, new Uint8Array(), { timeout: 3000 })).data)) as Record<string, any>;
         const seq1 = await log.append(new TextEncoder().encode("entry 1"), 0);

@@ -73,22 +73,22 @@ export interface K8sKeysOptions {
  * by their governing (headless) Service, and the variable the pod's name is
  * in (the downward API), which names each server.
  */
-export const NATS_CLUSTER = {
+const NATS_CLUSTER = {
   statefulSet: "nats",
   headless: "nats-headless",
   routePort: 6222,
   serverNameEnv: "POD_NAME",
   name: "hurdmesh",
-  /** Only the NATS pods mount nats-config, where the route's password is. */
+  /** The user every route presents; its password is in nats-config, which only the NATS pods mount. */
   routeUser: "route",
   caFile: "/etc/nats/tls/ca.crt",
 } as const;
 
 /** How many NATS pods a cluster may have: JetStream's quorum needs an odd number, and a stream has at most 5 replicas. */
-export const NATS_CLUSTER_SIZES = [1, 3, 5] as const;
+const NATS_CLUSTER_SIZES = [1, 3, 5] as const;
 
 /** Each NATS pod's stable DNS name (the StatefulSet's pod under its headless Service): where the routes go. */
-export function natsPodNames(n: number, namespace: string, clusterDomain: string): string[] {
+function natsPodNames(n: number, namespace: string, clusterDomain: string): string[] {
   return Array.from({ length: n }, (_x, i) => `${NATS_CLUSTER.statefulSet}-${i}.${NATS_CLUSTER.headless}.${namespace}.svc.${clusterDomain}`);
 }
 
@@ -105,7 +105,7 @@ const TLS_DIR = "/etc/nats/tls";
  * always, which 2.10 takes and 2.9.10 refuses): an entry acknowledged by
  * two of three nodes survives a power loss of the whole cluster.
  */
-export async function natsConfig(keys: FabricKeys, o: { nodes: number; namespace: string; clusterDomain: string }): Promise<string> {
+async function natsConfig(keys: FabricKeys, o: { nodes: number; namespace: string; clusterDomain: string }): Promise<string> {
   const { fabricServerConfig } = await import("@hurdmesh/mach/nats-auth");
   const tls = { certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` };
   const common = { host: "0.0.0.0", port: 4222, jetstreamDir: "/data", tls };
