@@ -250,7 +250,9 @@ describe("hurd keys k8s --nats-cluster", () => {
         await until(async () => {
           const r = await Promise.all(http.map((h) => monitor(h, "/routez")));
           return r.every((z) => new Set((z.routes ?? []).map((x: any) => x.remote_id)).size === 2);
-        }, 30_000, `routes between the three:\n${nodes.map((n) => n.log().slice(-800)).join("\n")}`);
+        }, 30_000, "routes between the three").catch((e: Error) => {
+          throw new Error(`${e.message}:\n${nodes.map((n) => n.log().slice(-1500)).join("\n")}`);
+        });
         // JetStream's meta group: three peers, one leader they agree on.
         let metas: unknown[] = [];
         await until(async () => {
@@ -273,14 +275,20 @@ describe("hurd keys k8s --nats-cluster", () => {
         const inboxPrefix = inboxOf(keys.system, { kind: "kernel" });
         const bus = await NatsBus.connect(nodes.map((n) => `tls://127.0.0.1:${n.port}`).join(","), { name: "test kernel", credentials: { jwt: user.jwt, seed: user.seed }, inboxPrefix, tls: { caPem: get(docs, "hurd-ca", "ca.crt") } });
         t.after(() => bus.close());
-        // A short timeout for each append: the election after a node's loss is measured in its steps.
-        let log!: JetStreamLog;
-        await until(() => JetStreamLog.open(bus.nc, keys.system, { replicas: 3, inboxPrefix, timeoutMs: 1000 }).then((l) => ((log = l), true), () => false), 30_000, "the kernel's log at R3");
+        let opened: Error | null = null;
+        const open = (timeoutMs: number) => JetStreamLog.open(bus.nc, keys.system, { replicas: 3, inboxPrefix, timeoutMs });
+        await until(() => open(5000).then(() => true, (e: Error) => ((opened = e), false)), 30_000, "the kernel's log at R3").catch((e: Error) => {
+          throw new Error(`${e.message}: ${opened?.message}`);
+        });
+        // The stream made, a short timeout for each append: the election after a node's loss is measured in its steps.
+        const log = await open(1000);
         const stream = kernelLogSubjectsOf(keys.system);
         const info = async () => JSON.parse(new TextDecoder().decode((await bus.nc.request(stream.streamInfo, new Uint8Array(), { timeout: 3000 })).data)) as Record<string, any>;
         const seq1 = await log.append(new TextEncoder().encode("entry 1"), 0);
         let i0 = await info();
-        await until(async () => ((i0 = await info()), (i0.cluster?.replicas ?? []).filter((r: any) => r.current).length === 2), 15_000, `two current replicas: ${JSON.stringify(i0.cluster)}`);
+        await until(async () => ((i0 = await info()), (i0.cluster?.replicas ?? []).filter((r: any) => r.current).length === 2), 15_000, "two current replicas").catch((e: Error) => {
+          throw new Error(`${e.message}: ${JSON.stringify(i0.cluster)}`);
+        });
         assert.equal(i0.config.num_replicas, 3);
 
         // The node leading the log lost (SIGKILL: no leadership handed over): the two left elect another and take the next entry.
