@@ -325,7 +325,12 @@ function podOf(o) {
  * kernel with --journal (components/kernel-ha): two replicas, readiness on
  * the edge (the leader alone listens there), liveness and startup probes
  * off it (a standby must pass them), never --standby (every replica takes
- * the same args). A probe's named port is one its container declares. Every Secret or
+ * the same args). A NATS StatefulSet of several pods is a JetStream
+ * cluster (natsClusterProblems: 3 or 5, the route port, Parallel, a
+ * headless Service publishing not-ready pods, a PodDisruptionBudget), and
+ * the kernel's log replicas (HURD_KERNEL_LOG_REPLICAS, --log-replicas) are
+ * at most NATS's pods, and at least 3 for a logged kernel on a NATS cluster.
+ * A probe's named port is one its container declares. Every Secret or
  * ConfigMap a pod references exists in its namespace (unless optional); every
  * namespaced object's namespace is declared in the same output; every
  * Service selects a workload in its namespace and names only ports that
@@ -573,8 +578,97 @@ export function rules(objects) {
       (p.spec.ingress ?? []).every((r) => (r.from ?? []).length > 0 && r.from.every((peer) => peer.podSelector?.matchLabels?.["app.kubernetes.io/part-of"] === "hurdmesh" && !peer.ipBlock));
     if (!guards.length) say(o, "metadata.labels", "NATS pods are selected by no NetworkPolicy: anything in the cluster reaches the fabric");
     else if (!guards.every(ownOnly)) say(o, "metadata.labels", "a NetworkPolicy selecting NATS admits pods that are not hurdmesh's own");
+    if (o.kind === "StatefulSet" && (o.spec.replicas ?? 1) > 1)
+      for (const l of natsClusterProblems(o, pod, objects.filter((x) => (x.metadata?.namespace ?? "") === ns), guards)) say(o, ...l);
+  }
+  // The kernel's log at R replicas needs R NATS nodes (JetStream refuses the
+  // stream otherwise, and the kernel never starts); a logged kernel on a
+  // NATS cluster keeps its log on one node unless it asks for more.
+  const natsSets = objects.filter((o) => o.kind === "StatefulSet" && podOf(o)?.metadata?.labels?.["app.kubernetes.io/name"] === "nats");
+  for (const o of objects) {
+    const pod = podOf(o);
+    if (o.kind !== "Deployment" || pod?.metadata?.labels?.["app.kubernetes.io/component"] !== "kernel") continue;
+    const nats = natsSets.find((x) => (x.metadata?.namespace ?? "") === (o.metadata?.namespace ?? ""));
+    if (!nats) continue;
+    const nodes = nats.spec.replicas ?? 1;
+    (pod.spec?.containers ?? []).forEach((c, i) => {
+      if (c.args?.[0] !== "kernel") return;
+      const { value: r, where } = logReplicas(c, objects.filter((x) => x.kind === "ConfigMap" && (x.metadata?.namespace ?? "") === (o.metadata?.namespace ?? "")), `spec.template.spec.containers[${i}]`);
+      if (!(Number.isInteger(r) && r >= 1 && r <= 5)) say(o, where, `the kernel's log replicas (HURD_KERNEL_LOG_REPLICAS, --log-replicas) are 1 to 5, not ${r}`);
+      else if (r > nodes) say(o, where, `the kernel's log at ${r} replicas needs at least ${r} NATS nodes; StatefulSet ${nats.metadata.name} runs ${nodes} (components/nats-cluster)`);
+      else if (logged(c) && nodes > 1 && r < 3)
+        say(o, where, `a logged kernel's log at ${r} replica${r === 1 ? "" : "s"} on a NATS cluster of ${nodes}: the loss of one node holding it stops every hurd; HURD_KERNEL_LOG_REPLICAS=3 (components/nats-cluster)`);
+    });
   }
   return problems;
+}
+
+/** The route port every NATS node listens on for its peers (hurd keys k8s --nats-cluster's cluster block). */
+const NATS_ROUTE_PORT = 6222;
+
+/** The kernel container's log replicas: --log-replicas in its args, else HURD_KERNEL_LOG_REPLICAS (env, then envFrom), else 1. */
+function logReplicas(c, configMaps, path) {
+  const args = c.args ?? [];
+  const a = args.findIndex((x) => x === "--log-replicas" || x.startsWith("--log-replicas="));
+  if (a >= 0) return { value: Number(args[a].includes("=") ? args[a].split("=")[1] : args[a + 1]), where: `${path}.args` };
+  const e = (c.env ?? []).findIndex((x) => x.name === "HURD_KERNEL_LOG_REPLICAS");
+  if (e >= 0) return { value: Number(c.env[e].value), where: `${path}.env[${e}]` };
+  for (const [i, f] of (c.envFrom ?? []).entries()) {
+    const v = configMaps.find((m) => m.metadata?.name === f.configMapRef?.name)?.data?.HURD_KERNEL_LOG_REPLICAS;
+    if (v !== undefined) return { value: Number(v), where: `${path}.envFrom[${i}]` };
+  }
+  return { value: 1, where: `${path}.env` };
+}
+
+/**
+ * A NATS StatefulSet of several pods is a JetStream cluster
+ * (components/nats-cluster): an odd number, 3 or 5 (a quorum is a
+ * majority; a stream has at most 5 replicas); the route port declared; pods
+ * started at once (each is ready only once the cluster has a leader); a
+ * headless governing Service that publishes pods before they are ready (the
+ * routes find each other by those names) and declares the route port; the
+ * pod's name in POD_NAME (nats.conf's server_name); nats-tls's CA mounted
+ * (the routes verify each other); the routes let through by a NetworkPolicy;
+ * and a PodDisruptionBudget that never takes the quorum.
+ */
+function natsClusterProblems(o, pod, inNs, guards) {
+  const out = [];
+  const n = o.spec.replicas;
+  const spec = pod.spec;
+  if (n !== 3 && n !== 5)
+    out.push(["spec.replicas", `${n} NATS nodes: a JetStream cluster is 3 or 5 (${n % 2 ? "a stream has at most 5 replicas" : `its quorum is a majority: ${n} nodes survive no more losses than ${n - 1}`})`]);
+  const ci = (spec.containers ?? []).findIndex((c) => c.name === "nats");
+  const c = spec.containers?.[ci] ?? {};
+  const cpath = `${pod.path}.containers[${ci < 0 ? 0 : ci}]`;
+  if (!(c.ports ?? []).some((p) => p.containerPort === NATS_ROUTE_PORT)) out.push([`${cpath}.ports`, `declares no route port ${NATS_ROUTE_PORT}: ${n} NATS nodes route to each other there`]);
+  if (!(c.env ?? []).some((e) => e.name === "POD_NAME" && e.valueFrom?.fieldRef?.fieldPath === "metadata.name"))
+    out.push([`${cpath}.env`, "no POD_NAME from metadata.name: a cluster's nats.conf names each server $POD_NAME (hurd keys k8s --nats-cluster)"]);
+  const tls = (spec.volumes ?? []).find((v) => v.secret?.secretName === "nats-tls");
+  if (tls && tls.secret.items?.length && !tls.secret.items.some((it) => it.key === "ca.crt"))
+    out.push([`${pod.path}.volumes`, "nats-tls without ca.crt: the routes verify each other's certificate against the CA"]);
+  if (o.spec.podManagementPolicy !== "Parallel")
+    out.push(["spec.podManagementPolicy", "must be Parallel: a node is ready only once JetStream has a leader, which needs a second node, which OrderedReady would never start"]);
+  const headless = inNs.find((x) => x.kind === "Service" && x.metadata?.name === o.spec.serviceName);
+  if (!headless) out.push(["spec.serviceName", `${o.spec.serviceName ?? "(none)"}: no such Service; the routes find the pods by their names under it`]);
+  else {
+    if (headless.spec?.clusterIP !== "None") out.push(["spec.serviceName", `Service ${headless.metadata.name} is not headless (clusterIP: None): the pods would have no names of their own`]);
+    if (headless.spec?.publishNotReadyAddresses !== true)
+      out.push(["spec.serviceName", `Service ${headless.metadata.name} must publish not-ready addresses (publishNotReadyAddresses: true): no pod is ready before the routes find each other`]);
+    if (!(headless.spec?.ports ?? []).some((p) => p.port === NATS_ROUTE_PORT)) out.push(["spec.serviceName", `Service ${headless.metadata.name} declares no route port ${NATS_ROUTE_PORT}`]);
+  }
+  const routes = guards.some((g) => (g.spec.ingress ?? []).some((r) => (r.ports ?? []).some((p) => p.port === NATS_ROUTE_PORT || p.port === "cluster")));
+  if (guards.length && !routes) out.push(["metadata.labels", `the NetworkPolicies selecting NATS let no route (port ${NATS_ROUTE_PORT}) through: the nodes would never form a cluster`]);
+  const labels = pod.metadata?.labels ?? {};
+  const pdb = inNs.find((x) => x.kind === "PodDisruptionBudget" && Object.entries(x.spec?.selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v));
+  const quorumLoss = Math.floor((n - 1) / 2);
+  if (!pdb) out.push(["metadata.labels", `no PodDisruptionBudget selects the NATS pods: a drain could take ${quorumLoss + 1} of ${n} at once, JetStream's quorum`]);
+  else {
+    const max = pdb.spec.maxUnavailable;
+    const min = pdb.spec.minAvailable;
+    const ok = typeof max === "number" ? max >= 1 && max <= quorumLoss : typeof min === "number" ? n - min >= 1 && n - min <= quorumLoss : false;
+    if (!ok) out.push(["metadata.labels", `PodDisruptionBudget ${pdb.metadata.name}: ${max !== undefined ? `maxUnavailable ${max}` : `minAvailable ${min}`} for ${n} NATS nodes; at most ${quorumLoss} may be down at once (and as a number, not a percentage)`]);
+  }
+  return out;
 }
 
 // ---- driver ---------------------------------------------------------------
@@ -645,7 +739,12 @@ export async function validate({ root = join(repo, "k8s"), dirs } = {}) {
       const rs = existsSync(f) ? (parseYaml(readFileSync(f, "utf8")) ?? {}).resources ?? [] : [];
       return rs.filter((r) => typeof r === "string").map((r) => resolve(d, r));
     };
-    const variant = (d) => resourcesOf(d).some((r) => listed.has(r)) || [...listed].some((l) => resourcesOf(l).includes(d));
+    // Transitively: overlays/root-cluster builds on overlays/root-kernel-ha, which builds on overlays/root.
+    const builtOn = (d, seen = new Set()) => {
+      for (const r of resourcesOf(d)) if (!seen.has(r)) seen.add(r), builtOn(r, seen);
+      return seen;
+    };
+    const variant = (d) => [...builtOn(d)].some((r) => listed.has(r)) || [...listed].some((l) => builtOn(l).has(d));
     for (const e of readdirSync(overlays).sort()) {
       const d = join(overlays, e);
       if (statSync(d).isDirectory() && !listed.has(d) && !variant(d)) problems.push(`${show(top)}: resources does not list overlays/${e} (add "- overlays/${e}")`);

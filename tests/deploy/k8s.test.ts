@@ -1,7 +1,8 @@
 // The Kubernetes manifests (k8s/) pass the offline validator, and the
 // validator fails on broken copies: an unknown field, a missing limit, a
-// wrong type, a committed Secret value, a boot secret from the wrong Secret, and a copied
-// overlay left out of k8s/kustomization.yaml. Each broken copy must be
+// wrong type, a committed Secret value, a boot secret from the wrong Secret, a NATS
+// cluster that cannot form or a kernel's log at more replicas than NATS has
+// nodes, and a copied overlay left out of k8s/kustomization.yaml. Each broken copy must be
 // rejected with a line that names the field. Needs kubectl (it renders the
 // kustomizations); skips, saying so, only when kubectl is absent.
 import { spawn, spawnSync } from "node:child_process";
@@ -355,6 +356,84 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
       overlay: "overlays/root-kernel-ha",
       expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.livenessProbe: names port metrics, which container kernel does not declare/,
     },
+    // NATS as a cluster (components/nats-cluster, overlays/root-cluster).
+    {
+      name: "a NATS cluster of 2 (no quorum survives a loss)",
+      file: "components/nats-cluster/kustomization.yaml",
+      edit: once("        path: /spec/replicas\n        value: 3\n", "        path: /spec/replicas\n        value: 2\n"),
+      overlay: "overlays/root-cluster",
+      expect: /StatefulSet hurdmesh\/nats: spec\.replicas: 2 NATS nodes: a JetStream cluster is 3 or 5/,
+    },
+    {
+      name: "a NATS cluster without its route port",
+      file: "components/nats-cluster/kustomization.yaml",
+      edit: once("      - op: add\n        path: /spec/template/spec/containers/0/ports/-\n        value:\n          name: cluster\n          containerPort: 6222\n", ""),
+      overlay: "overlays/root-cluster",
+      expect: /StatefulSet hurdmesh\/nats: spec\.template\.spec\.containers\[0\]\.ports: declares no route port 6222/,
+    },
+    {
+      name: "a NATS cluster started one pod after the other (nats-0 would wait forever for a leader)",
+      file: "components/nats-cluster/kustomization.yaml",
+      edit: once("      - op: add\n        path: /spec/podManagementPolicy\n        value: Parallel\n", ""),
+      overlay: "overlays/root-cluster",
+      expect: /StatefulSet hurdmesh\/nats: spec\.podManagementPolicy: must be Parallel/,
+    },
+    {
+      name: "a NATS cluster whose headless Service hides pods that are not ready (the routes never find each other)",
+      file: "base/nats.yaml",
+      edit: once("  publishNotReadyAddresses: true\n", "  publishNotReadyAddresses: false\n"),
+      overlay: "overlays/root-cluster",
+      expect: /StatefulSet hurdmesh\/nats: spec\.serviceName: Service nats-headless must publish not-ready addresses/,
+    },
+    {
+      name: "a NATS cluster whose pods are not told their names (server_name $POD_NAME)",
+      file: "components/nats-cluster/kustomization.yaml",
+      edit: once("          name: POD_NAME\n", "          name: POD\n"),
+      overlay: "overlays/root-cluster",
+      expect: /StatefulSet hurdmesh\/nats: spec\.template\.spec\.containers\[0\]\.env: no POD_NAME from metadata\.name/,
+    },
+    {
+      name: "a NATS cluster without the CA its routes verify each other with",
+      file: "components/nats-cluster/kustomization.yaml",
+      edit: once("                    - key: ca.crt\n                      path: ca.crt\n", ""),
+      overlay: "overlays/root-cluster",
+      expect: /StatefulSet hurdmesh\/nats: spec\.template\.spec\.volumes: nats-tls without ca\.crt/,
+    },
+    {
+      name: "a NATS cluster whose NetworkPolicy blocks the routes",
+      file: "components/nats-cluster/kustomization.yaml",
+      edit: once("            - port: 6222\n", "            - port: 6223\n"),
+      overlay: "overlays/root-cluster",
+      expect: /StatefulSet hurdmesh\/nats: metadata\.labels: the NetworkPolicies selecting NATS let no route \(port 6222\) through/,
+    },
+    {
+      name: "a NATS cluster whose disruption budget lets a drain take the quorum",
+      file: "components/nats-cluster/pdb.yaml",
+      edit: once("  maxUnavailable: 1\n", "  maxUnavailable: 2\n"),
+      overlay: "overlays/root-cluster",
+      expect: /StatefulSet hurdmesh\/nats: metadata\.labels: PodDisruptionBudget nats: maxUnavailable 2 for 3 NATS nodes; at most 1/,
+    },
+    {
+      name: "the kernel's log at more replicas than NATS has nodes",
+      file: "components/nats-cluster/kustomization.yaml",
+      edit: once('          name: HURD_KERNEL_LOG_REPLICAS\n          value: "3"\n', '          name: HURD_KERNEL_LOG_REPLICAS\n          value: "5"\n'),
+      overlay: "overlays/root-cluster",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: the kernel's log at 5 replicas needs at least 5 NATS nodes; StatefulSet nats runs 3/,
+    },
+    {
+      name: "the kernel's log at R3 on one NATS node (JetStream would refuse the stream)",
+      file: "base/kernel.yaml",
+      edit: once("            - name: HURD_LEASE_MS\n", '            - name: HURD_KERNEL_LOG_REPLICAS\n              value: "3"\n            - name: HURD_LEASE_MS\n'),
+      overlay: "overlays/root-kernel-ha",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: the kernel's log at 3 replicas needs at least 3 NATS nodes; StatefulSet nats runs 1/,
+    },
+    {
+      name: "a logged kernel that keeps its log on one node of a NATS cluster",
+      file: "components/nats-cluster/kustomization.yaml",
+      edit: once('          name: HURD_KERNEL_LOG_REPLICAS\n          value: "3"\n', '          name: HURD_KERNEL_LOG_REPLICAS\n          value: "1"\n'),
+      overlay: "overlays/root-cluster",
+      expect: /Deployment hurdmesh\/kernel: spec\.template\.spec\.containers\[0\]\.env\[\d+\]: a logged kernel's log at 1 replica on a NATS cluster of 3/,
+    },
   ];
   for (const c of cases)
     test(`rejects ${c.name}`, async () => {
@@ -386,6 +465,46 @@ describe("k8s manifests", { skip, concurrency: true }, () => {
     const k1 = plain.find((o) => o.kind === "Deployment" && o.metadata.name === "kernel")!;
     assert.equal(k1.spec.replicas, 1);
     assert.deepEqual(k1.spec.template.spec.containers[0].args, ["kernel"]);
+  });
+
+  test("NATS as a cluster: overlays/root-cluster runs three NATS nodes with routes, the logged kernel at R3, and leaves the plain overlays at one node", () => {
+    const out = spawnSync("kubectl", ["kustomize", join(repo, "k8s/overlays/root-cluster")], { encoding: "utf8" });
+    assert.equal(out.status, 0, out.stderr);
+    const objects = parseAllDocuments(out.stdout).map((d) => d.toJS() as Record<string, any>);
+    const nats = objects.find((o) => o.kind === "StatefulSet" && o.metadata.name === "nats")!;
+    assert.equal(nats.spec.replicas, 3);
+    assert.equal(nats.spec.podManagementPolicy, "Parallel");
+    const c = nats.spec.template.spec.containers[0];
+    assert.ok(c.ports.some((p: any) => p.name === "cluster" && p.containerPort === 6222));
+    assert.deepEqual(c.env.find((e: any) => e.name === "POD_NAME")?.valueFrom, { fieldRef: { fieldPath: "metadata.name" } });
+    // Where hurd keys k8s --nats-cluster's nats.conf looks for the CA of the routes.
+    const tls = nats.spec.template.spec.volumes.find((v: any) => v.name === "tls");
+    assert.deepEqual(tls.secret.items.map((i: any) => i.key).sort(), ["ca.crt", "tls.crt", "tls.key"]);
+    assert.ok(c.volumeMounts.some((m: any) => m.name === "tls" && m.mountPath === "/etc/nats/tls"));
+    assert.equal(nats.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey, "kubernetes.io/hostname");
+    const headless = objects.find((o) => o.kind === "Service" && o.metadata.name === nats.spec.serviceName)!;
+    assert.equal(headless.spec.clusterIP, "None");
+    assert.equal(headless.spec.publishNotReadyAddresses, true);
+    assert.ok(headless.spec.ports.some((p: any) => p.port === 6222));
+    const pdb = objects.find((o) => o.kind === "PodDisruptionBudget")!;
+    assert.equal(pdb.metadata.namespace, "hurdmesh");
+    assert.equal(pdb.spec.maxUnavailable, 1);
+    const kernel = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "kernel")!;
+    assert.equal(kernel.spec.replicas, 2, "built on overlays/root-kernel-ha: a leader and its standby");
+    assert.deepEqual(kernel.spec.template.spec.containers[0].env.find((e: any) => e.name === "HURD_KERNEL_LOG_REPLICAS"), { name: "HURD_KERNEL_LOG_REPLICAS", value: "3" });
+    for (const plain of ["k8s/overlays/root", "k8s/overlays/root-kernel-ha"]) {
+      const objs = parseAllDocuments(spawnSync("kubectl", ["kustomize", join(repo, plain)], { encoding: "utf8" }).stdout).map((d) => d.toJS() as Record<string, any>);
+      assert.equal(objs.find((o) => o.kind === "StatefulSet" && o.metadata.name === "nats")!.spec.replicas, 1, plain);
+      assert.ok(!objs.some((o) => o.kind === "PodDisruptionBudget"), plain);
+    }
+  });
+
+  test("k8s/kustomization.yaml may list overlays/root-cluster in place of overlays/root (a variant of a variant)", async () => {
+    const k8s = brokenCopy("kustomization.yaml", once("  - overlays/root\n", "  - overlays/root-cluster\n"));
+    assert.equal(await problems(k8s, [k8s]), "");
+    const rendered = spawnSync("kubectl", ["kustomize", k8s], { encoding: "utf8" }).stdout;
+    assert.match(rendered, /podManagementPolicy: Parallel\n/);
+    assert.match(rendered, /name: hurd-subhurd-a\n/, "the subhurds are still deployed");
   });
 
   test("k8s/kustomization.yaml may list overlays/root-kernel-ha in place of overlays/root (a variant, not an overlay left out)", async () => {

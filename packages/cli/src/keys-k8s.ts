@@ -6,8 +6,11 @@
 //
 // In the infrastructure namespace (hurdmesh), read by NATS and the kernel:
 //   nats-config     nats.conf: operator mode, the accounts preloaded, nobody
-//                   anonymous, TLS on the client port, JetStream in /data (JWTs only)
-//   nats-tls        kubernetes.io/tls: NATS's certificate (nats.<ns>.svc…)
+//                   anonymous, TLS on the client port, JetStream in /data (JWTs only);
+//                   with --nats-cluster N, the routes between the N pods of
+//                   components/nats-cluster too (natsConfig)
+//   nats-tls        kubernetes.io/tls: NATS's certificate (nats.<ns>.svc…; with
+//                   --nats-cluster, each pod's name under nats-headless too)
 //   kernel-tls      kubernetes.io/tls: the gRPC edge's (kernel.<ns>.svc…, 127.0.0.1 for its probe)
 //   hurd-nats-keys  nats-keys.json: the account's signing keys; the kernel's alone (it mints every user)
 //   hurd-boot-key   key: the boot key; the kernel's alone (it checks every hurd's boot claim against it)
@@ -30,6 +33,7 @@
 // HURD_BOOT_KEY), read back with kubectl (k8s/README.md).
 import { randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import type { FabricKeys } from "@hurdmesh/mach/nats-auth";
 import { CliError } from "./errors.js";
 
 /** A Kubernetes namespace or Secret name: a DNS-1123 label (which also keeps the YAML below plain scalars). */
@@ -60,6 +64,66 @@ export interface K8sKeysOptions {
   /** cert-manager (or the user) makes nats-tls and kernel-tls; `caPem` is their CA. */
   externalCerts: boolean;
   caPem?: string;
+  /** NATS's pods: 1 (k8s/base), or 3 or 5 forming a cluster (components/nats-cluster). */
+  natsCluster?: number;
+}
+
+/**
+ * NATS as components/nats-cluster runs it: the StatefulSet's pods, named
+ * by their governing (headless) Service, and the variable the pod's name is
+ * in (the downward API), which names each server.
+ */
+const NATS_CLUSTER = {
+  statefulSet: "nats",
+  headless: "nats-headless",
+  routePort: 6222,
+  serverNameEnv: "POD_NAME",
+  name: "hurdmesh",
+  /** The user every route presents; its password is in nats-config, which only the NATS pods mount. */
+  routeUser: "route",
+  caFile: "/etc/nats/tls/ca.crt",
+} as const;
+
+/** How many NATS pods a cluster may have: JetStream's quorum needs an odd number, and a stream has at most 5 replicas. */
+const NATS_CLUSTER_SIZES = [1, 3, 5] as const;
+
+/** Each NATS pod's stable DNS name (the StatefulSet's pod under its headless Service): where the routes go. */
+function natsPodNames(n: number, namespace: string, clusterDomain: string): string[] {
+  return Array.from({ length: n }, (_x, i) => `${NATS_CLUSTER.statefulSet}-${i}.${NATS_CLUSTER.headless}.${namespace}.svc.${clusterDomain}`);
+}
+
+const TLS_DIR = "/etc/nats/tls";
+
+/**
+ * nats.conf for NATS's pods. One node: as it always was (JetStream without
+ * sync_interval, so that Debian bookworm's nats-server 2.9.10 still runs
+ * it). A cluster (components/nats-cluster, image nats:2.10-alpine): every
+ * pod reads the same text; its server_name comes from its pod's name
+ * ($POD_NAME), its routes go to every pod's stable name (its own ignored),
+ * over TLS verified both ways against the CA and with a route password,
+ * and JetStream syncs every write before acknowledging it (sync_interval:
+ * always, which 2.10 takes and 2.9.10 refuses): an entry acknowledged by
+ * two of three nodes survives a power loss of the whole cluster.
+ */
+async function natsConfig(keys: FabricKeys, o: { nodes: number; namespace: string; clusterDomain: string }): Promise<string> {
+  const { fabricServerConfig } = await import("@hurdmesh/mach/nats-auth");
+  const tls = { certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` };
+  const common = { host: "0.0.0.0", port: 4222, jetstreamDir: "/data", tls };
+  if (o.nodes === 1) return fabricServerConfig(keys, common);
+  const password = randomBytes(24).toString("base64url");
+  return fabricServerConfig(keys, {
+    ...common,
+    serverNameEnv: NATS_CLUSTER.serverNameEnv,
+    syncInterval: "always",
+    cluster: {
+      name: NATS_CLUSTER.name,
+      port: NATS_CLUSTER.routePort,
+      user: NATS_CLUSTER.routeUser,
+      password,
+      tls: { ...tls, caFile: NATS_CLUSTER.caFile },
+      routes: natsPodNames(o.nodes, o.namespace, o.clusterDomain).map((h) => `nats-route://${NATS_CLUSTER.routeUser}:${password}@${h}:${NATS_CLUSTER.routePort}`),
+    },
+  });
 }
 
 export interface SecretDoc {
@@ -156,9 +220,12 @@ async function hurdSecrets(o: { system: string; hurd: string; namespace: string;
 /** Every Secret of a new install: the infrastructure's, the root hurd's, each subhurd's. */
 export async function k8sSecrets(o: K8sKeysOptions): Promise<SecretDoc[]> {
   checkNames(o);
+  const nodes = o.natsCluster ?? 1;
+  if (!(NATS_CLUSTER_SIZES as readonly number[]).includes(nodes))
+    throw new CliError(`--nats-cluster ${nodes}: NATS runs 1 pod, or a cluster of 3 or 5 (JetStream's quorum is a majority, and a stream has at most 5 replicas)`);
   if (o.externalCerts && !o.caPem) throw new CliError("--external-certs needs --ca FILE: the CA that signs nats-tls and kernel-tls, which every client checks them against");
   if (!o.externalCerts && o.caPem) throw new CliError("--ca goes with --external-certs or --add-subhurds (without them a private CA is made)");
-  const { fabricServerConfig, issueCert, makeCA, makeFabricKeys, NKey } = await import("@hurdmesh/mach/nats-auth");
+  const { issueCert, makeCA, makeFabricKeys, NKey } = await import("@hurdmesh/mach/nats-auth");
   const keys = makeFabricKeys(o.system, { jetstream: true });
   const ns = o.namespace;
   const svc = (name: string) => [name, `${name}.${ns}`, `${name}.${ns}.svc`, `${name}.${ns}.svc.${o.clusterDomain}`];
@@ -168,7 +235,7 @@ export async function k8sSecrets(o: K8sKeysOptions): Promise<SecretDoc[]> {
       namespace: ns,
       type: "Opaque",
       data: {
-        "nats.conf": fabricServerConfig(keys, { host: "0.0.0.0", port: 4222, jetstreamDir: "/data", tls: { certFile: "/etc/nats/tls/tls.crt", keyFile: "/etc/nats/tls/tls.key" } }),
+        "nats.conf": await natsConfig(keys, { nodes, namespace: ns, clusterDomain: o.clusterDomain }),
       },
     },
   ];
@@ -176,8 +243,11 @@ export async function k8sSecrets(o: K8sKeysOptions): Promise<SecretDoc[]> {
   if (!o.externalCerts) {
     const ca = await makeCA({ name: `hurdmesh ${o.system} k8s CA` });
     caPem = ca.certPem;
-    // 127.0.0.1: the kernel's exec probe dials its own edge.
-    const nats = await issueCert(ca, { dns: [...svc("nats"), "localhost"], ip: ["127.0.0.1"] });
+    // 127.0.0.1: the kernel's exec probe dials its own edge. A cluster's
+    // routes dial each pod by its name under the headless Service, and a
+    // route's TLS is checked both ways: every pod shows this one certificate.
+    const pods = nodes > 1 ? [...svc(NATS_CLUSTER.headless), ...natsPodNames(nodes, ns, o.clusterDomain)] : [];
+    const nats = await issueCert(ca, { dns: [...svc("nats"), ...pods, "localhost"], ip: ["127.0.0.1"] });
     const edge = await issueCert(ca, { dns: [...svc("kernel"), "localhost"], ip: ["127.0.0.1"] });
     out.push(
       { name: K8S_SECRETS.natsTls, namespace: ns, type: "kubernetes.io/tls", data: { "tls.crt": nats.certPem, "tls.key": nats.keyPem, "ca.crt": ca.certPem } },
@@ -225,12 +295,13 @@ export async function k8sKeysCommand(o: {
   addSubhurds?: string;
   natsKeys?: string;
   bootKeyFile?: string;
+  natsCluster?: string;
 }): Promise<void> {
   const caPem = o.ca ? readCa(o.ca) : undefined;
   let docs: SecretDoc[];
   if (o.addSubhurds !== undefined) {
     if (!list(o.addSubhurds).length) throw new CliError("--add-subhurds names at least one subhurd");
-    if (o.subhurds || o.externalCerts) throw new CliError("--add-subhurds adds to an install: not with --subhurds or --external-certs");
+    if (o.subhurds || o.externalCerts || o.natsCluster !== undefined) throw new CliError("--add-subhurds adds to an install: not with --subhurds, --external-certs or --nats-cluster");
     if (!o.natsKeys || !caPem) throw new CliError("--add-subhurds needs --nats-keys FILE and --ca FILE (the install's; k8s/README.md says how to read them back)");
     let bootKey = process.env.HURD_BOOT_KEY ?? "";
     delete process.env.HURD_BOOT_KEY;
@@ -244,7 +315,9 @@ export async function k8sKeysCommand(o: {
     docs = await k8sAddSubhurds({ subhurds: list(o.addSubhurds), natsKeys: o.natsKeys, caPem, bootKey });
   } else {
     if (o.natsKeys || o.bootKeyFile) throw new CliError("--nats-keys and --boot-key-file go with --add-subhurds");
-    docs = await k8sSecrets({ namespace: o.namespace, system: o.system, subhurds: list(o.subhurds), clusterDomain: o.clusterDomain, externalCerts: !!o.externalCerts, caPem });
+    const natsCluster = o.natsCluster === undefined ? 1 : /^\d+$/.test(o.natsCluster) ? Number(o.natsCluster) : NaN;
+    if (Number.isNaN(natsCluster)) throw new CliError(`--nats-cluster ${JSON.stringify(o.natsCluster)}: a number of NATS pods (1, 3 or 5)`);
+    docs = await k8sSecrets({ namespace: o.namespace, system: o.system, subhurds: list(o.subhurds), clusterDomain: o.clusterDomain, externalCerts: !!o.externalCerts, caPem, natsCluster });
   }
   process.stdout.write(docs.map(secretYaml).join("---\n"));
   process.stderr.write(`hurd: ${docs.length} Secrets in ${[...new Set(docs.map((d) => d.namespace))].join(", ")} (pipe to kubectl apply -f -)\n`);

@@ -75,6 +75,7 @@ keys
   .option("--cluster-domain <domain>", "the cluster's DNS domain, in the certificates' names", "cluster.local")
   .option("--external-certs", "leave out nats-tls and kernel-tls (cert-manager makes them); --ca names their CA")
   .option("--ca <file>", "the CA certificate of nats-tls and kernel-tls (with --external-certs or --add-subhurds)")
+  .option("--nats-cluster <n>", "NATS's pods: 1 (k8s/base), or 3 or 5 for components/nats-cluster (overlays/root-cluster): routes between them, each pod's name in nats-tls, sync_interval: always (default 1)")
   .option("--add-subhurds <names>", "only the Secrets of new subhurds of an install (with --nats-keys, --ca, and --boot-key-file or HURD_BOOT_KEY)")
   .option("--nats-keys <file>", "with --add-subhurds: the install's hurd-nats-keys (nats-keys.json)")
   .option("--boot-key-file <file>", "with --add-subhurds: the install's boot key (hurd-boot-key)")

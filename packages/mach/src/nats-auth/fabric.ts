@@ -17,7 +17,7 @@ import { mintUser, natsClientTls, serverList, tlsOptions, type ClientTls, type U
 import { encodeAccount, encodeOperator, type AccountOptions } from "./jwt.js";
 import { NKey } from "./nkeys.js";
 import { permissionsFor } from "./roles.js";
-import { natsServerConfig, type ServerTlsFiles } from "./server-config.js";
+import { natsServerConfig, type ServerConfigOptions, type ServerTlsFiles } from "./server-config.js";
 
 export interface FabricKeys {
   version: 1;
@@ -106,7 +106,10 @@ export function writeFabricKeys(path: string, k: FabricKeys): void {
 }
 
 /** nats-server's configuration for these keys: operator mode, both accounts preloaded, nobody anonymous. */
-export function fabricServerConfig(k: FabricKeys, o: { host?: string; port?: number; jetstreamDir?: string; tls?: ServerTlsFiles } = {}): string {
+export function fabricServerConfig(
+  k: FabricKeys,
+  o: { host?: string; port?: number; jetstreamDir?: string; tls?: ServerTlsFiles } & Pick<ServerConfigOptions, "serverNameEnv" | "cluster" | "syncInterval"> = {},
+): string {
   return natsServerConfig({
     operatorJwt: k.operatorJwt,
     systemAccount: k.systemAccount,
@@ -115,6 +118,9 @@ export function fabricServerConfig(k: FabricKeys, o: { host?: string; port?: num
     port: o.port,
     jetstreamDir: o.jetstreamDir,
     tls: o.tls,
+    serverNameEnv: o.serverNameEnv,
+    cluster: o.cluster,
+    syncInterval: o.syncInterval,
   });
 }
 

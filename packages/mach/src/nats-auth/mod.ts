@@ -15,7 +15,7 @@ export {
   type UserOptions,
 } from "./jwt.js";
 export { natsRoles, permissionsFor, accountUpdateSubject, TASK_MAX_SUBS, LAUNCH_ANSWER_MS, type NatsRoles, type TaskRoleOptions } from "./roles.js";
-export { natsServerConfig, type ServerConfigOptions, type ServerTlsFiles } from "./server-config.js";
+export { natsServerConfig, type ServerClusterOptions, type ServerConfigOptions, type ServerTlsFiles } from "./server-config.js";
 export {
   mintUser,
   credsFile,

@@ -37,6 +37,26 @@ describe("nats-server configuration", () => {
     assert.match(full, /\njetstream: \{ store_dir: "\/var\/lib\/nats \\"js\\"" \}\n/);
     assert.match(full, /\ntls: \{\n {2}cert_file: "\/c\.pem"\n {2}key_file: "\/k\.pem"\n {2}ca_file: "\/ca\.pem"\n {2}verify: true\n {2}timeout: 2\n\}\n$/);
     assert.doesNotMatch(full, /system_account/);
+    assert.doesNotMatch(full, /server_name|cluster|sync_interval/);
+  });
+
+  it("names a cluster's server from the environment, routes to every peer with the route's password over TLS verified both ways, and syncs JetStream only when asked", () => {
+    const c = natsServerConfig({
+      operatorJwt: "eyJop",
+      accounts: { AAA: "eyJa" },
+      jetstreamDir: "/data",
+      syncInterval: "always",
+      serverNameEnv: "POD_NAME",
+      cluster: { name: "mesh", port: 6222, user: "route", password: "pw", routes: ["nats-route://route:pw@n-0:6222", "nats-route://route:pw@n-1:6222"], tls: { certFile: "/c", keyFile: "/k", caFile: "/ca" } },
+    });
+    // Unquoted: nats-server substitutes $VAR only outside quotes.
+    assert.match(c, /^server_name: \$POD_NAME\nhost: /);
+    assert.match(c, /\njetstream: \{ store_dir: "\/data", sync_interval: always \}\n/);
+    assert.match(
+      c,
+      /\ncluster: \{\n {2}name: "mesh"\n {2}host: "0\.0\.0\.0"\n {2}port: 6222\n {2}authorization: \{\n {4}user: "route"\n {4}password: "pw"\n {4}timeout: 2\n {2}\}\n {2}tls: \{\n {4}cert_file: "\/c"\n {4}key_file: "\/k"\n {4}ca_file: "\/ca"\n {4}verify: true\n {4}timeout: 2\n {2}\}\n {2}routes: \[\n {4}"nats-route:\/\/route:pw@n-0:6222"\n {4}"nats-route:\/\/route:pw@n-1:6222"\n {2}\]\n\}\n$/,
+    );
+    assert.throws(() => natsServerConfig({ operatorJwt: "eyJop", accounts: {}, serverNameEnv: "POD NAME\nport: 1" }), /not an environment variable's name/);
   });
 });
 
