@@ -254,7 +254,7 @@ export const USER_SECRETS = {
 /** The account's signing keys (whoever mounts them can mint any NATS user) and the boot key (whoever reads it can claim any hurd): the kernel's alone. */
 const KERNEL_ONLY_SECRETS = new Set(["hurd-nats-keys", "hurd-boot-key"]);
 /** Settings that name a file: the file must be under one of the container's volume mounts. */
-const FILE_SETTINGS = ["HURD_NATS_CA_FILE", "HURD_NATS_CREDS_FILE", "HURD_NATS_KEYS", "HURD_GRPC_CERT", "HURD_GRPC_KEY", "HURD_EDGE_CA_FILE", "HURD_HEALTH_CA_FILE", "HURD_BOOT_SECRET_FILE", "HURD_BOOT_KEY_FILE"];
+const FILE_SETTINGS = ["HURD_NATS_CA_FILE", "HURD_NATS_CREDS_FILE", "HURD_NATS_KEYS", "HURD_GRPC_CERT", "HURD_GRPC_KEY", "HURD_GRPC_CA", "HURD_EDGE_CA_FILE", "HURD_HEALTH_CA_FILE", "HURD_BOOT_SECRET_FILE", "HURD_BOOT_KEY_FILE"];
 /** Each hurd server's own NATS user: init claims its boot with it, proc and auth take their launch order. */
 const NEEDS_CREDS = new Set(["init", "proc", "auth"]);
 /** Kubernetes' recommended labels: on every object, and on every pod template. */
