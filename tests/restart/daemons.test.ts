@@ -161,8 +161,11 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       let second = 0;
       await until(() => { second = serverProcess(name, "auth"); return second > 0 && second !== first; }, 30000, "a new auth process");
       process.kill(second, "SIGSTOP");
+      // When the grace began, or a little after: seen no earlier than the kernel said it.
+      let lapsedAt = Date.now();
       try {
         await until(() => /task \d+ \(auth\) lost its process/.test(u.out()), 30000, "the kernel's lapse of auth's task");
+        lapsedAt = Date.now();
         // Asked while auth is down: queued in the kernel, answered by the new process.
         const late = hurdBg(u, name, "spawn", "--uid", "1001", "--", "sh", "-c", "exit 3");
         running.push(late.proc);
@@ -178,8 +181,8 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       const e = await early.done;
       assert.ok(e === 5 || (e !== 0 && /MIG_SERVER_DIED/.test(early.err())), `early spawn: ${e} ${early.err()}`);
       assert.match(u.out(), /restarted in place on task/);
-      // Past the lease and the grace the hurd is still up.
-      await new Promise((r) => setTimeout(r, LEASE + grace + 1000));
+      // Past the lease and the grace (counted from the lapse) the hurd is still up.
+      await new Promise((r) => setTimeout(r, Math.max(0, lapsedAt + LEASE + grace + 1000 - Date.now())));
       assert.equal(u.proc.exitCode, null, u.out());
       assert.doesNotMatch(u.out(), /essential server \w+ .* died/);
       assert.equal(uidOf(u, name, pid), "1000");
@@ -217,6 +220,7 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       // Its spare, started a few seconds after it, waits with its modules loaded.
       let spare = 0;
       await until(() => (spare = serverProcess(name, "proc", true)) > 0, 30000, "proc's spare");
+      const killedAt = Date.now();
       process.kill(first, "SIGKILL");
       await until(() => { const p = serverProcess(name, "proc"); return p > 0 && p !== first; }, 30000, "a new proc process");
       assert.equal(serverProcess(name, "proc"), spare, "the spare took over: no new Node process had to start");
@@ -231,8 +235,10 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       assert.equal(await w.done, 128 + 9, w.err());
       assert.match(w.err(), new RegExp(`^${pid} `, "m"));
       assert.equal(await s.done, 128 + 9);
-      // Past the lease and the grace the hurd is still up: proc's task was never lost.
-      await new Promise((r) => setTimeout(r, LEASE + GRACE + 1000));
+      // Past the lease and the grace the hurd is still up: proc's task was
+      // never lost. (A lapse comes at the latest a lease and a sweep after
+      // the kill, and the grace is counted from it.)
+      await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 2 * LEASE + GRACE + 1000 - Date.now())));
       assert.equal(u.proc.exitCode, null, u.out());
       assert.doesNotMatch(u.out(), /essential server \w+ .* died/);
       assert.equal(hurd(u, name, "shutdown").code, 0);
@@ -294,6 +300,7 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       process.kill(stopped, "SIGSTOP");
       // Stalled past its lease: the kernel keeps the task for a restart, and no launcher starts one (the process lives).
       await until(() => /task \d+ \(proc\) lost its process/.test(u.out()), 30000, "the kernel's lapse of proc's task");
+      const lapsedAt = Date.now();
       await new Promise((r) => setTimeout(r, LEASE));
       process.kill(stopped, "SIGCONT");
       stopped = 0;
@@ -301,8 +308,8 @@ describe("restart in place: server OS processes killed under `hurd up --nats`", 
       assert.equal(u.proc.exitCode, null, u.out());
       assert.deepEqual(idsOf(u, name, pid), before, "pid, parent, group and session after the stall");
       assert.equal(serverProcess(name, "proc") > 0, true, "proc's process still runs");
-      // Past the grace the hurd is still up: the task is held again.
-      await new Promise((r) => setTimeout(r, GRACE + 1000));
+      // Past the grace (counted from the lapse) the hurd is still up: the task is held again.
+      await new Promise((r) => setTimeout(r, Math.max(0, lapsedAt + GRACE + 1000 - Date.now())));
       assert.equal(u.proc.exitCode, null, u.out());
       assert.doesNotMatch(u.out(), /essential server \w+ .* died/);
       assert.equal(hurd(u, name, "kill", "-s", "KILL", pid).code, 0);
