@@ -194,6 +194,12 @@ export class Task {
   private confirmAsked = 0;
   private suspendedAt = 0;
   /**
+   * A rejoin while deliveries were suspended: how many of them came before
+   * it (the old attach's, numbered by it) and are handled before the
+   * numbering starts again from 1 for the new attach's. -1: none.
+   */
+  private rejoinMark = -1;
+  /**
    * The one-way traps sent and not yet known applied, when the kernel may
    * fail over (AttachReply.trap_seq); null: traps are not numbered.
    */
@@ -800,7 +806,13 @@ export class Task {
       return;
     }
     this.suspended = null;
-    for (const d of held) this.onDelivery(d);
+    const mark = this.rejoinMark;
+    this.rejoinMark = -1;
+    for (let i = 0; i < held.length; i++) {
+      if (i === mark) this.delivered = 0;
+      this.onDelivery(held[i]!);
+    }
+    if (mark === held.length) this.delivered = 0;
   }
 
   /**
@@ -819,8 +831,11 @@ export class Task {
     this.rejoining ??= (async () => {
       try {
         const req = MachDefinition.methods.attach.requestType.encode({ taskId: this.id, token: this.token, window: this.window }).finish();
-        // The kernel numbers deliveries from 1 again, and pushes the first before it answers.
-        this.delivered = 0;
+        // The kernel numbers deliveries from 1 again, and pushes the first
+        // before it answers; with deliveries suspended, the ones before are
+        // the old attach's, handled first (resumeSuspended).
+        if (this.suspended === null) this.delivered = 0;
+        else this.rejoinMark = this.suspended.length;
         const bytes = await trap(this.bus, this.trapSubject, this.id, this.token, 0, mach.byKey.get("attach")!.msgid, req, NO_TRACE_CONTEXT, this.timeoutMs, "");
         this.holder = AttachReply.decode(bytes).holder;
         // The kernel counts a fresh window from here: credit owed for the old one is void.
