@@ -209,7 +209,22 @@ export class Stack {
       const logs = await this.compose("logs", "--no-color", "--tail", "80").catch((e: Error) => ({ stdout: e.message, stderr: "" }));
       console.log(`# compose logs:\n${(logs.stdout + logs.stderr).split("\n").map((l) => `# ${l}`).join("\n")}`);
     }
-    if (this.env) await this.env.down({ timeout: 30_000, removeVolumes: true });
-    else await this.compose("down", "-v", "--timeout", "10").catch(() => {});
+    if (!this.env) {
+      await this.compose("down", "-v", "--timeout", "10").catch(() => {});
+      return;
+    }
+    try {
+      await this.env.down({ timeout: 30_000, removeVolumes: true });
+      return;
+    } catch (e) {
+      // A container still being taken down (the attack test's `docker run
+      // --rm`, removed by the engine after it exits) can hold the network a
+      // moment: CI saw "network … has active endpoints" once. What held it
+      // is said, and the rest is taken down again; a second failure fails.
+      const held = await run("docker", ["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", `${this.project}_default`]).catch((x: Error) => ({ stdout: x.message }));
+      console.log(`# compose down failed (${String((e as Error).message).trim().split("\n").at(-1)}); on the network then: ${held.stdout.trim() || "nothing"}`);
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    await this.compose("down", "-v", "--timeout", "10");
   }
 }
