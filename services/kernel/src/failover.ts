@@ -184,20 +184,28 @@ export class Failover {
         return;
       }
       const t0 = Date.now();
-      const seq = this.replica.applied;
-      const data = this.replica.snapshot();
-      const encoded = Date.now();
-      const prev = await this.snaps.write(seq, data);
-      this.snap.seq = seq;
-      this.snap.bytes = data.length;
-      if (prev !== null) await this.logStream.trimBefore(prev.seq + 1);
-      this.say(`snapshot after log entry ${seq}: ${data.length} bytes, ${this.kernel.tasks.size} tasks, encoded in ${encoded - t0} ms, written in ${Date.now() - encoded} ms${prev !== null ? `; log entries before ${prev.seq + 1} dropped` : ""}`);
+      await this.store(this.replica.applied, this.replica.snapshot(), t0, "snapshot");
     } catch (e) {
       if (!this.stopped) this.say(`snapshot not written (the log is cut only after the next one): ${(e as Error).message}`);
     } finally {
       this.snap.since = 0;
       this.snap.writing = false;
     }
+  }
+
+  /**
+   * Writes the snapshot after entry `seq` (encoded since `t0`), then drops
+   * the log before the snapshot that was newest until now (a kernel
+   * starting meanwhile may have read that one). Throws what the stream
+   * answered; the caller says it.
+   */
+  private async store(seq: number, data: Buffer, t0: number, what: string): Promise<void> {
+    const encoded = Date.now();
+    const prev = await this.snaps.write(seq, data);
+    this.snap.seq = seq;
+    this.snap.bytes = data.length;
+    if (prev !== null) await this.logStream.trimBefore(prev.seq + 1);
+    this.say(`${what} after log entry ${seq}: ${data.length} bytes, ${this.kernel.tasks.size} tasks, encoded in ${encoded - t0} ms, written in ${Date.now() - encoded} ms${prev !== null ? `; log entries before ${prev.seq + 1} dropped` : ""}`);
   }
 
   /**
@@ -241,24 +249,14 @@ export class Failover {
       return;
     }
     const t0 = Date.now();
-    const seq = j.lastSeq;
     const data = leaderSnapshot(this.kernel, j.clock, this.replica.claims);
-    const encoded = Date.now();
     this.snap.writing = true;
     this.leaderSnap.mark = j.stats.bytes;
-    void (async () => {
-      try {
-        const prev = await this.snaps.write(seq, data);
-        this.snap.seq = seq;
-        this.snap.bytes = data.length;
-        if (prev !== null) await this.logStream.trimBefore(prev.seq + 1);
-        this.say(`snapshot of its own (leading) after log entry ${seq}: ${data.length} bytes, ${this.kernel.tasks.size} tasks, encoded in ${encoded - t0} ms, written in ${Date.now() - encoded} ms${prev !== null ? `; log entries before ${prev.seq + 1} dropped` : ""}`);
-      } catch (e) {
-        if (!this.stopped) this.say(`snapshot not written (the log is cut only after the next one): ${(e as Error).message}`);
-      } finally {
-        this.snap.writing = false;
-      }
-    })();
+    this.store(j.lastSeq, data, t0, "snapshot of its own (leading)")
+      .catch((e: Error) => {
+        if (!this.stopped) this.say(`snapshot not written (the log is cut only after the next one): ${e.message}`);
+      })
+      .finally(() => (this.snap.writing = false));
   }
 
   private fail(e: Error): void {
