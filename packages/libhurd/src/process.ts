@@ -7,6 +7,25 @@ import { defaultAction, SIG, W, WEXITED, NSIG } from "./signals.js";
 
 export type ProcClient = Client<typeof ProcessDefinition>;
 
+/**
+ * A call whose effect is the same made twice (getpids, setmsgport,
+ * setprocargs), asked again when the process that took it died with it in
+ * hand (MIG_SERVER_DIED): proc restarts in place and its port queues
+ * meanwhile, so the same call reaches the next process. A process set up
+ * while proc restarts (pid 1 at boot) would otherwise die of it. Never for
+ * fork's or exit's calls, which must not happen twice. Bounded: a proc that
+ * is gone for good answers a dead name, which is not asked again.
+ */
+async function askAgainIfDied<T>(call: () => Promise<T>, tries = 3): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (n >= tries || !isErrno(e, "MIG_SERVER_DIED")) throw e;
+    }
+  }
+}
+
 /** What a signal handler gets: the signal, its code, and who may have sent it. */
 export interface SignalInfo {
   signal: number;
@@ -65,7 +84,7 @@ export class Process {
   static async attach(task: Task, procPort: number, auth = 0, o: { msgport?: boolean } = {}): Promise<Process> {
     const p = new Process(task, procPort, auth);
     if (o.msgport ?? true) await p.serveMsgport();
-    p.pid = (await p.proc.getpids({})).pid;
+    p.pid = (await askAgainIfDied(() => p.proc.getpids({}))).pid;
     return p;
   }
 
@@ -88,8 +107,10 @@ export class Process {
         return {};
       },
     }).add(port, {});
-    const r = new Rights();
-    const old = await this.proc.setmsgport({ newmsgport: r.makeSend(port) }, { rights: r });
+    const old = await askAgainIfDied(() => {
+      const r = new Rights();
+      return this.proc.setmsgport({ newmsgport: r.makeSend(port) }, { rights: r });
+    });
     const prev = optionalRight(rightsOf(old), old.oldmsgport);
     if (prev) this.task.deallocate(prev).catch(() => {});
 
@@ -173,8 +194,8 @@ export class Process {
     await this.proc.setpgrp({ pid, pgrp: pgid });
   }
   async setArgs(argv: string[], envp: string[] = []): Promise<void> {
-    await this.proc.setprocargs({ argv, envp });
-    if (argv[0]) await this.proc.setExe({ path: argv[0].slice(0, 1024) });
+    await askAgainIfDied(() => this.proc.setprocargs({ argv, envp }));
+    if (argv[0]) await askAgainIfDied(() => this.proc.setExe({ path: argv[0]!.slice(0, 1024) }));
   }
   async markExec(): Promise<void> {
     await this.proc.markExec({});
