@@ -86,8 +86,15 @@ async function spawnSleep(env: NodeJS.ProcessEnv, hurd: string): Promise<{ spawn
   await until(() => / is pid \d+/.test(s.out()) || s.p.exitCode !== null, 60_000, "hurd spawn");
   assert.match(s.out(), /sleep is pid \d+/);
   let program = 0;
-  await until(() => (program = childrenOf(s.p.pid!)[0] ?? 0) > 0, 5000, "the Linux program");
-  assert.ok(readFileSync(`/proc/${program}/cmdline`, "utf8").startsWith("sleep\x00300"));
+  // Forked but not yet exec'd, the child's command line is still node's: wait for the exec too.
+  const cmdline = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  await until(() => (program = childrenOf(s.p.pid!)[0] ?? 0) > 0 && cmdline(program).startsWith("sleep\x00300"), 5000, "the Linux program, sleep 300");
   return { spawner: s.p, program };
 }
 

@@ -307,6 +307,13 @@ export class NatsBus implements Bus {
       await Promise.all(subs.map((s) => (s.active ? s.nats.drain().catch(() => {}) : undefined)));
       // Everything we published on the old connection has reached its destination.
       await old.flush().catch(() => {});
+      // And everything the server sent the incoming connection before the
+      // UNSUBs is in: the server writes to each connection on its own, so
+      // the incoming one's copy of a message the outgoing one delivered
+      // last may still be on its way, and, let in after the held ones are
+      // matched, it would be passed on twice (found under load: a burst of
+      // 20 repeated at a renewal). A PONG comes after what was sent before it.
+      await next.flush().catch(() => {});
     } finally {
       this.current = next;
       this.incoming = null;
