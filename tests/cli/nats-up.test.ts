@@ -5,7 +5,7 @@
 // needs; `hurd keys nats-config` prints it and keeps the keys (0600). The
 // programs pid 1 runs get the edge, never the bus; session files too.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -101,5 +101,32 @@ describe("hurd up --nats with NATS authorization", { skip: !haveNats && "nats-se
     // Nothing was started against the anonymous server.
     assert.deepEqual(processesWith(state), []);
     anon.kill();
+  });
+
+  it("says the hurd is up once pid 1 is set up, on a machine where pid 1's process takes seconds to load: hurd ps shows it with its args, and its program", async () => {
+    const state = mkdtempSync(join(tmpdir(), "hurd-natsup-"));
+    const name = `slow${process.pid}`;
+    // A loaded machine, for pid 1's process alone: its Node takes 3 s more to start.
+    const slow = join(state, "slow-runsystem.mjs");
+    writeFileSync(slow, `if (process.argv.at(-1) === "runsystem" && process.argv.some((a) => /daemon\.[jt]s$/.test(a))) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);\n`);
+    const env = { ...process.env, HURD_STATE_DIR: state, HURD_NATS_KEYS: "", NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import=${slow}` };
+    const u = spawn(process.execPath, ["--import", "tsx", main, "up", "--nats", "--grpc", "127.0.0.1:0", "--hurd", name, "--", "sleep", "300"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    started.push(u);
+    let out = "";
+    u.stdout!.on("data", (d) => (out += d));
+    u.stderr!.on("data", (d) => (out += d));
+    try {
+      await until(() => / is up in /.test(out) || u.exitCode !== null, 120_000, "hurd up --nats");
+      assert.match(out, / is up in /, out);
+      const ps = run(state, "ps", "-f", "--hurd", name);
+      assert.equal(ps.code, 0, ps.stderr);
+      assert.match(ps.stdout, /^\S+\s+1\s.*\/libexec\/runsystem/m, `pid 1 with its args:\n${ps.stdout}\n${out}`);
+      assert.match(ps.stdout, /\ssleep 300$/m, `pid 1's program:\n${ps.stdout}`);
+    } finally {
+      u.kill("SIGTERM");
+      await until(() => processesWith(state).length === 0, 20_000, "every process of the hurd to end").catch(() => {
+        for (const p of processesWith(state)) process.kill(p, "SIGKILL");
+      });
+    }
   });
 });

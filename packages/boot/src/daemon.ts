@@ -80,6 +80,8 @@ try {
   // a second time on a running hurd.
   if (restart && !(server as { restarted?: boolean }).restarted) throw new Error("restarted, but its store holds no image of this task");
   if (restart) createLogger(`hurd-${name}`, { hurd: system }).warn(`restarted in place on task ${task.id}`);
+  // Set up: its launcher's launch() ends here, as the in-process one's does (pid 1 with its args, its command started).
+  process.send?.({ up: true }, (e: Error | null) => void e);
 } catch (e) {
   createLogger(`hurd-${name}`, { hurd: system }).fatal(`cannot start: ${(e as Error).message}`);
   process.exit(2);

@@ -69,6 +69,32 @@ const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 /** A spare is started this long after its server's process: not beside the boot, which it would slow on a small machine. */
 const SPARE_AFTER_MS = 3_000;
+/** How long a server's first process may take to say it is set up (daemon.ts): past its own attach deadline, on a loaded machine. */
+const UP_WITHIN_MS = 120_000;
+
+/**
+ * Resolves when `child` says it is set up ({ up: true } on its IPC
+ * channel); rejects if it exits first, or says nothing within `ms`.
+ */
+function setUp(child: ChildProcess, name: string, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (e?: Error) => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+      if (e) reject(e);
+      else resolve();
+    };
+    const onMessage = (m: unknown) => {
+      if ((m as { up?: boolean } | null)?.up === true) done();
+    };
+    const onExit = (code: number | null, sig: NodeJS.Signals | null) => done(new Error(`${name} (pid ${child.pid}) exited with ${sig ?? code} before it was set up`));
+    const timer = setTimeout(() => done(new Error(`${name} (pid ${child.pid}) was not set up within ${ms / 1000} s`)), ms);
+    timer.unref();
+    child.on("message", onMessage);
+    child.on("exit", onExit);
+  });
+}
 
 /**
  * Runs each boot server as its own OS process on a NATS bus, tied to this
@@ -166,7 +192,7 @@ export class ProcessLauncher implements Launcher {
       log.warn(`${name}'s spare process (pid ${s.pid}) takes over task ${taskId}`);
       return s;
     };
-    const start = async (restart: boolean) => {
+    const start = async (restart: boolean): Promise<ChildProcess> => {
       // One login per start, minted before a process is chosen: a mint that fails leaves the spare waiting.
       const creds = await login();
       const child = (restart ? takeSpare(creds.HURD_NATS_CREDS ?? "") : null) ?? spawnDaemon({ ...creds, HURD_RESTART: restart ? "1" : "" });
@@ -188,7 +214,12 @@ export class ProcessLauncher implements Launcher {
         start(true).catch((e: Error) => log.error(`cannot restart ${name} in place: no login for its task (${e.message})`));
       });
       prepareSpare();
+      return child;
     };
-    await start(false);
+    // Launched means set up, as in one process: init says the hurd is up
+    // once pid 1 is (its args set, its command started), not while its
+    // Node process still loads.
+    const first = await start(false);
+    await setUp(first, name, UP_WITHIN_MS);
   }
 }
