@@ -108,6 +108,7 @@ process.on("SIGTERM", () => void stop());
 process.off("disconnect", launcherGone);
 process.channel?.unref();
 process.on("disconnect", () => {
+  log.error("hurd up is gone (its IPC channel closed): ending this hurd");
   killAll();
   process.exit(1);
 });
@@ -140,6 +141,8 @@ setInterval(() => {
       if (code === Errno.MACH_SEND_INVALID_DEST) unanswered ||= Date.now();
       // A shutdown ends init's own task too: not a kernel gone (`halted` says how it ended).
       if (!stopping && !init.halting && (code === Errno.KERN_INVALID_TASK || (code === Errno.MACH_SEND_INVALID_DEST && Date.now() - unanswered > task.leaseMs))) {
+        // Said before going: an init that ends without a word leaves its operator a hurd gone and nothing to read.
+        log.error(`the kernel is gone, or knows init's task no more (task_info: ${(e as Error).message}): ending this hurd`);
         killAll();
         process.exit(1);
       }
