@@ -1,54 +1,21 @@
 // A task's NATS user expires and is renewed (TaskNatsRenew), and its bus
 // moves to a connection that presents the new JWT (NatsBus's handover):
 // through several renewals a stream of messages arrives whole, in order,
-// once, and RPCs keep working. With authorization off there is nothing to
-// renew, and the suite says so.
+// once, and RPCs keep working, also when the incoming connection hears the
+// server later than the outgoing one. With authorization off there is
+// nothing to renew, and the suite says so.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { client, MsgType, serve, type Task } from "@hurdmesh/mach";
 import { attachOverNats, type NatsBus } from "@hurdmesh/mach/nats";
 import { PingDefinition } from "@hurdmesh/proto/hurd/bench/v1/ping";
 import { busKinds, natsKeys, natsUrl, startHurd, until, type Hurd } from "../harness.js";
+import { natsRelay } from "../nats/kit.js";
 
 const TTL_S = 3;
 const STREAM = 4711;
-/** How much later than the first the later connections through the proxy hear the server. */
+/** How much later than the first the later connections through the relay hear the server: a renewal's incoming connection on a slower route. */
 const LAG_MS = 60;
-
-/**
- * A TCP proxy to the test's nats-server whose every connection after the
- * first hears the server LAG_MS late: a renewal's incoming connection on a
- * slower path than the outgoing one (another route, a busier socket).
- */
-async function laggingProxy(): Promise<{ url: string; close(): void }> {
-  const target = new URL(natsUrl());
-  const sockets: Socket[] = [];
-  let n = 0;
-  const server: Server = createServer((down) => {
-    const lag = n++ === 0 ? 0 : LAG_MS;
-    const up = createConnection({ host: target.hostname, port: Number(target.port) });
-    sockets.push(down, up);
-    down.pipe(up);
-    // Each chunk as late as the one before it: the order holds.
-    up.on("data", (d: Buffer) => (lag ? setTimeout(() => down.writable && down.write(d), lag) : down.write(d)));
-    const end = () => {
-      down.destroy();
-      up.destroy();
-    };
-    up.on("close", end).on("error", end);
-    down.on("close", end).on("error", end);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    close() {
-      for (const x of sockets) x.destroy();
-      server.close();
-    },
-  };
-}
 
 /** A stream of numbered messages from `b` to `port` in bursts of 20, with a Ping between bursts, for `ms`: how many sent and pinged. */
 async function stream(b: Task, name: number, pingName: number, ms: number): Promise<{ sent: number; pings: number }> {
@@ -124,10 +91,10 @@ describe("NATS users renewed under load", { skip: (!busKinds.includes("nats") &&
   });
 
   it(`a renewal's incoming connection hearing the server ${LAG_MS} ms later than the outgoing one: what it gets late is matched, not passed on twice`, async () => {
-    const proxy = await laggingProxy();
+    const relay = await natsRelay(natsUrl(), { lagMs: (n) => (n === 0 ? 0 : LAG_MS) });
     try {
       const boot = h.kernel.bootTask({ name: "receiver-lagged" });
-      const a = await attachOverNats(proxy.url, { system: h.kernel.config.system, taskId: boot.task.id, token: boot.token, credentials: h.natsCredentials(boot.task.id), timeoutMs: 10_000 });
+      const a = await attachOverNats(relay.url, { system: h.kernel.config.system, taskId: boot.task.id, token: boot.token, credentials: h.natsCredentials(boot.task.id), timeoutMs: 10_000 });
       try {
         const { got, c, NAME } = await pair(h, a);
         const b: Task = await h.attach(c.taskId, c.token, { timeoutMs: 10_000 });
@@ -136,14 +103,14 @@ describe("NATS users renewed under load", { skip: (!busKinds.includes("nats") &&
         await until(() => got.length >= sent, 10_000, `all ${sent} messages`);
         // Late copies of the last ones would come after: give them the time.
         await new Promise((r) => setTimeout(r, LAG_MS * 3));
-        assert.ok((a.bus as NatsBus).expires > expiresA, "the receiver was renewed, through the proxy");
+        assert.ok((a.bus as NatsBus).expires > expiresA, "the receiver was renewed, through the relay");
         assertOnceInOrder(got, sent, a, b);
       } finally {
         a.abandon();
         await a.bus.close().catch(() => {});
       }
     } finally {
-      proxy.close();
+      await relay.close();
     }
   });
 });

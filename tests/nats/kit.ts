@@ -2,9 +2,10 @@
 // on fixed loopback ports so that one can be stopped and started again at
 // the same address), and a kernel in this process with a Ping server task
 // and client tasks, each on its own NATS connection, as separate programs
-// would be.
+// would be. Also a TCP relay to a nats-server whose server-to-client way
+// can be held or made to lag.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { client, errnoName, HurdError, MsgType, serve, type Client, type Task } from "@hurdmesh/mach";
@@ -149,3 +150,41 @@ export function load(rig: Rig) {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A TCP relay between clients and the nats-server at `to`. What the server
+ * sends can be held (hold, then release: a congested link, a reader behind
+ * on its input) and, per connection, come late (`lagMs(n)` for the n-th
+ * connection made, from 0: a slower route); in order either way.
+ */
+export async function natsRelay(to: string, o: { lagMs?: (n: number) => number } = {}) {
+  const target = new URL(to);
+  const socks: Socket[] = [];
+  let held: Array<[Socket, Buffer]> | null = null;
+  let n = 0;
+  const server = createServer((c) => {
+    const lag = o.lagMs?.(n++) ?? 0;
+    const s = connect(Number(target.port), target.hostname);
+    socks.push(c, s);
+    const pass = (d: Buffer) => (lag ? setTimeout(() => c.writable && c.write(d), lag) : c.write(d));
+    c.on("data", (d) => s.write(d));
+    s.on("data", (d: Buffer) => (held !== null ? held.push([c, d]) : pass(d)));
+    const end = () => (c.destroy(), s.destroy());
+    c.on("error", end).on("close", end);
+    s.on("error", end).on("close", end);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `nats://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hold: () => void (held ??= []),
+    release() {
+      const h = held ?? [];
+      held = null;
+      for (const [c, d] of h) c.write(d);
+    },
+    async close() {
+      for (const x of socks) x.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}

@@ -6,12 +6,12 @@
 // its input does not take its own lag for its tasks' silence.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { Kernel, TrapServer } from "@hurdmesh/kernel";
 import { NotifyId, Task, type Bus } from "@hurdmesh/mach";
 import { attachOverNats, NatsBus } from "@hurdmesh/mach/nats";
 import { busKinds, kernelNats, natsUrl, startHurd, until, type Hurd } from "../harness.js";
 import { inbox, nth, sleep } from "../kernel/kit.js";
+import { natsRelay } from "../nats/kit.js";
 
 for (const kind of busKinds) {
   describe(`leases for every task (${kind} bus)`, () => {
@@ -114,48 +114,11 @@ describe("the runtime and a lost bus", () => {
   });
 });
 
-/**
- * A TCP relay between a client and nats-server whose server-to-client way
- * can be held: what the server sends waits in the relay, as it would in a
- * congested link or in the socket of a kernel that is behind on reading,
- * and is passed on, in order, when released.
- */
-async function relay(to: string) {
-  const target = new URL(to);
-  const socks: Socket[] = [];
-  let held: Buffer[] | null = null;
-  const clients: Socket[] = [];
-  const server = createServer((c) => {
-    const s = connect(Number(target.port), target.hostname);
-    socks.push(c, s);
-    clients.push(c);
-    c.on("data", (d) => s.write(d));
-    s.on("data", (d) => (held !== null ? held.push(d) : c.write(d)));
-    const end = () => (c.destroy(), s.destroy());
-    c.on("error", end).on("close", end);
-    s.on("error", end).on("close", end);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `nats://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    hold: () => void (held ??= []),
-    release() {
-      const h = held ?? [];
-      held = null;
-      for (const d of h) for (const c of clients) c.write(d);
-    },
-    async close() {
-      for (const x of socks) x.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
-
 if (busKinds.includes("nats")) {
   describe("leases and a kernel behind on its input (nats bus)", () => {
     it("heartbeats that wait on their way to the kernel keep their task: the sweep is confirmed by a round trip first", async () => {
       const leaseMs = 400;
-      const r = await relay(natsUrl());
+      const r = await natsRelay(natsUrl());
       const system = `lag${process.pid}`;
       // With NATS authorization on (npm test's server), the kernel mints the task's user, as hurd-kernel does.
       const nats = await kernelNats(system);
