@@ -141,6 +141,28 @@ for (const kind of busKinds) {
       assert.ok(!x.s.detached);
     });
 
+    it("answers about its task asked before it took the task back and heard after (lapsed, or the old attach's holder) change nothing: it neither attaches again nor ends", async () => {
+      const x = await server("srv-late-answers");
+      echo(x.s, x.svc);
+      const before = await x.s.taskInfo(0);
+      assert.equal(before.attached, true);
+      clearInterval((x.s as unknown as { heartbeat: NodeJS.Timeout }).heartbeat);
+      await until(() => h.kernel.lapsed.has(h.kernel.tasks.get(x.taskId)!), 3000, "the lapse");
+      // What the daemon's periodic task_info (daemon.ts) may have in flight as the process takes its task back.
+      const lapsed = await x.s.taskInfo(0);
+      assert.equal(lapsed.attached, false);
+      (x.s as unknown as { lastBeat: number }).lastBeat = Date.now() - 10 * LEASE;
+      (x.s as unknown as { startHeartbeat(): void }).startHeartbeat();
+      await until(() => !h.kernel.lapsed.has(h.kernel.tasks.get(x.taskId)!), 3000, "the process to take its task back");
+      const now = await x.s.taskInfo(0);
+      assert.ok(now.holder > before.holder, `a new attach number (${before.holder} -> ${now.holder})`);
+      assert.equal(await x.s.heldAsSaid(lapsed), false);
+      assert.equal(await x.s.heldAsSaid(before), false);
+      assert.ok(!x.s.detached, "the process that took its task back goes on");
+      assert.equal((await x.s.taskInfo(0)).holder, now.holder, "and did not attach again");
+      assert.equal(new TextDecoder().decode((await client.rpc(x.send, 7000, new TextEncoder().encode("still"))).body), "still");
+    });
+
     it("past the grace the task is terminated as any task whose lease expired: holders of its task port get a dead name", async () => {
       const x = await server("srv-gone");
       const n = await client.allocate();

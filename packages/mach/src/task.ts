@@ -761,10 +761,18 @@ export class Task {
    * kernel keeps the task for a restart), this process takes it back;
    * taken by a newer process (an essential task's restart in place while
    * this one was stalled), this one is fenced and ends as if the task had
-   * ended. Answers whether it did either.
+   * ended. Answers whether it did either. An answer about an attach older
+   * than this process's own (asked before its rejoin, answered after)
+   * says nothing now: acted on, it would end the process that just took its
+   * task back, or attach a second time (EBUSY), and the hurd with it.
    */
   async heldAsSaid(info: { attached: boolean; essential: boolean; holder: number }): Promise<boolean> {
     if (this.closed) return true;
+    // A rejoin in flight: judged once this process knows its new number.
+    if (this.rejoining !== null) await this.rejoining;
+    if (this.closed) return true;
+    // Attach numbers only grow (the kernel counts each attach of the task).
+    if (info.holder !== 0 && info.holder < this.holder) return false;
     if (!info.attached) {
       await this.rejoin();
       return true;
